@@ -1,0 +1,188 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+typedef enum { K_INT, K_REAL, K_STR, K_BOOL } Kind;
+
+typedef struct {
+    Kind kind;
+    const char *env;
+    const char *def;
+    unsigned groups;
+    const char *help;
+    size_t offset;
+} Option;
+
+static const Option OPTIONS[] = {
+#define CONFIG_X(kind, field, env, def, groups, help) {K_##kind, env, def, groups, help, offsetof(Config, field)},
+    CONFIG_TABLE(CONFIG_X)
+#undef CONFIG_X
+};
+#define N_OPTIONS ((int)(sizeof(OPTIONS) / sizeof(OPTIONS[0])))
+
+// NUM_LAYERS -> num-layers
+static void flag_name(const Option *o, char *out, size_t n) {
+    size_t i = 0;
+    for (; o->env[i] && i + 1 < n; i++) out[i] = o->env[i] == '_' ? '-' : (char)tolower((unsigned char)o->env[i]);
+    out[i] = 0;
+}
+
+static void set_value(Config *c, const Option *o, const char *value, const char *source) {
+    void *field = (char *)c + o->offset;
+    char *end = NULL;
+    errno = 0;
+    switch (o->kind) {
+    case K_INT: {
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end) die("%s: %s=%s is not an integer", source, o->env, value);
+        *(int64_t *)field = v;
+        break;
+    }
+    case K_REAL: {
+        double v = strtod(value, &end);
+        if (errno || end == value || *end || !isfinite(v)) die("%s: %s=%s is not a number", source, o->env, value);
+        *(double *)field = v;
+        break;
+    }
+    case K_BOOL: {
+        if (!strcmp(value, "1") || !strcmp(value, "true")) *(int *)field = 1;
+        else if (!strcmp(value, "0") || !strcmp(value, "false")) *(int *)field = 0;
+        else die("%s: %s=%s must be 0 or 1", source, o->env, value);
+        break;
+    }
+    case K_STR: {
+        char **s = (char **)field;
+        free(*s);
+        *s = xstrdup(value);
+        break;
+    }
+    }
+}
+
+void config_defaults(Config *c) {
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < N_OPTIONS; i++) set_value(c, &OPTIONS[i], OPTIONS[i].def, "default");
+}
+
+int config_load(Config *c, int argc, char **argv, unsigned groups, const char *cmd) {
+    for (int i = 0; i < N_OPTIONS; i++) {
+        const char *v = getenv(OPTIONS[i].env);
+        if (v) set_value(c, &OPTIONS[i], v, "environment");
+    }
+    int out = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0 || !strcmp(arg, "--")) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const Option *o = NULL;
+        char fname[64];
+        for (int k = 0; k < N_OPTIONS && !o; k++) {
+            flag_name(&OPTIONS[k], fname, sizeof fname);
+            if (strlen(fname) == len && !strncmp(fname, name, len)) o = &OPTIONS[k];
+        }
+        if (!o) {
+            // keep flags the command handles itself (e.g. --help, --preset); it rejects the rest
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (!(o->groups & groups)) die("--%.*s is not an option of `pgolf %s` (see pgolf %s --help)", (int)len, name, cmd, cmd);
+        const char *value = eq ? eq + 1 : NULL;
+        if (!value) {
+            if (i + 1 >= argc) die("--%.*s needs a value", (int)len, name);
+            value = argv[++i];
+        }
+        set_value(c, o, value, "flag");
+    }
+    argv[out] = NULL;
+    return out;
+}
+
+void config_help(const char *cmd, const char *summary, unsigned groups) {
+    printf("usage: pgolf %s [options]\n%s\n\noptions (flag / environment variable, default):\n", cmd, summary);
+    char fname[64];
+    for (int i = 0; i < N_OPTIONS; i++) {
+        const Option *o = &OPTIONS[i];
+        if (!(o->groups & groups)) continue;
+        flag_name(o, fname, sizeof fname);
+        printf("  --%-28s %-28s [%s]\n      %s\n", fname, o->env, o->def, o->help);
+    }
+}
+
+static int format_value(const Config *c, const Option *o, char *out, size_t n) {
+    const void *field = (const char *)c + o->offset;
+    switch (o->kind) {
+    case K_INT: return snprintf(out, n, "%s=%lld", o->env, (long long)*(const int64_t *)field);
+    case K_REAL: return snprintf(out, n, "%s=%.17g", o->env, *(const double *)field);
+    case K_BOOL: return snprintf(out, n, "%s=%d", o->env, *(const int *)field);
+    case K_STR: return snprintf(out, n, "%s=%s", o->env, *(char *const *)field);
+    }
+    return 0;
+}
+
+void config_print(const Config *c, unsigned groups) {
+    char line[4096];
+    for (int i = 0; i < N_OPTIONS; i++) {
+        if (!(OPTIONS[i].groups & groups)) continue;
+        format_value(c, &OPTIONS[i], line, sizeof line);
+        log_file_only("%s", line);
+    }
+}
+
+char *config_text(const Config *c, unsigned groups) {
+    size_t cap = 256, len = 0;
+    char *out = xmalloc(cap), line[4096];
+    out[0] = 0;
+    for (int i = 0; i < N_OPTIONS; i++) {
+        if (!(OPTIONS[i].groups & groups)) continue;
+        int n = format_value(c, &OPTIONS[i], line, sizeof line);
+        while (len + (size_t)n + 2 > cap) out = xrealloc(out, cap *= 2);
+        memcpy(out + len, line, (size_t)n);
+        len += (size_t)n;
+        out[len++] = '\n';
+        out[len] = 0;
+    }
+    return out;
+}
+
+void config_apply_text(Config *c, const char *text, const char *source) {
+    char *copy = xstrdup(text), *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *eq = strchr(line, '=');
+        if (!eq) die("%s: malformed configuration line '%s'", source, line);
+        *eq = 0;
+        const Option *o = NULL;
+        for (int i = 0; i < N_OPTIONS && !o; i++)
+            if (!strcmp(OPTIONS[i].env, line)) o = &OPTIONS[i];
+        if (!o) die("%s: unknown configuration key %s", source, line);
+        set_value(c, o, eq + 1, source);
+    }
+    free(copy);
+}
+
+void config_validate_model(const Config *c) {
+    if (c->vocab_size <= 0 || c->vocab_size > 65536) die("VOCAB_SIZE=%lld must be in 1..65536 (tokens are uint16)", (long long)c->vocab_size);
+    if (c->num_layers <= 0) die("NUM_LAYERS=%lld must be positive", (long long)c->num_layers);
+    if (c->model_dim <= 0 || c->num_heads <= 0 || c->num_kv_heads <= 0) die("MODEL_DIM, NUM_HEADS and NUM_KV_HEADS must be positive");
+    if (c->model_dim % c->num_heads) die("MODEL_DIM=%lld must be divisible by NUM_HEADS=%lld", (long long)c->model_dim, (long long)c->num_heads);
+    if (c->num_heads % c->num_kv_heads) die("NUM_HEADS=%lld must be divisible by NUM_KV_HEADS=%lld", (long long)c->num_heads, (long long)c->num_kv_heads);
+    if ((c->model_dim / c->num_heads) % 2) die("head_dim=%lld must be even for RoPE", (long long)(c->model_dim / c->num_heads));
+    if (c->mlp_mult <= 0) die("MLP_MULT=%lld must be positive", (long long)c->mlp_mult);
+    if (c->logit_softcap <= 0) die("LOGIT_SOFTCAP must be positive, got %g", c->logit_softcap);
+    if (c->train_seq_len <= 0) die("TRAIN_SEQ_LEN must be positive");
+    if (c->grad_accum_steps <= 0) die("GRAD_ACCUM_STEPS must be positive");
+    int64_t per_micro = c->train_batch_tokens / c->grad_accum_steps;
+    if (c->train_batch_tokens % c->grad_accum_steps || per_micro % c->train_seq_len || per_micro <= 0)
+        die("TRAIN_BATCH_TOKENS=%lld must split into GRAD_ACCUM_STEPS=%lld micro-batches of whole TRAIN_SEQ_LEN=%lld sequences",
+            (long long)c->train_batch_tokens, (long long)c->grad_accum_steps, (long long)c->train_seq_len);
+}

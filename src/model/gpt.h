@@ -1,0 +1,73 @@
+// The baseline GPT of train_gpt.py: parameters, activations, forward and backward.
+// All math goes through ops/ops.h; this file only decides the order and the buffers.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "real.h"
+#include "tensor.h"
+
+typedef struct {
+    int vocab, layers, dim, heads, kv_heads, head_dim, kv_dim, hidden, tied, rope_dims, rope_bf16;
+    int enc_layers, dec_layers, skips; // U-Net: first half pushes, second half pops
+    double rope_base, softcap, qk_gain_init, tied_embed_init_std;
+} GPTConfig;
+
+GPTConfig gpt_config_from(const Config *c);
+
+// Pointers into one flat block of parameters (or, with the same layout, of gradients).
+typedef struct {
+    real *c_q, *c_k, *c_v, *attn_proj, *q_gain, *fc, *mlp_proj, *attn_scale, *mlp_scale, *resid_mix;
+} BlockTensors;
+
+typedef struct {
+    real *tok_emb, *skip_weights, *lm_head; // lm_head NULL when tied
+    BlockTensors *blocks;
+} ModelTensors;
+
+// Which optimizer group a tensor belongs to (train_gpt.py's split).
+typedef enum { GROUP_MATRIX, GROUP_SCALAR, GROUP_EMBED, GROUP_HEAD } ParamGroup;
+
+// Saved activations of one block for a micro-batch of N = B*T tokens.
+typedef struct {
+    real *x_in, *n1, *rstd1, *qn, *qf, *rstd_q, *kn, *kf, *rstd_k, *v, *att_y, *lse, *att_out;
+    real *n2, *rstd2, *h_pre, *h_act, *mlp_out, *x_out;
+} BlockActs;
+
+typedef struct {
+    int B, T;
+    real *emb, *emb_rstd, *x0, *nf, *rstd_f, *logits, *losses;
+    BlockActs *blocks;
+    const int32_t *targets;
+    // backward scratch
+    real *dx, *dx0, *dres, *dn, *dq, *dk, *dv, *datt, *dh, *dskip;
+} Activations;
+
+typedef struct {
+    GPTConfig cfg;
+    size_t n_params;
+    real *params, *grads;
+    ModelTensors p, g;
+    TensorList param_list, grad_list; // state_dict order and names
+    ParamGroup *groups;               // one per tensor of param_list
+    Activations acts;
+    size_t acts_tokens; // capacity of acts in tokens
+    real *rope_cos, *rope_sin;
+    int rope_T;
+} GPT;
+
+void gpt_init(GPT *m, const GPTConfig *cfg);
+void gpt_free(GPT *m);
+// train_gpt.py's init (kaiming-uniform linears, zero projections, normal tied embedding, ones,
+// resid_mix (1, 0)), rounded to bf16 as the reference's model.bfloat16() does. pgolf's generator is
+// its own (xoshiro256**), so values differ from torch's for the same seed; use INIT_CHECKPOINT for
+// bit-identical starts.
+void gpt_init_weights(GPT *m, uint64_t seed);
+// Forward over x [B,T]. With targets, returns the mean loss and keeps per-token losses in
+// m->acts.losses; without, returns 0 and leaves raw logits z in m->acts.logits.
+double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int T);
+// Accumulates into m->grads the gradient of loss_scale * mean loss of the last forward.
+void gpt_backward(GPT *m, const int32_t *x, real loss_scale);
+void gpt_zero_grad(GPT *m);
+int64_t gpt_count_params(const GPTConfig *cfg);

@@ -1,0 +1,97 @@
+// Causal softmax attention with grouped KV heads, by blocks of query rows so the scores of only
+// BR rows live at a time: S = Q K^T / sqrt(Dh) restricted to columns <= row, P = softmax(S), Y = P V.
+// The backward pass recomputes P from the saved log-sum-exp (flash-attention's trade: a second
+// Q K^T product instead of B*H*T*T stored probabilities).
+#include <math.h>
+#include <stdlib.h>
+
+#include "ops/ops.h"
+#include "util.h"
+
+#define BR 64 // query rows per block
+
+// P[nr, ncols] = exp(scale * S - lse) on the causal part (col <= r0 + i), 0 above it.
+static void probs_from_scores(real *P, const real *lse, int r0, int nr, int ncols) {
+    for (int i = 0; i < nr; i++) {
+        real *p = P + (size_t)i * ncols, l = lse[r0 + i];
+        int last = r0 + i;
+        for (int j = 0; j <= last; j++) p[j] = rexp(p[j] - l);
+        for (int j = last + 1; j < ncols; j++) p[j] = 0;
+    }
+}
+
+void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, int B, int T, int H, int Hkv,
+                       int Dh) {
+    const int ldq = H * Dh, ldk = Hkv * Dh, group = H / Hkv;
+    const real scale = (real)(1.0 / sqrt((double)Dh));
+#pragma omp parallel
+    {
+        real *S = xmalloc(sizeof(real) * BR * (size_t)T);
+#pragma omp for schedule(dynamic, 1)
+        for (int bh = 0; bh < B * H; bh++) {
+            int b = bh / H, h = bh % H, g = h / group;
+            const real *Q = q + ((size_t)b * T * H + h) * Dh;
+            const real *K = k + ((size_t)b * T * Hkv + g) * Dh, *V = v + ((size_t)b * T * Hkv + g) * Dh;
+            real *Y = y + ((size_t)b * T * H + h) * Dh, *L = lse + (size_t)bh * T;
+            for (int r0 = 0; r0 < T; r0 += BR) {
+                int nr = r0 + BR < T ? BR : T - r0, ncols = r0 + nr;
+                gemm(0, 1, nr, ncols, Dh, scale, Q + (size_t)r0 * ldq, ldq, K, ldk, 0, S, ncols);
+                for (int i = 0; i < nr; i++) {
+                    const real *s = S + (size_t)i * ncols;
+                    int last = r0 + i;
+                    real m = s[0];
+                    for (int j = 1; j <= last; j++) m = s[j] > m ? s[j] : m;
+                    double sum = 0;
+                    for (int j = 0; j <= last; j++) sum += rexp(s[j] - m);
+                    L[last] = m + (real)log(sum);
+                }
+                probs_from_scores(S, L, r0, nr, ncols);
+                gemm(0, 0, nr, Dh, ncols, 1, S, ncols, V, ldk, 0, Y + (size_t)r0 * ldq, ldq);
+            }
+        }
+        free(S);
+    }
+}
+
+void attention_backward(real *dq, real *dk, real *dv, const real *dy, const real *y, const real *lse, const real *q,
+                        const real *k, const real *v, int B, int T, int H, int Hkv, int Dh) {
+    const int ldq = H * Dh, ldk = Hkv * Dh, group = H / Hkv;
+    const real scale = (real)(1.0 / sqrt((double)Dh));
+    // One task per (batch, KV head): the query heads sharing a KV head accumulate into the same dK, dV.
+#pragma omp parallel
+    {
+        real *P = xmalloc(sizeof(real) * BR * (size_t)T), *dP = xmalloc(sizeof(real) * BR * (size_t)T);
+#pragma omp for schedule(dynamic, 1)
+        for (int bg = 0; bg < B * Hkv; bg++) {
+            int b = bg / Hkv, g = bg % Hkv;
+            const real *K = k + ((size_t)b * T * Hkv + g) * Dh, *V = v + ((size_t)b * T * Hkv + g) * Dh;
+            real *dK = dk + ((size_t)b * T * Hkv + g) * Dh, *dV = dv + ((size_t)b * T * Hkv + g) * Dh;
+            for (int t = 0; t < T; t++)
+                for (int d = 0; d < Dh; d++) dK[(size_t)t * ldk + d] = dV[(size_t)t * ldk + d] = 0;
+            for (int h = g * group; h < (g + 1) * group; h++) {
+                size_t off = ((size_t)b * T * H + h) * Dh;
+                const real *Q = q + off, *Y = y + off, *dY = dy + off, *L = lse + ((size_t)b * H + h) * T;
+                real *dQ = dq + off;
+                for (int r0 = 0; r0 < T; r0 += BR) {
+                    int nr = r0 + BR < T ? BR : T - r0, ncols = r0 + nr;
+                    gemm(0, 1, nr, ncols, Dh, scale, Q + (size_t)r0 * ldq, ldq, K, ldk, 0, P, ncols);
+                    probs_from_scores(P, L, r0, nr, ncols);
+                    gemm(1, 0, ncols, Dh, nr, 1, P, ncols, dY + (size_t)r0 * ldq, ldq, 1, dV, ldk);
+                    gemm(0, 1, nr, ncols, Dh, 1, dY + (size_t)r0 * ldq, ldq, V, ldk, 0, dP, ncols);
+                    // dS = P * (dP - rowsum(P * dP)), and rowsum(P * dP) = dY . Y for each row
+                    for (int i = 0; i < nr; i++) {
+                        const real *yi = Y + (size_t)(r0 + i) * ldq, *dyi = dY + (size_t)(r0 + i) * ldq;
+                        double D = 0;
+                        for (int d = 0; d < Dh; d++) D += (double)yi[d] * dyi[d];
+                        real *p = P + (size_t)i * ncols, *dp = dP + (size_t)i * ncols;
+                        for (int j = 0; j <= r0 + i; j++) p[j] = p[j] * (dp[j] - (real)D) * scale;
+                    }
+                    gemm(0, 0, nr, Dh, ncols, 1, P, ncols, K, ldk, 0, dQ + (size_t)r0 * ldq, ldq);
+                    gemm(1, 0, ncols, Dh, nr, 1, P, ncols, Q + (size_t)r0 * ldq, ldq, 1, dK, ldk);
+                }
+            }
+        }
+        free(P);
+        free(dP);
+    }
+}

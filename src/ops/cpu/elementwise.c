@@ -1,0 +1,97 @@
+// Embedding lookup, relu^2, and the per-channel mixes and scales of the residual stream.
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "util.h"
+#include "ops/cpu/omp_compat.h"
+
+void embedding_forward(real *out, const int32_t *ids, const real *table, int N, int D) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * D, table + (size_t)ids[n] * D, sizeof(real) * D);
+}
+
+// Rows repeat across tokens, so threads split the columns instead of the tokens: no write races.
+void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int N, int D) {
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads_safe(), tid = omp_get_thread_num_safe();
+        int c0 = D * tid / nt, c1 = D * (tid + 1) / nt;
+        for (int n = 0; n < N; n++) {
+            real *dst = dtable + (size_t)ids[n] * D;
+            const real *src = dout + (size_t)n * D;
+            for (int c = c0; c < c1; c++) dst[c] += src[c];
+        }
+    }
+}
+
+void relu2_forward(real *out, const real *inp, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        real r = inp[i] > 0 ? inp[i] : 0;
+        out[i] = r * r;
+    }
+}
+
+void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) dinp[i] = inp[i] > 0 ? 2 * inp[i] * dout[i] : 0;
+}
+
+void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C) {
+    const real *m0 = mix, *m1 = mix + C;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        size_t o = (size_t)n * C;
+        for (int c = 0; c < C; c++) out[o + c] = m0[c] * x[o + c] + m1[c] * x0[o + c];
+    }
+}
+
+// Column sums (over N rows) are split by columns across threads for the same no-race reason.
+void resid_mix_backward(real *dx, real *dx0, real *dmix, const real *dout, const real *x, const real *x0,
+                        const real *mix, int N, int C) {
+    const real *m0 = mix, *m1 = mix + C;
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads_safe(), tid = omp_get_thread_num_safe();
+        int c0 = C * tid / nt, c1 = C * (tid + 1) / nt;
+        for (int c = c0; c < c1; c++) {
+            double s0 = 0, s1 = 0;
+            for (int n = 0; n < N; n++) {
+                size_t o = (size_t)n * C + c;
+                s0 += (double)dout[o] * x[o];
+                s1 += (double)dout[o] * x0[o];
+                dx0[o] += dout[o] * m1[c];
+                dx[o] = dout[o] * m0[c];
+            }
+            dmix[c] += (real)s0;
+            dmix[C + c] += (real)s1;
+        }
+    }
+}
+
+void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        size_t o = (size_t)n * C;
+        for (int c = 0; c < C; c++) x[o + c] += scale[c] * y[o + c];
+    }
+}
+
+void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, int N, int C,
+                         int accumulate) {
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads_safe(), tid = omp_get_thread_num_safe();
+        int c0 = C * tid / nt, c1 = C * (tid + 1) / nt;
+        for (int c = c0; c < c1; c++) {
+            double s = 0;
+            for (int n = 0; n < N; n++) {
+                size_t o = (size_t)n * C + c;
+                s += (double)dout[o] * y[o];
+                dy[o] = (accumulate ? dy[o] : 0) + dout[o] * scale[c];
+            }
+            dscale[c] += (real)s;
+        }
+    }
+}

@@ -1,0 +1,10 @@
+// OpenMP thread queries that also work when a file is built without -fopenmp.
+#pragma once
+#ifdef _OPENMP
+#include <omp.h>
+#define omp_get_num_threads_safe() omp_get_num_threads()
+#define omp_get_thread_num_safe() omp_get_thread_num()
+#else
+#define omp_get_num_threads_safe() 1
+#define omp_get_thread_num_safe() 0
+#endif

@@ -1,0 +1,84 @@
+// Rotary embeddings and the query/key preparation around them: rmsnorm over each head, rotate, gain.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "util.h"
+
+// Same float32 steps as train_gpt.py's Rotary: inv_freq = 1 / base^(2j/rot), angle = pos * inv_freq.
+// With bf16 set, positions, inv_freq, angles and results are rounded to bf16 as happens on GPU after
+// model.bfloat16() (parity aid only; fp32 is the intended math).
+void rope_tables(real *cos_t, real *sin_t, int T, int rot, double base, int bf16) {
+    int half = rot / 2;
+    for (int j = 0; j < half; j++) {
+        float inv = 1.0f / powf((float)base, (float)(2 * j) / (float)rot);
+        if (bf16) inv = bf16_round(inv);
+        for (int t = 0; t < T; t++) {
+            float pos = bf16 ? bf16_round((float)t) : (float)t;
+            float ang = pos * inv;
+            if (bf16) ang = bf16_round(ang);
+            float c = (float)cos((double)ang), s = (float)sin((double)ang);
+            cos_t[(size_t)t * half + j] = bf16 ? bf16_round(c) : c;
+            sin_t[(size_t)t * half + j] = bf16 ? bf16_round(s) : s;
+        }
+    }
+}
+
+void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real *gain, const real *cos_t,
+                     const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps) {
+    int half = rot / 2;
+    rmsnorm_forward(xn, rstd, x, B * T * nh, Dh, eps);
+#pragma omp parallel for schedule(static)
+    for (int row = 0; row < B * T * nh; row++) {
+        int t = (row / nh) % T, h = row % nh;
+        const real *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
+        const real *xr = xn + (size_t)row * Dh;
+        real *o = out + (size_t)row * Dh;
+        real g = gain ? gain[h] : 1;
+        for (int j = 0; j < half; j++) {
+            real x1 = xr[j], x2 = xr[j + half];
+            o[j] = (x1 * c[j] + x2 * s[j]) * g;
+            o[j + half] = (-x1 * s[j] + x2 * c[j]) * g;
+        }
+        for (int j = rot; j < Dh; j++) o[j] = xr[j] * g;
+    }
+}
+
+void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
+                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot) {
+    int half = rot / 2, rows = B * T * nh;
+    real *dxn = dx; // the rotation's gradient lands in dx first, then rmsnorm's backward runs in place
+#pragma omp parallel
+    {
+        double *dg = xcalloc((size_t)nh, sizeof(double));
+#pragma omp for schedule(static)
+        for (int row = 0; row < rows; row++) {
+            int t = (row / nh) % T, h = row % nh;
+            const real *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
+            const real *xr = xn + (size_t)row * Dh, *d = dout + (size_t)row * Dh;
+            real *o = dxn + (size_t)row * Dh;
+            real g = gain ? gain[h] : 1;
+            double acc = 0;
+            for (int j = 0; j < half; j++) {
+                real x1 = xr[j], x2 = xr[j + half];
+                real r1 = x1 * c[j] + x2 * s[j], r2 = -x1 * s[j] + x2 * c[j];
+                acc += (double)d[j] * r1 + (double)d[j + half] * r2;
+                real d1 = d[j] * g, d2 = d[j + half] * g;
+                o[j] = d1 * c[j] - d2 * s[j];
+                o[j + half] = d1 * s[j] + d2 * c[j];
+            }
+            for (int j = rot; j < Dh; j++) {
+                acc += (double)d[j] * xr[j];
+                o[j] = d[j] * g;
+            }
+            dg[h] += acc;
+        }
+        if (gain && dgain) {
+#pragma omp critical
+            for (int h = 0; h < nh; h++) dgain[h] += (real)dg[h];
+        }
+        free(dg);
+    }
+    rmsnorm_backward(dx, dxn, xn, rstd, rows, Dh, 0);
+}

@@ -1,0 +1,88 @@
+// The op interface: every computation the model and the optimizers do goes through these functions,
+// so a backend (CPU here: OpenBLAS + OpenMP) can be swapped without touching the model's logic.
+// Pointers are backend memory; shapes are in the comments. Row-major; matrices act as y = x W^T
+// with W stored [out, in], like torch's F.linear.
+// Backward functions accumulate (+=) into parameter gradients; activation gradients are written
+// (=) unless the function says it accumulates.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "real.h"
+
+// ---------------------------------------------------------------- memory
+real *ops_alloc(size_t n);          // zeroed
+void ops_free(real *p);
+void ops_zero(real *p, size_t n);
+void ops_copy(real *dst, const real *src, size_t n);
+
+// ---------------------------------------------------------------- dense algebra
+// C[M,N] = alpha * op(A) op(B) + beta * C, op = transpose when trans_* is set (BLAS semantics).
+void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
+          real beta, real *C, int ldc);
+// out[N,C_out] = inp[N,C_in] w[C_out,C_in]^T
+void matmul_forward(real *out, const real *inp, const real *w, int N, int C_in, int C_out);
+// dinp[N,C_in] = dout w (+= when accumulate), dw[C_out,C_in] += dout^T inp
+void matmul_backward(real *dinp, real *dw, const real *dout, const real *inp, const real *w, int N, int C_in, int C_out,
+                     int accumulate);
+
+// ---------------------------------------------------------------- embedding
+// out[N,D] = table[ids[n]]
+void embedding_forward(real *out, const int32_t *ids, const real *table, int N, int D);
+// dtable[V,D] += scatter of dout[N,D]
+void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int N, int D);
+
+// ---------------------------------------------------------------- normalization
+// out = inp / sqrt(mean(inp^2) + eps) per row of C; rstd[rows] saved for backward.
+void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps);
+// dinp = rstd * (dout - out * mean(dout * out)); accumulates into dinp when accumulate.
+void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real *rstd, int rows, int C, int accumulate);
+
+// ---------------------------------------------------------------- rotary + query/key preparation
+// cos/sin tables [T, rot/2] with angle = pos * base^(-2j/rot); bf16 = round like the bf16 reference.
+void rope_tables(real *cos_t, real *sin_t, int T, int rot, double base, int bf16);
+// For q (gain != NULL) or k (gain == NULL), x is [B,T,nh,Dh]:
+//   xn = rmsnorm(x) over Dh (saved with rstd[B*T*nh]); out = rope(xn) * gain[h], where rope rotates
+//   the first `rot` dims of each head (rotate-half within them) and passes the rest through.
+void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real *gain, const real *cos_t,
+                     const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps);
+// dx from dout; dgain[nh] += sum(dout * rope(xn)) when gain != NULL.
+void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
+                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot);
+
+// ---------------------------------------------------------------- attention
+// Causal GQA softmax attention. q [B,T,H,Dh], k/v [B,T,Hkv,Dh], y [B,T,H,Dh]; head h reads KV head
+// h / (H/Hkv). lse [B,H,T] (log-sum-exp of each score row) is saved so backward recomputes the
+// probabilities instead of storing B*H*T*T of them.
+void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, int B, int T, int H, int Hkv,
+                       int Dh);
+// dq, dk, dv written (not accumulated).
+void attention_backward(real *dq, real *dk, real *dv, const real *dy, const real *y, const real *lse, const real *q,
+                        const real *k, const real *v, int B, int T, int H, int Hkv, int Dh);
+
+// ---------------------------------------------------------------- elementwise
+// out = relu(inp)^2
+void relu2_forward(real *out, const real *inp, size_t n);
+// dinp = dout * 2 relu(inp)
+void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n);
+// out[N,C] = mix[0] * x + mix[1] * x0, mix [2,C]
+void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C);
+// dx = dout * mix[0] (written), dx0 += dout * mix[1], dmix += column sums
+void resid_mix_backward(real *dx, real *dx0, real *dmix, const real *dout, const real *x, const real *x0,
+                        const real *mix, int N, int C);
+// x[N,C] += scale[C] * y
+void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C);
+// dy = dout * scale (written, or += when accumulate), dscale += sum_n dout * y
+void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, int N, int C,
+                         int accumulate);
+void add_inplace(real *dst, const real *src, size_t n); // dst += src
+
+// ---------------------------------------------------------------- head
+// z [N,V] are the raw logits x E^T. Per token: l = cap * tanh(z / cap); loss[n] = logsumexp(l) - l[target].
+void softcap_xent_forward(real *loss, const real *z, const int32_t *targets, int N, int V, real cap);
+// In place: z becomes dL/dz for L = scale * sum_n loss[n].
+void softcap_xent_backward(real *z, const int32_t *targets, int N, int V, real cap, real scale);
+
+// ---------------------------------------------------------------- reductions
+double sum_squares(const real *x, size_t n); // in double, for norms
+void scale_inplace(real *x, real s, size_t n);

@@ -1,0 +1,30 @@
+// A named view of a tensor of reals: how the model's parameters, optimizer state and gradients are
+// handed to checkpoints, export and optimizers. Names follow train_gpt.py's state_dict.
+#pragma once
+#include <stdint.h>
+
+#include "real.h"
+
+#define TENSOR_MAX_DIMS 4
+#define TENSOR_NAME_MAX 96
+
+typedef struct {
+    char name[TENSOR_NAME_MAX];
+    int ndim;
+    int64_t shape[TENSOR_MAX_DIMS];
+    real *data; // numel values, owned elsewhere
+} TensorView;
+
+static inline int64_t tensor_numel(const TensorView *t) {
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+// A list of views, e.g. the model's parameters in state_dict order.
+typedef struct {
+    TensorView *items;
+    int count;
+} TensorList;
+
+const TensorView *tensor_list_find(const TensorList *list, const char *name); // NULL if absent

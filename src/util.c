@@ -1,0 +1,273 @@
+#include "util.h"
+
+#include <errno.h>
+#include <glob.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+// ---------------------------------------------------------------- errors and checked calls
+
+void die(const char *fmt, ...) {
+    va_list ap;
+    fflush(stdout);
+    fputs("pgolf: error: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+void *xmalloc_at(size_t n, const char *file, int line) {
+    void *p = malloc(n ? n : 1);
+    if (!p) die("out of memory allocating %zu bytes (%s:%d)", n, file, line);
+    return p;
+}
+
+void *xcalloc_at(size_t count, size_t size, const char *file, int line) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) die("out of memory allocating %zu x %zu bytes (%s:%d)", count, size, file, line);
+    return p;
+}
+
+void *xrealloc_at(void *p, size_t n, const char *file, int line) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) die("out of memory reallocating %zu bytes (%s:%d)", n, file, line);
+    return q;
+}
+
+char *xstrdup_at(const char *s, const char *file, int line) {
+    size_t n = strlen(s) + 1;
+    char *p = xmalloc_at(n, file, line);
+    memcpy(p, s, n);
+    return p;
+}
+
+FILE *xfopen_at(const char *path, const char *mode, const char *file, int line) {
+    FILE *f = fopen(path, mode);
+    if (!f) die("cannot open %s (mode %s): %s (%s:%d)", path, mode, strerror(errno), file, line);
+    return f;
+}
+
+void xfread_at(void *dst, size_t size, size_t count, FILE *f, const char *path, const char *file, int line) {
+    if (fread(dst, size, count, f) != count)
+        die("%s: truncated or unreadable (wanted %zu x %zu bytes) (%s:%d)", path, count, size, file, line);
+}
+
+void xfwrite_at(const void *src, size_t size, size_t count, FILE *f, const char *path, const char *file, int line) {
+    if (fwrite(src, size, count, f) != count)
+        die("%s: write failed: %s (%s:%d)", path, strerror(errno), file, line);
+}
+
+uint8_t *read_file(const char *path, size_t *len) {
+    FILE *f = xfopen(path, "rb");
+    if (fseek(f, 0, SEEK_END) != 0) die("%s: cannot seek", path);
+    long n = ftell(f);
+    if (n < 0) die("%s: cannot tell size", path);
+    rewind(f);
+    uint8_t *buf = xmalloc((size_t)n + 1);
+    xfread(buf, 1, (size_t)n, f, path);
+    buf[n] = 0;
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+int64_t file_size(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) return -1;
+    return (int64_t)st.st_size;
+}
+
+// ---------------------------------------------------------------- atomic writes
+
+AtomicFile atomic_open(const char *path) {
+    AtomicFile af;
+    size_t n = strlen(path) + 32;
+    af.path = xstrdup(path);
+    af.tmp_path = xmalloc(n);
+    snprintf(af.tmp_path, n, "%s.tmp.%d", path, (int)getpid());
+    af.f = xfopen(af.tmp_path, "wb");
+    return af;
+}
+
+void atomic_write(AtomicFile *af, const void *src, size_t n) {
+    xfwrite(src, 1, n, af->f, af->tmp_path);
+}
+
+void atomic_commit(AtomicFile *af) {
+    if (fflush(af->f) != 0 || fsync(fileno(af->f)) != 0) die("%s: flush failed: %s", af->tmp_path, strerror(errno));
+    if (fclose(af->f) != 0) die("%s: close failed: %s", af->tmp_path, strerror(errno));
+    if (rename(af->tmp_path, af->path) != 0) die("cannot rename %s to %s: %s", af->tmp_path, af->path, strerror(errno));
+    free(af->path);
+    free(af->tmp_path);
+    af->f = NULL;
+}
+
+void write_file_atomic(const char *path, const void *src, size_t n) {
+    AtomicFile af = atomic_open(path);
+    atomic_write(&af, src, n);
+    atomic_commit(&af);
+}
+
+// ---------------------------------------------------------------- paths
+
+int glob_sorted(const char *pattern, char ***paths) {
+    glob_t g;
+    int rc = glob(pattern, 0, NULL, &g); // glob sorts by default
+    if (rc == GLOB_NOMATCH) {
+        *paths = NULL;
+        return 0;
+    }
+    if (rc != 0) die("glob failed for pattern %s", pattern);
+    char **out = xmalloc(sizeof(char *) * g.gl_pathc);
+    for (size_t i = 0; i < g.gl_pathc; i++) out[i] = xstrdup(g.gl_pathv[i]);
+    int n = (int)g.gl_pathc;
+    globfree(&g);
+    *paths = out;
+    return n;
+}
+
+void free_paths(char **paths, int n) {
+    for (int i = 0; i < n; i++) free(paths[i]);
+    free(paths);
+}
+
+void mkdir_p(const char *dir) {
+    char *p = xstrdup(dir);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) die("cannot create directory %s: %s", p, strerror(errno));
+        *s = '/';
+    }
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) die("cannot create directory %s: %s", p, strerror(errno));
+    free(p);
+}
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// ---------------------------------------------------------------- random numbers
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void rng_seed(Rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t rng_u64(Rng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double rng_uniform(Rng *r) { return (double)(rng_u64(r) >> 11) * 0x1.0p-53; }
+
+double rng_normal(Rng *r) {
+    double u1 = rng_uniform(r), u2 = rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+// ---------------------------------------------------------------- float formats
+
+float bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) != 0x7f800000u) u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+uint16_t f32_to_f16(float x) {
+    _Float16 h = (_Float16)x;
+    uint16_t u;
+    memcpy(&u, &h, 2);
+    return u;
+}
+
+float f16_to_f32(uint16_t u) {
+    _Float16 h;
+    memcpy(&h, &u, 2);
+    return (float)h;
+}
+
+// ---------------------------------------------------------------- logging
+
+static FILE *g_log;
+
+void log_open(const char *path) {
+    if (g_log) fclose(g_log);
+    g_log = xfopen(path, "a");
+}
+
+void log_close(void) {
+    if (g_log) fclose(g_log);
+    g_log = NULL;
+}
+
+static void log_v(int console, const char *fmt, va_list ap) {
+    va_list ap2;
+    va_copy(ap2, ap);
+    if (console) {
+        vprintf(fmt, ap);
+        putchar('\n');
+        fflush(stdout);
+    }
+    if (g_log) {
+        vfprintf(g_log, fmt, ap2);
+        fputc('\n', g_log);
+        fflush(g_log);
+    }
+    va_end(ap2);
+}
+
+void log0(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(1, fmt, ap);
+    va_end(ap);
+}
+
+void log_file_only(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(0, fmt, ap);
+    va_end(ap);
+}
+
+void progress(const char *label, int64_t done, int64_t total) {
+    static double last;
+    double t = now_seconds();
+    if (done < total && t - last < 0.5) return; // at most twice a second
+    last = t;
+    if (!isatty(fileno(stderr))) {
+        if (done == total) fprintf(stderr, "%s: %lld/%lld\n", label, (long long)done, (long long)total);
+        return;
+    }
+    fprintf(stderr, "\r%s: %lld/%lld (%.0f%%)%s", label, (long long)done, (long long)total,
+            total ? 100.0 * (double)done / (double)total : 100.0, done == total ? "\n" : "");
+}

@@ -1,0 +1,306 @@
+// Finite-difference checks, in double precision, of every op's backward and of the whole model.
+// Each op is tested through L = sum(out * R) for a random R, so dL/dout = R.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../test.h"
+#include "config.h"
+#include "model/gpt.h"
+#include "ops/ops.h"
+#include "util.h"
+
+#ifndef PGOLF_F64
+#error "gradient checks need the f64 build"
+#endif
+
+#define FD_H 1e-6
+#define FD_TOL 1e-6 // relative to max(1, |grad|): double-precision central differences reach ~1e-9
+
+static Rng g_rng;
+
+static real *randn(size_t n, double std) {
+    real *p = ops_alloc(n);
+    for (size_t i = 0; i < n; i++) p[i] = rng_normal(&g_rng) * std;
+    return p;
+}
+
+typedef double (*LossFn)(void *ctx);
+
+// Compares analytic[i] with the central difference of f at x[i], for up to `max_checks` indices.
+static void check_fd(const char *what, real *x, size_t n, const real *analytic, LossFn f, void *ctx, int max_checks) {
+    size_t step = n > (size_t)max_checks ? n / (size_t)max_checks : 1;
+    double worst = 0;
+    for (size_t i = (size_t)(rng_u64(&g_rng) % step); i < n; i += step) {
+        real save = x[i];
+        x[i] = save + FD_H;
+        double lp = f(ctx);
+        x[i] = save - FD_H;
+        double lm = f(ctx);
+        x[i] = save;
+        double fd = (lp - lm) / (2 * FD_H), err = fabs(fd - analytic[i]) / fmax(1.0, fabs(fd));
+        if (err > worst) worst = err;
+        if (err > FD_TOL) {
+            CHECK(0, "%s[%zu]: analytic %.10g vs finite difference %.10g", what, i, analytic[i], fd);
+            return;
+        }
+    }
+    printf("    %-28s worst relative error %.2e\n", what, worst);
+}
+
+static double dot(const real *a, const real *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+// ---------------------------------------------------------------- matmul
+
+typedef struct {
+    int N, I, O;
+    real *x, *w, *out, *R;
+} MatmulCtx;
+
+static double matmul_loss(void *p) {
+    MatmulCtx *c = p;
+    matmul_forward(c->out, c->x, c->w, c->N, c->I, c->O);
+    return dot(c->out, c->R, (size_t)c->N * c->O);
+}
+
+TEST(grad_matmul) {
+    MatmulCtx c = {5, 7, 3};
+    c.x = randn(35, 1), c.w = randn(21, 1), c.out = ops_alloc(15), c.R = randn(15, 1);
+    real *dx = randn(35, 1), *dw = ops_alloc(21);
+    real *dx_before = ops_alloc(35);
+    ops_copy(dx_before, dx, 35);
+    matmul_backward(dx, dw, c.R, c.x, c.w, c.N, c.I, c.O, 1); // accumulate: dx = before + true grad
+    for (int i = 0; i < 35; i++) dx[i] -= dx_before[i];
+    check_fd("matmul dx", c.x, 35, dx, matmul_loss, &c, 100);
+    check_fd("matmul dw", c.w, 21, dw, matmul_loss, &c, 100);
+}
+
+// ---------------------------------------------------------------- rmsnorm
+
+typedef struct {
+    int rows, C;
+    real *x, *out, *rstd, *R;
+} NormCtx;
+
+static double norm_loss(void *p) {
+    NormCtx *c = p;
+    rmsnorm_forward(c->out, c->rstd, c->x, c->rows, c->C, 1e-7);
+    return dot(c->out, c->R, (size_t)c->rows * c->C);
+}
+
+TEST(grad_rmsnorm) {
+    NormCtx c = {4, 9};
+    size_t n = 36;
+    c.x = randn(n, 2), c.out = ops_alloc(n), c.rstd = ops_alloc(4), c.R = randn(n, 1);
+    norm_loss(&c);
+    real *dx = ops_alloc(n);
+    rmsnorm_backward(dx, c.R, c.out, c.rstd, c.rows, c.C, 0);
+    check_fd("rmsnorm dx", c.x, n, dx, norm_loss, &c, 100);
+}
+
+// ---------------------------------------------------------------- q/k preparation (norm + rope + gain)
+
+typedef struct {
+    int B, T, nh, Dh, rot;
+    real *x, *xn, *rstd, *out, *gain, *cos_t, *sin_t, *R;
+} QkCtx;
+
+static double qk_loss(void *p) {
+    QkCtx *c = p;
+    qk_prep_forward(c->out, c->xn, c->rstd, c->x, c->gain, c->cos_t, c->sin_t, c->B, c->T, c->nh, c->Dh, c->rot, 1e-7);
+    return dot(c->out, c->R, (size_t)c->B * c->T * c->nh * c->Dh);
+}
+
+static void qk_case(const char *label, int rot, int with_gain) {
+    QkCtx c = {2, 5, 3, 8, rot};
+    size_t n = (size_t)c.B * c.T * c.nh * c.Dh;
+    c.x = randn(n, 1), c.xn = ops_alloc(n), c.rstd = ops_alloc(n), c.out = ops_alloc(n), c.R = randn(n, 1);
+    c.gain = with_gain ? randn(3, 1) : NULL;
+    c.cos_t = ops_alloc((size_t)c.T * rot / 2), c.sin_t = ops_alloc((size_t)c.T * rot / 2);
+    rope_tables(c.cos_t, c.sin_t, c.T, rot, 100.0, 0);
+    qk_loss(&c);
+    real *dx = ops_alloc(n), *dg = ops_alloc(3);
+    qk_prep_backward(dx, dg, c.R, c.xn, c.rstd, c.gain, c.cos_t, c.sin_t, c.B, c.T, c.nh, c.Dh, rot);
+    char what[64];
+    snprintf(what, sizeof what, "%s dx", label);
+    check_fd(what, c.x, n, dx, qk_loss, &c, 120);
+    if (with_gain) {
+        snprintf(what, sizeof what, "%s dgain", label);
+        check_fd(what, c.gain, 3, dg, qk_loss, &c, 10);
+    }
+}
+
+TEST(grad_qk_prep) {
+    qk_case("qk_prep q", 8, 1);
+    qk_case("qk_prep k", 8, 0);
+    qk_case("qk_prep partial rope", 4, 1);
+}
+
+// ---------------------------------------------------------------- attention
+
+typedef struct {
+    int B, T, H, Hkv, Dh;
+    real *q, *k, *v, *y, *lse, *R;
+} AttnCtx;
+
+static double attn_loss(void *p) {
+    AttnCtx *c = p;
+    attention_forward(c->y, c->lse, c->q, c->k, c->v, c->B, c->T, c->H, c->Hkv, c->Dh);
+    return dot(c->y, c->R, (size_t)c->B * c->T * c->H * c->Dh);
+}
+
+static void attn_case(const char *label, int B, int T, int H, int Hkv, int Dh) {
+    AttnCtx c = {B, T, H, Hkv, Dh};
+    size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
+    c.q = randn(nq, 1), c.k = randn(nk, 1), c.v = randn(nk, 1), c.y = ops_alloc(nq), c.lse = ops_alloc((size_t)B * H * T);
+    c.R = randn(nq, 1);
+    attn_loss(&c);
+    real *dq = ops_alloc(nq), *dk = ops_alloc(nk), *dv = ops_alloc(nk);
+    attention_backward(dq, dk, dv, c.R, c.y, c.lse, c.q, c.k, c.v, B, T, H, Hkv, Dh);
+    char what[64];
+    snprintf(what, sizeof what, "%s dq", label);
+    check_fd(what, c.q, nq, dq, attn_loss, &c, 150);
+    snprintf(what, sizeof what, "%s dk", label);
+    check_fd(what, c.k, nk, dk, attn_loss, &c, 150);
+    snprintf(what, sizeof what, "%s dv", label);
+    check_fd(what, c.v, nk, dv, attn_loss, &c, 150);
+}
+
+TEST(grad_attention) {
+    attn_case("attention gqa", 2, 7, 4, 2, 4);
+    attn_case("attention mha", 1, 5, 2, 2, 6);
+    attn_case("attention >1 row block", 1, 70, 2, 1, 4); // crosses the 64-row block boundary
+}
+
+// ---------------------------------------------------------------- elementwise ops
+
+typedef struct {
+    int N, C;
+    real *x, *x0, *mix, *scale, *y, *out, *R;
+} EwCtx;
+
+static double relu2_loss(void *p) {
+    EwCtx *c = p;
+    relu2_forward(c->out, c->x, (size_t)c->N * c->C);
+    return dot(c->out, c->R, (size_t)c->N * c->C);
+}
+
+static double mix_loss(void *p) {
+    EwCtx *c = p;
+    resid_mix_forward(c->out, c->x, c->x0, c->mix, c->N, c->C);
+    return dot(c->out, c->R, (size_t)c->N * c->C);
+}
+
+static double scaled_add_loss(void *p) {
+    EwCtx *c = p;
+    ops_copy(c->out, c->x, (size_t)c->N * c->C);
+    scaled_add_forward(c->out, c->scale, c->y, c->N, c->C);
+    return dot(c->out, c->R, (size_t)c->N * c->C);
+}
+
+TEST(grad_elementwise) {
+    EwCtx c = {6, 5};
+    size_t n = 30;
+    c.x = randn(n, 1), c.x0 = randn(n, 1), c.mix = randn(10, 1), c.scale = randn(5, 1), c.y = randn(n, 1);
+    c.out = ops_alloc(n), c.R = randn(n, 1);
+    for (size_t i = 0; i < n; i++)
+        if (fabs(c.x[i]) < 1e-3) c.x[i] = 0.5; // keep finite differences off relu's kink
+    real *dx = ops_alloc(n), *dx0 = randn(n, 1), *dmix = ops_alloc(10), *dscale = ops_alloc(5), *dy = ops_alloc(n);
+    relu2_backward(dx, c.R, c.x, n);
+    check_fd("relu2 dx", c.x, n, dx, relu2_loss, &c, 100);
+    real *dx0_before = ops_alloc(n);
+    ops_copy(dx0_before, dx0, n);
+    resid_mix_backward(dx, dx0, dmix, c.R, c.x, c.x0, c.mix, c.N, c.C);
+    for (size_t i = 0; i < n; i++) dx0[i] -= dx0_before[i];
+    check_fd("resid_mix dx", c.x, n, dx, mix_loss, &c, 100);
+    check_fd("resid_mix dx0", c.x0, n, dx0, mix_loss, &c, 100);
+    check_fd("resid_mix dmix", c.mix, 10, dmix, mix_loss, &c, 100);
+    scaled_add_backward(dy, dscale, c.R, c.scale, c.y, c.N, c.C, 0);
+    check_fd("scaled_add dy", c.y, n, dy, scaled_add_loss, &c, 100);
+    check_fd("scaled_add dscale", c.scale, 5, dscale, scaled_add_loss, &c, 100);
+}
+
+// ---------------------------------------------------------------- embedding and head
+
+typedef struct {
+    int N, D, V;
+    int32_t *ids;
+    real *table, *out, *R, *z, *loss;
+    real cap;
+} HeadCtx;
+
+static double embedding_loss(void *p) {
+    HeadCtx *c = p;
+    embedding_forward(c->out, c->ids, c->table, c->N, c->D);
+    return dot(c->out, c->R, (size_t)c->N * c->D);
+}
+
+static double xent_loss(void *p) {
+    HeadCtx *c = p;
+    softcap_xent_forward(c->loss, c->z, c->ids, c->N, c->V, c->cap);
+    double s = 0;
+    for (int n = 0; n < c->N; n++) s += c->loss[n];
+    return 0.5 * s; // a scale other than 1 checks that `scale` is applied
+}
+
+TEST(grad_embedding_and_head) {
+    HeadCtx c = {8, 4, 5};
+    c.ids = xmalloc(sizeof(int32_t) * 8);
+    for (int i = 0; i < 8; i++) c.ids[i] = i % 3; // repeated ids exercise accumulation
+    c.table = randn(20, 1), c.out = ops_alloc(32), c.R = randn(32, 1);
+    real *dtable = ops_alloc(20);
+    embedding_backward(dtable, c.R, c.ids, c.N, c.D);
+    check_fd("embedding dtable", c.table, 20, dtable, embedding_loss, &c, 100);
+    c.z = randn(40, 4), c.loss = ops_alloc(8), c.cap = 3;
+    real *dz = ops_alloc(40);
+    ops_copy(dz, c.z, 40);
+    softcap_xent_backward(dz, c.ids, c.N, c.V, c.cap, 0.5);
+    check_fd("softcap_xent dz", c.z, 40, dz, xent_loss, &c, 100);
+}
+
+// ---------------------------------------------------------------- whole model
+
+typedef struct {
+    GPT *m;
+    int32_t *x, *y;
+    int B, T;
+} ModelCtx;
+
+static double model_loss(void *p) {
+    ModelCtx *c = p;
+    return gpt_forward(c->m, c->x, c->y, c->B, c->T);
+}
+
+static void model_case(int tied, int layers) {
+    Config cfg;
+    config_defaults(&cfg);
+    cfg.vocab_size = 11, cfg.num_layers = layers, cfg.model_dim = 16, cfg.num_heads = 4, cfg.num_kv_heads = 2;
+    cfg.mlp_mult = 2, cfg.tie_embeddings = tied, cfg.logit_softcap = 4, cfg.rope_base = 50;
+    cfg.train_seq_len = 6, cfg.train_batch_tokens = 12, cfg.grad_accum_steps = 1;
+    GPTConfig g = gpt_config_from(&cfg);
+    GPT m;
+    gpt_init(&m, &g);
+    // random weights everywhere (the real init zeroes projections, which would hide gradient bugs)
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] = rng_normal(&g_rng) * 0.5;
+    ModelCtx c = {&m, xmalloc(sizeof(int32_t) * 12), xmalloc(sizeof(int32_t) * 12), 2, 6};
+    for (int i = 0; i < 12; i++) c.x[i] = (int32_t)(rng_u64(&g_rng) % 11), c.y[i] = (int32_t)(rng_u64(&g_rng) % 11);
+    gpt_zero_grad(&m);
+    gpt_forward(&m, c.x, c.y, c.B, c.T);
+    gpt_backward(&m, c.x, 1);
+    for (int t = 0; t < m.param_list.count; t++) {
+        TensorView *p = &m.param_list.items[t], *gr = &m.grad_list.items[t];
+        char what[128];
+        snprintf(what, sizeof what, "%s%s", tied ? "" : "untied ", p->name);
+        check_fd(what, p->data, (size_t)tensor_numel(p), gr->data, model_loss, &c, 12);
+    }
+    gpt_free(&m);
+}
+
+TEST(grad_model_tied) { model_case(1, 3); }
+TEST(grad_model_untied_even_layers) { model_case(0, 4); }
+
+__attribute__((constructor)) static void seed_rng(void) { rng_seed(&g_rng, 42); }

@@ -1,0 +1,104 @@
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../src/util.h"
+#include "test.h"
+
+#define MAX_TESTS 512
+static struct {
+    const char *name, *file;
+    TestFn fn;
+} g_tests[MAX_TESTS];
+static int g_ntests, g_failures_in_test;
+
+void test_register(const char *name, TestFn fn, const char *file) {
+    if (g_ntests == MAX_TESTS) abort();
+    g_tests[g_ntests].name = name;
+    g_tests[g_ntests].fn = fn;
+    g_tests[g_ntests].file = file;
+    g_ntests++;
+}
+
+void test_fail(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    if (g_failures_in_test++ >= 10) return; // one broken test should not flood the log
+    fprintf(stdout, "    %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+}
+
+const char *test_shared_data(void) {
+    const char *d = getenv("PGOLF_SHARED_DATA");
+    return d ? d : "../shared/data";
+}
+
+const char *test_fixture_dir(void) {
+    const char *d = getenv("PGOLF_FIXTURES");
+    return d ? d : "build/fixtures";
+}
+
+const char *test_tmpdir(const char *name) {
+    static char path[512];
+    snprintf(path, sizeof path, "build/tmp/%s", name);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    if (system(cmd) != 0) die("cannot clean %s", path);
+    mkdir_p(path);
+    return path;
+}
+
+int test_dies_with(void (*fn)(void *), void *arg, const char *expect) {
+    int fds[2];
+    if (pipe(fds) != 0) return 0;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        int devnull = open("/dev/null", 1);
+        if (devnull >= 0) dup2(devnull, 1);
+        close(fds[0]);
+        fn(arg);
+        _exit(0);
+    }
+    close(fds[1]);
+    char buf[4096];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0 && n < sizeof buf - 1) n += (size_t)r;
+    buf[n] = 0;
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    int died = WIFEXITED(status) && WEXITSTATUS(status) != 0;
+    if (!died || !strstr(buf, expect)) {
+        fprintf(stdout, "    expected death with \"%s\", got %s: %s", expect, died ? "death" : "no death", buf);
+        return 0;
+    }
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    const char *filter = argc > 1 ? argv[1] : NULL;
+    int passed = 0, failed = 0;
+    for (int i = 0; i < g_ntests; i++) {
+        if (filter && !strstr(g_tests[i].name, filter) && !strstr(g_tests[i].file, filter)) continue;
+        g_failures_in_test = 0;
+        double t0 = now_seconds();
+        g_tests[i].fn();
+        double dt = now_seconds() - t0;
+        printf("%s %s (%.2fs)\n", g_failures_in_test ? "FAIL" : "ok  ", g_tests[i].name, dt);
+        fflush(stdout);
+        if (g_failures_in_test) failed++;
+        else passed++;
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
