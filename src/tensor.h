@@ -6,7 +6,7 @@
 #include "real.h"
 
 #define TENSOR_MAX_DIMS 4
-#define TENSOR_NAME_MAX 96
+#define TENSOR_NAME_MAX 128
 
 typedef struct {
     char name[TENSOR_NAME_MAX];

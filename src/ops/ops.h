@@ -86,3 +86,11 @@ void softcap_xent_backward(real *z, const int32_t *targets, int N, int V, real c
 // ---------------------------------------------------------------- reductions
 double sum_squares(const real *x, size_t n); // in double, for norms
 void scale_inplace(real *x, real s, size_t n);
+
+// ---------------------------------------------------------------- profiling (for bench/)
+// While on, time spent in top-level gemm calls (with their FLOPs) and in attention is summed.
+typedef struct {
+    double gemm_seconds, gemm_flops, attention_seconds;
+} OpsProfile;
+void ops_profile_start(void);
+OpsProfile ops_profile_stop(void);

@@ -293,7 +293,7 @@ static void model_case(int tied, int layers) {
     gpt_backward(&m, c.x, 1);
     for (int t = 0; t < m.param_list.count; t++) {
         TensorView *p = &m.param_list.items[t], *gr = &m.grad_list.items[t];
-        char what[128];
+        char what[192];
         snprintf(what, sizeof what, "%s%s", tied ? "" : "untied ", p->name);
         check_fd(what, p->data, (size_t)tensor_numel(p), gr->data, model_loss, &c, 12);
     }

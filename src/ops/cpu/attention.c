@@ -6,9 +6,12 @@
 #include <stdlib.h>
 
 #include "ops/ops.h"
+#include "ops/cpu/cpu_internal.h"
 #include "util.h"
 
 #define BR 64 // query rows per block
+
+
 
 // P[nr, ncols] = exp(scale * S - lse) on the causal part (col <= r0 + i), 0 above it.
 static void probs_from_scores(real *P, const real *lse, int r0, int nr, int ncols) {
@@ -24,6 +27,7 @@ void attention_forward(real *y, real *lse, const real *q, const real *k, const r
                        int Dh) {
     const int ldq = H * Dh, ldk = Hkv * Dh, group = H / Hkv;
     const real scale = (real)(1.0 / sqrt((double)Dh));
+    double t0 = now_seconds();
 #pragma omp parallel
     {
         real *S = xmalloc(sizeof(real) * BR * (size_t)T);
@@ -51,12 +55,14 @@ void attention_forward(real *y, real *lse, const real *q, const real *k, const r
         }
         free(S);
     }
+    ops_profile_attention(now_seconds() - t0);
 }
 
 void attention_backward(real *dq, real *dk, real *dv, const real *dy, const real *y, const real *lse, const real *q,
                         const real *k, const real *v, int B, int T, int H, int Hkv, int Dh) {
     const int ldq = H * Dh, ldk = Hkv * Dh, group = H / Hkv;
     const real scale = (real)(1.0 / sqrt((double)Dh));
+    double t0 = now_seconds();
     // One task per (batch, KV head): the query heads sharing a KV head accumulate into the same dK, dV.
 #pragma omp parallel
     {
@@ -94,4 +100,5 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dy, const real
         free(P);
         free(dP);
     }
+    ops_profile_attention(now_seconds() - t0);
 }

@@ -2,10 +2,12 @@
 // threads; inside one (attention's per-head loop) the OpenMP build of OpenBLAS runs single-threaded.
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ops/ops.h"
+#include "ops/cpu/cpu_internal.h"
 #include "util.h"
 
 #ifdef PGOLF_F64
@@ -27,11 +29,34 @@ void ops_free(real *p) { free(p); }
 void ops_zero(real *p, size_t n) { memset(p, 0, n * sizeof(real)); }
 void ops_copy(real *dst, const real *src, size_t n) { memmove(dst, src, n * sizeof(real)); }
 
+static int g_profiling;
+static OpsProfile g_profile;
+
+void ops_profile_start(void) {
+    g_profile = (OpsProfile){0};
+    g_profiling = 1;
+}
+
+OpsProfile ops_profile_stop(void) {
+    g_profiling = 0;
+    return g_profile;
+}
+
+void ops_profile_attention(double seconds) {
+    if (g_profiling) g_profile.attention_seconds += seconds;
+}
+
 void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
           real beta, real *C, int ldc) {
     if (M == 0 || N == 0) return;
+    int timed = g_profiling && !omp_in_parallel(); // calls inside attention's threads are counted there
+    double t0 = timed ? now_seconds() : 0;
     cblas_gemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
                A, lda, B, ldb, beta, C, ldc);
+    if (timed) {
+        g_profile.gemm_seconds += now_seconds() - t0;
+        g_profile.gemm_flops += 2.0 * M * N * K;
+    }
 }
 
 void matmul_forward(real *out, const real *inp, const real *w, int N, int C_in, int C_out) {
@@ -44,10 +69,18 @@ void matmul_backward(real *dinp, real *dw, const real *dout, const real *inp, co
     if (dw) gemm(1, 0, C_out, C_in, N, 1, dout, C_out, inp, C_in, 1, dw, C_in);
 }
 
+// Fixed blocks summed in block order: the result does not depend on the thread count or timing.
 double sum_squares(const real *x, size_t n) {
+    enum { BLOCKS = 64 };
+    double partial[BLOCKS];
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < BLOCKS; b++) {
+        double s = 0;
+        for (size_t i = n * b / BLOCKS; i < n * (b + 1) / BLOCKS; i++) s += (double)x[i] * (double)x[i];
+        partial[b] = s;
+    }
     double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
-    for (size_t i = 0; i < n; i++) s += (double)x[i] * (double)x[i];
+    for (int b = 0; b < BLOCKS; b++) s += partial[b];
     return s;
 }
 

@@ -4,7 +4,7 @@
 
 #include "ops/ops.h"
 #include "util.h"
-#include "ops/cpu/omp_compat.h"
+#include "ops/cpu/cpu_internal.h"
 
 void embedding_forward(real *out, const int32_t *ids, const real *table, int N, int D) {
 #pragma omp parallel for schedule(static)

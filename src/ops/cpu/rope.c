@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ops/ops.h"
+#include "ops/cpu/cpu_internal.h"
 #include "util.h"
 
 // Same float32 steps as train_gpt.py's Rotary: inv_freq = 1 / base^(2j/rot), angle = pos * inv_freq.
@@ -49,9 +50,12 @@ void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, c
                       const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot) {
     int half = rot / 2, rows = B * T * nh;
     real *dxn = dx; // the rotation's gradient lands in dx first, then rmsnorm's backward runs in place
+    // dgain partial sums per thread, merged in thread order so results do not depend on timing
+    int max_threads = omp_get_max_threads();
+    double *partial = xcalloc((size_t)max_threads * nh, sizeof(double));
 #pragma omp parallel
     {
-        double *dg = xcalloc((size_t)nh, sizeof(double));
+        double *dg = partial + (size_t)omp_get_thread_num() * nh;
 #pragma omp for schedule(static)
         for (int row = 0; row < rows; row++) {
             int t = (row / nh) % T, h = row % nh;
@@ -74,11 +78,13 @@ void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, c
             }
             dg[h] += acc;
         }
-        if (gain && dgain) {
-#pragma omp critical
-            for (int h = 0; h < nh; h++) dgain[h] += (real)dg[h];
-        }
-        free(dg);
     }
+    if (gain && dgain)
+        for (int h = 0; h < nh; h++) {
+            double sum = 0;
+            for (int k = 0; k < max_threads; k++) sum += partial[(size_t)k * nh + h];
+            dgain[h] += (real)sum;
+        }
+    free(partial);
     rmsnorm_backward(dx, dxn, xn, rstd, rows, Dh, 0);
 }

@@ -1,4 +1,4 @@
-// OpenMP thread queries that also work when a file is built without -fopenmp.
+// Shared by the CPU op files only.
 #pragma once
 #ifdef _OPENMP
 #include <omp.h>
@@ -8,3 +8,5 @@
 #define omp_get_num_threads_safe() 1
 #define omp_get_thread_num_safe() 0
 #endif
+
+void ops_profile_attention(double seconds); // adds to the running OpsProfile (dense.c)

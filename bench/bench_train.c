@@ -1,0 +1,89 @@
+// Training-step benchmark on this CPU: sgemm GFLOP/s, then ms/step and tokens/s for a small shape and
+// the baseline shape, with the share of the step spent in matmuls and in attention.
+// Prints figures only; compare with `/usr/bin/python3 bench/torch_ref.py` on the same machine.
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "model/gpt.h"
+#include "ops/ops.h"
+#include "optim/optim.h"
+#include "util.h"
+
+static void bench_sgemm(int M, int N, int K) {
+    real *A = ops_alloc((size_t)M * K), *B = ops_alloc((size_t)N * K), *C = ops_alloc((size_t)M * N);
+    for (size_t i = 0; i < (size_t)M * K; i++) A[i] = (real)(i % 7) * 0.1f;
+    for (size_t i = 0; i < (size_t)N * K; i++) B[i] = (real)(i % 5) * 0.1f;
+    gemm(0, 1, M, N, K, 1, A, K, B, K, 0, C, N);
+    int reps = 0;
+    double t0 = now_seconds(), dt;
+    do {
+        gemm(0, 1, M, N, K, 1, A, K, B, K, 0, C, N);
+        reps++;
+    } while ((dt = now_seconds() - t0) < 1.0);
+    printf("sgemm %5dx%5dx%5d: %6.1f GFLOP/s\n", M, N, K, 2.0 * M * N * K * reps / dt / 1e9);
+    ops_free(A);
+    ops_free(B);
+    ops_free(C);
+}
+
+typedef struct {
+    const char *name;
+    int layers, dim, heads, kv_heads, seq, tokens_per_step, steps;
+} Shape;
+
+static void bench_shape(const Shape *s) {
+    Config c;
+    config_defaults(&c);
+    c.num_layers = s->layers, c.model_dim = s->dim, c.num_heads = s->heads, c.num_kv_heads = s->kv_heads;
+    c.train_seq_len = s->seq, c.train_batch_tokens = s->tokens_per_step, c.grad_accum_steps = 1;
+    GPTConfig g = gpt_config_from(&c);
+    GPT m;
+    gpt_init(&m, &g);
+    gpt_init_weights(&m, 1);
+    OptimState os;
+    optim_init(&os, &m);
+    OptimSettings o = optim_settings(&c);
+    int B = s->tokens_per_step / s->seq, N = B * s->seq;
+    int32_t *x = xmalloc(sizeof(int32_t) * (size_t)(N + 1));
+    Rng r;
+    rng_seed(&r, 7);
+    for (int i = 0; i <= N; i++) x[i] = (int32_t)(rng_u64(&r) % (uint64_t)g.vocab);
+    double total = 0, opt_s = 0;
+    OpsProfile prof = {0};
+    for (int step = -1; step < s->steps; step++) { // step -1 warms caches and allocations
+        if (step == 0) ops_profile_start();
+        double t0 = now_seconds();
+        gpt_zero_grad(&m);
+        gpt_forward(&m, x, x + 1, B, s->seq);
+        gpt_backward(&m, x, 1);
+        double t1 = now_seconds();
+        optim_step(&os, &m, &o, 1.0);
+        if (step >= 0) total += now_seconds() - t0, opt_s += now_seconds() - t1;
+    }
+    prof = ops_profile_stop();
+    double ms = 1000 * total / s->steps;
+    printf("pgolf shape=%s layers=%d dim=%d heads=%d/%d seq=%d tokens_per_step=%d params=%zu threads=%d\n", s->name,
+           s->layers, s->dim, s->heads, s->kv_heads, s->seq, N, m.n_params, omp_get_max_threads());
+    printf("  ms_per_step=%.1f tokens_per_s=%.0f\n", ms, N / (total / s->steps));
+    printf("  share of step: matmul %.1f%% (linear layers and Muon, at %.1f GFLOP/s), attention %.1f%% (blocked sgemm + softmax), "
+           "rest %.1f%%; the optimizer step is %.1f%% of the step\n",
+           100 * prof.gemm_seconds / total, prof.gemm_flops / prof.gemm_seconds / 1e9, 100 * prof.attention_seconds / total,
+           100 * (total - prof.gemm_seconds - prof.attention_seconds) / total, 100 * opt_s / total);
+    optim_free(&os);
+    gpt_free(&m);
+    free(x);
+}
+
+int main(void) {
+    bench_sgemm(8192, 512, 512);
+    bench_sgemm(8192, 1024, 512);
+    bench_sgemm(1024, 1024, 1024);
+    Shape shapes[] = {
+        {"small", 4, 256, 4, 2, 256, 8192, 5},
+        {"baseline", 9, 512, 8, 4, 1024, 8192, 3},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) bench_shape(&shapes[i]);
+    return 0;
+}

@@ -1,0 +1,156 @@
+// Commands that read a model back: `pgolf eval`, `pgolf inspect`, `pgolf info`, `pgolf sample`.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "data/shard.h"
+#include "data/spm.h"
+#include "eval/eval_val.h"
+#include "export/artifact.h"
+#include "io/checkpoint.h"
+#include "model/gpt.h"
+#include "util.h"
+
+// The artifact comes from --artifact/ARTIFACT or the first positional argument.
+static const char *artifact_arg(const Config *c, int npos, char **argv, const char *cmd) {
+    if (npos > 0) return argv[1];
+    if (c->artifact[0]) return c->artifact;
+    die("`pgolf %s` needs an artifact: pgolf %s FILE (or --artifact FILE)", cmd, cmd);
+}
+
+// Builds the model an artifact describes (its stored configuration overrides the model options).
+static Artifact *load_artifact_model(Config *c, const char *path, GPT *m) {
+    Artifact *a = artifact_load(path);
+    config_apply_text(c, artifact_config_text(a), path);
+    GPTConfig g = gpt_config_from(c);
+    gpt_init(m, &g);
+    artifact_dequantize_into(a, &m->param_list);
+    return a;
+}
+
+int cmd_eval(int argc, char **argv) {
+    Config c;
+    int npos = cli_setup(&c, argc, argv, CG_DATA | CG_EVAL | CG_RUN | CG_TRAIN, "eval",
+                         "Evaluate an artifact on DATA_PATH's validation shards (val_loss, val_bpb).", 1);
+    const char *path = artifact_arg(&c, npos, argv, "eval");
+    GPT m;
+    Artifact *a = load_artifact_model(&c, path, &m);
+    artifact_free(a);
+    ByteTables bt = byte_tables_load(c.tokenizer_path, c.vocab_size);
+    char pattern[4096];
+    snprintf(pattern, sizeof pattern, "%s/fineweb_val_*.bin", c.data_path);
+    int64_t n;
+    uint16_t *val = load_validation_tokens(pattern, c.train_seq_len, c.val_max_tokens, &n);
+    tokens_check_vocab(val, n, c.vocab_size, pattern);
+    double t0 = now_seconds(), loss, bpb;
+    eval_val(&m, &c, val, n, &bt, c.train_batch_tokens / c.grad_accum_steps, &loss, &bpb);
+    long long bytes = file_size(path), code = pgolf_code_bytes();
+    printf("final_eval val_loss:%.4f val_bpb:%.4f eval_time:%.0fms tokens:%lld\n", loss, bpb, 1000 * (now_seconds() - t0),
+           (long long)(n - 1));
+    printf("final_eval_exact val_loss:%.8f val_bpb:%.8f\n", loss, bpb);
+    printf("artifact_bytes:%lld code_bytes:%lld total_bytes:%lld limit:%lld %s\n", bytes, code, bytes + code,
+           ARTIFACT_LIMIT_BYTES, bytes + code <= ARTIFACT_LIMIT_BYTES ? "fits" : "OVER_LIMIT");
+    free(val);
+    byte_tables_free(&bt);
+    gpt_free(&m);
+    return 0;
+}
+
+int cmd_inspect(int argc, char **argv) {
+    Config c;
+    int npos = cli_setup(&c, argc, argv, CG_EXPORT, "inspect",
+                         "Print an artifact's format, configuration, tensor table and bytes against 16,000,000.", 1);
+    const char *path = artifact_arg(&c, npos, argv, "inspect");
+    Artifact *a = artifact_load(path);
+    artifact_print_summary(a, stdout);
+    long long bytes = file_size(path), code = pgolf_code_bytes();
+    printf("artifact_bytes:%lld code_bytes:%lld total_bytes:%lld limit:%lld %s\n", bytes, code, bytes + code,
+           ARTIFACT_LIMIT_BYTES, bytes + code <= ARTIFACT_LIMIT_BYTES ? "fits" : "OVER_LIMIT");
+    printf("code bytes = every file that builds pgolf (src/**/*.c, src/**/*.h, Makefile)\n");
+    artifact_free(a);
+    return 0;
+}
+
+int cmd_info(int argc, char **argv) {
+    Config c;
+    cli_setup(&c, argc, argv, CG_MODEL | CG_TRAIN | CG_DATA | CG_RUN, "info",
+              "Print the model configuration, its tensors and the parameter count.", 0);
+    GPTConfig g = gpt_config_from(&c);
+    GPT m;
+    gpt_init(&m, &g);
+    char *text = config_text(&c, CG_MODEL);
+    fputs(text, stdout);
+    free(text);
+    static const char *GROUP_NAMES[] = {"muon", "adam_scalar", "adam_embed", "adam_head"};
+    for (int i = 0; i < m.param_list.count; i++) {
+        const TensorView *t = &m.param_list.items[i];
+        char shape[48];
+        if (t->ndim == 2) snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)t->shape[0], (long long)t->shape[1]);
+        else snprintf(shape, sizeof shape, "[%lld]", (long long)t->shape[0]);
+        printf("  %-32s %-14s %s\n", t->name, shape, GROUP_NAMES[m.groups[i]]);
+    }
+    printf("model_params:%lld\n", (long long)m.n_params);
+    gpt_free(&m);
+    return 0;
+}
+
+// Prompt text -> ids with Debian's spm_encode (pgolf reads SentencePiece models but does not
+// re-implement the BPE encoder). An empty prompt starts from BOS.
+static int encode_prompt(const char *model, const char *prompt, int32_t *ids, int cap) {
+    ids[0] = 1;
+    if (!prompt[0]) return 1;
+    char tmp[] = "/tmp/pgolf_prompt_XXXXXX";
+    int fd = mkstemp(tmp);
+    if (fd < 0) die("cannot create a temporary file for the prompt");
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "%s\n", prompt);
+    fclose(f);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "spm_encode --model='%s' --output_format=id < '%s'", model, tmp);
+    FILE *p = popen(cmd, "r");
+    if (!p) die("cannot run spm_encode (install the sentencepiece package: scripts/setup.sh)");
+    int n = 1, id;
+    while (n < cap && fscanf(p, "%d", &id) == 1) ids[n++] = id;
+    int rc = pclose(p);
+    remove(tmp);
+    if (rc != 0) die("spm_encode failed on the prompt (is %s a SentencePiece model?)", model);
+    return n;
+}
+
+int cmd_sample(int argc, char **argv) {
+    Config c;
+    int npos = cli_setup(&c, argc, argv, CG_DATA | CG_EVAL | CG_MODEL | CG_TRAIN | CG_RUN, "sample",
+                         "Greedy text generation from an artifact (or INIT_CHECKPOINT weights) for a quick look.", 1);
+    GPT m;
+    if (npos > 0 || c.artifact[0]) {
+        artifact_free(load_artifact_model(&c, artifact_arg(&c, npos, argv, "sample"), &m));
+    } else if (c.init_checkpoint[0]) {
+        GPTConfig g = gpt_config_from(&c);
+        gpt_init(&m, &g);
+        checkpoint_load(c.init_checkpoint, &m, NULL, NULL);
+    } else {
+        die("`pgolf sample` needs an artifact (pgolf sample FILE) or --init-checkpoint FILE");
+    }
+    SpmModel *sp = spm_load(c.tokenizer_path);
+    spm_check_vocab(sp, c.vocab_size, c.tokenizer_path);
+    int cap = (int)c.train_seq_len;
+    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)cap);
+    int n = encode_prompt(c.tokenizer_path, c.prompt, ids, cap);
+    for (int64_t k = 0; k < c.sample_tokens && n < cap; k++) {
+        gpt_forward(&m, ids, NULL, 1, n);
+        const real *z = m.acts.logits + (size_t)(n - 1) * c.vocab_size;
+        int best = 0;
+        for (int v = 1; v < c.vocab_size; v++)
+            if (z[v] > z[best]) best = v;
+        ids[n++] = best;
+    }
+    char *text = spm_decode(sp, ids, n);
+    printf("%s\n", text);
+    free(text);
+    free(ids);
+    spm_free(sp);
+    gpt_free(&m);
+    return 0;
+}

@@ -1,0 +1,23 @@
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "util.h"
+
+int cli_setup(Config *c, int argc, char **argv, unsigned groups, const char *cmd, const char *summary,
+              int max_positional) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            config_help(cmd, summary, groups);
+            exit(0);
+        }
+    config_defaults(c);
+    argc = config_load(c, argc, argv, groups, cmd);
+    for (int i = 1; i < argc; i++)
+        if (!strncmp(argv[i], "--", 2)) die("unknown option %s for `pgolf %s` (see pgolf %s --help)", argv[i], cmd, cmd);
+    if (argc - 1 > max_positional) die("unexpected argument '%s' for `pgolf %s`", argv[1 + max_positional], cmd);
+    if (c->num_threads > 0) omp_set_num_threads((int)c->num_threads);
+    return argc - 1;
+}

@@ -1,0 +1,19 @@
+// Subcommands of the pgolf binary and the helpers they share.
+#pragma once
+#include "config.h"
+
+#define ARTIFACT_LIMIT_BYTES 16000000LL // decimal, as the challenge counts
+
+int cmd_train(int argc, char **argv);
+int cmd_prep(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+
+long long pgolf_code_bytes(void);
+// Loads the config for `cmd` (env, then flags), handles --help, rejects leftover flags and
+// arguments beyond max_positional; applies NUM_THREADS. Returns the number of positional args
+// left in argv[1..].
+int cli_setup(Config *c, int argc, char **argv, unsigned groups, const char *cmd, const char *summary,
+              int max_positional);

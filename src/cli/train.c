@@ -1,0 +1,252 @@
+// `pgolf train`: train_gpt.py's main() on the CPU, with the same environment, schedule and log lines,
+// plus resumable checkpoints.
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "data/shard.h"
+#include "eval/eval_val.h"
+#include "export/artifact.h"
+#include "io/checkpoint.h"
+#include "model/gpt.h"
+#include "optim/optim.h"
+#include "util.h"
+
+#define TRAIN_GROUPS (CG_DATA | CG_MODEL | CG_TRAIN | CG_EVAL | CG_RUN)
+
+typedef struct {
+    Config c;
+    GPT m;
+    OptimState os;
+    OptimSettings o;
+    TokenStream *stream;
+    ByteTables bt;
+    uint16_t *val;
+    int64_t n_val, micro_tokens;
+    int32_t *x, *y;
+    char *config_text, *checkpoint_path;
+} Trainer;
+
+static char *out_path(const Config *c, const char *name) {
+    size_t n = strlen(c->out_dir) + strlen(name) + 2;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/%s", c->out_dir, name);
+    return p;
+}
+
+static char *data_glob(const Config *c, const char *split) {
+    size_t n = strlen(c->data_path) + 64;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/fineweb_%s_*.bin", c->data_path, split);
+    return p;
+}
+
+// One optimizer step's gradients: GRAD_ACCUM_STEPS micro-batches, each scaled by 1/GRAD_ACCUM_STEPS.
+static double accumulate_gradients(Trainer *t) {
+    const Config *c = &t->c;
+    int T = (int)c->train_seq_len, B = (int)(t->micro_tokens / T);
+    double loss = 0;
+    gpt_zero_grad(&t->m);
+    for (int64_t micro = 0; micro < c->grad_accum_steps; micro++) {
+        loader_next_batch(t->stream, c->train_batch_tokens, c->train_seq_len, c->grad_accum_steps, t->x, t->y);
+        loss += gpt_forward(&t->m, t->x, t->y, B, T);
+        gpt_backward(&t->m, t->x, (real)(1.0 / (double)c->grad_accum_steps));
+    }
+    return loss / (double)c->grad_accum_steps;
+}
+
+static void optimizer_step(Trainer *t, int64_t step, double lr_mul) {
+    t->o.muon_momentum = muon_momentum_at(&t->c, step);
+    if (t->c.grad_clip_norm > 0) clip_grad_norm(&t->m, t->c.grad_clip_norm);
+    optim_step(&t->os, &t->m, &t->o, lr_mul);
+}
+
+// Warmup runs real steps and then restores the initial weights, optimizer state and data position,
+// as the reference does to prime torch.compile; here it only costs time, and keeps semantics equal.
+static void warmup(Trainer *t) {
+    const Config *c = &t->c;
+    if (c->warmup_steps <= 0) return;
+    real *initial = xmalloc(sizeof(real) * t->m.n_params);
+    memcpy(initial, t->m.params, sizeof(real) * t->m.n_params);
+    TokenStreamPos start = token_stream_tell(t->stream);
+    for (int64_t i = 0; i < c->warmup_steps; i++) {
+        accumulate_gradients(t);
+        optimizer_step(t, 0, 1.0);
+        if (c->warmup_steps <= 20 || (i + 1) % 10 == 0 || i + 1 == c->warmup_steps)
+            log0("warmup_step:%lld/%lld", (long long)(i + 1), (long long)c->warmup_steps);
+    }
+    memcpy(t->m.params, initial, sizeof(real) * t->m.n_params);
+    free(initial);
+    optim_reset(&t->os);
+    token_stream_seek(t->stream, start);
+}
+
+static void validate(Trainer *t, double *loss, double *bpb) {
+    eval_val(&t->m, &t->c, t->val, t->n_val, &t->bt, t->micro_tokens, loss, bpb);
+}
+
+static void save_checkpoint(Trainer *t, int64_t step, double training_time_ms) {
+    TrainPosition pos = {step, training_time_ms, token_stream_tell(t->stream)};
+    checkpoint_save_train(t->checkpoint_path, &t->m, &t->os, &pos, t->config_text);
+}
+
+// The end of train_gpt.py: raw weights, the int8+zlib artifact, and its round-trip evaluation.
+static void export_and_roundtrip(Trainer *t) {
+    const Config *c = &t->c;
+    long long code = pgolf_code_bytes();
+    char *weights = out_path(c, "final_model.safetensors"), *art = out_path(c, "final_model.int8.ptz");
+    checkpoint_save_weights(weights, &t->m, t->config_text);
+    long long model_bytes = file_size(weights);
+    log0("Serialized model: %lld bytes", model_bytes);
+    log0("Code size: %lld bytes", code);
+    log0("Total submission size: %lld bytes", model_bytes + code);
+
+    ArtifactStats st;
+    artifact_save_int8(art, t->config_text, &t->m.param_list, &st);
+    long long art_bytes = file_size(art);
+    log0("Serialized model int8+zlib: %lld bytes (payload:%lld raw_uncompressed:%lld payload_ratio:%.2fx)", art_bytes,
+         (long long)st.payload_bytes, (long long)st.raw_bytes,
+         (double)st.baseline_tensor_bytes / (double)(st.payload_bytes > 0 ? st.payload_bytes : 1));
+    log0("Total submission size int8+zlib: %lld bytes", art_bytes + code);
+
+    Artifact *a = artifact_load(art);
+    artifact_dequantize_into(a, &t->m.param_list);
+    artifact_free(a);
+    double t0 = now_seconds(), loss, bpb;
+    validate(t, &loss, &bpb);
+    log0("final_int8_zlib_roundtrip val_loss:%.4f val_bpb:%.4f eval_time:%.0fms", loss, bpb, 1000 * (now_seconds() - t0));
+    log0("final_int8_zlib_roundtrip_exact val_loss:%.8f val_bpb:%.8f", loss, bpb);
+    log0("artifact_bytes:%lld code_bytes:%lld total_bytes:%lld limit:%lld %s", art_bytes, code, art_bytes + code,
+         ARTIFACT_LIMIT_BYTES, art_bytes + code <= ARTIFACT_LIMIT_BYTES ? "fits" : "OVER_LIMIT");
+    free(weights);
+    free(art);
+}
+
+static void setup(Trainer *t) {
+    Config *c = &t->c;
+    GPTConfig g = gpt_config_from(c);
+    if (!c->run_id[0]) {
+        Rng r;
+        rng_seed(&r, (uint64_t)(now_seconds() * 1e9) ^ (uint64_t)getpid());
+        char id[40];
+        snprintf(id, sizeof id, "%016llx", (unsigned long long)rng_u64(&r));
+        free(c->run_id);
+        c->run_id = xstrdup(id);
+    }
+    char *logs = out_path(c, "logs");
+    mkdir_p(logs);
+    size_t n = strlen(logs) + strlen(c->run_id) + 8;
+    char *logfile = xmalloc(n);
+    snprintf(logfile, n, "%s/%s.txt", logs, c->run_id);
+    log_open(logfile);
+    log0("%s", logfile);
+    config_print(c, TRAIN_GROUPS);
+    log_file_only("====================================================================================================");
+    free(logs);
+    free(logfile);
+
+    t->bt = byte_tables_load(c->tokenizer_path, c->vocab_size);
+    char *train_pat = data_glob(c, "train"), *val_pat = data_glob(c, "val");
+    t->val = load_validation_tokens(val_pat, c->train_seq_len, c->val_max_tokens, &t->n_val);
+    tokens_check_vocab(t->val, t->n_val, c->vocab_size, val_pat);
+    t->stream = token_stream_open(train_pat, c->vocab_size);
+    log0("val_bpb:enabled tokenizer_kind=sentencepiece tokenizer_path=%s", c->tokenizer_path);
+    const char *ds = strrchr(c->data_path, '/');
+    log0("train_loader:dataset:%s train_shards:%d", ds && ds[1] ? ds + 1 : c->data_path, token_stream_num_files(t->stream));
+    log0("val_loader:shards pattern=%s tokens:%lld", val_pat, (long long)(t->n_val - 1));
+    free(train_pat);
+    free(val_pat);
+
+    gpt_init(&t->m, &g);
+    gpt_init_weights(&t->m, (uint64_t)c->seed);
+    if (c->init_checkpoint[0]) checkpoint_load(c->init_checkpoint, &t->m, NULL, NULL);
+    optim_init(&t->os, &t->m);
+    t->o = optim_settings(c);
+    t->config_text = config_text(c, CG_MODEL);
+    t->checkpoint_path = out_path(c, "checkpoint.safetensors");
+    t->micro_tokens = c->train_batch_tokens / c->grad_accum_steps;
+    t->x = xmalloc(sizeof(int32_t) * (size_t)t->micro_tokens);
+    t->y = xmalloc(sizeof(int32_t) * (size_t)t->micro_tokens);
+
+    log0("model_params:%lld", (long long)t->m.n_params);
+    log0("world_size:1 grad_accum_steps:%lld", (long long)c->grad_accum_steps);
+    log0("backend:cpu threads:%d blas:openblas", omp_get_max_threads());
+    log0("attention_mode:gqa num_heads:%lld num_kv_heads:%lld", (long long)c->num_heads, (long long)c->num_kv_heads);
+    log0("tie_embeddings:%s embed_lr:%g head_lr:%g matrix_lr:%g scalar_lr:%g", c->tie_embeddings ? "True" : "False",
+         t->o.lr_embed, c->tie_embeddings ? 0.0 : c->head_lr, c->matrix_lr, c->scalar_lr);
+    log0("train_batch_tokens:%lld train_seq_len:%lld iterations:%lld warmup_steps:%lld max_wallclock_seconds:%.3f",
+         (long long)c->train_batch_tokens, (long long)c->train_seq_len, (long long)c->iterations,
+         (long long)c->warmup_steps, c->max_wallclock_seconds);
+    log0("seed:%lld", (long long)c->seed);
+}
+
+int cmd_train(int argc, char **argv) {
+    Trainer t = {0};
+    Config *c = &t.c;
+    cli_setup(c, argc, argv, TRAIN_GROUPS, "train",
+              "Train the baseline GPT (train_gpt.py semantics), export int8+zlib and evaluate the round trip.", 0);
+    setup(&t);
+    int64_t step = 0;
+    double training_time_ms = 0;
+    if (c->resume[0]) {
+        TrainPosition pos;
+        checkpoint_load(c->resume, &t.m, &t.os, &pos);
+        step = pos.step;
+        training_time_ms = pos.training_time_ms;
+        token_stream_seek(t.stream, pos.data_pos);
+        log0("resumed:%s step:%lld train_time:%.0fms", c->resume, (long long)step, training_time_ms);
+    } else {
+        warmup(&t);
+    }
+
+    const double max_ms = c->max_wallclock_seconds > 0 ? 1000.0 * c->max_wallclock_seconds : 0;
+    int64_t stop_after = -1;
+    double t0 = now_seconds();
+    for (;;) {
+        int last = step == c->iterations || (stop_after >= 0 && step >= stop_after);
+        if (last || (c->val_loss_every > 0 && step % c->val_loss_every == 0)) {
+            training_time_ms += 1000.0 * (now_seconds() - t0);
+            double loss, bpb;
+            validate(&t, &loss, &bpb);
+            log0("step:%lld/%lld val_loss:%.4f val_bpb:%.4f train_time:%.0fms step_avg:%.2fms", (long long)step,
+                 (long long)c->iterations, loss, bpb, training_time_ms, training_time_ms / (double)(step > 1 ? step : 1));
+            t0 = now_seconds();
+        }
+        if (last) {
+            if (stop_after >= 0 && step < c->iterations)
+                log0("stopping_early: wallclock_cap train_time:%.0fms step:%lld/%lld", training_time_ms, (long long)step,
+                     (long long)c->iterations);
+            break;
+        }
+        double elapsed_ms = training_time_ms + 1000.0 * (now_seconds() - t0);
+        double lr_mul = lr_schedule(c, step, elapsed_ms);
+        double train_loss = accumulate_gradients(&t);
+        if (!isfinite(train_loss)) die("train_loss is %f at step %lld: training diverged", train_loss, (long long)step);
+        optimizer_step(&t, step, lr_mul);
+        step++;
+        double approx_ms = training_time_ms + 1000.0 * (now_seconds() - t0);
+        if (c->train_log_every > 0 && (step <= 10 || step % c->train_log_every == 0 || stop_after >= 0))
+            log0("step:%lld/%lld train_loss:%.4f train_time:%.0fms step_avg:%.2fms", (long long)step,
+                 (long long)c->iterations, train_loss, approx_ms, approx_ms / (double)step);
+        if (c->checkpoint_every > 0 && step % c->checkpoint_every == 0) {
+            training_time_ms += 1000.0 * (now_seconds() - t0);
+            save_checkpoint(&t, step, training_time_ms);
+            t0 = now_seconds();
+            if (step == c->kill_after_step) raise(SIGKILL); // fault injection for the resume test
+        }
+        if (stop_after < 0 && max_ms > 0 && approx_ms >= max_ms) stop_after = step;
+    }
+    save_checkpoint(&t, step, training_time_ms);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    log0("peak memory: %ld MiB (max resident set size)", ru.ru_maxrss / 1024);
+    export_and_roundtrip(&t);
+    log_close();
+    return 0;
+}

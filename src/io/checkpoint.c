@@ -1,0 +1,66 @@
+#include "io/checkpoint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/safetensors.h"
+#include "util.h"
+
+void checkpoint_save_weights(const char *path, const GPT *m, const char *config_text) {
+    const char *keys[] = {"format", "pgolf_config"}, *vals[] = {"pt", config_text};
+    st_save(path, &m->param_list, keys, vals, 2);
+}
+
+void checkpoint_save_train(const char *path, const GPT *m, const OptimState *os, const TrainPosition *pos,
+                           const char *config_text) {
+    TensorList opt = optim_state_views(os, m);
+    TensorList all = {xmalloc(sizeof(TensorView) * (size_t)(m->param_list.count + opt.count)), 0};
+    for (int i = 0; i < m->param_list.count; i++) all.items[all.count++] = m->param_list.items[i];
+    for (int i = 0; i < opt.count; i++) all.items[all.count++] = opt.items[i];
+    char step[32], adam_step[32], time_ms[64], file_idx[32], file_pos[32];
+    snprintf(step, sizeof step, "%lld", (long long)pos->step);
+    snprintf(adam_step, sizeof adam_step, "%lld", (long long)os->adam_step);
+    snprintf(time_ms, sizeof time_ms, "%.17g", pos->training_time_ms);
+    snprintf(file_idx, sizeof file_idx, "%d", pos->data_pos.file_idx);
+    snprintf(file_pos, sizeof file_pos, "%lld", (long long)pos->data_pos.pos);
+    const char *keys[] = {"format", "pgolf_config", "step", "adam_step", "training_time_ms", "data_file_idx", "data_pos"};
+    const char *vals[] = {"pt", config_text, step, adam_step, time_ms, file_idx, file_pos};
+    st_save(path, &all, keys, vals, 7);
+    free(all.items);
+    free(opt.items);
+}
+
+static int64_t meta_int(const SafeTensors *st, const char *key, const char *path) {
+    const char *v = st_meta(st, key);
+    char *end;
+    if (!v) die("checkpoint %s has no '%s' in its metadata: not a resumable pgolf checkpoint", path, key);
+    long long x = strtoll(v, &end, 10);
+    if (*end) die("checkpoint %s: metadata %s=%s is not an integer", path, key, v);
+    return x;
+}
+
+void checkpoint_load(const char *path, GPT *m, OptimState *os, TrainPosition *pos) {
+    SafeTensors *st = st_load(path);
+    for (int i = 0; i < m->param_list.count; i++) st_copy_into(st, &m->param_list.items[i], path);
+    int n_names = st_count(st);
+    for (int i = 0; i < n_names; i++) {
+        const char *name = st_name(st, i);
+        if (strncmp(name, "optim.", 6) && !tensor_list_find(&m->param_list, name))
+            die("checkpoint %s: unexpected tensor %s (is it from a different model configuration?)", path, name);
+    }
+    if (os) {
+        TensorList opt = optim_state_views(os, m);
+        for (int i = 0; i < opt.count; i++) st_copy_into(st, &opt.items[i], path);
+        free(opt.items);
+        os->adam_step = meta_int(st, "adam_step", path);
+    }
+    if (pos) {
+        pos->step = meta_int(st, "step", path);
+        const char *t = st_meta(st, "training_time_ms");
+        pos->training_time_ms = t ? strtod(t, NULL) : 0;
+        pos->data_pos.file_idx = (int)meta_int(st, "data_file_idx", path);
+        pos->data_pos.pos = meta_int(st, "data_pos", path);
+    }
+    st_free(st);
+}

@@ -1,0 +1,24 @@
+// Training checkpoints as safetensors. Weights use train_gpt.py's state_dict names, so PyTorch
+// loads final_model.safetensors into the reference GPT directly; the resumable checkpoint adds
+// "optim.*" tensors and the loop's position in __metadata__.
+#pragma once
+#include <stdint.h>
+
+#include "data/shard.h"
+#include "model/gpt.h"
+#include "optim/optim.h"
+
+typedef struct {
+    int64_t step;
+    double training_time_ms;
+    TokenStreamPos data_pos;
+} TrainPosition;
+
+// Weights only (what PyTorch loads with load_state_dict); config_text goes to __metadata__.
+void checkpoint_save_weights(const char *path, const GPT *m, const char *config_text);
+// Weights, optimizer state and position, atomically.
+void checkpoint_save_train(const char *path, const GPT *m, const OptimState *os, const TrainPosition *pos,
+                           const char *config_text);
+// Loads weights into m; with os/pos also the optimizer state and position (dies if absent).
+// Every model tensor must be present with its shape; unexpected non-"optim." tensors are an error.
+void checkpoint_load(const char *path, GPT *m, OptimState *os, TrainPosition *pos);

@@ -1,0 +1,129 @@
+// The optimizer split and schedule of train_gpt.py, driving muon.c and adam.c.
+#include "optim/optim.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ops/ops.h"
+#include "util.h"
+
+// Newton-Schulz scratch for the largest matrix: X, X', A, B, plus the update itself.
+static size_t scratch_size(const GPT *m) {
+    size_t best = 0;
+    for (int t = 0; t < m->param_list.count; t++) {
+        const TensorView *v = &m->param_list.items[t];
+        if (m->groups[t] != GROUP_MATRIX) continue;
+        size_t r = (size_t)(v->shape[0] < v->shape[1] ? v->shape[0] : v->shape[1]);
+        size_t need = 3 * (size_t)tensor_numel(v) + 2 * r * r;
+        if (need > best) best = need;
+    }
+    return best;
+}
+
+void optim_init(OptimState *s, const GPT *m) {
+    s->n = m->n_params;
+    s->muon_buf = ops_alloc(s->n);
+    s->adam_m = ops_alloc(s->n);
+    s->adam_v = ops_alloc(s->n);
+    s->ns_scratch = ops_alloc(scratch_size(m));
+    s->adam_step = 0;
+}
+
+void optim_free(OptimState *s) {
+    ops_free(s->muon_buf);
+    ops_free(s->adam_m);
+    ops_free(s->adam_v);
+    ops_free(s->ns_scratch);
+}
+
+void optim_reset(OptimState *s) {
+    ops_zero(s->muon_buf, s->n);
+    ops_zero(s->adam_m, s->n);
+    ops_zero(s->adam_v, s->n);
+    s->adam_step = 0;
+}
+
+OptimSettings optim_settings(const Config *c) {
+    OptimSettings o;
+    o.lr_matrix = c->matrix_lr;
+    o.lr_scalar = c->scalar_lr;
+    o.lr_embed = c->tie_embeddings ? c->tied_embed_lr : c->embed_lr;
+    o.lr_head = c->head_lr;
+    o.muon_momentum = c->muon_momentum;
+    o.muon_steps = (int)c->muon_backend_steps;
+    o.beta1 = c->beta1;
+    o.beta2 = c->beta2;
+    o.eps = c->adam_eps;
+    return o;
+}
+
+void optim_step(OptimState *s, GPT *m, const OptimSettings *o, double lr_mul) {
+    s->adam_step++;
+    for (int t = 0; t < m->param_list.count; t++) {
+        TensorView *p = &m->param_list.items[t];
+        size_t off = (size_t)(p->data - m->params), n = (size_t)tensor_numel(p);
+        const real *g = m->grads + off;
+        switch (m->groups[t]) {
+        case GROUP_MATRIX: {
+            real *update = s->ns_scratch, *work = update + n;
+            muon_update(p->data, g, s->muon_buf + off, (int)p->shape[0], (int)p->shape[1], o, o->lr_matrix * lr_mul,
+                        work, update);
+            break;
+        }
+        case GROUP_SCALAR:
+            adam_update(p->data, g, s->adam_m + off, s->adam_v + off, n, o, o->lr_scalar * lr_mul, s->adam_step);
+            break;
+        case GROUP_EMBED:
+            adam_update(p->data, g, s->adam_m + off, s->adam_v + off, n, o, o->lr_embed * lr_mul, s->adam_step);
+            break;
+        case GROUP_HEAD:
+            adam_update(p->data, g, s->adam_m + off, s->adam_v + off, n, o, o->lr_head * lr_mul, s->adam_step);
+            break;
+        }
+    }
+}
+
+TensorList optim_state_views(const OptimState *s, const GPT *m) {
+    TensorList out = {xcalloc((size_t)m->param_list.count * 2, sizeof(TensorView)), 0};
+    for (int t = 0; t < m->param_list.count; t++) {
+        const TensorView *p = &m->param_list.items[t];
+        size_t off = (size_t)(p->data - m->params);
+        int muon = m->groups[t] == GROUP_MATRIX;
+        for (int k = 0; k < (muon ? 1 : 2); k++) {
+            TensorView *v = &out.items[out.count++];
+            *v = *p;
+            const char *kind = muon ? "muon_buf" : k == 0 ? "adam_m" : "adam_v";
+            real *base = muon ? s->muon_buf : k == 0 ? s->adam_m : s->adam_v;
+            snprintf(v->name, sizeof v->name, "optim.%s.%s", kind, p->name);
+            v->data = base + off;
+        }
+    }
+    return out;
+}
+
+double lr_schedule(const Config *c, int64_t step, double elapsed_ms) {
+    if (c->warmdown_iters <= 0) return 1.0;
+    if (c->max_wallclock_seconds <= 0) {
+        int64_t start = c->iterations - c->warmdown_iters > 0 ? c->iterations - c->warmdown_iters : 0;
+        if (step < start || step >= c->iterations) return 1.0;
+        double v = (double)(c->iterations - step) / (double)(c->warmdown_iters > 1 ? c->warmdown_iters : 1);
+        return v > 0 ? v : 0;
+    }
+    double step_ms = elapsed_ms / (double)(step > 1 ? step : 1);
+    double warmdown_ms = (double)c->warmdown_iters * step_ms;
+    double remaining = 1000.0 * c->max_wallclock_seconds - elapsed_ms;
+    if (remaining < 0) remaining = 0;
+    return remaining <= warmdown_ms ? remaining / fmax(warmdown_ms, 1e-9) : 1.0;
+}
+
+double muon_momentum_at(const Config *c, int64_t step) {
+    double frac = c->muon_momentum_warmup_steps > 0 ? fmin((double)step / (double)c->muon_momentum_warmup_steps, 1.0) : 1.0;
+    return (1 - frac) * c->muon_momentum_warmup_start + frac * c->muon_momentum;
+}
+
+void clip_grad_norm(GPT *m, double max_norm) {
+    double norm = sqrt(sum_squares(m->grads, m->n_params));
+    double coef = max_norm / (norm + 1e-6); // torch: clip_coef = max_norm / (total_norm + 1e-6), clamped to 1
+    if (coef < 1.0) scale_inplace(m->grads, (real)coef, m->n_params);
+}

@@ -1,0 +1,50 @@
+// train_gpt.py's optimizers: Muon for block matrices, Adam for embeddings, head and scalars, with
+// the reference's learning rates, momentum warmup and lr_mul schedule. State lives in flat blocks
+// laid out like the parameters, so checkpoints and resets are one loop.
+#pragma once
+#include <stdint.h>
+
+#include "config.h"
+#include "model/gpt.h"
+
+typedef struct {
+    real *muon_buf;       // momentum, used for GROUP_MATRIX tensors
+    real *adam_m, *adam_v; // moments, used for the other groups
+    int64_t adam_step;    // torch.optim.Adam's per-parameter step (the same for every parameter here)
+    real *ns_scratch;     // Newton-Schulz work space
+    size_t n;
+} OptimState;
+
+typedef struct {
+    double lr_matrix, lr_scalar, lr_embed, lr_head; // base learning rates of the four groups
+    double muon_momentum;                           // momentum for this step (after warmup)
+    int muon_steps;
+    double beta1, beta2, eps;
+} OptimSettings;
+
+void optim_init(OptimState *s, const GPT *m);
+void optim_free(OptimState *s);
+void optim_reset(OptimState *s); // zero state, step 0
+OptimSettings optim_settings(const Config *c);
+// One step of every optimizer with lr = base_lr * lr_mul, reading m->grads.
+void optim_step(OptimState *s, GPT *m, const OptimSettings *o, double lr_mul);
+// Views of the state tensors for checkpoints: "optim.muon_buf.<param>", "optim.adam_m.<param>", ...
+TensorList optim_state_views(const OptimState *s, const GPT *m);
+
+// Muon's orthogonalization of G [rows, cols] into out (may alias G), train_gpt.py's quintic
+// Newton-Schulz in fp32 (the reference runs it in bf16 on GPU).
+void newton_schulz5(real *out, const real *G, int rows, int cols, int steps, real *scratch);
+
+// Building blocks, one tensor at a time.
+// Muon: buf = m buf + g; p -= lr * NS(g + m buf) * max(1, rows/cols)^0.5 (update: n values of scratch)
+void muon_update(real *p, const real *g, real *buf, int rows, int cols, const OptimSettings *o, double lr,
+                 real *scratch, real *update);
+// torch.optim.Adam (bias-corrected, no weight decay) with the step count already incremented.
+void adam_update(real *p, const real *g, real *m, real *v, size_t n, const OptimSettings *o, double lr, int64_t step);
+
+// train_gpt.py's lr_mul: linear warmdown over WARMDOWN_ITERS, or, under MAX_WALLCLOCK_SECONDS, over
+// the time that many steps take at the current average step time.
+double lr_schedule(const Config *c, int64_t step, double elapsed_ms);
+double muon_momentum_at(const Config *c, int64_t step);
+// Scales all gradients so their global L2 norm is at most max_norm (torch's clip_grad_norm_).
+void clip_grad_norm(GPT *m, double max_norm);
