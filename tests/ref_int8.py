@@ -1,0 +1,147 @@
+"""Reference fixtures for tests/test_quant.c: train_gpt.py's int8 export applied to seeded tensors.
+
+Writes, with refio:
+  int8_inputs.safetensors    the fp32 input state dict (pgolf's model is fp32 everywhere)
+  int8_expected.safetensors  per tensor: <name>.q (I8), <name>.scale (F16 per row / F32 scalar) and
+                             <name>.clip (torch.quantile's clip values, F32) for quantized tensors, <name>.kept (F16/F32) for passthrough tensors, and
+                             <name>.deq (F32) from the reference dequantization; metadata holds each
+                             tensor's scheme ("kind.<name>") and the reference's stats.
+The quantization below repeats train_gpt.py's quantize_float_tensor / quantize_state_dict_int8 /
+dequantize_state_dict_int8 with the same torch calls and constants.
+"""
+import argparse
+import os
+
+import numpy as np
+import torch
+
+from refio import save_safetensors
+
+CONTROL_PATTERNS = (
+    "attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "resid_mix", "resid_mixes", "q_gain", "skip_weight",
+    "skip_weights",
+)
+KEEP_FLOAT_MAX_NUMEL = 65_536
+CLIP_Q = 99.99984 / 100.0
+
+
+def quantize_float_tensor(t):
+    t32 = t.float()
+    if t32.ndim == 2:
+        clip_abs = torch.quantile(t32.abs(), CLIP_Q, dim=1)
+        clipped = torch.maximum(torch.minimum(t32, clip_abs[:, None]), -clip_abs[:, None])
+        scale = (clip_abs / 127.0).clamp_min(1.0 / 127.0)
+        q = torch.clamp(torch.round(clipped / scale[:, None]), -127, 127).to(torch.int8).contiguous()
+        return q, scale.to(dtype=torch.float16).contiguous()
+    clip_abs = float(torch.quantile(t32.abs().flatten(), CLIP_Q).item())
+    scale = torch.tensor(clip_abs / 127.0 if clip_abs > 0 else 1.0, dtype=torch.float32)
+    q = torch.clamp(torch.round(torch.clamp(t32, -clip_abs, clip_abs) / scale), -127, 127).to(torch.int8).contiguous()
+    return q, scale
+
+
+def quantize_and_dequantize(state):
+    """Returns (expected tensors, metadata) following the reference's export and import."""
+    expected, meta = {}, {}
+    stats = dict.fromkeys(("param_count", "num_tensors", "num_float_tensors", "baseline_tensor_bytes",
+                           "int8_payload_bytes"), 0)
+    for name, t in state.items():
+        stats["param_count"] += t.numel()
+        stats["num_tensors"] += 1
+        stats["baseline_tensor_bytes"] += t.numel() * t.element_size()
+        if t.numel() <= KEEP_FLOAT_MAX_NUMEL:
+            if any(p in name for p in CONTROL_PATTERNS):
+                kept, meta["kind." + name] = t.float().contiguous(), "fp32"
+            else:
+                kept, meta["kind." + name] = t.to(dtype=torch.float16).contiguous(), "fp16"
+            stats["int8_payload_bytes"] += kept.numel() * kept.element_size()
+            expected[name + ".kept"] = kept
+            expected[name + ".deq"] = kept.to(dtype=torch.float32)
+            continue
+        stats["num_float_tensors"] += 1
+        q, s = quantize_float_tensor(t)
+        stats["int8_payload_bytes"] += q.numel() * q.element_size() + s.numel() * s.element_size()
+        meta["kind." + name] = "per_row" if s.ndim > 0 else "per_tensor"
+        expected[name + ".q"] = q
+        expected[name + ".scale"] = s
+        t32 = t.float()
+        expected[name + ".clip"] = (torch.quantile(t32.abs(), CLIP_Q, dim=1) if t32.ndim == 2
+                                    else torch.quantile(t32.abs().flatten(), CLIP_Q))
+        if s.ndim > 0:
+            s32 = s.to(dtype=torch.float32)
+            deq = (q.float() * s32.view(q.shape[0], *([1] * (q.ndim - 1)))).to(dtype=torch.float32)
+        else:
+            deq = (q.float() * float(s.item())).to(dtype=torch.float32)
+        expected[name + ".deq"] = deq.contiguous()
+    meta.update({k: str(v) for k, v in stats.items()})
+    return expected, meta
+
+
+def lerp_probe(n, scale, g):
+    """A vector of n values whose clip (torch.quantile's lerp between the two largest |x|) differs
+    between a fused multiply-add and an unfused one, so the C test can tell them apart."""
+    rank = np.float32(CLIP_Q) * np.float32(n - 1)
+    w = np.float32(rank - np.float32(int(rank)))
+    lo = (torch.rand(100_000, generator=g) * scale + scale).numpy()
+    hi = (lo + torch.rand(100_000, generator=g).numpy() * scale).astype(np.float32)
+    d = (hi - lo).astype(np.float32)
+    if w < 0.5:
+        unfused = (lo + (w * d).astype(np.float32)).astype(np.float32)
+        fused = (lo.astype(np.float64) + np.float64(w) * d.astype(np.float64)).astype(np.float32)
+    else:
+        om = np.float32(1) - w
+        unfused = (hi - (d * om).astype(np.float32)).astype(np.float32)
+        fused = (hi.astype(np.float64) - d.astype(np.float64) * np.float64(om)).astype(np.float32)
+    k = int(np.nonzero(unfused != fused)[0][0])
+    x = (torch.rand(n, generator=g) * 2 - 1) * float(lo[k]) * 0.9
+    pos = torch.randperm(n, generator=g)[:2]
+    x[pos[0]], x[pos[1]] = float(lo[k]), -float(hi[k])
+    assert torch.quantile(x.abs(), CLIP_Q).item() != unfused[k], "probe does not separate fused from unfused lerp"
+    return x
+
+
+def build_state():
+    g = torch.Generator().manual_seed(1234)
+    randn = lambda *shape: torch.randn(*shape, generator=g)
+
+    emb = randn(1024, 512) * 0.02
+    idx = torch.randint(0, emb.numel(), (64,), generator=g)
+    emb.view(-1)[idx] *= torch.rand(64, generator=g) * 80 + 20  # scattered outliers
+    emb[0] = 0  # clip 0: scale clamps to 1/127
+    emb[1] = randn(512) * 3  # clip > 1: scale above the 1/127 floor
+    # clip = 31.75 exactly (two equal top values), so scale = 0.25 and w / scale = k + 0.5: round half to even
+    emb[2] = (torch.arange(512) % 201 - 100 + 0.5) * 0.25
+    emb[2, 7], emb[2, 300] = 31.75, -31.75
+    emb[3] = randn(512) * 0.01
+    emb[3, 10:20] = 0.5  # ties at the top
+    emb[4] = randn(512) * 0.01
+    emb[4, 77] = 100.0  # one huge outlier: clipped to the interpolated percentile
+    emb[5] = lerp_probe(512, 0.05, g)  # rank fraction > 0.5 branch of lerp
+
+    big = lerp_probe(400_000, 10.0, g)  # 1-D, per tensor; rank fraction < 0.5 (the other lerp branch)
+    return {
+        "tok_emb.weight": emb,
+        "blocks.0.mlp.fc.weight": randn(128, 512) * 0.1,  # exactly 65,536 elements: kept as fp16
+        "blocks.0.attn_scale": 1 + randn(512) * 0.1,  # control pattern: kept as fp32
+        "skip_weights": randn(4, 512),  # 2-D control tensor: fp32
+        "blocks.0.resid_mix": randn(2, 40_000),  # control name but > 65,536 elements: int8 per row
+        "big.vec": big,
+        "mid.vec": randn(70_000) * 0.3,  # per tensor, rank fraction > 0.5
+        "cube.weight": randn(3, 200, 200) * 0.02,  # 3-D: per tensor
+        "odd.weight": randn(257, 513) * 0.05,  # odd row length
+        "tiny.weight": randn(300, 300) * 1e-4,  # every row below the 1/127 scale floor
+    }
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", required=True)
+    out = p.parse_args().out
+    os.makedirs(out, exist_ok=True)
+    state = build_state()
+    expected, meta = quantize_and_dequantize(state)
+    save_safetensors(os.path.join(out, "int8_inputs.safetensors"), state)
+    save_safetensors(os.path.join(out, "int8_expected.safetensors"), expected, meta)
+
+
+if __name__ == "__main__":
+    main()
