@@ -179,10 +179,15 @@ void config_validate_model(const Config *c) {
     if ((c->model_dim / c->num_heads) % 2) die("head_dim=%lld must be even for RoPE", (long long)(c->model_dim / c->num_heads));
     if (c->mlp_mult <= 0) die("MLP_MULT=%lld must be positive", (long long)c->mlp_mult);
     if (c->logit_softcap <= 0) die("LOGIT_SOFTCAP must be positive, got %g", c->logit_softcap);
+}
+
+void config_validate_train(const Config *c) {
+    config_validate_model(c);
     if (c->train_seq_len <= 0) die("TRAIN_SEQ_LEN must be positive");
     if (c->grad_accum_steps <= 0) die("GRAD_ACCUM_STEPS must be positive");
     int64_t per_micro = c->train_batch_tokens / c->grad_accum_steps;
     if (c->train_batch_tokens % c->grad_accum_steps || per_micro % c->train_seq_len || per_micro <= 0)
         die("TRAIN_BATCH_TOKENS=%lld must split into GRAD_ACCUM_STEPS=%lld micro-batches of whole TRAIN_SEQ_LEN=%lld sequences",
             (long long)c->train_batch_tokens, (long long)c->grad_accum_steps, (long long)c->train_seq_len);
+    if (c->iterations < 0 || c->warmup_steps < 0) die("ITERATIONS and WARMUP_STEPS must not be negative");
 }

@@ -91,3 +91,5 @@ char *config_text(const Config *c, unsigned groups);
 void config_apply_text(Config *c, const char *text, const char *source);
 // Checks that hold for every command that builds a model: heads divide, etc. Dies with the reason.
 void config_validate_model(const Config *c);
+// Model checks plus the batch arithmetic of training (TRAIN_BATCH_TOKENS, GRAD_ACCUM_STEPS, ...).
+void config_validate_train(const Config *c);

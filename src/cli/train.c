@@ -130,6 +130,7 @@ static void export_and_roundtrip(Trainer *t) {
 
 static void setup(Trainer *t) {
     Config *c = &t->c;
+    config_validate_train(c);
     GPTConfig g = gpt_config_from(c);
     if (!c->run_id[0]) {
         Rng r;
