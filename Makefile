@@ -46,21 +46,21 @@ $(BUILD)/f64/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DPGOLF_F64 -MMD -MP -c -o $@ $<
 
-$(BUILD)/tests: $(OBJ) $(TEST_SRC:%.c=$(BUILD)/%.o)
+$(BUILD)/run_tests: $(OBJ) $(TEST_SRC:%.c=$(BUILD)/%.o)
 	$(CC) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests_f64: $(F64_OBJ) $(GRAD_SRC:%.c=$(BUILD)/f64/%.o)
+$(BUILD)/run_tests_f64: $(F64_OBJ) $(GRAD_SRC:%.c=$(BUILD)/f64/%.o)
 	$(CC) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bench/%: $(OBJ) $(BUILD)/bench/%.o
 	$(CC) -o $@ $^ $(LDLIBS)
 
 # Fixtures from the PyTorch/sentencepiece references (tests/ref_*.py), then both test binaries; one closing line.
-test: pgolf $(BUILD)/tests $(BUILD)/tests_f64
+test: pgolf $(BUILD)/run_tests $(BUILD)/run_tests_f64
 	@mkdir -p $(BUILD)/fixtures
 	@for s in tests/ref_*.py; do echo "$(PYTHON_REF) $$s --out $(BUILD)/fixtures"; $(PYTHON_REF) $$s --out $(BUILD)/fixtures || exit 1; done
-	@set -e; $(BUILD)/tests_f64 | tee $(BUILD)/tests_f64.log; status1=$${PIPESTATUS[0]}; \
-	$(BUILD)/tests | tee $(BUILD)/tests.log; \
+	@set -e; $(BUILD)/run_tests_f64 | tee $(BUILD)/tests_f64.log; status1=$${PIPESTATUS[0]}; \
+	$(BUILD)/run_tests | tee $(BUILD)/tests.log; \
 	awk '/^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3 } END { printf "total: %d passed, %d failed\n", p, f; exit f > 0 }' \
 	    $(BUILD)/tests_f64.log $(BUILD)/tests.log
 

@@ -9,6 +9,7 @@
 #include "data/spm.h"
 #include "eval/eval_val.h"
 #include "export/artifact.h"
+#include "io/bytes.h"
 #include "io/checkpoint.h"
 #include "model/gpt.h"
 #include "util.h"
@@ -86,10 +87,8 @@ int cmd_info(int argc, char **argv) {
     static const char *GROUP_NAMES[] = {"muon", "adam_scalar", "adam_embed", "adam_head"};
     for (int i = 0; i < m.param_list.count; i++) {
         const TensorView *t = &m.param_list.items[i];
-        char shape[48];
-        if (t->ndim == 2) snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)t->shape[0], (long long)t->shape[1]);
-        else snprintf(shape, sizeof shape, "[%lld]", (long long)t->shape[0]);
-        printf("  %-32s %-14s %s\n", t->name, shape, GROUP_NAMES[m.groups[i]]);
+        char shape[64];
+        printf("  %-32s %-14s %s\n", t->name, shape_str(shape, sizeof shape, t->ndim, t->shape), GROUP_NAMES[m.groups[i]]);
     }
     printf("model_params:%lld\n", (long long)m.n_params);
     gpt_free(&m);

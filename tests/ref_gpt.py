@@ -1,0 +1,313 @@
+"""PyTorch reference for pgolf's parity tests (tests/test_parity.c): train_gpt.py's GPT, Muon and Adam,
+re-implemented functionally (torch 1.13 has neither F.rms_norm nor scaled_dot_product_attention).
+
+`python3 tests/ref_gpt.py --out DIR` writes DIR/gpt_<case>/ for each case in CASES:
+  config.txt            KEY=VALUE settings (pgolf env names, plus BATCH_SEQS, STEP_MOMENTUM, LR_MUL)
+  weights.safetensors   every parameter, F32, seeded random (not the reference init: zero projections
+                        would hide gradient bugs)
+  tokens.i32            B*T+1 little-endian int32 ids; x = tok[:-1].view(B,T), y = tok[1:].view(B,T)
+  expected.safetensors  F32 of float64 results: loss, grad.<name>, step1.<name> (one optimizer step),
+                        loss2 and step2.<name> (a second step on the same batch, optimizer state kept)
+
+Importable without side effects: bench/torch_ref.py uses param_shapes, init_params, gpt_loss and
+Optimizers in float32.
+"""
+import argparse
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from refio import save_safetensors  # noqa: E402
+
+# F.rms_norm(eps=None) uses the epsilon of the op's math type, float32 for fp32/bf16 inputs; we keep
+# that value in float64 too.
+RMS_EPS = float(torch.finfo(torch.float32).eps)
+# Names routed to the scalar Adam group even when 2-D (train_gpt.py's CONTROL_TENSOR_NAME_PATTERNS).
+CONTROL_PATTERNS = ("attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "resid_mix", "resid_mixes",
+                    "q_gain", "skip_weight", "skip_weights")
+
+
+def model_config(vocab=1024, layers=9, dim=512, heads=8, kv_heads=4, mlp_mult=2, tie=True, rope_base=10000.0,
+                 softcap=30.0, qk_gain=1.5):
+    return dict(vocab=vocab, layers=layers, dim=dim, heads=heads, kv_heads=kv_heads, mlp_mult=mlp_mult, tie=tie,
+                rope_base=float(rope_base), softcap=float(softcap), qk_gain=float(qk_gain))
+
+
+def param_shapes(cfg):
+    """name -> shape, in train_gpt.py's state_dict order."""
+    D, L = cfg["dim"], cfg["layers"]
+    Dkv = cfg["kv_heads"] * (D // cfg["heads"])
+    enc = L // 2
+    shapes = {"skip_weights": (min(enc, L - enc), D), "tok_emb.weight": (cfg["vocab"], D)}
+    for i in range(L):
+        b = f"blocks.{i}."
+        shapes[b + "attn_scale"] = (D,)
+        shapes[b + "mlp_scale"] = (D,)
+        shapes[b + "resid_mix"] = (2, D)
+        shapes[b + "attn.q_gain"] = (cfg["heads"],)
+        shapes[b + "attn.c_q.weight"] = (D, D)
+        shapes[b + "attn.c_k.weight"] = (Dkv, D)
+        shapes[b + "attn.c_v.weight"] = (Dkv, D)
+        shapes[b + "attn.proj.weight"] = (D, D)
+        shapes[b + "mlp.fc.weight"] = (cfg["mlp_mult"] * D, D)
+        shapes[b + "mlp.proj.weight"] = (D, cfg["mlp_mult"] * D)
+    if not cfg["tie"]:
+        shapes["lm_head.weight"] = (cfg["vocab"], D)
+    return shapes
+
+
+def init_params(cfg, gen):
+    """Seeded float32 test weights: every parameter away from its (often zero or one) reference init."""
+    out = {}
+    for name, shape in param_shapes(cfg).items():
+        n = torch.randn(shape, generator=gen, dtype=torch.float32)
+        if name == "tok_emb.weight":
+            v = 0.5 * n
+        elif name.endswith("q_gain"):
+            v = cfg["qk_gain"] + 0.2 * n
+        elif name.endswith("attn_scale") or name.endswith("mlp_scale") or name == "skip_weights":
+            v = 1.0 + 0.2 * n
+        elif name.endswith("resid_mix"):
+            v = torch.tensor([[1.0], [0.0]]) + 0.2 * n
+        else:  # [out, in] matrices
+            v = n / math.sqrt(shape[1])
+        out[name] = v.contiguous()
+    return out
+
+
+def rms_norm(x):
+    # x / sqrt(mean(x^2) + eps) over the last dim, no weight
+    return x * torch.rsqrt(x.square().mean(-1, keepdim=True) + RMS_EPS)
+
+
+def rope_tables(T, Dh, base, dtype):
+    """cos, sin [T, Dh/2]. Computed in float32 like train_gpt.py's Rotary cache, then cast."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, Dh, 2, dtype=torch.float32) / Dh))
+    freqs = torch.outer(torch.arange(T, dtype=torch.float32), inv_freq)
+    return freqs.cos().to(dtype), freqs.sin().to(dtype)
+
+
+def apply_rope(x, cos, sin):
+    # x [B,nh,T,Dh]; rotate-half: (x1, x2) -> (x1 cos + x2 sin, -x1 sin + x2 cos)
+    h = x.size(-1) // 2
+    x1, x2 = x[..., :h], x[..., h:]
+    return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin), dim=-1)
+
+
+def causal_attention(q, k, v):
+    """q [B,H,T,Dh], k/v [B,Hkv,T,Dh] -> [B,H,T,Dh]; head h reads KV head h // (H/Hkv)."""
+    H, Hkv, T, Dh = q.size(1), k.size(1), q.size(2), q.size(3)
+    if Hkv != H:
+        k = k.repeat_interleave(H // Hkv, dim=1)
+        v = v.repeat_interleave(H // Hkv, dim=1)
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(Dh)  # [B,H,T,T]
+    future = torch.ones(T, T, dtype=torch.bool).triu(1)
+    scores = scores.masked_fill(future, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def attention(p, b, x, cfg, cos, sin):
+    # x [B,T,D] (already normed) -> [B,T,D]
+    B, T, D = x.shape
+    H, Hkv = cfg["heads"], cfg["kv_heads"]
+    Dh = D // H
+    q = F.linear(x, p[b + "attn.c_q.weight"]).view(B, T, H, Dh).transpose(1, 2)
+    k = F.linear(x, p[b + "attn.c_k.weight"]).view(B, T, Hkv, Dh).transpose(1, 2)
+    v = F.linear(x, p[b + "attn.c_v.weight"]).view(B, T, Hkv, Dh).transpose(1, 2)
+    q = apply_rope(rms_norm(q), cos, sin) * p[b + "attn.q_gain"][None, :, None, None]
+    k = apply_rope(rms_norm(k), cos, sin)
+    y = causal_attention(q, k, v).transpose(1, 2).reshape(B, T, D)
+    return F.linear(y, p[b + "attn.proj.weight"])
+
+
+def block(p, i, x, x0, cfg, cos, sin):
+    b = f"blocks.{i}."
+    mix = p[b + "resid_mix"]
+    x = mix[0] * x + mix[1] * x0
+    x = x + p[b + "attn_scale"] * attention(p, b, rms_norm(x), cfg, cos, sin)
+    h = torch.relu(F.linear(rms_norm(x), p[b + "mlp.fc.weight"])).square()
+    return x + p[b + "mlp_scale"] * F.linear(h, p[b + "mlp.proj.weight"])
+
+
+def gpt_loss(p, x_ids, y_ids, cfg):
+    """Mean next-token cross-entropy. p: name -> tensor (all one float dtype); x_ids, y_ids [B,T] int64."""
+    T = x_ids.size(1)
+    E = p["tok_emb.weight"]
+    cos, sin = rope_tables(T, cfg["dim"] // cfg["heads"], cfg["rope_base"], E.dtype)
+    x = rms_norm(F.embedding(x_ids, E))
+    x0 = x
+    L = cfg["layers"]
+    enc = L // 2
+    skips = []
+    for i in range(enc):  # U-Net: the first half stores its outputs ...
+        x = block(p, i, x, x0, cfg, cos, sin)
+        skips.append(x)
+    for j in range(L - enc):  # ... the second half adds them back, last stored first
+        if skips:
+            x = x + p["skip_weights"][j] * skips.pop()
+        x = block(p, enc + j, x, x0, cfg, cos, sin)
+    x = rms_norm(x).reshape(-1, cfg["dim"])
+    z = F.linear(x, E if cfg["tie"] else p["lm_head.weight"])
+    logits = cfg["softcap"] * torch.tanh(z / cfg["softcap"])
+    return F.cross_entropy(logits, y_ids.reshape(-1))
+
+
+# ---------------------------------------------------------------- optimizers
+
+def newton_schulz5(G, steps, eps=1e-7):
+    """train_gpt.py's zeropower_via_newtonschulz5 in G's own dtype (the reference runs it in bf16)."""
+    a, b, c = 3.4445, -4.7750, 2.0315
+    X = G / (G.norm() + eps)
+    transposed = G.size(0) > G.size(1)
+    if transposed:
+        X = X.T
+    for _ in range(steps):
+        A = X @ X.T
+        X = a * X + (b * A + c * A @ A) @ X
+    return X.T if transposed else X
+
+
+class Muon:
+    """Nesterov momentum, then orthogonalized update scaled by sqrt(max(1, rows/cols))."""
+
+    def __init__(self, params, backend_steps):
+        self.params = params
+        self.steps = backend_steps
+        self.bufs = [torch.zeros_like(q) for q in params]
+
+    @torch.no_grad()
+    def step(self, lr, momentum):
+        for q, buf in zip(self.params, self.bufs):
+            buf.mul_(momentum).add_(q.grad)
+            g = newton_schulz5(q.grad + momentum * buf, self.steps)
+            q.add_(g * max(1.0, q.size(0) / q.size(1)) ** 0.5, alpha=-lr)
+
+
+def is_control(name):
+    return any(pat in name for pat in CONTROL_PATTERNS)
+
+
+class Optimizers:
+    """train_gpt.py's split: tok_emb, lm_head and scalar/control params -> Adam; block matrices -> Muon.
+    opt: dict with matrix_lr scalar_lr tied_embed_lr embed_lr head_lr beta1 beta2 adam_eps backend_steps."""
+
+    def __init__(self, p, cfg, opt):
+        betas, eps = (opt["beta1"], opt["beta2"]), opt["adam_eps"]
+        blocks = [n for n in p if n.startswith("blocks.")]
+        matrices = [p[n] for n in blocks if p[n].ndim == 2 and not is_control(n)]
+        scalars = [p[n] for n in blocks if p[n].ndim < 2 or is_control(n)]
+        if p["skip_weights"].numel() > 0:
+            scalars.append(p["skip_weights"])
+        tok_lr = opt["tied_embed_lr"] if cfg["tie"] else opt["embed_lr"]
+        groups = [([p["tok_emb.weight"]], tok_lr), (scalars, opt["scalar_lr"])]
+        if not cfg["tie"]:
+            groups.append(([p["lm_head.weight"]], opt["head_lr"]))
+        self.adams = [(torch.optim.Adam(ps, lr=lr, betas=betas, eps=eps), lr) for ps, lr in groups]
+        self.muon = Muon(matrices, opt["backend_steps"])
+        self.matrix_lr = opt["matrix_lr"]
+
+    def step(self, lr_mul, momentum):
+        """Every group's lr is base_lr * lr_mul (train_gpt.py's warmdown); momentum is Muon's."""
+        for adam, base_lr in self.adams:
+            for g in adam.param_groups:
+                g["lr"] = base_lr * lr_mul
+            adam.step()
+        self.muon.step(self.matrix_lr * lr_mul, momentum)
+
+
+# ---------------------------------------------------------------- fixtures
+
+OPT_DEFAULTS = dict(matrix_lr=0.04, scalar_lr=0.03, tied_embed_lr=0.05, embed_lr=0.6, head_lr=0.008,
+                    muon_momentum=0.95, backend_steps=5, beta1=0.9, beta2=0.95, adam_eps=1e-8)
+STEP_MOMENTUM = 0.9  # what the momentum warmup (0.85 -> 0.95 over 500 steps) sets at step 250
+LR_MUL = 0.7  # a warmdown multiplier, so a missing lr_mul shows
+
+CASES = {
+    "tied": (model_config(vocab=64, layers=3, dim=32, heads=4, kv_heads=2, mlp_mult=2, tie=True), 16, 3),
+    "untied": (model_config(vocab=48, layers=4, dim=32, heads=2, kv_heads=1, mlp_mult=3, tie=False), 12, 2),
+    "mha": (model_config(vocab=64, layers=2, dim=48, heads=4, kv_heads=4, mlp_mult=2, tie=True, softcap=5.0,
+                         rope_base=500.0), 20, 2),
+}
+
+
+def _write_atomic(path, data: bytes):
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _config_text(cfg, T, B):
+    o = OPT_DEFAULTS
+    kv = [("VOCAB_SIZE", cfg["vocab"]), ("NUM_LAYERS", cfg["layers"]), ("MODEL_DIM", cfg["dim"]),
+          ("NUM_HEADS", cfg["heads"]), ("NUM_KV_HEADS", cfg["kv_heads"]), ("MLP_MULT", cfg["mlp_mult"]),
+          ("TIE_EMBEDDINGS", int(cfg["tie"])), ("ROPE_BASE", repr(cfg["rope_base"])),
+          ("LOGIT_SOFTCAP", repr(cfg["softcap"])), ("QK_GAIN_INIT", repr(cfg["qk_gain"])), ("TRAIN_SEQ_LEN", T),
+          ("BATCH_SEQS", B), ("MATRIX_LR", o["matrix_lr"]), ("SCALAR_LR", o["scalar_lr"]),
+          ("TIED_EMBED_LR", o["tied_embed_lr"]), ("EMBED_LR", o["embed_lr"]), ("HEAD_LR", o["head_lr"]),
+          ("MUON_MOMENTUM", o["muon_momentum"]), ("MUON_BACKEND_STEPS", o["backend_steps"]),
+          ("BETA1", o["beta1"]), ("BETA2", o["beta2"]), ("ADAM_EPS", o["adam_eps"]),
+          ("STEP_MOMENTUM", STEP_MOMENTUM), ("LR_MUL", LR_MUL)]
+    return "".join(f"{k}={v}\n" for k, v in kv)
+
+
+def run_two_steps(w32, x, y, cfg, dtype):
+    """loss, grads, step1, loss2, step2 (the expected.safetensors entries) computed in dtype."""
+    p = {n: t.detach().to(dtype, copy=True).requires_grad_() for n, t in w32.items()}
+    loss = gpt_loss(p, x, y, cfg)
+    loss.backward()
+    exp = {"loss": loss.detach().reshape(1)}
+    exp.update({f"grad.{n}": t.grad.clone() for n, t in p.items()})
+    opts = Optimizers(p, cfg, OPT_DEFAULTS)
+    opts.step(LR_MUL, STEP_MOMENTUM)
+    exp.update({f"step1.{n}": t.detach().clone() for n, t in p.items()})
+    for t in p.values():
+        t.grad = None
+    loss2 = gpt_loss(p, x, y, cfg)
+    loss2.backward()
+    opts.step(LR_MUL, STEP_MOMENTUM)
+    exp["loss2"] = loss2.detach().reshape(1)
+    exp.update({f"step2.{n}": t.detach().clone() for n, t in p.items()})
+    return exp
+
+
+def make_case(out_dir, name, cfg, T, B, seed):
+    gen = torch.Generator().manual_seed(seed)
+    w32 = init_params(cfg, gen)
+    tok = torch.randint(0, cfg["vocab"], (B * T + 1,), generator=gen, dtype=torch.int64)
+    x, y = tok[:-1].view(B, T), tok[1:].view(B, T)
+
+    # The float64 reference runs the exact float32 weights pgolf loads.
+    exp = run_two_steps(w32, x, y, cfg, torch.float64)
+    # Sanity: the same code in float32 lands within an fp32 implementation's tolerance, so there is no
+    # float64-only path, and no Adam step sits on a gradient too close to 0 for fp32 to get its sign.
+    e32 = run_two_steps(w32, x, y, cfg, torch.float32)
+    for k, ref in exp.items():
+        diff = (e32[k].double() - ref).abs().max().item()
+        lim = (1e-5 if k.startswith("loss") else 2e-5) * ref.abs().max().item()
+        assert diff <= lim, f"{name} {k}: float32 differs from float64 by {diff:.3g} (limit {lim:.3g})"
+
+    d = os.path.join(out_dir, f"gpt_{name}")
+    os.makedirs(d, exist_ok=True)
+    _write_atomic(os.path.join(d, "config.txt"), _config_text(cfg, T, B).encode())
+    _write_atomic(os.path.join(d, "tokens.i32"), tok.numpy().astype("<i4").tobytes())
+    save_safetensors(os.path.join(d, "weights.safetensors"), w32)
+    save_safetensors(os.path.join(d, "expected.safetensors"), {k: v.float() for k, v in exp.items()})
+    print(f"ref_gpt {name}: loss {exp['loss'].item():.10f} loss2 {exp['loss2'].item():.10f}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True)
+    out = ap.parse_args().out
+    torch.set_num_threads(2)
+    for seed, (name, (cfg, T, B)) in enumerate(CASES.items()):
+        make_case(out, name, cfg, T, B, 1000 + seed)
+
+
+if __name__ == "__main__":
+    main()
