@@ -10,7 +10,7 @@ void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((
 // Directory of ../shared/data (PGOLF_SHARED_DATA overrides) and of fixtures written by tests/ref_gpt.py.
 const char *test_shared_data(void);
 const char *test_fixture_dir(void);
-// A fresh empty directory under build/tmp for this test's files.
+// A fresh empty directory under build/tmp for this test's files (the string stays valid).
 const char *test_tmpdir(const char *name);
 
 #define TEST(fn)                                                                   \

@@ -45,13 +45,13 @@ const char *test_fixture_dir(void) {
 }
 
 const char *test_tmpdir(const char *name) {
-    static char path[512];
+    char path[512];
     snprintf(path, sizeof path, "build/tmp/%s", name);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
     if (system(cmd) != 0) die("cannot clean %s", path);
     mkdir_p(path);
-    return path;
+    return xstrdup(path); // kept for the whole run: tests hold several directories at once
 }
 
 int test_dies_with(void (*fn)(void *), void *arg, const char *expect) {
