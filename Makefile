@@ -59,10 +59,12 @@ $(BUILD)/bench/%: $(OBJ) $(BUILD)/bench/%.o
 test: pgolf $(BUILD)/run_tests $(BUILD)/run_tests_f64
 	@mkdir -p $(BUILD)/fixtures
 	@for s in tests/ref_*.py; do echo "$(PYTHON_REF) $$s --out $(BUILD)/fixtures"; $(PYTHON_REF) $$s --out $(BUILD)/fixtures || exit 1; done
-	@set -e; $(BUILD)/run_tests_f64 | tee $(BUILD)/tests_f64.log; status1=$${PIPESTATUS[0]}; \
-	$(BUILD)/run_tests | tee $(BUILD)/tests.log; \
-	awk '/^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3 } END { printf "total: %d passed, %d failed\n", p, f; exit f > 0 }' \
-	    $(BUILD)/tests_f64.log $(BUILD)/tests.log
+	@set -o pipefail; rc=0; \
+	$(BUILD)/run_tests_f64 | tee $(BUILD)/tests_f64.log || rc=1; \
+	$(BUILD)/run_tests | tee $(BUILD)/tests.log || rc=1; \
+	awk '/^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3 } END { printf "%d passed, %d failed\n", p, f }' \
+	    $(BUILD)/tests_f64.log $(BUILD)/tests.log; \
+	exit $$rc
 
 bench: $(BENCH_SRC:%.c=$(BUILD)/%)
 	@for b in $^; do echo "== $$b"; $$b || exit 1; done
