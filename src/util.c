@@ -193,6 +193,21 @@ double rng_normal(Rng *r) {
 
 // ---------------------------------------------------------------- float formats
 
+char *py_float_repr(char *buf, double x) {
+    if (!isfinite(x)) return strcpy(buf, isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
+    int digits = 1;
+    for (; digits < 17; digits++) { // fewest significant digits that read back as x
+        snprintf(buf, 32, "%.*e", digits - 1, x);
+        if (strtod(buf, NULL) == x) break;
+    }
+    snprintf(buf, 32, "%.*e", digits - 1, x);
+    int exp10 = atoi(strchr(buf, 'e') + 1);
+    if (exp10 < -4 || exp10 >= 16) return buf; // repr switches to exponent form here, as %e writes it
+    snprintf(buf, 32, "%.*f", digits - 1 - exp10 > 0 ? digits - 1 - exp10 : 0, x);
+    if (!strchr(buf, '.')) strcat(buf, ".0");
+    return buf;
+}
+
 float bf16_round(float x) {
     uint32_t u;
     memcpy(&u, &x, 4);

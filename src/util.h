@@ -66,6 +66,9 @@ double rng_normal(Rng *r);  // N(0, 1)
 
 // Round a float to the nearest bfloat16 (round-to-nearest-even), returned as float.
 float bf16_round(float x);
+// A double as Python's repr prints it in f-strings (shortest round-trip digits, "0.0" not "0"), so
+// log lines match the reference's text. buf needs 32 bytes.
+char *py_float_repr(char *buf, double x);
 uint16_t f32_to_f16(float x);
 float f16_to_f32(uint16_t h);
 

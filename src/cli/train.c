@@ -179,8 +179,11 @@ static void setup(Trainer *t) {
     log0("world_size:1 grad_accum_steps:%lld", (long long)c->grad_accum_steps);
     log0("backend:cpu threads:%d blas:openblas", omp_get_max_threads());
     log0("attention_mode:gqa num_heads:%lld num_kv_heads:%lld", (long long)c->num_heads, (long long)c->num_kv_heads);
-    log0("tie_embeddings:%s embed_lr:%g head_lr:%g matrix_lr:%g scalar_lr:%g", c->tie_embeddings ? "True" : "False",
-         t->o.lr_embed, c->tie_embeddings ? 0.0 : c->head_lr, c->matrix_lr, c->scalar_lr);
+    char f[4][32];
+    log0("tie_embeddings:%s embed_lr:%s head_lr:%s matrix_lr:%s scalar_lr:%s", c->tie_embeddings ? "True" : "False",
+         py_float_repr(f[0], c->tie_embeddings ? c->tied_embed_lr : c->embed_lr),
+         py_float_repr(f[1], c->tie_embeddings ? 0.0 : c->head_lr), py_float_repr(f[2], c->matrix_lr),
+         py_float_repr(f[3], c->scalar_lr));
     log0("train_batch_tokens:%lld train_seq_len:%lld iterations:%lld warmup_steps:%lld max_wallclock_seconds:%.3f",
          (long long)c->train_batch_tokens, (long long)c->train_seq_len, (long long)c->iterations,
          (long long)c->warmup_steps, c->max_wallclock_seconds);
