@@ -95,7 +95,8 @@ TensorList optim_state_views(const OptimState *s, const GPT *m) {
             *v = *p;
             const char *kind = muon ? "muon_buf" : k == 0 ? "adam_m" : "adam_v";
             real *base = muon ? s->muon_buf : k == 0 ? s->adam_m : s->adam_v;
-            snprintf(v->name, sizeof v->name, "optim.%s.%s", kind, p->name);
+            if (snprintf(v->name, sizeof v->name, "optim.%s.%s", kind, p->name) >= (int)sizeof v->name)
+                die("optimizer state name for %s is too long", p->name);
             v->data = base + off;
         }
     }
