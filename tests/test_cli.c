@@ -96,6 +96,14 @@ TEST(cli_train_end_to_end) {
         CHECK(file_size(p) > 0, "%s was not written", p);
     }
     free(out);
+    // PyTorch's view of the weights: train_gpt.py's state_dict names and shapes, nothing else.
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 tests/torch_load_check.py %s/final_model.safetensors --layers 2 --dim 64 --heads 4 "
+             "--kv-heads 2 --vocab 1024",
+             out_dir);
+    rc = run(cmd, &out);
+    CHECK(rc == 0 && strstr(out, "torch_load_check: ok 22 tensors"), "PyTorch-side check failed (%d):\n%s", rc, out);
+    free(out);
     snprintf(cmd, sizeof cmd, "env %s ./pgolf eval %s/final_model.int8.ptz", env, out_dir);
     rc = run(cmd, &out);
     CHECK(rc == 0 && fabs(find_value(out, "final_eval_exact", "val_bpb:") - rt) < 1e-6,

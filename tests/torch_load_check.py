@@ -1,0 +1,38 @@
+"""Loads a safetensors file written by pgolf as PyTorch would load it into train_gpt.py's GPT: the
+tensor names and shapes must be exactly the reference state_dict's (load_state_dict(strict=True)
+semantics) and every value finite. Used by tests/test_cli.c on final_model.safetensors.
+
+  /usr/bin/python3 tests/torch_load_check.py FILE --layers 2 --dim 64 --heads 4 --kv-heads 2 --vocab 1024 [--untied]
+Prints "torch_load_check: ok N tensors" or one line naming the problem (exit 1).
+"""
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ref_gpt import model_config, param_shapes  # noqa: E402
+from refio import load_safetensors  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("file")
+for k in ("layers", "dim", "heads", "kv_heads", "vocab"):
+    ap.add_argument("--" + k.replace("_", "-"), type=int, required=True)
+ap.add_argument("--mlp-mult", type=int, default=2)
+ap.add_argument("--untied", action="store_true")
+a = ap.parse_args()
+cfg = model_config(vocab=a.vocab, layers=a.layers, dim=a.dim, heads=a.heads, kv_heads=a.kv_heads,
+                   mlp_mult=a.mlp_mult, tie=not a.untied)
+want = param_shapes(cfg)
+got = {k: v for k, v in load_safetensors(a.file).items() if not k.startswith("optim.")}
+missing, unexpected = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+if missing or unexpected:
+    sys.exit(f"torch_load_check: {a.file}: missing keys {missing}, unexpected keys {unexpected}")
+for name, shape in want.items():
+    t = got[name]
+    if tuple(t.shape) != tuple(shape) or t.dtype != torch.float32:
+        sys.exit(f"torch_load_check: {name} is {t.dtype} {list(t.shape)}, the reference expects float32 {list(shape)}")
+    if not torch.isfinite(t).all():
+        sys.exit(f"torch_load_check: {name} has non-finite values")
+print(f"torch_load_check: ok {len(want)} tensors")
