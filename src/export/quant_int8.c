@@ -198,6 +198,7 @@ void quant_int8_state(const TensorList *state, QuantState *out, QuantStats *stat
         stats->baseline_tensor_bytes += 4 * n;
         stats->int8_payload_bytes += quant_tensor_bytes(qt);
         if (qt->kind == QUANT_INT8_ROW || qt->kind == QUANT_INT8_TENSOR) stats->num_float_tensors++;
+        progress("export: quantizing", k + 1, state->count);
     }
 }
 

@@ -1,0 +1,98 @@
+"""train_gpt.py's training loop on the PyTorch reference model (tests/ref_gpt.py), in float64, for
+comparing whole loss curves with `pgolf train` from the same weights on the same shards.
+
+Reads the same environment variables as train_gpt.py (DATA_PATH, VOCAB_SIZE, NUM_LAYERS, MODEL_DIM,
+NUM_HEADS, NUM_KV_HEADS, MLP_MULT, TIE_EMBEDDINGS, ITERATIONS, WARMDOWN_ITERS, TRAIN_BATCH_TOKENS,
+TRAIN_SEQ_LEN, GRAD_ACCUM_STEPS, learning rates, Muon momentum warmup, GRAD_CLIP_NORM, ...). No
+wallclock cap, no warmup steps, no validation.
+
+  /usr/bin/python3 tests/ref_train.py --write-init FILE    seeded weights for INIT_CHECKPOINT
+  /usr/bin/python3 tests/ref_train.py --init FILE          prints step:N/M train_loss:X.XXXXXXXX per step
+"""
+import argparse
+import glob
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ref_gpt import Optimizers, gpt_loss, init_params, model_config  # noqa: E402
+from refio import load_safetensors, save_safetensors  # noqa: E402
+
+
+def env(name, default, kind=float):
+    return kind(os.environ.get(name, default))
+
+
+def load_shard(path):
+    header = np.fromfile(path, dtype="<i4", count=256)
+    if header[0] != 20240520 or header[1] != 1:
+        sys.exit(f"ref_train: {path} is not a shard")
+    return np.fromfile(path, dtype="<u2", offset=1024)[: header[2]].astype(np.int64)
+
+
+class TokenStream:  # train_gpt.py's: sorted shards, sequential, wrapping
+    def __init__(self, pattern):
+        self.files = sorted(glob.glob(pattern))
+        self.idx, self.tokens, self.pos = 0, load_shard(self.files[0]), 0
+
+    def take(self, n):
+        parts = []
+        while n > 0:
+            if self.pos >= len(self.tokens):
+                self.idx = (self.idx + 1) % len(self.files)
+                self.tokens, self.pos = load_shard(self.files[self.idx]), 0
+                continue
+            k = min(n, len(self.tokens) - self.pos)
+            parts.append(self.tokens[self.pos : self.pos + k])
+            self.pos += k
+            n -= k
+        return torch.from_numpy(np.concatenate(parts))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--write-init")
+    ap.add_argument("--init")
+    a = ap.parse_args()
+    cfg = model_config(vocab=env("VOCAB_SIZE", 1024, int), layers=env("NUM_LAYERS", 9, int), dim=env("MODEL_DIM", 512, int),
+                       heads=env("NUM_HEADS", 8, int), kv_heads=env("NUM_KV_HEADS", 4, int), mlp_mult=env("MLP_MULT", 2, int),
+                       tie=bool(env("TIE_EMBEDDINGS", 1, int)), rope_base=env("ROPE_BASE", 10000.0),
+                       softcap=env("LOGIT_SOFTCAP", 30.0), qk_gain=env("QK_GAIN_INIT", 1.5))
+    if a.write_init:
+        save_safetensors(a.write_init, init_params(cfg, torch.Generator().manual_seed(env("SEED", 1337, int))))
+        return
+    p = {n: t.double().requires_grad_() for n, t in load_safetensors(a.init).items()}
+    opt = dict(matrix_lr=env("MATRIX_LR", 0.04), scalar_lr=env("SCALAR_LR", 0.04), tied_embed_lr=env("TIED_EMBED_LR", 0.05),
+               embed_lr=env("EMBED_LR", 0.6), head_lr=env("HEAD_LR", 0.008), backend_steps=env("MUON_BACKEND_STEPS", 5, int),
+               beta1=env("BETA1", 0.9), beta2=env("BETA2", 0.95), adam_eps=env("ADAM_EPS", 1e-8))
+    opts = Optimizers(p, cfg, opt)
+    iterations, warmdown = env("ITERATIONS", 20000, int), env("WARMDOWN_ITERS", 1200, int)
+    batch, seq, accum = env("TRAIN_BATCH_TOKENS", 524288, int), env("TRAIN_SEQ_LEN", 1024, int), env("GRAD_ACCUM_STEPS", 8, int)
+    mom, mom_start, mom_steps = env("MUON_MOMENTUM", 0.95), env("MUON_MOMENTUM_WARMUP_START", 0.85), env("MUON_MOMENTUM_WARMUP_STEPS", 500, int)
+    clip = env("GRAD_CLIP_NORM", 0.0)
+    stream = TokenStream(os.path.join(env("DATA_PATH", "./data/datasets/fineweb10B_sp1024", str), "fineweb_train_*.bin"))
+    local = batch // accum
+    for step in range(iterations):
+        warmdown_start = max(iterations - warmdown, 0)
+        scale = max((iterations - step) / max(warmdown, 1), 0.0) if warmdown > 0 and warmdown_start <= step else 1.0
+        train_loss = 0.0
+        for _ in range(accum):
+            chunk = stream.take(local + 1)
+            x, y = chunk[:-1].reshape(-1, seq), chunk[1:].reshape(-1, seq)
+            loss = gpt_loss(p, x, y, cfg)
+            train_loss += loss.item()
+            (loss / accum).backward()
+        frac = min(step / mom_steps, 1.0) if mom_steps > 0 else 1.0
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(list(p.values()), clip)
+        opts.step(scale, (1 - frac) * mom_start + frac * mom)
+        for t in p.values():
+            t.grad = None
+        print(f"step:{step + 1}/{iterations} train_loss:{train_loss / accum:.8f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
