@@ -48,6 +48,8 @@ void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix
 }
 
 // Column sums (over N rows) are split by columns across threads for the same no-race reason.
+// Per-channel sums over tokens: each thread owns a range of channels and walks the rows in order, so
+// memory is read row by row (not with a stride of C) and every sum has the same order at any thread count.
 void resid_mix_backward(real *dx, real *dx0, real *dmix, const real *dout, const real *x, const real *x0,
                         const real *mix, int N, int C) {
     const real *m0 = mix, *m1 = mix + C;
@@ -55,18 +57,23 @@ void resid_mix_backward(real *dx, real *dx0, real *dmix, const real *dout, const
     {
         int nt = omp_get_num_threads_safe(), tid = omp_get_thread_num_safe();
         int c0 = C * tid / nt, c1 = C * (tid + 1) / nt;
-        for (int c = c0; c < c1; c++) {
-            double s0 = 0, s1 = 0;
-            for (int n = 0; n < N; n++) {
-                size_t o = (size_t)n * C + c;
-                s0 += (double)dout[o] * x[o];
-                s1 += (double)dout[o] * x0[o];
+        double *s = xcalloc(2 * (size_t)(c1 - c0) + 1, sizeof(double));
+        double *s0 = s, *s1 = s + (c1 - c0);
+        for (int n = 0; n < N; n++) {
+            size_t row = (size_t)n * C;
+            for (int c = c0; c < c1; c++) {
+                size_t o = row + c;
+                s0[c - c0] += (double)dout[o] * x[o];
+                s1[c - c0] += (double)dout[o] * x0[o];
                 dx0[o] += dout[o] * m1[c];
                 dx[o] = dout[o] * m0[c];
             }
-            dmix[c] += (real)s0;
-            dmix[C + c] += (real)s1;
         }
+        for (int c = c0; c < c1; c++) {
+            dmix[c] += (real)s0[c - c0];
+            dmix[C + c] += (real)s1[c - c0];
+        }
+        free(s);
     }
 }
 
@@ -84,14 +91,16 @@ void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *s
     {
         int nt = omp_get_num_threads_safe(), tid = omp_get_thread_num_safe();
         int c0 = C * tid / nt, c1 = C * (tid + 1) / nt;
-        for (int c = c0; c < c1; c++) {
-            double s = 0;
-            for (int n = 0; n < N; n++) {
-                size_t o = (size_t)n * C + c;
-                s += (double)dout[o] * y[o];
+        double *s = xcalloc((size_t)(c1 - c0) + 1, sizeof(double));
+        for (int n = 0; n < N; n++) {
+            size_t row = (size_t)n * C;
+            for (int c = c0; c < c1; c++) {
+                size_t o = row + c;
+                s[c - c0] += (double)dout[o] * y[o];
                 dy[o] = (accumulate ? dy[o] : 0) + dout[o] * scale[c];
             }
-            dscale[c] += (real)s;
         }
+        for (int c = c0; c < c1; c++) dscale[c] += (real)s[c - c0];
+        free(s);
     }
 }
