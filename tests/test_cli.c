@@ -164,7 +164,7 @@ TEST(cli_resume_after_kill_is_identical) {
     free(dir_b);
 }
 
-// The whole training loop against train_gpt.py's (tests/ref_train.py, PyTorch in float64) from the same
+// The whole training loop against train_gpt.py's (tests/torch_train.py, PyTorch in float64) from the same
 // weights on the same shards: data order, gradient accumulation, Muon momentum warmup, LR warmdown and
 // gradient clipping all show in the loss curve. pgolf logs 4 decimals; fp32 drift over 12 steps stays
 // well under the 2e-3 tolerance.
@@ -175,11 +175,11 @@ TEST(cli_loss_curve_matches_pytorch) {
     tiny_env(env, sizeof env, data, dir,
              "ITERATIONS=12 WARMDOWN_ITERS=5 WARMUP_STEPS=0 MUON_MOMENTUM_WARMUP_STEPS=6 GRAD_CLIP_NORM=0.5 "
              "VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=1024");
-    snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/ref_train.py --write-init %s/init.safetensors", env, dir);
-    CHECK(run(cmd, &ref) == 0, "ref_train --write-init failed:\n%s", ref);
+    snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/torch_train.py --write-init %s/init.safetensors", env, dir);
+    CHECK(run(cmd, &ref) == 0, "torch_train --write-init failed:\n%s", ref);
     free(ref);
-    snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/ref_train.py --init %s/init.safetensors", env, dir);
-    CHECK(run(cmd, &ref) == 0, "ref_train failed:\n%s", ref);
+    snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/torch_train.py --init %s/init.safetensors", env, dir);
+    CHECK(run(cmd, &ref) == 0, "torch_train failed:\n%s", ref);
     snprintf(cmd, sizeof cmd, "env %s INIT_CHECKPOINT=%s/init.safetensors ./pgolf train", env, dir);
     CHECK(run(cmd, &out) == 0, "pgolf train failed:\n%s", out);
     double worst = 0;

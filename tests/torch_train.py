@@ -6,8 +6,8 @@ NUM_HEADS, NUM_KV_HEADS, MLP_MULT, TIE_EMBEDDINGS, ITERATIONS, WARMDOWN_ITERS, T
 TRAIN_SEQ_LEN, GRAD_ACCUM_STEPS, learning rates, Muon momentum warmup, GRAD_CLIP_NORM, ...). No
 wallclock cap, no warmup steps, no validation.
 
-  /usr/bin/python3 tests/ref_train.py --write-init FILE    seeded weights for INIT_CHECKPOINT
-  /usr/bin/python3 tests/ref_train.py --init FILE          prints step:N/M train_loss:X.XXXXXXXX per step
+  /usr/bin/python3 tests/torch_train.py --write-init FILE    seeded weights for INIT_CHECKPOINT
+  /usr/bin/python3 tests/torch_train.py --init FILE          prints step:N/M train_loss:X.XXXXXXXX per step
 """
 import argparse
 import glob
@@ -29,7 +29,7 @@ def env(name, default, kind=float):
 def load_shard(path):
     header = np.fromfile(path, dtype="<i4", count=256)
     if header[0] != 20240520 or header[1] != 1:
-        sys.exit(f"ref_train: {path} is not a shard")
+        sys.exit(f"torch_train: {path} is not a shard")
     return np.fromfile(path, dtype="<u2", offset=1024)[: header[2]].astype(np.int64)
 
 
