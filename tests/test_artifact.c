@@ -46,14 +46,16 @@ static void free_state(TensorList *l) {
     free(l->items);
 }
 
-static const char *save_fixture(const char *test, ArtifactStats *stats) {
+static const char *save_fixture_with(const char *test, Compressor comp, ArtifactStats *stats) {
     static char path[600];
     snprintf(path, sizeof path, "%s/model.int8.ptz", test_tmpdir(test));
     TensorList s = make_state(11);
-    artifact_save_int8(path, CONFIG, &s, stats);
+    artifact_save_int8(path, CONFIG, &s, comp, compressor_default_level(comp), stats);
     free_state(&s);
     return path;
 }
+
+static const char *save_fixture(const char *test, ArtifactStats *stats) { return save_fixture_with(test, COMPRESS_ZLIB, stats); }
 
 TEST(artifact_roundtrip_and_stats) {
     ArtifactStats st;
@@ -92,7 +94,7 @@ TEST(artifact_roundtrip_and_stats) {
     uint32_t version, comp;
     memcpy(&version, bytes + 8, 4);
     memcpy(&comp, bytes + 12, 4);
-    CHECK(!memcmp(bytes, "PGOLFART", 8) && version == 1 && comp == ARTIFACT_ZLIB, "file header");
+    CHECK(!memcmp(bytes, "PGOLFART", 8) && version == 1 && comp == COMPRESS_ZLIB, "file header");
     free(bytes);
     free_state(&src);
     free_state(&dst);
@@ -221,8 +223,8 @@ TEST(artifact_corruption_dies_cleanly) {
     MUTATE(b[len - 2] ^= 0x10, "checksum mismatch", "flipped checksum byte");
     MUTATE(b[7] = 'X', "not a pgolf artifact (bad magic", "wrong magic");
     MUTATE(b[8] = 2, "unsupported artifact version 2 (this build reads version 1)", "wrong version");
-    MUTATE(b[12] = ARTIFACT_ZSTD, "payload compression 2 (zstd) is not supported", "zstd payload");
-    MUTATE(b[12] = 99, "payload compression 99 (unknown)", "unknown compression");
+    MUTATE((b[12] = COMPRESS_ZSTD, fix_crc(b, len)), "zstd decompression failed", "zlib payload labelled zstd");
+    MUTATE(b[12] = 99, "unknown payload compression 99", "unknown compression");
     // table and payload inconsistencies behind a valid checksum
     MUTATE((b[L.payload + 50] ^= 0x40, fix_crc(b, len)), "zlib decompression failed", "corrupt zlib stream");
     MUTATE((b[L.scheme + 4 + 20] = '2', fix_crc(b, len)), "unknown quantization scheme \"int8_clean_per_row_v2\"",
@@ -249,4 +251,49 @@ TEST(artifact_corruption_dies_cleanly) {
     CHECK(test_dies_with(load_bad, "build/tmp/artifact_corrupt/absent.ptz", "cannot open"), "missing file");
     free(good);
     free(b);
+}
+
+// zstd and brotli payloads load back to exactly the zlib artifact's values; a corrupt stream behind a
+// valid checksum is reported by name.
+TEST(artifact_every_compressor_round_trips) {
+    ArtifactStats st;
+    Artifact *ref = artifact_load(save_fixture("artifact_comp_ref", &st));
+    TensorList want = make_state(0), got = make_state(0);
+    artifact_dequantize_into(ref, &want);
+    const Compressor comps[] = {COMPRESS_ZSTD, COMPRESS_BROTLI};
+    for (int c = 0; c < 2; c++) {
+        char name[64];
+        snprintf(name, sizeof name, "artifact_comp_%s", compressor_name(comps[c]));
+        const char *path = save_fixture_with(name, comps[c], &st);
+        Artifact *a = artifact_load(path);
+        artifact_dequantize_into(a, &got);
+        for (int k = 0; k < N_TENSORS; k++)
+            CHECK(!memcmp(want.items[k].data, got.items[k].data, sizeof(real) * (size_t)tensor_numel(&want.items[k])),
+                  "%s: %s differs from the zlib artifact", compressor_name(comps[c]), SPECS[k].name);
+        CHECK(st.compressed_bytes > 0 && st.compressed_bytes < st.payload_bytes, "%s compressed %lld of %lld",
+              compressor_name(comps[c]), (long long)st.compressed_bytes, (long long)st.payload_bytes);
+        artifact_free(a);
+        size_t len;
+        uint8_t *b = read_file(path, &len);
+        Layout L = layout_of(b, len);
+        b[L.payload + 40] ^= 0x5a;
+        fix_crc(b, len);
+        char dir[600], expect[64];
+        snprintf(dir, sizeof dir, "%s", path);
+        *strrchr(dir, '/') = 0;
+        snprintf(expect, sizeof expect, "%s decompression failed", compressor_name(comps[c]));
+        CHECK(dies_on(dir, b, len, expect), "corrupt %s stream", compressor_name(comps[c]));
+        free(b);
+    }
+    free_state(&want);
+    free_state(&got);
+    artifact_free(ref);
+}
+
+static void level_23(void *arg) { compressor_check_level(COMPRESS_ZSTD, 23); }
+static void bad_name(void *arg) { compressor_from_name("lz4"); }
+
+TEST(artifact_compressor_settings_checked) {
+    CHECK(test_dies_with(level_23, NULL, "zstd level 23 is outside 1..22"), "zstd level");
+    CHECK(test_dies_with(bad_name, NULL, "unknown compressor \"lz4\" (choose zlib, zstd or brotli)"), "name");
 }

@@ -11,7 +11,7 @@
 struct Artifact {
     char *path;
     uint32_t version;
-    ArtifactCompression compression;
+    Compressor compression;
     char *scheme, *config;
     QuantState state; // the tensor table with its quantized data
     int64_t raw_payload_bytes, compressed_bytes, file_bytes;
@@ -22,15 +22,6 @@ struct Artifact {
 #define MAX_CONFIG_BYTES (1u << 20)
 #define MAX_TENSORS 100000u
 #define MAX_DIM (1ll << 40)
-
-static const char *compression_name(uint32_t c) {
-    switch (c) {
-    case ARTIFACT_ZLIB: return "zlib";
-    case ARTIFACT_ZSTD: return "zstd";
-    case ARTIFACT_BROTLI: return "brotli";
-    }
-    return "unknown";
-}
 
 // ---------------------------------------------------------------- writing
 
@@ -50,7 +41,8 @@ static void put_tensor_data(ByteBuf *b, const QuantTensor *qt) {
     }
 }
 
-void artifact_save_int8(const char *path, const char *config_text, const TensorList *state, ArtifactStats *stats) {
+void artifact_save_int8(const char *path, const char *config_text, const TensorList *state, Compressor comp, int level,
+                        ArtifactStats *stats) {
     QuantState qs;
     QuantStats q;
     quant_int8_state(state, &qs, &q);
@@ -58,7 +50,7 @@ void artifact_save_int8(const char *path, const char *config_text, const TensorL
     ByteBuf file = {0}, raw = {0};
     bb_put(&file, ARTIFACT_MAGIC, 8);
     bb_put_u32(&file, ARTIFACT_VERSION);
-    bb_put_u32(&file, ARTIFACT_ZLIB);
+    bb_put_u32(&file, (uint32_t)comp);
     bb_put_str(&file, QUANT_INT8_SCHEME);
     bb_put_str(&file, config_text);
     bb_put_u32(&file, (uint32_t)qs.count);
@@ -71,13 +63,11 @@ void artifact_save_int8(const char *path, const char *config_text, const TensorL
         put_tensor_data(&raw, qt);
     }
 
-    uLongf clen = compressBound(raw.len);
-    uint8_t *comp = xmalloc(clen);
-    int rc = compress2(comp, &clen, raw.data, raw.len, 9); // level 9, like the reference's zlib.compress
-    if (rc != Z_OK) die("%s: zlib compression failed (%s)", path, zError(rc));
+    size_t clen;
+    uint8_t *comp_bytes = compress_bytes(comp, level, raw.data, raw.len, &clen);
     bb_put_u64(&file, raw.len);
     bb_put_u64(&file, clen);
-    bb_put(&file, comp, clen);
+    bb_put(&file, comp_bytes, clen);
     bb_put_u32(&file, (uint32_t)crc32_z(0, file.data, file.len));
     write_file_atomic(path, file.data, file.len);
 
@@ -91,7 +81,7 @@ void artifact_save_int8(const char *path, const char *config_text, const TensorL
         .compressed_bytes = (int64_t)clen,
         .file_bytes = (int64_t)file.len,
     };
-    free(comp);
+    free(comp_bytes);
     bb_free(&raw);
     bb_free(&file);
     quant_state_free(&qs);
@@ -172,8 +162,8 @@ Artifact *artifact_load(const char *path) {
     if (a->version != ARTIFACT_VERSION)
         die("%s: unsupported artifact version %u (this build reads version %u)", path, a->version, ARTIFACT_VERSION);
     uint32_t comp = br_u32(&r, "compression id");
-    if (comp != ARTIFACT_ZLIB) die("%s: payload compression %u (%s) is not supported by this build", path, comp, compression_name(comp));
-    a->compression = (ArtifactCompression)comp;
+    if (comp < COMPRESS_ZLIB || comp > COMPRESS_BROTLI) die("%s: unknown payload compression %u", path, comp);
+    a->compression = (Compressor)comp;
     a->scheme = br_str(&r, MAX_SCHEME_BYTES, "scheme");
     check_printable(a->scheme, path, "the scheme name");
     if (strcmp(a->scheme, QUANT_INT8_SCHEME))
@@ -199,10 +189,8 @@ Artifact *artifact_load(const char *path) {
     if (crc != stored) die("%s: checksum mismatch (stored %08x, computed %08x): the file is corrupt", path, stored, crc);
 
     uint8_t *raw = xmalloc((size_t)raw_len);
-    uLongf out_len = (uLongf)raw_len;
-    int rc = uncompress(raw, &out_len, payload, (uLong)clen);
-    if (rc != Z_OK || out_len != raw_len)
-        die("%s: zlib decompression failed (%s)", path, rc != Z_OK ? zError(rc) : "wrong decompressed size");
+    const char *err = decompress_bytes(a->compression, payload, (size_t)clen, raw, (size_t)raw_len);
+    if (err) die("%s: %s decompression failed (%s)", path, compressor_name(a->compression), err);
     ByteReader pr = {raw, (size_t)raw_len, 0, path};
     for (int k = 0; k < a->state.count; k++) read_tensor_data(&pr, &a->state.items[k]);
     a->raw_payload_bytes = (int64_t)raw_len;
@@ -244,7 +232,7 @@ void artifact_print_summary(const Artifact *a, FILE *f) {
     int64_t params = 0;
     for (int k = 0; k < a->state.count; k++) params += quant_tensor_numel(&a->state.items[k]);
     fprintf(f, "artifact %s: %s version %u, scheme %s, %s payload\n", a->path, ARTIFACT_MAGIC, a->version, a->scheme,
-            compression_name(a->compression));
+            compressor_name(a->compression));
     fprintf(f, "tensors: %d, params: %lld\n", a->state.count, (long long)params);
     fprintf(f, "  %-40s %-14s %-30s %10s\n", "name", "shape", "storage", "bytes");
     for (int k = 0; k < a->state.count; k++) {
@@ -254,7 +242,7 @@ void artifact_print_summary(const Artifact *a, FILE *f) {
                 quant_kind_name(qt->kind), (long long)quant_tensor_bytes(qt));
     }
     fprintf(f, "payload: %lld bytes raw, %lld bytes %s; file: %lld bytes\n", (long long)a->raw_payload_bytes,
-            (long long)a->compressed_bytes, compression_name(a->compression), (long long)a->file_bytes);
+            (long long)a->compressed_bytes, compressor_name(a->compression), (long long)a->file_bytes);
     fprintf(f, "config:\n");
     for (const char *line = a->config; *line;) {
         const char *nl = strchr(line, '\n');

@@ -16,13 +16,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "export/compress.h"
 #include "tensor.h"
 
 #define ARTIFACT_MAGIC "PGOLFART"
 #define ARTIFACT_VERSION 1u
 
-// zstd and brotli are reserved for a later format option; this build writes and reads zlib.
-typedef enum { ARTIFACT_ZLIB = 1, ARTIFACT_ZSTD = 2, ARTIFACT_BROTLI = 3 } ArtifactCompression;
 
 typedef struct {
     int64_t param_count, num_tensors;
@@ -30,14 +29,16 @@ typedef struct {
     int64_t baseline_tensor_bytes; // numel * 4 over all tensors
     int64_t payload_bytes;         // the reference's int8_payload_bytes: int8 values, scales, float passthrough
     int64_t raw_bytes;             // the file's size with the payload uncompressed (the reference's raw_torch)
-    int64_t compressed_bytes;      // payload after zlib level 9
+    int64_t compressed_bytes;      // payload after compression
     int64_t file_bytes;            // the artifact on disk: what counts against the size limit
 } ArtifactStats;
 
 typedef struct Artifact Artifact;
 
-// Quantizes state (int8_clean_per_row_v1), compresses it with zlib level 9 and writes it atomically.
-void artifact_save_int8(const char *path, const char *config_text, const TensorList *state, ArtifactStats *stats);
+// Quantizes state (int8_clean_per_row_v1), compresses the payload (the reference: zlib level 9) and
+// writes the file atomically.
+void artifact_save_int8(const char *path, const char *config_text, const TensorList *state, Compressor comp, int level,
+                        ArtifactStats *stats);
 // Reads and fully validates an artifact; any problem is one error line naming the file.
 Artifact *artifact_load(const char *path);
 const char *artifact_config_text(const Artifact *a);

@@ -1,0 +1,78 @@
+#include "export/compress.h"
+
+#include <brotli/decode.h>
+#include <brotli/encode.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "util.h"
+
+const char *compressor_name(uint32_t id) {
+    switch (id) {
+    case COMPRESS_ZLIB: return "zlib";
+    case COMPRESS_ZSTD: return "zstd";
+    case COMPRESS_BROTLI: return "brotli";
+    default: return "unknown";
+    }
+}
+
+Compressor compressor_from_name(const char *name) {
+    for (uint32_t id = COMPRESS_ZLIB; id <= COMPRESS_BROTLI; id++)
+        if (!strcmp(name, compressor_name(id))) return (Compressor)id;
+    die("unknown compressor \"%s\" (choose zlib, zstd or brotli)", name);
+}
+
+int compressor_default_level(Compressor c) { return c == COMPRESS_ZLIB ? 9 : c == COMPRESS_ZSTD ? 22 : 11; }
+
+void compressor_check_level(Compressor c, int level) {
+    int lo = c == COMPRESS_ZSTD ? 1 : 0, hi = c == COMPRESS_ZLIB ? 9 : c == COMPRESS_ZSTD ? ZSTD_maxCLevel() : BROTLI_MAX_QUALITY;
+    if (level < lo || level > hi) die("%s level %d is outside %d..%d", compressor_name(c), level, lo, hi);
+}
+
+uint8_t *compress_bytes(Compressor c, int level, const uint8_t *src, size_t n, size_t *out_len) {
+    compressor_check_level(c, level);
+    if (c == COMPRESS_ZLIB) {
+        uLongf len = compressBound((uLong)n);
+        uint8_t *out = xmalloc(len);
+        int rc = compress2(out, &len, src, (uLong)n, level);
+        if (rc != Z_OK) die("zlib compression failed (%s)", zError(rc));
+        *out_len = len;
+        return out;
+    }
+    if (c == COMPRESS_ZSTD) {
+        size_t cap = ZSTD_compressBound(n);
+        uint8_t *out = xmalloc(cap);
+        size_t len = ZSTD_compress(out, cap, src, n, level);
+        if (ZSTD_isError(len)) die("zstd compression failed (%s)", ZSTD_getErrorName(len));
+        *out_len = len;
+        return out;
+    }
+    size_t len = BrotliEncoderMaxCompressedSize(n);
+    if (len == 0) len = n + 1024; // the bound is 0 for very large inputs
+    uint8_t *out = xmalloc(len);
+    if (!BrotliEncoderCompress(level, BROTLI_MAX_WINDOW_BITS, BROTLI_MODE_GENERIC, n, src, &len, out))
+        die("brotli compression failed");
+    *out_len = len;
+    return out;
+}
+
+const char *decompress_bytes(Compressor c, const uint8_t *src, size_t n, uint8_t *dst, size_t raw_len) {
+    if (c == COMPRESS_ZLIB) {
+        uLongf len = (uLongf)raw_len;
+        int rc = uncompress(dst, &len, src, (uLong)n);
+        if (rc != Z_OK) return zError(rc);
+        return len == raw_len ? NULL : "wrong decompressed size";
+    }
+    if (c == COMPRESS_ZSTD) {
+        size_t len = ZSTD_decompress(dst, raw_len, src, n);
+        if (ZSTD_isError(len)) return ZSTD_getErrorName(len);
+        return len == raw_len ? NULL : "wrong decompressed size";
+    }
+    if (c == COMPRESS_BROTLI) {
+        size_t len = raw_len;
+        if (BrotliDecoderDecompress(n, src, &len, dst) != BROTLI_DECODER_RESULT_SUCCESS) return "corrupt brotli stream";
+        return len == raw_len ? NULL : "wrong decompressed size";
+    }
+    return "unknown compressor";
+}

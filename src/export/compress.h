@@ -1,0 +1,18 @@
+// The byte compressors an artifact's payload can use: zlib (the reference's), zstd (#638: level 22)
+// and brotli (#1435: quality 11). Ids are stored in artifacts; never renumber them.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { COMPRESS_ZLIB = 1, COMPRESS_ZSTD = 2, COMPRESS_BROTLI = 3 } Compressor;
+
+const char *compressor_name(uint32_t id);          // "zlib", "zstd", "brotli", or "unknown"
+Compressor compressor_from_name(const char *name); // dies listing the choices
+int compressor_default_level(Compressor c);        // zlib 9, zstd 22, brotli 11
+// Dies naming the compressor and its range when level is outside it (zlib 0-9, zstd 1-22, brotli 0-11).
+void compressor_check_level(Compressor c, int level);
+
+// Returns a malloc'd buffer of *out_len compressed bytes.
+uint8_t *compress_bytes(Compressor c, int level, const uint8_t *src, size_t n, size_t *out_len);
+// Fills dst with exactly raw_len bytes. Returns NULL on success, else a reason (corrupt or short input).
+const char *decompress_bytes(Compressor c, const uint8_t *src, size_t n, uint8_t *dst, size_t raw_len);
