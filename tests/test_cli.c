@@ -217,8 +217,8 @@ TEST(cli_bad_input_fails_clearly) {
         {"DATA_PATH=/nonexistent ./pgolf train", "/nonexistent"},
         {"./pgolf eval /nonexistent.ptz", "/nonexistent.ptz"},
         {"./pgolf frobnicate", "unknown command"},
-        {"EXPORT_COMPRESSOR=lz4 ./pgolf train", "unknown compressor \"lz4\""},
-        {"EXPORT_COMPRESSOR=brotli EXPORT_LEVEL=12 ./pgolf train", "brotli level 12 is outside 0..11"},
+        {"COMPRESSOR=lz4 ./pgolf train", "unknown compressor \"lz4\""},
+        {"COMPRESSOR=brotli COMPRESSOR_LEVEL=12 ./pgolf train", "brotli level 12 is outside 0..11"},
     };
     char env[4096], cmd[8192], *out;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

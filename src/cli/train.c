@@ -13,6 +13,8 @@
 #include "data/shard.h"
 #include "eval/eval_val.h"
 #include "export/artifact.h"
+#include "export/calib.h"
+#include "export/quant_scheme.h"
 #include "io/checkpoint.h"
 #include "model/gpt.h"
 #include "optim/optim.h"
@@ -107,17 +109,31 @@ static void export_and_roundtrip(Trainer *t) {
     log0("Code size: %lld bytes", code);
     log0("Total submission size: %lld bytes", model_bytes + code);
 
-    Compressor comp = compressor_from_name(c->export_compressor);
-    const char *cname = compressor_name(comp);
-    ArtifactStats st;
+    QuantScheme scheme = quant_scheme_from_config(c);
+    ArtifactCompression comp = {compressor_from_name(c->compressor), (int)c->compressor_level, (int)c->byte_shuffle};
+    if (comp.level <= 0) comp.level = compressor_default_level(comp.compressor);
+    const char *cname = compressor_name(comp.compressor), *qname = quant_scheme_label(&scheme);
     double t_export = now_seconds();
-    artifact_save_int8(art, t->config_text, &t->m.param_list, comp,
-                       c->export_level > 0 ? (int)c->export_level : compressor_default_level(comp), &st);
+    Hessians *h = NULL;
+    if (scheme.id == SCHEME_GPTQ) { // calibration on training data, read afresh from its first shard
+        char *pattern = data_glob(c, "train");
+        TokenStream *calib = token_stream_open(pattern, c->vocab_size);
+        h = hessians_collect(&t->m, calib, (int)c->gptq_calibration_batches, t->micro_tokens, (int)c->train_seq_len);
+        token_stream_close(calib);
+        free(pattern);
+    }
+    QuantState qs;
+    QuantStats q;
+    quant_scheme_state(&scheme, &t->m.param_list, h ? hessians_for : NULL, h, &qs, &q);
+    ArtifactStats st;
+    artifact_save(art, t->config_text, quant_scheme_artifact_name(&scheme), &qs, &q, comp, &st);
+    quant_state_free(&qs);
+    hessians_free(h);
     long long art_bytes = file_size(art);
-    log0("Serialized model int8+%s: %lld bytes (payload:%lld raw_uncompressed:%lld payload_ratio:%.2fx)", cname, art_bytes,
+    log0("Serialized model %s+%s: %lld bytes (payload:%lld raw_uncompressed:%lld payload_ratio:%.2fx)", qname, cname, art_bytes,
          (long long)st.payload_bytes, (long long)st.raw_bytes,
          (double)st.baseline_tensor_bytes / (double)(st.payload_bytes > 0 ? st.payload_bytes : 1));
-    log0("Total submission size int8+%s: %lld bytes", cname, art_bytes + code);
+    log0("Total submission size %s+%s: %lld bytes", qname, cname, art_bytes + code);
     log0("export_time:%.0fms", 1000 * (now_seconds() - t_export));
 
     Artifact *a = artifact_load(art);
@@ -125,8 +141,9 @@ static void export_and_roundtrip(Trainer *t) {
     artifact_free(a);
     double t0 = now_seconds(), loss, bpb;
     validate(t, &loss, &bpb);
-    log0("final_int8_%s_roundtrip val_loss:%.4f val_bpb:%.4f eval_time:%.0fms", cname, loss, bpb, 1000 * (now_seconds() - t0));
-    log0("final_int8_%s_roundtrip_exact val_loss:%.8f val_bpb:%.8f", cname, loss, bpb);
+    log0("final_%s_%s_roundtrip val_loss:%.4f val_bpb:%.4f eval_time:%.0fms", qname, cname, loss, bpb,
+         1000 * (now_seconds() - t0));
+    log0("final_%s_%s_roundtrip_exact val_loss:%.8f val_bpb:%.8f", qname, cname, loss, bpb);
     log0("artifact_bytes:%lld code_bytes:%lld total_bytes:%lld limit:%lld %s", art_bytes, code, art_bytes + code,
          ARTIFACT_LIMIT_BYTES, art_bytes + code <= ARTIFACT_LIMIT_BYTES ? "fits" : "OVER_LIMIT");
     free(weights);
@@ -200,8 +217,9 @@ int cmd_train(int argc, char **argv) {
     Config *c = &t.c;
     cli_setup(c, argc, argv, TRAIN_GROUPS, "train",
               "Train the baseline GPT (train_gpt.py semantics), export int8 + a compressor and evaluate the round trip.", 0);
-    Compressor comp = compressor_from_name(c->export_compressor); // bad export settings fail now, not after training
-    if (c->export_level > 0) compressor_check_level(comp, (int)c->export_level);
+    Compressor comp = compressor_from_name(c->compressor); // bad export settings fail now, not after training
+    if (c->compressor_level > 0) compressor_check_level(comp, (int)c->compressor_level);
+    quant_scheme_from_config(c);
     setup(&t);
     int64_t step = 0;
     double training_time_ms = 0;

@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include "export/quant_int8.h"
+#include "export/quant_scheme.h"
 #include "io/bytes.h"
 #include "util.h"
 
@@ -12,6 +13,7 @@ struct Artifact {
     char *path;
     uint32_t version;
     Compressor compression;
+    int byte_shuffle;
     char *scheme, *config;
     QuantState state; // the tensor table with its quantized data
     int64_t raw_payload_bytes, compressed_bytes, file_bytes;
@@ -29,6 +31,7 @@ static void put_tensor_data(ByteBuf *b, const QuantTensor *qt) {
     size_t n = (size_t)quant_tensor_numel(qt);
     switch (qt->kind) {
     case QUANT_INT8_ROW:
+    case QUANT_ROW_NBIT:
         bb_put(b, qt->q, n);
         bb_put(b, qt->row_scales, 2 * (size_t)qt->shape[0]);
         break;
@@ -41,30 +44,56 @@ static void put_tensor_data(ByteBuf *b, const QuantTensor *qt) {
     }
 }
 
-void artifact_save_int8(const char *path, const char *config_text, const TensorList *state, Compressor comp, int level,
+// BSHF stride 2 (#1435): bytes 0, 2, 4, ... then 1, 3, 5, ...; fp16 scales and small ints compress better.
+static void byte_shuffle(const uint8_t *src, uint8_t *dst, size_t n) {
+    size_t half = (n + 1) / 2;
+    for (size_t i = 0; i < n; i++) dst[(i & 1) ? half + i / 2 : i / 2] = src[i];
+}
+
+static void byte_unshuffle(const uint8_t *src, uint8_t *dst, size_t n) {
+    size_t half = (n + 1) / 2;
+    for (size_t i = 0; i < n; i++) dst[i] = src[(i & 1) ? half + i / 2 : i / 2];
+}
+
+void artifact_save_int8(const char *path, const char *config_text, const TensorList *state, ArtifactCompression comp,
                         ArtifactStats *stats) {
     QuantState qs;
     QuantStats q;
     quant_int8_state(state, &qs, &q);
+    artifact_save(path, config_text, QUANT_INT8_SCHEME, &qs, &q, comp, stats);
+    quant_state_free(&qs);
+}
 
+void artifact_save(const char *path, const char *config_text, const char *scheme, const QuantState *qs_in,
+                   const QuantStats *qstats, ArtifactCompression comp, ArtifactStats *stats) {
+    const QuantState qs = *qs_in;
+    const QuantStats q = *qstats;
     ByteBuf file = {0}, raw = {0};
     bb_put(&file, ARTIFACT_MAGIC, 8);
     bb_put_u32(&file, ARTIFACT_VERSION);
-    bb_put_u32(&file, (uint32_t)comp);
-    bb_put_str(&file, QUANT_INT8_SCHEME);
+    bb_put_u32(&file, (uint32_t)comp.compressor);
+    bb_put_u32(&file, comp.byte_shuffle ? 1u : 0u);
+    bb_put_str(&file, scheme);
     bb_put_str(&file, config_text);
     bb_put_u32(&file, (uint32_t)qs.count);
     for (int k = 0; k < qs.count; k++) {
         const QuantTensor *qt = &qs.items[k];
         bb_put_str(&file, qt->name);
         bb_put_u8(&file, (uint8_t)qt->kind);
+        if (qt->kind == QUANT_ROW_NBIT) bb_put_u8(&file, (uint8_t)qt->bits);
         bb_put_u8(&file, (uint8_t)qt->ndim);
         for (int d = 0; d < qt->ndim; d++) bb_put_u64(&file, (uint64_t)qt->shape[d]);
         put_tensor_data(&raw, qt);
     }
 
+    if (comp.byte_shuffle) {
+        uint8_t *shuffled = xmalloc(raw.len + 1);
+        byte_shuffle(raw.data, shuffled, raw.len);
+        memcpy(raw.data, shuffled, raw.len);
+        free(shuffled);
+    }
     size_t clen;
-    uint8_t *comp_bytes = compress_bytes(comp, level, raw.data, raw.len, &clen);
+    uint8_t *comp_bytes = compress_bytes(comp.compressor, comp.level, raw.data, raw.len, &clen);
     bb_put_u64(&file, raw.len);
     bb_put_u64(&file, clen);
     bb_put(&file, comp_bytes, clen);
@@ -84,7 +113,6 @@ void artifact_save_int8(const char *path, const char *config_text, const TensorL
     free(comp_bytes);
     bb_free(&raw);
     bb_free(&file);
-    quant_state_free(&qs);
 }
 
 // ---------------------------------------------------------------- reading
@@ -104,8 +132,13 @@ static int64_t read_table_entry(ByteReader *r, const Artifact *a, int index, Qua
         if (!strcmp(a->state.items[k].name, name)) die("%s: tensor %s appears twice in the table", path, name);
     memcpy(qt->name, name, strlen(name) + 1);
     free(name);
-    uint8_t kind = br_u8(r, "tensor storage kind"), ndim = br_u8(r, "tensor ndim");
-    if (kind < QUANT_INT8_ROW || kind > QUANT_FP32) die("%s: tensor %s has unknown storage kind %u", path, qt->name, kind);
+    uint8_t kind = br_u8(r, "tensor storage kind");
+    if (kind < QUANT_INT8_ROW || kind > QUANT_ROW_NBIT) die("%s: tensor %s has unknown storage kind %u", path, qt->name, kind);
+    if (kind == QUANT_ROW_NBIT) {
+        qt->bits = br_u8(r, "tensor bit width");
+        if (qt->bits < 5 || qt->bits > 8) die("%s: tensor %s has bit width %d (5..8)", path, qt->name, qt->bits);
+    }
+    uint8_t ndim = br_u8(r, "tensor ndim");
     if (ndim > TENSOR_MAX_DIMS) die("%s: tensor %s has %u dimensions (at most %d)", path, qt->name, ndim, TENSOR_MAX_DIMS);
     qt->kind = (QuantKind)kind;
     qt->ndim = ndim;
@@ -117,7 +150,7 @@ static int64_t read_table_entry(ByteReader *r, const Artifact *a, int index, Qua
         qt->shape[d] = (int64_t)dim;
         numel *= (int64_t)dim;
     }
-    if (kind == QUANT_INT8_ROW && (ndim != 2 || qt->shape[0] < 1))
+    if ((kind == QUANT_INT8_ROW || kind == QUANT_ROW_NBIT) && (ndim != 2 || qt->shape[0] < 1))
         die("%s: tensor %s is stored per row but is not a matrix with rows", path, qt->name);
     return quant_tensor_bytes(qt);
 }
@@ -126,6 +159,7 @@ static void read_tensor_data(ByteReader *r, QuantTensor *qt) {
     size_t n = (size_t)quant_tensor_numel(qt);
     switch (qt->kind) {
     case QUANT_INT8_ROW:
+    case QUANT_ROW_NBIT:
         qt->q = xmalloc(n);
         memcpy(qt->q, br_take(r, n, "int8 values"), n);
         qt->row_scales = xmalloc(2 * (size_t)qt->shape[0]);
@@ -159,15 +193,20 @@ Artifact *artifact_load(const char *path) {
     a->path = xstrdup(path);
     a->file_bytes = (int64_t)len;
     a->version = br_u32(&r, "format version");
-    if (a->version != ARTIFACT_VERSION)
-        die("%s: unsupported artifact version %u (this build reads version %u)", path, a->version, ARTIFACT_VERSION);
+    if (a->version < 1 || a->version > ARTIFACT_VERSION)
+        die("%s: unsupported artifact version %u (this build reads versions 1..%u)", path, a->version, ARTIFACT_VERSION);
     uint32_t comp = br_u32(&r, "compression id");
     if (comp < COMPRESS_ZLIB || comp > COMPRESS_BROTLI) die("%s: unknown payload compression %u", path, comp);
     a->compression = (Compressor)comp;
+    if (a->version >= 2) {
+        uint32_t layout = br_u32(&r, "payload layout");
+        if (layout > 1) die("%s: unknown payload layout %u", path, layout);
+        a->byte_shuffle = (int)layout;
+    }
     a->scheme = br_str(&r, MAX_SCHEME_BYTES, "scheme");
     check_printable(a->scheme, path, "the scheme name");
-    if (strcmp(a->scheme, QUANT_INT8_SCHEME))
-        die("%s: unknown quantization scheme \"%s\" (this build reads %s)", path, a->scheme, QUANT_INT8_SCHEME);
+    if (!quant_scheme_known(a->scheme))
+        die("%s: unknown quantization scheme \"%s\" (this build reads %s)", path, a->scheme, QUANT_SCHEME_NAMES);
     a->config = br_str(&r, MAX_CONFIG_BYTES, "configuration text");
     uint32_t count = br_u32(&r, "tensor count");
     if (count > MAX_TENSORS) die("%s: implausible tensor count %u", path, count);
@@ -191,6 +230,12 @@ Artifact *artifact_load(const char *path) {
     uint8_t *raw = xmalloc((size_t)raw_len);
     const char *err = decompress_bytes(a->compression, payload, (size_t)clen, raw, (size_t)raw_len);
     if (err) die("%s: %s decompression failed (%s)", path, compressor_name(a->compression), err);
+    if (a->byte_shuffle) {
+        uint8_t *plain = xmalloc((size_t)raw_len + 1);
+        byte_unshuffle(raw, plain, (size_t)raw_len);
+        free(raw);
+        raw = plain;
+    }
     ByteReader pr = {raw, (size_t)raw_len, 0, path};
     for (int k = 0; k < a->state.count; k++) read_tensor_data(&pr, &a->state.items[k]);
     a->raw_payload_bytes = (int64_t)raw_len;
@@ -201,6 +246,7 @@ Artifact *artifact_load(const char *path) {
 }
 
 const char *artifact_config_text(const Artifact *a) { return a->config; }
+const char *artifact_scheme(const Artifact *a) { return a->scheme; }
 
 static const QuantTensor *find_tensor(const Artifact *a, const char *name) {
     for (int k = 0; k < a->state.count; k++)
@@ -231,15 +277,15 @@ void artifact_dequantize_into(const Artifact *a, const TensorList *dst) {
 void artifact_print_summary(const Artifact *a, FILE *f) {
     int64_t params = 0;
     for (int k = 0; k < a->state.count; k++) params += quant_tensor_numel(&a->state.items[k]);
-    fprintf(f, "artifact %s: %s version %u, scheme %s, %s payload\n", a->path, ARTIFACT_MAGIC, a->version, a->scheme,
-            compressor_name(a->compression));
+    fprintf(f, "artifact %s: %s version %u, scheme %s, %s payload%s\n", a->path, ARTIFACT_MAGIC, a->version, a->scheme,
+            compressor_name(a->compression), a->byte_shuffle ? " (byte-shuffled)" : "");
     fprintf(f, "tensors: %d, params: %lld\n", a->state.count, (long long)params);
     fprintf(f, "  %-40s %-14s %-30s %10s\n", "name", "shape", "storage", "bytes");
     for (int k = 0; k < a->state.count; k++) {
         const QuantTensor *qt = &a->state.items[k];
-        char s[128];
+        char s[128], kind[48];
         fprintf(f, "  %-40s %-14s %-30s %10lld\n", qt->name, shape_str(s, sizeof s, qt->ndim, qt->shape),
-                quant_kind_name(qt->kind), (long long)quant_tensor_bytes(qt));
+                quant_storage_name(qt, kind), (long long)quant_tensor_bytes(qt));
     }
     fprintf(f, "payload: %lld bytes raw, %lld bytes %s; file: %lld bytes\n", (long long)a->raw_payload_bytes,
             (long long)a->compressed_bytes, compressor_name(a->compression), (long long)a->file_bytes);

@@ -1,14 +1,17 @@
-// pgolf's int8+zlib model artifact (final_model.int8.ptz): the counterpart of the reference's
-// zlib-compressed torch.save pickle. pgolf does not write Python pickles from C, so the file is its
-// own self-describing format; the tensors inside are quantized exactly like the reference's.
+// pgolf's model artifact (final_model.int8.ptz): the counterpart of the reference's compressed
+// torch.save pickle. pgolf does not write Python pickles from C, so the file is its own
+// self-describing format; the tensors inside are quantized exactly like the reference's (or like the
+// records' int6/GPTQ exports, export/quant_scheme.h).
 //
 // Layout (little-endian; "str" is a u32 byte length then the bytes):
 //   "PGOLFART"                      8-byte magic
-//   u32 format version              ARTIFACT_VERSION
-//   u32 compression                 ArtifactCompression of the payload
-//   str scheme                      "int8_clean_per_row_v1"
+//   u32 format version              ARTIFACT_VERSION (version 1 files, without the layout word, still load)
+//   u32 compressor                  Compressor of the payload (export/compress.h)
+//   u32 layout                      version 2: 0 = as written, 1 = byte-shuffled (even bytes, then odd)
+//   str scheme                      "int8_clean_per_row_v1", "int6_amax_per_row_v1", ...
 //   str config                      the model configuration as KEY=VALUE\n lines
-//   u32 tensor count, then per tensor: str name, u8 QuantKind, u8 ndim, u64 shape[ndim]
+//   u32 tensor count, then per tensor: str name, u8 QuantKind, [u8 bits for QUANT_ROW_NBIT], u8 ndim,
+//       u64 shape[ndim]
 //   u64 raw payload bytes, u64 compressed payload bytes, then the compressed payload: per tensor
 //       in table order, int8 values then fp16 row scales / the fp32 scale, or its fp16/fp32 values
 //   u32 CRC-32 (zlib's) of every byte before it
@@ -17,10 +20,17 @@
 #include <stdio.h>
 
 #include "export/compress.h"
+#include "export/quant_int8.h"
 #include "tensor.h"
 
 #define ARTIFACT_MAGIC "PGOLFART"
-#define ARTIFACT_VERSION 1u
+#define ARTIFACT_VERSION 2u
+
+typedef struct {
+    Compressor compressor;
+    int level;        // the compressor's level
+    int byte_shuffle; // store the payload as its even bytes, then its odd bytes
+} ArtifactCompression;
 
 
 typedef struct {
@@ -35,10 +45,13 @@ typedef struct {
 
 typedef struct Artifact Artifact;
 
-// Quantizes state (int8_clean_per_row_v1), compresses the payload (the reference: zlib level 9) and
-// writes the file atomically.
-void artifact_save_int8(const char *path, const char *config_text, const TensorList *state, Compressor comp, int level,
+// Writes quantized tensors (scheme: their scheme's name) atomically; q: the quantizer's counters.
+void artifact_save(const char *path, const char *config_text, const char *scheme, const QuantState *qs,
+                   const QuantStats *q, ArtifactCompression comp, ArtifactStats *stats);
+// The reference's export: quantize_state_dict_int8 (int8_clean_per_row_v1), then artifact_save.
+void artifact_save_int8(const char *path, const char *config_text, const TensorList *state, ArtifactCompression comp,
                         ArtifactStats *stats);
+const char *artifact_scheme(const Artifact *a);
 // Reads and fully validates an artifact; any problem is one error line naming the file.
 Artifact *artifact_load(const char *path);
 const char *artifact_config_text(const Artifact *a);

@@ -11,23 +11,26 @@
 static const char *const CONTROL_PATTERNS[] = {"attn_scale", "attn_scales", "mlp_scale",   "mlp_scales",  "resid_mix",
                                                "resid_mixes", "q_gain",     "skip_weight", "skip_weights"};
 
+int quant_is_control(const char *name) {
+    for (size_t k = 0; k < sizeof CONTROL_PATTERNS / sizeof CONTROL_PATTERNS[0]; k++)
+        if (strstr(name, CONTROL_PATTERNS[k])) return 1;
+    return 0;
+}
+
 QuantKind quant_int8_kind(const char *name, int ndim, int64_t numel) {
-    if (numel <= QUANT_KEEP_FLOAT_MAX_NUMEL) {
-        for (size_t k = 0; k < sizeof CONTROL_PATTERNS / sizeof CONTROL_PATTERNS[0]; k++)
-            if (strstr(name, CONTROL_PATTERNS[k])) return QUANT_FP32;
-        return QUANT_FP16;
-    }
+    if (numel <= QUANT_KEEP_FLOAT_MAX_NUMEL) return quant_is_control(name) ? QUANT_FP32 : QUANT_FP16;
     return ndim == 2 ? QUANT_INT8_ROW : QUANT_INT8_TENSOR;
 }
 
-const char *quant_kind_name(QuantKind kind) {
-    switch (kind) {
-    case QUANT_INT8_ROW: return "int8 per-row + fp16 scales";
-    case QUANT_INT8_TENSOR: return "int8 per-tensor + fp32 scale";
-    case QUANT_FP16: return "fp16";
-    case QUANT_FP32: return "fp32";
+const char *quant_storage_name(const QuantTensor *qt, char *buf) {
+    switch (qt->kind) {
+    case QUANT_INT8_ROW: return strcpy(buf, "int8 per-row + fp16 scales");
+    case QUANT_INT8_TENSOR: return strcpy(buf, "int8 per-tensor + fp32 scale");
+    case QUANT_FP16: return strcpy(buf, "fp16");
+    case QUANT_FP32: return strcpy(buf, "fp32");
+    case QUANT_ROW_NBIT: snprintf(buf, 48, "int%d per-row + fp16 scales", qt->bits); return buf;
     }
-    return "unknown";
+    return strcpy(buf, "unknown");
 }
 
 int64_t quant_tensor_numel(const QuantTensor *qt) {
@@ -39,7 +42,8 @@ int64_t quant_tensor_numel(const QuantTensor *qt) {
 int64_t quant_tensor_bytes(const QuantTensor *qt) {
     int64_t n = quant_tensor_numel(qt);
     switch (qt->kind) {
-    case QUANT_INT8_ROW: return n + 2 * qt->shape[0];
+    case QUANT_INT8_ROW:
+    case QUANT_ROW_NBIT: return n + 2 * qt->shape[0];
     case QUANT_INT8_TENSOR: return n + 4;
     case QUANT_FP16: return 2 * n;
     case QUANT_FP32: return 4 * n;
@@ -76,10 +80,10 @@ static float select_kth(float *a, int64_t n, int64_t k) {
 // rounded to fp32, rank = q * (n - 1) in fp32, and lerp's two branches are fused multiply-adds
 // (torch's CPU kernels are built with FMA contraction; an unfused lerp differs in the last bit for
 // about one 512-wide row in 30,000).
-float quant_clip_abs(const real *x, int64_t n, float *scratch) {
+float quant_quantile_abs(const real *x, int64_t n, double q, float *scratch) {
     if (n == 0) return 0.0f; // the reference's clip for an empty tensor
     for (int64_t k = 0; k < n; k++) scratch[k] = fabsf((float)x[k]);
-    float rank = (float)(QUANT_CLIP_PERCENTILE / 100.0) * (float)(n - 1);
+    float rank = (float)q * (float)(n - 1);
     int64_t below = (int64_t)rank, above = (int64_t)ceilf(rank);
     if (above > n - 1) above = n - 1;
     float w = rank - (float)below;
@@ -124,7 +128,7 @@ void quant_int8_tensor(const TensorView *t, QuantTensor *out) {
     out->q = xmalloc((size_t)n);
     if (out->kind == QUANT_INT8_TENSOR) {
         float *scratch = xmalloc(sizeof(float) * (size_t)n);
-        float clip = quant_clip_abs(t->data, n, scratch);
+        float clip = quant_quantile_abs(t->data, n, QUANT_CLIP_PERCENTILE / 100.0, scratch);
         // the reference computes clip / 127 in Python (double) and stores it as an fp32 tensor
         out->scale = clip > 0 ? (float)((double)clip / 127.0) : 1.0f;
         for (int64_t k = 0; k < n; k++) out->q[k] = quantize_value((float)t->data[k], clip, out->scale);
@@ -139,7 +143,7 @@ void quant_int8_tensor(const TensorView *t, QuantTensor *out) {
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) {
             const real *x = t->data + r * cols;
-            float clip = quant_clip_abs(x, cols, scratch);
+            float clip = quant_quantile_abs(x, cols, QUANT_CLIP_PERCENTILE / 100.0, scratch);
             float scale = clip / 127.0f, min_scale = (float)(1.0 / 127.0);
             if (scale < min_scale) scale = min_scale;
             // q uses the fp32 scale; only the stored copy (and so dequantization) is fp16
@@ -153,7 +157,8 @@ void quant_int8_tensor(const TensorView *t, QuantTensor *out) {
 void dequant_int8_tensor(const QuantTensor *qt, real *out) {
     int64_t n = quant_tensor_numel(qt);
     switch (qt->kind) {
-    case QUANT_INT8_ROW: {
+    case QUANT_INT8_ROW:
+    case QUANT_ROW_NBIT: {
         int64_t rows = qt->shape[0], cols = n / rows;
         for (int64_t r = 0; r < rows; r++) {
             float s = f16_to_f32(qt->row_scales[r]);

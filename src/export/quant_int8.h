@@ -21,6 +21,7 @@ typedef enum {
     QUANT_INT8_TENSOR = 2, // int8 [numel] + one fp32 scale
     QUANT_FP16 = 3,        // fp16 [numel]
     QUANT_FP32 = 4,        // fp32 [numel]
+    QUANT_ROW_NBIT = 5,    // 5..8-bit values in int8 [numel] + fp16 scale per row (export/quant_rows.h)
 } QuantKind;
 
 typedef struct {
@@ -28,8 +29,9 @@ typedef struct {
     int ndim;
     int64_t shape[TENSOR_MAX_DIMS];
     QuantKind kind;
+    int bits;             // QUANT_ROW_NBIT: 5..8 (values lie in [-2^(bits-1), 2^(bits-1) - 1])
     int8_t *q;            // [numel], int8 kinds
-    uint16_t *row_scales; // [shape[0]] fp16 bits, QUANT_INT8_ROW
+    uint16_t *row_scales; // [shape[0]] fp16 bits, QUANT_INT8_ROW and QUANT_ROW_NBIT
     float scale;          // QUANT_INT8_TENSOR
     uint16_t *f16;        // [numel], QUANT_FP16
     float *f32;           // [numel], QUANT_FP32
@@ -50,13 +52,16 @@ typedef struct {
 } QuantStats;
 
 QuantKind quant_int8_kind(const char *name, int ndim, int64_t numel);
-const char *quant_kind_name(QuantKind kind); // "int8 per-row + fp16 scales", ...
+// Whether name contains one of the control-tensor patterns (attn_scale, resid_mix, q_gain, ...).
+int quant_is_control(const char *name);
+// "int8 per-row + fp16 scales", "int6 per-row + fp16 scales", "fp16", ...; buf: 48 bytes.
+const char *quant_storage_name(const QuantTensor *qt, char *buf);
 // Allocates and fills out from t (dies on NaN/Inf, which have no int8 code).
 void quant_int8_tensor(const TensorView *t, QuantTensor *out);
 void dequant_int8_tensor(const QuantTensor *qt, real *out); // out: [numel]
-// The clip value: torch.quantile(|x|, 0.9999984) over x[0..n), linear interpolation, bit-exact with
-// torch 1.13 on CPU. scratch: [n] floats, overwritten.
-float quant_clip_abs(const real *x, int64_t n, float *scratch);
+// torch.quantile(|x|, q) over x[0..n), linear interpolation, bit-exact with torch 1.13 on CPU
+// (the reference's clip uses q = 0.9999984). scratch: [n] floats, overwritten.
+float quant_quantile_abs(const real *x, int64_t n, double q, float *scratch);
 int64_t quant_tensor_bytes(const QuantTensor *qt);          // stored bytes, as int8_payload_bytes counts them
 int64_t quant_tensor_numel(const QuantTensor *qt);
 void quant_tensor_free(QuantTensor *qt);
