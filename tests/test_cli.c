@@ -109,6 +109,25 @@ TEST(cli_train_end_to_end) {
     CHECK(rc == 0 && fabs(find_value(out, "final_eval_exact", "val_bpb:") - rt) < 1e-6,
           "pgolf eval disagrees with the training round trip (%.8f):\n%s", rt, out);
     free(out);
+
+    // An export-only run (ITERATIONS=0) of a wider model, so matrices exceed the 65,536-element float
+    // threshold: GPTQ int6 matrices, int7 embedding, brotli, byte-shuffled.
+    char *gptq_dir = xstrdup(test_tmpdir("e2e_gptq"));
+    snprintf(cmd, sizeof cmd,
+             "env %s OUT_DIR=%s NUM_LAYERS=1 MODEL_DIM=256 ITERATIONS=0 VAL_LOSS_EVERY=0 QUANT_SCHEME=gptq EMBED_BITS=7 "
+             "EMBED_CLIP_SIGMAS=15 GPTQ_CALIBRATION_BATCHES=2 COMPRESSOR=brotli BYTE_SHUFFLE=1 ./pgolf train",
+             env, gptq_dir);
+    rc = run(cmd, &out);
+    double g0 = find_value(out, "step:0/0 val_loss", "val_bpb:"), g = find_value(out, "final_gptq_brotli_roundtrip_exact", "val_bpb:");
+    CHECK(rc == 0 && fabs(g - g0) < 0.02, "gptq export moved val_bpb from %.4f to %.4f:\n%s", g0, g, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "env %s ./pgolf inspect %s/final_model.int8.ptz", env, gptq_dir);
+    rc = run(cmd, &out);
+    CHECK(rc == 0 && strstr(out, "scheme gptq_per_row_v1, brotli payload (byte-shuffled)") && strstr(out, "int7 per-row") &&
+              strstr(out, "int6 per-row"),
+          "inspect of the gptq artifact:\n%s", out);
+    free(out);
+    free(gptq_dir);
     free(out_dir);
 }
 

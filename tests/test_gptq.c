@@ -61,6 +61,12 @@ TEST(quant_rows_scale_rules) {
     real small[4] = {0.1f, -0.2f, 0.05f, 0};
     quant_scales_amax(small, 1, 4, 6, &s);
     CHECK(s == f32_to_f16(1.0f / 31), "amax floor: %g", f16_to_f32(s));
+    // a zero row: SDClip's 1e-10 floor underflows fp16 to 0; every code is then 0, not clamp(NaN)
+    real zero[4] = {0, 0, 0, 0};
+    int8_t q[4] = {1, 1, 1, 1};
+    quant_scales_sdclip(zero, 1, 4, 6, 12.85, &s);
+    quant_rows_round(zero, 1, 4, &s, -31, 31, q);
+    CHECK(s == 0 && !q[0] && !q[1] && !q[2] && !q[3], "zero row: scale %g, codes %d %d %d %d", f16_to_f32(s), q[0], q[1], q[2], q[3]);
 }
 
 // GPTQ-lite keeps the candidate percentile with the lowest whole-matrix MSE.

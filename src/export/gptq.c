@@ -71,7 +71,7 @@ int gptq_quantize(const real *w, int64_t rows, int64_t cols, const double *H, co
                 double s = f16_to_f32(scales[r]);
                 for (int64_t j = 0; j < cols; j++) row[j] = dead[perm[j]] ? 0.0 : (double)w[r * cols + perm[j]];
                 for (int64_t j = 0; j < cols; j++) {
-                    double v = fmin(fmax(rint(row[j] / s), (double)-qmax), (double)qmax);
+                    double v = s > 0 ? fmin(fmax(rint(row[j] / s), (double)-qmax), (double)qmax) : 0.0;
                     q[r * cols + perm[j]] = (int8_t)v;
                     const double *uj = u + j * cols;
                     double err = (row[j] - v * s) / uj[j];

@@ -60,7 +60,8 @@ void quant_rows_round(const real *w, int64_t rows, int64_t cols, const uint16_t 
     for (int64_t r = 0; r < rows; r++) {
         float s = f16_to_f32(scales[r]);
         for (int64_t c = 0; c < cols; c++) {
-            float v = rintf((float)w[r * cols + c] / s);
+            // a scale that underflowed fp16 (SDClip's 1e-10 floor on a zero row) codes everything as 0
+            float v = s > 0 ? rintf((float)w[r * cols + c] / s) : 0.0f;
             q[r * cols + c] = (int8_t)fminf(fmaxf(v, (float)qmin), (float)qmax);
         }
     }
