@@ -69,9 +69,23 @@ test: pgolf $(BUILD)/run_tests $(BUILD)/run_tests_f64
 bench: $(BENCH_SRC:%.c=$(BUILD)/%)
 	@for b in $^; do echo "== $$b"; $$b || exit 1; done
 
+# Fuzz the artifact reader with libFuzzer (clang) for FUZZ_SECONDS, seeded with the artifacts the tests
+# wrote. Rejections are fine; a crash, sanitizer report or timeout fails the target.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(filter-out src/export/calib.c, $(wildcard src/export/*.c)) src/io/bytes.c src/util.c src/config.c src/tensor.c
+$(BUILD)/fuzz_artifact: fuzz/fuzz_artifact.c $(FUZZ_SRC)
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -Wno-unknown-pragmas -fsanitize=fuzzer,address,undefined -I$(OPENBLAS_INC) -Isrc \
+	    -o $@ $^ -lopenblas -lzstd -lbrotlienc -lbrotlidec -lz -lm
+
+fuzz: $(BUILD)/fuzz_artifact
+	@mkdir -p $(BUILD)/fuzz_corpus
+	@find $(BUILD)/tmp -name '*.ptz' -size -300k -exec cp {} $(BUILD)/fuzz_corpus/ \; 2>/dev/null || true
+	ASAN_OPTIONS=detect_leaks=0 $(BUILD)/fuzz_artifact -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 \
+	    -max_len=400000 $(BUILD)/fuzz_corpus
+
 clean:
 	rm -rf $(BUILD) pgolf
 
-.PHONY: all test bench clean
+.PHONY: all test bench fuzz clean
 SHELL := /bin/bash
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -12,8 +12,13 @@
 
 // ---------------------------------------------------------------- errors and checked calls
 
+static void (*g_die_hook)(void);
+
+void die_set_hook(void (*hook)(void)) { g_die_hook = hook; }
+
 void die(const char *fmt, ...) {
     va_list ap;
+    if (g_die_hook) g_die_hook(); // a fuzzer's way out; it does not return
     fflush(stdout);
     fputs("pgolf: error: ", stderr);
     va_start(ap, fmt);
@@ -217,17 +222,38 @@ float bf16_round(float x) {
     return x;
 }
 
+// IEEE binary16 conversions in portable C (round to nearest even, like torch's .half()); not every
+// compiler offers _Float16 (clang 14 on x86 does not).
 uint16_t f32_to_f16(float x) {
-    _Float16 h = (_Float16)x;
-    uint16_t u;
-    memcpy(&u, &h, 2);
-    return u;
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    uint32_t sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+    if (a >= 0x7f800000u) return (uint16_t)(sign | (a > 0x7f800000u ? 0x7e00u : 0x7c00u)); // NaN, Inf
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);                               // >= 65520: Inf
+    if (a < 0x38800000u) { // below 2^-14: a subnormal half, in units of 2^-24 (exact scaling)
+        float f;
+        memcpy(&f, &a, 4);
+        return (uint16_t)(sign | (uint32_t)rintf(f * 16777216.0f));
+    }
+    uint32_t r = a - 0x38000000u; // rebias the exponent (127 -> 15)
+    r += 0x0fffu + ((r >> 13) & 1u);
+    return (uint16_t)(sign | (r >> 13));
 }
 
-float f16_to_f32(uint16_t u) {
-    _Float16 h;
-    memcpy(&h, &u, 2);
-    return (float)h;
+float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, u;
+    float f;
+    if (e == 0) {
+        f = (float)m * 5.9604644775390625e-8f; // m * 2^-24
+        memcpy(&u, &f, 4);
+        u |= sign;
+    } else if (e == 31) {
+        u = sign | 0x7f800000u | (m << 13);
+    } else {
+        u = sign | ((e + 112u) << 23) | (m << 13);
+    }
+    memcpy(&f, &u, 4);
+    return f;
 }
 
 // ---------------------------------------------------------------- logging

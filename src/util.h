@@ -15,6 +15,8 @@
 
 // Print "pgolf: error: <msg>" and exit(1). Use for bad input and failed system calls.
 PG_NORETURN void die(const char *fmt, ...) PG_PRINTF(1, 2);
+// Fuzzers only: die() calls hook (which must longjmp away) instead of printing and exiting.
+void die_set_hook(void (*hook)(void));
 
 void *xmalloc_at(size_t n, const char *file, int line);
 void *xcalloc_at(size_t count, size_t size, const char *file, int line);

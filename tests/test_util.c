@@ -1,4 +1,5 @@
 // Helpers whose output users see: Python-style float text in the log lines.
+#include <stdint.h>
 #include <string.h>
 
 #include "test.h"
@@ -15,4 +16,34 @@ TEST(util_py_float_repr_matches_python) {
     char buf[32];
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         CHECK(!strcmp(py_float_repr(buf, cases[i].x), cases[i].repr), "%s, expected %s", buf, cases[i].repr);
+}
+
+// The portable fp16 conversions against the compiler's _Float16 (gcc): every half value, and 2^22
+// floats spread over the whole range including subnormals, ties and overflow.
+TEST(util_f16_conversions_match_float16) {
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        _Float16 ref;
+        uint16_t hh = (uint16_t)h;
+        memcpy(&ref, &hh, 2);
+        float want = (float)ref, got = f16_to_f32(hh);
+        if (want == want ? memcmp(&want, &got, 4) != 0 : got == got) bad++;
+        if (want == want && f32_to_f16(got) != hh) bad++;
+    }
+    CHECK(bad == 0, "%d half values convert differently", bad);
+    Rng r;
+    rng_seed(&r, 11);
+    bad = 0;
+    for (int i = 0; i < (1 << 22); i++) {
+        uint32_t u = (uint32_t)rng_u64(&r);
+        if (i & 1) u = (u & 0x80000000u) | (0x33000000u + (u % 0x14800000u)); // |x| in [2^-25, 2^17)
+        float x;
+        memcpy(&x, &u, 4);
+        if (x != x) continue;
+        _Float16 ref = (_Float16)x;
+        uint16_t want;
+        memcpy(&want, &ref, 2);
+        bad += f32_to_f16(x) != want;
+    }
+    CHECK(bad == 0, "%d floats round to a different half", bad);
 }
