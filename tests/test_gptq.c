@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/shard.h"
 #include "export/artifact.h"
+#include "export/calib.h"
 #include "export/gptq.h"
 #include "export/quant_rows.h"
 #include "export/quant_scheme.h"
@@ -209,4 +211,78 @@ TEST(gptq_scheme_artifact_round_trip) {
     free(fc);
     free(emb);
     free(gain);
+}
+
+// ---- calibration ----
+
+static void tiny_gpt(GPT *m) {
+    Config c;
+    config_defaults(&c);
+    c.vocab_size = 64, c.num_layers = 2, c.model_dim = 32, c.num_heads = 4, c.num_kv_heads = 2;
+    GPTConfig g = gpt_config_from(&c);
+    gpt_init(m, &g);
+    gpt_init_weights(m, 3);
+    Rng r; // the reference init zeroes the output projections; give every activation some signal
+    rng_seed(&r, 4);
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] += (real)(0.05 * rng_normal(&r));
+}
+
+// X^T X of a saved activation [N x n], in double.
+static double max_diff_xtx(const double *H, const real *X, int N, int n) {
+    double worst = 0, scale = 0;
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < n; b++) {
+            double v = 0;
+            for (int t = 0; t < N; t++) v += (double)X[(size_t)t * n + a] * X[(size_t)t * n + b];
+            worst = fmax(worst, fabs(v - H[a * n + b]));
+            scale = fmax(scale, fabs(v));
+        }
+    return worst / scale;
+}
+
+// One training batch: each Hessian is X^T X of the input that matrix multiplies, found by name.
+TEST(gptq_hessians_from_training_batch) {
+    GPT m;
+    tiny_gpt(&m);
+    const char *dir = test_tmpdir("gptq_calib");
+    char path[600], pattern[600];
+    snprintf(path, sizeof path, "%s/fineweb_train_000000.bin", dir);
+    snprintf(pattern, sizeof pattern, "%s/fineweb_train_*.bin", dir);
+    uint16_t tokens[200];
+    for (int i = 0; i < 200; i++) tokens[i] = (uint16_t)((i * 7 + 3) % 64);
+    shard_write(path, tokens, 200);
+    TokenStream *s = token_stream_open(pattern, 64);
+    Hessians *h = hessians_from_stream(&m, s, 1, 64, 16);
+    token_stream_close(s);
+    int32_t x[64];
+    for (int i = 0; i < 64; i++) x[i] = tokens[i];
+    gpt_forward(&m, x, NULL, 4, 16); // the same batch again: the activations the Hessians came from
+    const BlockActs *b1 = &m.acts.blocks[1];
+    double e[] = {max_diff_xtx(hessians_for("blocks.1.attn.c_k.weight", h), b1->n1, 64, 32),
+                  max_diff_xtx(hessians_for("blocks.1.attn.proj.weight", h), b1->att_y, 64, 32),
+                  max_diff_xtx(hessians_for("blocks.1.mlp.fc.weight", h), b1->n2, 64, 32),
+                  max_diff_xtx(hessians_for("blocks.1.mlp.proj.weight", h), b1->h_act, 64, 64),
+                  max_diff_xtx(hessians_for("tok_emb.weight", h), m.acts.nf, 64, 32)};
+    for (int i = 0; i < 5; i++) CHECK(e[i] < 1e-5, "hessian %d differs from X^T X by %.3g (relative)", i, e[i]);
+    CHECK(!hessians_for("blocks.1.attn_scale", h) && !hessians_for("blocks.7.mlp.fc.weight", h), "unexpected hessian");
+    hessians_free(h);
+    gpt_free(&m);
+}
+
+// Self-generated calibration text: deterministic for a seed, different for another.
+TEST(gptq_hessians_from_generated_text) {
+    GPT m;
+    tiny_gpt(&m);
+    Hessians *a = hessians_from_generated(&m, 1, 2, 12, 0.8, 7), *b = hessians_from_generated(&m, 1, 2, 12, 0.8, 7),
+             *c = hessians_from_generated(&m, 1, 2, 12, 0.8, 8);
+    size_t n = 32 * 32;
+    CHECK(!memcmp(a->head_in, b->head_in, n * sizeof(double)), "same seed, different Hessians");
+    CHECK(memcmp(a->head_in, c->head_in, n * sizeof(double)), "another seed gave the same Hessians");
+    double trace = 0;
+    for (int i = 0; i < 32; i++) trace += a->attn_in[0][i * 32 + i];
+    CHECK(trace > 0, "empty Hessian");
+    hessians_free(a);
+    hessians_free(b);
+    hessians_free(c);
+    gpt_free(&m);
 }

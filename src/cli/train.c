@@ -115,10 +115,13 @@ static void export_and_roundtrip(Trainer *t) {
     const char *cname = compressor_name(comp.compressor), *qname = quant_scheme_label(&scheme);
     double t_export = now_seconds();
     Hessians *h = NULL;
-    if (scheme.id == SCHEME_GPTQ) { // calibration on training data, read afresh from its first shard
+    if (scheme.id == SCHEME_GPTQ && !strcmp(c->gptq_calibration_source, "generated")) {
+        h = hessians_from_generated(&t->m, (int)c->gptq_calibration_batches, (int)(t->micro_tokens / c->train_seq_len),
+                                    (int)c->train_seq_len, c->gptq_calibration_temperature, (uint64_t)c->seed);
+    } else if (scheme.id == SCHEME_GPTQ) { // training data, read afresh from its first shard
         char *pattern = data_glob(c, "train");
         TokenStream *calib = token_stream_open(pattern, c->vocab_size);
-        h = hessians_collect(&t->m, calib, (int)c->gptq_calibration_batches, t->micro_tokens, (int)c->train_seq_len);
+        h = hessians_from_stream(&t->m, calib, (int)c->gptq_calibration_batches, t->micro_tokens, (int)c->train_seq_len);
         token_stream_close(calib);
         free(pattern);
     }

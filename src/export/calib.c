@@ -1,5 +1,6 @@
 #include "export/calib.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,7 @@ static void accumulate(double *H, const real *X, int N, int n, int batches, real
     for (size_t i = 0; i < (size_t)n * (size_t)n; i++) H[i] += (double)tmp[i] / batches;
 }
 
-Hessians *hessians_collect(GPT *m, TokenStream *stream, int batches, int64_t tokens_per_batch, int seq_len) {
-    const GPTConfig *c = &m->cfg;
+Hessians *hessians_new(const GPTConfig *c, int batches) {
     if (batches < 1) die("GPTQ_CALIBRATION_BATCHES=%d must be at least 1", batches);
     Hessians *h = xcalloc(1, sizeof *h);
     h->layers = c->layers, h->dim = c->dim, h->hidden = c->hidden, h->batches = batches, h->tied = c->tied;
@@ -31,26 +31,76 @@ Hessians *hessians_collect(GPT *m, TokenStream *stream, int batches, int64_t tok
         h->mlp_hidden[l] = alloc_h(c->hidden);
     }
     h->head_in = alloc_h(c->dim);
-    int N = (int)tokens_per_batch, B = N / seq_len;
-    int32_t *x = xmalloc(sizeof(int32_t) * (size_t)N), *y = xmalloc(sizeof(int32_t) * (size_t)N);
-    int big = c->hidden > c->dim ? c->hidden : c->dim;
+    return h;
+}
+
+void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T) {
+    const GPTConfig *c = &m->cfg;
+    int N = B * T, big = c->hidden > c->dim ? c->hidden : c->dim;
     real *tmp = ops_alloc((size_t)big * (size_t)big);
+    gpt_forward(m, x, NULL, B, T);
+    for (int l = 0; l < c->layers; l++) {
+        const BlockActs *s = &m->acts.blocks[l];
+        accumulate(h->attn_in[l], s->n1, N, c->dim, h->batches, tmp);
+        accumulate(h->attn_out[l], s->att_y, N, c->dim, h->batches, tmp);
+        accumulate(h->mlp_in[l], s->n2, N, c->dim, h->batches, tmp);
+        accumulate(h->mlp_hidden[l], s->h_act, N, c->hidden, h->batches, tmp);
+    }
+    accumulate(h->head_in, m->acts.nf, N, c->dim, h->batches, tmp);
+    ops_free(tmp);
+}
+
+Hessians *hessians_from_stream(GPT *m, TokenStream *stream, int batches, int64_t tokens_per_batch, int seq_len) {
+    Hessians *h = hessians_new(&m->cfg, batches);
+    int32_t *x = xmalloc(sizeof(int32_t) * (size_t)tokens_per_batch), *y = xmalloc(sizeof(int32_t) * (size_t)tokens_per_batch);
     for (int b = 0; b < batches; b++) {
         loader_next_batch(stream, tokens_per_batch, seq_len, 1, x, y);
-        gpt_forward(m, x, NULL, B, seq_len);
-        for (int l = 0; l < c->layers; l++) {
-            const BlockActs *s = &m->acts.blocks[l];
-            accumulate(h->attn_in[l], s->n1, N, c->dim, batches, tmp);
-            accumulate(h->attn_out[l], s->att_y, N, c->dim, batches, tmp);
-            accumulate(h->mlp_in[l], s->n2, N, c->dim, batches, tmp);
-            accumulate(h->mlp_hidden[l], s->h_act, N, c->hidden, batches, tmp);
-        }
-        accumulate(h->head_in, m->acts.nf, N, c->dim, batches, tmp);
+        hessians_add_batch(h, m, x, (int)(tokens_per_batch / seq_len), seq_len);
         progress("export: gptq calibration", b + 1, batches);
     }
-    ops_free(tmp);
     free(x);
     free(y);
+    return h;
+}
+
+// Samples token t of every row from the logits at position t-1 (softcapped, / temperature).
+static void sample_next(GPT *m, int32_t *x, int B, int t, int T, double temperature, Rng *rng) {
+    const GPTConfig *c = &m->cfg;
+    double *p = xmalloc(sizeof(double) * (size_t)c->vocab);
+    for (int b = 0; b < B; b++) {
+        const real *z = m->acts.logits + ((size_t)b * t + (size_t)(t - 1)) * c->vocab;
+        double zmax = -INFINITY, sum = 0;
+        for (int v = 0; v < c->vocab; v++) {
+            p[v] = c->softcap * tanh(z[v] / c->softcap) / temperature;
+            zmax = fmax(zmax, p[v]);
+        }
+        for (int v = 0; v < c->vocab; v++) sum += (p[v] = exp(p[v] - zmax));
+        double u = rng_uniform(rng) * sum;
+        int v = 0;
+        while (v < c->vocab - 1 && (u -= p[v]) > 0) v++;
+        x[(size_t)b * T + t] = v;
+    }
+    free(p);
+}
+
+Hessians *hessians_from_generated(GPT *m, int batches, int B, int T, double temperature, uint64_t seed) {
+    if (!(temperature > 0)) die("GPTQ calibration temperature must be > 0 (got %g)", temperature);
+    Hessians *h = hessians_new(&m->cfg, batches);
+    int32_t *x = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)T), *prefix = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)T);
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (int b = 0; b < batches; b++) {
+        for (int r = 0; r < B; r++) x[(size_t)r * T] = 1; // BOS, as every document starts
+        for (int t = 1; t < T; t++) { // no KV cache: each step reruns the prefix [B, t]
+            for (int r = 0; r < B; r++) memcpy(prefix + (size_t)r * t, x + (size_t)r * T, sizeof(int32_t) * (size_t)t);
+            gpt_forward(m, prefix, NULL, B, t);
+            sample_next(m, x, B, t, T, temperature, &rng);
+            progress("export: generating calibration text", (int64_t)b * T + t + 1, (int64_t)batches * T);
+        }
+        hessians_add_batch(h, m, x, B, T);
+    }
+    free(x);
+    free(prefix);
     return h;
 }
 

@@ -16,8 +16,15 @@ typedef struct {
     int tied;
 } Hessians;
 
-// Runs `batches` forward passes of tokens_per_batch tokens (sequences of seq_len) from the stream.
-Hessians *hessians_collect(GPT *m, TokenStream *stream, int batches, int64_t tokens_per_batch, int seq_len);
+// Empty Hessians for a model; each of the `batches` calls of hessians_add_batch adds 1/batches of its X^T X.
+Hessians *hessians_new(const GPTConfig *c, int batches);
+// One forward pass over x [B, T] and the Hessian update from its activations.
+void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T);
+// Training data as the calibration set: `batches` loader batches of tokens_per_batch tokens.
+Hessians *hessians_from_stream(GPT *m, TokenStream *stream, int batches, int64_t tokens_per_batch, int seq_len);
+// Text the model writes itself as the calibration set (no data needed, as some records do): B sequences
+// of T tokens sampled from BOS at `temperature` per batch, from a generator seeded with `seed`.
+Hessians *hessians_from_generated(GPT *m, int batches, int B, int T, double temperature, uint64_t seed);
 // HessianFn for quant_scheme_state: ctx is a Hessians*; the name is a state_dict name.
 const double *hessians_for(const char *name, void *ctx);
 void hessians_free(Hessians *h);

@@ -29,6 +29,8 @@ QuantScheme quant_scheme_from_config(const Config *c) {
     if (c->matrix_bits < 5 || c->matrix_bits > 8) die("MATRIX_BITS=%lld is outside 5..8", (long long)c->matrix_bits);
     if (c->embed_bits < 5 || c->embed_bits > 8) die("EMBED_BITS=%lld is outside 5..8", (long long)c->embed_bits);
     if (!(c->matrix_clip_sigmas > 0) || !(c->embed_clip_sigmas > 0)) die("MATRIX_CLIP_SIGMAS and EMBED_CLIP_SIGMAS must be > 0");
+    if (strcmp(c->gptq_calibration_source, "train") && strcmp(c->gptq_calibration_source, "generated"))
+        die("GPTQ_CALIBRATION_SOURCE=%s is not train or generated", c->gptq_calibration_source);
     if (!strcmp(c->gptq_clip, "search")) s.clip_search = 1;
     else if (strcmp(c->gptq_clip, "sdclip")) die("GPTQ_CLIP=%s is not sdclip or search", c->gptq_clip);
     return s;
