@@ -67,7 +67,9 @@
     X(BOOL, byte_shuffle, "BYTE_SHUFFLE", "0", CG_TRAIN, "split the payload into even and odd bytes before compressing (#1435's BSHF)") \
     X(STR, quant_scheme, "QUANT_SCHEME", "int8", CG_TRAIN, "int8 (reference), int6 (#638 amax), int6-lite (clip search), gptq") \
     X(INT, matrix_bits, "MATRIX_BITS", "6", CG_TRAIN, "bits for attention/MLP matrices (int6, int6-lite, gptq: 5..8)")    \
-    X(INT, embed_bits, "EMBED_BITS", "8", CG_TRAIN, "bits for the embedding under gptq (5..8; #2005 uses 7)")            \
+    X(INT, attn_bits, "ATTN_BITS", "0", CG_TRAIN, "bits for attention matrices (0: MATRIX_BITS)")                         \
+    X(INT, mlp_bits, "MLP_BITS", "0", CG_TRAIN, "bits for MLP matrices (0: MATRIX_BITS)")                                   \
+    X(INT, embed_bits, "EMBED_BITS", "8", CG_TRAIN, "bits for tok_emb/lm_head (5..8; #2005 uses 7; 8 under int6: the reference int8)") \
     X(REAL, matrix_clip_sigmas, "MATRIX_CLIP_SIGMAS", "12.85", CG_TRAIN, "gptq SDClip: row scale = k * std(row) / qmax for matrices") \
     X(REAL, embed_clip_sigmas, "EMBED_CLIP_SIGMAS", "20", CG_TRAIN, "gptq SDClip k for the embedding (#2005 int7: 15)")    \
     X(STR, gptq_clip, "GPTQ_CLIP", "sdclip", CG_TRAIN, "gptq scale rule: sdclip (std-based) or search (percentiles, min MSE)") \

@@ -286,3 +286,32 @@ TEST(gptq_hessians_from_generated_text) {
     hessians_free(c);
     gpt_free(&m);
 }
+
+// Bits per tensor class: ATTN_BITS / MLP_BITS override MATRIX_BITS; under int6 the embedding stays the
+// reference int8 unless EMBED_BITS < 8; small tensors are fp16 and large control tensors fp32.
+TEST(quant_scheme_bits_per_class) {
+    real *big = random_matrix(300, 256, 0.5, 9);
+    TensorView views[] = {{.name = "tok_emb.weight", .ndim = 2, .shape = {300, 256}, .data = big},
+                          {.name = "blocks.0.attn.c_q.weight", .ndim = 2, .shape = {300, 256}, .data = big},
+                          {.name = "blocks.0.mlp.proj.weight", .ndim = 2, .shape = {300, 256}, .data = big},
+                          {.name = "blocks.0.resid_mix", .ndim = 2, .shape = {300, 256}, .data = big},
+                          {.name = "blocks.0.attn.q_gain", .ndim = 1, .shape = {8}, .data = big}};
+    Config c;
+    config_defaults(&c);
+    c.quant_scheme = "int6";
+    c.attn_bits = 5, c.mlp_bits = 7;
+    for (int embed_bits = 8; embed_bits >= 6; embed_bits -= 2) {
+        c.embed_bits = embed_bits;
+        QuantScheme s = quant_scheme_from_config(&c);
+        QuantState qs;
+        QuantStats st;
+        quant_scheme_state(&s, &(TensorList){views, 5}, NULL, NULL, &qs, &st);
+        QuantTensor *q = qs.items;
+        int embed_ok = embed_bits == 8 ? q[0].kind == QUANT_INT8_ROW : q[0].kind == QUANT_ROW_NBIT && q[0].bits == 6;
+        CHECK(embed_ok && q[1].bits == 5 && q[2].bits == 7 && q[3].kind == QUANT_FP32 && q[4].kind == QUANT_FP16,
+              "EMBED_BITS=%d: kinds %d %d %d %d %d, bits %d %d %d", embed_bits, q[0].kind, q[1].kind, q[2].kind, q[3].kind,
+              q[4].kind, q[0].bits, q[1].bits, q[2].bits);
+        quant_state_free(&qs);
+    }
+    free(big);
+}

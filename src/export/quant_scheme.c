@@ -20,14 +20,19 @@ int quant_scheme_known(const char *artifact_scheme) {
 }
 
 QuantScheme quant_scheme_from_config(const Config *c) {
-    QuantScheme s = {.matrix_bits = (int)c->matrix_bits, .embed_bits = (int)c->embed_bits,
+    QuantScheme s = {.attn_bits = (int)(c->attn_bits > 0 ? c->attn_bits : c->matrix_bits),
+                     .mlp_bits = (int)(c->mlp_bits > 0 ? c->mlp_bits : c->matrix_bits), .embed_bits = (int)c->embed_bits,
                      .matrix_clip_sigmas = c->matrix_clip_sigmas, .embed_clip_sigmas = c->embed_clip_sigmas};
     int found = 0;
     for (int i = 0; i < 4; i++)
         if (!strcmp(c->quant_scheme, NAMES[i])) s.id = (SchemeId)i, found = 1;
     if (!found) die("QUANT_SCHEME=%s is not one of int8, int6, int6-lite, gptq", c->quant_scheme);
-    if (c->matrix_bits < 5 || c->matrix_bits > 8) die("MATRIX_BITS=%lld is outside 5..8", (long long)c->matrix_bits);
-    if (c->embed_bits < 5 || c->embed_bits > 8) die("EMBED_BITS=%lld is outside 5..8", (long long)c->embed_bits);
+    const struct {
+        const char *name;
+        int64_t bits;
+    } widths[] = {{"MATRIX_BITS", c->matrix_bits}, {"ATTN_BITS", s.attn_bits}, {"MLP_BITS", s.mlp_bits}, {"EMBED_BITS", c->embed_bits}};
+    for (int i = 0; i < 4; i++)
+        if (widths[i].bits < 5 || widths[i].bits > 8) die("%s=%lld is outside 5..8", widths[i].name, (long long)widths[i].bits);
     if (!(c->matrix_clip_sigmas > 0) || !(c->embed_clip_sigmas > 0)) die("MATRIX_CLIP_SIGMAS and EMBED_CLIP_SIGMAS must be > 0");
     if (strcmp(c->gptq_calibration_source, "train") && strcmp(c->gptq_calibration_source, "generated"))
         die("GPTQ_CALIBRATION_SOURCE=%s is not train or generated", c->gptq_calibration_source);
@@ -101,13 +106,13 @@ static void quantize_one(const QuantScheme *s, const TensorView *t, HessianFn he
     if (n <= QUANT_KEEP_FLOAT_MAX_NUMEL) return keep_float(t, QUANT_FP16, out);
     if (quant_is_control(t->name)) return keep_float(t, QUANT_FP32, out);
     TensorClass cls = quant_tensor_class(t->name);
-    int matrix = t->ndim == 2 && (cls == CLASS_ATTN || cls == CLASS_MLP);
-    if (matrix && s->id == SCHEME_INT6) return quant_rows_tensor(t, s->matrix_bits, ROWS_AMAX, out);
-    if (matrix && s->id == SCHEME_INT6_LITE) return quant_rows_tensor(t, s->matrix_bits, ROWS_SEARCH, out);
-    if (s->id == SCHEME_GPTQ && t->ndim == 2 && (matrix || cls == CLASS_EMBED)) {
+    int bits = cls == CLASS_ATTN ? s->attn_bits : cls == CLASS_MLP ? s->mlp_bits : s->embed_bits;
+    int rows = t->ndim == 2 && (cls == CLASS_ATTN || cls == CLASS_MLP || (cls == CLASS_EMBED && (s->embed_bits < 8 || s->id == SCHEME_GPTQ)));
+    if (rows && s->id == SCHEME_INT6) return quant_rows_tensor(t, bits, ROWS_AMAX, out);
+    if (rows && s->id == SCHEME_INT6_LITE) return quant_rows_tensor(t, bits, ROWS_SEARCH, out);
+    if (rows && s->id == SCHEME_GPTQ) {
         const double *H = hessian ? hessian(t->name, ctx) : NULL;
-        if (matrix) return gptq_tensor(s, t, s->matrix_bits, s->matrix_clip_sigmas, H, out);
-        return gptq_tensor(s, t, s->embed_bits, s->embed_clip_sigmas, H, out);
+        return gptq_tensor(s, t, bits, cls == CLASS_EMBED ? s->embed_clip_sigmas : s->matrix_clip_sigmas, H, out);
     }
     quant_int8_tensor(t, out); // the reference's int8 for everything else
 }

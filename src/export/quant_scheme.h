@@ -1,7 +1,8 @@
 // Export schemes: which storage each tensor of a state dict gets (QUANT_SCHEME).
 //   int8       train_gpt.py's quantize_state_dict_int8 (int8_clean_per_row_v1), the default.
-//   int6       #638's mixed_quantize_int6: attention and MLP matrices at MATRIX_BITS per row with
-//              s = amax / qmax (clamp [-qmax-1, qmax]); other large tensors int8 as the reference.
+//   int6       #638's mixed_quantize_int6: attention and MLP matrices at ATTN_BITS / MLP_BITS (default
+//              MATRIX_BITS) per row with s = amax / qmax (clamp [-qmax-1, qmax]); embeddings int8 as the
+//              reference unless EMBED_BITS < 8; other large tensors int8 as the reference.
 //   int6-lite  the same routing with GPTQ-lite's per-matrix percentile search (symmetric clamp).
 //   gptq       #1435/#2005: attention and MLP matrices (MATRIX_BITS) and the tied embedding / head
 //              (EMBED_BITS) through GPTQ with SDClip scales (GPTQ_CLIP=search: #1435's percentile search).
@@ -18,7 +19,7 @@ int quant_scheme_known(const char *artifact_scheme);
 typedef enum { SCHEME_INT8, SCHEME_INT6, SCHEME_INT6_LITE, SCHEME_GPTQ } SchemeId;
 typedef struct {
     SchemeId id;
-    int matrix_bits, embed_bits;
+    int attn_bits, mlp_bits, embed_bits;
     double matrix_clip_sigmas, embed_clip_sigmas;
     int clip_search; // gptq: percentile search instead of SDClip
 } QuantScheme;
