@@ -80,7 +80,7 @@ $(BUILD)/fuzz_artifact: fuzz/fuzz_artifact.c $(FUZZ_SRC)
 fuzz: $(BUILD)/fuzz_artifact
 	@mkdir -p $(BUILD)/fuzz_corpus
 	@find $(BUILD)/tmp -name '*.ptz' -size -300k -exec cp {} $(BUILD)/fuzz_corpus/ \; 2>/dev/null || true
-	ASAN_OPTIONS=detect_leaks=0 $(BUILD)/fuzz_artifact -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 \
+	ASAN_OPTIONS=detect_leaks=0 $(BUILD)/fuzz_artifact -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=3072 -malloc_limit_mb=2048 \
 	    -max_len=400000 $(BUILD)/fuzz_corpus
 
 clean:

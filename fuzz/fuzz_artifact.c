@@ -39,6 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fclose(m);
         free(text);
         artifact_free(a);
+    } else {
+        artifact_abandon_load();
     }
     return 0;
 }

@@ -240,6 +240,7 @@ TEST(artifact_corruption_dies_cleanly) {
            "per-row 1-D tensor");
     MUTATE((b[L.ndim[3]] = 5, fix_crc(b, len)), "tensor blocks.0.attn_scale has 5 dimensions", "too many dims");
     MUTATE((b[L.raw_len] ^= 1, fix_crc(b, len)), "payload size", "payload size");
+    MUTATE((b[L.ndim[0] + 1 + 3] = 0x10, fix_crc(b, len)), "implausible payload size", "a 2^28-row table entry");
     MUTATE((b[L.ndim[4] + 1] = 1, fix_crc(b, len)), "payload size 148108 does not match the tensor table (148044 bytes)",
            "shape changed under the payload");
     MUTATE((b[L.kind[1] - 11] = 200, fix_crc(b, len)), "tensor name is 200 bytes long", "name too long");

@@ -24,6 +24,14 @@ struct Artifact {
 #define MAX_CONFIG_BYTES (1u << 20)
 #define MAX_TENSORS 100000u
 #define MAX_DIM (1ll << 40)
+// A 16 MB artifact cannot hold a model whose raw payload is anywhere near this.
+#define MAX_PAYLOAD_BYTES (1ll << 30)
+
+// The load in progress, so a fuzzer that longjmps out of die() can release it (artifact_abandon_load).
+static struct {
+    Artifact *a;
+    uint8_t *file, *raw;
+} g_load;
 
 // ---------------------------------------------------------------- writing
 
@@ -184,12 +192,14 @@ static void read_tensor_data(ByteReader *r, QuantTensor *qt) {
 Artifact *artifact_load(const char *path) {
     size_t len;
     uint8_t *file = read_file(path, &len);
+    g_load.file = file;
     size_t magic_len = len < 8 ? len : 8;
     if (memcmp(file, ARTIFACT_MAGIC, magic_len)) die("%s: not a pgolf artifact (bad magic, expected %s)", path, ARTIFACT_MAGIC);
     ByteReader r = {file, len, 0, path};
     br_take(&r, 8, "magic");
 
     Artifact *a = xcalloc(1, sizeof *a);
+    g_load.a = a;
     a->path = xstrdup(path);
     a->file_bytes = (int64_t)len;
     a->version = br_u32(&r, "format version");
@@ -213,8 +223,9 @@ Artifact *artifact_load(const char *path) {
     a->state.items = xcalloc(count, sizeof(QuantTensor));
     int64_t expect_raw = 0;
     for (uint32_t k = 0; k < count; k++) {
-        expect_raw += read_table_entry(&r, a, (int)k, &a->state.items[k]);
         a->state.count = (int)k + 1;
+        expect_raw += read_table_entry(&r, a, (int)k, &a->state.items[k]);
+        if (expect_raw > MAX_PAYLOAD_BYTES) die("%s: implausible payload size (over %lld bytes)", path, MAX_PAYLOAD_BYTES);
     }
 
     uint64_t raw_len = br_u64(&r, "payload size"), clen = br_u64(&r, "compressed payload size");
@@ -227,14 +238,15 @@ Artifact *artifact_load(const char *path) {
     uint32_t crc = (uint32_t)crc32_z(0, file, len - 4);
     if (crc != stored) die("%s: checksum mismatch (stored %08x, computed %08x): the file is corrupt", path, stored, crc);
 
-    uint8_t *raw = xmalloc((size_t)raw_len);
+    uint8_t *raw = xmalloc((size_t)raw_len + 1);
+    g_load.raw = raw;
     const char *err = decompress_bytes(a->compression, payload, (size_t)clen, raw, (size_t)raw_len);
     if (err) die("%s: %s decompression failed (%s)", path, compressor_name(a->compression), err);
     if (a->byte_shuffle) {
         uint8_t *plain = xmalloc((size_t)raw_len + 1);
         byte_unshuffle(raw, plain, (size_t)raw_len);
         free(raw);
-        raw = plain;
+        raw = g_load.raw = plain;
     }
     ByteReader pr = {raw, (size_t)raw_len, 0, path};
     for (int k = 0; k < a->state.count; k++) read_tensor_data(&pr, &a->state.items[k]);
@@ -242,7 +254,15 @@ Artifact *artifact_load(const char *path) {
     a->compressed_bytes = (int64_t)clen;
     free(raw);
     free(file);
+    g_load.a = NULL, g_load.file = g_load.raw = NULL;
     return a;
+}
+
+void artifact_abandon_load(void) {
+    artifact_free(g_load.a);
+    free(g_load.file);
+    free(g_load.raw);
+    g_load.a = NULL, g_load.file = g_load.raw = NULL;
 }
 
 const char *artifact_config_text(const Artifact *a) { return a->config; }

@@ -54,6 +54,8 @@ void artifact_save_int8(const char *path, const char *config_text, const TensorL
 const char *artifact_scheme(const Artifact *a);
 // Reads and fully validates an artifact; any problem is one error line naming the file.
 Artifact *artifact_load(const char *path);
+// Fuzzers only: after die() was intercepted during artifact_load, frees what that load had allocated.
+void artifact_abandon_load(void);
 const char *artifact_config_text(const Artifact *a);
 // Dequantizes into dst, whose names and shapes must match the artifact's tensors exactly.
 void artifact_dequantize_into(const Artifact *a, const TensorList *dst);
