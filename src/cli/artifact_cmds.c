@@ -8,6 +8,7 @@
 #include "data/shard.h"
 #include "data/spm_tools.h"
 #include "data/spm.h"
+#include "eval/eval_final.h"
 #include "eval/eval_val.h"
 #include "export/artifact.h"
 #include "io/bytes.h"
@@ -46,12 +47,15 @@ int cmd_eval(int argc, char **argv) {
     int64_t n;
     uint16_t *val = load_validation_tokens(pattern, c.train_seq_len, c.val_max_tokens, &n);
     tokens_check_vocab(val, n, c.vocab_size, pattern);
-    double t0 = now_seconds(), loss, bpb;
-    eval_val(&m, &c, val, n, &bt, c.train_batch_tokens / c.grad_accum_steps, &loss, &bpb);
+    double t0 = now_seconds();
+    EvalReport r;
+    eval_final(&m, &c, val, n, &bt, c.train_batch_tokens / c.grad_accum_steps, &r);
+    double loss = r.val_loss, bpb = r.val_bpb;
     long long bytes = file_size(path), code = pgolf_code_bytes();
     printf("final_eval val_loss:%.4f val_bpb:%.4f eval_time:%.0fms tokens:%lld\n", loss, bpb, 1000 * (now_seconds() - t0),
            (long long)(n - 1));
     printf("final_eval_exact val_loss:%.8f val_bpb:%.8f\n", loss, bpb);
+    if (c.ppm_order > 0) printf("final_eval_ppm_exact val_loss:%.8f val_bpb:%.8f\n", r.ppm_val_loss, r.ppm_val_bpb);
     printf("artifact_bytes:%lld code_bytes:%lld total_bytes:%lld limit:%lld %s\n", bytes, code, bytes + code,
            ARTIFACT_LIMIT_BYTES, bytes + code <= ARTIFACT_LIMIT_BYTES ? "fits" : "OVER_LIMIT");
     free(val);

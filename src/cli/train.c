@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "data/shard.h"
+#include "eval/eval_final.h"
 #include "eval/eval_val.h"
 #include "export/artifact.h"
 #include "export/calib.h"
@@ -142,8 +143,10 @@ static void export_and_roundtrip(Trainer *t) {
     Artifact *a = artifact_load(art);
     artifact_dequantize_into(a, &t->m.param_list);
     artifact_free(a);
-    double t0 = now_seconds(), loss, bpb;
-    validate(t, &loss, &bpb);
+    double t0 = now_seconds();
+    EvalReport r;
+    eval_final(&t->m, c, t->val, t->n_val, &t->bt, t->micro_tokens, &r);
+    double loss = r.val_loss, bpb = r.val_bpb;
     log0("final_%s_%s_roundtrip val_loss:%.4f val_bpb:%.4f eval_time:%.0fms", qname, cname, loss, bpb,
          1000 * (now_seconds() - t0));
     log0("final_%s_%s_roundtrip_exact val_loss:%.8f val_bpb:%.8f", qname, cname, loss, bpb);

@@ -1,0 +1,24 @@
+// Legal score-first test-time training (#2005): the validation positions are cut into chunks; each
+// chunk is first scored with the current weights, and only then does the model train on that chunk
+// (SGD with momentum, a few epochs) before the next chunk is scored. There is no way to train on a
+// chunk before scoring it: this function is the only entry point and it always scores first.
+#pragma once
+#include <stdint.h>
+
+#include "model/gpt.h"
+
+typedef struct {
+    int64_t chunk_tokens; // TTT_CHUNK_TOKENS (32,000 in #2005)
+    int epochs;           // TTT_EPOCHS
+    double lr, momentum;  // TTT_LR, TTT_MOMENTUM: torch.optim.SGD over every parameter
+    double grad_clip;     // TTT_GRAD_CLIP (0: off)
+    int64_t seq_len;      // training sequences cut from the chunk
+} TttOptions;
+
+// Observer for tests: kind 0 = positions [a, b) were scored, 1 = a training step used targets [a, b).
+typedef void (*TttObserver)(int kind, int64_t a, int64_t b, void *ctx);
+
+// Scores positions [0, n - 1) of val into nll with windows of `window` advancing by `stride` (see
+// eval_windows.h), adapting m chunk by chunk. max_tokens bounds a forward pass.
+void ttt_score_first(GPT *m, const uint16_t *val, int64_t n, int64_t window, int64_t stride, int64_t max_tokens,
+                     const TttOptions *o, double *nll, TttObserver observe, void *ctx);

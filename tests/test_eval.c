@@ -1,0 +1,192 @@
+// Evaluation methods: the sliding-window plan (every position once, with the longest context), its
+// equivalence with eval_val at stride == window, PPM-C against a hand computation, and score-first TTT
+// never training on a position before it was scored.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval/eval_final.h"
+#include "eval/eval_windows.h"
+#include "eval/ppm.h"
+#include "eval/ttt.h"
+#include "test.h"
+#include "util.h"
+
+TEST(eval_window_plan_scores_every_position_once) {
+    const int64_t cases[][4] = {{1000, 64, 64, 0}, {1000, 64, 16, 0}, {999, 64, 7, 0}, {37, 64, 16, 0}, {1001, 50, 50, 0},
+                                {777, 33, 5, 100}, {500, 64, 1, 63}, {64, 64, 64, 0}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        int64_t total = cases[k][0], W = cases[k][1], S = cases[k][2], a = cases[k][3];
+        int *seen = xcalloc((size_t)total, sizeof(int));
+        Window *w;
+        int64_t nw = window_plan(a, total, W, S, &w), bad_ctx = 0, bad_len = 0;
+        for (int64_t i = 0; i < nw; i++) {
+            bad_len += w[i].len > W || w[i].start < 0 || w[i].start + w[i].len > total;
+            for (int64_t p = w[i].start + w[i].score_from; p < w[i].start + w[i].len; p++) {
+                seen[p]++;
+                int64_t ctx = p - w[i].start, best = p < W - S ? p : W - S; // tokens before val[p] in the window
+                bad_ctx += ctx < best;
+            }
+        }
+        int64_t once = 0, other = 0;
+        for (int64_t p = 0; p < total; p++) {
+            if (p < a) other += seen[p] != 0;
+            else once += seen[p] == 1, other += seen[p] != 1;
+        }
+        CHECK(once == total - a && other == 0 && bad_ctx == 0 && bad_len == 0,
+              "total %lld window %lld stride %lld from %lld: %lld once, %lld wrong, %lld short contexts, %lld bad windows",
+              (long long)total, (long long)W, (long long)S, (long long)a, (long long)once, (long long)other, (long long)bad_ctx,
+              (long long)bad_len);
+        free(w);
+        free(seen);
+    }
+}
+
+static void tiny_model(GPT *m, Config *c) {
+    config_defaults(c);
+    c->vocab_size = 64, c->num_layers = 2, c->model_dim = 32, c->num_heads = 4, c->num_kv_heads = 2, c->train_seq_len = 16;
+    c->val_batch_size = 64, c->grad_accum_steps = 1;
+    GPTConfig g = gpt_config_from(c);
+    gpt_init(m, &g);
+    gpt_init_weights(m, 5);
+    Rng r;
+    rng_seed(&r, 6);
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] += (real)(0.05 * rng_normal(&r));
+}
+
+static uint16_t *tiny_val(int64_t n) {
+    uint16_t *v = xmalloc(sizeof(uint16_t) * (size_t)n);
+    Rng r;
+    rng_seed(&r, 7);
+    for (int64_t i = 0; i < n; i++) v[i] = (uint16_t)(i % 3 == 0 ? 1 : 2 + rng_u64(&r) % 62);
+    return v;
+}
+
+static ByteTables unit_bytes(void) {
+    ByteTables bt = {64, xcalloc(64, 2), xcalloc(64, 1), xcalloc(64, 1)};
+    for (int i = 0; i < 64; i++) bt.base_bytes[i] = (int16_t)(1 + i % 3), bt.has_leading_space[i] = i % 2;
+    bt.is_boundary[1] = 1;
+    return bt;
+}
+
+// Sliding windows with stride == window are the plain evaluation; a smaller stride scores the same
+// positions with more context (a different, finite result).
+TEST(eval_sliding_stride_equal_window_is_plain) {
+    GPT m;
+    Config c;
+    tiny_model(&m, &c);
+    int64_t n = 16 * 20 + 1;
+    uint16_t *val = tiny_val(n);
+    ByteTables bt = unit_bytes();
+    double plain_loss, plain_bpb;
+    eval_val(&m, &c, val, n, &bt, 64, &plain_loss, &plain_bpb);
+    EvalReport r;
+    c.eval_stride = 16, c.ppm_order = 1, c.ppm_alpha = 1.0; // goes through the windows; alpha 1 leaves the model alone
+    eval_final(&m, &c, val, n, &bt, 64, &r);
+    CHECK_CLOSE(r.val_loss, plain_loss, 1e-9, 1e-6, "windows at stride == window vs eval_val (loss)");
+    CHECK_CLOSE(r.val_bpb, plain_bpb, 1e-9, 1e-6, "windows at stride == window vs eval_val (bpb)");
+    CHECK_CLOSE(r.ppm_val_bpb, plain_bpb, 1e-9, 1e-6, "alpha = 1 mixing");
+    c.eval_stride = 5;
+    eval_final(&m, &c, val, n, &bt, 64, &r);
+    CHECK(isfinite(r.val_bpb) && r.val_bpb != plain_bpb, "stride 5: %g", r.val_bpb);
+    free(val);
+    byte_tables_free(&bt);
+    gpt_free(&m);
+}
+
+// After "0 1 0" (order 1, vocab 4): P(.|0) = {1/3, 1/2, 1/12, 1/12} by method C with exclusion.
+TEST(eval_ppm_c_hand_example) {
+    Ppm *p = ppm_new(1, 4);
+    uint16_t seq[] = {0, 1, 0};
+    for (int i = 0; i < 3; i++) ppm_update(p, seq, i, seq[i]);
+    uint16_t ctx[] = {0};
+    double want[4] = {1.0 / 3, 0.5, 1.0 / 12, 1.0 / 12}, dist[4];
+    ppm_distribution(p, ctx, 1, dist);
+    for (int s = 0; s < 4; s++) {
+        CHECK_CLOSE(ppm_prob(p, ctx, 1, s), want[s], 1e-15, 0, "ppm_prob");
+        CHECK_CLOSE(dist[s], want[s], 1e-15, 0, "ppm_distribution");
+    }
+    ppm_free(p);
+}
+
+TEST(eval_ppm_distributions_sum_to_one) {
+    for (int order = 0; order <= 3; order++) {
+        Ppm *p = ppm_new(order, 50);
+        uint16_t *seq = tiny_val(3000);
+        for (int64_t i = 0; i < 3000; i++) seq[i] %= 50;
+        double worst = 0, *dist = xmalloc(sizeof(double) * 50);
+        for (int64_t i = 0; i < 3000; i++) {
+            if (i % 97 == 0) {
+                ppm_distribution(p, seq, i, dist);
+                double sum = 0;
+                for (int s = 0; s < 50; s++) {
+                    sum += dist[s];
+                    worst = fmax(worst, fabs(dist[s] - ppm_prob(p, seq, i, s)));
+                }
+                worst = fmax(worst, fabs(sum - 1));
+            }
+            ppm_update(p, seq, i, seq[i]);
+        }
+        CHECK(worst < 1e-12, "order %d: off by %g", order, worst);
+        free(dist);
+        free(seq);
+        ppm_free(p);
+    }
+}
+
+typedef struct {
+    int64_t scored_to, trained_steps, violations, first_chunk_end;
+} TttLog;
+
+static void watch(int kind, int64_t a, int64_t b, void *ctx) {
+    TttLog *l = ctx;
+    if (kind == 0) {
+        l->violations += a != l->scored_to; // chunks are scored in order, each exactly once
+        l->scored_to = b;
+        if (!l->first_chunk_end) l->first_chunk_end = b;
+    } else {
+        l->trained_steps++;
+        l->violations += b > l->scored_to; // a training target not yet scored
+    }
+}
+
+// The instrumented run: every training step uses only positions already scored. With 0 epochs TTT is
+// the plain sliding evaluation; with training, later chunks are scored by adapted weights.
+TEST(eval_ttt_scores_before_training) {
+    GPT m;
+    Config c;
+    tiny_model(&m, &c);
+    int64_t n = 16 * 40 + 1;
+    uint16_t *val = tiny_val(n);
+    double *nll0 = xmalloc(sizeof(double) * (size_t)n), *nll1 = xmalloc(sizeof(double) * (size_t)n);
+    TttOptions none = {100, 0, 0.005, 0.9, 1.0, 16}, train = {100, 3, 0.05, 0.9, 1.0, 16};
+    TttLog log0_ = {0}, log1 = {0};
+    real *w0 = xmalloc(sizeof(real) * m.n_params);
+    memcpy(w0, m.params, sizeof(real) * m.n_params);
+    ttt_score_first(&m, val, n, 16, 8, 64, &none, nll0, watch, &log0_);
+    ttt_score_first(&m, val, n, 16, 8, 64, &train, nll1, watch, &log1);
+    CHECK(log0_.violations == 0 && log0_.trained_steps == 0 && log0_.scored_to == n - 1, "no-epoch run: %lld violations",
+          (long long)log0_.violations);
+    CHECK(log1.violations == 0 && log1.trained_steps > 0 && log1.scored_to == n - 1, "%lld violations in %lld steps",
+          (long long)log1.violations, (long long)log1.trained_steps);
+    Window *w;
+    int64_t nw = window_plan(0, n - 1, 16, 8, &w);
+    double *plain = xmalloc(sizeof(double) * (size_t)n);
+    memcpy(m.params, w0, sizeof(real) * m.n_params);
+    score_windows(&m, val, w, nw, 64, plain);
+    int same_first = 1, differ_later = 0, equal_all = 1;
+    for (int64_t p = 0; p < n - 1; p++) {
+        equal_all &= fabs(nll0[p] - plain[p]) < 1e-6;
+        if (p < log1.first_chunk_end) same_first &= fabs(nll1[p] - plain[p]) < 1e-6; // scored before any training
+        else differ_later |= fabs(nll1[p] - plain[p]) > 1e-6;
+    }
+    CHECK(equal_all && same_first && differ_later, "0 epochs = plain %d, first chunk untouched %d, later chunks adapted %d",
+          equal_all, same_first, differ_later);
+    free(w);
+    free(plain);
+    free(w0);
+    free(nll0);
+    free(nll1);
+    free(val);
+    gpt_free(&m);
+}
