@@ -13,6 +13,7 @@
 #define CG_EXPORT 16u
 #define CG_PREP 32u
 #define CG_RUN 64u
+#define CG_ABLATE 128u
 
 // X(kind, field, ENV, default, groups, help); kind is INT, REAL, STR or BOOL.
 #define CONFIG_TABLE(X)                                                                                                  \
@@ -89,6 +90,8 @@
     X(REAL, ttt_grad_clip, "TTT_GRAD_CLIP", "1", CG_EVAL, "TTT: gradient-norm clip (0: off)")                            \
     X(INT, ppm_order, "PPM_ORDER", "0", CG_EVAL, "final eval: mix a PPM-C model of this order into the softmax (0: off; #413: 2; flag --ppm)") \
     X(REAL, ppm_alpha, "PPM_ALPHA", "0.95", CG_EVAL, "PPM mixing: p = alpha p_model + (1 - alpha) p_ppm")                \
+    X(STR, ablate_seeds, "ABLATE_SEEDS", "1337,42,2024", CG_ABLATE, "seeds every arm of `pgolf ablate` is trained with") \
+    X(REAL, ablate_margin, "ABLATE_MARGIN", "0.005", CG_ABLATE, "nats a variant must beat the control by (the challenge's rule)") \
     X(INT, sample_tokens, "SAMPLE_TOKENS", "64", CG_EVAL, "tokens to generate with `pgolf sample`")                        \
     X(STR, prompt, "PROMPT", "", CG_EVAL, "prompt for `pgolf sample`")
 

@@ -345,3 +345,23 @@ TEST(cli_prep_default_corpus) {
           (long long)count_token(val, n, 1));
     free(val);
 }
+
+// `pgolf ablate` end to end on tiny runs: 2 seeds x (control, one variant), then the table.
+TEST(cli_ablate_table) {
+    const char *data = make_dataset("ablate_data");
+    char *dir = xstrdup(test_tmpdir("ablate_out"));
+    char env[4096], cmd[8192], *out;
+    tiny_env(env, sizeof env, data, dir, "ITERATIONS=6 WARMUP_STEPS=0 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=2048 ABLATE_SEEDS=1,2");
+    snprintf(cmd, sizeof cmd, "env %s ./pgolf ablate hi_lr:MATRIX_LR=0.08,SCALAR_LR=0.08", env);
+    int rc = run(cmd, &out);
+    const char *row = strstr(out, "\nhi_lr ");
+    double p = row ? atof(strrchr(strtok(xstrdup(row + 1), "\n"), ' ') + 1) : NAN;
+    CHECK(rc == 0 && strstr(out, "ablate: hi_lr seed:2 val_loss:") && strstr(out, "\ncontrol ") && row && p >= 0 && p <= 1,
+          "ablate exited %d, p %g:\n%s", rc, p, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "env %s ./pgolf ablate 'broken:MATRIX_LR'", env);
+    rc = run(cmd, &out);
+    CHECK(rc != 0 && strstr(out, "setting 'MATRIX_LR' is not ENV=VALUE"), "bad arm gave %d:\n%s", rc, out);
+    free(out);
+    free(dir);
+}

@@ -8,6 +8,7 @@
 #include "eval/eval_final.h"
 #include "eval/eval_windows.h"
 #include "eval/ppm.h"
+#include "eval/stats.h"
 #include "eval/ttt.h"
 #include "test.h"
 #include "util.h"
@@ -189,4 +190,21 @@ TEST(eval_ttt_scores_before_training) {
     free(nll1);
     free(val);
     gpt_free(&m);
+}
+
+// Student-t tails against numerical integration of the density (tests' reference values), and a
+// Welch test worked by hand.
+TEST(eval_stats_student_t_and_welch) {
+    const double cases[][3] = {{2.0, 10, 0.03669401738537047}, {1.0, 5, 0.1816087338245635}, {3.0, 4, 0.019970984035859583},
+                               {0.5, 2.7, 0.32747353099788545}, {-1.2, 7.3, 0.8661846667241774}, {0, 3, 0.5}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
+        CHECK_CLOSE(student_t_sf(cases[k][0], cases[k][1]), cases[k][2], 1e-9, 1e-7, "student_t_sf");
+    // control {2.0, 2.1, 1.9}, variant {1.8, 1.85, 1.75}: means 2.0 / 1.8, sds 0.1 / 0.05, margin 0.005
+    double c[] = {2.0, 2.1, 1.9}, v[] = {1.8, 1.85, 1.75}, t, df;
+    double p = welch_one_sided_p(sample_of(c, 3), sample_of(v, 3), 0.005, &t, &df);
+    double se = sqrt(0.01 / 3 + 0.0025 / 3), want_t = 0.195 / se;
+    double want_df = pow(0.0125 / 3, 2) / (pow(0.01 / 3, 2) / 2 + pow(0.0025 / 3, 2) / 2);
+    CHECK_CLOSE(t, want_t, 1e-12, 1e-9, "welch t");
+    CHECK_CLOSE(df, want_df, 1e-12, 1e-9, "welch df");
+    CHECK_CLOSE(p, student_t_sf(want_t, want_df), 1e-15, 1e-12, "welch p");
 }

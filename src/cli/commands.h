@@ -10,6 +10,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_ablate(int argc, char **argv);
 
 long long pgolf_code_bytes(void);
 // Loads the config for `cmd` (env, then flags), handles --help, rejects leftover flags and

@@ -16,6 +16,7 @@ static const struct {
     {"inspect", cmd_inspect, "print an artifact's configuration, tensors and bytes against the limit"},
     {"info", cmd_info, "print the model configuration and parameter count"},
     {"sample", cmd_sample, "generate text from an artifact or checkpoint"},
+    {"ablate", cmd_ablate, "train a control and variants over several seeds; Welch t-test table"},
 };
 #define N_COMMANDS ((int)(sizeof COMMANDS / sizeof *COMMANDS))
 

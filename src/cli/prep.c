@@ -78,7 +78,7 @@ static void read_text_docs(const char *path, Docs *d) {
 // `bible` prints a header line ("Genesis 1") before each chapter and indented verses under it.
 static void read_bible_docs(Docs *d) {
     char *argv[] = {"bible", "-l", "100000", "Gen1:1-Rev22:21", NULL};
-    Child c = child_start(argv, NULL, NULL, "install Debian's bible-kjv package: sudo scripts/setup.sh");
+    Child c = child_start(argv, NULL, NULL, NULL, "install Debian's bible-kjv package: sudo scripts/setup.sh");
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;

@@ -18,7 +18,7 @@ void spm_train_bpe(const char *input, const char *prefix, int64_t vocab, int64_t
                     "--character_coverage=0.999", "--byte_fallback=true", "--split_digits=true",
                     "--normalization_rule_name=nmt_nfkc", "--add_dummy_prefix=false", "--pad_id=0", "--bos_id=1",
                     "--eos_id=2", "--unk_id=3", "--hard_vocab_limit=false", NULL};
-    Child c = child_start(argv, NULL, log_path, INSTALL_HINT);
+    Child c = child_start(argv, NULL, NULL, log_path, INSTALL_HINT);
     char buf[4096];
     while (fread(buf, 1, sizeof buf, c.out) > 0) continue; // drain stdout; progress goes to the log
     char what[4200];
@@ -30,7 +30,7 @@ void spm_encode_file(const char *model, const char *text_path, SpmLineFn on_line
     char a_model[4200];
     snprintf(a_model, sizeof a_model, "--model=%s", model);
     char *argv[] = {"spm_encode", a_model, "--output_format=id", NULL};
-    Child c = child_start(argv, text_path, NULL, INSTALL_HINT);
+    Child c = child_start(argv, NULL, text_path, NULL, INSTALL_HINT);
     char *line = NULL;
     size_t cap = 0;
     int32_t *ids = NULL;

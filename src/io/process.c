@@ -11,7 +11,8 @@
 
 extern char **environ;
 
-Child child_start(char *const argv[], const char *stdin_path, const char *stderr_path, const char *install_hint) {
+Child child_start(char *const argv[], char *const envp[], const char *stdin_path, const char *stderr_path,
+                  const char *install_hint) {
     int pipefd[2];
     if (pipe(pipefd) != 0) die("pipe failed: %s", strerror(errno));
     posix_spawn_file_actions_t fa;
@@ -22,7 +23,7 @@ Child child_start(char *const argv[], const char *stdin_path, const char *stderr
     posix_spawn_file_actions_addclose(&fa, pipefd[1]);
     if (stderr_path) posix_spawn_file_actions_addopen(&fa, 2, stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     Child c = {.name = argv[0]};
-    int rc = posix_spawnp(&c.pid, argv[0], &fa, NULL, argv, environ);
+    int rc = posix_spawnp(&c.pid, argv[0], &fa, NULL, argv, envp ? envp : environ);
     posix_spawn_file_actions_destroy(&fa);
     close(pipefd[1]);
     if (rc == ENOENT) die("%s not found in PATH (%s)", argv[0], install_hint);
