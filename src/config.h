@@ -88,6 +88,8 @@
     X(REAL, ttt_lr, "TTT_LR", "0.005", CG_EVAL, "TTT: SGD learning rate")                                                \
     X(REAL, ttt_momentum, "TTT_MOMENTUM", "0.9", CG_EVAL, "TTT: SGD momentum")                                           \
     X(REAL, ttt_grad_clip, "TTT_GRAD_CLIP", "1", CG_EVAL, "TTT: gradient-norm clip (0: off)")                            \
+    X(STR, ttt_params, "TTT_PARAMS", "", CG_EVAL, "TTT: comma-separated name fragments of the tensors adapted (empty: all), e.g. mlp,attn_scale") \
+    X(STR, ttt_optimizer, "TTT_OPTIMIZER", "sgd", CG_EVAL, "TTT: sgd (with TTT_MOMENTUM) or adam (betas 0.9/0.999)")   \
     X(INT, ppm_order, "PPM_ORDER", "0", CG_EVAL, "final eval: mix a PPM-C model of this order into the softmax (0: off; #413: 2; flag --ppm)") \
     X(REAL, ppm_alpha, "PPM_ALPHA", "0.95", CG_EVAL, "PPM mixing: p = alpha p_model + (1 - alpha) p_ppm")                \
     X(STR, ablate_seeds, "ABLATE_SEEDS", "1337,42,2024", CG_ABLATE, "seeds every arm of `pgolf ablate` is trained with") \

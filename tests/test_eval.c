@@ -160,7 +160,9 @@ TEST(eval_ttt_scores_before_training) {
     int64_t n = 16 * 40 + 1;
     uint16_t *val = tiny_val(n);
     double *nll0 = xmalloc(sizeof(double) * (size_t)n), *nll1 = xmalloc(sizeof(double) * (size_t)n);
-    TttOptions none = {100, 0, 0.005, 0.9, 1.0, 16}, train = {100, 3, 0.05, 0.9, 1.0, 16};
+    TttOptions none = {.chunk_tokens = 100, .epochs = 0, .lr = 0.005, .momentum = 0.9, .grad_clip = 1.0, .seq_len = 16};
+    TttOptions train = none;
+    train.epochs = 3, train.lr = 0.05;
     TttLog log0_ = {0}, log1 = {0};
     real *w0 = xmalloc(sizeof(real) * m.n_params);
     memcpy(w0, m.params, sizeof(real) * m.n_params);
@@ -207,4 +209,39 @@ TEST(eval_stats_student_t_and_welch) {
     CHECK_CLOSE(t, want_t, 1e-12, 1e-9, "welch t");
     CHECK_CLOSE(df, want_df, 1e-12, 1e-9, "welch df");
     CHECK_CLOSE(p, student_t_sf(want_t, want_df), 1e-15, 1e-12, "welch p");
+}
+
+// TTT_PARAMS adapts only the named tensors; Adam is a choice of optimizer; an unmatched name is an error.
+static void no_such_params(void *arg) {
+    GPT *m = arg;
+    TttOptions o = {.chunk_tokens = 100, .epochs = 1, .lr = 0.01, .seq_len = 16, .params = "no_such_tensor"};
+    double nll[700];
+    uint16_t *val = tiny_val(641);
+    ttt_score_first(m, val, 641, 16, 16, 64, &o, nll, NULL, NULL);
+}
+
+TEST(eval_ttt_params_and_adam) {
+    GPT m;
+    Config c;
+    tiny_model(&m, &c);
+    int64_t n = 16 * 40 + 1;
+    uint16_t *val = tiny_val(n);
+    double *nll = xmalloc(sizeof(double) * (size_t)n);
+    real *w0 = xmalloc(sizeof(real) * m.n_params);
+    memcpy(w0, m.params, sizeof(real) * m.n_params);
+    TttOptions o = {.chunk_tokens = 100, .epochs = 2, .lr = 0.01, .grad_clip = 1.0, .seq_len = 16, .params = "mlp.fc", .adam = 1};
+    ttt_score_first(&m, val, n, 16, 16, 64, &o, nll, NULL, NULL);
+    int moved_fc = 0, moved_other = 0;
+    for (int k = 0; k < m.param_list.count; k++) {
+        const TensorView *t = &m.param_list.items[k];
+        int moved = memcmp(t->data, w0 + (t->data - m.params), sizeof(real) * (size_t)tensor_numel(t)) != 0;
+        if (strstr(t->name, "mlp.fc")) moved_fc += moved;
+        else moved_other += moved;
+    }
+    CHECK(moved_fc == 2 && moved_other == 0, "adapted %d mlp.fc tensors and %d others", moved_fc, moved_other);
+    CHECK(test_dies_with(no_such_params, &m, "TTT_PARAMS=no_such_tensor matches no tensor"), "unmatched TTT_PARAMS");
+    free(w0);
+    free(nll);
+    free(val);
+    gpt_free(&m);
 }

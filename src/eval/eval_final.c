@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "eval/eval_windows.h"
 #include "eval/ppm.h"
@@ -35,10 +36,14 @@ void eval_final(GPT *m, const Config *c, const uint16_t *val, int64_t n, const B
     else log0("final_eval_mode:standard windows:%lld", (long long)window);
     double *nll = xmalloc(sizeof(double) * (size_t)n);
     if (c->ttt_enabled) {
-        TttOptions o = {c->ttt_chunk_tokens, (int)c->ttt_epochs, c->ttt_lr, c->ttt_momentum, c->ttt_grad_clip, c->train_seq_len};
+        if (strcmp(c->ttt_optimizer, "sgd") && strcmp(c->ttt_optimizer, "adam"))
+            die("TTT_OPTIMIZER=%s is not sgd or adam", c->ttt_optimizer);
+        TttOptions o = {.chunk_tokens = c->ttt_chunk_tokens, .epochs = (int)c->ttt_epochs, .lr = c->ttt_lr,
+                        .momentum = c->ttt_momentum, .grad_clip = c->ttt_grad_clip, .params = c->ttt_params,
+                        .adam = !strcmp(c->ttt_optimizer, "adam"), .seq_len = c->train_seq_len};
         ttt_score_first(m, val, n, window, stride, max_tokens, &o, nll, NULL, NULL);
-        log0("ttt:score_first chunk_tokens:%lld epochs:%lld lr:%g momentum:%g", (long long)o.chunk_tokens,
-             (long long)o.epochs, o.lr, o.momentum);
+        log0("ttt:score_first chunk_tokens:%lld epochs:%lld optimizer:%s lr:%g momentum:%g params:%s", (long long)o.chunk_tokens,
+             (long long)o.epochs, c->ttt_optimizer, o.lr, o.momentum, o.params[0] ? o.params : "all");
     } else {
         Window *w;
         int64_t nw = window_plan(0, n - 1, window, stride, &w);

@@ -1,5 +1,6 @@
 #include "eval/ttt.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,19 +8,57 @@
 #include "optim/optim.h"
 #include "util.h"
 
-// One SGD step (torch.optim.SGD: buf = momentum * buf + g; w -= lr * buf) on every parameter.
-static void sgd_step(GPT *m, real *buf, const TttOptions *o) {
+typedef struct {
+    uint8_t *adapt;  // [n_params]: 1 where the parameter is adapted
+    real *m1, *m2;   // SGD momentum buffer / Adam moments
+    int64_t steps;
+} TttState;
+
+static int selected(const char *name, const char *params) {
+    if (!params || !params[0]) return 1;
+    char *copy = xstrdup(params);
+    int hit = 0;
+    for (char *tok = strtok(copy, ","); tok && !hit; tok = strtok(NULL, ",")) hit = strstr(name, tok) != NULL;
+    free(copy);
+    return hit;
+}
+
+static TttState ttt_state(const GPT *m, const TttOptions *o) {
+    TttState st = {xcalloc(m->n_params, 1), xcalloc(m->n_params, sizeof(real)), xcalloc(m->n_params, sizeof(real)), 0};
+    int any = 0;
+    for (int k = 0; k < m->param_list.count; k++) {
+        const TensorView *t = &m->param_list.items[k];
+        if (!selected(t->name, o->params)) continue;
+        memset(st.adapt + (t->data - m->params), 1, (size_t)tensor_numel(t));
+        any = 1;
+    }
+    if (!any) die("TTT_PARAMS=%s matches no tensor of the model", o->params);
+    return st;
+}
+
+// One step on the adapted parameters: torch.optim.SGD (buf = momentum * buf + g; w -= lr * buf) or Adam.
+static void ttt_step(GPT *m, TttState *st, const TttOptions *o) {
     if (o->grad_clip > 0) clip_grad_norm(m, o->grad_clip);
+    st->steps++;
+    double bc1 = 1 - pow(0.9, (double)st->steps), bc2 = 1 - pow(0.999, (double)st->steps);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < m->n_params; i++) {
-        buf[i] = (real)o->momentum * buf[i] + m->grads[i];
-        m->params[i] -= (real)o->lr * buf[i];
+        if (!st->adapt[i]) continue;
+        real g = m->grads[i];
+        if (o->adam) {
+            st->m1[i] = 0.9f * st->m1[i] + 0.1f * g;
+            st->m2[i] = 0.999f * st->m2[i] + 0.001f * g * g;
+            m->params[i] -= (real)(o->lr * (st->m1[i] / bc1) / (sqrt(st->m2[i] / bc2) + 1e-8));
+        } else {
+            st->m1[i] = (real)o->momentum * st->m1[i] + g;
+            m->params[i] -= (real)o->lr * st->m1[i];
+        }
     }
 }
 
 // Epochs over the chunk's whole sequences: targets lie in [c0, c1), all already scored.
-static void adapt(GPT *m, const uint16_t *val, int64_t c0, int64_t c1, int64_t max_tokens, const TttOptions *o, real *buf,
-                  TttObserver observe, void *ctx) {
+static void adapt(GPT *m, const uint16_t *val, int64_t c0, int64_t c1, int64_t max_tokens, const TttOptions *o,
+                  TttState *st, TttObserver observe, void *ctx) {
     int64_t T = o->seq_len, n_seq = (c1 - c0) / T, per = max_tokens / T > 0 ? max_tokens / T : 1;
     int32_t *x = xmalloc(sizeof(int32_t) * (size_t)(per * T)), *y = xmalloc(sizeof(int32_t) * (size_t)(per * T));
     for (int e = 0; e < o->epochs; e++)
@@ -33,7 +72,7 @@ static void adapt(GPT *m, const uint16_t *val, int64_t c0, int64_t c1, int64_t m
             gpt_zero_grad(m);
             gpt_forward(m, x, y, (int)B, (int)T);
             gpt_backward(m, x, 1.0f);
-            sgd_step(m, buf, o);
+            ttt_step(m, st, o);
         }
     free(x);
     free(y);
@@ -46,7 +85,7 @@ void ttt_score_first(GPT *m, const uint16_t *val, int64_t n, int64_t window, int
     // training this is exactly that evaluation.
     Window *w;
     int64_t nw = window_plan(0, n - 1, window, stride, &w), chunks = 0, total = n - 1;
-    real *buf = xcalloc(m->n_params, sizeof(real));
+    TttState st = ttt_state(m, o);
     for (int64_t i0 = 0; i0 < nw; chunks++) {
         int64_t c0 = w[i0].start + w[i0].score_from, i1 = i0;
         while (i1 < nw && w[i1].start + w[i1].len - c0 < o->chunk_tokens) i1++;
@@ -54,10 +93,12 @@ void ttt_score_first(GPT *m, const uint16_t *val, int64_t n, int64_t window, int
         int64_t c1 = w[i1 - 1].start + w[i1 - 1].len;
         score_windows(m, val, w + i0, i1 - i0, max_tokens, nll); // first: the score of every position in the chunk
         if (observe) observe(0, c0, c1, ctx);
-        if (c1 < total) adapt(m, val, c0, c1, max_tokens, o, buf, observe, ctx); // then: learn from it
+        if (c1 < total) adapt(m, val, c0, c1, max_tokens, o, &st, observe, ctx); // then: learn from it
         progress("ttt: positions", c1, total);
         i0 = i1;
     }
-    free(buf);
+    free(st.adapt);
+    free(st.m1);
+    free(st.m2);
     free(w);
 }

@@ -10,8 +10,10 @@
 typedef struct {
     int64_t chunk_tokens; // TTT_CHUNK_TOKENS (32,000 in #2005)
     int epochs;           // TTT_EPOCHS
-    double lr, momentum;  // TTT_LR, TTT_MOMENTUM: torch.optim.SGD over every parameter
+    double lr, momentum;  // TTT_LR, TTT_MOMENTUM (torch.optim.SGD)
     double grad_clip;     // TTT_GRAD_CLIP (0: off)
+    const char *params;   // TTT_PARAMS: name fragments of the tensors adapted ("" or NULL: all)
+    int adam;             // TTT_OPTIMIZER=adam: torch.optim.Adam (betas 0.9, 0.999, eps 1e-8) instead of SGD
     int64_t seq_len;      // training sequences cut from the chunk
 } TttOptions;
 
