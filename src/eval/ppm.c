@@ -17,6 +17,7 @@ struct Ppm {
     Node *slots;
     uint64_t n_slots, used;
     uint32_t *stamp, gen; // exclusion marks: stamp[s] == gen means excluded in this query
+    double *scratch;      // [vocab] for ppm_prob
 };
 
 Ppm *ppm_new(int order, int vocab) {
@@ -26,6 +27,7 @@ Ppm *ppm_new(int order, int vocab) {
     p->n_slots = 1 << 12;
     p->slots = xcalloc(p->n_slots, sizeof(Node));
     p->stamp = xcalloc((size_t)vocab, sizeof(uint32_t));
+    p->scratch = xmalloc(sizeof(double) * (size_t)vocab);
     return p;
 }
 
@@ -37,6 +39,7 @@ void ppm_free(Ppm *p) {
     }
     free(p->slots);
     free(p->stamp);
+    free(p->scratch);
     free(p);
 }
 
@@ -81,27 +84,6 @@ static void exclude(Ppm *p, const Node *nd) {
 
 static int max_order(const Ppm *p, int64_t n) { return n < p->order ? (int)n : p->order; }
 
-double ppm_prob(Ppm *p, const uint16_t *hist, int64_t n, int sym) {
-    p->gen++;
-    double escape = 1.0;
-    int excluded = 0;
-    for (int k = max_order(p, n); k >= 0; k--) {
-        const Node *nd = find(p, context_key(hist, n, k));
-        if (!nd) continue;
-        double cn, cd;
-        live_counts(p, nd, &cn, &cd);
-        if (cd == 0) continue;
-        double esc = cd == p->vocab - excluded ? 0.0 : cd; // nothing left to escape to: no escape mass
-        for (int i = 0; i < nd->n_sym; i++)
-            if (nd->sym[i] == sym && p->stamp[sym] != p->gen) return escape * nd->count[i] / (cn + esc);
-        if (esc == 0) return 0.0;
-        escape *= cd / (cn + cd);
-        for (int i = 0; i < nd->n_sym; i++) excluded += p->stamp[nd->sym[i]] != p->gen;
-        exclude(p, nd);
-    }
-    return escape / (double)(p->vocab - excluded);
-}
-
 void ppm_distribution(Ppm *p, const uint16_t *hist, int64_t n, double *out) {
     p->gen++;
     memset(out, 0, sizeof(double) * (size_t)p->vocab);
@@ -122,6 +104,13 @@ void ppm_distribution(Ppm *p, const uint16_t *hist, int64_t n, double *out) {
     }
     for (int s = 0; s < p->vocab; s++)
         if (p->stamp[s] != p->gen) out[s] = escape / (double)(p->vocab - excluded);
+}
+
+// The whole distribution is one walk over at most order + 1 contexts and the vocabulary; asking for a
+// single symbol costs the same order of work, so ppm_prob reuses it rather than walking twice.
+double ppm_prob(Ppm *p, const uint16_t *hist, int64_t n, int sym) {
+    ppm_distribution(p, hist, n, p->scratch);
+    return p->scratch[sym];
 }
 
 void ppm_update(Ppm *p, const uint16_t *hist, int64_t n, int sym) {

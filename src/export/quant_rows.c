@@ -91,6 +91,15 @@ void quant_rows_alloc(const TensorView *t, int bits, QuantTensor *out) {
     out->row_scales = xmalloc(sizeof(uint16_t) * (size_t)t->shape[0] + 1);
 }
 
+static void round_symmetric(const real *w, int64_t rows, int64_t cols, const uint16_t *scales, int qmax, int8_t *q,
+                            void *ctx) {
+    quant_rows_round(w, rows, cols, scales, -qmax, qmax, q);
+}
+
+static double mse(const real *w, int64_t rows, int64_t cols, const int8_t *q, const uint16_t *scales, void *ctx) {
+    return quant_rows_mse(w, rows, cols, q, scales);
+}
+
 void quant_rows_tensor(const TensorView *t, int bits, RowRule rule, QuantTensor *out) {
     int64_t rows = t->shape[0], cols = t->shape[1];
     int qmax = quant_qmax(bits);
@@ -101,14 +110,20 @@ void quant_rows_tensor(const TensorView *t, int bits, RowRule rule, QuantTensor 
         quant_rows_round(t->data, rows, cols, out->row_scales, -qmax - 1, qmax, out->q);
         return;
     }
+    quant_rows_search(t->data, rows, cols, bits, round_symmetric, mse, NULL, out);
+}
+
+void quant_rows_search(const real *w, int64_t rows, int64_t cols, int bits, RowQuantizer quantize, RowError error,
+                       void *ctx, QuantTensor *out) {
     const double pcts[] = QUANT_SEARCH_PCTS;
+    int qmax = quant_qmax(bits);
     uint16_t *scales = xmalloc(sizeof(uint16_t) * (size_t)rows + 1);
     int8_t *q = xmalloc((size_t)(rows * cols) + 1);
     double best = INFINITY;
     for (int i = 0; i < QUANT_SEARCH_COUNT; i++) {
-        quant_scales_percentile(t->data, rows, cols, bits, pcts[i], scales);
-        quant_rows_round(t->data, rows, cols, scales, -qmax, qmax, q);
-        double err = quant_rows_mse(t->data, rows, cols, q, scales);
+        quant_scales_percentile(w, rows, cols, bits, pcts[i], scales);
+        quantize(w, rows, cols, scales, qmax, q, ctx);
+        double err = error(w, rows, cols, q, scales, ctx);
         if (err < best) {
             best = err;
             memcpy(out->row_scales, scales, sizeof(uint16_t) * (size_t)rows);

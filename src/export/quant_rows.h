@@ -26,6 +26,14 @@ double quant_rows_mse(const real *w, int64_t rows, int64_t cols, const int8_t *q
 #define QUANT_SEARCH_PCTS {0.9990, 0.9995, 0.9999, 0.99999, 1.0}
 #define QUANT_SEARCH_COUNT 5
 
+// GPTQ-lite's search, generic in how codes are made: for each candidate percentile, scales from it,
+// codes from `quantize`, error from `error`; out keeps the lowest error's scales and codes.
+typedef void (*RowQuantizer)(const real *w, int64_t rows, int64_t cols, const uint16_t *scales, int qmax, int8_t *q,
+                             void *ctx);
+typedef double (*RowError)(const real *w, int64_t rows, int64_t cols, const int8_t *q, const uint16_t *scales, void *ctx);
+void quant_rows_search(const real *w, int64_t rows, int64_t cols, int bits, RowQuantizer quantize, RowError error,
+                       void *ctx, QuantTensor *out);
+
 // Fills out (kind QUANT_ROW_NBIT) from a 2-D tensor: rule "amax" clamps to [-qmax-1, qmax] like #638,
 // "search" is GPTQ-lite (symmetric). Dies on NaN/Inf.
 typedef enum { ROWS_AMAX, ROWS_SEARCH } RowRule;

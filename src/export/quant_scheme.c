@@ -51,6 +51,16 @@ TensorClass quant_tensor_class(const char *name) {
     return CLASS_OTHER;
 }
 
+// #1435's search: GPTQ for each candidate scale set (rounding if H cannot be factorised), judged by
+// the MSE against W with dead columns zeroed.
+static void gptq_or_round(const real *w, int64_t rows, int64_t cols, const uint16_t *scales, int qmax, int8_t *q, void *H) {
+    if (!gptq_quantize(w, rows, cols, H, scales, qmax, q)) quant_rows_round(w, rows, cols, scales, -qmax, qmax, q);
+}
+
+static double gptq_error(const real *w, int64_t rows, int64_t cols, const int8_t *q, const uint16_t *scales, void *H) {
+    return gptq_mse(w, rows, cols, H, q, scales);
+}
+
 // GPTQ with the scheme's scale rule; no Hessian or a failed factorisation: round to nearest instead.
 static void gptq_tensor(const QuantScheme *s, const TensorView *t, int bits, double k, const double *H, QuantTensor *out) {
     int64_t rows = t->shape[0], cols = t->shape[1];
@@ -67,22 +77,7 @@ static void gptq_tensor(const QuantScheme *s, const TensorView *t, int bits, dou
         quant_rows_tensor(t, bits, ROWS_SEARCH, out);
         return;
     }
-    const double pcts[] = QUANT_SEARCH_PCTS;
-    uint16_t *scales = xmalloc(sizeof(uint16_t) * (size_t)rows + 1);
-    int8_t *q = xmalloc((size_t)(rows * cols) + 1);
-    double best = INFINITY;
-    for (int i = 0; i < QUANT_SEARCH_COUNT; i++) {
-        quant_scales_percentile(t->data, rows, cols, bits, pcts[i], scales);
-        if (!gptq_quantize(t->data, rows, cols, H, scales, qmax, q)) quant_rows_round(t->data, rows, cols, scales, -qmax, qmax, q);
-        double err = gptq_mse(t->data, rows, cols, H, q, scales);
-        if (err < best) {
-            best = err;
-            memcpy(out->row_scales, scales, sizeof(uint16_t) * (size_t)rows);
-            memcpy(out->q, q, (size_t)(rows * cols));
-        }
-    }
-    free(scales);
-    free(q);
+    quant_rows_search(t->data, rows, cols, bits, gptq_or_round, gptq_error, (void *)H, out);
 }
 
 static void keep_float(const TensorView *t, QuantKind kind, QuantTensor *out) {
