@@ -186,6 +186,9 @@ void config_validate_model(const Config *c) {
     if (c->num_heads % c->num_kv_heads) die("NUM_HEADS=%lld must be divisible by NUM_KV_HEADS=%lld", (long long)c->num_heads, (long long)c->num_kv_heads);
     if ((c->model_dim / c->num_heads) % 2) die("head_dim=%lld must be even for RoPE", (long long)(c->model_dim / c->num_heads));
     if (c->mlp_mult <= 0) die("MLP_MULT=%lld must be positive", (long long)c->mlp_mult);
+    if (c->rope_dims < 0 || c->rope_dims % 2 || c->rope_dims > c->model_dim / c->num_heads)
+        die("ROPE_DIMS=%lld must be even and at most head_dim=%lld", (long long)c->rope_dims, (long long)(c->model_dim / c->num_heads));
+    if (c->negative_slope < 0) die("NEGATIVE_SLOPE must not be negative, got %g", c->negative_slope);
     if (c->logit_softcap <= 0) die("LOGIT_SOFTCAP must be positive, got %g", c->logit_softcap);
 }
 

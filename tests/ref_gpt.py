@@ -32,9 +32,11 @@ CONTROL_PATTERNS = ("attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "res
 
 
 def model_config(vocab=1024, layers=9, dim=512, heads=8, kv_heads=4, mlp_mult=2, tie=True, rope_base=10000.0,
-                 softcap=30.0, qk_gain=1.5):
+                 softcap=30.0, qk_gain=1.5, rope_dims=0, ln_scale=False, negative_slope=0.0):
+    """rope_dims, ln_scale, negative_slope: the records' partial RoPE, LN scale and LeakyReLU^2 (0/False: off)."""
     return dict(vocab=vocab, layers=layers, dim=dim, heads=heads, kv_heads=kv_heads, mlp_mult=mlp_mult, tie=tie,
-                rope_base=float(rope_base), softcap=float(softcap), qk_gain=float(qk_gain))
+                rope_base=float(rope_base), softcap=float(softcap), qk_gain=float(qk_gain), rope_dims=rope_dims,
+                ln_scale=ln_scale, negative_slope=float(negative_slope))
 
 
 def param_shapes(cfg):
@@ -92,10 +94,11 @@ def rope_tables(T, Dh, base, dtype):
 
 
 def apply_rope(x, cos, sin):
-    # x [B,nh,T,Dh]; rotate-half: (x1, x2) -> (x1 cos + x2 sin, -x1 sin + x2 cos)
-    h = x.size(-1) // 2
-    x1, x2 = x[..., :h], x[..., h:]
-    return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin), dim=-1)
+    # x [B,nh,T,Dh]; rotate-half over the first 2 * cos.size(-1) dims (partial RoPE), the rest pass through
+    rd = 2 * cos.size(-1)
+    h = rd // 2
+    x1, x2 = x[..., :h], x[..., h:rd]
+    return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin, x[..., rd:]), dim=-1)
 
 
 def causal_attention(q, k, v):
@@ -127,9 +130,10 @@ def attention(p, b, x, cfg, cos, sin):
 def block(p, i, x, x0, cfg, cos, sin):
     b = f"blocks.{i}."
     mix = p[b + "resid_mix"]
+    s = 1.0 / math.sqrt(i + 1) if cfg["ln_scale"] else 1.0
     x = mix[0] * x + mix[1] * x0
-    x = x + p[b + "attn_scale"] * attention(p, b, rms_norm(x), cfg, cos, sin)
-    h = torch.relu(F.linear(rms_norm(x), p[b + "mlp.fc.weight"])).square()
+    x = x + p[b + "attn_scale"] * attention(p, b, rms_norm(x) * s, cfg, cos, sin)
+    h = F.leaky_relu(F.linear(rms_norm(x) * s, p[b + "mlp.fc.weight"]), cfg["negative_slope"]).square()
     return x + p[b + "mlp_scale"] * F.linear(h, p[b + "mlp.proj.weight"])
 
 
@@ -137,7 +141,7 @@ def gpt_loss(p, x_ids, y_ids, cfg):
     """Mean next-token cross-entropy. p: name -> tensor (all one float dtype); x_ids, y_ids [B,T] int64."""
     T = x_ids.size(1)
     E = p["tok_emb.weight"]
-    cos, sin = rope_tables(T, cfg["dim"] // cfg["heads"], cfg["rope_base"], E.dtype)
+    cos, sin = rope_tables(T, cfg["rope_dims"] or cfg["dim"] // cfg["heads"], cfg["rope_base"], E.dtype)
     x = rms_norm(F.embedding(x_ids, E))
     x0 = x
     L = cfg["layers"]
@@ -231,6 +235,9 @@ CASES = {
     "untied": (model_config(vocab=48, layers=4, dim=32, heads=2, kv_heads=1, mlp_mult=3, tie=False), 12, 2),
     "mha": (model_config(vocab=64, layers=2, dim=48, heads=4, kv_heads=4, mlp_mult=2, tie=True, softcap=5.0,
                          rope_base=500.0), 20, 2),
+    # partial RoPE (4 of 8 head dims), LN scale and LeakyReLU(0.5)^2 together
+    "rope_ln_leaky": (model_config(vocab=64, layers=3, dim=32, heads=4, kv_heads=2, mlp_mult=3, tie=True, rope_dims=4,
+                                   ln_scale=True, negative_slope=0.5), 16, 3),
 }
 
 
@@ -247,6 +254,7 @@ def _config_text(cfg, T, B):
           ("NUM_HEADS", cfg["heads"]), ("NUM_KV_HEADS", cfg["kv_heads"]), ("MLP_MULT", cfg["mlp_mult"]),
           ("TIE_EMBEDDINGS", int(cfg["tie"])), ("ROPE_BASE", repr(cfg["rope_base"])),
           ("LOGIT_SOFTCAP", repr(cfg["softcap"])), ("QK_GAIN_INIT", repr(cfg["qk_gain"])), ("TRAIN_SEQ_LEN", T),
+          ("ROPE_DIMS", cfg["rope_dims"]), ("LN_SCALE", int(cfg["ln_scale"])), ("NEGATIVE_SLOPE", repr(cfg["negative_slope"])),
           ("BATCH_SEQS", B), ("MATRIX_LR", o["matrix_lr"]), ("SCALAR_LR", o["scalar_lr"]),
           ("TIED_EMBED_LR", o["tied_embed_lr"]), ("EMBED_LR", o["embed_lr"]), ("HEAD_LR", o["head_lr"]),
           ("MUON_MOMENTUM", o["muon_momentum"]), ("MUON_BACKEND_STEPS", o["backend_steps"]),

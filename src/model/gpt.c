@@ -29,7 +29,9 @@ GPTConfig gpt_config_from(const Config *c) {
     g.kv_dim = g.kv_heads * g.head_dim;
     g.hidden = (int)c->mlp_mult * g.dim;
     g.tied = c->tie_embeddings;
-    g.rope_dims = g.head_dim;
+    g.rope_dims = c->rope_dims > 0 ? (int)c->rope_dims : g.head_dim;
+    g.ln_scale = c->ln_scale;
+    g.negative_slope = c->negative_slope;
     g.rope_bf16 = c->rope_bf16;
     g.enc_layers = g.layers / 2;
     g.dec_layers = g.layers - g.enc_layers;
@@ -281,6 +283,9 @@ static void ensure_acts(GPT *m, int B, int T) {
 
 // ---------------------------------------------------------------- forward
 
+// LN_SCALE (#638): block l's normed attention and MLP inputs are multiplied by 1/sqrt(l + 1).
+static real block_ln_scale(const GPTConfig *c, int l) { return c->ln_scale ? (real)(1.0 / sqrt(l + 1.0)) : 1; }
+
 // x_in -> x_out of block l. x0 is the normed embedding every block mixes back in.
 static void block_forward(GPT *m, int l, const real *x0) {
     const GPTConfig *c = &m->cfg;
@@ -288,8 +293,9 @@ static void block_forward(GPT *m, int l, const real *x0) {
     BlockActs *s = &m->acts.blocks[l];
     int B = m->acts.B, T = m->acts.T, N = B * T, D = c->dim, KV = c->kv_dim;
     real *xm = s->x_out; // x_out doubles as the residual stream inside the block
+    real ln = block_ln_scale(c, l);
     resid_mix_forward(xm, s->x_in, x0, w->resid_mix, N, D);
-    rmsnorm_forward(s->n1, s->rstd1, xm, N, D, NORM_EPS);
+    rmsnorm_forward(s->n1, s->rstd1, xm, N, D, NORM_EPS, ln);
     // raw q, k go through scratch (att_y, att_out) and are consumed by qk_prep
     matmul_forward(s->att_y, s->n1, w->c_q, N, D, D);
     qk_prep_forward(s->qf, s->qn, s->rstd_q, s->att_y, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
@@ -301,9 +307,9 @@ static void block_forward(GPT *m, int l, const real *x0) {
     attention_forward(s->att_y, s->lse, s->qf, s->kf, s->v, B, T, c->heads, c->kv_heads, c->head_dim);
     matmul_forward(s->att_out, s->att_y, w->attn_proj, N, D, D);
     scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
-    rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS);
+    rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln);
     matmul_forward(s->h_pre, s->n2, w->fc, N, D, c->hidden);
-    relu2_forward(s->h_act, s->h_pre, (size_t)N * c->hidden);
+    relu2_forward(s->h_act, s->h_pre, (size_t)N * c->hidden, (real)c->negative_slope);
     matmul_forward(s->mlp_out, s->h_act, w->mlp_proj, N, c->hidden, D);
     scaled_add_forward(xm, w->mlp_scale, s->mlp_out, N, D);
 }
@@ -318,7 +324,7 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
     size_t ND = (size_t)N * D;
     a->targets = targets;
     embedding_forward(a->emb, x, m->p.tok_emb, N, D);
-    rmsnorm_forward(a->x0, a->emb_rstd, a->emb, N, D, NORM_EPS);
+    rmsnorm_forward(a->x0, a->emb_rstd, a->emb, N, D, NORM_EPS, 1);
     const real *prev = a->x0;
     for (int l = 0; l < c->layers; l++) {
         BlockActs *s = &a->blocks[l];
@@ -329,7 +335,7 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
         block_forward(m, l, a->x0);
         prev = s->x_out;
     }
-    rmsnorm_forward(a->nf, a->rstd_f, prev, N, D, NORM_EPS);
+    rmsnorm_forward(a->nf, a->rstd_f, prev, N, D, NORM_EPS, 1);
     matmul_forward(a->logits, a->nf, head_weight(m), N, D, c->vocab);
     if (!targets) return 0;
     softcap_xent_forward(a->losses, a->logits, targets, N, c->vocab, (real)c->softcap);
@@ -351,9 +357,10 @@ static void block_backward(GPT *m, int l) {
     // x_out = x_mid + mlp_scale * mlp_out; dx stays the gradient of the residual stream
     scaled_add_backward(a->dres, g->mlp_scale, a->dx, w->mlp_scale, s->mlp_out, N, D, 0);
     matmul_backward(a->dh, g->mlp_proj, a->dres, s->h_act, w->mlp_proj, N, F, D, 0);
-    relu2_backward(a->dh, a->dh, s->h_pre, (size_t)N * F);
+    real ln = block_ln_scale(c, l);
+    relu2_backward(a->dh, a->dh, s->h_pre, (size_t)N * F, (real)c->negative_slope);
     matmul_backward(a->dn, g->fc, a->dh, s->n2, w->fc, N, D, F, 0);
-    rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, 1);
+    rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, ln, 1);
     // x_mid = xm + attn_scale * att_out
     scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0);
     matmul_backward(a->datt, g->attn_proj, a->dres, s->att_y, w->attn_proj, N, D, D, 0);
@@ -366,7 +373,7 @@ static void block_backward(GPT *m, int l) {
     matmul_backward(a->dn, g->c_q, a->dq, s->n1, w->c_q, N, D, D, 0);
     matmul_backward(a->dn, g->c_k, a->dk, s->n1, w->c_k, N, D, KV, 1);
     matmul_backward(a->dn, g->c_v, a->dv, s->n1, w->c_v, N, D, KV, 1);
-    rmsnorm_backward(a->dx, a->dn, s->n1, s->rstd1, N, D, 1);
+    rmsnorm_backward(a->dx, a->dn, s->n1, s->rstd1, N, D, ln, 1);
     // xm = mix[0] * x_in + mix[1] * x0
     resid_mix_backward(a->dres, a->dx0, g->resid_mix, a->dx, s->x_in, a->x0, w->resid_mix, N, D);
     ops_copy(a->dx, a->dres, (size_t)N * D);
@@ -381,7 +388,7 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     softcap_xent_backward(a->logits, a->targets, N, c->vocab, (real)c->softcap, loss_scale / (real)N);
     real *dW = c->tied ? m->g.tok_emb : m->g.lm_head;
     matmul_backward(a->dn, dW, a->logits, a->nf, head_weight(m), N, D, c->vocab, 0);
-    rmsnorm_backward(a->dx, a->dn, a->nf, a->rstd_f, N, D, 0);
+    rmsnorm_backward(a->dx, a->dn, a->nf, a->rstd_f, N, D, 1, 0);
     ops_zero(a->dx0, ND);
     ops_zero(a->dskip, (size_t)c->skips * ND);
     for (int l = c->layers - 1; l >= 0; l--) {
@@ -394,6 +401,6 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
                                 m->p.skip_weights + (size_t)dec * D, a->blocks[c->enc_layers - 1 - dec].x_out, N, D, 0);
     }
     add_inplace(a->dx0, a->dx, ND); // block 0's input is x0 itself
-    rmsnorm_backward(a->dn, a->dx0, a->x0, a->emb_rstd, N, D, 0);
+    rmsnorm_backward(a->dn, a->dx0, a->x0, a->emb_rstd, N, D, 1, 0);
     embedding_backward(m->g.tok_emb, a->dn, x, N, D);
 }

@@ -11,6 +11,8 @@
 typedef struct {
     int vocab, layers, dim, heads, kv_heads, head_dim, kv_dim, hidden, tied, rope_dims, rope_bf16;
     int enc_layers, dec_layers, skips; // U-Net: first half pushes, second half pops
+    int ln_scale;          // LN_SCALE: block i's normed inputs times 1/sqrt(i+1)
+    double negative_slope; // MLP activation leaky_relu(x, slope)^2
     double rope_base, softcap, qk_gain_init, tied_embed_init_std;
 } GPTConfig;
 

@@ -33,10 +33,11 @@ void embedding_forward(real *out, const int32_t *ids, const real *table, int N, 
 void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int N, int D);
 
 // ---------------------------------------------------------------- normalization
-// out = inp / sqrt(mean(inp^2) + eps) per row of C; rstd[rows] saved for backward.
-void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps);
-// dinp = rstd * (dout - out * mean(dout * out)); accumulates into dinp when accumulate.
-void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real *rstd, int rows, int C, int accumulate);
+// out = scale * inp / sqrt(mean(inp^2) + eps) per row of C; rstd[rows] saved for backward.
+void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale);
+// dinp = rstd * (scale dout - (out / scale) mean(dout * out)); accumulates into dinp when accumulate.
+void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real *rstd, int rows, int C, real scale,
+                      int accumulate);
 
 // ---------------------------------------------------------------- rotary + query/key preparation
 // cos/sin tables [T, rot/2] with angle = pos * base^(-2j/rot); bf16 = round like the bf16 reference.
@@ -61,10 +62,10 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dy, const real
                         const real *k, const real *v, int B, int T, int H, int Hkv, int Dh);
 
 // ---------------------------------------------------------------- elementwise
-// out = relu(inp)^2
-void relu2_forward(real *out, const real *inp, size_t n);
-// dinp = dout * 2 relu(inp)
-void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n);
+// out = leaky_relu(inp, slope)^2 (slope 0: relu^2)
+void relu2_forward(real *out, const real *inp, size_t n, real slope);
+// dinp = dout * 2 leaky_relu(inp) * (1 or slope)
+void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope);
 // out[N,C] = mix[0] * x + mix[1] * x0, mix [2,C]
 void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C);
 // dx = dout * mix[0] (written), dx0 += dout * mix[1], dmix += column sums

@@ -84,22 +84,26 @@ TEST(grad_matmul) {
 typedef struct {
     int rows, C;
     real *x, *out, *rstd, *R;
+    real scale; // LN_SCALE's factor
 } NormCtx;
 
 static double norm_loss(void *p) {
     NormCtx *c = p;
-    rmsnorm_forward(c->out, c->rstd, c->x, c->rows, c->C, 1e-7);
+    rmsnorm_forward(c->out, c->rstd, c->x, c->rows, c->C, 1e-7, c->scale);
     return dot(c->out, c->R, (size_t)c->rows * c->C);
 }
 
 TEST(grad_rmsnorm) {
-    NormCtx c = {4, 9};
-    size_t n = 36;
-    c.x = randn(n, 2), c.out = ops_alloc(n), c.rstd = ops_alloc(4), c.R = randn(n, 1);
-    norm_loss(&c);
-    real *dx = ops_alloc(n);
-    rmsnorm_backward(dx, c.R, c.out, c.rstd, c.rows, c.C, 0);
-    check_fd("rmsnorm dx", c.x, n, dx, norm_loss, &c, 100);
+    const real scales[] = {1, 0.57735};
+    for (int k = 0; k < 2; k++) {
+        NormCtx c = {4, 9};
+        size_t n = 36;
+        c.x = randn(n, 2), c.out = ops_alloc(n), c.rstd = ops_alloc(4), c.R = randn(n, 1), c.scale = scales[k];
+        norm_loss(&c);
+        real *dx = ops_alloc(n);
+        rmsnorm_backward(dx, c.R, c.out, c.rstd, c.rows, c.C, c.scale, 0);
+        check_fd(k ? "rmsnorm (scaled) dx" : "rmsnorm dx", c.x, n, dx, norm_loss, &c, 100);
+    }
 }
 
 // ---------------------------------------------------------------- q/k preparation (norm + rope + gain)
@@ -181,11 +185,12 @@ TEST(grad_attention) {
 typedef struct {
     int N, C;
     real *x, *x0, *mix, *scale, *y, *out, *R;
+    real slope; // leaky_relu's negative slope
 } EwCtx;
 
 static double relu2_loss(void *p) {
     EwCtx *c = p;
-    relu2_forward(c->out, c->x, (size_t)c->N * c->C);
+    relu2_forward(c->out, c->x, (size_t)c->N * c->C, c->slope);
     return dot(c->out, c->R, (size_t)c->N * c->C);
 }
 
@@ -210,8 +215,12 @@ TEST(grad_elementwise) {
     for (size_t i = 0; i < n; i++)
         if (fabs(c.x[i]) < 1e-3) c.x[i] = 0.5; // keep finite differences off relu's kink
     real *dx = ops_alloc(n), *dx0 = randn(n, 1), *dmix = ops_alloc(10), *dscale = ops_alloc(5), *dy = ops_alloc(n);
-    relu2_backward(dx, c.R, c.x, n);
+    relu2_backward(dx, c.R, c.x, n, 0);
     check_fd("relu2 dx", c.x, n, dx, relu2_loss, &c, 100);
+    c.slope = 0.5;
+    relu2_backward(dx, c.R, c.x, n, c.slope);
+    check_fd("leaky_relu(0.5)^2 dx", c.x, n, dx, relu2_loss, &c, 100);
+    c.slope = 0;
     real *dx0_before = ops_alloc(n);
     ops_copy(dx0_before, dx0, n);
     resid_mix_backward(dx, dx0, dmix, c.R, c.x, c.x0, c.mix, c.N, c.C);
@@ -275,11 +284,13 @@ static double model_loss(void *p) {
     return gpt_forward(c->m, c->x, c->y, c->B, c->T);
 }
 
-static void model_case(int tied, int layers) {
+// techniques: partial RoPE (2 of 4 dims), LN scale and LeakyReLU(0.5)^2 switched on together.
+static void model_case(int tied, int layers, int techniques) {
     Config cfg;
     config_defaults(&cfg);
     cfg.vocab_size = 11, cfg.num_layers = layers, cfg.model_dim = 16, cfg.num_heads = 4, cfg.num_kv_heads = 2;
     cfg.mlp_mult = 2, cfg.tie_embeddings = tied, cfg.logit_softcap = 4, cfg.rope_base = 50;
+    if (techniques) cfg.rope_dims = 2, cfg.ln_scale = 1, cfg.negative_slope = 0.5;
     cfg.train_seq_len = 6, cfg.train_batch_tokens = 12, cfg.grad_accum_steps = 1;
     GPTConfig g = gpt_config_from(&cfg);
     GPT m;
@@ -294,13 +305,14 @@ static void model_case(int tied, int layers) {
     for (int t = 0; t < m.param_list.count; t++) {
         TensorView *p = &m.param_list.items[t], *gr = &m.grad_list.items[t];
         char what[192];
-        snprintf(what, sizeof what, "%s%s", tied ? "" : "untied ", p->name);
+        snprintf(what, sizeof what, "%s%s%s", tied ? "" : "untied ", techniques ? "techniques " : "", p->name);
         check_fd(what, p->data, (size_t)tensor_numel(p), gr->data, model_loss, &c, 12);
     }
     gpt_free(&m);
 }
 
-TEST(grad_model_tied) { model_case(1, 3); }
-TEST(grad_model_untied_even_layers) { model_case(0, 4); }
+TEST(grad_model_tied) { model_case(1, 3, 0); }
+TEST(grad_model_untied_even_layers) { model_case(0, 4, 0); }
+TEST(grad_model_partial_rope_ln_scale_leaky) { model_case(1, 3, 1); }
 
 __attribute__((constructor)) static void seed_rng(void) { rng_seed(&g_rng, 42); }

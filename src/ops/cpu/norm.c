@@ -3,8 +3,8 @@
 
 #include "ops/ops.h"
 
-// inp, out [rows, C]; rstd [rows]
-void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps) {
+// inp, out [rows, C]; rstd [rows]; out = scale * x * rstd (scale: LN_SCALE's 1/sqrt(layer+1), else 1)
+void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale) {
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++) {
         const real *x = inp + (size_t)r * C;
@@ -13,22 +13,23 @@ void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, re
         for (int i = 0; i < C; i++) ss += (double)x[i] * x[i];
         real s = (real)(1.0 / sqrt(ss / C + eps));
         rstd[r] = s;
-        for (int i = 0; i < C; i++) y[i] = x[i] * s;
+        for (int i = 0; i < C; i++) y[i] = x[i] * s * scale;
     }
 }
 
-// y = x * s with s = (mean(x^2) + eps)^-1/2  =>  dx = s * (dy - y * mean(dy * y))
-void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real *rstd, int rows, int C, int accumulate) {
+// y = a * x * s with s = (mean(x^2) + eps)^-1/2  =>  dx = s * (a dy - (y / a) mean(dy * y))
+void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real *rstd, int rows, int C, real scale,
+                      int accumulate) {
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++) {
         const real *dy = dout + (size_t)r * C, *y = out + (size_t)r * C;
         real *dx = dinp + (size_t)r * C;
         double dot = 0;
         for (int i = 0; i < C; i++) dot += (double)dy[i] * y[i];
-        real m = (real)(dot / C), s = rstd[r];
+        real m = (real)(dot / C) / scale, s = rstd[r];
         if (accumulate)
-            for (int i = 0; i < C; i++) dx[i] += s * (dy[i] - y[i] * m);
+            for (int i = 0; i < C; i++) dx[i] += s * (scale * dy[i] - y[i] * m);
         else
-            for (int i = 0; i < C; i++) dx[i] = s * (dy[i] - y[i] * m);
+            for (int i = 0; i < C; i++) dx[i] = s * (scale * dy[i] - y[i] * m);
     }
 }

@@ -29,7 +29,7 @@ void rope_tables(real *cos_t, real *sin_t, int T, int rot, double base, int bf16
 void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real *gain, const real *cos_t,
                      const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps) {
     int half = rot / 2;
-    rmsnorm_forward(xn, rstd, x, B * T * nh, Dh, eps);
+    rmsnorm_forward(xn, rstd, x, B * T * nh, Dh, eps, 1);
 #pragma omp parallel for schedule(static)
     for (int row = 0; row < B * T * nh; row++) {
         int t = (row / nh) % T, h = row % nh;
@@ -86,5 +86,5 @@ void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, c
             dgain[h] += (real)sum;
         }
     free(partial);
-    rmsnorm_backward(dx, dxn, xn, rstd, rows, Dh, 0);
+    rmsnorm_backward(dx, dxn, xn, rstd, rows, Dh, 1, 0);
 }
