@@ -188,6 +188,9 @@ void config_validate_model(const Config *c) {
     if (c->mlp_mult <= 0) die("MLP_MULT=%lld must be positive", (long long)c->mlp_mult);
     if (c->rope_dims < 0 || c->rope_dims % 2 || c->rope_dims > c->model_dim / c->num_heads)
         die("ROPE_DIMS=%lld must be even and at most head_dim=%lld", (long long)c->rope_dims, (long long)(c->model_dim / c->num_heads));
+    if (c->xsa_last_n < 0 || c->xsa_last_n > c->num_layers)
+        die("XSA_LAST_N=%lld must be in 0..NUM_LAYERS=%lld", (long long)c->xsa_last_n, (long long)c->num_layers);
+    if (c->xsa_last_n > 0 && c->model_dim / c->num_heads > 512) die("XSA supports head_dim up to 512");
     if (c->negative_slope < 0) die("NEGATIVE_SLOPE must not be negative, got %g", c->negative_slope);
     if (c->logit_softcap <= 0) die("LOGIT_SOFTCAP must be positive, got %g", c->logit_softcap);
 }

@@ -32,11 +32,12 @@ CONTROL_PATTERNS = ("attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "res
 
 
 def model_config(vocab=1024, layers=9, dim=512, heads=8, kv_heads=4, mlp_mult=2, tie=True, rope_base=10000.0,
-                 softcap=30.0, qk_gain=1.5, rope_dims=0, ln_scale=False, negative_slope=0.0):
-    """rope_dims, ln_scale, negative_slope: the records' partial RoPE, LN scale and LeakyReLU^2 (0/False: off)."""
+                 softcap=30.0, qk_gain=1.5, rope_dims=0, ln_scale=False, negative_slope=0.0, xsa_last_n=0):
+    """rope_dims, ln_scale, negative_slope, xsa_last_n: the records' partial RoPE, LN scale, LeakyReLU^2 and
+    XSA on the last N layers (0/False: off)."""
     return dict(vocab=vocab, layers=layers, dim=dim, heads=heads, kv_heads=kv_heads, mlp_mult=mlp_mult, tie=tie,
                 rope_base=float(rope_base), softcap=float(softcap), qk_gain=float(qk_gain), rope_dims=rope_dims,
-                ln_scale=ln_scale, negative_slope=float(negative_slope))
+                ln_scale=ln_scale, negative_slope=float(negative_slope), xsa_last_n=xsa_last_n)
 
 
 def param_shapes(cfg):
@@ -113,7 +114,16 @@ def causal_attention(q, k, v):
     return torch.softmax(scores, dim=-1) @ v
 
 
-def attention(p, b, x, cfg, cos, sin):
+def xsa(y, v):
+    """#1435's _xsa_efficient: y [B,H,T,Dh] minus its projection on the normalized own value v [B,Hkv,T,Dh]."""
+    B, H, T, Dh = y.shape
+    Hkv = v.size(1)
+    y_g = y.reshape(B, Hkv, H // Hkv, T, Dh)
+    vn = F.normalize(v, dim=-1).unsqueeze(2)
+    return (y_g - (y_g * vn).sum(-1, keepdim=True) * vn).reshape(B, H, T, Dh)
+
+
+def attention(p, b, x, cfg, cos, sin, use_xsa=False):
     # x [B,T,D] (already normed) -> [B,T,D]
     B, T, D = x.shape
     H, Hkv = cfg["heads"], cfg["kv_heads"]
@@ -123,7 +133,10 @@ def attention(p, b, x, cfg, cos, sin):
     v = F.linear(x, p[b + "attn.c_v.weight"]).view(B, T, Hkv, Dh).transpose(1, 2)
     q = apply_rope(rms_norm(q), cos, sin) * p[b + "attn.q_gain"][None, :, None, None]
     k = apply_rope(rms_norm(k), cos, sin)
-    y = causal_attention(q, k, v).transpose(1, 2).reshape(B, T, D)
+    y = causal_attention(q, k, v)
+    if use_xsa:
+        y = xsa(y, v)
+    y = y.transpose(1, 2).reshape(B, T, D)
     return F.linear(y, p[b + "attn.proj.weight"])
 
 
@@ -132,7 +145,8 @@ def block(p, i, x, x0, cfg, cos, sin):
     mix = p[b + "resid_mix"]
     s = 1.0 / math.sqrt(i + 1) if cfg["ln_scale"] else 1.0
     x = mix[0] * x + mix[1] * x0
-    x = x + p[b + "attn_scale"] * attention(p, b, rms_norm(x) * s, cfg, cos, sin)
+    use_xsa = i >= cfg["layers"] - cfg["xsa_last_n"]
+    x = x + p[b + "attn_scale"] * attention(p, b, rms_norm(x) * s, cfg, cos, sin, use_xsa)
     h = F.leaky_relu(F.linear(rms_norm(x) * s, p[b + "mlp.fc.weight"]), cfg["negative_slope"]).square()
     return x + p[b + "mlp_scale"] * F.linear(h, p[b + "mlp.proj.weight"])
 
@@ -235,9 +249,9 @@ CASES = {
     "untied": (model_config(vocab=48, layers=4, dim=32, heads=2, kv_heads=1, mlp_mult=3, tie=False), 12, 2),
     "mha": (model_config(vocab=64, layers=2, dim=48, heads=4, kv_heads=4, mlp_mult=2, tie=True, softcap=5.0,
                          rope_base=500.0), 20, 2),
-    # partial RoPE (4 of 8 head dims), LN scale and LeakyReLU(0.5)^2 together
-    "rope_ln_leaky": (model_config(vocab=64, layers=3, dim=32, heads=4, kv_heads=2, mlp_mult=3, tie=True, rope_dims=4,
-                                   ln_scale=True, negative_slope=0.5), 16, 3),
+    # partial RoPE (4 of 8 head dims), LN scale, LeakyReLU(0.5)^2 and XSA on the last 2 of 3 layers together
+    "rope_ln_leaky_xsa": (model_config(vocab=64, layers=3, dim=32, heads=4, kv_heads=2, mlp_mult=3, tie=True, rope_dims=4,
+                                       ln_scale=True, negative_slope=0.5, xsa_last_n=2), 16, 3),
 }
 
 
@@ -255,6 +269,7 @@ def _config_text(cfg, T, B):
           ("TIE_EMBEDDINGS", int(cfg["tie"])), ("ROPE_BASE", repr(cfg["rope_base"])),
           ("LOGIT_SOFTCAP", repr(cfg["softcap"])), ("QK_GAIN_INIT", repr(cfg["qk_gain"])), ("TRAIN_SEQ_LEN", T),
           ("ROPE_DIMS", cfg["rope_dims"]), ("LN_SCALE", int(cfg["ln_scale"])), ("NEGATIVE_SLOPE", repr(cfg["negative_slope"])),
+          ("XSA_LAST_N", cfg["xsa_last_n"]),
           ("BATCH_SEQS", B), ("MATRIX_LR", o["matrix_lr"]), ("SCALAR_LR", o["scalar_lr"]),
           ("TIED_EMBED_LR", o["tied_embed_lr"]), ("EMBED_LR", o["embed_lr"]), ("HEAD_LR", o["head_lr"]),
           ("MUON_MOMENTUM", o["muon_momentum"]), ("MUON_BACKEND_STEPS", o["backend_steps"]),

@@ -61,7 +61,8 @@ def main():
                        heads=env("NUM_HEADS", 8, int), kv_heads=env("NUM_KV_HEADS", 4, int), mlp_mult=env("MLP_MULT", 2, int),
                        tie=bool(env("TIE_EMBEDDINGS", 1, int)), rope_base=env("ROPE_BASE", 10000.0),
                        softcap=env("LOGIT_SOFTCAP", 30.0), qk_gain=env("QK_GAIN_INIT", 1.5), rope_dims=env("ROPE_DIMS", 0, int),
-                       ln_scale=bool(env("LN_SCALE", 0, int)), negative_slope=env("NEGATIVE_SLOPE", 0.0))
+                       ln_scale=bool(env("LN_SCALE", 0, int)), negative_slope=env("NEGATIVE_SLOPE", 0.0),
+                       xsa_last_n=env("XSA_LAST_N", 0, int))
     if a.write_init:
         save_safetensors(a.write_init, init_params(cfg, torch.Generator().manual_seed(env("SEED", 1337, int))))
         return

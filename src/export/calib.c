@@ -42,7 +42,7 @@ void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T) {
     for (int l = 0; l < c->layers; l++) {
         const BlockActs *s = &m->acts.blocks[l];
         accumulate(h->attn_in[l], s->n1, N, c->dim, h->batches, tmp);
-        accumulate(h->attn_out[l], s->att_y, N, c->dim, h->batches, tmp);
+        accumulate(h->attn_out[l], gpt_proj_input(m, l), N, c->dim, h->batches, tmp);
         accumulate(h->mlp_in[l], s->n2, N, c->dim, h->batches, tmp);
         accumulate(h->mlp_hidden[l], s->h_act, N, c->hidden, h->batches, tmp);
     }

@@ -31,6 +31,7 @@ GPTConfig gpt_config_from(const Config *c) {
     g.tied = c->tie_embeddings;
     g.rope_dims = c->rope_dims > 0 ? (int)c->rope_dims : g.head_dim;
     g.ln_scale = c->ln_scale;
+    g.xsa_from = g.layers - (int)c->xsa_last_n;
     g.negative_slope = c->negative_slope;
     g.rope_bf16 = c->rope_bf16;
     g.enc_layers = g.layers / 2;
@@ -219,7 +220,7 @@ static void ensure_acts(GPT *m, int B, int T) {
     if (N > m->acts_tokens) {
         free_acts(a, c->layers);
         a->blocks = xcalloc((size_t)c->layers, sizeof(BlockActs));
-        size_t per_block = 9 * pad(N * D) + 3 * pad(N * KV) + 2 * pad(N * F) + 3 * pad(N) + pad(N * H) * 2 + pad(N * HK);
+        size_t per_block = 10 * pad(N * D) + 3 * pad(N * KV) + 2 * pad(N * F) + 3 * pad(N) + pad(N * H) * 2 + pad(N * HK);
         for (int l = 0; l < c->layers; l++) {
             real *cur = ops_alloc(per_block);
             BlockActs *b = &a->blocks[l];
@@ -235,6 +236,7 @@ static void ensure_acts(GPT *m, int B, int T) {
             b->v = carve(&cur, N * KV);
             b->att_y = carve(&cur, N * D);
             b->lse = carve(&cur, N * H);
+            b->att_x = carve(&cur, N * D);
             b->att_out = carve(&cur, N * D);
             b->n2 = carve(&cur, N * D);
             b->rstd2 = carve(&cur, N);
@@ -255,7 +257,7 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->losses = carve(&cur, N);
         // backward scratch; dskip holds one gradient per U-Net skip
         size_t FD = F > D ? F : D;
-        cur = ops_alloc(6 * pad(N * D) + 2 * pad(N * KV) + pad(N * FD) + (size_t)c->skips * pad(N * D));
+        cur = ops_alloc(6 * pad(N * D) + 3 * pad(N * KV) + pad(N * FD) + (size_t)c->skips * pad(N * D));
         a->dx = cur;
         carve(&cur, N * D);
         a->dx0 = carve(&cur, N * D);
@@ -265,6 +267,7 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->datt = carve(&cur, N * D);
         a->dk = carve(&cur, N * KV);
         a->dv = carve(&cur, N * KV);
+        a->dv_xsa = carve(&cur, N * KV);
         a->dh = carve(&cur, N * FD);
         a->dskip = carve(&cur, (size_t)c->skips * N * D);
         m->acts_tokens = N;
@@ -305,7 +308,8 @@ static void block_forward(GPT *m, int l, const real *x0) {
                     c->head_dim, c->rope_dims, NORM_EPS);
     matmul_forward(s->v, s->n1, w->c_v, N, D, KV);
     attention_forward(s->att_y, s->lse, s->qf, s->kf, s->v, B, T, c->heads, c->kv_heads, c->head_dim);
-    matmul_forward(s->att_out, s->att_y, w->attn_proj, N, D, D);
+    if (l >= c->xsa_from) xsa_forward(s->att_x, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
+    matmul_forward(s->att_out, gpt_proj_input(m, l), w->attn_proj, N, D, D);
     scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
     rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln);
     matmul_forward(s->h_pre, s->n2, w->fc, N, D, c->hidden);
@@ -363,9 +367,12 @@ static void block_backward(GPT *m, int l) {
     rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, ln, 1);
     // x_mid = xm + attn_scale * att_out
     scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0);
-    matmul_backward(a->datt, g->attn_proj, a->dres, s->att_y, w->attn_proj, N, D, D, 0);
+    matmul_backward(a->datt, g->attn_proj, a->dres, gpt_proj_input(m, l), w->attn_proj, N, D, D, 0);
+    int xsa = l >= c->xsa_from;
+    if (xsa) xsa_backward(a->datt, a->dv_xsa, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
     attention_backward(a->dq, a->dk, a->dv, a->datt, s->att_y, s->lse, s->qf, s->kf, s->v, B, T, c->heads,
                        c->kv_heads, c->head_dim);
+    if (xsa) add_inplace(a->dv, a->dv_xsa, (size_t)N * KV);
     qk_prep_backward(a->dq, g->q_gain, a->dq, s->qn, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
                      c->head_dim, c->rope_dims);
     qk_prep_backward(a->dk, NULL, a->dk, s->kn, s->rstd_k, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,

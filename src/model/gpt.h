@@ -12,6 +12,7 @@ typedef struct {
     int vocab, layers, dim, heads, kv_heads, head_dim, kv_dim, hidden, tied, rope_dims, rope_bf16;
     int enc_layers, dec_layers, skips; // U-Net: first half pushes, second half pops
     int ln_scale;          // LN_SCALE: block i's normed inputs times 1/sqrt(i+1)
+    int xsa_from;          // XSA on blocks xsa_from .. layers-1 (layers: none)
     double negative_slope; // MLP activation leaky_relu(x, slope)^2
     double rope_base, softcap, qk_gain_init, tied_embed_init_std;
 } GPTConfig;
@@ -33,7 +34,7 @@ typedef enum { GROUP_MATRIX, GROUP_SCALAR, GROUP_EMBED, GROUP_HEAD } ParamGroup;
 
 // Saved activations of one block for a micro-batch of N = B*T tokens.
 typedef struct {
-    real *x_in, *n1, *rstd1, *qn, *qf, *rstd_q, *kn, *kf, *rstd_k, *v, *att_y, *lse, *att_out;
+    real *x_in, *n1, *rstd1, *qn, *qf, *rstd_q, *kn, *kf, *rstd_k, *v, *att_y, *lse, *att_x, *att_out;
     real *n2, *rstd2, *h_pre, *h_act, *mlp_out, *x_out;
 } BlockActs;
 
@@ -43,7 +44,7 @@ typedef struct {
     BlockActs *blocks;
     const int32_t *targets;
     // backward scratch
-    real *dx, *dx0, *dres, *dn, *dq, *dk, *dv, *datt, *dh, *dskip;
+    real *dx, *dx0, *dres, *dn, *dq, *dk, *dv, *dv_xsa, *datt, *dh, *dskip;
 } Activations;
 
 typedef struct {
@@ -66,6 +67,11 @@ void gpt_free(GPT *m);
 // its own (xoshiro256**), so values differ from torch's for the same seed; use INIT_CHECKPOINT for
 // bit-identical starts.
 void gpt_init_weights(GPT *m, uint64_t seed);
+// The input of block l's attention output projection: the attention output, after XSA where it is on.
+static inline const real *gpt_proj_input(const GPT *m, int l) {
+    return l >= m->cfg.xsa_from ? m->acts.blocks[l].att_x : m->acts.blocks[l].att_y;
+}
+
 // Forward over x [B,T]. With targets, returns the mean loss and keeps per-token losses in
 // m->acts.losses; without, returns 0 and leaves raw logits z in m->acts.logits.
 double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int T);

@@ -61,6 +61,12 @@ void attention_forward(real *y, real *lse, const real *q, const real *k, const r
 void attention_backward(real *dq, real *dk, real *dv, const real *dy, const real *y, const real *lse, const real *q,
                         const real *k, const real *v, int B, int T, int H, int Hkv, int Dh);
 
+// XSA: out = y - (y . u) u per head, u = v / |v| of the token's own KV head ([N, H, Dh], v [N, Hkv, Dh]).
+void xsa_forward(real *out, const real *y, const real *v, int N, int H, int Hkv, int Dh);
+// dy: d(out) in, d(y) out (in place); dv = d(v) through u (overwritten). Dh <= XSA_MAX_HEAD_DIM.
+#define XSA_MAX_HEAD_DIM 512
+void xsa_backward(real *dy, real *dv, const real *y, const real *v, int N, int H, int Hkv, int Dh);
+
 // ---------------------------------------------------------------- elementwise
 // out = leaky_relu(inp, slope)^2 (slope 0: relu^2)
 void relu2_forward(real *out, const real *inp, size_t n, real slope);
