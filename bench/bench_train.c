@@ -33,47 +33,93 @@ typedef struct {
     int layers, dim, heads, kv_heads, seq, tokens_per_step, steps;
 } Shape;
 
-static void bench_shape(const Shape *s) {
-    Config c;
-    config_defaults(&c);
-    c.num_layers = s->layers, c.model_dim = s->dim, c.num_heads = s->heads, c.num_kv_heads = s->kv_heads;
-    c.train_seq_len = s->seq, c.train_batch_tokens = s->tokens_per_step, c.grad_accum_steps = 1;
-    GPTConfig g = gpt_config_from(&c);
+static void apply_rope16(Config *c) { c->rope_dims = 16; } // of head_dim 64
+static void apply_ln_scale(Config *c) { c->ln_scale = 1; }
+static void apply_leaky(Config *c) { c->negative_slope = 0.5; }
+static void apply_xsa_all(Config *c) { c->xsa_last_n = c->num_layers; }
+
+// Mean ms per training step (forward, backward, optimizer) of config c over `steps` steps after one
+// warm-up step; prof and opt_s (optimizer seconds per step) when not NULL.
+static double step_ms(const Config *c, int steps, OpsProfile *prof, double *opt_s, size_t *params) {
+    GPTConfig g = gpt_config_from(c);
     GPT m;
     gpt_init(&m, &g);
     gpt_init_weights(&m, 1);
     OptimState os;
     optim_init(&os, &m);
-    OptimSettings o = optim_settings(&c);
-    int B = s->tokens_per_step / s->seq, N = B * s->seq;
+    OptimSettings o = optim_settings(c);
+    int T = (int)c->train_seq_len, B = (int)(c->train_batch_tokens / T), N = B * T;
     int32_t *x = xmalloc(sizeof(int32_t) * (size_t)(N + 1));
     Rng r;
     rng_seed(&r, 7);
     for (int i = 0; i <= N; i++) x[i] = (int32_t)(rng_u64(&r) % (uint64_t)g.vocab);
-    double total = 0, opt_s = 0;
-    OpsProfile prof = {0};
-    for (int step = -1; step < s->steps; step++) { // step -1 warms caches and allocations
+    double total = 0, opt = 0;
+    for (int step = -1; step < steps; step++) { // step -1 warms caches and allocations
         if (step == 0) ops_profile_start();
         double t0 = now_seconds();
         gpt_zero_grad(&m);
-        gpt_forward(&m, x, x + 1, B, s->seq);
+        gpt_forward(&m, x, x + 1, B, T);
         gpt_backward(&m, x, 1);
         double t1 = now_seconds();
         optim_step(&os, &m, &o, 1.0);
-        if (step >= 0) total += now_seconds() - t0, opt_s += now_seconds() - t1;
+        if (step >= 0) total += now_seconds() - t0, opt += now_seconds() - t1;
     }
-    prof = ops_profile_stop();
-    double ms = 1000 * total / s->steps;
-    printf("pgolf shape=%s layers=%d dim=%d heads=%d/%d seq=%d tokens_per_step=%d params=%zu threads=%d\n", s->name,
-           s->layers, s->dim, s->heads, s->kv_heads, s->seq, N, m.n_params, omp_get_max_threads());
-    printf("  ms_per_step=%.1f tokens_per_s=%.0f\n", ms, N / (total / s->steps));
-    printf("  share of step: matmul %.1f%% (linear layers and Muon, at %.1f GFLOP/s), attention %.1f%% (blocked sgemm + softmax), "
-           "rest %.1f%%; the optimizer step is %.1f%% of the step\n",
-           100 * prof.gemm_seconds / total, prof.gemm_flops / prof.gemm_seconds / 1e9, 100 * prof.attention_seconds / total,
-           100 * (total - prof.gemm_seconds - prof.attention_seconds) / total, 100 * opt_s / total);
+    OpsProfile p = ops_profile_stop();
+    if (prof) *prof = p;
+    if (opt_s) *opt_s = opt / steps;
+    if (params) *params = m.n_params;
     optim_free(&os);
     gpt_free(&m);
     free(x);
+    return 1000 * total / steps;
+}
+
+static Config shape_config(const Shape *s) {
+    Config c;
+    config_defaults(&c);
+    c.num_layers = s->layers, c.model_dim = s->dim, c.num_heads = s->heads, c.num_kv_heads = s->kv_heads;
+    c.train_seq_len = s->seq, c.train_batch_tokens = s->tokens_per_step, c.grad_accum_steps = 1;
+    return c;
+}
+
+static void bench_shape(const Shape *s) {
+    Config c = shape_config(s);
+    OpsProfile prof;
+    double opt_s;
+    size_t params;
+    double ms = step_ms(&c, s->steps, &prof, &opt_s, &params), total = ms / 1000 * s->steps;
+    printf("pgolf shape=%s layers=%d dim=%d heads=%d/%d seq=%d tokens_per_step=%d params=%zu threads=%d\n", s->name,
+           s->layers, s->dim, s->heads, s->kv_heads, s->seq, s->tokens_per_step, params, omp_get_max_threads());
+    printf("  ms_per_step=%.1f tokens_per_s=%.0f\n", ms, s->tokens_per_step / (ms / 1000));
+    printf("  share of step: matmul %.1f%% (linear layers and Muon, at %.1f GFLOP/s), attention %.1f%% (blocked sgemm + softmax), "
+           "rest %.1f%%; the optimizer step is %.1f%% of the step\n",
+           100 * prof.gemm_seconds / total, prof.gemm_flops / prof.gemm_seconds / 1e9, 100 * prof.attention_seconds / total,
+           100 * (total - prof.gemm_seconds - prof.attention_seconds) / total, 100 * opt_s * 1000 / ms);
+}
+
+// Issue 3's table: each technique switched on alone on the small shape, ms/step against the baseline.
+static void bench_techniques(const Shape *s) {
+    struct {
+        const char *name;
+        void (*apply)(Config *c);
+    } const techniques[] = {
+        {"baseline", NULL},
+        {"partial RoPE 16/64", apply_rope16},
+        {"LN scale", apply_ln_scale},
+        {"LeakyReLU(0.5)^2", apply_leaky},
+        {"XSA all layers", apply_xsa_all},
+    };
+    Config base = shape_config(s);
+    double base_ms = step_ms(&base, s->steps, NULL, NULL, NULL);
+    printf("technique cost, shape=%s (ms/step, on vs off):\n", s->name);
+    for (size_t i = 0; i < sizeof techniques / sizeof *techniques; i++) {
+        Config c = shape_config(s);
+        if (techniques[i].apply) techniques[i].apply(&c);
+        double ms = techniques[i].apply ? step_ms(&c, s->steps, NULL, NULL, NULL) : base_ms;
+        printf("  %-22s %9.1f ms  %+6.1f%%\n", techniques[i].name, ms, 100 * (ms / base_ms - 1));
+    }
+    double again = step_ms(&base, s->steps, NULL, NULL, NULL); // shows how much the machine drifted meanwhile
+    printf("  %-22s %9.1f ms  %+6.1f%%\n", "baseline (again)", again, 100 * (again / base_ms - 1));
 }
 
 int main(void) {
@@ -85,5 +131,6 @@ int main(void) {
         {"baseline", 9, 512, 8, 4, 1024, 8192, 3},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) bench_shape(&shapes[i]);
+    bench_techniques(&shapes[0]);
     return 0;
 }
