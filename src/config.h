@@ -63,6 +63,8 @@
     X(REAL, beta2, "BETA2", "0.95", CG_TRAIN, "Adam beta2")                                                                 \
     X(REAL, adam_eps, "ADAM_EPS", "1e-8", CG_TRAIN, "Adam epsilon")                                                         \
     X(REAL, grad_clip_norm, "GRAD_CLIP_NORM", "0", CG_TRAIN, "clip the global grad norm (0: off)")                         \
+    X(BOOL, ema_enabled, "EMA_ENABLED", "0", CG_TRAIN, "keep an EMA of the weights; the final eval and export use it")     \
+    X(REAL, ema_decay, "EMA_DECAY", "0.997", CG_TRAIN, "EMA: ema = decay * ema + (1 - decay) * w after every step")       \
     X(STR, init_checkpoint, "INIT_CHECKPOINT", "", CG_TRAIN, "start from these safetensors weights instead of the seeded init") \
     X(INT, checkpoint_every, "CHECKPOINT_EVERY", "0", CG_TRAIN, "save a resumable checkpoint every N steps (0: only at the end)") \
     X(STR, resume, "RESUME", "", CG_TRAIN, "resume from this checkpoint (flag: --resume FILE)")                           \

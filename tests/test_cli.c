@@ -8,6 +8,7 @@
 
 #include "data/shard.h"
 #include "data/spm.h"
+#include "io/safetensors.h"
 #include "test.h"
 #include "util.h"
 
@@ -143,7 +144,7 @@ TEST(cli_resume_after_kill_is_identical) {
     const char *data = make_dataset("resume_data");
     char env[4096], cmd[8192], *full, *killed, *resumed;
     char *dir_a = xstrdup(test_tmpdir("resume_a")), *dir_b = xstrdup(test_tmpdir("resume_b"));
-    const char *common = "ITERATIONS=8 WARMUP_STEPS=0 VAL_LOSS_EVERY=0 CHECKPOINT_EVERY=4";
+    const char *common = "ITERATIONS=8 WARMUP_STEPS=0 VAL_LOSS_EVERY=0 CHECKPOINT_EVERY=4 EMA_ENABLED=1 EMA_DECAY=0.9";
     tiny_env(env, sizeof env, data, dir_a, common);
     snprintf(cmd, sizeof cmd, "env %s ./pgolf train", env);
     CHECK(run(cmd, &full) == 0, "uninterrupted run failed:\n%s", full);
@@ -195,11 +196,12 @@ TEST(cli_loss_curve_matches_pytorch) {
     char env[4096], cmd[8192], *ref, *out;
     tiny_env(env, sizeof env, data, dir,
              "ITERATIONS=12 WARMDOWN_ITERS=5 WARMUP_STEPS=0 MUON_MOMENTUM_WARMUP_STEPS=6 GRAD_CLIP_NORM=0.5 "
-             "VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=1024");
+             "VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=1024 EMA_ENABLED=1 EMA_DECAY=0.8");
     snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/torch_train.py --write-init %s/init.safetensors", env, dir);
     CHECK(run(cmd, &ref) == 0, "torch_train --write-init failed:\n%s", ref);
     free(ref);
-    snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/torch_train.py --init %s/init.safetensors", env, dir);
+    snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/torch_train.py --init %s/init.safetensors --final-out %s/torch_final.safetensors",
+             env, dir, dir);
     CHECK(run(cmd, &ref) == 0, "torch_train failed:\n%s", ref);
     snprintf(cmd, sizeof cmd, "env %s INIT_CHECKPOINT=%s/init.safetensors ./pgolf train", env, dir);
     CHECK(run(cmd, &out) == 0, "pgolf train failed:\n%s", out);
@@ -212,6 +214,24 @@ TEST(cli_loss_curve_matches_pytorch) {
         if (fabs(a - b) > worst) worst = fabs(a - b);
     }
     printf("    loss curve: worst |pgolf - torch| over 12 steps = %.2e\n", worst);
+    // The exported weights are the EMA (decay 0.8) of both runs: every tensor within 1e-3 of its largest value.
+    char path_a[1100], path_b[1100];
+    snprintf(path_a, sizeof path_a, "%s/final_model.safetensors", dir);
+    snprintf(path_b, sizeof path_b, "%s/torch_final.safetensors", dir);
+    SafeTensors *mine = st_load(path_a), *theirs = st_load(path_b);
+    double worst_w = 0;
+    for (int k = 0; k < st_count(theirs); k++) {
+        const StTensor *b = st_find(theirs, st_name(theirs, k)), *a = st_find(mine, st_name(theirs, k));
+        CHECK(a && a->numel == b->numel, "%s missing or reshaped", st_name(theirs, k));
+        if (!a || a->numel != b->numel) continue;
+        double big = 1e-12, diff = 0;
+        for (int64_t i = 0; i < b->numel; i++) big = fmax(big, fabs(b->f[i])), diff = fmax(diff, fabs(a->f[i] - b->f[i]));
+        worst_w = fmax(worst_w, diff / big);
+    }
+    CHECK(strstr(out, "ema:applying EMA weights") && worst_w < 1e-3, "EMA weights differ by %.3g (relative)", worst_w);
+    printf("    EMA weights: worst relative difference %.2e\n", worst_w);
+    st_free(mine);
+    st_free(theirs);
     free(ref);
     free(out);
     free(dir);

@@ -8,6 +8,7 @@ wallclock cap, no warmup steps, no validation.
 
   /usr/bin/python3 tests/torch_train.py --write-init FILE    seeded weights for INIT_CHECKPOINT
   /usr/bin/python3 tests/torch_train.py --init FILE          prints step:N/M train_loss:X.XXXXXXXX per step
+      [--final-out FILE]   and writes the final weights (the EMA when EMA_ENABLED=1, as #638 exports)
 """
 import argparse
 import glob
@@ -56,6 +57,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--write-init")
     ap.add_argument("--init")
+    ap.add_argument("--final-out")
     a = ap.parse_args()
     cfg = model_config(vocab=env("VOCAB_SIZE", 1024, int), layers=env("NUM_LAYERS", 9, int), dim=env("MODEL_DIM", 512, int),
                        heads=env("NUM_HEADS", 8, int), kv_heads=env("NUM_KV_HEADS", 4, int), mlp_mult=env("MLP_MULT", 2, int),
@@ -77,6 +79,8 @@ def main():
     clip = env("GRAD_CLIP_NORM", 0.0)
     stream = TokenStream(os.path.join(env("DATA_PATH", "./data/datasets/fineweb10B_sp1024", str), "fineweb_train_*.bin"))
     local = batch // accum
+    ema = {n: t.detach().clone() for n, t in p.items()} if env("EMA_ENABLED", 0, int) else None
+    decay = env("EMA_DECAY", 0.997)
     for step in range(iterations):
         warmdown_start = max(iterations - warmdown, 0)
         scale = max((iterations - step) / max(warmdown, 1), 0.0) if warmdown > 0 and warmdown_start <= step else 1.0
@@ -93,7 +97,14 @@ def main():
         opts.step(scale, (1 - frac) * mom_start + frac * mom)
         for t in p.values():
             t.grad = None
+        if ema is not None:
+            with torch.no_grad():
+                for n, t in p.items():
+                    ema[n].mul_(decay).add_(t, alpha=1.0 - decay)
         print(f"step:{step + 1}/{iterations} train_loss:{train_loss / accum:.8f}", flush=True)
+    if a.final_out:
+        final = ema if ema is not None else {n: t.detach() for n, t in p.items()}
+        save_safetensors(a.final_out, {n: t.float() for n, t in final.items()})
 
 
 if __name__ == "__main__":

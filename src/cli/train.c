@@ -196,6 +196,10 @@ static void setup(Trainer *t) {
     gpt_init_weights(&t->m, (uint64_t)c->seed);
     if (c->init_checkpoint[0]) checkpoint_load(c->init_checkpoint, &t->m, NULL, NULL);
     optim_init(&t->os, &t->m);
+    if (c->ema_enabled) {
+        if (!(c->ema_decay >= 0 && c->ema_decay < 1)) die("EMA_DECAY=%g must lie in [0, 1)", c->ema_decay);
+        ema_enable(&t->os);
+    }
     t->o = optim_settings(c);
     t->config_text = config_text(c, CG_MODEL);
     t->checkpoint_path = out_path(c, "checkpoint.safetensors");
@@ -238,6 +242,7 @@ int cmd_train(int argc, char **argv) {
         log0("resumed:%s step:%lld train_time:%.0fms", c->resume, (long long)step, training_time_ms);
     } else {
         warmup(&t);
+        if (c->ema_enabled) ema_start(&t.os, &t.m); // from the weights training starts with, as #638 does
     }
 
     const double max_ms = c->max_wallclock_seconds > 0 ? 1000.0 * c->max_wallclock_seconds : 0;
@@ -264,6 +269,7 @@ int cmd_train(int argc, char **argv) {
         double train_loss = accumulate_gradients(&t);
         if (!isfinite(train_loss)) die("train_loss is %f at step %lld: training diverged", train_loss, (long long)step);
         optimizer_step(&t, step, lr_mul);
+        if (c->ema_enabled) ema_update(&t.os, &t.m, c->ema_decay);
         step++;
         double approx_ms = training_time_ms + 1000.0 * (now_seconds() - t0);
         if (c->train_log_every > 0 && (step <= 10 || step % c->train_log_every == 0 || stop_after >= 0))
@@ -281,6 +287,10 @@ int cmd_train(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     log0("peak memory: %ld MiB (max resident set size)", ru.ru_maxrss / 1024);
+    if (c->ema_enabled) {
+        log0("ema:applying EMA weights");
+        ema_apply(&t.os, &t.m);
+    }
     export_and_roundtrip(&t);
     log_close();
     return 0;

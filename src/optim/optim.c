@@ -35,7 +35,22 @@ void optim_free(OptimState *s) {
     ops_free(s->adam_m);
     ops_free(s->adam_v);
     ops_free(s->ns_scratch);
+    ops_free(s->ema);
 }
+
+void ema_enable(OptimState *s) {
+    if (!s->ema) s->ema = ops_alloc(s->n);
+}
+
+void ema_start(OptimState *s, const GPT *m) { ops_copy(s->ema, m->params, s->n); }
+
+void ema_update(OptimState *s, const GPT *m, double decay) {
+    real d = (real)decay, e = (real)(1.0 - decay);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < s->n; i++) s->ema[i] = d * s->ema[i] + e * m->params[i];
+}
+
+void ema_apply(const OptimState *s, GPT *m) { ops_copy(m->params, s->ema, s->n); }
 
 void optim_reset(OptimState *s) {
     ops_zero(s->muon_buf, s->n);
@@ -85,16 +100,17 @@ void optim_step(OptimState *s, GPT *m, const OptimSettings *o, double lr_mul) {
 }
 
 TensorList optim_state_views(const OptimState *s, const GPT *m) {
-    TensorList out = {xcalloc((size_t)m->param_list.count * 2, sizeof(TensorView)), 0};
+    TensorList out = {xcalloc((size_t)m->param_list.count * 3, sizeof(TensorView)), 0};
     for (int t = 0; t < m->param_list.count; t++) {
         const TensorView *p = &m->param_list.items[t];
         size_t off = (size_t)(p->data - m->params);
-        int muon = m->groups[t] == GROUP_MATRIX;
-        for (int k = 0; k < (muon ? 1 : 2); k++) {
+        int muon = m->groups[t] == GROUP_MATRIX, kinds = (muon ? 1 : 2) + (s->ema != NULL);
+        for (int k = 0; k < kinds; k++) {
             TensorView *v = &out.items[out.count++];
             *v = *p;
-            const char *kind = muon ? "muon_buf" : k == 0 ? "adam_m" : "adam_v";
-            real *base = muon ? s->muon_buf : k == 0 ? s->adam_m : s->adam_v;
+            int ema = k == kinds - 1 && s->ema; // the EMA comes last
+            const char *kind = ema ? "ema" : muon ? "muon_buf" : k == 0 ? "adam_m" : "adam_v";
+            real *base = ema ? s->ema : muon ? s->muon_buf : k == 0 ? s->adam_m : s->adam_v;
             if (snprintf(v->name, sizeof v->name, "optim.%s.%s", kind, p->name) >= (int)sizeof v->name)
                 die("optimizer state name for %s is too long", p->name);
             v->data = base + off;

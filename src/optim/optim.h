@@ -12,6 +12,7 @@ typedef struct {
     real *adam_m, *adam_v; // moments, used for the other groups
     int64_t adam_step;    // torch.optim.Adam's per-parameter step (the same for every parameter here)
     real *ns_scratch;     // Newton-Schulz work space
+    real *ema;            // EMA of the weights (#638's EMA_ENABLED), NULL when off
     size_t n;
 } OptimState;
 
@@ -28,7 +29,14 @@ void optim_reset(OptimState *s); // zero state, step 0
 OptimSettings optim_settings(const Config *c);
 // One step of every optimizer with lr = base_lr * lr_mul, reading m->grads.
 void optim_step(OptimState *s, GPT *m, const OptimSettings *o, double lr_mul);
+// EMA of the weights: ema_enable allocates it, ema_start copies the weights in (training start),
+// ema_update does ema = decay * ema + (1 - decay) * w, ema_apply copies it over the weights.
+void ema_enable(OptimState *s);
+void ema_start(OptimState *s, const GPT *m);
+void ema_update(OptimState *s, const GPT *m, double decay);
+void ema_apply(const OptimState *s, GPT *m);
 // Views of the state tensors for checkpoints: "optim.muon_buf.<param>", "optim.adam_m.<param>", ...
+// and "optim.ema.<param>" when the EMA is on.
 TensorList optim_state_views(const OptimState *s, const GPT *m);
 
 // Muon's orthogonalization of G [rows, cols] into out (may alias G), train_gpt.py's quintic
