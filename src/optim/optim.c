@@ -27,6 +27,7 @@ void optim_init(OptimState *s, const GPT *m) {
     s->adam_m = ops_alloc(s->n);
     s->adam_v = ops_alloc(s->n);
     s->ns_scratch = ops_alloc(scratch_size(m));
+    s->ema = NULL; // ema_enable
     s->adam_step = 0;
 }
 
