@@ -192,9 +192,10 @@ def newton_schulz5(G, steps, eps=1e-7):
 class Muon:
     """Nesterov momentum, then orthogonalized update scaled by sqrt(max(1, rows/cols))."""
 
-    def __init__(self, params, backend_steps):
+    def __init__(self, params, backend_steps, weight_decay=0.0):
         self.params = params
         self.steps = backend_steps
+        self.wd = weight_decay  # the records' Muon: p *= 1 - lr * wd before the update
         self.bufs = [torch.zeros_like(q) for q in params]
 
     @torch.no_grad()
@@ -202,6 +203,8 @@ class Muon:
         for q, buf in zip(self.params, self.bufs):
             buf.mul_(momentum).add_(q.grad)
             g = newton_schulz5(q.grad + momentum * buf, self.steps)
+            if self.wd > 0:
+                q.mul_(1.0 - lr * self.wd)
             q.add_(g * max(1.0, q.size(0) / q.size(1)) ** 0.5, alpha=-lr)
 
 
@@ -221,11 +224,13 @@ class Optimizers:
         if p["skip_weights"].numel() > 0:
             scalars.append(p["skip_weights"])
         tok_lr = opt["tied_embed_lr"] if cfg["tie"] else opt["embed_lr"]
-        groups = [([p["tok_emb.weight"]], tok_lr), (scalars, opt["scalar_lr"])]
+        # the records' AdamW (ADAM_WD) on tok_emb and scalars; lm_head keeps plain Adam
+        wd = opt.get("adam_wd", 0.0)
+        groups = [([p["tok_emb.weight"]], tok_lr, wd), (scalars, opt["scalar_lr"], wd)]
         if not cfg["tie"]:
-            groups.append(([p["lm_head.weight"]], opt["head_lr"]))
-        self.adams = [(torch.optim.Adam(ps, lr=lr, betas=betas, eps=eps), lr) for ps, lr in groups]
-        self.muon = Muon(matrices, opt["backend_steps"])
+            groups.append(([p["lm_head.weight"]], opt["head_lr"], 0.0))
+        self.adams = [(torch.optim.AdamW(ps, lr=lr, betas=betas, eps=eps, weight_decay=w), lr) for ps, lr, w in groups]
+        self.muon = Muon(matrices, opt["backend_steps"], opt.get("muon_wd", 0.0))
         self.matrix_lr = opt["matrix_lr"]
 
     def step(self, lr_mul, momentum):

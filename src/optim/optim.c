@@ -71,7 +71,14 @@ OptimSettings optim_settings(const Config *c) {
     o.beta1 = c->beta1;
     o.beta2 = c->beta2;
     o.eps = c->adam_eps;
+    o.muon_wd = c->muon_wd;
+    o.adam_wd = c->adam_wd;
     return o;
+}
+
+// Decoupled weight decay, applied before the group's update as Muon's weight_decay and AdamW do.
+static void decay_weights(real *p, size_t n, double lr_wd) {
+    if (lr_wd != 0) scale_inplace(p, (real)(1.0 - lr_wd), n);
 }
 
 void optim_step(OptimState *s, GPT *m, const OptimSettings *o, double lr_mul) {
@@ -83,14 +90,17 @@ void optim_step(OptimState *s, GPT *m, const OptimSettings *o, double lr_mul) {
         switch (m->groups[t]) {
         case GROUP_MATRIX: {
             real *update = s->ns_scratch, *work = update + n;
+            decay_weights(p->data, n, o->lr_matrix * lr_mul * o->muon_wd);
             muon_update(p->data, g, s->muon_buf + off, (int)p->shape[0], (int)p->shape[1], o, o->lr_matrix * lr_mul,
                         work, update);
             break;
         }
         case GROUP_SCALAR:
+            decay_weights(p->data, n, o->lr_scalar * lr_mul * o->adam_wd);
             adam_update(p->data, g, s->adam_m + off, s->adam_v + off, n, o, o->lr_scalar * lr_mul, s->adam_step);
             break;
         case GROUP_EMBED:
+            decay_weights(p->data, n, o->lr_embed * lr_mul * o->adam_wd);
             adam_update(p->data, g, s->adam_m + off, s->adam_v + off, n, o, o->lr_embed * lr_mul, s->adam_step);
             break;
         case GROUP_HEAD:

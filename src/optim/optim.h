@@ -21,6 +21,7 @@ typedef struct {
     double muon_momentum;                           // momentum for this step (after warmup)
     int muon_steps;
     double beta1, beta2, eps;
+    double muon_wd, adam_wd; // decoupled weight decay: Muon's matrices; AdamW on tok_emb and scalars (not lm_head)
 } OptimSettings;
 
 void optim_init(OptimState *s, const GPT *m);
