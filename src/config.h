@@ -63,6 +63,7 @@
     X(REAL, beta2, "BETA2", "0.95", CG_TRAIN, "Adam beta2")                                                                 \
     X(REAL, adam_eps, "ADAM_EPS", "1e-8", CG_TRAIN, "Adam epsilon")                                                         \
     X(REAL, muon_wd, "MUON_WD", "0", CG_TRAIN, "decoupled weight decay of Muon's matrices: w *= 1 - lr * wd (#413/#638: 0.04)") \
+    X(BOOL, muon_row_normalize, "MUON_ROW_NORMALIZE", "0", CG_TRAIN, "MuonEq-R: unit-norm rows before Newton-Schulz (#1435/#2005: 1)") \
     X(REAL, adam_wd, "ADAM_WD", "0", CG_TRAIN, "AdamW weight decay of tok_emb and the scalar group (lm_head: none)")     \
     X(REAL, grad_clip_norm, "GRAD_CLIP_NORM", "0", CG_TRAIN, "clip the global grad norm (0: off)")                         \
     X(BOOL, ema_enabled, "EMA_ENABLED", "0", CG_TRAIN, "keep an EMA of the weights; the final eval and export use it")     \

@@ -192,17 +192,21 @@ def newton_schulz5(G, steps, eps=1e-7):
 class Muon:
     """Nesterov momentum, then orthogonalized update scaled by sqrt(max(1, rows/cols))."""
 
-    def __init__(self, params, backend_steps, weight_decay=0.0):
+    def __init__(self, params, backend_steps, weight_decay=0.0, row_normalize=False):
         self.params = params
         self.steps = backend_steps
         self.wd = weight_decay  # the records' Muon: p *= 1 - lr * wd before the update
+        self.row_normalize = row_normalize  # MuonEq-R
         self.bufs = [torch.zeros_like(q) for q in params]
 
     @torch.no_grad()
     def step(self, lr, momentum):
         for q, buf in zip(self.params, self.bufs):
             buf.mul_(momentum).add_(q.grad)
-            g = newton_schulz5(q.grad + momentum * buf, self.steps)
+            g = q.grad + momentum * buf
+            if self.row_normalize:
+                g = g / g.norm(dim=-1, keepdim=True).clamp_min(1e-7)
+            g = newton_schulz5(g, self.steps)
             if self.wd > 0:
                 q.mul_(1.0 - lr * self.wd)
             q.add_(g * max(1.0, q.size(0) / q.size(1)) ** 0.5, alpha=-lr)
@@ -230,7 +234,7 @@ class Optimizers:
         if not cfg["tie"]:
             groups.append(([p["lm_head.weight"]], opt["head_lr"], 0.0))
         self.adams = [(torch.optim.AdamW(ps, lr=lr, betas=betas, eps=eps, weight_decay=w), lr) for ps, lr, w in groups]
-        self.muon = Muon(matrices, opt["backend_steps"], opt.get("muon_wd", 0.0))
+        self.muon = Muon(matrices, opt["backend_steps"], opt.get("muon_wd", 0.0), opt.get("muon_row_normalize", False))
         self.matrix_lr = opt["matrix_lr"]
 
     def step(self, lr_mul, momentum):

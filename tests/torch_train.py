@@ -72,7 +72,8 @@ def main():
     opt = dict(matrix_lr=env("MATRIX_LR", 0.04), scalar_lr=env("SCALAR_LR", 0.04), tied_embed_lr=env("TIED_EMBED_LR", 0.05),
                embed_lr=env("EMBED_LR", 0.6), head_lr=env("HEAD_LR", 0.008), backend_steps=env("MUON_BACKEND_STEPS", 5, int),
                beta1=env("BETA1", 0.9), beta2=env("BETA2", 0.95), adam_eps=env("ADAM_EPS", 1e-8),
-               muon_wd=env("MUON_WD", 0.0), adam_wd=env("ADAM_WD", 0.0))
+               muon_wd=env("MUON_WD", 0.0), adam_wd=env("ADAM_WD", 0.0),
+               muon_row_normalize=bool(env("MUON_ROW_NORMALIZE", 0, int)))
     opts = Optimizers(p, cfg, opt)
     iterations, warmdown = env("ITERATIONS", 20000, int), env("WARMDOWN_ITERS", 1200, int)
     batch, seq, accum = env("TRAIN_BATCH_TOKENS", 524288, int), env("TRAIN_SEQ_LEN", 1024, int), env("GRAD_ACCUM_STEPS", 8, int)

@@ -36,7 +36,8 @@ void newton_schulz5(real *out, const real *G, int rows, int cols, int steps, rea
     }
 }
 
-// p -= lr * NS(g + m * buf') * max(1, rows/cols)^0.5, buf' = m * buf + g
+// p -= lr * NS(g + m * buf') * max(1, rows/cols)^0.5, buf' = m * buf + g. MuonEq-R (#1435/#2005's
+// MUON_ROW_NORMALIZE) divides each row of g + m * buf' by max(|row|, 1e-7) before Newton-Schulz.
 void muon_update(real *p, const real *g, real *buf, int rows, int cols, const OptimSettings *o, double lr,
                  real *scratch, real *update) {
     size_t n = (size_t)rows * cols;
@@ -45,6 +46,14 @@ void muon_update(real *p, const real *g, real *buf, int rows, int cols, const Op
         buf[i] = mom * buf[i] + g[i];
         update[i] = g[i] + mom * buf[i];
     }
+    if (o->muon_row_normalize)
+        for (int r = 0; r < rows; r++) {
+            real *row = update + (size_t)r * cols;
+            double ss = 0;
+            for (int c = 0; c < cols; c++) ss += (double)row[c] * row[c];
+            real inv = (real)(1.0 / fmax(sqrt(ss), 1e-7));
+            for (int c = 0; c < cols; c++) row[c] *= inv;
+        }
     newton_schulz5(update, update, rows, cols, o->muon_steps, scratch);
     double scale = rows > cols ? sqrt((double)rows / cols) : 1.0;
     real step = (real)(lr * scale);

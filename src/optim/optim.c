@@ -73,6 +73,7 @@ OptimSettings optim_settings(const Config *c) {
     o.eps = c->adam_eps;
     o.muon_wd = c->muon_wd;
     o.adam_wd = c->adam_wd;
+    o.muon_row_normalize = c->muon_row_normalize;
     return o;
 }
 

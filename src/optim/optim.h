@@ -22,6 +22,7 @@ typedef struct {
     int muon_steps;
     double beta1, beta2, eps;
     double muon_wd, adam_wd; // decoupled weight decay: Muon's matrices; AdamW on tok_emb and scalars (not lm_head)
+    int muon_row_normalize;  // MuonEq-R
 } OptimSettings;
 
 void optim_init(OptimState *s, const GPT *m);
