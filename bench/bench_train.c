@@ -37,6 +37,7 @@ static void apply_rope16(Config *c) { c->rope_dims = 16; } // of head_dim 64
 static void apply_ln_scale(Config *c) { c->ln_scale = 1; }
 static void apply_leaky(Config *c) { c->negative_slope = 0.5; }
 static void apply_xsa_all(Config *c) { c->xsa_last_n = c->num_layers; }
+static void apply_smear(Config *c) { c->smear_gate = 1; }
 
 // Mean ms per training step (forward, backward, optimizer) of config c over `steps` steps after one
 // warm-up step; prof and opt_s (optimizer seconds per step) when not NULL.
@@ -108,6 +109,7 @@ static void bench_techniques(const Shape *s) {
         {"LN scale", apply_ln_scale},
         {"LeakyReLU(0.5)^2", apply_leaky},
         {"XSA all layers", apply_xsa_all},
+        {"SmearGate", apply_smear},
     };
     Config base = shape_config(s);
     double base_ms = step_ms(&base, s->steps, NULL, NULL, NULL);

@@ -45,6 +45,7 @@
     X(REAL, rope_base, "ROPE_BASE", "10000", CG_MODEL, "RoPE frequency base")                                               \
     X(INT, rope_dims, "ROPE_DIMS", "0", CG_MODEL, "partial RoPE: rotate only the first N dims of each head (0: all)")      \
     X(INT, xsa_last_n, "XSA_LAST_N", "0", CG_MODEL, "XSA (exclusive self-attention) on the last N layers (NUM_LAYERS: all)") \
+    X(BOOL, smear_gate, "SMEAR_GATE", "0", CG_MODEL, "SmearGate on the normed embedding (the records have it always on)") \
     X(BOOL, ln_scale, "LN_SCALE", "0", CG_MODEL, "scale block i's normed attention/MLP inputs by 1/sqrt(i+1)")            \
     X(REAL, negative_slope, "NEGATIVE_SLOPE", "0", CG_MODEL, "MLP activation leaky_relu(x, slope)^2 (0: relu^2; #2005: 0.5)") \
     X(BOOL, rope_bf16, "ROPE_BF16", "0", CG_MODEL, "round RoPE angles like the bf16 reference on GPU (parity tests)")      \

@@ -32,12 +32,13 @@ CONTROL_PATTERNS = ("attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "res
 
 
 def model_config(vocab=1024, layers=9, dim=512, heads=8, kv_heads=4, mlp_mult=2, tie=True, rope_base=10000.0,
-                 softcap=30.0, qk_gain=1.5, rope_dims=0, ln_scale=False, negative_slope=0.0, xsa_last_n=0):
+                 softcap=30.0, qk_gain=1.5, rope_dims=0, ln_scale=False, negative_slope=0.0, xsa_last_n=0,
+                 smear=False):
     """rope_dims, ln_scale, negative_slope, xsa_last_n: the records' partial RoPE, LN scale, LeakyReLU^2 and
-    XSA on the last N layers (0/False: off)."""
+    XSA on the last N layers, SmearGate (0/False: off)."""
     return dict(vocab=vocab, layers=layers, dim=dim, heads=heads, kv_heads=kv_heads, mlp_mult=mlp_mult, tie=tie,
                 rope_base=float(rope_base), softcap=float(softcap), qk_gain=float(qk_gain), rope_dims=rope_dims,
-                ln_scale=ln_scale, negative_slope=float(negative_slope), xsa_last_n=xsa_last_n)
+                ln_scale=ln_scale, negative_slope=float(negative_slope), xsa_last_n=xsa_last_n, smear=smear)
 
 
 def param_shapes(cfg):
@@ -46,6 +47,8 @@ def param_shapes(cfg):
     Dkv = cfg["kv_heads"] * (D // cfg["heads"])
     enc = L // 2
     shapes = {"skip_weights": (min(enc, L - enc), D), "tok_emb.weight": (cfg["vocab"], D)}
+    if cfg.get("smear"):
+        shapes["smear.gate"] = (D,)
     for i in range(L):
         b = f"blocks.{i}."
         shapes[b + "attn_scale"] = (D,)
@@ -74,6 +77,8 @@ def init_params(cfg, gen):
             v = cfg["qk_gain"] + 0.2 * n
         elif name.endswith("attn_scale") or name.endswith("mlp_scale") or name == "skip_weights":
             v = 1.0 + 0.2 * n
+        elif name == "smear.gate":
+            v = 0.5 * n
         elif name.endswith("resid_mix"):
             v = torch.tensor([[1.0], [0.0]]) + 0.2 * n
         else:  # [out, in] matrices
@@ -157,6 +162,9 @@ def gpt_loss(p, x_ids, y_ids, cfg):
     E = p["tok_emb.weight"]
     cos, sin = rope_tables(T, cfg["rope_dims"] or cfg["dim"] // cfg["heads"], cfg["rope_base"], E.dtype)
     x = rms_norm(F.embedding(x_ids, E))
+    if cfg.get("smear"):  # SmearGate: (1 - g) x_t + g x_{t-1}
+        g = torch.sigmoid(p["smear.gate"])
+        x = (1 - g) * x + g * torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
     x0 = x
     L = cfg["layers"]
     enc = L // 2
@@ -227,6 +235,8 @@ class Optimizers:
         scalars = [p[n] for n in blocks if p[n].ndim < 2 or is_control(n)]
         if p["skip_weights"].numel() > 0:
             scalars.append(p["skip_weights"])
+        if "smear.gate" in p:  # the records: scalar_params.append(base_model.smear.gate)
+            scalars.append(p["smear.gate"])
         tok_lr = opt["tied_embed_lr"] if cfg["tie"] else opt["embed_lr"]
         # the records' AdamW (ADAM_WD) on tok_emb and scalars; lm_head keeps plain Adam
         wd = opt.get("adam_wd", 0.0)
@@ -258,9 +268,9 @@ CASES = {
     "untied": (model_config(vocab=48, layers=4, dim=32, heads=2, kv_heads=1, mlp_mult=3, tie=False), 12, 2),
     "mha": (model_config(vocab=64, layers=2, dim=48, heads=4, kv_heads=4, mlp_mult=2, tie=True, softcap=5.0,
                          rope_base=500.0), 20, 2),
-    # partial RoPE (4 of 8 head dims), LN scale, LeakyReLU(0.5)^2 and XSA on the last 2 of 3 layers together
-    "rope_ln_leaky_xsa": (model_config(vocab=64, layers=3, dim=32, heads=4, kv_heads=2, mlp_mult=3, tie=True, rope_dims=4,
-                                       ln_scale=True, negative_slope=0.5, xsa_last_n=2), 16, 3),
+    # partial RoPE (4 of 8 head dims), LN scale, LeakyReLU(0.5)^2, XSA on the last 2 of 3 layers and SmearGate
+    "techniques": (model_config(vocab=64, layers=3, dim=32, heads=4, kv_heads=2, mlp_mult=3, tie=True, rope_dims=4,
+                                ln_scale=True, negative_slope=0.5, xsa_last_n=2, smear=True), 16, 3),
 }
 
 
@@ -278,7 +288,7 @@ def _config_text(cfg, T, B):
           ("TIE_EMBEDDINGS", int(cfg["tie"])), ("ROPE_BASE", repr(cfg["rope_base"])),
           ("LOGIT_SOFTCAP", repr(cfg["softcap"])), ("QK_GAIN_INIT", repr(cfg["qk_gain"])), ("TRAIN_SEQ_LEN", T),
           ("ROPE_DIMS", cfg["rope_dims"]), ("LN_SCALE", int(cfg["ln_scale"])), ("NEGATIVE_SLOPE", repr(cfg["negative_slope"])),
-          ("XSA_LAST_N", cfg["xsa_last_n"]),
+          ("XSA_LAST_N", cfg["xsa_last_n"]), ("SMEAR_GATE", int(cfg["smear"])),
           ("BATCH_SEQS", B), ("MATRIX_LR", o["matrix_lr"]), ("SCALAR_LR", o["scalar_lr"]),
           ("TIED_EMBED_LR", o["tied_embed_lr"]), ("EMBED_LR", o["embed_lr"]), ("HEAD_LR", o["head_lr"]),
           ("MUON_MOMENTUM", o["muon_momentum"]), ("MUON_BACKEND_STEPS", o["backend_steps"]),

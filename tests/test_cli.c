@@ -188,8 +188,9 @@ TEST(cli_resume_after_kill_is_identical) {
 
 // The whole training loop against train_gpt.py's (tests/torch_train.py, PyTorch in float64) from the same
 // weights on the same shards: data order, gradient accumulation, Muon momentum warmup, LR warmdown,
-// gradient clipping, the records' Muon/AdamW weight decay and MuonEq-R all show in the loss curve. pgolf logs 4
-// decimals; fp32 drift over 12 steps stays well under the 2e-3 tolerance.
+// gradient clipping, the records' Muon/AdamW weight decay and MuonEq-R all show in the loss curve, here
+// with every model technique so far switched on. pgolf logs 4 decimals; fp32 drift over 12 steps stays
+// well under the 2e-3 tolerance.
 TEST(cli_loss_curve_matches_pytorch) {
     const char *data = make_dataset("curve_data");
     char *dir = xstrdup(test_tmpdir("curve_out"));
@@ -197,7 +198,7 @@ TEST(cli_loss_curve_matches_pytorch) {
     tiny_env(env, sizeof env, data, dir,
              "ITERATIONS=12 WARMDOWN_ITERS=5 WARMUP_STEPS=0 MUON_MOMENTUM_WARMUP_STEPS=6 GRAD_CLIP_NORM=0.5 "
              "VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=1024 EMA_ENABLED=1 EMA_DECAY=0.8 MUON_WD=0.5 ADAM_WD=0.3 "
-             "MUON_ROW_NORMALIZE=1");
+             "MUON_ROW_NORMALIZE=1 ROPE_DIMS=8 LN_SCALE=1 NEGATIVE_SLOPE=0.5 XSA_LAST_N=1 SMEAR_GATE=1");
     snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/torch_train.py --write-init %s/init.safetensors", env, dir);
     CHECK(run(cmd, &ref) == 0, "torch_train --write-init failed:\n%s", ref);
     free(ref);

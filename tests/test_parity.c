@@ -118,4 +118,4 @@ static void parity_case(const char *name) {
 TEST(parity_torch_tied_gqa) { parity_case("tied"); }
 TEST(parity_torch_untied_gqa) { parity_case("untied"); }
 TEST(parity_torch_mha_softcap) { parity_case("mha"); }
-TEST(parity_torch_partial_rope_ln_scale_leaky_xsa) { parity_case("rope_ln_leaky_xsa"); }
+TEST(parity_torch_techniques) { parity_case("techniques"); } // partial RoPE, LN scale, leaky^2, XSA, SmearGate

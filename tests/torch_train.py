@@ -64,7 +64,7 @@ def main():
                        tie=bool(env("TIE_EMBEDDINGS", 1, int)), rope_base=env("ROPE_BASE", 10000.0),
                        softcap=env("LOGIT_SOFTCAP", 30.0), qk_gain=env("QK_GAIN_INIT", 1.5), rope_dims=env("ROPE_DIMS", 0, int),
                        ln_scale=bool(env("LN_SCALE", 0, int)), negative_slope=env("NEGATIVE_SLOPE", 0.0),
-                       xsa_last_n=env("XSA_LAST_N", 0, int))
+                       xsa_last_n=env("XSA_LAST_N", 0, int), smear=bool(env("SMEAR_GATE", 0, int)))
     if a.write_init:
         save_safetensors(a.write_init, init_params(cfg, torch.Generator().manual_seed(env("SEED", 1337, int))))
         return

@@ -8,8 +8,9 @@
 
 // train_gpt.py's default CONTROL_TENSOR_NAME_PATTERNS (its env override is not carried over):
 // small tensors whose name contains one of these are kept in fp32 rather than fp16.
+// "smear" comes from the records' list (SmearGate); the root script has no such tensor.
 static const char *const CONTROL_PATTERNS[] = {"attn_scale", "attn_scales", "mlp_scale",   "mlp_scales",  "resid_mix",
-                                               "resid_mixes", "q_gain",     "skip_weight", "skip_weights"};
+                                               "resid_mixes", "q_gain",     "skip_weight", "skip_weights", "smear"};
 
 int quant_is_control(const char *name) {
     for (size_t k = 0; k < sizeof CONTROL_PATTERNS / sizeof CONTROL_PATTERNS[0]; k++)

@@ -31,6 +31,7 @@ GPTConfig gpt_config_from(const Config *c) {
     g.tied = c->tie_embeddings;
     g.rope_dims = c->rope_dims > 0 ? (int)c->rope_dims : g.head_dim;
     g.ln_scale = c->ln_scale;
+    g.smear = c->smear_gate;
     g.xsa_from = g.layers - (int)c->xsa_last_n;
     g.negative_slope = c->negative_slope;
     g.rope_bf16 = c->rope_bf16;
@@ -78,6 +79,8 @@ static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
     if (m) m->skip_weights = p;
     p = layout_add(w, "tok_emb.weight", 2, c->vocab, c->dim);
     if (m) m->tok_emb = p;
+    p = c->smear ? layout_add(w, "smear.gate", 1, c->dim, 0) : NULL; // the records' state_dict order
+    if (m) m->smear_gate = p;
     for (int i = 0; i < c->layers; i++) {
         BlockTensors *b = m ? &m->blocks[i] : &(BlockTensors){0};
 #define ADD(field, suffix, nd, d0, d1)                           \
@@ -103,7 +106,7 @@ static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
     }
 }
 
-static int layout_tensor_count(const GPTConfig *c) { return 2 + 10 * c->layers + (c->tied ? 0 : 1); }
+static int layout_tensor_count(const GPTConfig *c) { return 2 + 10 * c->layers + (c->tied ? 0 : 1) + c->smear; }
 
 int64_t gpt_count_params(const GPTConfig *cfg) {
     LayoutWalk w = {0};
@@ -185,6 +188,7 @@ void gpt_init_weights(GPT *m, uint64_t seed) {
     size_t D = (size_t)c->dim;
     fill_const(m->p.skip_weights, (size_t)c->skips * D, 1);
     fill_normal(m->p.tok_emb, (size_t)c->vocab * D, c->tied ? c->tied_embed_init_std : 1.0, &r);
+    if (c->smear) fill_const(m->p.smear_gate, D, 0);
     for (int i = 0; i < c->layers; i++) {
         BlockTensors *b = &m->p.blocks[i];
         fill_const(b->attn_scale, D, 1);
@@ -246,10 +250,11 @@ static void ensure_acts(GPT *m, int B, int T) {
             b->x_out = carve(&cur, N * D);
         }
         size_t V = c->vocab;
-        real *cur = ops_alloc(4 * pad(N * D) + pad(N * V) + 3 * pad(N));
+        real *cur = ops_alloc(5 * pad(N * D) + pad(N * V) + 3 * pad(N));
         a->emb = cur; // owns the block
         carve(&cur, N * D);
         a->emb_rstd = carve(&cur, N);
+        a->emb_n = carve(&cur, N * D);
         a->x0 = carve(&cur, N * D);
         a->nf = carve(&cur, N * D);
         a->rstd_f = carve(&cur, N);
@@ -328,7 +333,12 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
     size_t ND = (size_t)N * D;
     a->targets = targets;
     embedding_forward(a->emb, x, m->p.tok_emb, N, D);
-    rmsnorm_forward(a->x0, a->emb_rstd, a->emb, N, D, NORM_EPS, 1);
+    if (c->smear) {
+        rmsnorm_forward(a->emb_n, a->emb_rstd, a->emb, N, D, NORM_EPS, 1);
+        smear_forward(a->x0, a->emb_n, m->p.smear_gate, B, T, D);
+    } else {
+        rmsnorm_forward(a->x0, a->emb_rstd, a->emb, N, D, NORM_EPS, 1);
+    }
     const real *prev = a->x0;
     for (int l = 0; l < c->layers; l++) {
         BlockActs *s = &a->blocks[l];
@@ -408,6 +418,12 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
                                 m->p.skip_weights + (size_t)dec * D, a->blocks[c->enc_layers - 1 - dec].x_out, N, D, 0);
     }
     add_inplace(a->dx0, a->dx, ND); // block 0's input is x0 itself
-    rmsnorm_backward(a->dn, a->dx0, a->x0, a->emb_rstd, N, D, 1, 0);
+    if (c->smear) {
+        smear_backward(a->dn, m->g.smear_gate, a->dx0, a->emb_n, m->p.smear_gate, a->B, a->T, D);
+        rmsnorm_backward(a->dx0, a->dn, a->emb_n, a->emb_rstd, N, D, 1, 0);
+        ops_copy(a->dn, a->dx0, ND);
+    } else {
+        rmsnorm_backward(a->dn, a->dx0, a->x0, a->emb_rstd, N, D, 1, 0);
+    }
     embedding_backward(m->g.tok_emb, a->dn, x, N, D);
 }

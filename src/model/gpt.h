@@ -12,6 +12,7 @@ typedef struct {
     int vocab, layers, dim, heads, kv_heads, head_dim, kv_dim, hidden, tied, rope_dims, rope_bf16;
     int enc_layers, dec_layers, skips; // U-Net: first half pushes, second half pops
     int ln_scale;          // LN_SCALE: block i's normed inputs times 1/sqrt(i+1)
+    int smear;             // SMEAR_GATE: smear.gate [dim] on the normed embedding
     int xsa_from;          // XSA on blocks xsa_from .. layers-1 (layers: none)
     double negative_slope; // MLP activation leaky_relu(x, slope)^2
     double rope_base, softcap, qk_gain_init, tied_embed_init_std;
@@ -26,6 +27,7 @@ typedef struct {
 
 typedef struct {
     real *tok_emb, *skip_weights, *lm_head; // lm_head NULL when tied
+    real *smear_gate;                       // NULL without SMEAR_GATE
     BlockTensors *blocks;
 } ModelTensors;
 
@@ -40,7 +42,7 @@ typedef struct {
 
 typedef struct {
     int B, T;
-    real *emb, *emb_rstd, *x0, *nf, *rstd_f, *logits, *losses;
+    real *emb, *emb_rstd, *emb_n, *x0, *nf, *rstd_f, *logits, *losses; // emb_n: normed, before SmearGate
     BlockActs *blocks;
     const int32_t *targets;
     // backward scratch

@@ -68,6 +68,10 @@ void xsa_forward(real *out, const real *y, const real *v, int N, int H, int Hkv,
 void xsa_backward(real *dy, real *dv, const real *y, const real *v, int N, int H, int Hkv, int Dh);
 
 // ---------------------------------------------------------------- elementwise
+// SmearGate: out[b,t] = (1 - g) x[b,t] + g x[b,t-1] (x[b,-1] = 0), g = sigmoid(gate[C]); x, out [B, T, C].
+void smear_forward(real *out, const real *x, const real *gate, int B, int T, int C);
+// dx (overwritten) and dgate (accumulated) from dout.
+void smear_backward(real *dx, real *dgate, const real *dout, const real *x, const real *gate, int B, int T, int C);
 // out = leaky_relu(inp, slope)^2 (slope 0: relu^2)
 void relu2_forward(real *out, const real *inp, size_t n, real slope);
 // dinp = dout * 2 leaky_relu(inp) * (1 or slope)

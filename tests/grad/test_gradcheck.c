@@ -308,13 +308,13 @@ static double model_loss(void *p) {
     return gpt_forward(c->m, c->x, c->y, c->B, c->T);
 }
 
-// techniques: partial RoPE (2 of 4 dims), LN scale, LeakyReLU(0.5)^2 and XSA on the last 2 layers together.
+// techniques: partial RoPE (2 of 4 dims), LN scale, LeakyReLU(0.5)^2, XSA on the last 2 layers and SmearGate together.
 static void model_case(int tied, int layers, int techniques) {
     Config cfg;
     config_defaults(&cfg);
     cfg.vocab_size = 11, cfg.num_layers = layers, cfg.model_dim = 16, cfg.num_heads = 4, cfg.num_kv_heads = 2;
     cfg.mlp_mult = 2, cfg.tie_embeddings = tied, cfg.logit_softcap = 4, cfg.rope_base = 50;
-    if (techniques) cfg.rope_dims = 2, cfg.ln_scale = 1, cfg.negative_slope = 0.5, cfg.xsa_last_n = 2;
+    if (techniques) cfg.rope_dims = 2, cfg.ln_scale = 1, cfg.negative_slope = 0.5, cfg.xsa_last_n = 2, cfg.smear_gate = 1;
     cfg.train_seq_len = 6, cfg.train_batch_tokens = 12, cfg.grad_accum_steps = 1;
     GPTConfig g = gpt_config_from(&cfg);
     GPT m;
@@ -337,6 +337,6 @@ static void model_case(int tied, int layers, int techniques) {
 
 TEST(grad_model_tied) { model_case(1, 3, 0); }
 TEST(grad_model_untied_even_layers) { model_case(0, 4, 0); }
-TEST(grad_model_partial_rope_ln_scale_leaky_xsa) { model_case(1, 3, 1); }
+TEST(grad_model_all_techniques) { model_case(1, 3, 1); }
 
 __attribute__((constructor)) static void seed_rng(void) { rng_seed(&g_rng, 42); }

@@ -1,4 +1,5 @@
-// Embedding lookup, relu^2, and the per-channel mixes and scales of the residual stream.
+// Embedding lookup, relu^2, SmearGate, and the per-channel mixes and scales of the residual stream.
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,6 +103,39 @@ void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *s
             }
         }
         for (int c = c0; c < c1; c++) dscale[c] += (real)s[c - c0];
+        free(s);
+    }
+}
+
+// SmearGate (#413/#638): out[b,t] = (1 - g) x[b,t] + g x[b,t-1] (x[b,-1] = 0), g = sigmoid(gate) per channel.
+void smear_forward(real *out, const real *x, const real *gate, int B, int T, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < B * T; n++) {
+        size_t o = (size_t)n * C;
+        int first = n % T == 0;
+        for (int c = 0; c < C; c++) {
+            real g = (real)(1.0 / (1.0 + exp(-(double)gate[c])));
+            out[o + c] = (1 - g) * x[o + c] + (first ? 0 : g * x[o + c - C]);
+        }
+    }
+}
+
+void smear_backward(real *dx, real *dgate, const real *dout, const real *x, const real *gate, int B, int T, int C) {
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads_safe(), tid = omp_get_thread_num_safe();
+        int c0 = C * tid / nt, c1 = C * (tid + 1) / nt;
+        double *s = xcalloc((size_t)(c1 - c0) + 1, sizeof(double));
+        for (int n = 0; n < B * T; n++) {
+            size_t o = (size_t)n * C;
+            int first = n % T == 0, last = n % T == T - 1;
+            for (int c = c0; c < c1; c++) {
+                real g = (real)(1.0 / (1.0 + exp(-(double)gate[c])));
+                dx[o + c] = (1 - g) * dout[o + c] + (last ? 0 : g * dout[o + c + C]);
+                s[c - c0] += (double)dout[o + c] * ((first ? 0 : x[o + c - C]) - x[o + c]) * g * (1 - g);
+            }
+        }
+        for (int c = c0; c < c1; c++) dgate[c] += (real)s[c - c0];
         free(s);
     }
 }
