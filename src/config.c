@@ -191,6 +191,8 @@ void config_validate_model(const Config *c) {
     if (c->xsa_last_n < 0 || c->xsa_last_n > c->num_layers)
         die("XSA_LAST_N=%lld must be in 0..NUM_LAYERS=%lld", (long long)c->xsa_last_n, (long long)c->num_layers);
     if (c->xsa_last_n > 0 && c->model_dim / c->num_heads > 512) die("XSA supports head_dim up to 512");
+    if (strcmp(c->value_residual_form, "scalar") && strcmp(c->value_residual_form, "sigmoid"))
+        die("VALUE_RESIDUAL_FORM=%s must be scalar or sigmoid", c->value_residual_form);
     if (c->negative_slope < 0) die("NEGATIVE_SLOPE must not be negative, got %g", c->negative_slope);
     if (c->logit_softcap <= 0) die("LOGIT_SOFTCAP must be positive, got %g", c->logit_softcap);
 }

@@ -47,6 +47,10 @@
     X(INT, xsa_last_n, "XSA_LAST_N", "0", CG_MODEL, "XSA (exclusive self-attention) on the last N layers (NUM_LAYERS: all)") \
     X(BOOL, smear_gate, "SMEAR_GATE", "0", CG_MODEL, "SmearGate on the normed embedding (the records have it always on)") \
     X(BOOL, ln_scale, "LN_SCALE", "0", CG_MODEL, "scale block i's normed attention/MLP inputs by 1/sqrt(i+1)")            \
+    X(BOOL, gated_attention, "GATED_ATTENTION", "0", CG_MODEL, "sigmoid gate on each head's attention output, attn_gate bias init 4 (#413/#638)") \
+    X(BOOL, gated_attention_elementwise, "GATED_ATTENTION_ELEMENTWISE", "0", CG_MODEL, "gated attention: one gate per channel instead of per head") \
+    X(BOOL, value_residual, "VALUE_RESIDUAL", "0", CG_MODEL, "mix layer 0's values into every later layer's (see VALUE_RESIDUAL_FORM)") \
+    X(STR, value_residual_form, "VALUE_RESIDUAL_FORM", "scalar", CG_MODEL, "scalar: v = l0 v0 + l1 v, vr_lambda init 0.5 (#413); sigmoid: v += sigmoid(vrl_alpha) v0, init 0 (#638)") \
     X(REAL, negative_slope, "NEGATIVE_SLOPE", "0", CG_MODEL, "MLP activation leaky_relu(x, slope)^2 (0: relu^2; #2005: 0.5)") \
     X(BOOL, rope_bf16, "ROPE_BF16", "0", CG_MODEL, "round RoPE angles like the bf16 reference on GPU (parity tests)")      \
     X(REAL, logit_softcap, "LOGIT_SOFTCAP", "30", CG_MODEL, "logits = cap * tanh(z / cap)")                                 \

@@ -28,3 +28,8 @@ typedef struct {
 } TensorList;
 
 const TensorView *tensor_list_find(const TensorList *list, const char *name); // NULL if absent
+
+// Whether a tensor is a control tensor: its name contains one of the records'
+// CONTROL_TENSOR_NAME_PATTERNS (attn_scale, resid_mix, q_gain, skip_weights, smear, attn_gate, ...).
+// Control tensors train with the scalar Adam group even when 2-D and are kept float at export.
+int tensor_is_control(const char *name);

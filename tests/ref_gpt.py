@@ -27,18 +27,22 @@ from refio import save_safetensors  # noqa: E402
 # that value in float64 too.
 RMS_EPS = float(torch.finfo(torch.float32).eps)
 # Names routed to the scalar Adam group even when 2-D (train_gpt.py's CONTROL_TENSOR_NAME_PATTERNS).
+# The records' list; the root script has the first nine.
 CONTROL_PATTERNS = ("attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "resid_mix", "resid_mixes",
-                    "q_gain", "skip_weight", "skip_weights")
+                    "q_gain", "skip_weight", "skip_weights", "smear", "dtg_gate", "ve_layer_scales",
+                    "ve_shared.scale", "attn_gate", "vr_lambda")
 
 
 def model_config(vocab=1024, layers=9, dim=512, heads=8, kv_heads=4, mlp_mult=2, tie=True, rope_base=10000.0,
                  softcap=30.0, qk_gain=1.5, rope_dims=0, ln_scale=False, negative_slope=0.0, xsa_last_n=0,
-                 smear=False):
+                 smear=False, gated_attention=False, gate_elementwise=False, value_residual=""):
     """rope_dims, ln_scale, negative_slope, xsa_last_n: the records' partial RoPE, LN scale, LeakyReLU^2 and
-    XSA on the last N layers, SmearGate (0/False: off)."""
+    XSA on the last N layers, SmearGate, gated attention (per head, or per channel), value residual
+    ("scalar": #413, "sigmoid": #638) (0/False/"": off)."""
     return dict(vocab=vocab, layers=layers, dim=dim, heads=heads, kv_heads=kv_heads, mlp_mult=mlp_mult, tie=tie,
                 rope_base=float(rope_base), softcap=float(softcap), qk_gain=float(qk_gain), rope_dims=rope_dims,
-                ln_scale=ln_scale, negative_slope=float(negative_slope), xsa_last_n=xsa_last_n, smear=smear)
+                ln_scale=ln_scale, negative_slope=float(negative_slope), xsa_last_n=xsa_last_n, smear=smear,
+                gated_attention=gated_attention, gate_elementwise=gate_elementwise, value_residual=value_residual)
 
 
 def param_shapes(cfg):
@@ -55,10 +59,18 @@ def param_shapes(cfg):
         shapes[b + "mlp_scale"] = (D,)
         shapes[b + "resid_mix"] = (2, D)
         shapes[b + "attn.q_gain"] = (cfg["heads"],)
+        if cfg.get("value_residual") == "scalar":
+            shapes[b + "attn.vr_lambda"] = (2,)
+        elif cfg.get("value_residual") == "sigmoid":
+            shapes[b + "attn.vrl_alpha"] = (1,)
         shapes[b + "attn.c_q.weight"] = (D, D)
         shapes[b + "attn.c_k.weight"] = (Dkv, D)
         shapes[b + "attn.c_v.weight"] = (Dkv, D)
         shapes[b + "attn.proj.weight"] = (D, D)
+        if cfg.get("gated_attention"):
+            G = D if cfg.get("gate_elementwise") else cfg["heads"]
+            shapes[b + "attn.attn_gate.weight"] = (G, D)
+            shapes[b + "attn.attn_gate.bias"] = (G,)
         shapes[b + "mlp.fc.weight"] = (cfg["mlp_mult"] * D, D)
         shapes[b + "mlp.proj.weight"] = (D, cfg["mlp_mult"] * D)
     if not cfg["tie"]:
@@ -77,8 +89,12 @@ def init_params(cfg, gen):
             v = cfg["qk_gain"] + 0.2 * n
         elif name.endswith("attn_scale") or name.endswith("mlp_scale") or name == "skip_weights":
             v = 1.0 + 0.2 * n
-        elif name == "smear.gate":
+        elif name == "smear.gate" or name.endswith("vrl_alpha"):
             v = 0.5 * n
+        elif name.endswith("vr_lambda"):
+            v = 0.5 + 0.2 * n
+        elif name.endswith("attn_gate.bias"):
+            v = 1.0 + 0.5 * n
         elif name.endswith("resid_mix"):
             v = torch.tensor([[1.0], [0.0]]) + 0.2 * n
         else:  # [out, in] matrices
@@ -128,32 +144,44 @@ def xsa(y, v):
     return (y_g - (y_g * vn).sum(-1, keepdim=True) * vn).reshape(B, H, T, Dh)
 
 
-def attention(p, b, x, cfg, cos, sin, use_xsa=False):
-    # x [B,T,D] (already normed) -> [B,T,D]
+def attention(p, b, x, cfg, cos, sin, use_xsa=False, v0=None):
+    """x [B,T,D] (already normed) -> ([B,T,D], this layer's raw v). v0: layer 0's raw v (value residual)."""
     B, T, D = x.shape
     H, Hkv = cfg["heads"], cfg["kv_heads"]
     Dh = D // H
     q = F.linear(x, p[b + "attn.c_q.weight"]).view(B, T, H, Dh).transpose(1, 2)
     k = F.linear(x, p[b + "attn.c_k.weight"]).view(B, T, Hkv, Dh).transpose(1, 2)
     v = F.linear(x, p[b + "attn.c_v.weight"]).view(B, T, Hkv, Dh).transpose(1, 2)
+    raw_v = v
+    if v0 is not None and cfg.get("value_residual") == "scalar":  # #413
+        lam = p[b + "attn.vr_lambda"]
+        v = lam[0] * v0 + lam[1] * v
+    elif v0 is not None:  # #638
+        v = v + torch.sigmoid(p[b + "attn.vrl_alpha"]) * v0
     q = apply_rope(rms_norm(q), cos, sin) * p[b + "attn.q_gain"][None, :, None, None]
     k = apply_rope(rms_norm(k), cos, sin)
     y = causal_attention(q, k, v)
     if use_xsa:
         y = xsa(y, v)
-    y = y.transpose(1, 2).reshape(B, T, D)
-    return F.linear(y, p[b + "attn.proj.weight"])
+    y = y.transpose(1, 2)  # [B,T,H,Dh]
+    if cfg.get("gated_attention"):  # sigmoid(x W^T + b), per head or per channel
+        gate = torch.sigmoid(F.linear(x, p[b + "attn.attn_gate.weight"], p[b + "attn.attn_gate.bias"]))
+        y = y * (gate.view(B, T, H, Dh) if cfg.get("gate_elementwise") else gate.unsqueeze(-1))
+    y = y.reshape(B, T, D)
+    return F.linear(y, p[b + "attn.proj.weight"]), raw_v
 
 
-def block(p, i, x, x0, cfg, cos, sin):
+def block(p, i, x, x0, cfg, cos, sin, v0=None):
+    """-> (x_out, raw v of this layer)"""
     b = f"blocks.{i}."
     mix = p[b + "resid_mix"]
     s = 1.0 / math.sqrt(i + 1) if cfg["ln_scale"] else 1.0
     x = mix[0] * x + mix[1] * x0
     use_xsa = i >= cfg["layers"] - cfg["xsa_last_n"]
-    x = x + p[b + "attn_scale"] * attention(p, b, rms_norm(x) * s, cfg, cos, sin, use_xsa)
+    a, raw_v = attention(p, b, rms_norm(x) * s, cfg, cos, sin, use_xsa, v0)
+    x = x + p[b + "attn_scale"] * a
     h = F.leaky_relu(F.linear(rms_norm(x) * s, p[b + "mlp.fc.weight"]), cfg["negative_slope"]).square()
-    return x + p[b + "mlp_scale"] * F.linear(h, p[b + "mlp.proj.weight"])
+    return x + p[b + "mlp_scale"] * F.linear(h, p[b + "mlp.proj.weight"]), raw_v
 
 
 def gpt_loss(p, x_ids, y_ids, cfg):
@@ -169,13 +197,19 @@ def gpt_loss(p, x_ids, y_ids, cfg):
     L = cfg["layers"]
     enc = L // 2
     skips = []
+    v0 = None  # value residual: layer 0's raw v, mixed into every later layer
+    vr = bool(cfg.get("value_residual"))
     for i in range(enc):  # U-Net: the first half stores its outputs ...
-        x = block(p, i, x, x0, cfg, cos, sin)
+        x, raw_v = block(p, i, x, x0, cfg, cos, sin, v0)
+        if vr and v0 is None:
+            v0 = raw_v
         skips.append(x)
     for j in range(L - enc):  # ... the second half adds them back, last stored first
         if skips:
             x = x + p["skip_weights"][j] * skips.pop()
-        x = block(p, enc + j, x, x0, cfg, cos, sin)
+        x, raw_v = block(p, enc + j, x, x0, cfg, cos, sin, v0)
+        if vr and v0 is None:
+            v0 = raw_v
     x = rms_norm(x).reshape(-1, cfg["dim"])
     z = F.linear(x, E if cfg["tie"] else p["lm_head.weight"])
     logits = cfg["softcap"] * torch.tanh(z / cfg["softcap"])
@@ -268,9 +302,15 @@ CASES = {
     "untied": (model_config(vocab=48, layers=4, dim=32, heads=2, kv_heads=1, mlp_mult=3, tie=False), 12, 2),
     "mha": (model_config(vocab=64, layers=2, dim=48, heads=4, kv_heads=4, mlp_mult=2, tie=True, softcap=5.0,
                          rope_base=500.0), 20, 2),
-    # partial RoPE (4 of 8 head dims), LN scale, LeakyReLU(0.5)^2, XSA on the last 2 of 3 layers and SmearGate
+    # partial RoPE (4 of 8 head dims), LN scale, LeakyReLU(0.5)^2, XSA on the last 2 of 3 layers, SmearGate,
+    # headwise gated attention, #413's value residual
     "techniques": (model_config(vocab=64, layers=3, dim=32, heads=4, kv_heads=2, mlp_mult=3, tie=True, rope_dims=4,
-                                ln_scale=True, negative_slope=0.5, xsa_last_n=2, smear=True), 16, 3),
+                                ln_scale=True, negative_slope=0.5, xsa_last_n=2, smear=True, gated_attention=True,
+                                value_residual="scalar"), 16, 3),
+    # elementwise gated attention, #638's sigmoid value residual, XSA on every layer, untied head
+    "gates_vr_sigmoid": (model_config(vocab=48, layers=4, dim=32, heads=4, kv_heads=2, mlp_mult=2, tie=False,
+                                      xsa_last_n=4, gated_attention=True, gate_elementwise=True,
+                                      value_residual="sigmoid"), 12, 2),
 }
 
 
@@ -289,6 +329,8 @@ def _config_text(cfg, T, B):
           ("LOGIT_SOFTCAP", repr(cfg["softcap"])), ("QK_GAIN_INIT", repr(cfg["qk_gain"])), ("TRAIN_SEQ_LEN", T),
           ("ROPE_DIMS", cfg["rope_dims"]), ("LN_SCALE", int(cfg["ln_scale"])), ("NEGATIVE_SLOPE", repr(cfg["negative_slope"])),
           ("XSA_LAST_N", cfg["xsa_last_n"]), ("SMEAR_GATE", int(cfg["smear"])),
+          ("GATED_ATTENTION", int(cfg["gated_attention"])), ("GATED_ATTENTION_ELEMENTWISE", int(cfg["gate_elementwise"])),
+          ("VALUE_RESIDUAL", int(bool(cfg["value_residual"]))), ("VALUE_RESIDUAL_FORM", cfg["value_residual"] or "scalar"),
           ("BATCH_SEQS", B), ("MATRIX_LR", o["matrix_lr"]), ("SCALAR_LR", o["scalar_lr"]),
           ("TIED_EMBED_LR", o["tied_embed_lr"]), ("EMBED_LR", o["embed_lr"]), ("HEAD_LR", o["head_lr"]),
           ("MUON_MOMENTUM", o["muon_momentum"]), ("MUON_BACKEND_STEPS", o["backend_steps"]),
@@ -302,6 +344,9 @@ def run_two_steps(w32, x, y, cfg, dtype):
     p = {n: t.detach().to(dtype, copy=True).requires_grad_() for n, t in w32.items()}
     loss = gpt_loss(p, x, y, cfg)
     loss.backward()
+    for t in p.values():  # layer 0's value-residual mix is unused: a zero gradient, as pgolf keeps it
+        if t.grad is None:
+            t.grad = torch.zeros_like(t)
     exp = {"loss": loss.detach().reshape(1)}
     exp.update({f"grad.{n}": t.grad.clone() for n, t in p.items()})
     opts = Optimizers(p, cfg, OPT_DEFAULTS)
@@ -311,6 +356,9 @@ def run_two_steps(w32, x, y, cfg, dtype):
         t.grad = None
     loss2 = gpt_loss(p, x, y, cfg)
     loss2.backward()
+    for t in p.values():
+        if t.grad is None:
+            t.grad = torch.zeros_like(t)
     opts.step(LR_MUL, STEP_MOMENTUM)
     exp["loss2"] = loss2.detach().reshape(1)
     exp.update({f"step2.{n}": t.detach().clone() for n, t in p.items()})

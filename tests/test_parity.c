@@ -118,4 +118,5 @@ static void parity_case(const char *name) {
 TEST(parity_torch_tied_gqa) { parity_case("tied"); }
 TEST(parity_torch_untied_gqa) { parity_case("untied"); }
 TEST(parity_torch_mha_softcap) { parity_case("mha"); }
-TEST(parity_torch_techniques) { parity_case("techniques"); } // partial RoPE, LN scale, leaky^2, XSA, SmearGate
+TEST(parity_torch_techniques) { parity_case("techniques"); } // partial RoPE, LN scale, leaky^2, XSA, SmearGate, GA, #413 VR
+TEST(parity_torch_gates_vr_sigmoid) { parity_case("gates_vr_sigmoid"); } // elementwise gates, #638 value residual, untied

@@ -6,20 +6,8 @@
 
 #include "util.h"
 
-// train_gpt.py's default CONTROL_TENSOR_NAME_PATTERNS (its env override is not carried over):
-// small tensors whose name contains one of these are kept in fp32 rather than fp16.
-// "smear" comes from the records' list (SmearGate); the root script has no such tensor.
-static const char *const CONTROL_PATTERNS[] = {"attn_scale", "attn_scales", "mlp_scale",   "mlp_scales",  "resid_mix",
-                                               "resid_mixes", "q_gain",     "skip_weight", "skip_weights", "smear"};
-
-int quant_is_control(const char *name) {
-    for (size_t k = 0; k < sizeof CONTROL_PATTERNS / sizeof CONTROL_PATTERNS[0]; k++)
-        if (strstr(name, CONTROL_PATTERNS[k])) return 1;
-    return 0;
-}
-
 QuantKind quant_int8_kind(const char *name, int ndim, int64_t numel) {
-    if (numel <= QUANT_KEEP_FLOAT_MAX_NUMEL) return quant_is_control(name) ? QUANT_FP32 : QUANT_FP16;
+    if (numel <= QUANT_KEEP_FLOAT_MAX_NUMEL) return tensor_is_control(name) ? QUANT_FP32 : QUANT_FP16;
     return ndim == 2 ? QUANT_INT8_ROW : QUANT_INT8_TENSOR;
 }
 

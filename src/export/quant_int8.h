@@ -52,8 +52,6 @@ typedef struct {
 } QuantStats;
 
 QuantKind quant_int8_kind(const char *name, int ndim, int64_t numel);
-// Whether name contains one of the control-tensor patterns (attn_scale, resid_mix, q_gain, ...).
-int quant_is_control(const char *name);
 // "int8 per-row + fp16 scales", "int6 per-row + fp16 scales", "fp16", ...; buf: 48 bytes.
 const char *quant_storage_name(const QuantTensor *qt, char *buf);
 // Allocates and fills out from t (dies on NaN/Inf, which have no int8 code).

@@ -99,7 +99,7 @@ static void keep_float(const TensorView *t, QuantKind kind, QuantTensor *out) {
 static void quantize_one(const QuantScheme *s, const TensorView *t, HessianFn hessian, void *ctx, QuantTensor *out) {
     int64_t n = tensor_numel(t);
     if (n <= QUANT_KEEP_FLOAT_MAX_NUMEL) return keep_float(t, QUANT_FP16, out);
-    if (quant_is_control(t->name)) return keep_float(t, QUANT_FP32, out);
+    if (tensor_is_control(t->name)) return keep_float(t, QUANT_FP32, out);
     TensorClass cls = quant_tensor_class(t->name);
     int bits = cls == CLASS_ATTN ? s->attn_bits : cls == CLASS_MLP ? s->mlp_bits : s->embed_bits;
     int rows = t->ndim == 2 && (cls == CLASS_ATTN || cls == CLASS_MLP || (cls == CLASS_EMBED && (s->embed_bits < 8 || s->id == SCHEME_GPTQ)));

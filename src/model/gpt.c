@@ -13,10 +13,6 @@
 // both builds compute the same function).
 #define NORM_EPS ((real)FLT_EPSILON)
 
-// Names that train_gpt.py's optimizer split treats as control tensors (Adam, kept fp32 at export).
-static const char *CONTROL_PATTERNS[] = {"attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "resid_mix",
-                                         "resid_mixes", "q_gain", "skip_weight", "skip_weights"};
-
 GPTConfig gpt_config_from(const Config *c) {
     config_validate_model(c);
     GPTConfig g = {0};
@@ -33,6 +29,8 @@ GPTConfig gpt_config_from(const Config *c) {
     g.ln_scale = c->ln_scale;
     g.smear = c->smear_gate;
     g.xsa_from = g.layers - (int)c->xsa_last_n;
+    g.attn_gates = !c->gated_attention ? 0 : c->gated_attention_elementwise ? g.dim : g.heads;
+    g.value_residual = !c->value_residual ? VR_NONE : !strcmp(c->value_residual_form, "sigmoid") ? VR_SIGMOID : VR_SCALAR;
     g.negative_slope = c->negative_slope;
     g.rope_bf16 = c->rope_bf16;
     g.enc_layers = g.layers / 2;
@@ -90,10 +88,19 @@ static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
         ADD(mlp_scale, "mlp_scale", 1, c->dim, 0);
         ADD(resid_mix, "resid_mix", 2, 2, c->dim);
         ADD(q_gain, "attn.q_gain", 1, c->heads, 0);
+        if (c->value_residual == VR_SCALAR) {
+            ADD(vr, "attn.vr_lambda", 1, 2, 0);
+        } else if (c->value_residual == VR_SIGMOID) {
+            ADD(vr, "attn.vrl_alpha", 1, 1, 0);
+        }
         ADD(c_q, "attn.c_q.weight", 2, c->dim, c->dim);
         ADD(c_k, "attn.c_k.weight", 2, c->kv_dim, c->dim);
         ADD(c_v, "attn.c_v.weight", 2, c->kv_dim, c->dim);
         ADD(attn_proj, "attn.proj.weight", 2, c->dim, c->dim);
+        if (c->attn_gates) { // nn.Linear(dim, gates, bias=True), registered after proj
+            ADD(attn_gate_w, "attn.attn_gate.weight", 2, c->attn_gates, c->dim);
+            ADD(attn_gate_b, "attn.attn_gate.bias", 1, c->attn_gates, 0);
+        }
         ADD(fc, "mlp.fc.weight", 2, c->hidden, c->dim);
         ADD(mlp_proj, "mlp.proj.weight", 2, c->dim, c->hidden);
 #undef ADD
@@ -106,7 +113,10 @@ static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
     }
 }
 
-static int layout_tensor_count(const GPTConfig *c) { return 2 + 10 * c->layers + (c->tied ? 0 : 1) + c->smear; }
+static int layout_tensor_count(const GPTConfig *c) {
+    int per_block = 10 + (c->attn_gates ? 2 : 0) + (c->value_residual != VR_NONE);
+    return 2 + per_block * c->layers + (c->tied ? 0 : 1) + c->smear;
+}
 
 int64_t gpt_count_params(const GPTConfig *cfg) {
     LayoutWalk w = {0};
@@ -117,8 +127,7 @@ int64_t gpt_count_params(const GPTConfig *cfg) {
 static ParamGroup group_of(const TensorView *t) {
     if (!strcmp(t->name, "tok_emb.weight")) return GROUP_EMBED;
     if (!strcmp(t->name, "lm_head.weight")) return GROUP_HEAD;
-    for (size_t i = 0; i < sizeof CONTROL_PATTERNS / sizeof *CONTROL_PATTERNS; i++)
-        if (strstr(t->name, CONTROL_PATTERNS[i])) return GROUP_SCALAR;
+    if (tensor_is_control(t->name)) return GROUP_SCALAR;
     return t->ndim == 2 && !strncmp(t->name, "blocks.", 7) ? GROUP_MATRIX : GROUP_SCALAR;
 }
 
@@ -203,6 +212,12 @@ void gpt_init_weights(GPT *m, uint64_t seed) {
         fill_const(b->attn_proj, D * D, 0); // _zero_init
         fill_uniform(b->fc, (size_t)c->hidden * D, bound, &r);
         fill_const(b->mlp_proj, D * (size_t)c->hidden, 0); // _zero_init
+        if (c->attn_gates) { // #413: zeros_(weight), constant_(bias, 4.0): the gates start near 1
+            fill_const(b->attn_gate_w, (size_t)c->attn_gates * D, 0);
+            fill_const(b->attn_gate_b, (size_t)c->attn_gates, 4);
+        }
+        if (c->value_residual == VR_SCALAR) fill_const(b->vr, 2, 0.5f);
+        if (c->value_residual == VR_SIGMOID) fill_const(b->vr, 1, 0);
     }
     if (m->p.lm_head) fill_const(m->p.lm_head, (size_t)c->vocab * D, 0); // _zero_init
 }
@@ -224,7 +239,9 @@ static void ensure_acts(GPT *m, int B, int T) {
     if (N > m->acts_tokens) {
         free_acts(a, c->layers);
         a->blocks = xcalloc((size_t)c->layers, sizeof(BlockActs));
+        size_t G = c->attn_gates, gated = G ? pad(N * G) + pad(N * D) : 0, vr = c->value_residual ? pad(N * KV) : 0;
         size_t per_block = 10 * pad(N * D) + 3 * pad(N * KV) + 2 * pad(N * F) + 3 * pad(N) + pad(N * H) * 2 + pad(N * HK);
+        per_block += gated + vr;
         for (int l = 0; l < c->layers; l++) {
             real *cur = ops_alloc(per_block);
             BlockActs *b = &a->blocks[l];
@@ -248,6 +265,9 @@ static void ensure_acts(GPT *m, int B, int T) {
             b->h_act = carve(&cur, N * F);
             b->mlp_out = carve(&cur, N * D);
             b->x_out = carve(&cur, N * D);
+            b->gate = G ? carve(&cur, N * G) : NULL;
+            b->att_g = G ? carve(&cur, N * D) : NULL;
+            b->v_raw = vr ? carve(&cur, N * KV) : NULL;
         }
         size_t V = c->vocab;
         real *cur = ops_alloc(5 * pad(N * D) + pad(N * V) + 3 * pad(N));
@@ -262,7 +282,7 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->losses = carve(&cur, N);
         // backward scratch; dskip holds one gradient per U-Net skip
         size_t FD = F > D ? F : D;
-        cur = ops_alloc(6 * pad(N * D) + 3 * pad(N * KV) + pad(N * FD) + (size_t)c->skips * pad(N * D));
+        cur = ops_alloc(6 * pad(N * D) + 4 * pad(N * KV) + pad(N * FD) + (size_t)c->skips * pad(N * D));
         a->dx = cur;
         carve(&cur, N * D);
         a->dx0 = carve(&cur, N * D);
@@ -273,6 +293,7 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->dk = carve(&cur, N * KV);
         a->dv = carve(&cur, N * KV);
         a->dv_xsa = carve(&cur, N * KV);
+        a->dv0 = carve(&cur, N * KV);
         a->dh = carve(&cur, N * FD);
         a->dskip = carve(&cur, (size_t)c->skips * N * D);
         m->acts_tokens = N;
@@ -294,6 +315,24 @@ static void ensure_acts(GPT *m, int B, int T) {
 // LN_SCALE (#638): block l's normed attention and MLP inputs are multiplied by 1/sqrt(l + 1).
 static real block_ln_scale(const GPTConfig *c, int l) { return c->ln_scale ? (real)(1.0 / sqrt(l + 1.0)) : 1; }
 
+// VALUE_RESIDUAL as value_mix coefficients (v, v0): #413 v = vr_lambda[0] v0 + vr_lambda[1] v;
+// #638 v = v + sigmoid(vrl_alpha) v0.
+static const real *value_lambdas(const GPTConfig *c, const BlockTensors *w, real lam[2]) {
+    if (c->value_residual == VR_SCALAR) {
+        lam[0] = w->vr[1];
+        lam[1] = w->vr[0];
+    } else {
+        lam[0] = 1;
+        lam[1] = (real)(1.0 / (1.0 + exp(-(double)w->vr[0])));
+    }
+    return lam;
+}
+
+// What the attention gate multiplies: the attention output after XSA where it is on.
+static const real *gate_input(const GPT *m, int l) {
+    return l >= m->cfg.xsa_from ? m->acts.blocks[l].att_x : m->acts.blocks[l].att_y;
+}
+
 // x_in -> x_out of block l. x0 is the normed embedding every block mixes back in.
 static void block_forward(GPT *m, int l, const real *x0) {
     const GPTConfig *c = &m->cfg;
@@ -311,9 +350,17 @@ static void block_forward(GPT *m, int l, const real *x0) {
     matmul_forward(s->att_out, s->n1, w->c_k, N, D, KV);
     qk_prep_forward(s->kf, s->kn, s->rstd_k, s->att_out, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
                     c->head_dim, c->rope_dims, NORM_EPS);
-    matmul_forward(s->v, s->n1, w->c_v, N, D, KV);
+    int mix_v = c->value_residual && l > 0; // block 0's own v is v0
+    matmul_forward(mix_v ? s->v_raw : s->v, s->n1, w->c_v, N, D, KV);
+    real lam[2];
+    if (mix_v) value_mix_forward(s->v, s->v_raw, m->acts.blocks[0].v, value_lambdas(c, w, lam), (size_t)N * KV);
     attention_forward(s->att_y, s->lse, s->qf, s->kf, s->v, B, T, c->heads, c->kv_heads, c->head_dim);
     if (l >= c->xsa_from) xsa_forward(s->att_x, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
+    if (c->attn_gates) { // gate logits from the attention's input, computed in place into s->gate
+        matmul_forward(s->gate, s->n1, w->attn_gate_w, N, D, c->attn_gates);
+        attn_gate_forward(s->att_g, s->gate, gate_input(m, l), s->gate, w->attn_gate_b, N, c->heads, c->head_dim,
+                          c->attn_gates, 1);
+    }
     matmul_forward(s->att_out, gpt_proj_input(m, l), w->attn_proj, N, D, D);
     scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
     rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln);
@@ -378,11 +425,27 @@ static void block_backward(GPT *m, int l) {
     // x_mid = xm + attn_scale * att_out
     scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0);
     matmul_backward(a->datt, g->attn_proj, a->dres, gpt_proj_input(m, l), w->attn_proj, N, D, D, 0);
+    if (c->attn_gates) // gate-logit gradients wait in dh until the input gradient dn is formed below
+        attn_gate_backward(a->datt, a->dh, g->attn_gate_b, a->datt, gate_input(m, l), s->gate, N, c->heads,
+                           c->head_dim, c->attn_gates, 1);
     int xsa = l >= c->xsa_from;
     if (xsa) xsa_backward(a->datt, a->dv_xsa, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
     attention_backward(a->dq, a->dk, a->dv, a->datt, s->att_y, s->lse, s->qf, s->kf, s->v, B, T, c->heads,
                        c->kv_heads, c->head_dim);
     if (xsa) add_inplace(a->dv, a->dv_xsa, (size_t)N * KV);
+    if (c->value_residual && l > 0) { // dv: d(mixed v) -> d(own v); dv0 collects block 0's share
+        real lam[2];
+        double dl[2];
+        value_mix_backward(a->dv, a->dv0, dl, a->dv, s->v_raw, a->blocks[0].v, value_lambdas(c, w, lam), (size_t)N * KV);
+        if (c->value_residual == VR_SCALAR) {
+            g->vr[0] += (real)dl[1];
+            g->vr[1] += (real)dl[0];
+        } else {
+            g->vr[0] += (real)(dl[1] * lam[1] * (1 - lam[1]));
+        }
+    } else if (c->value_residual) {
+        add_inplace(a->dv, a->dv0, (size_t)N * KV);
+    }
     qk_prep_backward(a->dq, g->q_gain, a->dq, s->qn, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
                      c->head_dim, c->rope_dims);
     qk_prep_backward(a->dk, NULL, a->dk, s->kn, s->rstd_k, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
@@ -390,6 +453,7 @@ static void block_backward(GPT *m, int l) {
     matmul_backward(a->dn, g->c_q, a->dq, s->n1, w->c_q, N, D, D, 0);
     matmul_backward(a->dn, g->c_k, a->dk, s->n1, w->c_k, N, D, KV, 1);
     matmul_backward(a->dn, g->c_v, a->dv, s->n1, w->c_v, N, D, KV, 1);
+    if (c->attn_gates) matmul_backward(a->dn, g->attn_gate_w, a->dh, s->n1, w->attn_gate_w, N, D, c->attn_gates, 1);
     rmsnorm_backward(a->dx, a->dn, s->n1, s->rstd1, N, D, ln, 1);
     // xm = mix[0] * x_in + mix[1] * x0
     resid_mix_backward(a->dres, a->dx0, g->resid_mix, a->dx, s->x_in, a->x0, w->resid_mix, N, D);
@@ -407,6 +471,7 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     matmul_backward(a->dn, dW, a->logits, a->nf, head_weight(m), N, D, c->vocab, 0);
     rmsnorm_backward(a->dx, a->dn, a->nf, a->rstd_f, N, D, 1, 0);
     ops_zero(a->dx0, ND);
+    if (c->value_residual) ops_zero(a->dv0, (size_t)N * c->kv_dim);
     ops_zero(a->dskip, (size_t)c->skips * ND);
     for (int l = c->layers - 1; l >= 0; l--) {
         int enc_skip = c->enc_layers - 1 - l; // encoder block l feeds decoder block enc_skip's skip

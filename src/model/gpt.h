@@ -14,15 +14,21 @@ typedef struct {
     int ln_scale;          // LN_SCALE: block i's normed inputs times 1/sqrt(i+1)
     int smear;             // SMEAR_GATE: smear.gate [dim] on the normed embedding
     int xsa_from;          // XSA on blocks xsa_from .. layers-1 (layers: none)
+    int attn_gates;        // GATED_ATTENTION: gates per token (heads, or dim when elementwise); 0: off
+    int value_residual;    // VALUE_RESIDUAL: VR_NONE, VR_SCALAR (#413) or VR_SIGMOID (#638)
     double negative_slope; // MLP activation leaky_relu(x, slope)^2
     double rope_base, softcap, qk_gain_init, tied_embed_init_std;
 } GPTConfig;
+
+enum { VR_NONE, VR_SCALAR, VR_SIGMOID };
 
 GPTConfig gpt_config_from(const Config *c);
 
 // Pointers into one flat block of parameters (or, with the same layout, of gradients).
 typedef struct {
     real *c_q, *c_k, *c_v, *attn_proj, *q_gain, *fc, *mlp_proj, *attn_scale, *mlp_scale, *resid_mix;
+    real *attn_gate_w, *attn_gate_b; // GATED_ATTENTION: [gates, dim], [gates]
+    real *vr;                        // VALUE_RESIDUAL: vr_lambda [2] (scalar) or vrl_alpha [1] (sigmoid)
 } BlockTensors;
 
 typedef struct {
@@ -38,6 +44,8 @@ typedef enum { GROUP_MATRIX, GROUP_SCALAR, GROUP_EMBED, GROUP_HEAD } ParamGroup;
 typedef struct {
     real *x_in, *n1, *rstd1, *qn, *qf, *rstd_q, *kn, *kf, *rstd_k, *v, *att_y, *lse, *att_x, *att_out;
     real *n2, *rstd2, *h_pre, *h_act, *mlp_out, *x_out;
+    real *gate, *att_g; // GATED_ATTENTION: sigmoid gates [N, gates], gated output [N, D]; else NULL
+    real *v_raw;        // VALUE_RESIDUAL, blocks after 0: this block's own v before mixing; else NULL
 } BlockActs;
 
 typedef struct {
@@ -46,7 +54,7 @@ typedef struct {
     BlockActs *blocks;
     const int32_t *targets;
     // backward scratch
-    real *dx, *dx0, *dres, *dn, *dq, *dk, *dv, *dv_xsa, *datt, *dh, *dskip;
+    real *dx, *dx0, *dres, *dn, *dq, *dk, *dv, *dv_xsa, *dv0, *datt, *dh, *dskip;
 } Activations;
 
 typedef struct {
@@ -69,8 +77,10 @@ void gpt_free(GPT *m);
 // its own (xoshiro256**), so values differ from torch's for the same seed; use INIT_CHECKPOINT for
 // bit-identical starts.
 void gpt_init_weights(GPT *m, uint64_t seed);
-// The input of block l's attention output projection: the attention output, after XSA where it is on.
+// The input of block l's attention output projection: the attention output, after XSA and the gate
+// where they are on.
 static inline const real *gpt_proj_input(const GPT *m, int l) {
+    if (m->cfg.attn_gates) return m->acts.blocks[l].att_g;
     return l >= m->cfg.xsa_from ? m->acts.blocks[l].att_x : m->acts.blocks[l].att_y;
 }
 

@@ -67,6 +67,14 @@ void xsa_forward(real *out, const real *y, const real *v, int N, int H, int Hkv,
 #define XSA_MAX_HEAD_DIM 512
 void xsa_backward(real *dy, real *dv, const real *y, const real *v, int N, int H, int Hkv, int Dh);
 
+// Gated attention: gate = sigmoid(z + bias) [N, G] (saved), out = gain * gate * y, one gate per head
+// (G = H) or per channel (G = H * Dh); y, out [N, H, Dh], z [N, G] (= x W_g^T), bias [G] or NULL.
+void attn_gate_forward(real *out, real *gate, const real *y, const real *z, const real *bias, int N, int H, int Dh,
+                       int G, real gain);
+// dy (written; may alias dout), dz (written), dbias (accumulated, when not NULL).
+void attn_gate_backward(real *dy, real *dz, real *dbias, const real *dout, const real *y, const real *gate, int N,
+                        int H, int Dh, int G, real gain);
+
 // ---------------------------------------------------------------- elementwise
 // SmearGate: out[b,t] = (1 - g) x[b,t] + g x[b,t-1] (x[b,-1] = 0), g = sigmoid(gate[C]); x, out [B, T, C].
 void smear_forward(real *out, const real *x, const real *gate, int B, int T, int C);
@@ -81,6 +89,11 @@ void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix
 // dx = dout * mix[0] (written), dx0 += dout * mix[1], dmix += column sums
 void resid_mix_backward(real *dx, real *dx0, real *dmix, const real *dout, const real *x, const real *x0,
                         const real *mix, int N, int C);
+// Value residual: out[n] = lam[0] v + lam[1] v0
+void value_mix_forward(real *out, const real *v, const real *v0, const real lam[2], size_t n);
+// dv = lam[0] dout (written; may alias dout), dv0 += lam[1] dout, dlam = (sum dout v, sum dout v0) (written)
+void value_mix_backward(real *dv, real *dv0, double dlam[2], const real *dout, const real *v, const real *v0,
+                        const real lam[2], size_t n);
 // x[N,C] += scale[C] * y
 void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C);
 // dy = dout * scale (written, or += when accumulate), dscale += sum_n dout * y

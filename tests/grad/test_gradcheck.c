@@ -204,6 +204,67 @@ TEST(grad_xsa) {
     check_fd("xsa dv", c.v, nv, dv, xsa_loss, &c, 100);
 }
 
+// ---------------------------------------------------------------- gated attention, value residual
+
+typedef struct {
+    int N, H, Dh, G;
+    real gain;
+    real *y, *z, *bias, *gate, *out, *R;
+} GateCtx;
+
+static double gate_loss(void *p) {
+    GateCtx *c = p;
+    attn_gate_forward(c->out, c->gate, c->y, c->z, c->bias, c->N, c->H, c->Dh, c->G, c->gain);
+    return dot(c->out, c->R, (size_t)c->N * c->H * c->Dh);
+}
+
+static void gate_case(const char *what, int G, real gain) {
+    GateCtx c = {5, 3, 4, G, gain};
+    size_t ny = (size_t)c.N * c.H * c.Dh, nz = (size_t)c.N * G;
+    c.y = randn(ny, 1), c.z = randn(nz, 1), c.bias = randn((size_t)G, 1), c.gate = ops_alloc(nz);
+    c.out = ops_alloc(ny), c.R = randn(ny, 1);
+    real *dy = ops_alloc(ny), *dz = ops_alloc(nz), *dbias = ops_alloc((size_t)G);
+    gate_loss(&c); // gates saved for backward
+    attn_gate_backward(dy, dz, dbias, c.R, c.y, c.gate, c.N, c.H, c.Dh, G, gain);
+    char name[64];
+    snprintf(name, sizeof name, "%s dy", what);
+    check_fd(name, c.y, ny, dy, gate_loss, &c, 100);
+    snprintf(name, sizeof name, "%s dz", what);
+    check_fd(name, c.z, nz, dz, gate_loss, &c, 100);
+    snprintf(name, sizeof name, "%s dbias", what);
+    check_fd(name, c.bias, (size_t)G, dbias, gate_loss, &c, 100);
+}
+
+TEST(grad_attn_gate) {
+    gate_case("attn_gate headwise", 3, 1);
+    gate_case("attn_gate elementwise x2", 12, 2); // a gain other than 1 checks that it is applied
+}
+
+typedef struct {
+    size_t n;
+    real *v, *v0, *lam, *out, *R;
+} VmixCtx;
+
+static double vmix_loss(void *p) {
+    VmixCtx *c = p;
+    value_mix_forward(c->out, c->v, c->v0, c->lam, c->n);
+    return dot(c->out, c->R, c->n);
+}
+
+TEST(grad_value_mix) {
+    VmixCtx c = {17};
+    c.v = randn(c.n, 1), c.v0 = randn(c.n, 1), c.lam = randn(2, 1), c.out = ops_alloc(c.n), c.R = randn(c.n, 1);
+    real *dv = ops_alloc(c.n), *dv0 = randn(c.n, 1), *before = ops_alloc(c.n), dlam_r[2];
+    double dlam[2];
+    ops_copy(before, dv0, c.n);
+    value_mix_backward(dv, dv0, dlam, c.R, c.v, c.v0, c.lam, c.n); // dv0 accumulates
+    for (size_t i = 0; i < c.n; i++) dv0[i] -= before[i];
+    dlam_r[0] = (real)dlam[0], dlam_r[1] = (real)dlam[1];
+    check_fd("value_mix dv", c.v, c.n, dv, vmix_loss, &c, 100);
+    check_fd("value_mix dv0", c.v0, c.n, dv0, vmix_loss, &c, 100);
+    check_fd("value_mix dlam", c.lam, 2, dlam_r, vmix_loss, &c, 100);
+}
+
 // ---------------------------------------------------------------- elementwise ops
 
 typedef struct {
@@ -308,13 +369,23 @@ static double model_loss(void *p) {
     return gpt_forward(c->m, c->x, c->y, c->B, c->T);
 }
 
-// techniques: partial RoPE (2 of 4 dims), LN scale, LeakyReLU(0.5)^2, XSA on the last 2 layers and SmearGate together.
+// techniques 1: partial RoPE (2 of 4 dims), LN scale, LeakyReLU(0.5)^2, XSA on the last 2 layers, SmearGate,
+// headwise gated attention and #413's value residual together; 2: the same with elementwise gates and
+// #638's sigmoid value residual.
 static void model_case(int tied, int layers, int techniques) {
     Config cfg;
     config_defaults(&cfg);
     cfg.vocab_size = 11, cfg.num_layers = layers, cfg.model_dim = 16, cfg.num_heads = 4, cfg.num_kv_heads = 2;
     cfg.mlp_mult = 2, cfg.tie_embeddings = tied, cfg.logit_softcap = 4, cfg.rope_base = 50;
-    if (techniques) cfg.rope_dims = 2, cfg.ln_scale = 1, cfg.negative_slope = 0.5, cfg.xsa_last_n = 2, cfg.smear_gate = 1;
+    if (techniques) {
+        cfg.rope_dims = 2, cfg.ln_scale = 1, cfg.negative_slope = 0.5, cfg.xsa_last_n = 2, cfg.smear_gate = 1;
+        cfg.gated_attention = 1, cfg.value_residual = 1;
+    }
+    if (techniques == 2) {
+        cfg.gated_attention_elementwise = 1;
+        free(cfg.value_residual_form);
+        cfg.value_residual_form = xstrdup("sigmoid");
+    }
     cfg.train_seq_len = 6, cfg.train_batch_tokens = 12, cfg.grad_accum_steps = 1;
     GPTConfig g = gpt_config_from(&cfg);
     GPT m;
@@ -338,5 +409,6 @@ static void model_case(int tied, int layers, int techniques) {
 TEST(grad_model_tied) { model_case(1, 3, 0); }
 TEST(grad_model_untied_even_layers) { model_case(0, 4, 0); }
 TEST(grad_model_all_techniques) { model_case(1, 3, 1); }
+TEST(grad_model_elementwise_gate_sigmoid_vr) { model_case(0, 3, 2); }
 
 __attribute__((constructor)) static void seed_rng(void) { rng_seed(&g_rng, 42); }

@@ -4,9 +4,11 @@
 #include <omp.h>
 #define omp_get_num_threads_safe() omp_get_num_threads()
 #define omp_get_thread_num_safe() omp_get_thread_num()
+#define omp_get_max_threads_safe() omp_get_max_threads()
 #else
 #define omp_get_num_threads_safe() 1
 #define omp_get_thread_num_safe() 0
+#define omp_get_max_threads_safe() 1
 #endif
 
 void ops_profile_attention(double seconds); // adds to the running OpsProfile (dense.c)

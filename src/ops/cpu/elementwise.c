@@ -139,3 +139,35 @@ void smear_backward(real *dx, real *dgate, const real *dout, const real *x, cons
         free(s);
     }
 }
+
+// Value residual: out = lam[0] v + lam[1] v0 (#413: two learned scalars; #638: lam = (1, sigmoid(alpha))).
+void value_mix_forward(real *out, const real *v, const real *v0, const real lam[2], size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = lam[0] * v[i] + lam[1] * v0[i];
+}
+
+// Per-thread partial sums over fixed index ranges, added in thread order: the same result at a given
+// thread count, run after run.
+void value_mix_backward(real *dv, real *dv0, double dlam[2], const real *dout, const real *v, const real *v0,
+                        const real lam[2], size_t n) {
+    int max_threads = omp_get_max_threads_safe();
+    double *part = xcalloc(2 * (size_t)max_threads, sizeof(double));
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads_safe(), tid = omp_get_thread_num_safe();
+        size_t i0 = n * tid / nt, i1 = n * (tid + 1) / nt;
+        double s0 = 0, s1 = 0;
+        for (size_t i = i0; i < i1; i++) {
+            real d = dout[i];
+            s0 += (double)d * v[i];
+            s1 += (double)d * v0[i];
+            dv0[i] += lam[1] * d;
+            dv[i] = lam[0] * d;
+        }
+        part[2 * tid] = s0;
+        part[2 * tid + 1] = s1;
+    }
+    dlam[0] = dlam[1] = 0;
+    for (int t = 0; t < max_threads; t++) dlam[0] += part[2 * t], dlam[1] += part[2 * t + 1];
+    free(part);
+}
