@@ -193,6 +193,8 @@ void config_validate_model(const Config *c) {
     if (c->xsa_last_n > 0 && c->model_dim / c->num_heads > 512) die("XSA supports head_dim up to 512");
     if (strcmp(c->value_residual_form, "scalar") && strcmp(c->value_residual_form, "sigmoid"))
         die("VALUE_RESIDUAL_FORM=%s must be scalar or sigmoid", c->value_residual_form);
+    if (c->bigram_vocab_size == 1 || c->bigram_vocab_size < 0 || (c->bigram_vocab_size && c->bigram_dim <= 0))
+        die("BIGRAM_VOCAB_SIZE=%lld must be 0 (off) or at least 2, with BIGRAM_DIM > 0", (long long)c->bigram_vocab_size);
     if (c->negative_slope < 0) die("NEGATIVE_SLOPE must not be negative, got %g", c->negative_slope);
     if (c->logit_softcap <= 0) die("LOGIT_SOFTCAP must be positive, got %g", c->logit_softcap);
 }

@@ -45,6 +45,8 @@
     X(REAL, rope_base, "ROPE_BASE", "10000", CG_MODEL, "RoPE frequency base")                                               \
     X(INT, rope_dims, "ROPE_DIMS", "0", CG_MODEL, "partial RoPE: rotate only the first N dims of each head (0: all)")      \
     X(INT, xsa_last_n, "XSA_LAST_N", "0", CG_MODEL, "XSA (exclusive self-attention) on the last N layers (NUM_LAYERS: all)") \
+    X(INT, bigram_vocab_size, "BIGRAM_VOCAB_SIZE", "0", CG_MODEL, "BigramHash buckets hashing (previous, current) token, added to the embedding (0: off; #413/#638: 4096)") \
+    X(INT, bigram_dim, "BIGRAM_DIM", "128", CG_MODEL, "BigramHash embedding width (projected to MODEL_DIM unless equal)") \
     X(BOOL, smear_gate, "SMEAR_GATE", "0", CG_MODEL, "SmearGate on the normed embedding (the records have it always on)") \
     X(BOOL, ln_scale, "LN_SCALE", "0", CG_MODEL, "scale block i's normed attention/MLP inputs by 1/sqrt(i+1)")            \
     X(BOOL, gated_attention, "GATED_ATTENTION", "0", CG_MODEL, "sigmoid gate on each head's attention output, attn_gate bias init 4 (#413/#638)") \

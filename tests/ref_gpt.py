@@ -35,14 +35,15 @@ CONTROL_PATTERNS = ("attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "res
 
 def model_config(vocab=1024, layers=9, dim=512, heads=8, kv_heads=4, mlp_mult=2, tie=True, rope_base=10000.0,
                  softcap=30.0, qk_gain=1.5, rope_dims=0, ln_scale=False, negative_slope=0.0, xsa_last_n=0,
-                 smear=False, gated_attention=False, gate_elementwise=False, value_residual=""):
+                 smear=False, gated_attention=False, gate_elementwise=False, value_residual="", bigram=(0, 0)):
     """rope_dims, ln_scale, negative_slope, xsa_last_n: the records' partial RoPE, LN scale, LeakyReLU^2 and
     XSA on the last N layers, SmearGate, gated attention (per head, or per channel), value residual
-    ("scalar": #413, "sigmoid": #638) (0/False/"": off)."""
+    ("scalar": #413, "sigmoid": #638), BigramHash (buckets, dim) (0/False/"": off)."""
     return dict(vocab=vocab, layers=layers, dim=dim, heads=heads, kv_heads=kv_heads, mlp_mult=mlp_mult, tie=tie,
                 rope_base=float(rope_base), softcap=float(softcap), qk_gain=float(qk_gain), rope_dims=rope_dims,
                 ln_scale=ln_scale, negative_slope=float(negative_slope), xsa_last_n=xsa_last_n, smear=smear,
-                gated_attention=gated_attention, gate_elementwise=gate_elementwise, value_residual=value_residual)
+                gated_attention=gated_attention, gate_elementwise=gate_elementwise, value_residual=value_residual,
+                bigram=bigram)
 
 
 def param_shapes(cfg):
@@ -51,6 +52,12 @@ def param_shapes(cfg):
     Dkv = cfg["kv_heads"] * (D // cfg["heads"])
     enc = L // 2
     shapes = {"skip_weights": (min(enc, L - enc), D), "tok_emb.weight": (cfg["vocab"], D)}
+    buckets, bdim = cfg.get("bigram", (0, 0))
+    if buckets:
+        shapes["bigram.scale"] = ()
+        shapes["bigram.embed.weight"] = (buckets, bdim)
+        if bdim != D:
+            shapes["bigram.proj.weight"] = (D, bdim)
     if cfg.get("smear"):
         shapes["smear.gate"] = (D,)
     for i in range(L):
@@ -89,7 +96,9 @@ def init_params(cfg, gen):
             v = cfg["qk_gain"] + 0.2 * n
         elif name.endswith("attn_scale") or name.endswith("mlp_scale") or name == "skip_weights":
             v = 1.0 + 0.2 * n
-        elif name == "smear.gate" or name.endswith("vrl_alpha"):
+        elif name == "bigram.scale":
+            v = 0.3 + 0.1 * n
+        elif name == "smear.gate" or name.endswith("vrl_alpha") or name == "bigram.embed.weight":
             v = 0.5 * n
         elif name.endswith("vr_lambda"):
             v = 0.5 + 0.2 * n
@@ -184,12 +193,32 @@ def block(p, i, x, x0, cfg, cos, sin, v0=None):
     return x + p[b + "mlp_scale"] * F.linear(h, p[b + "mlp.proj.weight"]), raw_v
 
 
+def bigram_hash(ids, buckets):
+    """The records' hash in int32: h[0] = buckets-1, h[t] = (36313 t_t xor 27191 t_{t-1}) mod (buckets-1)."""
+    t = ids.to(torch.int32)
+    mod = buckets - 1
+    out = torch.empty_like(t)
+    out[..., 0] = mod
+    out[..., 1:] = torch.bitwise_xor(36313 * t[..., 1:], 27191 * t[..., :-1]) % mod
+    return out.long()
+
+
+def bigram(p, ids, cfg):
+    h = F.embedding(bigram_hash(ids, cfg["bigram"][0]), p["bigram.embed.weight"])
+    if "bigram.proj.weight" in p:
+        h = F.linear(h, p["bigram.proj.weight"])
+    return h * p["bigram.scale"]
+
+
 def gpt_loss(p, x_ids, y_ids, cfg):
     """Mean next-token cross-entropy. p: name -> tensor (all one float dtype); x_ids, y_ids [B,T] int64."""
     T = x_ids.size(1)
     E = p["tok_emb.weight"]
     cos, sin = rope_tables(T, cfg["rope_dims"] or cfg["dim"] // cfg["heads"], cfg["rope_base"], E.dtype)
-    x = rms_norm(F.embedding(x_ids, E))
+    x = F.embedding(x_ids, E)
+    if "bigram.scale" in p:  # the records' BigramHashEmbedding, added before the norm
+        x = x + bigram(p, x_ids, cfg)
+    x = rms_norm(x)
     if cfg.get("smear"):  # SmearGate: (1 - g) x_t + g x_{t-1}
         g = torch.sigmoid(p["smear.gate"])
         x = (1 - g) * x + g * torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
@@ -267,6 +296,9 @@ class Optimizers:
         blocks = [n for n in p if n.startswith("blocks.")]
         matrices = [p[n] for n in blocks if p[n].ndim == 2 and not is_control(n)]
         scalars = [p[n] for n in blocks if p[n].ndim < 2 or is_control(n)]
+        if "bigram.scale" in p:  # the records: bigram.embed with tok_emb, bigram.proj to Muon, scale a scalar
+            scalars.append(p["bigram.scale"])
+            matrices += [p["bigram.proj.weight"]] if "bigram.proj.weight" in p else []
         if p["skip_weights"].numel() > 0:
             scalars.append(p["skip_weights"])
         if "smear.gate" in p:  # the records: scalar_params.append(base_model.smear.gate)
@@ -274,7 +306,8 @@ class Optimizers:
         tok_lr = opt["tied_embed_lr"] if cfg["tie"] else opt["embed_lr"]
         # the records' AdamW (ADAM_WD) on tok_emb and scalars; lm_head keeps plain Adam
         wd = opt.get("adam_wd", 0.0)
-        groups = [([p["tok_emb.weight"]], tok_lr, wd), (scalars, opt["scalar_lr"], wd)]
+        tok = [p["tok_emb.weight"]] + ([p["bigram.embed.weight"]] if "bigram.embed.weight" in p else [])
+        groups = [(tok, tok_lr, wd), (scalars, opt["scalar_lr"], wd)]
         if not cfg["tie"]:
             groups.append(([p["lm_head.weight"]], opt["head_lr"], 0.0))
         self.adams = [(torch.optim.AdamW(ps, lr=lr, betas=betas, eps=eps, weight_decay=w), lr) for ps, lr, w in groups]
@@ -306,11 +339,11 @@ CASES = {
     # headwise gated attention, #413's value residual
     "techniques": (model_config(vocab=64, layers=3, dim=32, heads=4, kv_heads=2, mlp_mult=3, tie=True, rope_dims=4,
                                 ln_scale=True, negative_slope=0.5, xsa_last_n=2, smear=True, gated_attention=True,
-                                value_residual="scalar"), 16, 3),
+                                value_residual="scalar", bigram=(16, 8)), 16, 3),
     # elementwise gated attention, #638's sigmoid value residual, XSA on every layer, untied head
     "gates_vr_sigmoid": (model_config(vocab=48, layers=4, dim=32, heads=4, kv_heads=2, mlp_mult=2, tie=False,
                                       xsa_last_n=4, gated_attention=True, gate_elementwise=True,
-                                      value_residual="sigmoid"), 12, 2),
+                                      value_residual="sigmoid", bigram=(10, 32)), 12, 2),
 }
 
 
@@ -331,6 +364,7 @@ def _config_text(cfg, T, B):
           ("XSA_LAST_N", cfg["xsa_last_n"]), ("SMEAR_GATE", int(cfg["smear"])),
           ("GATED_ATTENTION", int(cfg["gated_attention"])), ("GATED_ATTENTION_ELEMENTWISE", int(cfg["gate_elementwise"])),
           ("VALUE_RESIDUAL", int(bool(cfg["value_residual"]))), ("VALUE_RESIDUAL_FORM", cfg["value_residual"] or "scalar"),
+          ("BIGRAM_VOCAB_SIZE", cfg["bigram"][0]), ("BIGRAM_DIM", cfg["bigram"][1] or 128),
           ("BATCH_SEQS", B), ("MATRIX_LR", o["matrix_lr"]), ("SCALAR_LR", o["scalar_lr"]),
           ("TIED_EMBED_LR", o["tied_embed_lr"]), ("EMBED_LR", o["embed_lr"]), ("HEAD_LR", o["head_lr"]),
           ("MUON_MOMENTUM", o["muon_momentum"]), ("MUON_BACKEND_STEPS", o["backend_steps"]),
@@ -344,7 +378,7 @@ def run_two_steps(w32, x, y, cfg, dtype):
     p = {n: t.detach().to(dtype, copy=True).requires_grad_() for n, t in w32.items()}
     loss = gpt_loss(p, x, y, cfg)
     loss.backward()
-    for t in p.values():  # layer 0's value-residual mix is unused: a zero gradient, as pgolf keeps it
+    for t in p.values():  # layer 0's value-residual mix is unused: record a zero gradient (pgolf skips it, as AdamW does)
         if t.grad is None:
             t.grad = torch.zeros_like(t)
     exp = {"loss": loss.detach().reshape(1)}

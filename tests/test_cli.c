@@ -198,7 +198,8 @@ TEST(cli_loss_curve_matches_pytorch) {
     tiny_env(env, sizeof env, data, dir,
              "ITERATIONS=12 WARMDOWN_ITERS=5 WARMUP_STEPS=0 MUON_MOMENTUM_WARMUP_STEPS=6 GRAD_CLIP_NORM=0.5 "
              "VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=1024 EMA_ENABLED=1 EMA_DECAY=0.8 MUON_WD=0.5 ADAM_WD=0.3 "
-             "MUON_ROW_NORMALIZE=1 ROPE_DIMS=8 LN_SCALE=1 NEGATIVE_SLOPE=0.5 XSA_LAST_N=1 SMEAR_GATE=1");
+             "MUON_ROW_NORMALIZE=1 ROPE_DIMS=8 LN_SCALE=1 NEGATIVE_SLOPE=0.5 XSA_LAST_N=1 SMEAR_GATE=1 "
+             "GATED_ATTENTION=1 VALUE_RESIDUAL=1 BIGRAM_VOCAB_SIZE=64 BIGRAM_DIM=16");
     snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/torch_train.py --write-init %s/init.safetensors", env, dir);
     CHECK(run(cmd, &ref) == 0, "torch_train --write-init failed:\n%s", ref);
     free(ref);

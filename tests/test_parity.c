@@ -11,6 +11,7 @@
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "model/gpt.h"
+#include "ops/ops.h"
 #include "optim/optim.h"
 #include "test.h"
 #include "util.h"
@@ -120,3 +121,19 @@ TEST(parity_torch_untied_gqa) { parity_case("untied"); }
 TEST(parity_torch_mha_softcap) { parity_case("mha"); }
 TEST(parity_torch_techniques) { parity_case("techniques"); } // partial RoPE, LN scale, leaky^2, XSA, SmearGate, GA, #413 VR
 TEST(parity_torch_gates_vr_sigmoid) { parity_case("gates_vr_sigmoid"); } // elementwise gates, #638 value residual, untied
+
+// BigramHash ids against torch's int32 arithmetic (values printed by torch 1.13 for these tokens),
+// including products that wrap: 36313 * 65535 exceeds 2^31.
+TEST(bigram_hash_matches_torch_int32) {
+    const int32_t x[8] = {0, 65535, 65534, 1, 40000, 1023, 7, 65535};
+    const int32_t want4096[8] = {4095, 3899, 3973, 2591, 523, 1622, 3040, 733};
+    const int32_t want1536[8] = {1535, 99, 963, 261, 728, 1422, 1140, 573};
+    int32_t h[8];
+    bigram_hash(h, x, 1, 8, 4096);
+    for (int t = 0; t < 8; t++) CHECK(h[t] == want4096[t], "4096 buckets, t=%d: %d, torch %d", t, h[t], want4096[t]);
+    bigram_hash(h, x, 1, 8, 1536);
+    for (int t = 0; t < 8; t++) CHECK(h[t] == want1536[t], "1536 buckets, t=%d: %d, torch %d", t, h[t], want1536[t]);
+    int32_t two[8]; // each row of a batch starts over
+    bigram_hash(two, x, 2, 4, 4096);
+    CHECK(two[4] == 4095 && two[5] == want4096[5], "second row: %d %d", two[4], two[5]);
+}

@@ -64,7 +64,11 @@ def main():
                        tie=bool(env("TIE_EMBEDDINGS", 1, int)), rope_base=env("ROPE_BASE", 10000.0),
                        softcap=env("LOGIT_SOFTCAP", 30.0), qk_gain=env("QK_GAIN_INIT", 1.5), rope_dims=env("ROPE_DIMS", 0, int),
                        ln_scale=bool(env("LN_SCALE", 0, int)), negative_slope=env("NEGATIVE_SLOPE", 0.0),
-                       xsa_last_n=env("XSA_LAST_N", 0, int), smear=bool(env("SMEAR_GATE", 0, int)))
+                       xsa_last_n=env("XSA_LAST_N", 0, int), smear=bool(env("SMEAR_GATE", 0, int)),
+                       gated_attention=bool(env("GATED_ATTENTION", 0, int)),
+                       gate_elementwise=bool(env("GATED_ATTENTION_ELEMENTWISE", 0, int)),
+                       value_residual=env("VALUE_RESIDUAL_FORM", "scalar", str) if env("VALUE_RESIDUAL", 0, int) else "",
+                       bigram=(env("BIGRAM_VOCAB_SIZE", 0, int), env("BIGRAM_DIM", 128, int)))
     if a.write_init:
         save_safetensors(a.write_init, init_params(cfg, torch.Generator().manual_seed(env("SEED", 1337, int))))
         return

@@ -89,7 +89,7 @@ int cmd_info(int argc, char **argv) {
     char *text = config_text(&c, CG_MODEL);
     fputs(text, stdout);
     free(text);
-    static const char *GROUP_NAMES[] = {"muon", "adam_scalar", "adam_embed", "adam_head"};
+    static const char *GROUP_NAMES[] = {"muon", "adam_scalar", "adam_embed", "adam_head", "unused"};
     for (int i = 0; i < m.param_list.count; i++) {
         const TensorView *t = &m.param_list.items[i];
         char shape[64];

@@ -28,6 +28,8 @@ GPTConfig gpt_config_from(const Config *c) {
     g.rope_dims = c->rope_dims > 0 ? (int)c->rope_dims : g.head_dim;
     g.ln_scale = c->ln_scale;
     g.smear = c->smear_gate;
+    g.bigram_buckets = (int)c->bigram_vocab_size;
+    g.bigram_dim = (int)c->bigram_dim;
     g.xsa_from = g.layers - (int)c->xsa_last_n;
     g.attn_gates = !c->gated_attention ? 0 : c->gated_attention_elementwise ? g.dim : g.heads;
     g.value_residual = !c->value_residual ? VR_NONE : !strcmp(c->value_residual_form, "sigmoid") ? VR_SIGMOID : VR_SCALAR;
@@ -55,13 +57,13 @@ typedef struct {
 } LayoutWalk;
 
 static real *layout_add(LayoutWalk *w, const char *name, int ndim, int64_t d0, int64_t d1) {
-    int64_t numel = ndim == 1 ? d0 : d0 * d1;
+    int64_t numel = ndim == 2 ? d0 * d1 : ndim == 1 ? d0 : 1; // ndim 0: a scalar
     real *p = w->base ? w->base + w->offset : NULL;
     if (w->list) {
         TensorView *t = &w->list->items[w->list->count++];
         snprintf(t->name, sizeof t->name, "%s", name);
         t->ndim = ndim;
-        t->shape[0] = d0;
+        t->shape[0] = ndim >= 1 ? d0 : 0;
         t->shape[1] = ndim == 2 ? d1 : 0;
         t->data = p;
     }
@@ -77,6 +79,14 @@ static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
     if (m) m->skip_weights = p;
     p = layout_add(w, "tok_emb.weight", 2, c->vocab, c->dim);
     if (m) m->tok_emb = p;
+    if (c->bigram_buckets) { // BigramHashEmbedding: its own scale, then embed and proj
+        p = layout_add(w, "bigram.scale", 0, 1, 0);
+        if (m) m->bigram_scale = p;
+        p = layout_add(w, "bigram.embed.weight", 2, c->bigram_buckets, c->bigram_dim);
+        if (m) m->bigram_embed = p;
+        p = c->bigram_dim != c->dim ? layout_add(w, "bigram.proj.weight", 2, c->dim, c->bigram_dim) : NULL;
+        if (m) m->bigram_proj = p;
+    }
     p = c->smear ? layout_add(w, "smear.gate", 1, c->dim, 0) : NULL; // the records' state_dict order
     if (m) m->smear_gate = p;
     for (int i = 0; i < c->layers; i++) {
@@ -115,7 +125,8 @@ static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
 
 static int layout_tensor_count(const GPTConfig *c) {
     int per_block = 10 + (c->attn_gates ? 2 : 0) + (c->value_residual != VR_NONE);
-    return 2 + per_block * c->layers + (c->tied ? 0 : 1) + c->smear;
+    int bigram = c->bigram_buckets ? 2 + (c->bigram_dim != c->dim) : 0;
+    return 2 + per_block * c->layers + (c->tied ? 0 : 1) + c->smear + bigram;
 }
 
 int64_t gpt_count_params(const GPTConfig *cfg) {
@@ -124,11 +135,13 @@ int64_t gpt_count_params(const GPTConfig *cfg) {
     return (int64_t)w.offset;
 }
 
+// The records' split: embedding tables with tok_emb (AdamW at the token lr), every other matrix outside the
+// control patterns (block matrices, bigram.proj) to Muon, the rest to the scalar AdamW.
 static ParamGroup group_of(const TensorView *t) {
-    if (!strcmp(t->name, "tok_emb.weight")) return GROUP_EMBED;
+    if (!strcmp(t->name, "tok_emb.weight") || !strcmp(t->name, "bigram.embed.weight")) return GROUP_EMBED;
     if (!strcmp(t->name, "lm_head.weight")) return GROUP_HEAD;
     if (tensor_is_control(t->name)) return GROUP_SCALAR;
-    return t->ndim == 2 && !strncmp(t->name, "blocks.", 7) ? GROUP_MATRIX : GROUP_SCALAR;
+    return t->ndim == 2 ? GROUP_MATRIX : GROUP_SCALAR;
 }
 
 static void build_views(const GPTConfig *c, real *base, TensorList *list, ModelTensors *ptrs) {
@@ -149,6 +162,8 @@ void gpt_init(GPT *m, const GPTConfig *cfg) {
     build_views(cfg, m->grads, &m->grad_list, &m->g);
     m->groups = xmalloc(sizeof(ParamGroup) * (size_t)m->param_list.count);
     for (int i = 0; i < m->param_list.count; i++) m->groups[i] = group_of(&m->param_list.items[i]);
+    for (int i = 0; i < m->param_list.count; i++) // block 0 mixes nothing into its own v
+        if (m->param_list.items[i].data == m->p.blocks[0].vr && m->p.blocks[0].vr) m->groups[i] = GROUP_UNUSED;
 }
 
 static void free_acts(Activations *a, int layers) {
@@ -157,6 +172,8 @@ static void free_acts(Activations *a, int layers) {
     free(a->blocks);
     ops_free(a->emb);
     ops_free(a->dx);
+    free(a->bigram_ids);
+    ops_free(a->big_e);
     memset(a, 0, sizeof *a);
 }
 
@@ -198,6 +215,11 @@ void gpt_init_weights(GPT *m, uint64_t seed) {
     fill_const(m->p.skip_weights, (size_t)c->skips * D, 1);
     fill_normal(m->p.tok_emb, (size_t)c->vocab * D, c->tied ? c->tied_embed_init_std : 1.0, &r);
     if (c->smear) fill_const(m->p.smear_gate, D, 0);
+    if (c->bigram_buckets) { // zeros_(embed), zeros_(proj), scale 0.05
+        fill_const(m->p.bigram_scale, 1, (real)0.05f);
+        fill_const(m->p.bigram_embed, (size_t)c->bigram_buckets * c->bigram_dim, 0);
+        if (m->p.bigram_proj) fill_const(m->p.bigram_proj, D * (size_t)c->bigram_dim, 0);
+    }
     for (int i = 0; i < c->layers; i++) {
         BlockTensors *b = &m->p.blocks[i];
         fill_const(b->attn_scale, D, 1);
@@ -296,6 +318,15 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->dv0 = carve(&cur, N * KV);
         a->dh = carve(&cur, N * FD);
         a->dskip = carve(&cur, (size_t)c->skips * N * D);
+        if (c->bigram_buckets) { // one block: embedding, projection and their gradients
+            size_t BD = c->bigram_dim, proj = BD != D;
+            a->bigram_ids = xmalloc(sizeof(int32_t) * N);
+            cur = ops_alloc(2 * pad(N * BD) + (proj ? 2 * pad(N * D) : 0));
+            a->big_e = carve(&cur, N * BD);
+            a->dbig_e = carve(&cur, N * BD);
+            a->big_p = proj ? carve(&cur, N * D) : a->big_e;
+            a->dbig_p = proj ? carve(&cur, N * D) : a->dbig_e;
+        }
         m->acts_tokens = N;
     }
     a->B = B;
@@ -380,6 +411,12 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
     size_t ND = (size_t)N * D;
     a->targets = targets;
     embedding_forward(a->emb, x, m->p.tok_emb, N, D);
+    if (c->bigram_buckets) { // + scale * proj(bigram_embed[hash(prev, cur)]), before the norm
+        bigram_hash(a->bigram_ids, x, B, T, c->bigram_buckets);
+        embedding_forward(a->big_e, a->bigram_ids, m->p.bigram_embed, N, c->bigram_dim);
+        if (m->p.bigram_proj) matmul_forward(a->big_p, a->big_e, m->p.bigram_proj, N, c->bigram_dim, D);
+        axpy_forward(a->emb, m->p.bigram_scale[0], a->big_p, ND);
+    }
     if (c->smear) {
         rmsnorm_forward(a->emb_n, a->emb_rstd, a->emb, N, D, NORM_EPS, 1);
         smear_forward(a->x0, a->emb_n, m->p.smear_gate, B, T, D);
@@ -491,4 +528,10 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
         rmsnorm_backward(a->dn, a->dx0, a->x0, a->emb_rstd, N, D, 1, 0);
     }
     embedding_backward(m->g.tok_emb, a->dn, x, N, D);
+    if (c->bigram_buckets) {
+        m->g.bigram_scale[0] += (real)axpy_backward(a->dbig_p, a->dn, m->p.bigram_scale[0], a->big_p, ND);
+        if (m->p.bigram_proj)
+            matmul_backward(a->dbig_e, m->g.bigram_proj, a->dbig_p, a->big_e, m->p.bigram_proj, N, c->bigram_dim, D, 0);
+        embedding_backward(m->g.bigram_embed, a->dbig_e, a->bigram_ids, N, c->bigram_dim);
+    }
 }

@@ -13,6 +13,7 @@ typedef struct {
     int enc_layers, dec_layers, skips; // U-Net: first half pushes, second half pops
     int ln_scale;          // LN_SCALE: block i's normed inputs times 1/sqrt(i+1)
     int smear;             // SMEAR_GATE: smear.gate [dim] on the normed embedding
+    int bigram_buckets, bigram_dim; // BigramHash (0 buckets: off); no projection when bigram_dim == dim
     int xsa_from;          // XSA on blocks xsa_from .. layers-1 (layers: none)
     int attn_gates;        // GATED_ATTENTION: gates per token (heads, or dim when elementwise); 0: off
     int value_residual;    // VALUE_RESIDUAL: VR_NONE, VR_SCALAR (#413) or VR_SIGMOID (#638)
@@ -34,11 +35,13 @@ typedef struct {
 typedef struct {
     real *tok_emb, *skip_weights, *lm_head; // lm_head NULL when tied
     real *smear_gate;                       // NULL without SMEAR_GATE
+    real *bigram_scale, *bigram_embed, *bigram_proj; // BigramHash: [], [buckets, bdim], [dim, bdim] (or NULL)
     BlockTensors *blocks;
 } ModelTensors;
 
-// Which optimizer group a tensor belongs to (train_gpt.py's split).
-typedef enum { GROUP_MATRIX, GROUP_SCALAR, GROUP_EMBED, GROUP_HEAD } ParamGroup;
+// Which optimizer group a tensor belongs to (train_gpt.py's split). GROUP_UNUSED: a tensor the forward
+// never reads (block 0's value-residual mix), which torch's optimizers skip for lack of a gradient.
+typedef enum { GROUP_MATRIX, GROUP_SCALAR, GROUP_EMBED, GROUP_HEAD, GROUP_UNUSED } ParamGroup;
 
 // Saved activations of one block for a micro-batch of N = B*T tokens.
 typedef struct {
@@ -51,6 +54,9 @@ typedef struct {
 typedef struct {
     int B, T;
     real *emb, *emb_rstd, *emb_n, *x0, *nf, *rstd_f, *logits, *losses; // emb_n: normed, before SmearGate
+    int32_t *bigram_ids;   // BigramHash bucket of each token
+    real *big_e, *big_p;   // its embedding [N, bdim] and projection [N, dim] (big_p == big_e without proj)
+    real *dbig_e, *dbig_p; // their gradients
     BlockActs *blocks;
     const int32_t *targets;
     // backward scratch

@@ -94,6 +94,13 @@ void value_mix_forward(real *out, const real *v, const real *v0, const real lam[
 // dv = lam[0] dout (written; may alias dout), dv0 += lam[1] dout, dlam = (sum dout v, sum dout v0) (written)
 void value_mix_backward(real *dv, real *dv0, double dlam[2], const real *dout, const real *v, const real *v0,
                         const real lam[2], size_t n);
+// x[n] += a y[n] with one scalar a
+void axpy_forward(real *x, real a, const real *y, size_t n);
+// dy = a dout (written); returns sum(dout * y), the gradient of a
+double axpy_backward(real *dy, const real *dout, real a, const real *y, size_t n);
+// BigramHash ids of x [B,T]: h[b,0] = buckets-1; h[b,t] = ((36313 x_t) xor (27191 x_{t-1})) mod (buckets-1)
+// in int32 arithmetic as the records' torch code (wrapping products, a non-negative remainder).
+void bigram_hash(int32_t *h, const int32_t *x, int B, int T, int buckets);
 // x[N,C] += scale[C] * y
 void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C);
 // dy = dout * scale (written, or += when accumulate), dscale += sum_n dout * y

@@ -107,6 +107,7 @@ void optim_step(OptimState *s, GPT *m, const OptimSettings *o, double lr_mul) {
         case GROUP_HEAD:
             adam_update(p->data, g, s->adam_m + off, s->adam_v + off, n, o, o->lr_head * lr_mul, s->adam_step);
             break;
+        case GROUP_UNUSED: break;
         }
     }
 }

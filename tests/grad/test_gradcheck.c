@@ -370,8 +370,8 @@ static double model_loss(void *p) {
 }
 
 // techniques 1: partial RoPE (2 of 4 dims), LN scale, LeakyReLU(0.5)^2, XSA on the last 2 layers, SmearGate,
-// headwise gated attention and #413's value residual together; 2: the same with elementwise gates and
-// #638's sigmoid value residual.
+// headwise gated attention, #413's value residual and BigramHash together; 2: the same with elementwise
+// gates, the sigmoid value residual and an unprojected BigramHash.
 static void model_case(int tied, int layers, int techniques) {
     Config cfg;
     config_defaults(&cfg);
@@ -380,9 +380,11 @@ static void model_case(int tied, int layers, int techniques) {
     if (techniques) {
         cfg.rope_dims = 2, cfg.ln_scale = 1, cfg.negative_slope = 0.5, cfg.xsa_last_n = 2, cfg.smear_gate = 1;
         cfg.gated_attention = 1, cfg.value_residual = 1;
+        cfg.bigram_vocab_size = 7, cfg.bigram_dim = 5; // projected to the model width
     }
     if (techniques == 2) {
         cfg.gated_attention_elementwise = 1;
+        cfg.bigram_dim = 16; // the model width: no projection
         free(cfg.value_residual_form);
         cfg.value_residual_form = xstrdup("sigmoid");
     }

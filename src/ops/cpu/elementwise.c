@@ -171,3 +171,42 @@ void value_mix_backward(real *dv, real *dv0, double dlam[2], const real *dout, c
     for (int t = 0; t < max_threads; t++) dlam[0] += part[2 * t], dlam[1] += part[2 * t + 1];
     free(part);
 }
+
+void axpy_forward(real *x, real a, const real *y, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] += a * y[i];
+}
+
+double axpy_backward(real *dy, const real *dout, real a, const real *y, size_t n) {
+    int max_threads = omp_get_max_threads_safe();
+    double *part = xcalloc((size_t)max_threads, sizeof(double)), sum = 0;
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads_safe(), tid = omp_get_thread_num_safe();
+        size_t i0 = n * tid / nt, i1 = n * (tid + 1) / nt;
+        double s = 0;
+        for (size_t i = i0; i < i1; i++) {
+            s += (double)dout[i] * y[i];
+            dy[i] = a * dout[i];
+        }
+        part[tid] = s;
+    }
+    for (int t = 0; t < max_threads; t++) sum += part[t];
+    free(part);
+    return sum;
+}
+
+void bigram_hash(int32_t *h, const int32_t *x, int B, int T, int buckets) {
+    int32_t mod = buckets - 1;
+    for (int b = 0; b < B; b++) {
+        const int32_t *xs = x + (size_t)b * T;
+        int32_t *hs = h + (size_t)b * T;
+        hs[0] = mod;
+        for (int t = 1; t < T; t++) {
+            // torch multiplies int32 tensors with wraparound; unsigned arithmetic does the same without UB
+            int32_t v = (int32_t)((36313u * (uint32_t)xs[t]) ^ (27191u * (uint32_t)xs[t - 1]));
+            int32_t r = v % mod;
+            hs[t] = r < 0 ? r + mod : r; // torch's % takes the divisor's sign
+        }
+    }
+}
