@@ -45,6 +45,7 @@
     X(REAL, rope_base, "ROPE_BASE", "10000", CG_MODEL, "RoPE frequency base")                                               \
     X(INT, rope_dims, "ROPE_DIMS", "0", CG_MODEL, "partial RoPE: rotate only the first N dims of each head (0: all)")      \
     X(INT, xsa_last_n, "XSA_LAST_N", "0", CG_MODEL, "XSA (exclusive self-attention) on the last N layers (NUM_LAYERS: all)") \
+    X(BOOL, skip_gates_enabled, "SKIP_GATES_ENABLED", "0", CG_MODEL, "U-Net skips as lerp(w skip, x, sigmoid(skip_gates)), gates init 0 (#1435/#2005)") \
     X(INT, bigram_vocab_size, "BIGRAM_VOCAB_SIZE", "0", CG_MODEL, "BigramHash buckets hashing (previous, current) token, added to the embedding (0: off; #413/#638: 4096)") \
     X(INT, bigram_dim, "BIGRAM_DIM", "128", CG_MODEL, "BigramHash embedding width (projected to MODEL_DIM unless equal)") \
     X(BOOL, smear_gate, "SMEAR_GATE", "0", CG_MODEL, "SmearGate on the normed embedding (the records have it always on)") \
@@ -54,6 +55,8 @@
     X(BOOL, value_residual, "VALUE_RESIDUAL", "0", CG_MODEL, "mix layer 0's values into every later layer's (see VALUE_RESIDUAL_FORM)") \
     X(STR, value_residual_form, "VALUE_RESIDUAL_FORM", "scalar", CG_MODEL, "scalar: v = l0 v0 + l1 v, vr_lambda init 0.5 (#413); sigmoid: v += sigmoid(vrl_alpha) v0, init 0 (#638)") \
     X(REAL, negative_slope, "NEGATIVE_SLOPE", "0", CG_MODEL, "MLP activation leaky_relu(x, slope)^2 (0: relu^2; #2005: 0.5)") \
+    X(BOOL, ortho_init, "ORTHO_INIT", "0", CG_MODEL, "orthogonal init of every non-zero-init matrix with both dims >= 64 (#413; always on in #638/#1435/#2005)") \
+    X(BOOL, ortho_proj_scale, "ORTHO_PROJ_SCALE", "1", CG_MODEL, "OrthoInit: bigram.proj also times 1/sqrt(2 NUM_LAYERS) (#413/#638; #1435/#2005: 0)") \
     X(BOOL, rope_bf16, "ROPE_BF16", "0", CG_MODEL, "round RoPE angles like the bf16 reference on GPU (parity tests)")      \
     X(REAL, logit_softcap, "LOGIT_SOFTCAP", "30", CG_MODEL, "logits = cap * tanh(z / cap)")                                 \
     X(REAL, embed_lr, "EMBED_LR", "0.6", CG_TRAIN, "Adam lr for an untied tok_emb")                                        \

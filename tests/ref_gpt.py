@@ -35,15 +35,16 @@ CONTROL_PATTERNS = ("attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "res
 
 def model_config(vocab=1024, layers=9, dim=512, heads=8, kv_heads=4, mlp_mult=2, tie=True, rope_base=10000.0,
                  softcap=30.0, qk_gain=1.5, rope_dims=0, ln_scale=False, negative_slope=0.0, xsa_last_n=0,
-                 smear=False, gated_attention=False, gate_elementwise=False, value_residual="", bigram=(0, 0)):
+                 smear=False, gated_attention=False, gate_elementwise=False, value_residual="", bigram=(0, 0),
+                 skip_gates=False):
     """rope_dims, ln_scale, negative_slope, xsa_last_n: the records' partial RoPE, LN scale, LeakyReLU^2 and
     XSA on the last N layers, SmearGate, gated attention (per head, or per channel), value residual
-    ("scalar": #413, "sigmoid": #638), BigramHash (buckets, dim) (0/False/"": off)."""
+    ("scalar": #413, "sigmoid": #638), BigramHash (buckets, dim), sigmoid-gated U-Net skips (0/False/"": off)."""
     return dict(vocab=vocab, layers=layers, dim=dim, heads=heads, kv_heads=kv_heads, mlp_mult=mlp_mult, tie=tie,
                 rope_base=float(rope_base), softcap=float(softcap), qk_gain=float(qk_gain), rope_dims=rope_dims,
                 ln_scale=ln_scale, negative_slope=float(negative_slope), xsa_last_n=xsa_last_n, smear=smear,
                 gated_attention=gated_attention, gate_elementwise=gate_elementwise, value_residual=value_residual,
-                bigram=bigram)
+                bigram=bigram, skip_gates=skip_gates)
 
 
 def param_shapes(cfg):
@@ -51,7 +52,10 @@ def param_shapes(cfg):
     D, L = cfg["dim"], cfg["layers"]
     Dkv = cfg["kv_heads"] * (D // cfg["heads"])
     enc = L // 2
-    shapes = {"skip_weights": (min(enc, L - enc), D), "tok_emb.weight": (cfg["vocab"], D)}
+    shapes = {"skip_weights": (min(enc, L - enc), D)}
+    if cfg.get("skip_gates"):
+        shapes["skip_gates"] = (min(enc, L - enc), D)
+    shapes["tok_emb.weight"] = (cfg["vocab"], D)
     buckets, bdim = cfg.get("bigram", (0, 0))
     if buckets:
         shapes["bigram.scale"] = ()
@@ -98,7 +102,7 @@ def init_params(cfg, gen):
             v = 1.0 + 0.2 * n
         elif name == "bigram.scale":
             v = 0.3 + 0.1 * n
-        elif name == "smear.gate" or name.endswith("vrl_alpha") or name == "bigram.embed.weight":
+        elif name == "smear.gate" or name.endswith("vrl_alpha") or name == "bigram.embed.weight" or name == "skip_gates":
             v = 0.5 * n
         elif name.endswith("vr_lambda"):
             v = 0.5 + 0.2 * n
@@ -234,7 +238,9 @@ def gpt_loss(p, x_ids, y_ids, cfg):
             v0 = raw_v
         skips.append(x)
     for j in range(L - enc):  # ... the second half adds them back, last stored first
-        if skips:
+        if skips and cfg.get("skip_gates"):  # #1435/#2005: torch.lerp(w * skip, x, sigmoid(gate))
+            x = torch.lerp(p["skip_weights"][j] * skips.pop(), x, torch.sigmoid(p["skip_gates"][j]))
+        elif skips:
             x = x + p["skip_weights"][j] * skips.pop()
         x, raw_v = block(p, enc + j, x, x0, cfg, cos, sin, v0)
         if vr and v0 is None:
@@ -301,6 +307,8 @@ class Optimizers:
             matrices += [p["bigram.proj.weight"]] if "bigram.proj.weight" in p else []
         if p["skip_weights"].numel() > 0:
             scalars.append(p["skip_weights"])
+        if "skip_gates" in p:
+            scalars.append(p["skip_gates"])
         if "smear.gate" in p:  # the records: scalar_params.append(base_model.smear.gate)
             scalars.append(p["smear.gate"])
         tok_lr = opt["tied_embed_lr"] if cfg["tie"] else opt["embed_lr"]
@@ -340,10 +348,11 @@ CASES = {
     "techniques": (model_config(vocab=64, layers=3, dim=32, heads=4, kv_heads=2, mlp_mult=3, tie=True, rope_dims=4,
                                 ln_scale=True, negative_slope=0.5, xsa_last_n=2, smear=True, gated_attention=True,
                                 value_residual="scalar", bigram=(16, 8)), 16, 3),
-    # elementwise gated attention, #638's sigmoid value residual, XSA on every layer, untied head
+    # elementwise gated attention, the sigmoid value residual, XSA on every layer, unprojected BigramHash,
+    # gated U-Net skips, untied head
     "gates_vr_sigmoid": (model_config(vocab=48, layers=4, dim=32, heads=4, kv_heads=2, mlp_mult=2, tie=False,
                                       xsa_last_n=4, gated_attention=True, gate_elementwise=True,
-                                      value_residual="sigmoid", bigram=(10, 32)), 12, 2),
+                                      value_residual="sigmoid", bigram=(10, 32), skip_gates=True), 12, 3),
 }
 
 
@@ -364,7 +373,7 @@ def _config_text(cfg, T, B):
           ("XSA_LAST_N", cfg["xsa_last_n"]), ("SMEAR_GATE", int(cfg["smear"])),
           ("GATED_ATTENTION", int(cfg["gated_attention"])), ("GATED_ATTENTION_ELEMENTWISE", int(cfg["gate_elementwise"])),
           ("VALUE_RESIDUAL", int(bool(cfg["value_residual"]))), ("VALUE_RESIDUAL_FORM", cfg["value_residual"] or "scalar"),
-          ("BIGRAM_VOCAB_SIZE", cfg["bigram"][0]), ("BIGRAM_DIM", cfg["bigram"][1] or 128),
+          ("SKIP_GATES_ENABLED", int(cfg["skip_gates"])), ("BIGRAM_VOCAB_SIZE", cfg["bigram"][0]), ("BIGRAM_DIM", cfg["bigram"][1] or 128),
           ("BATCH_SEQS", B), ("MATRIX_LR", o["matrix_lr"]), ("SCALAR_LR", o["scalar_lr"]),
           ("TIED_EMBED_LR", o["tied_embed_lr"]), ("EMBED_LR", o["embed_lr"]), ("HEAD_LR", o["head_lr"]),
           ("MUON_MOMENTUM", o["muon_momentum"]), ("MUON_BACKEND_STEPS", o["backend_steps"]),

@@ -34,10 +34,13 @@ GPTConfig gpt_config_from(const Config *c) {
     g.attn_gates = !c->gated_attention ? 0 : c->gated_attention_elementwise ? g.dim : g.heads;
     g.value_residual = !c->value_residual ? VR_NONE : !strcmp(c->value_residual_form, "sigmoid") ? VR_SIGMOID : VR_SCALAR;
     g.negative_slope = c->negative_slope;
+    g.ortho_init = c->ortho_init;
+    g.ortho_proj_scale = c->ortho_proj_scale;
     g.rope_bf16 = c->rope_bf16;
     g.enc_layers = g.layers / 2;
     g.dec_layers = g.layers - g.enc_layers;
     g.skips = g.enc_layers < g.dec_layers ? g.enc_layers : g.dec_layers;
+    g.skip_gates = c->skip_gates_enabled;
     g.rope_base = c->rope_base;
     g.softcap = c->logit_softcap;
     g.qk_gain_init = c->qk_gain_init;
@@ -77,6 +80,8 @@ static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
     char name[TENSOR_NAME_MAX];
     p = layout_add(w, "skip_weights", 2, c->skips, c->dim);
     if (m) m->skip_weights = p;
+    p = c->skip_gates ? layout_add(w, "skip_gates", 2, c->skips, c->dim) : NULL;
+    if (m) m->skip_gates = p;
     p = layout_add(w, "tok_emb.weight", 2, c->vocab, c->dim);
     if (m) m->tok_emb = p;
     if (c->bigram_buckets) { // BigramHashEmbedding: its own scale, then embed and proj
@@ -126,7 +131,7 @@ static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
 static int layout_tensor_count(const GPTConfig *c) {
     int per_block = 10 + (c->attn_gates ? 2 : 0) + (c->value_residual != VR_NONE);
     int bigram = c->bigram_buckets ? 2 + (c->bigram_dim != c->dim) : 0;
-    return 2 + per_block * c->layers + (c->tied ? 0 : 1) + c->smear + bigram;
+    return 2 + per_block * c->layers + (c->tied ? 0 : 1) + c->smear + bigram + c->skip_gates;
 }
 
 int64_t gpt_count_params(const GPTConfig *cfg) {
@@ -192,57 +197,6 @@ void gpt_free(GPT *m) {
 }
 
 void gpt_zero_grad(GPT *m) { ops_zero(m->grads, m->n_params); }
-
-// ---------------------------------------------------------------- init
-
-static void fill_uniform(real *p, size_t n, double bound, Rng *r) {
-    for (size_t i = 0; i < n; i++) p[i] = bf16_round((float)((2 * rng_uniform(r) - 1) * bound));
-}
-
-static void fill_normal(real *p, size_t n, double std, Rng *r) {
-    for (size_t i = 0; i < n; i++) p[i] = bf16_round((float)(rng_normal(r) * std));
-}
-
-static void fill_const(real *p, size_t n, real v) {
-    for (size_t i = 0; i < n; i++) p[i] = v;
-}
-
-void gpt_init_weights(GPT *m, uint64_t seed) {
-    const GPTConfig *c = &m->cfg;
-    Rng r;
-    rng_seed(&r, seed);
-    size_t D = (size_t)c->dim;
-    fill_const(m->p.skip_weights, (size_t)c->skips * D, 1);
-    fill_normal(m->p.tok_emb, (size_t)c->vocab * D, c->tied ? c->tied_embed_init_std : 1.0, &r);
-    if (c->smear) fill_const(m->p.smear_gate, D, 0);
-    if (c->bigram_buckets) { // zeros_(embed), zeros_(proj), scale 0.05
-        fill_const(m->p.bigram_scale, 1, (real)0.05f);
-        fill_const(m->p.bigram_embed, (size_t)c->bigram_buckets * c->bigram_dim, 0);
-        if (m->p.bigram_proj) fill_const(m->p.bigram_proj, D * (size_t)c->bigram_dim, 0);
-    }
-    for (int i = 0; i < c->layers; i++) {
-        BlockTensors *b = &m->p.blocks[i];
-        fill_const(b->attn_scale, D, 1);
-        fill_const(b->mlp_scale, D, 1);
-        fill_const(b->resid_mix, D, 1);
-        fill_const(b->resid_mix + D, D, 0);
-        fill_const(b->q_gain, (size_t)c->heads, (real)bf16_round((float)c->qk_gain_init));
-        double bound = 1.0 / sqrt((double)c->dim); // nn.Linear default: kaiming_uniform(a=sqrt(5))
-        fill_uniform(b->c_q, D * D, bound, &r);
-        fill_uniform(b->c_k, (size_t)c->kv_dim * D, bound, &r);
-        fill_uniform(b->c_v, (size_t)c->kv_dim * D, bound, &r);
-        fill_const(b->attn_proj, D * D, 0); // _zero_init
-        fill_uniform(b->fc, (size_t)c->hidden * D, bound, &r);
-        fill_const(b->mlp_proj, D * (size_t)c->hidden, 0); // _zero_init
-        if (c->attn_gates) { // #413: zeros_(weight), constant_(bias, 4.0): the gates start near 1
-            fill_const(b->attn_gate_w, (size_t)c->attn_gates * D, 0);
-            fill_const(b->attn_gate_b, (size_t)c->attn_gates, 4);
-        }
-        if (c->value_residual == VR_SCALAR) fill_const(b->vr, 2, 0.5f);
-        if (c->value_residual == VR_SIGMOID) fill_const(b->vr, 1, 0);
-    }
-    if (m->p.lm_head) fill_const(m->p.lm_head, (size_t)c->vocab * D, 0); // _zero_init
-}
 
 // ---------------------------------------------------------------- activations
 
@@ -428,8 +382,11 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
         BlockActs *s = &a->blocks[l];
         ops_copy(s->x_in, prev, ND);
         int dec = l - c->enc_layers;
-        if (dec >= 0 && dec < c->skips) // decoder block i adds the output of encoder block enc-1-i
-            scaled_add_forward(s->x_in, m->p.skip_weights + (size_t)dec * D, a->blocks[c->enc_layers - 1 - dec].x_out, N, D);
+        if (dec >= 0 && dec < c->skips) { // decoder block i adds the output of encoder block enc-1-i
+            const real *skip = a->blocks[c->enc_layers - 1 - dec].x_out, *sw = m->p.skip_weights + (size_t)dec * D;
+            if (c->skip_gates) skip_lerp_forward(s->x_in, prev, skip, sw, m->p.skip_gates + (size_t)dec * D, N, D);
+            else scaled_add_forward(s->x_in, sw, skip, N, D);
+        }
         block_forward(m, l, a->x0);
         prev = s->x_out;
     }
@@ -515,9 +472,15 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
         if (l < c->enc_layers && enc_skip < c->skips) add_inplace(a->dx, a->dskip + (size_t)enc_skip * ND, ND);
         block_backward(m, l);
         int dec = l - c->enc_layers;
-        if (dec >= 0 && dec < c->skips)
-            scaled_add_backward(a->dskip + (size_t)dec * ND, m->g.skip_weights + (size_t)dec * D, a->dx,
-                                m->p.skip_weights + (size_t)dec * D, a->blocks[c->enc_layers - 1 - dec].x_out, N, D, 0);
+        if (dec >= 0 && dec < c->skips) {
+            const real *skip = a->blocks[c->enc_layers - 1 - dec].x_out, *sw = m->p.skip_weights + (size_t)dec * D;
+            real *dskip = a->dskip + (size_t)dec * ND, *dsw = m->g.skip_weights + (size_t)dec * D;
+            if (c->skip_gates)
+                skip_lerp_backward(a->dx, dskip, dsw, m->g.skip_gates + (size_t)dec * D, a->dx, a->blocks[l - 1].x_out, skip,
+                                   sw, m->p.skip_gates + (size_t)dec * D, N, D);
+            else
+                scaled_add_backward(dskip, dsw, a->dx, sw, skip, N, D, 0);
+        }
     }
     add_inplace(a->dx0, a->dx, ND); // block 0's input is x0 itself
     if (c->smear) {

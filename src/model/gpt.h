@@ -11,6 +11,7 @@
 typedef struct {
     int vocab, layers, dim, heads, kv_heads, head_dim, kv_dim, hidden, tied, rope_dims, rope_bf16;
     int enc_layers, dec_layers, skips; // U-Net: first half pushes, second half pops
+    int skip_gates;                    // SKIP_GATES_ENABLED: sigmoid-gated skips
     int ln_scale;          // LN_SCALE: block i's normed inputs times 1/sqrt(i+1)
     int smear;             // SMEAR_GATE: smear.gate [dim] on the normed embedding
     int bigram_buckets, bigram_dim; // BigramHash (0 buckets: off); no projection when bigram_dim == dim
@@ -18,6 +19,7 @@ typedef struct {
     int attn_gates;        // GATED_ATTENTION: gates per token (heads, or dim when elementwise); 0: off
     int value_residual;    // VALUE_RESIDUAL: VR_NONE, VR_SCALAR (#413) or VR_SIGMOID (#638)
     double negative_slope; // MLP activation leaky_relu(x, slope)^2
+    int ortho_init, ortho_proj_scale; // ORTHO_INIT, ORTHO_PROJ_SCALE (initialization only)
     double rope_base, softcap, qk_gain_init, tied_embed_init_std;
 } GPTConfig;
 
@@ -34,6 +36,7 @@ typedef struct {
 
 typedef struct {
     real *tok_emb, *skip_weights, *lm_head; // lm_head NULL when tied
+    real *skip_gates;                       // NULL without SKIP_GATES_ENABLED
     real *smear_gate;                       // NULL without SMEAR_GATE
     real *bigram_scale, *bigram_embed, *bigram_proj; // BigramHash: [], [buckets, bdim], [dim, bdim] (or NULL)
     BlockTensors *blocks;

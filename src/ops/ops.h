@@ -101,6 +101,11 @@ double axpy_backward(real *dy, const real *dout, real a, const real *y, size_t n
 // BigramHash ids of x [B,T]: h[b,0] = buckets-1; h[b,t] = ((36313 x_t) xor (27191 x_{t-1})) mod (buckets-1)
 // in int32 arithmetic as the records' torch code (wrapping products, a non-negative remainder).
 void bigram_hash(int32_t *h, const int32_t *x, int B, int T, int buckets);
+// Gated U-Net skip (#1435/#2005's lerp(w y, x, s)): out = s x + (1 - s) w y, s = sigmoid(gate[C]); [N, C]
+void skip_lerp_forward(real *out, const real *x, const real *y, const real *w, const real *gate, int N, int C);
+// dx, dy written (dx may alias dout); dw, dgate accumulated.
+void skip_lerp_backward(real *dx, real *dy, real *dw, real *dgate, const real *dout, const real *x, const real *y,
+                        const real *w, const real *gate, int N, int C);
 // x[N,C] += scale[C] * y
 void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C);
 // dy = dout * scale (written, or += when accumulate), dscale += sum_n dout * y

@@ -292,6 +292,12 @@ static double scaled_add_loss(void *p) {
     return dot(c->out, c->R, (size_t)c->N * c->C);
 }
 
+static double skip_lerp_loss(void *p) {
+    EwCtx *c = p;
+    skip_lerp_forward(c->out, c->x, c->y, c->scale, c->mix, c->N, c->C);
+    return dot(c->out, c->R, (size_t)c->N * c->C);
+}
+
 TEST(grad_elementwise) {
     EwCtx c = {6, 5};
     size_t n = 30;
@@ -316,6 +322,13 @@ TEST(grad_elementwise) {
     scaled_add_backward(dy, dscale, c.R, c.scale, c.y, c.N, c.C, 0);
     check_fd("scaled_add dy", c.y, n, dy, scaled_add_loss, &c, 100);
     check_fd("scaled_add dscale", c.scale, 5, dscale, scaled_add_loss, &c, 100);
+    real *dgate = ops_alloc(5); // skip_lerp: mix[0..C) serves as the gate
+    ops_zero(dscale, 5);
+    skip_lerp_backward(dx, dy, dscale, dgate, c.R, c.x, c.y, c.scale, c.mix, c.N, c.C);
+    check_fd("skip_lerp dx", c.x, n, dx, skip_lerp_loss, &c, 100);
+    check_fd("skip_lerp dy", c.y, n, dy, skip_lerp_loss, &c, 100);
+    check_fd("skip_lerp dw", c.scale, 5, dscale, skip_lerp_loss, &c, 100);
+    check_fd("skip_lerp dgate", c.mix, 5, dgate, skip_lerp_loss, &c, 100);
 }
 
 // ---------------------------------------------------------------- embedding and head
@@ -371,7 +384,7 @@ static double model_loss(void *p) {
 
 // techniques 1: partial RoPE (2 of 4 dims), LN scale, LeakyReLU(0.5)^2, XSA on the last 2 layers, SmearGate,
 // headwise gated attention, #413's value residual and BigramHash together; 2: the same with elementwise
-// gates, the sigmoid value residual and an unprojected BigramHash.
+// gates, the sigmoid value residual, an unprojected BigramHash and gated U-Net skips (4 layers: 2 skips).
 static void model_case(int tied, int layers, int techniques) {
     Config cfg;
     config_defaults(&cfg);
@@ -385,6 +398,7 @@ static void model_case(int tied, int layers, int techniques) {
     if (techniques == 2) {
         cfg.gated_attention_elementwise = 1;
         cfg.bigram_dim = 16; // the model width: no projection
+        cfg.skip_gates_enabled = 1;
         free(cfg.value_residual_form);
         cfg.value_residual_form = xstrdup("sigmoid");
     }
@@ -411,6 +425,6 @@ static void model_case(int tied, int layers, int techniques) {
 TEST(grad_model_tied) { model_case(1, 3, 0); }
 TEST(grad_model_untied_even_layers) { model_case(0, 4, 0); }
 TEST(grad_model_all_techniques) { model_case(1, 3, 1); }
-TEST(grad_model_elementwise_gate_sigmoid_vr) { model_case(0, 3, 2); }
+TEST(grad_model_elementwise_gate_sigmoid_vr) { model_case(0, 4, 2); }
 
 __attribute__((constructor)) static void seed_rng(void) { rng_seed(&g_rng, 42); }

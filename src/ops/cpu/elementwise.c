@@ -210,3 +210,42 @@ void bigram_hash(int32_t *h, const int32_t *x, int B, int T, int buckets) {
         }
     }
 }
+
+void skip_lerp_forward(real *out, const real *x, const real *y, const real *w, const real *gate, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        size_t o = (size_t)n * C;
+        for (int c = 0; c < C; c++) {
+            real s = (real)(1.0 / (1.0 + exp(-(double)gate[c])));
+            out[o + c] = s * x[o + c] + (1 - s) * w[c] * y[o + c];
+        }
+    }
+}
+
+// Channels split across threads, rows walked in order: deterministic sums, no write races.
+void skip_lerp_backward(real *dx, real *dy, real *dw, real *dgate, const real *dout, const real *x, const real *y,
+                        const real *w, const real *gate, int N, int C) {
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads_safe(), tid = omp_get_thread_num_safe();
+        int c0 = C * tid / nt, c1 = C * (tid + 1) / nt;
+        double *sw = xcalloc(2 * (size_t)(c1 - c0) + 1, sizeof(double)), *sg = sw + (c1 - c0);
+        for (int n = 0; n < N; n++) {
+            size_t row = (size_t)n * C;
+            for (int c = c0; c < c1; c++) {
+                size_t o = row + c;
+                real s = (real)(1.0 / (1.0 + exp(-(double)gate[c]))), d = dout[o];
+                sw[c - c0] += (double)d * (1 - s) * y[o];
+                sg[c - c0] += (double)d * (x[o] - w[c] * y[o]);
+                dy[o] = (1 - s) * w[c] * d;
+                dx[o] = s * d;
+            }
+        }
+        for (int c = c0; c < c1; c++) {
+            real s = (real)(1.0 / (1.0 + exp(-(double)gate[c])));
+            dw[c] += (real)sw[c - c0];
+            dgate[c] += (real)(sg[c - c0] * s * (1 - s));
+        }
+        free(sw);
+    }
+}

@@ -1,0 +1,103 @@
+// The initial weights of train_gpt.py and of the records: nn.Linear's kaiming-uniform or, with
+// ORTHO_INIT, orthogonal matrices; zero output projections; the records' constants for the extras.
+// Every value is rounded to bf16 as the reference's model.bfloat16() does.
+#include <math.h>
+#include <stdlib.h>
+
+#include "model/gpt.h"
+#include "util.h"
+
+static void fill_uniform(real *p, size_t n, double bound, Rng *r) {
+    for (size_t i = 0; i < n; i++) p[i] = bf16_round((float)((2 * rng_uniform(r) - 1) * bound));
+}
+
+static void fill_normal(real *p, size_t n, double std, Rng *r) {
+    for (size_t i = 0; i < n; i++) p[i] = bf16_round((float)(rng_normal(r) * std));
+}
+
+static void fill_const(real *p, size_t n, real v) {
+    for (size_t i = 0; i < n; i++) p[i] = v;
+}
+
+// OrthoInit (#413's _init_weights): every nn.Linear without _zero_init whose dims are both >= 64.
+static int ortho_applies(const GPTConfig *c, int rows, int cols) { return c->ortho_init && rows >= 64 && cols >= 64; }
+
+// torch.nn.init.orthogonal_ times gain (rounded once, as the reference scales in fp32 before its
+// bf16 cast): a Haar-random matrix with orthonormal rows (rows <= cols) or
+// columns. The normal draws are orthonormalised by modified Gram-Schmidt in double, run twice for
+// full precision; torch's QR with sign correction gives the same distribution.
+static void fill_orthogonal(real *w, int rows, int cols, double gain, Rng *r) {
+    int tall = rows > cols, n = tall ? cols : rows, len = tall ? rows : cols; // n vectors of length len
+    double *v = xmalloc(sizeof(double) * (size_t)n * len);
+    for (size_t i = 0; i < (size_t)n * len; i++) v[i] = rng_normal(r);
+    for (int i = 0; i < n; i++) {
+        double *vi = v + (size_t)i * len;
+        for (int pass = 0; pass < 2; pass++)
+            for (int j = 0; j < i; j++) {
+                const double *vj = v + (size_t)j * len;
+                double d = 0;
+                for (int k = 0; k < len; k++) d += vi[k] * vj[k];
+                for (int k = 0; k < len; k++) vi[k] -= d * vj[k];
+            }
+        double norm = 0;
+        for (int k = 0; k < len; k++) norm += vi[k] * vi[k];
+        norm = sqrt(norm);
+        for (int k = 0; k < len; k++) vi[k] /= norm;
+    }
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < len; k++) {
+            size_t at = tall ? (size_t)k * cols + i : (size_t)i * cols + k;
+            w[at] = bf16_round((float)(gain * v[(size_t)i * len + k]));
+        }
+    free(v);
+}
+
+// A block matrix [rows, cols]: orthogonal under ORTHO_INIT where the rule applies, else nn.Linear's
+// default kaiming_uniform(a=sqrt(5)), i.e. uniform(+-1/sqrt(cols)).
+static void fill_linear(const GPTConfig *c, real *w, int rows, int cols, Rng *r) {
+    if (ortho_applies(c, rows, cols)) fill_orthogonal(w, rows, cols, 1, r);
+    else fill_uniform(w, (size_t)rows * cols, 1.0 / sqrt((double)cols), r);
+}
+
+void gpt_init_weights(GPT *m, uint64_t seed) {
+    const GPTConfig *c = &m->cfg;
+    Rng r;
+    rng_seed(&r, seed);
+    size_t D = (size_t)c->dim;
+    fill_const(m->p.skip_weights, (size_t)c->skips * D, 1);
+    if (c->skip_gates) fill_const(m->p.skip_gates, (size_t)c->skips * D, 0); // sigmoid(0): half skip, half x
+    fill_normal(m->p.tok_emb, (size_t)c->vocab * D, c->tied ? c->tied_embed_init_std : 1.0, &r);
+    if (c->smear) fill_const(m->p.smear_gate, D, 0);
+    if (c->bigram_buckets) { // zeros_(embed), zeros_(proj), scale 0.05; OrthoInit then overwrites proj
+        fill_const(m->p.bigram_scale, 1, (real)0.05f);
+        fill_const(m->p.bigram_embed, (size_t)c->bigram_buckets * c->bigram_dim, 0);
+        if (m->p.bigram_proj && ortho_applies(c, c->dim, c->bigram_dim)) { // a ".proj": 1/sqrt(2L) in #413/#638
+            double gain = c->ortho_proj_scale ? 1.0 / sqrt(2.0 * c->layers) : 1.0;
+            fill_orthogonal(m->p.bigram_proj, c->dim, c->bigram_dim, gain, &r);
+        } else if (m->p.bigram_proj) {
+            fill_const(m->p.bigram_proj, D * (size_t)c->bigram_dim, 0);
+        }
+    }
+    for (int i = 0; i < c->layers; i++) {
+        BlockTensors *b = &m->p.blocks[i];
+        fill_const(b->attn_scale, D, 1);
+        fill_const(b->mlp_scale, D, 1);
+        fill_const(b->resid_mix, D, 1);
+        fill_const(b->resid_mix + D, D, 0);
+        fill_const(b->q_gain, (size_t)c->heads, (real)bf16_round((float)c->qk_gain_init));
+        fill_linear(c, b->c_q, c->dim, c->dim, &r);
+        fill_linear(c, b->c_k, c->kv_dim, c->dim, &r);
+        fill_linear(c, b->c_v, c->kv_dim, c->dim, &r);
+        fill_const(b->attn_proj, D * D, 0); // _zero_init
+        fill_linear(c, b->fc, c->hidden, c->dim, &r);
+        fill_const(b->mlp_proj, D * (size_t)c->hidden, 0); // _zero_init
+        if (c->attn_gates) { // #413: zeros_(weight), constant_(bias, 4.0): the gates start near 1
+            fill_const(b->attn_gate_w, (size_t)c->attn_gates * D, 0);
+            fill_const(b->attn_gate_b, (size_t)c->attn_gates, 4);
+        }
+        if (c->value_residual == VR_SCALAR) fill_const(b->vr, 2, 0.5f);
+        if (c->value_residual == VR_SIGMOID) fill_const(b->vr, 1, 0);
+    }
+    if (m->p.lm_head) fill_const(m->p.lm_head, (size_t)c->vocab * D, 0); // _zero_init
+}
+
