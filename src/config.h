@@ -29,6 +29,8 @@
     X(INT, train_log_every, "TRAIN_LOG_EVERY", "200", CG_TRAIN, "log train_loss every N steps")                           \
     X(INT, iterations, "ITERATIONS", "20000", CG_TRAIN, "training steps")                                                  \
     X(INT, warmdown_iters, "WARMDOWN_ITERS", "1200", CG_TRAIN, "linear LR warmdown length in steps")                       \
+    X(REAL, warmdown_frac, "WARMDOWN_FRAC", "0", CG_TRAIN, "warm down over the last fraction of the run (wallclock or iterations) instead of WARMDOWN_ITERS (#1435: 0.667, #2005: 0.72)") \
+    X(REAL, min_lr, "MIN_LR", "0", CG_TRAIN, "with WARMDOWN_FRAC: the lr multiplier never drops below this") \
     X(INT, warmup_steps, "WARMUP_STEPS", "20", CG_TRAIN, "warmup steps run then undone (weights, optimizer and data restored)") \
     X(INT, train_batch_tokens, "TRAIN_BATCH_TOKENS", "524288", CG_TRAIN, "tokens per optimizer step")                       \
     X(INT, train_seq_len, "TRAIN_SEQ_LEN", "1024", CG_TRAIN, "sequence length for training and validation")               \
@@ -74,7 +76,8 @@
     X(REAL, adam_eps, "ADAM_EPS", "1e-8", CG_TRAIN, "Adam epsilon")                                                         \
     X(REAL, muon_wd, "MUON_WD", "0", CG_TRAIN, "decoupled weight decay of Muon's matrices: w *= 1 - lr * wd (#413/#638: 0.04)") \
     X(BOOL, muon_row_normalize, "MUON_ROW_NORMALIZE", "0", CG_TRAIN, "MuonEq-R: unit-norm rows before Newton-Schulz (#1435/#2005: 1)") \
-    X(REAL, adam_wd, "ADAM_WD", "0", CG_TRAIN, "AdamW weight decay of tok_emb and the scalar group (lm_head: none)")     \
+    X(REAL, adam_wd, "ADAM_WD", "0", CG_TRAIN, "AdamW weight decay of the scalar group, and of the embeddings unless EMBED_WD is set (lm_head: none)") \
+    X(REAL, embed_wd, "EMBED_WD", "-1", CG_TRAIN, "AdamW weight decay of tok_emb and bigram.embed (-1: ADAM_WD; #1435: 0.09, #2005: 0.085)") \
     X(REAL, grad_clip_norm, "GRAD_CLIP_NORM", "0", CG_TRAIN, "clip the global grad norm (0: off)")                         \
     X(BOOL, ema_enabled, "EMA_ENABLED", "0", CG_TRAIN, "keep an EMA of the weights; the final eval and export use it")     \
     X(REAL, ema_decay, "EMA_DECAY", "0.997", CG_TRAIN, "EMA: ema = decay * ema + (1 - decay) * w after every step")       \

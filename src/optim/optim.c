@@ -73,6 +73,7 @@ OptimSettings optim_settings(const Config *c) {
     o.eps = c->adam_eps;
     o.muon_wd = c->muon_wd;
     o.adam_wd = c->adam_wd;
+    o.embed_wd = c->embed_wd >= 0 ? c->embed_wd : c->adam_wd;
     o.muon_row_normalize = c->muon_row_normalize;
     return o;
 }
@@ -101,7 +102,7 @@ void optim_step(OptimState *s, GPT *m, const OptimSettings *o, double lr_mul) {
             adam_update(p->data, g, s->adam_m + off, s->adam_v + off, n, o, o->lr_scalar * lr_mul, s->adam_step);
             break;
         case GROUP_EMBED:
-            decay_weights(p->data, n, o->lr_embed * lr_mul * o->adam_wd);
+            decay_weights(p->data, n, o->lr_embed * lr_mul * o->embed_wd);
             adam_update(p->data, g, s->adam_m + off, s->adam_v + off, n, o, o->lr_embed * lr_mul, s->adam_step);
             break;
         case GROUP_HEAD:
@@ -133,6 +134,11 @@ TensorList optim_state_views(const OptimState *s, const GPT *m) {
 }
 
 double lr_schedule(const Config *c, int64_t step, double elapsed_ms) {
+    if (c->warmdown_frac > 0) { // #1435/#2005: by the fraction of the run done, floored at MIN_LR
+        double frac = c->max_wallclock_seconds > 0 ? elapsed_ms / (1000.0 * c->max_wallclock_seconds)
+                                                   : (double)step / (double)(c->iterations > 1 ? c->iterations : 1);
+        return frac >= 1 - c->warmdown_frac ? fmax((1 - frac) / c->warmdown_frac, c->min_lr) : 1.0;
+    }
     if (c->warmdown_iters <= 0) return 1.0;
     if (c->max_wallclock_seconds <= 0) {
         int64_t start = c->iterations - c->warmdown_iters > 0 ? c->iterations - c->warmdown_iters : 0;

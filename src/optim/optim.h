@@ -21,7 +21,7 @@ typedef struct {
     double muon_momentum;                           // momentum for this step (after warmup)
     int muon_steps;
     double beta1, beta2, eps;
-    double muon_wd, adam_wd; // decoupled weight decay: Muon's matrices; AdamW on tok_emb and scalars (not lm_head)
+    double muon_wd, adam_wd, embed_wd; // decoupled weight decay: Muon's matrices; AdamW on scalars and on embeddings (not lm_head)
     int muon_row_normalize;  // MuonEq-R
 } OptimSettings;
 
@@ -53,7 +53,8 @@ void muon_update(real *p, const real *g, real *buf, int rows, int cols, const Op
 void adam_update(real *p, const real *g, real *m, real *v, size_t n, const OptimSettings *o, double lr, int64_t step);
 
 // train_gpt.py's lr_mul: linear warmdown over WARMDOWN_ITERS, or, under MAX_WALLCLOCK_SECONDS, over
-// the time that many steps take at the current average step time.
+// the time that many steps take at the current average step time. With WARMDOWN_FRAC (#1435/#2005):
+// linear over the last fraction of the wallclock budget (or of ITERATIONS without one), at least MIN_LR.
 double lr_schedule(const Config *c, int64_t step, double elapsed_ms);
 double muon_momentum_at(const Config *c, int64_t step);
 // Scales all gradients so their global L2 norm is at most max_norm (torch's clip_grad_norm_).
