@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "presets.h"
 #include "util.h"
 
 typedef enum { K_INT, K_REAL, K_STR, K_BOOL } Kind;
@@ -76,7 +77,23 @@ static const struct {
     const char *flag, *env;
 } ALIASES[] = {{"stride", "EVAL_STRIDE"}, {"ttt", "TTT_ENABLED"}, {"ppm", "PPM_ORDER"}};
 
+// PRESET (environment or --preset, the flag winning) replaces the defaults before anything else is read.
+static void apply_preset(Config *c, int argc, char **argv) {
+    const char *name = getenv("PRESET");
+    for (int i = 1; i < argc; i++) {
+        if (!strncmp(argv[i], "--preset=", 9)) name = argv[i] + 9;
+        else if (!strcmp(argv[i], "--preset") && i + 1 < argc) name = argv[i + 1];
+    }
+    if (!name || !*name) return;
+    const Preset *p = preset_find(name);
+    if (!p) preset_die_unknown(name);
+    char source[96];
+    snprintf(source, sizeof source, "preset %s", p->name);
+    config_apply_text(c, p->settings, source);
+}
+
 int config_load(Config *c, int argc, char **argv, unsigned groups, const char *cmd) {
+    if (groups & CG_MODEL) apply_preset(c, argc, argv);
     for (int i = 0; i < N_OPTIONS; i++) {
         const char *v = getenv(OPTIONS[i].env);
         if (v) set_value(c, &OPTIONS[i], v, "environment");

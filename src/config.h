@@ -17,6 +17,7 @@
 
 // X(kind, field, ENV, default, groups, help); kind is INT, REAL, STR or BOOL.
 #define CONFIG_TABLE(X)                                                                                                  \
+    X(STR, preset, "PRESET", "", CG_MODEL, "start from a seed's full configuration: pr413-control, pr413-ga, pr413-vr, pr413-gavr, pr638 (see pgolf info --preset X)") \
     X(STR, data_path, "DATA_PATH", "./data/datasets/fineweb10B_sp1024", CG_DATA, "directory of fineweb_train_*.bin / fineweb_val_*.bin shards") \
     X(STR, tokenizer_path, "TOKENIZER_PATH", "./data/tokenizers/fineweb_1024_bpe.model", CG_DATA, "SentencePiece .model used for val_bpb byte tables") \
     X(STR, run_id, "RUN_ID", "", CG_RUN, "run name for logs/<RUN_ID>.txt (default: a random id)")                          \

@@ -12,8 +12,7 @@
 #include "test.h"
 #include "util.h"
 
-// Runs `cmd` with stderr merged; returns its exit status (128+signal when killed) and the output.
-static int run(const char *cmd, char **output) {
+int test_run(const char *cmd, char **output) {
     char full[8192];
     snprintf(full, sizeof full, "%s 2>&1", cmd);
     FILE *p = popen(full, "r");
@@ -47,7 +46,7 @@ static void write_markov_shard(const char *path, int64_t n, uint64_t seed) {
     free(t);
 }
 
-static const char *make_dataset(const char *name) {
+const char *test_markov_dataset(const char *name) {
     const char *dir = test_tmpdir(name);
     char path[1024];
     snprintf(path, sizeof path, "%s/fineweb_train_000000.bin", dir);
@@ -76,12 +75,12 @@ static double find_value(const char *text, const char *prefix, const char *key) 
 }
 
 TEST(cli_train_end_to_end) {
-    const char *data = make_dataset("e2e_data");
+    const char *data = test_markov_dataset("e2e_data");
     char env[4096], cmd[8192], *out;
     char *out_dir = xstrdup(test_tmpdir("e2e_out"));
     tiny_env(env, sizeof env, data, out_dir, "ITERATIONS=40 WARMUP_STEPS=2 VAL_LOSS_EVERY=40");
     snprintf(cmd, sizeof cmd, "env %s ./pgolf train", env);
-    int rc = run(cmd, &out);
+    int rc = test_run(cmd, &out);
     CHECK(rc == 0, "pgolf train exited %d:\n%s", rc, out);
     double v0 = find_value(out, "step:0/40 val_loss", "val_bpb:"), v1 = find_value(out, "step:40/40 val_loss", "val_bpb:");
     double rt = find_value(out, "final_int8_zlib_roundtrip_exact", "val_bpb:");
@@ -102,11 +101,11 @@ TEST(cli_train_end_to_end) {
              "/usr/bin/python3 tests/torch_load_check.py %s/final_model.safetensors --layers 2 --dim 64 --heads 4 "
              "--kv-heads 2 --vocab 1024",
              out_dir);
-    rc = run(cmd, &out);
+    rc = test_run(cmd, &out);
     CHECK(rc == 0 && strstr(out, "torch_load_check: ok 22 tensors"), "PyTorch-side check failed (%d):\n%s", rc, out);
     free(out);
     snprintf(cmd, sizeof cmd, "env %s ./pgolf eval %s/final_model.int8.ptz", env, out_dir);
-    rc = run(cmd, &out);
+    rc = test_run(cmd, &out);
     CHECK(rc == 0 && fabs(find_value(out, "final_eval_exact", "val_bpb:") - rt) < 1e-6,
           "pgolf eval disagrees with the training round trip (%.8f):\n%s", rt, out);
     free(out);
@@ -120,12 +119,12 @@ TEST(cli_train_end_to_end) {
              "EMBED_CLIP_SIGMAS=15 GPTQ_CALIBRATION_BATCHES=1 GPTQ_CALIBRATION_SOURCE=generated COMPRESSOR=brotli "
              "BYTE_SHUFFLE=1 ./pgolf train",
              env, gptq_dir);
-    rc = run(cmd, &out);
+    rc = test_run(cmd, &out);
     double g0 = find_value(out, "step:0/0 val_loss", "val_bpb:"), g = find_value(out, "final_gptq_brotli_roundtrip_exact", "val_bpb:");
     CHECK(rc == 0 && fabs(g - g0) < 0.02, "gptq export moved val_bpb from %.4f to %.4f:\n%s", g0, g, out);
     free(out);
     snprintf(cmd, sizeof cmd, "env %s ./pgolf inspect %s/final_model.int8.ptz", env, gptq_dir);
-    rc = run(cmd, &out);
+    rc = test_run(cmd, &out);
     CHECK(rc == 0 && strstr(out, "scheme gptq_per_row_v1, brotli payload (byte-shuffled)") && strstr(out, "int7 per-row") &&
               strstr(out, "int6 per-row"),
           "inspect of the gptq artifact:\n%s", out);
@@ -141,25 +140,25 @@ static const char *from_line(const char *text, const char *prefix) {
 }
 
 TEST(cli_resume_after_kill_is_identical) {
-    const char *data = make_dataset("resume_data");
+    const char *data = test_markov_dataset("resume_data");
     char env[4096], cmd[8192], *full, *killed, *resumed;
     char *dir_a = xstrdup(test_tmpdir("resume_a")), *dir_b = xstrdup(test_tmpdir("resume_b"));
     const char *common = "ITERATIONS=8 WARMUP_STEPS=0 VAL_LOSS_EVERY=0 CHECKPOINT_EVERY=4 EMA_ENABLED=1 EMA_DECAY=0.9";
     tiny_env(env, sizeof env, data, dir_a, common);
     snprintf(cmd, sizeof cmd, "env %s ./pgolf train", env);
-    CHECK(run(cmd, &full) == 0, "uninterrupted run failed:\n%s", full);
+    CHECK(test_run(cmd, &full) == 0, "uninterrupted run failed:\n%s", full);
 
     char extra[256];
     snprintf(extra, sizeof extra, "%s KILL_AFTER_STEP=4", common);
     tiny_env(env, sizeof env, data, dir_b, extra);
     snprintf(cmd, sizeof cmd, "env %s ./pgolf train", env);
-    int rc = run(cmd, &killed);
+    int rc = test_run(cmd, &killed);
     CHECK(rc == 128 + 9, "the run to be killed exited %d, expected SIGKILL:\n%s", rc, killed);
     CHECK(!strstr(killed, "step:5/8"), "the killed run went past step 4");
 
     tiny_env(env, sizeof env, data, dir_b, common);
     snprintf(cmd, sizeof cmd, "env %s ./pgolf train --resume %s/checkpoint.safetensors", env, dir_b);
-    CHECK(run(cmd, &resumed) == 0, "resumed run failed:\n%s", resumed);
+    CHECK(test_run(cmd, &resumed) == 0, "resumed run failed:\n%s", resumed);
     // Steps 5..8 and everything after (final losses, export) must be the same text.
     const char *a = from_line(full, "step:5/8 train_loss"), *b = from_line(resumed, "step:5/8 train_loss");
     for (int i = 5; i <= 8; i++) {
@@ -192,7 +191,7 @@ TEST(cli_resume_after_kill_is_identical) {
 // with every model technique so far switched on. pgolf logs 4 decimals; fp32 drift over 12 steps stays
 // well under the 2e-3 tolerance.
 TEST(cli_loss_curve_matches_pytorch) {
-    const char *data = make_dataset("curve_data");
+    const char *data = test_markov_dataset("curve_data");
     char *dir = xstrdup(test_tmpdir("curve_out"));
     char env[4096], cmd[8192], *ref, *out;
     tiny_env(env, sizeof env, data, dir,
@@ -201,13 +200,13 @@ TEST(cli_loss_curve_matches_pytorch) {
              "MUON_ROW_NORMALIZE=1 ROPE_DIMS=8 LN_SCALE=1 NEGATIVE_SLOPE=0.5 XSA_LAST_N=1 SMEAR_GATE=1 "
              "GATED_ATTENTION=1 VALUE_RESIDUAL=1 BIGRAM_VOCAB_SIZE=64 BIGRAM_DIM=16");
     snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/torch_train.py --write-init %s/init.safetensors", env, dir);
-    CHECK(run(cmd, &ref) == 0, "torch_train --write-init failed:\n%s", ref);
+    CHECK(test_run(cmd, &ref) == 0, "torch_train --write-init failed:\n%s", ref);
     free(ref);
     snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/torch_train.py --init %s/init.safetensors --final-out %s/torch_final.safetensors",
              env, dir, dir);
-    CHECK(run(cmd, &ref) == 0, "torch_train failed:\n%s", ref);
+    CHECK(test_run(cmd, &ref) == 0, "torch_train failed:\n%s", ref);
     snprintf(cmd, sizeof cmd, "env %s INIT_CHECKPOINT=%s/init.safetensors ./pgolf train", env, dir);
-    CHECK(run(cmd, &out) == 0, "pgolf train failed:\n%s", out);
+    CHECK(test_run(cmd, &out) == 0, "pgolf train failed:\n%s", out);
     double worst = 0;
     for (int i = 1; i <= 12; i++) {
         char prefix[64];
@@ -242,7 +241,7 @@ TEST(cli_loss_curve_matches_pytorch) {
 
 // Each case: extra environment and arguments, and a piece of the expected error line.
 TEST(cli_bad_input_fails_clearly) {
-    const char *data = make_dataset("bad_data");
+    const char *data = test_markov_dataset("bad_data");
     char *out_dir = xstrdup(test_tmpdir("bad_out"));
     char corrupt[1024];
     snprintf(corrupt, sizeof corrupt, "%s/corrupt", out_dir);
@@ -268,13 +267,13 @@ TEST(cli_bad_input_fails_clearly) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         tiny_env(env, sizeof env, data, out_dir, "");
         snprintf(cmd, sizeof cmd, "env %s %s", env, cases[i].extra);
-        int rc = run(cmd, &out);
+        int rc = test_run(cmd, &out);
         CHECK(rc != 0 && strstr(out, cases[i].expect), "`%s` gave exit %d and:\n%s", cases[i].extra, rc, out);
         free(out);
     }
     snprintf(cmd, sizeof cmd, "env DATA_PATH=%s TOKENIZER_PATH=%s/tokenizers/fineweb_1024_bpe.model ./pgolf train",
              corrupt, test_shared_data());
-    int rc = run(cmd, &out);
+    int rc = test_run(cmd, &out);
     CHECK(rc != 0 && strstr(out, path), "a corrupt val shard gave exit %d and:\n%s", rc, out);
     free(out);
     free(out_dir);
@@ -306,7 +305,7 @@ TEST(cli_prep_text_corpus) {
     fclose(f);
     snprintf(cmd, sizeof cmd, "env PREP_INPUT=%s DATA_PATH=%s/data TOKENIZER_PATH=%s/tok/t.model VOCAB_SIZE=300 PREP_VAL_DOCS=7 ./pgolf prep",
              corpus, dir, dir);
-    int rc = run(cmd, &out);
+    int rc = test_run(cmd, &out);
     CHECK(rc == 0 && strstr(out, "60 documents: 53 train"), "prep exited %d:\n%s", rc, out);
     free(out);
     char path[1100];
@@ -346,7 +345,7 @@ TEST(cli_prep_text_corpus) {
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         snprintf(cmd, sizeof cmd, "env PREP_INPUT=%s DATA_PATH=%s/bad TOKENIZER_PATH=%s/bad/t.model VOCAB_SIZE=300 PREP_VAL_DOCS=7 %s ./pgolf prep",
                  corpus, dir, dir, bad[i].env);
-        rc = run(cmd, &out);
+        rc = test_run(cmd, &out);
         CHECK(rc != 0 && strstr(out, bad[i].expect), "`%s` gave exit %d and:\n%s", bad[i].env, rc, out);
         free(out);
     }
@@ -357,7 +356,7 @@ TEST(cli_prep_default_corpus) {
     const char *dir = test_tmpdir("prep_kjv");
     char cmd[4096], *out;
     snprintf(cmd, sizeof cmd, "env DATA_PATH=%s/data TOKENIZER_PATH=%s/kjv.model VOCAB_SIZE=1024 ./pgolf prep", dir, dir);
-    int rc = run(cmd, &out);
+    int rc = test_run(cmd, &out);
     CHECK(rc == 0 && strstr(out, "1189 documents: 989 train"), "prep exited %d:\n%s", rc, out);
     free(out);
     char path[1100];
@@ -371,19 +370,19 @@ TEST(cli_prep_default_corpus) {
 
 // `pgolf ablate` end to end on tiny runs: 2 seeds x (control, one variant), then the table.
 TEST(cli_ablate_table) {
-    const char *data = make_dataset("ablate_data");
+    const char *data = test_markov_dataset("ablate_data");
     char *dir = xstrdup(test_tmpdir("ablate_out"));
     char env[4096], cmd[8192], *out;
     tiny_env(env, sizeof env, data, dir, "ITERATIONS=6 WARMUP_STEPS=0 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=2048 ABLATE_SEEDS=1,2");
     snprintf(cmd, sizeof cmd, "env %s ./pgolf ablate hi_lr:MATRIX_LR=0.08,SCALAR_LR=0.08", env);
-    int rc = run(cmd, &out);
+    int rc = test_run(cmd, &out);
     const char *row = strstr(out, "\nhi_lr ");
     double p = row ? atof(strrchr(strtok(xstrdup(row + 1), "\n"), ' ') + 1) : NAN;
     CHECK(rc == 0 && strstr(out, "ablate: hi_lr seed:2 val_loss:") && strstr(out, "\ncontrol ") && row && p >= 0 && p <= 1,
           "ablate exited %d, p %g:\n%s", rc, p, out);
     free(out);
     snprintf(cmd, sizeof cmd, "env %s ./pgolf ablate 'broken:MATRIX_LR'", env);
-    rc = run(cmd, &out);
+    rc = test_run(cmd, &out);
     CHECK(rc != 0 && strstr(out, "setting 'MATRIX_LR' is not ENV=VALUE"), "bad arm gave %d:\n%s", rc, out);
     free(out);
     free(dir);

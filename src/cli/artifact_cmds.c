@@ -14,6 +14,7 @@
 #include "io/bytes.h"
 #include "io/checkpoint.h"
 #include "model/gpt.h"
+#include "presets.h"
 #include "util.h"
 
 // The artifact comes from --artifact/ARTIFACT or the first positional argument.
@@ -86,7 +87,7 @@ int cmd_info(int argc, char **argv) {
     GPTConfig g = gpt_config_from(&c);
     GPT m;
     gpt_init(&m, &g);
-    char *text = config_text(&c, CG_MODEL);
+    char *text = config_text(&c, CG_MODEL | CG_DATA | CG_TRAIN | CG_EVAL); // the full configuration
     fputs(text, stdout);
     free(text);
     static const char *GROUP_NAMES[] = {"muon", "adam_scalar", "adam_embed", "adam_head", "unused"};
@@ -96,6 +97,8 @@ int cmd_info(int argc, char **argv) {
         printf("  %-32s %-14s %s\n", t->name, shape_str(shape, sizeof shape, t->ndim, t->shape), GROUP_NAMES[m.groups[i]]);
     }
     printf("model_params:%lld\n", (long long)m.n_params);
+    const Preset *p = *c.preset ? preset_find(c.preset) : NULL;
+    if (p) printf("preset:%s reference_model_params:%lld (%s)\n", p->name, (long long)p->reference_params, p->summary);
     gpt_free(&m);
     return 0;
 }
