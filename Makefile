@@ -19,7 +19,7 @@ LDLIBS := -lopenblas -lzstd -lbrotlienc -lbrotlidec -lz -lm -fopenmp
 SRC := $(shell find src -name '*.c' ! -path 'src/cli/main.c' | sort)
 OBJ := $(SRC:%.c=$(BUILD)/%.o)
 # The gradient-check binary recompiles the ops and the model in double precision.
-F64_SRC := $(shell find src/ops src/model -name '*.c' | sort) src/util.c src/config.c src/tensor.c
+F64_SRC := $(shell find src/ops src/model -name '*.c' | sort) src/util.c src/config.c src/presets.c src/tensor.c
 F64_OBJ := $(F64_SRC:%.c=$(BUILD)/f64/%.o)
 TEST_SRC := $(filter-out tests/grad/%, $(shell find tests -name '*.c' | sort))
 GRAD_SRC := $(shell find tests/grad -name '*.c' 2>/dev/null | sort) tests/test_main.c
@@ -72,7 +72,7 @@ bench: $(BENCH_SRC:%.c=$(BUILD)/%)
 # Fuzz the artifact reader with libFuzzer (clang) for FUZZ_SECONDS, seeded with the artifacts the tests
 # wrote. Rejections are fine; a crash, sanitizer report or timeout fails the target.
 FUZZ_SECONDS ?= 60
-FUZZ_SRC := $(filter-out src/export/calib.c, $(wildcard src/export/*.c)) src/io/bytes.c src/util.c src/config.c src/tensor.c
+FUZZ_SRC := $(filter-out src/export/calib.c, $(wildcard src/export/*.c)) src/io/bytes.c src/util.c src/config.c src/presets.c src/tensor.c
 $(BUILD)/fuzz_artifact: fuzz/fuzz_artifact.c $(FUZZ_SRC)
 	clang -g -O1 -std=c11 -D_GNU_SOURCE -Wno-unknown-pragmas -fsanitize=fuzzer,address,undefined -I$(OPENBLAS_INC) -Isrc \
 	    -o $@ $^ -lopenblas -lzstd -lbrotlienc -lbrotlidec -lz -lm
