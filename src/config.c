@@ -212,6 +212,10 @@ void config_validate_model(const Config *c) {
         die("VALUE_RESIDUAL_FORM=%s must be scalar or sigmoid", c->value_residual_form);
     if (c->bigram_vocab_size == 1 || c->bigram_vocab_size < 0 || (c->bigram_vocab_size && c->bigram_dim <= 0))
         die("BIGRAM_VOCAB_SIZE=%lld must be 0 (off) or at least 2, with BIGRAM_DIM > 0", (long long)c->bigram_vocab_size);
+    if (c->parallel_residual_start < -1 || c->parallel_residual_start >= c->num_layers)
+        die("PARALLEL_RESIDUAL_START=%lld must be -1 (off) or a layer in 0..%lld", (long long)c->parallel_residual_start,
+            (long long)c->num_layers - 1);
+    if (c->num_loops < 1) die("NUM_LOOPS=%lld must be at least 1", (long long)c->num_loops);
     if (c->negative_slope < 0) die("NEGATIVE_SLOPE must not be negative, got %g", c->negative_slope);
     if (c->logit_softcap <= 0) die("LOGIT_SOFTCAP must be positive, got %g", c->logit_softcap);
 }

@@ -49,6 +49,12 @@
     X(INT, rope_dims, "ROPE_DIMS", "0", CG_MODEL, "partial RoPE: rotate only the first N dims of each head (0: all)")      \
     X(INT, xsa_last_n, "XSA_LAST_N", "0", CG_MODEL, "XSA (exclusive self-attention) on the last N layers (NUM_LAYERS: all)") \
     X(BOOL, skip_gates_enabled, "SKIP_GATES_ENABLED", "0", CG_MODEL, "U-Net skips as lerp(w skip, x, sigmoid(skip_gates)), gates init 0 (#1435/#2005)") \
+    X(STR, recur_layers, "RECUR_LAYERS", "", CG_MODEL, "depth recurrence: a contiguous run of layers run again, e.g. 4,5 (#1435) or 3-5 (#2005); empty: off") \
+    X(INT, num_loops, "NUM_LOOPS", "1", CG_MODEL, "depth recurrence: extra passes over RECUR_LAYERS (#1435: 1, #2005: 2)") \
+    X(INT, recur_start_step, "RECUR_START_STEP", "0", CG_TRAIN, "depth recurrence switches on at this training step (#1435: 3000)") \
+    X(REAL, enable_looping_at, "ENABLE_LOOPING_AT", "0", CG_TRAIN, "...or once this fraction of the run is done (#2005: 0.35; wallclock, or ITERATIONS without a cap)") \
+    X(BOOL, recur_virtual_skips, "RECUR_VIRTUAL_SKIPS", "0", CG_MODEL, "size the U-Net skips from the looped layer list (#2005) rather than NUM_LAYERS (#1435)") \
+    X(INT, parallel_residual_start, "PARALLEL_RESIDUAL_START", "-1", CG_MODEL, "GPT-J parallel blocks (attention and MLP read one input) from this layer on (#2005: 7; -1: off)") \
     X(INT, bigram_vocab_size, "BIGRAM_VOCAB_SIZE", "0", CG_MODEL, "BigramHash buckets hashing (previous, current) token, added to the embedding (0: off; #413/#638: 4096)") \
     X(INT, bigram_dim, "BIGRAM_DIM", "128", CG_MODEL, "BigramHash embedding width (projected to MODEL_DIM unless equal)") \
     X(BOOL, smear_gate, "SMEAR_GATE", "0", CG_MODEL, "SmearGate on the normed embedding (the records have it always on)") \

@@ -36,25 +36,38 @@ CONTROL_PATTERNS = ("attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "res
 def model_config(vocab=1024, layers=9, dim=512, heads=8, kv_heads=4, mlp_mult=2, tie=True, rope_base=10000.0,
                  softcap=30.0, qk_gain=1.5, rope_dims=0, ln_scale=False, negative_slope=0.0, xsa_last_n=0,
                  smear=False, gated_attention=False, gate_elementwise=False, value_residual="", bigram=(0, 0),
-                 skip_gates=False):
+                 skip_gates=False, recur=None, parallel_from=-1, virtual_skips=False):
     """rope_dims, ln_scale, negative_slope, xsa_last_n: the records' partial RoPE, LN scale, LeakyReLU^2 and
     XSA on the last N layers, SmearGate, gated attention (per head, or per channel), value residual
-    ("scalar": #413, "sigmoid": #638), BigramHash (buckets, dim), sigmoid-gated U-Net skips (0/False/"": off)."""
+    ("scalar": #413, "sigmoid": #638), BigramHash (buckets, dim), sigmoid-gated U-Net skips, depth recurrence
+    recur=(first, last, loops), GPT-J parallel blocks from layer parallel_from, skips sized from the looped
+    layout (0/False/""/None/-1: off)."""
     return dict(vocab=vocab, layers=layers, dim=dim, heads=heads, kv_heads=kv_heads, mlp_mult=mlp_mult, tie=tie,
                 rope_base=float(rope_base), softcap=float(softcap), qk_gain=float(qk_gain), rope_dims=rope_dims,
                 ln_scale=ln_scale, negative_slope=float(negative_slope), xsa_last_n=xsa_last_n, smear=smear,
                 gated_attention=gated_attention, gate_elementwise=gate_elementwise, value_residual=value_residual,
-                bigram=bigram, skip_gates=skip_gates)
+                bigram=bigram, skip_gates=skip_gates, recur=recur, parallel_from=parallel_from,
+                virtual_skips=virtual_skips)
+
+
+def layer_order(cfg):
+    """Physical layer of each virtual position: #1435/#2005's looped layout when recur is set."""
+    L, recur = cfg["layers"], cfg.get("recur")
+    if not recur:
+        return list(range(L))
+    first, last, loops = recur
+    return list(range(last + 1)) + list(range(first, last + 1)) * loops + list(range(last + 1, L))
 
 
 def param_shapes(cfg):
     """name -> shape, in train_gpt.py's state_dict order."""
     D, L = cfg["dim"], cfg["layers"]
     Dkv = cfg["kv_heads"] * (D // cfg["heads"])
-    enc = L // 2
-    shapes = {"skip_weights": (min(enc, L - enc), D)}
+    n = len(layer_order(cfg)) if cfg.get("virtual_skips") else L
+    rows = min(n // 2, n - n // 2)
+    shapes = {"skip_weights": (rows, D)}
     if cfg.get("skip_gates"):
-        shapes["skip_gates"] = (min(enc, L - enc), D)
+        shapes["skip_gates"] = (rows, D)
     shapes["tok_emb.weight"] = (cfg["vocab"], D)
     buckets, bdim = cfg.get("bigram", (0, 0))
     if buckets:
@@ -185,16 +198,17 @@ def attention(p, b, x, cfg, cos, sin, use_xsa=False, v0=None):
 
 
 def block(p, i, x, x0, cfg, cos, sin, v0=None):
-    """-> (x_out, raw v of this layer)"""
+    """-> (x_out, raw v of this layer). GPT-J parallel from cfg["parallel_from"]: one input for both branches."""
     b = f"blocks.{i}."
     mix = p[b + "resid_mix"]
     s = 1.0 / math.sqrt(i + 1) if cfg["ln_scale"] else 1.0
     x = mix[0] * x + mix[1] * x0
     use_xsa = i >= cfg["layers"] - cfg["xsa_last_n"]
     a, raw_v = attention(p, b, rms_norm(x) * s, cfg, cos, sin, use_xsa, v0)
-    x = x + p[b + "attn_scale"] * a
-    h = F.leaky_relu(F.linear(rms_norm(x) * s, p[b + "mlp.fc.weight"]), cfg["negative_slope"]).square()
-    return x + p[b + "mlp_scale"] * F.linear(h, p[b + "mlp.proj.weight"]), raw_v
+    parallel = 0 <= cfg.get("parallel_from", -1) <= i
+    mlp_in = x if parallel else x + p[b + "attn_scale"] * a
+    h = F.leaky_relu(F.linear(rms_norm(mlp_in) * s, p[b + "mlp.fc.weight"]), cfg["negative_slope"]).square()
+    return x + p[b + "attn_scale"] * a + p[b + "mlp_scale"] * F.linear(h, p[b + "mlp.proj.weight"]), raw_v
 
 
 def bigram_hash(ids, buckets):
@@ -227,22 +241,23 @@ def gpt_loss(p, x_ids, y_ids, cfg):
         g = torch.sigmoid(p["smear.gate"])
         x = (1 - g) * x + g * torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
     x0 = x
-    L = cfg["layers"]
-    enc = L // 2
+    order = layer_order(cfg)
+    enc = len(order) // 2
+    rows = p["skip_weights"].size(0)
     skips = []
     v0 = None  # value residual: layer 0's raw v, mixed into every later layer
     vr = bool(cfg.get("value_residual"))
-    for i in range(enc):  # U-Net: the first half stores its outputs ...
+    for i in order[:enc]:  # U-Net: the first half stores its outputs ...
         x, raw_v = block(p, i, x, x0, cfg, cos, sin, v0)
         if vr and v0 is None:
             v0 = raw_v
         skips.append(x)
-    for j in range(L - enc):  # ... the second half adds them back, last stored first
-        if skips and cfg.get("skip_gates"):  # #1435/#2005: torch.lerp(w * skip, x, sigmoid(gate))
+    for j, i in enumerate(order[enc:]):  # ... the second half adds them back, last stored first
+        if skips and j < rows and cfg.get("skip_gates"):  # #1435/#2005: torch.lerp(w * skip, x, sigmoid(gate))
             x = torch.lerp(p["skip_weights"][j] * skips.pop(), x, torch.sigmoid(p["skip_gates"][j]))
-        elif skips:
+        elif skips and j < rows:
             x = x + p["skip_weights"][j] * skips.pop()
-        x, raw_v = block(p, enc + j, x, x0, cfg, cos, sin, v0)
+        x, raw_v = block(p, i, x, x0, cfg, cos, sin, v0)
         if vr and v0 is None:
             v0 = raw_v
     x = rms_norm(x).reshape(-1, cfg["dim"])
@@ -353,6 +368,11 @@ CASES = {
     "gates_vr_sigmoid": (model_config(vocab=48, layers=4, dim=32, heads=4, kv_heads=2, mlp_mult=2, tie=False,
                                       xsa_last_n=4, gated_attention=True, gate_elementwise=True,
                                       value_residual="sigmoid", bigram=(10, 32), skip_gates=True), 12, 3),
+    # #2005's shape in small: layers 2-3 run three times (0 1 2 3 2 3 2 3 4), GPT-J parallel blocks from 3,
+    # gated skips sized from the looped layout (4 rows), XSA everywhere, value residual across the loops
+    "recurrence": (model_config(vocab=64, layers=5, dim=32, heads=4, kv_heads=2, mlp_mult=2, tie=True, rope_dims=4,
+                                ln_scale=True, negative_slope=0.5, xsa_last_n=5, value_residual="scalar",
+                                skip_gates=True, recur=(2, 3, 2), parallel_from=3, virtual_skips=True), 16, 2),
 }
 
 
@@ -373,7 +393,9 @@ def _config_text(cfg, T, B):
           ("XSA_LAST_N", cfg["xsa_last_n"]), ("SMEAR_GATE", int(cfg["smear"])),
           ("GATED_ATTENTION", int(cfg["gated_attention"])), ("GATED_ATTENTION_ELEMENTWISE", int(cfg["gate_elementwise"])),
           ("VALUE_RESIDUAL", int(bool(cfg["value_residual"]))), ("VALUE_RESIDUAL_FORM", cfg["value_residual"] or "scalar"),
-          ("SKIP_GATES_ENABLED", int(cfg["skip_gates"])), ("BIGRAM_VOCAB_SIZE", cfg["bigram"][0]), ("BIGRAM_DIM", cfg["bigram"][1] or 128),
+          ("SKIP_GATES_ENABLED", int(cfg["skip_gates"])), ("PARALLEL_RESIDUAL_START", cfg["parallel_from"]),
+          ("RECUR_LAYERS", f"{cfg['recur'][0]}-{cfg['recur'][1]}" if cfg["recur"] else ""),
+          ("NUM_LOOPS", cfg["recur"][2] if cfg["recur"] else 1), ("RECUR_VIRTUAL_SKIPS", int(cfg["virtual_skips"])), ("BIGRAM_VOCAB_SIZE", cfg["bigram"][0]), ("BIGRAM_DIM", cfg["bigram"][1] or 128),
           ("BATCH_SEQS", B), ("MATRIX_LR", o["matrix_lr"]), ("SCALAR_LR", o["scalar_lr"]),
           ("TIED_EMBED_LR", o["tied_embed_lr"]), ("EMBED_LR", o["embed_lr"]), ("HEAD_LR", o["head_lr"]),
           ("MUON_MOMENTUM", o["muon_momentum"]), ("MUON_BACKEND_STEPS", o["backend_steps"]),

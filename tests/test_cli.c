@@ -387,3 +387,17 @@ TEST(cli_ablate_table) {
     free(out);
     free(dir);
 }
+
+// Depth recurrence switches on at RECUR_START_STEP (#1435) and the run stays finite through the switch.
+TEST(cli_recurrence_switches_on_at_its_step) {
+    const char *data = test_markov_dataset("recur_data");
+    char env[4096], cmd[8192], *out;
+    tiny_env(env, sizeof env, data, test_tmpdir("recur_out"),
+             "NUM_LAYERS=3 RECUR_LAYERS=1 RECUR_START_STEP=3 ITERATIONS=5 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=1024");
+    snprintf(cmd, sizeof cmd, "env %s ./pgolf train", env);
+    int rc = test_run(cmd, &out);
+    CHECK(rc == 0 && strstr(out, "recurrence:on step:3 virtual_layers:4") && !strstr(out, "recurrence:on step:2"),
+          "rc %d, expected the switch at step 3:\n%s", rc, out);
+    CHECK(isfinite(find_value(out, "step:5/5 train_loss:", "train_loss:")), "no finite loss after the switch");
+    free(out);
+}

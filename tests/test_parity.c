@@ -137,3 +137,4 @@ TEST(bigram_hash_matches_torch_int32) {
     bigram_hash(two, x, 2, 4, 4096);
     CHECK(two[4] == 4095 && two[5] == want4096[5], "second row: %d %d", two[4], two[5]);
 }
+TEST(parity_torch_recurrence_parallel) { parity_case("recurrence"); } // loops, GPT-J blocks, virtual skips

@@ -233,6 +233,7 @@ int cmd_train(int argc, char **argv) {
     setup(&t);
     int64_t step = 0;
     double training_time_ms = 0;
+    gpt_set_recurrence(&t.m, recurrence_active(c, 0, 0)); // the warmup steps run step 0's layout
     if (c->resume[0]) {
         TrainPosition pos;
         checkpoint_load(c->resume, &t.m, &t.os, &pos);
@@ -245,6 +246,7 @@ int cmd_train(int argc, char **argv) {
         if (c->ema_enabled) ema_start(&t.os, &t.m); // from the weights training starts with, as #638 does
     }
 
+    gpt_set_recurrence(&t.m, recurrence_active(c, step, training_time_ms));
     const double max_ms = c->max_wallclock_seconds > 0 ? 1000.0 * c->max_wallclock_seconds : 0;
     int64_t stop_after = -1;
     double t0 = now_seconds();
@@ -266,6 +268,10 @@ int cmd_train(int argc, char **argv) {
         }
         double elapsed_ms = training_time_ms + 1000.0 * (now_seconds() - t0);
         double lr_mul = lr_schedule(c, step, elapsed_ms);
+        if (t.m.cfg.looped_len > t.m.cfg.layers && recurrence_active(c, step, elapsed_ms) != t.m.recur_on) {
+            gpt_set_recurrence(&t.m, !t.m.recur_on);
+            log0("recurrence:%s step:%lld virtual_layers:%d", t.m.recur_on ? "on" : "off", (long long)step, t.m.n_order);
+        }
         double train_loss = accumulate_gradients(&t);
         if (!isfinite(train_loss)) die("train_loss is %f at step %lld: training diverged", train_loss, (long long)step);
         optimizer_step(&t, step, lr_mul);

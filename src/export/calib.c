@@ -39,10 +39,11 @@ void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T) {
     int N = B * T, big = c->hidden > c->dim ? c->hidden : c->dim;
     real *tmp = ops_alloc((size_t)big * (size_t)big);
     gpt_forward(m, x, NULL, B, T);
-    for (int l = 0; l < c->layers; l++) {
-        const BlockActs *s = &m->acts.blocks[l];
+    for (int v = 0; v < m->n_order; v++) { // a layer run more than once (depth recurrence) sums its inputs
+        const BlockActs *s = &m->acts.blocks[v];
+        int l = m->order[v];
         accumulate(h->attn_in[l], s->n1, N, c->dim, h->batches, tmp);
-        accumulate(h->attn_out[l], gpt_proj_input(m, l), N, c->dim, h->batches, tmp);
+        accumulate(h->attn_out[l], gpt_proj_input(m, v), N, c->dim, h->batches, tmp);
         accumulate(h->mlp_in[l], s->n2, N, c->dim, h->batches, tmp);
         accumulate(h->mlp_hidden[l], s->h_act, N, c->hidden, h->batches, tmp);
     }

@@ -13,6 +13,39 @@
 // both builds compute the same function).
 #define NORM_EPS ((real)FLT_EPSILON)
 
+// RECUR_LAYERS "a,b,...,z" (consecutive) or "a-z": layers before a, then a..z (1 + NUM_LOOPS) times, then
+// the rest. #1435's "4,5" with one loop: 0 1 2 3 4 5 4 5 6 ...; #2005's 3-5 with two: 0 1 2 3 4 5 3 4 5 3 4 5 6 ...
+static void recurrence_order(GPTConfig *g, const Config *c) {
+    int first = -1, last = -1, n = 0;
+    g->looped_len = 0;
+    if (*c->recur_layers) {
+        const char *s = c->recur_layers;
+        char *end;
+        first = last = (int)strtol(s, &end, 10);
+        if (end == s) die("RECUR_LAYERS=%s: expected layers like 4,5 or 3-5", c->recur_layers);
+        if (*end == '-') {
+            last = (int)strtol(s = end + 1, &end, 10);
+            if (end == s) die("RECUR_LAYERS=%s: expected layers like 4,5 or 3-5", c->recur_layers);
+        }
+        while (*end == ',') {
+            int next = (int)strtol(s = end + 1, &end, 10);
+            if (end == s || next != last + 1) die("RECUR_LAYERS=%s must list consecutive layers", c->recur_layers);
+            last = next;
+        }
+        if (*end) die("RECUR_LAYERS=%s: unexpected '%s'", c->recur_layers, end);
+        if (first < 1 || last < first || last >= g->layers)
+            die("RECUR_LAYERS=%s must lie within layers 1..%d (layer 0 provides the value residual)", c->recur_layers, g->layers - 1);
+        n = (last - first + 1) * (int)c->num_loops;
+    }
+    if (g->layers + n > GPT_MAX_VIRTUAL) die("%d virtual layers exceed pgolf's %d", g->layers + n, GPT_MAX_VIRTUAL);
+    for (int l = 0; l < g->layers; l++) {
+        g->looped[g->looped_len++] = l;
+        if (l == last)
+            for (int k = 0; k < (int)c->num_loops; k++)
+                for (int r = first; r <= last; r++) g->looped[g->looped_len++] = r;
+    }
+}
+
 GPTConfig gpt_config_from(const Config *c) {
     config_validate_model(c);
     GPTConfig g = {0};
@@ -40,6 +73,9 @@ GPTConfig gpt_config_from(const Config *c) {
     g.enc_layers = g.layers / 2;
     g.dec_layers = g.layers - g.enc_layers;
     g.skips = g.enc_layers < g.dec_layers ? g.enc_layers : g.dec_layers;
+    recurrence_order(&g, c);
+    if (c->recur_virtual_skips) g.skips = g.looped_len / 2 < g.looped_len - g.looped_len / 2 ? g.looped_len / 2 : g.looped_len - g.looped_len / 2;
+    g.parallel_from = c->parallel_residual_start >= 0 ? (int)c->parallel_residual_start : g.layers;
     g.skip_gates = c->skip_gates_enabled;
     g.rope_base = c->rope_base;
     g.softcap = c->logit_softcap;
@@ -169,11 +205,19 @@ void gpt_init(GPT *m, const GPTConfig *cfg) {
     for (int i = 0; i < m->param_list.count; i++) m->groups[i] = group_of(&m->param_list.items[i]);
     for (int i = 0; i < m->param_list.count; i++) // block 0 mixes nothing into its own v
         if (m->param_list.items[i].data == m->p.blocks[0].vr && m->p.blocks[0].vr) m->groups[i] = GROUP_UNUSED;
+    for (int l = 0; l < cfg->layers; l++) m->plain[l] = l;
+    gpt_set_recurrence(m, 1);
 }
 
-static void free_acts(Activations *a, int layers) {
+void gpt_set_recurrence(GPT *m, int on) {
+    m->recur_on = on && m->cfg.looped_len > m->cfg.layers;
+    m->order = m->recur_on ? m->cfg.looped : m->plain;
+    m->n_order = m->recur_on ? m->cfg.looped_len : m->cfg.layers;
+}
+
+static void free_acts(Activations *a, int n_blocks) {
     if (!a->blocks) return;
-    for (int l = 0; l < layers; l++) ops_free(a->blocks[l].x_in); // one block per layer, see ensure_acts
+    for (int v = 0; v < n_blocks; v++) ops_free(a->blocks[v].x_in); // one allocation per block, see ensure_acts
     free(a->blocks);
     ops_free(a->emb);
     ops_free(a->dx);
@@ -183,7 +227,7 @@ static void free_acts(Activations *a, int layers) {
 }
 
 void gpt_free(GPT *m) {
-    free_acts(&m->acts, m->cfg.layers);
+    free_acts(&m->acts, m->cfg.looped_len);
     ops_free(m->params);
     ops_free(m->grads);
     free(m->param_list.items);
@@ -213,12 +257,12 @@ static void ensure_acts(GPT *m, int B, int T) {
     size_t N = (size_t)B * T, D = c->dim, KV = c->kv_dim, F = c->hidden, H = c->heads, HK = c->kv_heads;
     Activations *a = &m->acts;
     if (N > m->acts_tokens) {
-        free_acts(a, c->layers);
-        a->blocks = xcalloc((size_t)c->layers, sizeof(BlockActs));
+        free_acts(a, c->looped_len);
+        a->blocks = xcalloc((size_t)c->looped_len, sizeof(BlockActs)); // every virtual position
         size_t G = c->attn_gates, gated = G ? pad(N * G) + pad(N * D) : 0, vr = c->value_residual ? pad(N * KV) : 0;
         size_t per_block = 10 * pad(N * D) + 3 * pad(N * KV) + 2 * pad(N * F) + 3 * pad(N) + pad(N * H) * 2 + pad(N * HK);
         per_block += gated + vr;
-        for (int l = 0; l < c->layers; l++) {
+        for (int l = 0; l < c->looped_len; l++) {
             real *cur = ops_alloc(per_block);
             BlockActs *b = &a->blocks[l];
             b->x_in = carve(&cur, N * D);
@@ -313,21 +357,25 @@ static const real *value_lambdas(const GPTConfig *c, const BlockTensors *w, real
     return lam;
 }
 
-// What the attention gate multiplies: the attention output after XSA where it is on.
-static const real *gate_input(const GPT *m, int l) {
-    return l >= m->cfg.xsa_from ? m->acts.blocks[l].att_x : m->acts.blocks[l].att_y;
+// What the attention gate at virtual position v multiplies: the attention output after XSA where it is on.
+static const real *gate_input(const GPT *m, int v) {
+    return m->order[v] >= m->cfg.xsa_from ? m->acts.blocks[v].att_x : m->acts.blocks[v].att_y;
 }
 
-// x_in -> x_out of block l. x0 is the normed embedding every block mixes back in.
-static void block_forward(GPT *m, int l, const real *x0) {
+// x_in -> x_out of the block at virtual position v (physical layer l = order[v]). x0 is the normed
+// embedding every block mixes back in. Serial: x += attn(norm(x)); x += mlp(norm(x)). Parallel (GPT-J,
+// from PARALLEL_RESIDUAL_START): both read norm(x) of the same x and both outputs are added.
+static void block_forward(GPT *m, int v, const real *x0) {
     const GPTConfig *c = &m->cfg;
+    int l = m->order[v];
     const BlockTensors *w = &m->p.blocks[l];
-    BlockActs *s = &m->acts.blocks[l];
-    int B = m->acts.B, T = m->acts.T, N = B * T, D = c->dim, KV = c->kv_dim;
+    BlockActs *s = &m->acts.blocks[v];
+    int B = m->acts.B, T = m->acts.T, N = B * T, D = c->dim, KV = c->kv_dim, parallel = l >= c->parallel_from;
     real *xm = s->x_out; // x_out doubles as the residual stream inside the block
     real ln = block_ln_scale(c, l);
     resid_mix_forward(xm, s->x_in, x0, w->resid_mix, N, D);
     rmsnorm_forward(s->n1, s->rstd1, xm, N, D, NORM_EPS, ln);
+    if (parallel) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln);
     // raw q, k go through scratch (att_y, att_out) and are consumed by qk_prep
     matmul_forward(s->att_y, s->n1, w->c_q, N, D, D);
     qk_prep_forward(s->qf, s->qn, s->rstd_q, s->att_y, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
@@ -335,7 +383,7 @@ static void block_forward(GPT *m, int l, const real *x0) {
     matmul_forward(s->att_out, s->n1, w->c_k, N, D, KV);
     qk_prep_forward(s->kf, s->kn, s->rstd_k, s->att_out, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
                     c->head_dim, c->rope_dims, NORM_EPS);
-    int mix_v = c->value_residual && l > 0; // block 0's own v is v0
+    int mix_v = c->value_residual && v > 0; // the first block's own v is v0
     matmul_forward(mix_v ? s->v_raw : s->v, s->n1, w->c_v, N, D, KV);
     real lam[2];
     if (mix_v) value_mix_forward(s->v, s->v_raw, m->acts.blocks[0].v, value_lambdas(c, w, lam), (size_t)N * KV);
@@ -343,17 +391,25 @@ static void block_forward(GPT *m, int l, const real *x0) {
     if (l >= c->xsa_from) xsa_forward(s->att_x, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
     if (c->attn_gates) { // gate logits from the attention's input, computed in place into s->gate
         matmul_forward(s->gate, s->n1, w->attn_gate_w, N, D, c->attn_gates);
-        attn_gate_forward(s->att_g, s->gate, gate_input(m, l), s->gate, w->attn_gate_b, N, c->heads, c->head_dim,
+        attn_gate_forward(s->att_g, s->gate, gate_input(m, v), s->gate, w->attn_gate_b, N, c->heads, c->head_dim,
                           c->attn_gates, 1);
     }
-    matmul_forward(s->att_out, gpt_proj_input(m, l), w->attn_proj, N, D, D);
-    scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
-    rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln);
+    matmul_forward(s->att_out, gpt_proj_input(m, v), w->attn_proj, N, D, D);
+    if (!parallel) {
+        scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
+        rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln);
+    }
     matmul_forward(s->h_pre, s->n2, w->fc, N, D, c->hidden);
     relu2_forward(s->h_act, s->h_pre, (size_t)N * c->hidden, (real)c->negative_slope);
     matmul_forward(s->mlp_out, s->h_act, w->mlp_proj, N, c->hidden, D);
+    if (parallel) scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
     scaled_add_forward(xm, w->mlp_scale, s->mlp_out, N, D);
 }
+
+// U-Net over the current order: the first half (enc) push their outputs; decoder position j takes
+// the output of encoder position enc-1-j while j < skip rows and outputs remain.
+static int unet_enc(const GPT *m) { return m->n_order / 2; }
+static int unet_skips(const GPT *m) { return unet_enc(m) < m->cfg.skips ? unet_enc(m) : m->cfg.skips; }
 
 static const real *head_weight(const GPT *m) { return m->cfg.tied ? m->p.tok_emb : m->p.lm_head; }
 
@@ -378,16 +434,17 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
         rmsnorm_forward(a->x0, a->emb_rstd, a->emb, N, D, NORM_EPS, 1);
     }
     const real *prev = a->x0;
-    for (int l = 0; l < c->layers; l++) {
-        BlockActs *s = &a->blocks[l];
+    int enc = unet_enc(m), skips = unet_skips(m);
+    for (int v = 0; v < m->n_order; v++) {
+        BlockActs *s = &a->blocks[v];
         ops_copy(s->x_in, prev, ND);
-        int dec = l - c->enc_layers;
-        if (dec >= 0 && dec < c->skips) { // decoder block i adds the output of encoder block enc-1-i
-            const real *skip = a->blocks[c->enc_layers - 1 - dec].x_out, *sw = m->p.skip_weights + (size_t)dec * D;
+        int dec = v - enc;
+        if (dec >= 0 && dec < skips) { // decoder position j adds the output of encoder position enc-1-j
+            const real *skip = a->blocks[enc - 1 - dec].x_out, *sw = m->p.skip_weights + (size_t)dec * D;
             if (c->skip_gates) skip_lerp_forward(s->x_in, prev, skip, sw, m->p.skip_gates + (size_t)dec * D, N, D);
             else scaled_add_forward(s->x_in, sw, skip, N, D);
         }
-        block_forward(m, l, a->x0);
+        block_forward(m, v, a->x0);
         prev = s->x_out;
     }
     rmsnorm_forward(a->nf, a->rstd_f, prev, N, D, NORM_EPS, 1);
@@ -401,33 +458,39 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
 
 // ---------------------------------------------------------------- backward
 
-// On entry a->dx holds dL/d(x_out of block l); on exit dL/d(x_in of block l). dx0 accumulates.
-static void block_backward(GPT *m, int l) {
+// On entry a->dx holds dL/d(x_out) of the block at virtual position v; on exit dL/d(x_in). dx0 accumulates,
+// and the physical layer's parameter gradients accumulate over its positions.
+static void block_backward(GPT *m, int v) {
     const GPTConfig *c = &m->cfg;
+    int l = m->order[v];
     const BlockTensors *w = &m->p.blocks[l];
     BlockTensors *g = &m->g.blocks[l];
-    BlockActs *s = &m->acts.blocks[l];
+    BlockActs *s = &m->acts.blocks[v];
     Activations *a = &m->acts;
-    int B = a->B, T = a->T, N = B * T, D = c->dim, KV = c->kv_dim, F = c->hidden;
+    int B = a->B, T = a->T, N = B * T, D = c->dim, KV = c->kv_dim, F = c->hidden, parallel = l >= c->parallel_from;
     // x_out = x_mid + mlp_scale * mlp_out; dx stays the gradient of the residual stream
     scaled_add_backward(a->dres, g->mlp_scale, a->dx, w->mlp_scale, s->mlp_out, N, D, 0);
     matmul_backward(a->dh, g->mlp_proj, a->dres, s->h_act, w->mlp_proj, N, F, D, 0);
     real ln = block_ln_scale(c, l);
     relu2_backward(a->dh, a->dh, s->h_pre, (size_t)N * F, (real)c->negative_slope);
     matmul_backward(a->dn, g->fc, a->dh, s->n2, w->fc, N, D, F, 0);
-    rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, ln, 1);
-    // x_mid = xm + attn_scale * att_out
-    scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0);
-    matmul_backward(a->datt, g->attn_proj, a->dres, gpt_proj_input(m, l), w->attn_proj, N, D, D, 0);
+    if (parallel) { // the attention output also adds to x_out itself: take its gradient before the MLP's norm path
+        scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0);
+        rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, ln, 1);
+    } else { // x_mid = xm + attn_scale * att_out
+        rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, ln, 1);
+        scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0);
+    }
+    matmul_backward(a->datt, g->attn_proj, a->dres, gpt_proj_input(m, v), w->attn_proj, N, D, D, 0);
     if (c->attn_gates) // gate-logit gradients wait in dh until the input gradient dn is formed below
-        attn_gate_backward(a->datt, a->dh, g->attn_gate_b, a->datt, gate_input(m, l), s->gate, N, c->heads,
+        attn_gate_backward(a->datt, a->dh, g->attn_gate_b, a->datt, gate_input(m, v), s->gate, N, c->heads,
                            c->head_dim, c->attn_gates, 1);
     int xsa = l >= c->xsa_from;
     if (xsa) xsa_backward(a->datt, a->dv_xsa, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
     attention_backward(a->dq, a->dk, a->dv, a->datt, s->att_y, s->lse, s->qf, s->kf, s->v, B, T, c->heads,
                        c->kv_heads, c->head_dim);
     if (xsa) add_inplace(a->dv, a->dv_xsa, (size_t)N * KV);
-    if (c->value_residual && l > 0) { // dv: d(mixed v) -> d(own v); dv0 collects block 0's share
+    if (c->value_residual && v > 0) { // dv: d(mixed v) -> d(own v); dv0 collects the first block's share
         real lam[2];
         double dl[2];
         value_mix_backward(a->dv, a->dv0, dl, a->dv, s->v_raw, a->blocks[0].v, value_lambdas(c, w, lam), (size_t)N * KV);
@@ -467,16 +530,17 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     ops_zero(a->dx0, ND);
     if (c->value_residual) ops_zero(a->dv0, (size_t)N * c->kv_dim);
     ops_zero(a->dskip, (size_t)c->skips * ND);
-    for (int l = c->layers - 1; l >= 0; l--) {
-        int enc_skip = c->enc_layers - 1 - l; // encoder block l feeds decoder block enc_skip's skip
-        if (l < c->enc_layers && enc_skip < c->skips) add_inplace(a->dx, a->dskip + (size_t)enc_skip * ND, ND);
-        block_backward(m, l);
-        int dec = l - c->enc_layers;
-        if (dec >= 0 && dec < c->skips) {
-            const real *skip = a->blocks[c->enc_layers - 1 - dec].x_out, *sw = m->p.skip_weights + (size_t)dec * D;
+    int enc = unet_enc(m), skips = unet_skips(m);
+    for (int v = m->n_order - 1; v >= 0; v--) {
+        int enc_skip = enc - 1 - v; // encoder position v feeds decoder position enc_skip's skip
+        if (v < enc && enc_skip < skips) add_inplace(a->dx, a->dskip + (size_t)enc_skip * ND, ND);
+        block_backward(m, v);
+        int dec = v - enc;
+        if (dec >= 0 && dec < skips) {
+            const real *skip = a->blocks[enc - 1 - dec].x_out, *sw = m->p.skip_weights + (size_t)dec * D;
             real *dskip = a->dskip + (size_t)dec * ND, *dsw = m->g.skip_weights + (size_t)dec * D;
             if (c->skip_gates)
-                skip_lerp_backward(a->dx, dskip, dsw, m->g.skip_gates + (size_t)dec * D, a->dx, a->blocks[l - 1].x_out, skip,
+                skip_lerp_backward(a->dx, dskip, dsw, m->g.skip_gates + (size_t)dec * D, a->dx, a->blocks[v - 1].x_out, skip,
                                    sw, m->p.skip_gates + (size_t)dec * D, N, D);
             else
                 scaled_add_backward(dskip, dsw, a->dx, sw, skip, N, D, 0);

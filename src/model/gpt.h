@@ -8,9 +8,15 @@
 #include "real.h"
 #include "tensor.h"
 
+#define GPT_MAX_VIRTUAL 256 // virtual layers (physical layers plus repeats)
+
 typedef struct {
     int vocab, layers, dim, heads, kv_heads, head_dim, kv_dim, hidden, tied, rope_dims, rope_bf16;
-    int enc_layers, dec_layers, skips; // U-Net: first half pushes, second half pops
+    int enc_layers, dec_layers, skips; // U-Net: first half pushes, second half pops; skips = rows of skip_weights
+    // Depth recurrence: the looped order of physical layers (virtual layers); without RECUR_LAYERS it
+    // is 0..layers-1. The plain order is always 0..layers-1.
+    int looped_len, looped[GPT_MAX_VIRTUAL];
+    int parallel_from;                 // PARALLEL_RESIDUAL_START (layers: none)
     int skip_gates;                    // SKIP_GATES_ENABLED: sigmoid-gated skips
     int ln_scale;          // LN_SCALE: block i's normed inputs times 1/sqrt(i+1)
     int smear;             // SMEAR_GATE: smear.gate [dim] on the normed embedding
@@ -73,10 +79,14 @@ typedef struct {
     ModelTensors p, g;
     TensorList param_list, grad_list; // state_dict order and names
     ParamGroup *groups;               // one per tensor of param_list
-    Activations acts;
+    Activations acts;   // one BlockActs per virtual layer position
     size_t acts_tokens; // capacity of acts in tokens
+    int recur_on;       // depth recurrence active: the forward runs cfg.looped, else 0..layers-1
+    int n_order;        // the current order: its length and physical layers
+    const int *order;
     real *rope_cos, *rope_sin;
     int rope_T;
+    int plain[GPT_MAX_VIRTUAL]; // 0..layers-1
 } GPT;
 
 void gpt_init(GPT *m, const GPTConfig *cfg);
@@ -86,11 +96,13 @@ void gpt_free(GPT *m);
 // its own (xoshiro256**), so values differ from torch's for the same seed; use INIT_CHECKPOINT for
 // bit-identical starts.
 void gpt_init_weights(GPT *m, uint64_t seed);
-// The input of block l's attention output projection: the attention output, after XSA and the gate
-// where they are on.
-static inline const real *gpt_proj_input(const GPT *m, int l) {
-    if (m->cfg.attn_gates) return m->acts.blocks[l].att_g;
-    return l >= m->cfg.xsa_from ? m->acts.blocks[l].att_x : m->acts.blocks[l].att_y;
+// Switches depth recurrence on or off (it starts on when configured; training switches it by step).
+void gpt_set_recurrence(GPT *m, int on);
+// The input of the attention output projection at virtual position v of the last forward: the
+// attention output, after XSA and the gate where they are on.
+static inline const real *gpt_proj_input(const GPT *m, int v) {
+    if (m->cfg.attn_gates) return m->acts.blocks[v].att_g;
+    return m->order[v] >= m->cfg.xsa_from ? m->acts.blocks[v].att_x : m->acts.blocks[v].att_y;
 }
 
 // Forward over x [B,T]. With targets, returns the mean loss and keeps per-token losses in

@@ -133,10 +133,14 @@ TensorList optim_state_views(const OptimState *s, const GPT *m) {
     return out;
 }
 
+double training_frac(const Config *c, int64_t step, double elapsed_ms) {
+    return c->max_wallclock_seconds > 0 ? elapsed_ms / (1000.0 * c->max_wallclock_seconds)
+                                        : (double)step / (double)(c->iterations > 1 ? c->iterations : 1);
+}
+
 double lr_schedule(const Config *c, int64_t step, double elapsed_ms) {
     if (c->warmdown_frac > 0) { // #1435/#2005: by the fraction of the run done, floored at MIN_LR
-        double frac = c->max_wallclock_seconds > 0 ? elapsed_ms / (1000.0 * c->max_wallclock_seconds)
-                                                   : (double)step / (double)(c->iterations > 1 ? c->iterations : 1);
+        double frac = training_frac(c, step, elapsed_ms);
         return frac >= 1 - c->warmdown_frac ? fmax((1 - frac) / c->warmdown_frac, c->min_lr) : 1.0;
     }
     if (c->warmdown_iters <= 0) return 1.0;
@@ -151,6 +155,12 @@ double lr_schedule(const Config *c, int64_t step, double elapsed_ms) {
     double remaining = 1000.0 * c->max_wallclock_seconds - elapsed_ms;
     if (remaining < 0) remaining = 0;
     return remaining <= warmdown_ms ? remaining / fmax(warmdown_ms, 1e-9) : 1.0;
+}
+
+int recurrence_active(const Config *c, int64_t step, double elapsed_ms) {
+    if (c->recur_start_step > 0 && step >= c->recur_start_step) return 1;
+    if (c->enable_looping_at > 0 && training_frac(c, step, elapsed_ms) >= c->enable_looping_at) return 1;
+    return c->recur_start_step <= 0 && c->enable_looping_at <= 0;
 }
 
 double muon_momentum_at(const Config *c, int64_t step) {

@@ -56,6 +56,11 @@ void adam_update(real *p, const real *g, real *m, real *v, size_t n, const Optim
 // the time that many steps take at the current average step time. With WARMDOWN_FRAC (#1435/#2005):
 // linear over the last fraction of the wallclock budget (or of ITERATIONS without one), at least MIN_LR.
 double lr_schedule(const Config *c, int64_t step, double elapsed_ms);
+// The fraction of the run done: of the wallclock budget, or of ITERATIONS without one (the records' training_frac).
+double training_frac(const Config *c, int64_t step, double elapsed_ms);
+// Whether depth recurrence runs at this step: from RECUR_START_STEP (#1435) or ENABLE_LOOPING_AT (#2005);
+// from the start when neither is set.
+int recurrence_active(const Config *c, int64_t step, double elapsed_ms);
 double muon_momentum_at(const Config *c, int64_t step);
 // Scales all gradients so their global L2 norm is at most max_norm (torch's clip_grad_norm_).
 void clip_grad_norm(GPT *m, double max_norm);

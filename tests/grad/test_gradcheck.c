@@ -384,7 +384,8 @@ static double model_loss(void *p) {
 
 // techniques 1: partial RoPE (2 of 4 dims), LN scale, LeakyReLU(0.5)^2, XSA on the last 2 layers, SmearGate,
 // headwise gated attention, #413's value residual and BigramHash together; 2: the same with elementwise
-// gates, the sigmoid value residual, an unprojected BigramHash and gated U-Net skips (4 layers: 2 skips).
+// gates, the sigmoid value residual, an unprojected BigramHash and gated U-Net skips (4 layers: 2 skips);
+// 3: techniques 1 with depth recurrence (layers 1-2 twice), GPT-J parallel blocks and gated skips.
 static void model_case(int tied, int layers, int techniques) {
     Config cfg;
     config_defaults(&cfg);
@@ -394,6 +395,11 @@ static void model_case(int tied, int layers, int techniques) {
         cfg.rope_dims = 2, cfg.ln_scale = 1, cfg.negative_slope = 0.5, cfg.xsa_last_n = 2, cfg.smear_gate = 1;
         cfg.gated_attention = 1, cfg.value_residual = 1;
         cfg.bigram_vocab_size = 7, cfg.bigram_dim = 5; // projected to the model width
+    }
+    if (techniques == 3) { // depth recurrence 0 1 2 1 2 3, parallel blocks from layer 2, skips sized from it
+        free(cfg.recur_layers);
+        cfg.recur_layers = xstrdup("1-2");
+        cfg.parallel_residual_start = 2, cfg.recur_virtual_skips = 1, cfg.skip_gates_enabled = 1;
     }
     if (techniques == 2) {
         cfg.gated_attention_elementwise = 1;
@@ -426,5 +432,6 @@ TEST(grad_model_tied) { model_case(1, 3, 0); }
 TEST(grad_model_untied_even_layers) { model_case(0, 4, 0); }
 TEST(grad_model_all_techniques) { model_case(1, 3, 1); }
 TEST(grad_model_elementwise_gate_sigmoid_vr) { model_case(0, 4, 2); }
+TEST(grad_model_recurrence_parallel) { model_case(1, 4, 3); }
 
 __attribute__((constructor)) static void seed_rng(void) { rng_seed(&g_rng, 42); }
