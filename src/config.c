@@ -208,6 +208,10 @@ void config_validate_model(const Config *c) {
     if (c->xsa_last_n < 0 || c->xsa_last_n > c->num_layers)
         die("XSA_LAST_N=%lld must be in 0..NUM_LAYERS=%lld", (long long)c->xsa_last_n, (long long)c->num_layers);
     if (c->xsa_last_n > 0 && c->model_dim / c->num_heads > 512) die("XSA supports head_dim up to 512");
+    if (strcmp(c->gated_attn, "none") && strcmp(c->gated_attn, "headwise") && strcmp(c->gated_attn, "elementwise"))
+        die("GATED_ATTN=%s must be none, headwise or elementwise", c->gated_attn);
+    if (strcmp(c->gated_attn, "none") && c->gated_attention)
+        die("GATED_ATTN=%s (#2005, gate rows in c_q) and GATED_ATTENTION=1 (#413, attn_gate) exclude each other", c->gated_attn);
     if (strcmp(c->value_residual_form, "scalar") && strcmp(c->value_residual_form, "sigmoid"))
         die("VALUE_RESIDUAL_FORM=%s must be scalar or sigmoid", c->value_residual_form);
     if (c->bigram_vocab_size == 1 || c->bigram_vocab_size < 0 || (c->bigram_vocab_size && c->bigram_dim <= 0))

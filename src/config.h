@@ -17,7 +17,7 @@
 
 // X(kind, field, ENV, default, groups, help); kind is INT, REAL, STR or BOOL.
 #define CONFIG_TABLE(X)                                                                                                  \
-    X(STR, preset, "PRESET", "", CG_MODEL, "start from a seed's full configuration: pr413-control, pr413-ga, pr413-vr, pr413-gavr, pr638 (see pgolf info --preset X)") \
+    X(STR, preset, "PRESET", "", CG_MODEL, "start from a seed's full configuration: pr413-control, pr413-ga, pr413-vr, pr413-gavr, pr638, pr2005 (see pgolf info --preset X)") \
     X(STR, data_path, "DATA_PATH", "./data/datasets/fineweb10B_sp1024", CG_DATA, "directory of fineweb_train_*.bin / fineweb_val_*.bin shards") \
     X(STR, tokenizer_path, "TOKENIZER_PATH", "./data/tokenizers/fineweb_1024_bpe.model", CG_DATA, "SentencePiece .model used for val_bpb byte tables") \
     X(STR, run_id, "RUN_ID", "", CG_RUN, "run name for logs/<RUN_ID>.txt (default: a random id)")                          \
@@ -61,6 +61,7 @@
     X(BOOL, ln_scale, "LN_SCALE", "0", CG_MODEL, "scale block i's normed attention/MLP inputs by 1/sqrt(i+1)")            \
     X(BOOL, gated_attention, "GATED_ATTENTION", "0", CG_MODEL, "sigmoid gate on each head's attention output, attn_gate bias init 4 (#413/#638)") \
     X(BOOL, gated_attention_elementwise, "GATED_ATTENTION_ELEMENTWISE", "0", CG_MODEL, "gated attention: one gate per channel instead of per head") \
+    X(STR, gated_attn, "GATED_ATTN", "none", CG_MODEL, "#2005's gate: headwise or elementwise sigmoid gates whose logits are extra rows of c_q (no bias); none: off") \
     X(BOOL, value_residual, "VALUE_RESIDUAL", "0", CG_MODEL, "mix layer 0's values into every later layer's (see VALUE_RESIDUAL_FORM)") \
     X(STR, value_residual_form, "VALUE_RESIDUAL_FORM", "scalar", CG_MODEL, "scalar: v = l0 v0 + l1 v, vr_lambda init 0.5 (#413); sigmoid: v += sigmoid(vrl_alpha) v0, init 0 (#638)") \
     X(REAL, negative_slope, "NEGATIVE_SLOPE", "0", CG_MODEL, "MLP activation leaky_relu(x, slope)^2 (0: relu^2; #2005: 0.5)") \

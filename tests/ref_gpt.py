@@ -36,18 +36,18 @@ CONTROL_PATTERNS = ("attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "res
 def model_config(vocab=1024, layers=9, dim=512, heads=8, kv_heads=4, mlp_mult=2, tie=True, rope_base=10000.0,
                  softcap=30.0, qk_gain=1.5, rope_dims=0, ln_scale=False, negative_slope=0.0, xsa_last_n=0,
                  smear=False, gated_attention=False, gate_elementwise=False, value_residual="", bigram=(0, 0),
-                 skip_gates=False, recur=None, parallel_from=-1, virtual_skips=False):
+                 skip_gates=False, recur=None, parallel_from=-1, virtual_skips=False, gate_rows_in_q=False):
     """rope_dims, ln_scale, negative_slope, xsa_last_n: the records' partial RoPE, LN scale, LeakyReLU^2 and
     XSA on the last N layers, SmearGate, gated attention (per head, or per channel), value residual
     ("scalar": #413, "sigmoid": #638), BigramHash (buckets, dim), sigmoid-gated U-Net skips, depth recurrence
     recur=(first, last, loops), GPT-J parallel blocks from layer parallel_from, skips sized from the looped
-    layout (0/False/""/None/-1: off)."""
+    layout, #2005's gate logits as extra rows of c_q (0/False/""/None/-1: off)."""
     return dict(vocab=vocab, layers=layers, dim=dim, heads=heads, kv_heads=kv_heads, mlp_mult=mlp_mult, tie=tie,
                 rope_base=float(rope_base), softcap=float(softcap), qk_gain=float(qk_gain), rope_dims=rope_dims,
                 ln_scale=ln_scale, negative_slope=float(negative_slope), xsa_last_n=xsa_last_n, smear=smear,
                 gated_attention=gated_attention, gate_elementwise=gate_elementwise, value_residual=value_residual,
                 bigram=bigram, skip_gates=skip_gates, recur=recur, parallel_from=parallel_from,
-                virtual_skips=virtual_skips)
+                virtual_skips=virtual_skips, gate_rows_in_q=gate_rows_in_q)
 
 
 def layer_order(cfg):
@@ -87,12 +87,12 @@ def param_shapes(cfg):
             shapes[b + "attn.vr_lambda"] = (2,)
         elif cfg.get("value_residual") == "sigmoid":
             shapes[b + "attn.vrl_alpha"] = (1,)
-        shapes[b + "attn.c_q.weight"] = (D, D)
+        G = (D if cfg.get("gate_elementwise") else cfg["heads"]) if cfg.get("gated_attention") else 0
+        shapes[b + "attn.c_q.weight"] = (D + (G if cfg.get("gate_rows_in_q") else 0), D)
         shapes[b + "attn.c_k.weight"] = (Dkv, D)
         shapes[b + "attn.c_v.weight"] = (Dkv, D)
         shapes[b + "attn.proj.weight"] = (D, D)
-        if cfg.get("gated_attention"):
-            G = D if cfg.get("gate_elementwise") else cfg["heads"]
+        if cfg.get("gated_attention") and not cfg.get("gate_rows_in_q"):
             shapes[b + "attn.attn_gate.weight"] = (G, D)
             shapes[b + "attn.attn_gate.bias"] = (G,)
         shapes[b + "mlp.fc.weight"] = (cfg["mlp_mult"] * D, D)
@@ -175,7 +175,10 @@ def attention(p, b, x, cfg, cos, sin, use_xsa=False, v0=None):
     B, T, D = x.shape
     H, Hkv = cfg["heads"], cfg["kv_heads"]
     Dh = D // H
-    q = F.linear(x, p[b + "attn.c_q.weight"]).view(B, T, H, Dh).transpose(1, 2)
+    q = F.linear(x, p[b + "attn.c_q.weight"])
+    if cfg.get("gate_rows_in_q"):  # #2005: q_raw, gate_logits = c_q(x).split([dim, gates])
+        q, gate_logits = q.split([D, q.size(-1) - D], dim=-1)
+    q = q.reshape(B, T, H, Dh).transpose(1, 2)
     k = F.linear(x, p[b + "attn.c_k.weight"]).view(B, T, Hkv, Dh).transpose(1, 2)
     v = F.linear(x, p[b + "attn.c_v.weight"]).view(B, T, Hkv, Dh).transpose(1, 2)
     raw_v = v
@@ -191,7 +194,10 @@ def attention(p, b, x, cfg, cos, sin, use_xsa=False, v0=None):
         y = xsa(y, v)
     y = y.transpose(1, 2)  # [B,T,H,Dh]
     if cfg.get("gated_attention"):  # sigmoid(x W^T + b), per head or per channel
-        gate = torch.sigmoid(F.linear(x, p[b + "attn.attn_gate.weight"], p[b + "attn.attn_gate.bias"]))
+        if cfg.get("gate_rows_in_q"):
+            gate = torch.sigmoid(gate_logits)
+        else:
+            gate = torch.sigmoid(F.linear(x, p[b + "attn.attn_gate.weight"], p[b + "attn.attn_gate.bias"]))
         y = y * (gate.view(B, T, H, Dh) if cfg.get("gate_elementwise") else gate.unsqueeze(-1))
     y = y.reshape(B, T, D)
     return F.linear(y, p[b + "attn.proj.weight"]), raw_v
@@ -369,10 +375,12 @@ CASES = {
                                       xsa_last_n=4, gated_attention=True, gate_elementwise=True,
                                       value_residual="sigmoid", bigram=(10, 32), skip_gates=True), 12, 3),
     # #2005's shape in small: layers 2-3 run three times (0 1 2 3 2 3 2 3 4), GPT-J parallel blocks from 3,
-    # gated skips sized from the looped layout (4 rows), XSA everywhere, value residual across the loops
+    # gated skips sized from the looped layout (4 rows), XSA everywhere, value residual across the loops,
+    # headwise gates from extra rows of c_q
     "recurrence": (model_config(vocab=64, layers=5, dim=32, heads=4, kv_heads=2, mlp_mult=2, tie=True, rope_dims=4,
                                 ln_scale=True, negative_slope=0.5, xsa_last_n=5, value_residual="scalar",
-                                skip_gates=True, recur=(2, 3, 2), parallel_from=3, virtual_skips=True), 16, 2),
+                                skip_gates=True, recur=(2, 3, 2), parallel_from=3, virtual_skips=True,
+                                gated_attention=True, gate_rows_in_q=True), 16, 2),
 }
 
 
@@ -391,7 +399,9 @@ def _config_text(cfg, T, B):
           ("LOGIT_SOFTCAP", repr(cfg["softcap"])), ("QK_GAIN_INIT", repr(cfg["qk_gain"])), ("TRAIN_SEQ_LEN", T),
           ("ROPE_DIMS", cfg["rope_dims"]), ("LN_SCALE", int(cfg["ln_scale"])), ("NEGATIVE_SLOPE", repr(cfg["negative_slope"])),
           ("XSA_LAST_N", cfg["xsa_last_n"]), ("SMEAR_GATE", int(cfg["smear"])),
-          ("GATED_ATTENTION", int(cfg["gated_attention"])), ("GATED_ATTENTION_ELEMENTWISE", int(cfg["gate_elementwise"])),
+          ("GATED_ATTENTION", int(cfg["gated_attention"] and not cfg["gate_rows_in_q"])),
+          ("GATED_ATTENTION_ELEMENTWISE", int(cfg["gate_elementwise"])),
+          ("GATED_ATTN", ("elementwise" if cfg["gate_elementwise"] else "headwise") if cfg["gate_rows_in_q"] else "none"),
           ("VALUE_RESIDUAL", int(bool(cfg["value_residual"]))), ("VALUE_RESIDUAL_FORM", cfg["value_residual"] or "scalar"),
           ("SKIP_GATES_ENABLED", int(cfg["skip_gates"])), ("PARALLEL_RESIDUAL_START", cfg["parallel_from"]),
           ("RECUR_LAYERS", f"{cfg['recur'][0]}-{cfg['recur'][1]}" if cfg["recur"] else ""),

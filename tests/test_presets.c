@@ -22,13 +22,14 @@ static Config preset_config(const char *name) {
 }
 
 // The counts of the reference models, summed over their state_dict shapes from the seed PRs' code:
-// #413 (refs/pull/413, no logs: computed), #638 (equal to its submission.json num_params 27137223).
+// #413 (refs/pull/413, no logs: computed), #638 (equal to its submission.json num_params 27137223), #2005
+// (refs/pull/2005: model_params:35989592 in its three train logs).
 TEST(preset_parameter_counts_match_the_references) {
     const struct {
         const char *name;
         int64_t params;
     } want[] = {{"pr413-control", 17650249}, {"pr413-ga", 17687185}, {"pr413-vr", 17650267}, {"pr413-gavr", 17687203},
-                {"pr638", 27137223}};
+                {"pr638", 27137223}, {"pr2005", 35989592}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         Config c = preset_config(want[i].name);
         GPTConfig g = gpt_config_from(&c);
@@ -68,10 +69,11 @@ TEST(presets_train_with_decreasing_loss) {
         snprintf(dir, sizeof dir, "%s", test_tmpdir(p->name));
         // narrower (64 wide, 4 heads of 16 so partial RoPE 16 still fits) and short, every switch kept
         snprintf(cmd, sizeof cmd,
-                 "env DATA_PATH=%s TOKENIZER_PATH=%s/tokenizers/fineweb_1024_bpe.model OUT_DIR=%s RUN_ID=p "
+                 "env DATA_PATH=%s TOKENIZER_PATH=%s/tokenizers/fineweb_1024_bpe.model OUT_DIR=%s RUN_ID=p VOCAB_SIZE=1024 "
                  "MODEL_DIM=64 NUM_HEADS=4 NUM_KV_HEADS=2 TRAIN_SEQ_LEN=64 EVAL_SEQ_LEN=64 EVAL_STRIDE=32 "
                  "TRAIN_BATCH_TOKENS=2048 GRAD_ACCUM_STEPS=1 ITERATIONS=10 WARMDOWN_ITERS=4 WARMUP_STEPS=1 "
                  "MAX_WALLCLOCK_SECONDS=0 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=1024 TRAIN_LOG_EVERY=1 NUM_THREADS=2 "
+                 "GPTQ_CALIBRATION_BATCHES=2 "
                  "./pgolf train --preset %s",
                  data, test_shared_data(), dir, p->name);
         int rc = test_run(cmd, &out);

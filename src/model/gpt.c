@@ -65,6 +65,8 @@ GPTConfig gpt_config_from(const Config *c) {
     g.bigram_dim = (int)c->bigram_dim;
     g.xsa_from = g.layers - (int)c->xsa_last_n;
     g.attn_gates = !c->gated_attention ? 0 : c->gated_attention_elementwise ? g.dim : g.heads;
+    g.gate_in_q = strcmp(c->gated_attn, "none") != 0;
+    if (g.gate_in_q) g.attn_gates = !strcmp(c->gated_attn, "elementwise") ? g.dim : g.heads;
     g.value_residual = !c->value_residual ? VR_NONE : !strcmp(c->value_residual_form, "sigmoid") ? VR_SIGMOID : VR_SCALAR;
     g.negative_slope = c->negative_slope;
     g.ortho_init = c->ortho_init;
@@ -144,11 +146,15 @@ static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
         } else if (c->value_residual == VR_SIGMOID) {
             ADD(vr, "attn.vrl_alpha", 1, 1, 0);
         }
-        ADD(c_q, "attn.c_q.weight", 2, c->dim, c->dim);
+        ADD(c_q, "attn.c_q.weight", 2, c->dim + (c->gate_in_q ? c->attn_gates : 0), c->dim);
+        if (c->gate_in_q) { // #2005: q_raw, gate_logits = c_q(x).split([dim, gates])
+            b->attn_gate_w = b->c_q ? b->c_q + (size_t)c->dim * c->dim : NULL;
+            b->attn_gate_b = NULL;
+        }
         ADD(c_k, "attn.c_k.weight", 2, c->kv_dim, c->dim);
         ADD(c_v, "attn.c_v.weight", 2, c->kv_dim, c->dim);
         ADD(attn_proj, "attn.proj.weight", 2, c->dim, c->dim);
-        if (c->attn_gates) { // nn.Linear(dim, gates, bias=True), registered after proj
+        if (c->attn_gates && !c->gate_in_q) { // nn.Linear(dim, gates, bias=True), registered after proj
             ADD(attn_gate_w, "attn.attn_gate.weight", 2, c->attn_gates, c->dim);
             ADD(attn_gate_b, "attn.attn_gate.bias", 1, c->attn_gates, 0);
         }
@@ -165,7 +171,7 @@ static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
 }
 
 static int layout_tensor_count(const GPTConfig *c) {
-    int per_block = 10 + (c->attn_gates ? 2 : 0) + (c->value_residual != VR_NONE);
+    int per_block = 10 + (c->attn_gates && !c->gate_in_q ? 2 : 0) + (c->value_residual != VR_NONE);
     int bigram = c->bigram_buckets ? 2 + (c->bigram_dim != c->dim) : 0;
     return 2 + per_block * c->layers + (c->tied ? 0 : 1) + c->smear + bigram + c->skip_gates;
 }

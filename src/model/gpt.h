@@ -22,7 +22,8 @@ typedef struct {
     int smear;             // SMEAR_GATE: smear.gate [dim] on the normed embedding
     int bigram_buckets, bigram_dim; // BigramHash (0 buckets: off); no projection when bigram_dim == dim
     int xsa_from;          // XSA on blocks xsa_from .. layers-1 (layers: none)
-    int attn_gates;        // GATED_ATTENTION: gates per token (heads, or dim when elementwise); 0: off
+    int attn_gates;        // GATED_ATTENTION/GATED_ATTN: gates per token (heads, or dim when elementwise); 0: off
+    int gate_in_q;         // GATED_ATTN (#2005): the gate logits are rows dim.. of c_q, without a bias
     int value_residual;    // VALUE_RESIDUAL: VR_NONE, VR_SCALAR (#413) or VR_SIGMOID (#638)
     double negative_slope; // MLP activation leaky_relu(x, slope)^2
     int ortho_init, ortho_proj_scale; // ORTHO_INIT, ORTHO_PROJ_SCALE (initialization only)
@@ -36,7 +37,7 @@ GPTConfig gpt_config_from(const Config *c);
 // Pointers into one flat block of parameters (or, with the same layout, of gradients).
 typedef struct {
     real *c_q, *c_k, *c_v, *attn_proj, *q_gain, *fc, *mlp_proj, *attn_scale, *mlp_scale, *resid_mix;
-    real *attn_gate_w, *attn_gate_b; // GATED_ATTENTION: [gates, dim], [gates]
+    real *attn_gate_w, *attn_gate_b; // GATED_ATTENTION: [gates, dim], [gates]; GATED_ATTN: c_q's extra rows, NULL
     real *vr;                        // VALUE_RESIDUAL: vr_lambda [2] (scalar) or vrl_alpha [1] (sigmoid)
 } BlockTensors;
 

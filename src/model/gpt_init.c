@@ -85,13 +85,13 @@ void gpt_init_weights(GPT *m, uint64_t seed) {
         fill_const(b->resid_mix, D, 1);
         fill_const(b->resid_mix + D, D, 0);
         fill_const(b->q_gain, (size_t)c->heads, (real)bf16_round((float)c->qk_gain_init));
-        fill_linear(c, b->c_q, c->dim, c->dim, &r);
+        fill_linear(c, b->c_q, c->dim + (c->gate_in_q ? c->attn_gates : 0), c->dim, &r); // GATED_ATTN: with the gate rows
         fill_linear(c, b->c_k, c->kv_dim, c->dim, &r);
         fill_linear(c, b->c_v, c->kv_dim, c->dim, &r);
         fill_const(b->attn_proj, D * D, 0); // _zero_init
         fill_linear(c, b->fc, c->hidden, c->dim, &r);
         fill_const(b->mlp_proj, D * (size_t)c->hidden, 0); // _zero_init
-        if (c->attn_gates) { // #413: zeros_(weight), constant_(bias, 4.0): the gates start near 1
+        if (c->attn_gates && !c->gate_in_q) { // #413: zeros_(weight), constant_(bias, 4.0): the gates start near 1
             fill_const(b->attn_gate_w, (size_t)c->attn_gates * D, 0);
             fill_const(b->attn_gate_b, (size_t)c->attn_gates, 4);
         }

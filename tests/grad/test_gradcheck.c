@@ -385,7 +385,8 @@ static double model_loss(void *p) {
 // techniques 1: partial RoPE (2 of 4 dims), LN scale, LeakyReLU(0.5)^2, XSA on the last 2 layers, SmearGate,
 // headwise gated attention, #413's value residual and BigramHash together; 2: the same with elementwise
 // gates, the sigmoid value residual, an unprojected BigramHash and gated U-Net skips (4 layers: 2 skips);
-// 3: techniques 1 with depth recurrence (layers 1-2 twice), GPT-J parallel blocks and gated skips.
+// 3: techniques 1 with depth recurrence (layers 1-2 twice), GPT-J parallel blocks, gated skips and #2005's
+// gate rows in c_q instead of attn_gate.
 static void model_case(int tied, int layers, int techniques) {
     Config cfg;
     config_defaults(&cfg);
@@ -400,6 +401,9 @@ static void model_case(int tied, int layers, int techniques) {
         free(cfg.recur_layers);
         cfg.recur_layers = xstrdup("1-2");
         cfg.parallel_residual_start = 2, cfg.recur_virtual_skips = 1, cfg.skip_gates_enabled = 1;
+        cfg.gated_attention = 0; // #2005's headwise gate: logits from extra rows of c_q
+        free(cfg.gated_attn);
+        cfg.gated_attn = xstrdup("headwise");
     }
     if (techniques == 2) {
         cfg.gated_attention_elementwise = 1;
