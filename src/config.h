@@ -55,6 +55,9 @@
     X(REAL, enable_looping_at, "ENABLE_LOOPING_AT", "0", CG_TRAIN, "...or once this fraction of the run is done (#2005: 0.35; wallclock, or ITERATIONS without a cap)") \
     X(BOOL, recur_virtual_skips, "RECUR_VIRTUAL_SKIPS", "0", CG_MODEL, "size the U-Net skips from the looped layer list (#2005) rather than NUM_LAYERS (#1435)") \
     X(INT, parallel_residual_start, "PARALLEL_RESIDUAL_START", "-1", CG_MODEL, "GPT-J parallel blocks (attention and MLP read one input) from this layer on (#2005: 7; -1: off)") \
+    X(BOOL, ve_enabled, "VE_ENABLED", "0", CG_MODEL, "value embedding: a shared token embedding added to the values of VE_LAYERS (#1435)") \
+    X(INT, ve_dim, "VE_DIM", "128", CG_MODEL, "value embedding width (projected to the KV width unless equal)") \
+    X(STR, ve_layers, "VE_LAYERS", "9,10", CG_MODEL, "layers whose values get the value embedding") \
     X(INT, bigram_vocab_size, "BIGRAM_VOCAB_SIZE", "0", CG_MODEL, "BigramHash buckets hashing (previous, current) token, added to the embedding (0: off; #413/#638: 4096)") \
     X(INT, bigram_dim, "BIGRAM_DIM", "128", CG_MODEL, "BigramHash embedding width (projected to MODEL_DIM unless equal)") \
     X(BOOL, smear_gate, "SMEAR_GATE", "0", CG_MODEL, "SmearGate on the normed embedding (the records have it always on)") \

@@ -36,18 +36,19 @@ CONTROL_PATTERNS = ("attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "res
 def model_config(vocab=1024, layers=9, dim=512, heads=8, kv_heads=4, mlp_mult=2, tie=True, rope_base=10000.0,
                  softcap=30.0, qk_gain=1.5, rope_dims=0, ln_scale=False, negative_slope=0.0, xsa_last_n=0,
                  smear=False, gated_attention=False, gate_elementwise=False, value_residual="", bigram=(0, 0),
-                 skip_gates=False, recur=None, parallel_from=-1, virtual_skips=False, gate_rows_in_q=False):
+                 skip_gates=False, recur=None, parallel_from=-1, virtual_skips=False, gate_rows_in_q=False,
+                 ve=None):
     """rope_dims, ln_scale, negative_slope, xsa_last_n: the records' partial RoPE, LN scale, LeakyReLU^2 and
     XSA on the last N layers, SmearGate, gated attention (per head, or per channel), value residual
     ("scalar": #413, "sigmoid": #638), BigramHash (buckets, dim), sigmoid-gated U-Net skips, depth recurrence
     recur=(first, last, loops), GPT-J parallel blocks from layer parallel_from, skips sized from the looped
-    layout, #2005's gate logits as extra rows of c_q (0/False/""/None/-1: off)."""
+    layout, #2005's gate logits as extra rows of c_q, value embedding ve=(dim, [layers]) (0/False/""/None/-1: off)."""
     return dict(vocab=vocab, layers=layers, dim=dim, heads=heads, kv_heads=kv_heads, mlp_mult=mlp_mult, tie=tie,
                 rope_base=float(rope_base), softcap=float(softcap), qk_gain=float(qk_gain), rope_dims=rope_dims,
                 ln_scale=ln_scale, negative_slope=float(negative_slope), xsa_last_n=xsa_last_n, smear=smear,
                 gated_attention=gated_attention, gate_elementwise=gate_elementwise, value_residual=value_residual,
                 bigram=bigram, skip_gates=skip_gates, recur=recur, parallel_from=parallel_from,
-                virtual_skips=virtual_skips, gate_rows_in_q=gate_rows_in_q)
+                virtual_skips=virtual_skips, gate_rows_in_q=gate_rows_in_q, ve=ve)
 
 
 def layer_order(cfg):
@@ -97,6 +98,14 @@ def param_shapes(cfg):
             shapes[b + "attn.attn_gate.bias"] = (G,)
         shapes[b + "mlp.fc.weight"] = (cfg["mlp_mult"] * D, D)
         shapes[b + "mlp.proj.weight"] = (D, cfg["mlp_mult"] * D)
+    if cfg.get("ve"):  # #1435's ValueEmbedding and its per-layer scales
+        ve_dim, ve_layers = cfg["ve"]
+        shapes["ve_shared.scale"] = ()
+        shapes["ve_shared.embed.weight"] = (cfg["vocab"], ve_dim)
+        if ve_dim != Dkv:
+            shapes["ve_shared.proj.weight"] = (Dkv, ve_dim)
+        for k in range(len(ve_layers)):
+            shapes[f"ve_layer_scales.{k}"] = (1,)
     if not cfg["tie"]:
         shapes["lm_head.weight"] = (cfg["vocab"], D)
     return shapes
@@ -113,9 +122,11 @@ def init_params(cfg, gen):
             v = cfg["qk_gain"] + 0.2 * n
         elif name.endswith("attn_scale") or name.endswith("mlp_scale") or name == "skip_weights":
             v = 1.0 + 0.2 * n
-        elif name == "bigram.scale":
+        elif name == "bigram.scale" or name == "ve_shared.scale":
             v = 0.3 + 0.1 * n
-        elif name == "smear.gate" or name.endswith("vrl_alpha") or name == "bigram.embed.weight" or name == "skip_gates":
+        elif name.startswith("ve_layer_scales"):
+            v = 1.0 + 0.2 * n
+        elif name in ("smear.gate", "bigram.embed.weight", "skip_gates", "ve_shared.embed.weight") or name.endswith("vrl_alpha"):
             v = 0.5 * n
         elif name.endswith("vr_lambda"):
             v = 0.5 + 0.2 * n
@@ -170,7 +181,7 @@ def xsa(y, v):
     return (y_g - (y_g * vn).sum(-1, keepdim=True) * vn).reshape(B, H, T, Dh)
 
 
-def attention(p, b, x, cfg, cos, sin, use_xsa=False, v0=None):
+def attention(p, b, x, cfg, cos, sin, use_xsa=False, v0=None, ve=None):
     """x [B,T,D] (already normed) -> ([B,T,D], this layer's raw v). v0: layer 0's raw v (value residual)."""
     B, T, D = x.shape
     H, Hkv = cfg["heads"], cfg["kv_heads"]
@@ -180,7 +191,10 @@ def attention(p, b, x, cfg, cos, sin, use_xsa=False, v0=None):
         q, gate_logits = q.split([D, q.size(-1) - D], dim=-1)
     q = q.reshape(B, T, H, Dh).transpose(1, 2)
     k = F.linear(x, p[b + "attn.c_k.weight"]).view(B, T, Hkv, Dh).transpose(1, 2)
-    v = F.linear(x, p[b + "attn.c_v.weight"]).view(B, T, Hkv, Dh).transpose(1, 2)
+    v = F.linear(x, p[b + "attn.c_v.weight"])
+    if ve is not None:  # #1435: v = c_v(x) + v_embed, before the reshape
+        v = v + ve
+    v = v.view(B, T, Hkv, Dh).transpose(1, 2)
     raw_v = v
     if v0 is not None and cfg.get("value_residual") == "scalar":  # #413
         lam = p[b + "attn.vr_lambda"]
@@ -203,14 +217,14 @@ def attention(p, b, x, cfg, cos, sin, use_xsa=False, v0=None):
     return F.linear(y, p[b + "attn.proj.weight"]), raw_v
 
 
-def block(p, i, x, x0, cfg, cos, sin, v0=None):
+def block(p, i, x, x0, cfg, cos, sin, v0=None, ve=None):
     """-> (x_out, raw v of this layer). GPT-J parallel from cfg["parallel_from"]: one input for both branches."""
     b = f"blocks.{i}."
     mix = p[b + "resid_mix"]
     s = 1.0 / math.sqrt(i + 1) if cfg["ln_scale"] else 1.0
     x = mix[0] * x + mix[1] * x0
     use_xsa = i >= cfg["layers"] - cfg["xsa_last_n"]
-    a, raw_v = attention(p, b, rms_norm(x) * s, cfg, cos, sin, use_xsa, v0)
+    a, raw_v = attention(p, b, rms_norm(x) * s, cfg, cos, sin, use_xsa, v0, ve)
     parallel = 0 <= cfg.get("parallel_from", -1) <= i
     mlp_in = x if parallel else x + p[b + "attn_scale"] * a
     h = F.leaky_relu(F.linear(rms_norm(mlp_in) * s, p[b + "mlp.fc.weight"]), cfg["negative_slope"]).square()
@@ -247,6 +261,16 @@ def gpt_loss(p, x_ids, y_ids, cfg):
         g = torch.sigmoid(p["smear.gate"])
         x = (1 - g) * x + g * torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
     x0 = x
+    ve_base, ve_layers = None, []
+    if cfg.get("ve"):
+        ve_layers = cfg["ve"][1]
+        h = F.embedding(x_ids, p["ve_shared.embed.weight"])
+        if "ve_shared.proj.weight" in p:
+            h = F.linear(h, p["ve_shared.proj.weight"])
+        ve_base = h * p["ve_shared.scale"]
+
+    def ve_for(i):
+        return ve_base * p[f"ve_layer_scales.{ve_layers.index(i)}"] if i in ve_layers else None
     order = layer_order(cfg)
     enc = len(order) // 2
     rows = p["skip_weights"].size(0)
@@ -254,7 +278,7 @@ def gpt_loss(p, x_ids, y_ids, cfg):
     v0 = None  # value residual: layer 0's raw v, mixed into every later layer
     vr = bool(cfg.get("value_residual"))
     for i in order[:enc]:  # U-Net: the first half stores its outputs ...
-        x, raw_v = block(p, i, x, x0, cfg, cos, sin, v0)
+        x, raw_v = block(p, i, x, x0, cfg, cos, sin, v0, ve_for(i))
         if vr and v0 is None:
             v0 = raw_v
         skips.append(x)
@@ -263,7 +287,7 @@ def gpt_loss(p, x_ids, y_ids, cfg):
             x = torch.lerp(p["skip_weights"][j] * skips.pop(), x, torch.sigmoid(p["skip_gates"][j]))
         elif skips and j < rows:
             x = x + p["skip_weights"][j] * skips.pop()
-        x, raw_v = block(p, i, x, x0, cfg, cos, sin, v0)
+        x, raw_v = block(p, i, x, x0, cfg, cos, sin, v0, ve_for(i))
         if vr and v0 is None:
             v0 = raw_v
     x = rms_norm(x).reshape(-1, cfg["dim"])
@@ -335,7 +359,10 @@ class Optimizers:
         tok_lr = opt["tied_embed_lr"] if cfg["tie"] else opt["embed_lr"]
         # the records' AdamW (ADAM_WD) on tok_emb and scalars; lm_head keeps plain Adam
         wd = opt.get("adam_wd", 0.0)
-        tok = [p["tok_emb.weight"]] + ([p["bigram.embed.weight"]] if "bigram.embed.weight" in p else [])
+        tok = [p[n] for n in ("tok_emb.weight", "bigram.embed.weight", "ve_shared.embed.weight") if n in p]
+        if "ve_shared.scale" in p:  # #1435: ve_shared.proj to Muon, the scales are scalars
+            scalars += [p[n] for n in p if n == "ve_shared.scale" or n.startswith("ve_layer_scales")]
+            matrices += [p["ve_shared.proj.weight"]] if "ve_shared.proj.weight" in p else []
         groups = [(tok, tok_lr, wd), (scalars, opt["scalar_lr"], wd)]
         if not cfg["tie"]:
             groups.append(([p["lm_head.weight"]], opt["head_lr"], 0.0))
@@ -376,11 +403,11 @@ CASES = {
                                       value_residual="sigmoid", bigram=(10, 32), skip_gates=True), 12, 3),
     # #2005's shape in small: layers 2-3 run three times (0 1 2 3 2 3 2 3 4), GPT-J parallel blocks from 3,
     # gated skips sized from the looped layout (4 rows), XSA everywhere, value residual across the loops,
-    # headwise gates from extra rows of c_q
+    # headwise gates from extra rows of c_q, #1435's value embedding on a looped layer and the last
     "recurrence": (model_config(vocab=64, layers=5, dim=32, heads=4, kv_heads=2, mlp_mult=2, tie=True, rope_dims=4,
                                 ln_scale=True, negative_slope=0.5, xsa_last_n=5, value_residual="scalar",
                                 skip_gates=True, recur=(2, 3, 2), parallel_from=3, virtual_skips=True,
-                                gated_attention=True, gate_rows_in_q=True), 16, 2),
+                                gated_attention=True, gate_rows_in_q=True, ve=(4, [3, 4])), 16, 2),
 }
 
 
@@ -405,7 +432,9 @@ def _config_text(cfg, T, B):
           ("VALUE_RESIDUAL", int(bool(cfg["value_residual"]))), ("VALUE_RESIDUAL_FORM", cfg["value_residual"] or "scalar"),
           ("SKIP_GATES_ENABLED", int(cfg["skip_gates"])), ("PARALLEL_RESIDUAL_START", cfg["parallel_from"]),
           ("RECUR_LAYERS", f"{cfg['recur'][0]}-{cfg['recur'][1]}" if cfg["recur"] else ""),
-          ("NUM_LOOPS", cfg["recur"][2] if cfg["recur"] else 1), ("RECUR_VIRTUAL_SKIPS", int(cfg["virtual_skips"])), ("BIGRAM_VOCAB_SIZE", cfg["bigram"][0]), ("BIGRAM_DIM", cfg["bigram"][1] or 128),
+          ("NUM_LOOPS", cfg["recur"][2] if cfg["recur"] else 1), ("RECUR_VIRTUAL_SKIPS", int(cfg["virtual_skips"])),
+          ("VE_ENABLED", int(bool(cfg["ve"]))), ("VE_DIM", cfg["ve"][0] if cfg["ve"] else 128),
+          ("VE_LAYERS", ",".join(map(str, cfg["ve"][1])) if cfg["ve"] else "9,10"), ("BIGRAM_VOCAB_SIZE", cfg["bigram"][0]), ("BIGRAM_DIM", cfg["bigram"][1] or 128),
           ("BATCH_SEQS", B), ("MATRIX_LR", o["matrix_lr"]), ("SCALAR_LR", o["scalar_lr"]),
           ("TIED_EMBED_LR", o["tied_embed_lr"]), ("EMBED_LR", o["embed_lr"]), ("HEAD_LR", o["head_lr"]),
           ("MUON_MOMENTUM", o["muon_momentum"]), ("MUON_BACKEND_STEPS", o["backend_steps"]),

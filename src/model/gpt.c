@@ -46,6 +46,25 @@ static void recurrence_order(GPTConfig *g, const Config *c) {
     }
 }
 
+// VE_LAYERS "9,10": the layers whose v gets the value embedding, each with its own ve_layer_scales.k.
+static void value_embedding_layers(GPTConfig *g, const Config *c) {
+    for (int l = 0; l < g->layers; l++) g->ve_slot[l] = -1;
+    g->n_ve = 0;
+    g->ve_dim = (int)c->ve_dim;
+    if (!c->ve_enabled) return;
+    if (c->ve_dim <= 0) die("VE_DIM=%lld must be positive", (long long)c->ve_dim);
+    const char *s = c->ve_layers;
+    while (*s) {
+        char *end;
+        long l = strtol(s, &end, 10);
+        if (end == s || l < 0 || l >= g->layers || (*end && *end != ','))
+            die("VE_LAYERS=%s must list layers in 0..%d, like 9,10", c->ve_layers, g->layers - 1);
+        if (g->ve_slot[l] < 0) g->ve_slot[l] = g->n_ve++;
+        s = *end ? end + 1 : end;
+    }
+    if (!g->n_ve) die("VE_ENABLED=1 needs VE_LAYERS");
+}
+
 GPTConfig gpt_config_from(const Config *c) {
     config_validate_model(c);
     GPTConfig g = {0};
@@ -63,6 +82,7 @@ GPTConfig gpt_config_from(const Config *c) {
     g.smear = c->smear_gate;
     g.bigram_buckets = (int)c->bigram_vocab_size;
     g.bigram_dim = (int)c->bigram_dim;
+    value_embedding_layers(&g, c);
     g.xsa_from = g.layers - (int)c->xsa_last_n;
     g.attn_gates = !c->gated_attention ? 0 : c->gated_attention_elementwise ? g.dim : g.heads;
     g.gate_in_q = strcmp(c->gated_attn, "none") != 0;
@@ -162,6 +182,19 @@ static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
         ADD(mlp_proj, "mlp.proj.weight", 2, c->dim, c->hidden);
 #undef ADD
     }
+    if (c->n_ve) { // ValueEmbedding (its scale, embed, proj), then the ParameterList of per-layer scales
+        p = layout_add(w, "ve_shared.scale", 0, 1, 0);
+        if (m) m->ve_scale = p;
+        p = layout_add(w, "ve_shared.embed.weight", 2, c->vocab, c->ve_dim);
+        if (m) m->ve_embed = p;
+        p = c->ve_dim != c->kv_dim ? layout_add(w, "ve_shared.proj.weight", 2, c->kv_dim, c->ve_dim) : NULL;
+        if (m) m->ve_proj = p;
+        for (int k = 0; k < c->n_ve; k++) {
+            snprintf(name, sizeof name, "ve_layer_scales.%d", k);
+            p = layout_add(w, name, 1, 1, 0);
+            if (m && k == 0) m->ve_layer_scales = p; // consecutive: slot k at ve_layer_scales + k
+        }
+    }
     if (!c->tied) {
         p = layout_add(w, "lm_head.weight", 2, c->vocab, c->dim);
         if (m) m->lm_head = p;
@@ -173,7 +206,8 @@ static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
 static int layout_tensor_count(const GPTConfig *c) {
     int per_block = 10 + (c->attn_gates && !c->gate_in_q ? 2 : 0) + (c->value_residual != VR_NONE);
     int bigram = c->bigram_buckets ? 2 + (c->bigram_dim != c->dim) : 0;
-    return 2 + per_block * c->layers + (c->tied ? 0 : 1) + c->smear + bigram + c->skip_gates;
+    int ve = c->n_ve ? 2 + (c->ve_dim != c->kv_dim) + c->n_ve : 0;
+    return 2 + per_block * c->layers + (c->tied ? 0 : 1) + c->smear + bigram + c->skip_gates + ve;
 }
 
 int64_t gpt_count_params(const GPTConfig *cfg) {
@@ -185,7 +219,8 @@ int64_t gpt_count_params(const GPTConfig *cfg) {
 // The records' split: embedding tables with tok_emb (AdamW at the token lr), every other matrix outside the
 // control patterns (block matrices, bigram.proj) to Muon, the rest to the scalar AdamW.
 static ParamGroup group_of(const TensorView *t) {
-    if (!strcmp(t->name, "tok_emb.weight") || !strcmp(t->name, "bigram.embed.weight")) return GROUP_EMBED;
+    if (!strcmp(t->name, "tok_emb.weight") || !strcmp(t->name, "bigram.embed.weight") || !strcmp(t->name, "ve_shared.embed.weight"))
+        return GROUP_EMBED;
     if (!strcmp(t->name, "lm_head.weight")) return GROUP_HEAD;
     if (tensor_is_control(t->name)) return GROUP_SCALAR;
     return t->ndim == 2 ? GROUP_MATRIX : GROUP_SCALAR;
@@ -229,6 +264,7 @@ static void free_acts(Activations *a, int n_blocks) {
     ops_free(a->dx);
     free(a->bigram_ids);
     ops_free(a->big_e);
+    ops_free(a->ve_e);
     memset(a, 0, sizeof *a);
 }
 
@@ -331,6 +367,14 @@ static void ensure_acts(GPT *m, int B, int T) {
             a->big_p = proj ? carve(&cur, N * D) : a->big_e;
             a->dbig_p = proj ? carve(&cur, N * D) : a->dbig_e;
         }
+        if (c->n_ve) { // one block: value embedding, projection and their gradients
+            size_t VD = c->ve_dim, proj = VD != KV;
+            cur = ops_alloc(2 * pad(N * VD) + (proj ? 2 * pad(N * KV) : 0));
+            a->ve_e = carve(&cur, N * VD);
+            a->dve_e = carve(&cur, N * VD);
+            a->ve_p = proj ? carve(&cur, N * KV) : a->ve_e;
+            a->dve_p = proj ? carve(&cur, N * KV) : a->dve_e;
+        }
         m->acts_tokens = N;
     }
     a->B = B;
@@ -363,6 +407,9 @@ static const real *value_lambdas(const GPTConfig *c, const BlockTensors *w, real
     return lam;
 }
 
+// VE at layer l: v += ve_layer_scales[k] * ve_shared.scale * proj(embed[ids])
+static real ve_coef(const GPT *m, int l) { return m->p.ve_layer_scales[m->cfg.ve_slot[l]] * m->p.ve_scale[0]; }
+
 // What the attention gate at virtual position v multiplies: the attention output after XSA where it is on.
 static const real *gate_input(const GPT *m, int v) {
     return m->order[v] >= m->cfg.xsa_from ? m->acts.blocks[v].att_x : m->acts.blocks[v].att_y;
@@ -391,6 +438,7 @@ static void block_forward(GPT *m, int v, const real *x0) {
                     c->head_dim, c->rope_dims, NORM_EPS);
     int mix_v = c->value_residual && v > 0; // the first block's own v is v0
     matmul_forward(mix_v ? s->v_raw : s->v, s->n1, w->c_v, N, D, KV);
+    if (c->ve_slot[l] >= 0) axpy_forward(mix_v ? s->v_raw : s->v, ve_coef(m, l), m->acts.ve_p, (size_t)N * KV); // + VE
     real lam[2];
     if (mix_v) value_mix_forward(s->v, s->v_raw, m->acts.blocks[0].v, value_lambdas(c, w, lam), (size_t)N * KV);
     attention_forward(s->att_y, s->lse, s->qf, s->kf, s->v, B, T, c->heads, c->kv_heads, c->head_dim);
@@ -438,6 +486,10 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
         smear_forward(a->x0, a->emb_n, m->p.smear_gate, B, T, D);
     } else {
         rmsnorm_forward(a->x0, a->emb_rstd, a->emb, N, D, NORM_EPS, 1);
+    }
+    if (c->n_ve) { // computed once per forward, shared by the VE layers
+        embedding_forward(a->ve_e, x, m->p.ve_embed, N, c->ve_dim);
+        if (m->p.ve_proj) matmul_forward(a->ve_p, a->ve_e, m->p.ve_proj, N, c->ve_dim, c->kv_dim);
     }
     const real *prev = a->x0;
     int enc = unet_enc(m), skips = unet_skips(m);
@@ -509,6 +561,13 @@ static void block_backward(GPT *m, int v) {
     } else if (c->value_residual) {
         add_inplace(a->dv, a->dv0, (size_t)N * KV);
     }
+    if (c->ve_slot[l] >= 0) { // dv is d(c_v(x) + VE) here; dv_xsa is free scratch
+        int k = c->ve_slot[l];
+        double dcoef = axpy_backward(a->dv_xsa, a->dv, ve_coef(m, l), a->ve_p, (size_t)N * KV);
+        add_inplace(a->dve_p, a->dv_xsa, (size_t)N * KV);
+        m->g.ve_layer_scales[k] += (real)(dcoef * m->p.ve_scale[0]);
+        m->g.ve_scale[0] += (real)(dcoef * m->p.ve_layer_scales[k]);
+    }
     qk_prep_backward(a->dq, g->q_gain, a->dq, s->qn, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
                      c->head_dim, c->rope_dims);
     qk_prep_backward(a->dk, NULL, a->dk, s->kn, s->rstd_k, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
@@ -535,6 +594,7 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     rmsnorm_backward(a->dx, a->dn, a->nf, a->rstd_f, N, D, 1, 0);
     ops_zero(a->dx0, ND);
     if (c->value_residual) ops_zero(a->dv0, (size_t)N * c->kv_dim);
+    if (c->n_ve) ops_zero(a->dve_p, (size_t)N * c->kv_dim);
     ops_zero(a->dskip, (size_t)c->skips * ND);
     int enc = unet_enc(m), skips = unet_skips(m);
     for (int v = m->n_order - 1; v >= 0; v--) {
@@ -561,6 +621,10 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
         rmsnorm_backward(a->dn, a->dx0, a->x0, a->emb_rstd, N, D, 1, 0);
     }
     embedding_backward(m->g.tok_emb, a->dn, x, N, D);
+    if (c->n_ve) {
+        if (m->p.ve_proj) matmul_backward(a->dve_e, m->g.ve_proj, a->dve_p, a->ve_e, m->p.ve_proj, N, c->ve_dim, c->kv_dim, 0);
+        embedding_backward(m->g.ve_embed, a->dve_e, x, N, c->ve_dim);
+    }
     if (c->bigram_buckets) {
         m->g.bigram_scale[0] += (real)axpy_backward(a->dbig_p, a->dn, m->p.bigram_scale[0], a->big_p, ND);
         if (m->p.bigram_proj)

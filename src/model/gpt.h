@@ -21,6 +21,7 @@ typedef struct {
     int ln_scale;          // LN_SCALE: block i's normed inputs times 1/sqrt(i+1)
     int smear;             // SMEAR_GATE: smear.gate [dim] on the normed embedding
     int bigram_buckets, bigram_dim; // BigramHash (0 buckets: off); no projection when bigram_dim == dim
+    int ve_dim, n_ve, ve_slot[GPT_MAX_VIRTUAL]; // value embedding (n_ve layers; slot k of layer l, or -1)
     int xsa_from;          // XSA on blocks xsa_from .. layers-1 (layers: none)
     int attn_gates;        // GATED_ATTENTION/GATED_ATTN: gates per token (heads, or dim when elementwise); 0: off
     int gate_in_q;         // GATED_ATTN (#2005): the gate logits are rows dim.. of c_q, without a bias
@@ -46,6 +47,7 @@ typedef struct {
     real *skip_gates;                       // NULL without SKIP_GATES_ENABLED
     real *smear_gate;                       // NULL without SMEAR_GATE
     real *bigram_scale, *bigram_embed, *bigram_proj; // BigramHash: [], [buckets, bdim], [dim, bdim] (or NULL)
+    real *ve_scale, *ve_embed, *ve_proj, *ve_layer_scales; // VE: [], [vocab, ve_dim], [kv_dim, ve_dim] (or NULL), n_ve x [1]
     BlockTensors *blocks;
 } ModelTensors;
 
@@ -67,6 +69,7 @@ typedef struct {
     int32_t *bigram_ids;   // BigramHash bucket of each token
     real *big_e, *big_p;   // its embedding [N, bdim] and projection [N, dim] (big_p == big_e without proj)
     real *dbig_e, *dbig_p; // their gradients
+    real *ve_e, *ve_p, *dve_e, *dve_p; // value embedding [N, ve_dim], projected [N, kv_dim] (== ve_e without proj), gradients
     BlockActs *blocks;
     const int32_t *targets;
     // backward scratch

@@ -78,6 +78,15 @@ void gpt_init_weights(GPT *m, uint64_t seed) {
             fill_const(m->p.bigram_proj, D * (size_t)c->bigram_dim, 0);
         }
     }
+    if (c->n_ve) { // normal_(embed, std 0.01), zeros_(proj) unless OrthoInit overwrites it, scale 0.1, layer scales 1
+        fill_normal(m->p.ve_embed, (size_t)c->vocab * c->ve_dim, 0.01, &r);
+        if (m->p.ve_proj && ortho_applies(c, c->kv_dim, c->ve_dim))
+            fill_orthogonal(m->p.ve_proj, c->kv_dim, c->ve_dim, c->ortho_proj_scale ? 1.0 / sqrt(2.0 * c->layers) : 1.0, &r);
+        else if (m->p.ve_proj)
+            fill_const(m->p.ve_proj, (size_t)c->kv_dim * c->ve_dim, 0);
+        fill_const(m->p.ve_scale, 1, (real)0.1f);
+        fill_const(m->p.ve_layer_scales, (size_t)c->n_ve, 1);
+    }
     for (int i = 0; i < c->layers; i++) {
         BlockTensors *b = &m->p.blocks[i];
         fill_const(b->attn_scale, D, 1);

@@ -404,6 +404,9 @@ static void model_case(int tied, int layers, int techniques) {
         cfg.gated_attention = 0; // #2005's headwise gate: logits from extra rows of c_q
         free(cfg.gated_attn);
         cfg.gated_attn = xstrdup("headwise");
+        cfg.ve_enabled = 1, cfg.ve_dim = 3; // value embedding on a repeated layer and on the last
+        free(cfg.ve_layers);
+        cfg.ve_layers = xstrdup("2,3");
     }
     if (techniques == 2) {
         cfg.gated_attention_elementwise = 1;
