@@ -219,6 +219,11 @@ void config_validate_model(const Config *c) {
     if (c->parallel_residual_start < -1 || c->parallel_residual_start >= c->num_layers)
         die("PARALLEL_RESIDUAL_START=%lld must be -1 (off) or a layer in 0..%lld", (long long)c->parallel_residual_start,
             (long long)c->num_layers - 1);
+    if (c->parallel_start_layer < 0 || c->parallel_start_layer >= c->num_layers)
+        die("PARALLEL_START_LAYER=%lld must be 0 (off) or a layer in 1..%lld", (long long)c->parallel_start_layer,
+            (long long)c->num_layers - 1);
+    if (c->parallel_start_layer > 0 && c->parallel_residual_start >= 0)
+        die("PARALLEL_START_LAYER (#1435's lanes) and PARALLEL_RESIDUAL_START (#2005's GPT-J blocks) exclude each other");
     if (c->num_loops < 1) die("NUM_LOOPS=%lld must be at least 1", (long long)c->num_loops);
     if (c->negative_slope < 0) die("NEGATIVE_SLOPE must not be negative, got %g", c->negative_slope);
     if (c->logit_softcap <= 0) die("LOGIT_SOFTCAP must be positive, got %g", c->logit_softcap);

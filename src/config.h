@@ -17,7 +17,7 @@
 
 // X(kind, field, ENV, default, groups, help); kind is INT, REAL, STR or BOOL.
 #define CONFIG_TABLE(X)                                                                                                  \
-    X(STR, preset, "PRESET", "", CG_MODEL, "start from a seed's full configuration: pr413-control, pr413-ga, pr413-vr, pr413-gavr, pr638, pr2005 (see pgolf info --preset X)") \
+    X(STR, preset, "PRESET", "", CG_MODEL, "start from a seed's full configuration: pr413-control, pr413-ga, pr413-vr, pr413-gavr, pr638, pr1435, pr2005 (see pgolf info --preset X)") \
     X(STR, data_path, "DATA_PATH", "./data/datasets/fineweb10B_sp1024", CG_DATA, "directory of fineweb_train_*.bin / fineweb_val_*.bin shards") \
     X(STR, tokenizer_path, "TOKENIZER_PATH", "./data/tokenizers/fineweb_1024_bpe.model", CG_DATA, "SentencePiece .model used for val_bpb byte tables") \
     X(STR, run_id, "RUN_ID", "", CG_RUN, "run name for logs/<RUN_ID>.txt (default: a random id)")                          \
@@ -58,6 +58,7 @@
     X(BOOL, ve_enabled, "VE_ENABLED", "0", CG_MODEL, "value embedding: a shared token embedding added to the values of VE_LAYERS (#1435)") \
     X(INT, ve_dim, "VE_DIM", "128", CG_MODEL, "value embedding width (projected to the KV width unless equal)") \
     X(STR, ve_layers, "VE_LAYERS", "9,10", CG_MODEL, "layers whose values get the value embedding") \
+    X(INT, parallel_start_layer, "PARALLEL_START_LAYER", "0", CG_MODEL, "#1435's two lanes from the first decoder block of this layer on: attention and MLP each on their own stream, merged by lane_merge (0: off)") \
     X(INT, bigram_vocab_size, "BIGRAM_VOCAB_SIZE", "0", CG_MODEL, "BigramHash buckets hashing (previous, current) token, added to the embedding (0: off; #413/#638: 4096)") \
     X(INT, bigram_dim, "BIGRAM_DIM", "128", CG_MODEL, "BigramHash embedding width (projected to MODEL_DIM unless equal)") \
     X(BOOL, smear_gate, "SMEAR_GATE", "0", CG_MODEL, "SmearGate on the normed embedding (the records have it always on)") \

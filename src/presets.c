@@ -35,6 +35,22 @@ static const Preset PRESETS[] = {
      "GATED_ATTENTION=1\nBIGRAM_VOCAB_SIZE=4096\nBIGRAM_DIM=128\nSMEAR_GATE=1\nORTHO_INIT=1\nORTHO_PROJ_SCALE=1\n"
      "EMA_ENABLED=1\nEMA_DECAY=0.997\nQUANT_SCHEME=int6\nCOMPRESSOR=zstd\nCOMPRESSOR_LEVEL=21\nEVAL_STRIDE=64\n",
      27137223},
+    // #1435 (refs/pull/1435, 2026-04-06_DepthRecurrence_BigramHash_EMA0.9965): the script's defaults (its run
+    // command sets nothing else). Deviations: the record trains for 600 s minus a 10 s GPTQ reserve
+    // (MAX_WALLCLOCK_SECONDS=590 here); it keeps its embeddings at the reference int8 where pgolf's gptq
+    // scheme runs GPTQ at EMBED_BITS=8 on tok_emb; its int6 scales are floored at 1/31.
+    {"pr1435", "#1435 (1.0980): 11x512 SP1024, MLP 4x leaky^2, layers 4,5 looped from step 3000, two lanes from 7, "
+               "VE 128 @ 9,10, BigramHash 1536x112, SmearGate, MuonEq-R, GPTQ int6 + brotli",
+     "VOCAB_SIZE=1024\nNUM_LAYERS=11\nMODEL_DIM=512\nNUM_HEADS=8\nNUM_KV_HEADS=4\nMLP_MULT=4\nNEGATIVE_SLOPE=0.5\n"
+     "ROPE_DIMS=16\nLN_SCALE=1\nQK_GAIN_INIT=5.0\nXSA_LAST_N=11\nSKIP_GATES_ENABLED=1\nVE_ENABLED=1\nVE_DIM=128\n"
+     "VE_LAYERS=9,10\nBIGRAM_VOCAB_SIZE=1536\nBIGRAM_DIM=112\nRECUR_LAYERS=4,5\nNUM_LOOPS=1\nRECUR_START_STEP=3000\n"
+     "PARALLEL_START_LAYER=7\nSMEAR_GATE=1\nORTHO_INIT=1\nORTHO_PROJ_SCALE=0\nTRAIN_SEQ_LEN=2048\nEVAL_SEQ_LEN=2048\n"
+     "TRAIN_BATCH_TOKENS=786432\nITERATIONS=20000\nMAX_WALLCLOCK_SECONDS=590\nWARMUP_STEPS=20\nWARMDOWN_FRAC=0.667\n"
+     "MIN_LR=0\nMATRIX_LR=0.02\nSCALAR_LR=0.02\nTIED_EMBED_LR=0.03\nADAM_WD=0.02\nEMBED_WD=0.09\nMUON_WD=0.09\n"
+     "MUON_MOMENTUM=0.99\nMUON_MOMENTUM_WARMUP_START=0.92\nMUON_MOMENTUM_WARMUP_STEPS=1500\nMUON_ROW_NORMALIZE=1\n"
+     "GRAD_CLIP_NORM=0.3\nEMA_ENABLED=1\nEMA_DECAY=0.9965\nEVAL_STRIDE=64\nQUANT_SCHEME=gptq\nMATRIX_BITS=6\n"
+     "EMBED_BITS=8\nGPTQ_CLIP=search\nGPTQ_CALIBRATION_BATCHES=64\nCOMPRESSOR=brotli\nBYTE_SHUFFLE=1\n",
+     32665181},
     // #2005 (refs/pull/2005, 2026-04-30_SP8192_HeadwiseGate_EMA_LegalTTT): README command over the script's
     // defaults plus the QK_GAIN_INIT=5.25 its logs show. Deviations: the record trains for 600 s minus a
     // 12 s GPTQ reserve (MAX_WALLCLOCK_SECONDS=588 here) and warms up with and without looping; its TTT lr

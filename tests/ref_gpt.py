@@ -37,18 +37,19 @@ def model_config(vocab=1024, layers=9, dim=512, heads=8, kv_heads=4, mlp_mult=2,
                  softcap=30.0, qk_gain=1.5, rope_dims=0, ln_scale=False, negative_slope=0.0, xsa_last_n=0,
                  smear=False, gated_attention=False, gate_elementwise=False, value_residual="", bigram=(0, 0),
                  skip_gates=False, recur=None, parallel_from=-1, virtual_skips=False, gate_rows_in_q=False,
-                 ve=None):
+                 ve=None, lanes_from=0):
     """rope_dims, ln_scale, negative_slope, xsa_last_n: the records' partial RoPE, LN scale, LeakyReLU^2 and
     XSA on the last N layers, SmearGate, gated attention (per head, or per channel), value residual
     ("scalar": #413, "sigmoid": #638), BigramHash (buckets, dim), sigmoid-gated U-Net skips, depth recurrence
     recur=(first, last, loops), GPT-J parallel blocks from layer parallel_from, skips sized from the looped
-    layout, #2005's gate logits as extra rows of c_q, value embedding ve=(dim, [layers]) (0/False/""/None/-1: off)."""
+    layout, #2005's gate logits as extra rows of c_q, value embedding ve=(dim, [layers]), #1435's two lanes from
+    layer lanes_from (0/False/""/None/-1: off)."""
     return dict(vocab=vocab, layers=layers, dim=dim, heads=heads, kv_heads=kv_heads, mlp_mult=mlp_mult, tie=tie,
                 rope_base=float(rope_base), softcap=float(softcap), qk_gain=float(qk_gain), rope_dims=rope_dims,
                 ln_scale=ln_scale, negative_slope=float(negative_slope), xsa_last_n=xsa_last_n, smear=smear,
                 gated_attention=gated_attention, gate_elementwise=gate_elementwise, value_residual=value_residual,
                 bigram=bigram, skip_gates=skip_gates, recur=recur, parallel_from=parallel_from,
-                virtual_skips=virtual_skips, gate_rows_in_q=gate_rows_in_q, ve=ve)
+                virtual_skips=virtual_skips, gate_rows_in_q=gate_rows_in_q, ve=ve, lanes_from=lanes_from)
 
 
 def layer_order(cfg):
@@ -69,6 +70,8 @@ def param_shapes(cfg):
     shapes = {"skip_weights": (rows, D)}
     if cfg.get("skip_gates"):
         shapes["skip_gates"] = (rows, D)
+    if cfg.get("lanes_from"):
+        shapes["lane_merge"] = ()
     shapes["tok_emb.weight"] = (cfg["vocab"], D)
     buckets, bdim = cfg.get("bigram", (0, 0))
     if buckets:
@@ -122,7 +125,7 @@ def init_params(cfg, gen):
             v = cfg["qk_gain"] + 0.2 * n
         elif name.endswith("attn_scale") or name.endswith("mlp_scale") or name == "skip_weights":
             v = 1.0 + 0.2 * n
-        elif name == "bigram.scale" or name == "ve_shared.scale":
+        elif name in ("bigram.scale", "ve_shared.scale", "lane_merge"):
             v = 0.3 + 0.1 * n
         elif name.startswith("ve_layer_scales"):
             v = 1.0 + 0.2 * n
@@ -282,14 +285,28 @@ def gpt_loss(p, x_ids, y_ids, cfg):
         if vr and v0 is None:
             v0 = raw_v
         skips.append(x)
+    lanes = None  # #1435: (attention lane, MLP lane) once a decoder layer >= lanes_from is reached
     for j, i in enumerate(order[enc:]):  # ... the second half adds them back, last stored first
         if skips and j < rows and cfg.get("skip_gates"):  # #1435/#2005: torch.lerp(w * skip, x, sigmoid(gate))
             x = torch.lerp(p["skip_weights"][j] * skips.pop(), x, torch.sigmoid(p["skip_gates"][j]))
         elif skips and j < rows:
             x = x + p["skip_weights"][j] * skips.pop()
+        if cfg.get("lanes_from") and i >= cfg["lanes_from"] and lanes is None:
+            lanes = (x, x)
+        if lanes is not None:  # #1435's forward_logits: attention on lane 0 (with x0), MLP on lane 1
+            b, s = f"blocks.{i}.", 1.0 / math.sqrt(i + 1) if cfg["ln_scale"] else 1.0
+            mix = p[b + "resid_mix"]
+            attn_in = mix[0] * lanes[0] + mix[1] * x0
+            a, raw_v = attention(p, b, rms_norm(attn_in) * s, cfg, cos, sin, i >= cfg["layers"] - cfg["xsa_last_n"], v0,
+                                 ve_for(i))
+            h = F.leaky_relu(F.linear(rms_norm(lanes[1]) * s, p[b + "mlp.fc.weight"]), cfg["negative_slope"]).square()
+            lanes = (attn_in + p[b + "attn_scale"] * a, lanes[1] + p[b + "mlp_scale"] * F.linear(h, p[b + "mlp.proj.weight"]))
+            continue
         x, raw_v = block(p, i, x, x0, cfg, cos, sin, v0, ve_for(i))
         if vr and v0 is None:
             v0 = raw_v
+    if lanes is not None:
+        x = p["lane_merge"] * lanes[0] + (1 - p["lane_merge"]) * lanes[1]
     x = rms_norm(x).reshape(-1, cfg["dim"])
     z = F.linear(x, E if cfg["tie"] else p["lm_head.weight"])
     logits = cfg["softcap"] * torch.tanh(z / cfg["softcap"])
@@ -354,6 +371,8 @@ class Optimizers:
             scalars.append(p["skip_weights"])
         if "skip_gates" in p:
             scalars.append(p["skip_gates"])
+        if "lane_merge" in p:
+            scalars.append(p["lane_merge"])
         if "smear.gate" in p:  # the records: scalar_params.append(base_model.smear.gate)
             scalars.append(p["smear.gate"])
         tok_lr = opt["tied_embed_lr"] if cfg["tie"] else opt["embed_lr"]
@@ -408,6 +427,11 @@ CASES = {
                                 ln_scale=True, negative_slope=0.5, xsa_last_n=5, value_residual="scalar",
                                 skip_gates=True, recur=(2, 3, 2), parallel_from=3, virtual_skips=True,
                                 gated_attention=True, gate_rows_in_q=True, ve=(4, [3, 4])), 16, 2),
+    # #1435's shape in small: 0 1 2 1 2 3 4, two lanes from layer 3 merged by lane_merge, VE (no projection) on a
+    # lane layer, BigramHash, SmearGate, gated skips sized from the looped layout
+    "lanes": (model_config(vocab=64, layers=5, dim=32, heads=4, kv_heads=2, mlp_mult=2, tie=True, rope_dims=4,
+                           ln_scale=True, negative_slope=0.5, xsa_last_n=5, smear=True, bigram=(16, 8),
+                           skip_gates=True, recur=(1, 2, 1), virtual_skips=True, lanes_from=3, ve=(16, [4])), 16, 2),
 }
 
 
@@ -433,7 +457,7 @@ def _config_text(cfg, T, B):
           ("SKIP_GATES_ENABLED", int(cfg["skip_gates"])), ("PARALLEL_RESIDUAL_START", cfg["parallel_from"]),
           ("RECUR_LAYERS", f"{cfg['recur'][0]}-{cfg['recur'][1]}" if cfg["recur"] else ""),
           ("NUM_LOOPS", cfg["recur"][2] if cfg["recur"] else 1), ("RECUR_VIRTUAL_SKIPS", int(cfg["virtual_skips"])),
-          ("VE_ENABLED", int(bool(cfg["ve"]))), ("VE_DIM", cfg["ve"][0] if cfg["ve"] else 128),
+          ("PARALLEL_START_LAYER", cfg["lanes_from"]), ("VE_ENABLED", int(bool(cfg["ve"]))), ("VE_DIM", cfg["ve"][0] if cfg["ve"] else 128),
           ("VE_LAYERS", ",".join(map(str, cfg["ve"][1])) if cfg["ve"] else "9,10"), ("BIGRAM_VOCAB_SIZE", cfg["bigram"][0]), ("BIGRAM_DIM", cfg["bigram"][1] or 128),
           ("BATCH_SEQS", B), ("MATRIX_LR", o["matrix_lr"]), ("SCALAR_LR", o["scalar_lr"]),
           ("TIED_EMBED_LR", o["tied_embed_lr"]), ("EMBED_LR", o["embed_lr"]), ("HEAD_LR", o["head_lr"]),

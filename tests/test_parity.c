@@ -138,3 +138,4 @@ TEST(bigram_hash_matches_torch_int32) {
     CHECK(two[4] == 4095 && two[5] == want4096[5], "second row: %d %d", two[4], two[5]);
 }
 TEST(parity_torch_recurrence_parallel) { parity_case("recurrence"); } // loops, GPT-J blocks, virtual skips
+TEST(parity_torch_recurrence_lanes) { parity_case("lanes"); } // #1435: loops, two lanes, VE, bigram

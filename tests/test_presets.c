@@ -22,14 +22,14 @@ static Config preset_config(const char *name) {
 }
 
 // The counts of the reference models, summed over their state_dict shapes from the seed PRs' code:
-// #413 (refs/pull/413, no logs: computed), #638 (equal to its submission.json num_params 27137223), #2005
-// (refs/pull/2005: model_params:35989592 in its three train logs).
+// #413 (refs/pull/413, no logs: computed), #638 (equal to its submission.json num_params 27137223), #1435
+// and #2005 (refs/pull/1435 and /2005: model_params:32665181 and :35989592 in their three train logs each).
 TEST(preset_parameter_counts_match_the_references) {
     const struct {
         const char *name;
         int64_t params;
     } want[] = {{"pr413-control", 17650249}, {"pr413-ga", 17687185}, {"pr413-vr", 17650267}, {"pr413-gavr", 17687203},
-                {"pr638", 27137223}, {"pr2005", 35989592}};
+                {"pr638", 27137223}, {"pr1435", 32665181}, {"pr2005", 35989592}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         Config c = preset_config(want[i].name);
         GPTConfig g = gpt_config_from(&c);

@@ -98,6 +98,7 @@ GPTConfig gpt_config_from(const Config *c) {
     recurrence_order(&g, c);
     if (c->recur_virtual_skips) g.skips = g.looped_len / 2 < g.looped_len - g.looped_len / 2 ? g.looped_len / 2 : g.looped_len - g.looped_len / 2;
     g.parallel_from = c->parallel_residual_start >= 0 ? (int)c->parallel_residual_start : g.layers;
+    g.lanes_from = c->parallel_start_layer > 0 ? (int)c->parallel_start_layer : g.layers;
     g.skip_gates = c->skip_gates_enabled;
     g.rope_base = c->rope_base;
     g.softcap = c->logit_softcap;
@@ -140,6 +141,8 @@ static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
     if (m) m->skip_weights = p;
     p = c->skip_gates ? layout_add(w, "skip_gates", 2, c->skips, c->dim) : NULL;
     if (m) m->skip_gates = p;
+    p = c->lanes_from < c->layers ? layout_add(w, "lane_merge", 0, 1, 0) : NULL;
+    if (m) m->lane_merge = p;
     p = layout_add(w, "tok_emb.weight", 2, c->vocab, c->dim);
     if (m) m->tok_emb = p;
     if (c->bigram_buckets) { // BigramHashEmbedding: its own scale, then embed and proj
@@ -207,7 +210,7 @@ static int layout_tensor_count(const GPTConfig *c) {
     int per_block = 10 + (c->attn_gates && !c->gate_in_q ? 2 : 0) + (c->value_residual != VR_NONE);
     int bigram = c->bigram_buckets ? 2 + (c->bigram_dim != c->dim) : 0;
     int ve = c->n_ve ? 2 + (c->ve_dim != c->kv_dim) + c->n_ve : 0;
-    return 2 + per_block * c->layers + (c->tied ? 0 : 1) + c->smear + bigram + c->skip_gates + ve;
+    return 2 + per_block * c->layers + (c->tied ? 0 : 1) + c->smear + bigram + c->skip_gates + ve + (c->lanes_from < c->layers);
 }
 
 int64_t gpt_count_params(const GPTConfig *cfg) {
@@ -301,9 +304,10 @@ static void ensure_acts(GPT *m, int B, int T) {
     if (N > m->acts_tokens) {
         free_acts(a, c->looped_len);
         a->blocks = xcalloc((size_t)c->looped_len, sizeof(BlockActs)); // every virtual position
+        size_t lanes = c->lanes_from < c->layers ? pad(N * D) : 0;
         size_t G = c->attn_gates, gated = G ? pad(N * G) + pad(N * D) : 0, vr = c->value_residual ? pad(N * KV) : 0;
         size_t per_block = 10 * pad(N * D) + 3 * pad(N * KV) + 2 * pad(N * F) + 3 * pad(N) + pad(N * H) * 2 + pad(N * HK);
-        per_block += gated + vr;
+        per_block += gated + vr + lanes;
         for (int l = 0; l < c->looped_len; l++) {
             real *cur = ops_alloc(per_block);
             BlockActs *b = &a->blocks[l];
@@ -330,9 +334,10 @@ static void ensure_acts(GPT *m, int B, int T) {
             b->gate = G ? carve(&cur, N * G) : NULL;
             b->att_g = G ? carve(&cur, N * D) : NULL;
             b->v_raw = vr ? carve(&cur, N * KV) : NULL;
+            b->lane = lanes ? carve(&cur, N * D) : NULL;
         }
         size_t V = c->vocab;
-        real *cur = ops_alloc(5 * pad(N * D) + pad(N * V) + 3 * pad(N));
+        real *cur = ops_alloc(5 * pad(N * D) + pad(N * V) + 3 * pad(N) + 2 * lanes);
         a->emb = cur; // owns the block
         carve(&cur, N * D);
         a->emb_rstd = carve(&cur, N);
@@ -342,6 +347,8 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->rstd_f = carve(&cur, N);
         a->logits = carve(&cur, N * V);
         a->losses = carve(&cur, N);
+        a->lane_x = lanes ? carve(&cur, N * D) : NULL;
+        a->dl1 = lanes ? carve(&cur, N * D) : NULL;
         // backward scratch; dskip holds one gradient per U-Net skip
         size_t FD = F > D ? F : D;
         cur = ops_alloc(6 * pad(N * D) + 4 * pad(N * KV) + pad(N * FD) + (size_t)c->skips * pad(N * D));
@@ -417,8 +424,10 @@ static const real *gate_input(const GPT *m, int v) {
 
 // x_in -> x_out of the block at virtual position v (physical layer l = order[v]). x0 is the normed
 // embedding every block mixes back in. Serial: x += attn(norm(x)); x += mlp(norm(x)). Parallel (GPT-J,
-// from PARALLEL_RESIDUAL_START): both read norm(x) of the same x and both outputs are added.
-static void block_forward(GPT *m, int v, const real *x0) {
+// from PARALLEL_RESIDUAL_START): both read norm(x) of the same x and both outputs are added. Lanes
+// (#1435, lane_in != NULL): x_out = x + attn(norm(x)) is the attention lane; the MLP lane is
+// s->lane = lane_in + mlp(norm(lane_in)), with no x0 mix.
+static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     const GPTConfig *c = &m->cfg;
     int l = m->order[v];
     const BlockTensors *w = &m->p.blocks[l];
@@ -428,7 +437,8 @@ static void block_forward(GPT *m, int v, const real *x0) {
     real ln = block_ln_scale(c, l);
     resid_mix_forward(xm, s->x_in, x0, w->resid_mix, N, D);
     rmsnorm_forward(s->n1, s->rstd1, xm, N, D, NORM_EPS, ln);
-    if (parallel) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln);
+    if (parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln);
+    if (lane_in) rmsnorm_forward(s->n2, s->rstd2, lane_in, N, D, NORM_EPS, ln);
     // raw q, k go through scratch (att_y, att_out) and are consumed by qk_prep
     matmul_forward(s->att_y, s->n1, w->c_q, N, D, D);
     qk_prep_forward(s->qf, s->qn, s->rstd_q, s->att_y, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
@@ -449,21 +459,28 @@ static void block_forward(GPT *m, int v, const real *x0) {
                           c->attn_gates, 1);
     }
     matmul_forward(s->att_out, gpt_proj_input(m, v), w->attn_proj, N, D, D);
-    if (!parallel) {
-        scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
-        rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln);
-    }
+    if (!parallel || lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
+    if (!parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln);
     matmul_forward(s->h_pre, s->n2, w->fc, N, D, c->hidden);
     relu2_forward(s->h_act, s->h_pre, (size_t)N * c->hidden, (real)c->negative_slope);
     matmul_forward(s->mlp_out, s->h_act, w->mlp_proj, N, c->hidden, D);
-    if (parallel) scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
-    scaled_add_forward(xm, w->mlp_scale, s->mlp_out, N, D);
+    if (parallel && !lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
+    real *mlp_into = xm;
+    if (lane_in) ops_copy(mlp_into = s->lane, lane_in, (size_t)N * D);
+    scaled_add_forward(mlp_into, w->mlp_scale, s->mlp_out, N, D);
 }
 
 // U-Net over the current order: the first half (enc) push their outputs; decoder position j takes
 // the output of encoder position enc-1-j while j < skip rows and outputs remain.
 static int unet_enc(const GPT *m) { return m->n_order / 2; }
 static int unet_skips(const GPT *m) { return unet_enc(m) < m->cfg.skips ? unet_enc(m) : m->cfg.skips; }
+// #1435's lanes start at the first decoder position whose layer is >= PARALLEL_START_LAYER (n_order: never).
+// Later skip merges would write into a stream the lane merge discards, so they are not run.
+static int lanes_start(const GPT *m) {
+    for (int v = unet_enc(m); v < m->n_order; v++)
+        if (m->order[v] >= m->cfg.lanes_from) return v;
+    return m->n_order;
+}
 
 static const real *head_weight(const GPT *m) { return m->cfg.tied ? m->p.tok_emb : m->p.lm_head; }
 
@@ -492,18 +509,24 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
         if (m->p.ve_proj) matmul_forward(a->ve_p, a->ve_e, m->p.ve_proj, N, c->ve_dim, c->kv_dim);
     }
     const real *prev = a->x0;
-    int enc = unet_enc(m), skips = unet_skips(m);
+    int enc = unet_enc(m), skips = unet_skips(m), lanes_at = lanes_start(m);
     for (int v = 0; v < m->n_order; v++) {
         BlockActs *s = &a->blocks[v];
         ops_copy(s->x_in, prev, ND);
         int dec = v - enc;
-        if (dec >= 0 && dec < skips) { // decoder position j adds the output of encoder position enc-1-j
+        if (dec >= 0 && dec < skips && v <= lanes_at) { // decoder position j adds encoder position enc-1-j's output
             const real *skip = a->blocks[enc - 1 - dec].x_out, *sw = m->p.skip_weights + (size_t)dec * D;
             if (c->skip_gates) skip_lerp_forward(s->x_in, prev, skip, sw, m->p.skip_gates + (size_t)dec * D, N, D);
             else scaled_add_forward(s->x_in, sw, skip, N, D);
         }
-        block_forward(m, v, a->x0);
+        const real *lane_in = v < lanes_at ? NULL : v == lanes_at ? s->x_in : a->blocks[v - 1].lane;
+        block_forward(m, v, a->x0, lane_in);
         prev = s->x_out;
+    }
+    if (lanes_at < m->n_order) { // x = lane_merge * attention lane + (1 - lane_merge) * MLP lane
+        real lam[2] = {m->p.lane_merge[0], 1 - m->p.lane_merge[0]};
+        value_mix_forward(a->lane_x, prev, a->blocks[m->n_order - 1].lane, lam, ND);
+        prev = a->lane_x;
     }
     rmsnorm_forward(a->nf, a->rstd_f, prev, N, D, NORM_EPS, 1);
     matmul_forward(a->logits, a->nf, head_weight(m), N, D, c->vocab);
@@ -517,8 +540,9 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
 // ---------------------------------------------------------------- backward
 
 // On entry a->dx holds dL/d(x_out) of the block at virtual position v; on exit dL/d(x_in). dx0 accumulates,
-// and the physical layer's parameter gradients accumulate over its positions.
-static void block_backward(GPT *m, int v) {
+// and the physical layer's parameter gradients accumulate over its positions. In lanes mode a->dl1 holds
+// dL/d(s->lane) on entry and dL/d(lane_in) on exit.
+static void block_backward(GPT *m, int v, int lanes) {
     const GPTConfig *c = &m->cfg;
     int l = m->order[v];
     const BlockTensors *w = &m->p.blocks[l];
@@ -526,15 +550,16 @@ static void block_backward(GPT *m, int v) {
     BlockActs *s = &m->acts.blocks[v];
     Activations *a = &m->acts;
     int B = a->B, T = a->T, N = B * T, D = c->dim, KV = c->kv_dim, F = c->hidden, parallel = l >= c->parallel_from;
+    real *dmlp = lanes ? a->dl1 : a->dx; // the gradient of the stream the MLP output is added to
     // x_out = x_mid + mlp_scale * mlp_out; dx stays the gradient of the residual stream
-    scaled_add_backward(a->dres, g->mlp_scale, a->dx, w->mlp_scale, s->mlp_out, N, D, 0);
+    scaled_add_backward(a->dres, g->mlp_scale, dmlp, w->mlp_scale, s->mlp_out, N, D, 0);
     matmul_backward(a->dh, g->mlp_proj, a->dres, s->h_act, w->mlp_proj, N, F, D, 0);
     real ln = block_ln_scale(c, l);
     relu2_backward(a->dh, a->dh, s->h_pre, (size_t)N * F, (real)c->negative_slope);
     matmul_backward(a->dn, g->fc, a->dh, s->n2, w->fc, N, D, F, 0);
-    if (parallel) { // the attention output also adds to x_out itself: take its gradient before the MLP's norm path
+    if (parallel || lanes) { // the attention output adds to x_out itself: take its gradient before the MLP's norm path
         scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0);
-        rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, ln, 1);
+        rmsnorm_backward(dmlp, a->dn, s->n2, s->rstd2, N, D, ln, 1);
     } else { // x_mid = xm + attn_scale * att_out
         rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, ln, 1);
         scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0);
@@ -596,13 +621,21 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     if (c->value_residual) ops_zero(a->dv0, (size_t)N * c->kv_dim);
     if (c->n_ve) ops_zero(a->dve_p, (size_t)N * c->kv_dim);
     ops_zero(a->dskip, (size_t)c->skips * ND);
-    int enc = unet_enc(m), skips = unet_skips(m);
+    int enc = unet_enc(m), skips = unet_skips(m), lanes_at = lanes_start(m);
+    if (lanes_at < m->n_order) { // the lane merge: dx -> d(attention lane), dl1 = d(MLP lane)
+        real lam[2] = {m->p.lane_merge[0], 1 - m->p.lane_merge[0]};
+        double dl[2];
+        ops_zero(a->dl1, ND);
+        value_mix_backward(a->dx, a->dl1, dl, a->dx, a->blocks[m->n_order - 1].x_out, a->blocks[m->n_order - 1].lane, lam, ND);
+        m->g.lane_merge[0] += (real)(dl[0] - dl[1]);
+    }
     for (int v = m->n_order - 1; v >= 0; v--) {
         int enc_skip = enc - 1 - v; // encoder position v feeds decoder position enc_skip's skip
         if (v < enc && enc_skip < skips) add_inplace(a->dx, a->dskip + (size_t)enc_skip * ND, ND);
-        block_backward(m, v);
+        block_backward(m, v, v >= lanes_at);
+        if (v == lanes_at) add_inplace(a->dx, a->dl1, ND); // both lanes start from this block's input
         int dec = v - enc;
-        if (dec >= 0 && dec < skips) {
+        if (dec >= 0 && dec < skips && v <= lanes_at) {
             const real *skip = a->blocks[enc - 1 - dec].x_out, *sw = m->p.skip_weights + (size_t)dec * D;
             real *dskip = a->dskip + (size_t)dec * ND, *dsw = m->g.skip_weights + (size_t)dec * D;
             if (c->skip_gates)

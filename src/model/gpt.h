@@ -17,6 +17,7 @@ typedef struct {
     // is 0..layers-1. The plain order is always 0..layers-1.
     int looped_len, looped[GPT_MAX_VIRTUAL];
     int parallel_from;                 // PARALLEL_RESIDUAL_START (layers: none)
+    int lanes_from;                    // PARALLEL_START_LAYER (#1435's two lanes; layers: none)
     int skip_gates;                    // SKIP_GATES_ENABLED: sigmoid-gated skips
     int ln_scale;          // LN_SCALE: block i's normed inputs times 1/sqrt(i+1)
     int smear;             // SMEAR_GATE: smear.gate [dim] on the normed embedding
@@ -45,6 +46,7 @@ typedef struct {
 typedef struct {
     real *tok_emb, *skip_weights, *lm_head; // lm_head NULL when tied
     real *skip_gates;                       // NULL without SKIP_GATES_ENABLED
+    real *lane_merge;                       // [] with PARALLEL_START_LAYER, else NULL
     real *smear_gate;                       // NULL without SMEAR_GATE
     real *bigram_scale, *bigram_embed, *bigram_proj; // BigramHash: [], [buckets, bdim], [dim, bdim] (or NULL)
     real *ve_scale, *ve_embed, *ve_proj, *ve_layer_scales; // VE: [], [vocab, ve_dim], [kv_dim, ve_dim] (or NULL), n_ve x [1]
@@ -61,6 +63,7 @@ typedef struct {
     real *n2, *rstd2, *h_pre, *h_act, *mlp_out, *x_out;
     real *gate, *att_g; // GATED_ATTENTION: sigmoid gates [N, gates], gated output [N, D]; else NULL
     real *v_raw;        // VALUE_RESIDUAL, blocks after 0: this block's own v before mixing; else NULL
+    real *lane;         // PARALLEL_START_LAYER: the MLP lane after this block [N, D]; else NULL
 } BlockActs;
 
 typedef struct {
@@ -69,6 +72,7 @@ typedef struct {
     int32_t *bigram_ids;   // BigramHash bucket of each token
     real *big_e, *big_p;   // its embedding [N, bdim] and projection [N, dim] (big_p == big_e without proj)
     real *dbig_e, *dbig_p; // their gradients
+    real *lane_x, *dl1;                // the merged lanes (input of the final norm) and the MLP lane's gradient
     real *ve_e, *ve_p, *dve_e, *dve_p; // value embedding [N, ve_dim], projected [N, kv_dim] (== ve_e without proj), gradients
     BlockActs *blocks;
     const int32_t *targets;

@@ -386,7 +386,7 @@ static double model_loss(void *p) {
 // headwise gated attention, #413's value residual and BigramHash together; 2: the same with elementwise
 // gates, the sigmoid value residual, an unprojected BigramHash and gated U-Net skips (4 layers: 2 skips);
 // 3: techniques 1 with depth recurrence (layers 1-2 twice), GPT-J parallel blocks, gated skips and #2005's
-// gate rows in c_q instead of attn_gate.
+// gate rows in c_q instead of attn_gate; 4: #1435's two lanes with recurrence and an unprojected VE.
 static void model_case(int tied, int layers, int techniques) {
     Config cfg;
     config_defaults(&cfg);
@@ -407,6 +407,14 @@ static void model_case(int tied, int layers, int techniques) {
         cfg.ve_enabled = 1, cfg.ve_dim = 3; // value embedding on a repeated layer and on the last
         free(cfg.ve_layers);
         cfg.ve_layers = xstrdup("2,3");
+    }
+    if (techniques == 4) { // #1435's shape: 0 1 2 1 2 3 4, two lanes from layer 3 (merge skip at their start), VE
+        free(cfg.recur_layers);
+        cfg.recur_layers = xstrdup("1,2");
+        cfg.parallel_start_layer = 3, cfg.recur_virtual_skips = 1, cfg.skip_gates_enabled = 1;
+        cfg.ve_enabled = 1, cfg.ve_dim = 8; // == kv_dim: no projection
+        free(cfg.ve_layers);
+        cfg.ve_layers = xstrdup("4");
     }
     if (techniques == 2) {
         cfg.gated_attention_elementwise = 1;
@@ -440,5 +448,6 @@ TEST(grad_model_untied_even_layers) { model_case(0, 4, 0); }
 TEST(grad_model_all_techniques) { model_case(1, 3, 1); }
 TEST(grad_model_elementwise_gate_sigmoid_vr) { model_case(0, 4, 2); }
 TEST(grad_model_recurrence_parallel) { model_case(1, 4, 3); }
+TEST(grad_model_recurrence_lanes) { model_case(1, 5, 4); }
 
 __attribute__((constructor)) static void seed_rng(void) { rng_seed(&g_rng, 42); }
