@@ -93,6 +93,9 @@
     X(REAL, grad_clip_norm, "GRAD_CLIP_NORM", "0", CG_TRAIN, "clip the global grad norm (0: off)")                         \
     X(BOOL, ema_enabled, "EMA_ENABLED", "0", CG_TRAIN, "keep an EMA of the weights; the final eval and export use it")     \
     X(REAL, ema_decay, "EMA_DECAY", "0.997", CG_TRAIN, "EMA: ema = decay * ema + (1 - decay) * w after every step")       \
+    X(BOOL, qat_enabled, "QAT_ENABLED", "0", CG_TRAIN, "int6 fake quantization (straight-through) of the linear weights from the start (#638's CastedLinear)") \
+    X(BOOL, late_qat, "LATE_QAT", "0", CG_TRAIN, "switch QAT on once the lr multiplier drops below QAT_THRESHOLD") \
+    X(REAL, qat_threshold, "QAT_THRESHOLD", "0.1", CG_TRAIN, "LATE_QAT: the lr multiplier that turns QAT on") \
     X(STR, init_checkpoint, "INIT_CHECKPOINT", "", CG_TRAIN, "start from these safetensors weights instead of the seeded init") \
     X(INT, checkpoint_every, "CHECKPOINT_EVERY", "0", CG_TRAIN, "save a resumable checkpoint every N steps (0: only at the end)") \
     X(STR, resume, "RESUME", "", CG_TRAIN, "resume from this checkpoint (flag: --resume FILE)")                           \

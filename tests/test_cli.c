@@ -401,3 +401,16 @@ TEST(cli_recurrence_switches_on_at_its_step) {
     CHECK(isfinite(find_value(out, "step:5/5 train_loss:", "train_loss:")), "no finite loss after the switch");
     free(out);
 }
+
+// LATE_QAT latches on at the first step whose lr multiplier is below QAT_THRESHOLD, as #638 logs it.
+TEST(cli_late_qat_switches_on_below_threshold) {
+    const char *data = test_markov_dataset("qat_data");
+    char env[4096], cmd[8192], *out;
+    tiny_env(env, sizeof env, data, test_tmpdir("qat_out"),
+             "ITERATIONS=10 WARMDOWN_ITERS=10 LATE_QAT=1 QAT_THRESHOLD=0.5 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=1024");
+    snprintf(cmd, sizeof cmd, "env %s ./pgolf train", env);
+    int rc = test_run(cmd, &out);
+    CHECK(rc == 0 && strstr(out, "late_qat:enabled step:6 scale:0.4000"), "rc %d, expected QAT from step 6:\n%s", rc, out);
+    CHECK(isfinite(find_value(out, "step:10/10 train_loss:", "train_loss:")), "no finite loss under QAT");
+    free(out);
+}

@@ -19,6 +19,7 @@
 #include "io/checkpoint.h"
 #include "model/gpt.h"
 #include "optim/optim.h"
+#include "optim/qat.h"
 #include "util.h"
 
 #define TRAIN_GROUPS (CG_DATA | CG_MODEL | CG_TRAIN | CG_EVAL | CG_RUN)
@@ -34,6 +35,8 @@ typedef struct {
     int64_t n_val, micro_tokens;
     int32_t *x, *y;
     char *config_text, *checkpoint_path;
+    QatState qat;
+    int qat_on; // QAT_ENABLED, or latched by LATE_QAT
 } Trainer;
 
 static char *out_path(const Config *c, const char *name) {
@@ -272,7 +275,13 @@ int cmd_train(int argc, char **argv) {
             gpt_set_recurrence(&t.m, !t.m.recur_on);
             log0("recurrence:%s step:%lld virtual_layers:%d", t.m.recur_on ? "on" : "off", (long long)step, t.m.n_order);
         }
+        if (!t.qat_on && (c->qat_enabled || (c->late_qat && lr_mul < c->qat_threshold))) {
+            t.qat_on = 1;
+            log0("late_qat:enabled step:%lld scale:%.4f", (long long)step, lr_mul);
+        }
+        if (t.qat_on) qat_begin(&t.qat, &t.m); // forward and backward on the fake-quantized weights
         double train_loss = accumulate_gradients(&t);
+        if (t.qat_on) qat_end(&t.qat, &t.m); // the float weights take the update
         if (!isfinite(train_loss)) die("train_loss is %f at step %lld: training diverged", train_loss, (long long)step);
         optimizer_step(&t, step, lr_mul);
         if (c->ema_enabled) ema_update(&t.os, &t.m, c->ema_decay);
