@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "config.h"
 #include "model/gpt.h"
@@ -38,6 +39,22 @@ static void apply_ln_scale(Config *c) { c->ln_scale = 1; }
 static void apply_leaky(Config *c) { c->negative_slope = 0.5; }
 static void apply_xsa_all(Config *c) { c->xsa_last_n = c->num_layers; }
 static void apply_smear(Config *c) { c->smear_gate = 1; }
+static void set_str(char **field, const char *v) {
+    free(*field);
+    *field = xstrdup(v);
+}
+static void apply_ga(Config *c) { c->gated_attention = 1; }
+static void apply_ga_elementwise(Config *c) { c->gated_attention = 1, c->gated_attention_elementwise = 1; }
+static void apply_ga_qrows(Config *c) { set_str(&c->gated_attn, "headwise"); }
+static void apply_vr(Config *c) { c->value_residual = 1; }
+static void apply_vr_sigmoid(Config *c) { c->value_residual = 1, set_str(&c->value_residual_form, "sigmoid"); }
+static void apply_bigram(Config *c) { c->bigram_vocab_size = 4096, c->bigram_dim = 128; }
+static void apply_skip_gates(Config *c) { c->skip_gates_enabled = 1; }
+static void apply_ve(Config *c) { c->ve_enabled = 1, set_str(&c->ve_layers, "2,3"); }
+static void apply_recur(Config *c) { set_str(&c->recur_layers, "1-2"); } // 6 virtual layers of 4
+static void apply_gptj(Config *c) { c->parallel_residual_start = 2; }
+static void apply_lanes(Config *c) { c->parallel_start_layer = 2; }
+static void apply_muon_eqr_wd(Config *c) { c->muon_row_normalize = 1, c->muon_wd = 0.04, c->adam_wd = 0.04; }
 
 // Mean ms per training step (forward, backward, optimizer) of config c over `steps` steps after one
 // warm-up step; prof and opt_s (optimizer seconds per step) when not NULL.
@@ -110,6 +127,18 @@ static void bench_techniques(const Shape *s) {
         {"LeakyReLU(0.5)^2", apply_leaky},
         {"XSA all layers", apply_xsa_all},
         {"SmearGate", apply_smear},
+        {"gated attn (headwise)", apply_ga},
+        {"gated attn (elementw.)", apply_ga_elementwise},
+        {"gate rows in c_q", apply_ga_qrows},
+        {"value residual scalar", apply_vr},
+        {"value residual sigmoid", apply_vr_sigmoid},
+        {"BigramHash 4096x128", apply_bigram},
+        {"skip gates", apply_skip_gates},
+        {"value embedding @2,3", apply_ve},
+        {"recurrence 1-2 (6 of 4)", apply_recur},
+        {"GPT-J parallel from 2", apply_gptj},
+        {"two lanes from 2", apply_lanes},
+        {"MuonEq-R + WD", apply_muon_eqr_wd},
     };
     Config base = shape_config(s);
     double base_ms = step_ms(&base, s->steps, NULL, NULL, NULL);
@@ -118,21 +147,25 @@ static void bench_techniques(const Shape *s) {
         Config c = shape_config(s);
         if (techniques[i].apply) techniques[i].apply(&c);
         double ms = techniques[i].apply ? step_ms(&c, s->steps, NULL, NULL, NULL) : base_ms;
-        printf("  %-22s %9.1f ms  %+6.1f%%\n", techniques[i].name, ms, 100 * (ms / base_ms - 1));
+        printf("  %-24s %9.1f ms  %+6.1f%%\n", techniques[i].name, ms, 100 * (ms / base_ms - 1));
     }
     double again = step_ms(&base, s->steps, NULL, NULL, NULL); // shows how much the machine drifted meanwhile
-    printf("  %-22s %9.1f ms  %+6.1f%%\n", "baseline (again)", again, 100 * (again / base_ms - 1));
+    printf("  %-24s %9.1f ms  %+6.1f%%\n", "baseline (again)", again, 100 * (again / base_ms - 1));
 }
 
-int main(void) {
+// `bench_train techniques` prints only the per-technique table.
+int main(int argc, char **argv) {
+    Shape small = {"small", 4, 256, 4, 2, 256, 8192, 5};
+    if (argc > 1 && !strcmp(argv[1], "techniques")) {
+        bench_techniques(&small);
+        return 0;
+    }
     bench_sgemm(8192, 512, 512);
     bench_sgemm(8192, 1024, 512);
     bench_sgemm(1024, 1024, 1024);
-    Shape shapes[] = {
-        {"small", 4, 256, 4, 2, 256, 8192, 5},
-        {"baseline", 9, 512, 8, 4, 1024, 8192, 3},
-    };
-    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) bench_shape(&shapes[i]);
-    bench_techniques(&shapes[0]);
+    Shape baseline = {"baseline", 9, 512, 8, 4, 1024, 8192, 3};
+    bench_shape(&small);
+    bench_shape(&baseline);
+    bench_techniques(&small);
     return 0;
 }
