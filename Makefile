@@ -21,7 +21,7 @@ OBJ := $(SRC:%.c=$(BUILD)/%.o)
 # The gradient-check binary recompiles the ops and the model in double precision.
 F64_SRC := $(shell find src/ops src/model -name '*.c' | sort) src/util.c src/config.c src/presets.c src/tensor.c
 F64_OBJ := $(F64_SRC:%.c=$(BUILD)/f64/%.o)
-TEST_SRC := $(filter-out tests/grad/%, $(shell find tests -name '*.c' | sort))
+TEST_SRC := $(filter-out tests/grad/% tests/cuda/%, $(shell find tests -name '*.c' | sort))
 GRAD_SRC := $(shell find tests/grad -name '*.c' 2>/dev/null | sort) tests/test_main.c
 BENCH_SRC := $(shell find bench -name '*.c' 2>/dev/null | sort)
 
@@ -83,9 +83,31 @@ fuzz: $(BUILD)/fuzz_artifact
 	ASAN_OPTIONS=detect_leaks=0 $(BUILD)/fuzz_artifact -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=3072 -malloc_limit_mb=2048 \
 	    -max_len=400000 $(BUILD)/fuzz_corpus
 
+# The CUDA ops (src/ops/cuda/*.cu) and their tests against the CPU ops. The CPU build never needs
+# CUDA; `make cuda` needs nvcc (PATH or /usr/local/cuda), `make cuda-test` a GPU (without one the tests
+# report themselves skipped).
+NVCC ?= $(firstword $(shell command -v nvcc) $(wildcard /usr/local/cuda/bin/nvcc))
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_SRC := $(shell find src/ops/cuda -name '*.cu' | sort)
+CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/cuda/%.o)
+CUDA_ARCHS ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+
+$(BUILD)/cuda/%.o: %.cu
+	@if [ -z "$(NVCC)" ]; then echo "make cuda: nvcc not found (install the CUDA toolkit or set NVCC)"; exit 1; fi
+	@mkdir -p $(dir $@)
+	$(NVCC) -O3 -std=c++17 $(CUDA_ARCHS) -Isrc -Xcompiler -Wall -MMD -MP -c -o $@ $<
+
+$(BUILD)/run_cuda_tests: $(OBJ) $(CUDA_OBJ) $(BUILD)/tests/test_main.o $(BUILD)/tests/cuda/test_cuda_ops.o
+	$(CC) -o $@ $^ -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ $(LDLIBS)
+
+cuda: $(BUILD)/run_cuda_tests
+
+cuda-test: $(BUILD)/run_cuda_tests
+	$(BUILD)/run_cuda_tests
+
 clean:
 	rm -rf $(BUILD) pgolf
 
-.PHONY: all test bench fuzz clean
+.PHONY: all test bench fuzz cuda cuda-test clean
 SHELL := /bin/bash
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -12,6 +12,8 @@ const char *test_shared_data(void);
 const char *test_fixture_dir(void);
 // A fresh empty directory under build/tmp for this test's files (the string stays valid).
 const char *test_tmpdir(const char *name);
+// Marks the running test skipped (it must return without checks), e.g. "no CUDA device".
+void test_skip(const char *why);
 // Runs `cmd` with stderr merged; returns its exit status (128+signal when killed) and the output (tests/test_cli.c).
 int test_run(const char *cmd, char **output);
 // A directory of small train/val shards from a fixed Markov chain: learnable, so loss must fall (tests/test_cli.c).

@@ -15,6 +15,7 @@ static struct {
     TestFn fn;
 } g_tests[MAX_TESTS];
 static int g_ntests, g_failures_in_test;
+static const char *g_skip_reason; // set by test_skip for the running test
 
 void test_register(const char *name, TestFn fn, const char *file) {
     if (g_ntests == MAX_TESTS) abort();
@@ -33,6 +34,8 @@ void test_fail(const char *file, int line, const char *fmt, ...) {
     va_end(ap);
     fputc('\n', stdout);
 }
+
+void test_skip(const char *why) { g_skip_reason = why; }
 
 const char *test_shared_data(void) {
     const char *d = getenv("PGOLF_SHARED_DATA");
@@ -87,18 +90,24 @@ int test_dies_with(void (*fn)(void *), void *arg, const char *expect) {
 
 int main(int argc, char **argv) {
     const char *filter = argc > 1 ? argv[1] : NULL;
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, skipped = 0;
+    const char *skip_why = NULL;
     for (int i = 0; i < g_ntests; i++) {
         if (filter && !strstr(g_tests[i].name, filter) && !strstr(g_tests[i].file, filter)) continue;
         g_failures_in_test = 0;
+        g_skip_reason = NULL;
         double t0 = now_seconds();
         g_tests[i].fn();
         double dt = now_seconds() - t0;
-        printf("%s %s (%.2fs)\n", g_failures_in_test ? "FAIL" : "ok  ", g_tests[i].name, dt);
+        int skip = g_skip_reason && !g_failures_in_test;
+        printf("%s %s (%.2fs)%s%s\n", g_failures_in_test ? "FAIL" : skip ? "skip" : "ok  ", g_tests[i].name, dt,
+               skip ? ": " : "", skip ? g_skip_reason : "");
         fflush(stdout);
         if (g_failures_in_test) failed++;
+        else if (skip) skipped++, skip_why = g_skip_reason;
         else passed++;
     }
+    if (skipped) printf("%d skipped (%s)\n", skipped, skip_why);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

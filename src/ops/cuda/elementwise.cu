@@ -1,0 +1,106 @@
+// Embedding lookup, relu^2 and the per-channel mixes of the residual stream. Per-channel parameter
+// gradients sum over tokens with one thread per channel walking the rows in order: deterministic.
+#include "ops/cuda/cuda_check.h"
+#include "ops/cuda/ops_cuda.h"
+
+#define THREADS 256
+
+__global__ static void embedding_fwd(float *out, const int32_t *ids, const float *table, int N, int D) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * D) return;
+    size_t n = i / D, d = i % D;
+    out[i] = table[(size_t)ids[n] * D + d];
+}
+
+extern "C" void cuda_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int D) {
+    embedding_fwd<<<blocks_for((size_t)N * D, THREADS), THREADS>>>(out, ids, table, N, D);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ static void relu2_fwd(float *out, const float *inp, size_t n, float slope) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float r = inp[i] > 0 ? inp[i] : slope * inp[i];
+    out[i] = r * r;
+}
+
+__global__ static void relu2_bwd(float *dinp, const float *dout, const float *inp, size_t n, float slope) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    dinp[i] = inp[i] > 0 ? 2 * inp[i] * dout[i] : 2 * slope * slope * inp[i] * dout[i];
+}
+
+extern "C" void cuda_relu2_forward(float *out, const float *inp, size_t n, float slope) {
+    relu2_fwd<<<blocks_for(n, THREADS), THREADS>>>(out, inp, n, slope);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void cuda_relu2_backward(float *dinp, const float *dout, const float *inp, size_t n, float slope) {
+    relu2_bwd<<<blocks_for(n, THREADS), THREADS>>>(dinp, dout, inp, n, slope);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ static void resid_mix_fwd(float *out, const float *x, const float *x0, const float *mix, int N, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * C) return;
+    int c = (int)(i % C);
+    out[i] = mix[c] * x[i] + mix[C + c] * x0[i];
+}
+
+// One thread per channel: dx, dx0 for its column, and the two column sums in row order.
+__global__ static void resid_mix_bwd(float *dx, float *dx0, float *dmix, const float *dout, const float *x, const float *x0,
+                                     const float *mix, int N, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double s0 = 0, s1 = 0;
+    for (int n = 0; n < N; n++) {
+        size_t o = (size_t)n * C + c;
+        s0 += (double)dout[o] * x[o];
+        s1 += (double)dout[o] * x0[o];
+        dx0[o] += dout[o] * mix[C + c];
+        dx[o] = dout[o] * mix[c];
+    }
+    dmix[c] += (float)s0;
+    dmix[C + c] += (float)s1;
+}
+
+extern "C" void cuda_resid_mix_forward(float *out, const float *x, const float *x0, const float *mix, int N, int C) {
+    resid_mix_fwd<<<blocks_for((size_t)N * C, THREADS), THREADS>>>(out, x, x0, mix, N, C);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void cuda_resid_mix_backward(float *dx, float *dx0, float *dmix, const float *dout, const float *x, const float *x0,
+                                        const float *mix, int N, int C) {
+    resid_mix_bwd<<<blocks_for((size_t)C, THREADS), THREADS>>>(dx, dx0, dmix, dout, x, x0, mix, N, C);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ static void scaled_add_fwd(float *x, const float *scale, const float *y, int N, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * C) return;
+    x[i] += scale[i % C] * y[i];
+}
+
+__global__ static void scaled_add_bwd(float *dy, float *dscale, const float *dout, const float *scale, const float *y, int N,
+                                      int C, int accumulate) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double s = 0;
+    for (int n = 0; n < N; n++) {
+        size_t o = (size_t)n * C + c;
+        s += (double)dout[o] * y[o];
+        dy[o] = (accumulate ? dy[o] : 0) + dout[o] * scale[c];
+    }
+    dscale[c] += (float)s;
+}
+
+extern "C" void cuda_scaled_add_forward(float *x, const float *scale, const float *y, int N, int C) {
+    scaled_add_fwd<<<blocks_for((size_t)N * C, THREADS), THREADS>>>(x, scale, y, N, C);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const float *scale, const float *y,
+                                         int N, int C, int accumulate) {
+    scaled_add_bwd<<<blocks_for((size_t)C, THREADS), THREADS>>>(dy, dscale, dout, scale, y, N, C, accumulate);
+    CUDA_CHECK_LAUNCH();
+}

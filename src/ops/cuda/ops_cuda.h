@@ -1,0 +1,58 @@
+// The CUDA implementation of the op interface (ops/ops.h), fp32, for NVIDIA GPUs. Same math and the
+// same argument order as the CPU ops; every pointer is device memory. Built only by `make cuda`.
+//
+// State (2026-11-25): the kernels below exist, compile with nvcc and are tested against the CPU ops on
+// random inputs by tests/cuda (which skip where no GPU is present). The model still calls the CPU
+// ops directly and reads a few parameters on the host; routing it through these (one model, two
+// backends) and bf16 compute with fp32 master weights are the next steps (see the notes).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---------------------------------------------------------------- device and memory
+int cuda_device_count(void); // 0 where there is no driver or no device (never dies)
+float *cuda_alloc(size_t n); // zeroed
+int32_t *cuda_alloc_i32(size_t n);
+void cuda_free(void *p);
+void cuda_upload(void *dst, const void *src, size_t bytes);
+void cuda_download(void *dst, const void *src, size_t bytes);
+void cuda_sync(void);
+
+// ---------------------------------------------------------------- dense algebra (cuBLAS, fp32 without TF32)
+void cuda_matmul_forward(float *out, const float *inp, const float *w, int N, int C_in, int C_out);
+void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N, int C_in,
+                          int C_out, int accumulate);
+
+// ---------------------------------------------------------------- rows: norm and head
+void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale);
+void cuda_rmsnorm_backward(float *dinp, const float *dout, const float *out, const float *rstd, int rows, int C,
+                           float scale, int accumulate);
+void cuda_softcap_xent_forward(float *loss, const float *z, const int32_t *targets, int N, int V, float cap);
+void cuda_softcap_xent_backward(float *z, const int32_t *targets, int N, int V, float cap, float scale);
+
+// ---------------------------------------------------------------- elementwise and per-channel
+void cuda_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int D);
+void cuda_relu2_forward(float *out, const float *inp, size_t n, float slope);
+void cuda_relu2_backward(float *dinp, const float *dout, const float *inp, size_t n, float slope);
+void cuda_resid_mix_forward(float *out, const float *x, const float *x0, const float *mix, int N, int C);
+void cuda_resid_mix_backward(float *dx, float *dx0, float *dmix, const float *dout, const float *x, const float *x0,
+                             const float *mix, int N, int C);
+void cuda_scaled_add_forward(float *x, const float *scale, const float *y, int N, int C);
+void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const float *scale, const float *y, int N,
+                              int C, int accumulate);
+
+// ---------------------------------------------------------------- attention (causal GQA, lse saved)
+// A direct kernel (one block per query row), exact but not yet the fused flash-style kernel the
+// presets need for speed.
+void cuda_attention_forward(float *y, float *lse, const float *q, const float *k, const float *v, int B, int T, int H,
+                            int Hkv, int Dh);
+void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
+                             const float *q, const float *k, const float *v, int B, int T, int H, int Hkv, int Dh);
+
+#ifdef __cplusplus
+}
+#endif

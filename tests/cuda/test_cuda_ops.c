@@ -1,0 +1,151 @@
+// Every CUDA op against the CPU op on the same random inputs (`make cuda-test`). Both compute in fp32;
+// they differ only in summation order, so results agree to 1e-4 of the tensor's largest magnitude
+// (the attention's softmax and the reductions over a few thousand terms stay well inside it).
+// Without a GPU every test reports itself skipped.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../test.h"
+#include "ops/cuda/ops_cuda.h"
+#include "ops/ops.h"
+#include "util.h"
+
+#define TOL 1e-4
+
+static Rng g_rng;
+
+static int have_gpu(void) {
+    static int n = -1;
+    if (n < 0) n = cuda_device_count();
+    if (!n) test_skip("no CUDA device");
+    return n > 0;
+}
+
+static float *host_randn(size_t n, double std) {
+    float *p = xmalloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) p[i] = (float)(rng_normal(&g_rng) * std);
+    return p;
+}
+
+static float *to_device(const float *h, size_t n) {
+    float *d = cuda_alloc(n);
+    cuda_upload(d, h, sizeof(float) * n);
+    return d;
+}
+
+// max |gpu - cpu| relative to max |cpu|
+static void compare(const char *what, const float *dev, const float *cpu, size_t n) {
+    float *h = xmalloc(sizeof(float) * n);
+    cuda_download(h, dev, sizeof(float) * n);
+    double big = 1e-30, diff = 0;
+    for (size_t i = 0; i < n; i++) big = fmax(big, fabs(cpu[i])), diff = fmax(diff, fabs((double)h[i] - cpu[i]));
+    CHECK(diff / big <= TOL, "%s: max diff %.3g relative %.3g", what, diff, diff / big);
+    printf("    %-24s relative difference %.2e\n", what, diff / big);
+    free(h);
+}
+
+TEST(cuda_matmul) {
+    if (!have_gpu()) return;
+    int N = 37, I = 64, O = 48;
+    float *x = host_randn((size_t)N * I, 1), *w = host_randn((size_t)O * I, 1), *dout = host_randn((size_t)N * O, 1);
+    float *out = xmalloc(sizeof(float) * N * O), *dx = xmalloc(sizeof(float) * N * I), *dw = calloc((size_t)O * I, sizeof(float));
+    matmul_forward(out, x, w, N, I, O);
+    matmul_backward(dx, dw, dout, x, w, N, I, O, 0);
+    float *gx = to_device(x, (size_t)N * I), *gw = to_device(w, (size_t)O * I), *gd = to_device(dout, (size_t)N * O);
+    float *gout = cuda_alloc((size_t)N * O), *gdx = cuda_alloc((size_t)N * I), *gdw = cuda_alloc((size_t)O * I);
+    cuda_matmul_forward(gout, gx, gw, N, I, O);
+    cuda_matmul_backward(gdx, gdw, gd, gx, gw, N, I, O, 0);
+    compare("matmul out", gout, out, (size_t)N * O);
+    compare("matmul dinp", gdx, dx, (size_t)N * I);
+    compare("matmul dw", gdw, dw, (size_t)O * I);
+}
+
+TEST(cuda_rmsnorm_and_head) {
+    if (!have_gpu()) return;
+    int R = 19, C = 300, V = 77;
+    float *x = host_randn((size_t)R * C, 2), *dy = host_randn((size_t)R * C, 1), *z = host_randn((size_t)R * V, 20);
+    float *y = xmalloc(sizeof(float) * R * C), *rstd = xmalloc(sizeof(float) * R), *dx = host_randn((size_t)R * C, 1);
+    float *gx = to_device(x, (size_t)R * C), *gdy = to_device(dy, (size_t)R * C), *gdx = to_device(dx, (size_t)R * C);
+    float *gy = cuda_alloc((size_t)R * C), *grstd = cuda_alloc((size_t)R);
+    rmsnorm_forward(y, rstd, x, R, C, 1.1920929e-07f, 0.5f);
+    rmsnorm_backward(dx, dy, y, rstd, R, C, 0.5f, 1); // accumulate onto the random dx both sides start from
+    cuda_rmsnorm_forward(gy, grstd, gx, R, C, 1.1920929e-07f, 0.5f);
+    cuda_rmsnorm_backward(gdx, gdy, gy, grstd, R, C, 0.5f, 1);
+    compare("rmsnorm out", gy, y, (size_t)R * C);
+    compare("rmsnorm dinp (accum.)", gdx, dx, (size_t)R * C);
+    int32_t *t = xmalloc(sizeof(int32_t) * R);
+    for (int i = 0; i < R; i++) t[i] = (int32_t)(rng_u64(&g_rng) % V);
+    int32_t *gt = cuda_alloc_i32((size_t)R);
+    cuda_upload(gt, t, sizeof(int32_t) * R);
+    float *loss = xmalloc(sizeof(float) * R), *gz = to_device(z, (size_t)R * V), *gloss = cuda_alloc((size_t)R);
+    softcap_xent_forward(loss, z, t, R, V, 30);
+    cuda_softcap_xent_forward(gloss, gz, gt, R, V, 30);
+    compare("softcap xent loss", gloss, loss, (size_t)R);
+    softcap_xent_backward(z, t, R, V, 30, 0.25f);
+    cuda_softcap_xent_backward(gz, gt, R, V, 30, 0.25f);
+    compare("softcap xent dz", gz, z, (size_t)R * V);
+}
+
+TEST(cuda_elementwise) {
+    if (!have_gpu()) return;
+    int N = 41, C = 33;
+    size_t n = (size_t)N * C;
+    float *x = host_randn(n, 1), *x0 = host_randn(n, 1), *dout = host_randn(n, 1), *mix = host_randn(2 * (size_t)C, 1);
+    float *out = xmalloc(sizeof(float) * n), *dx = xmalloc(sizeof(float) * n), *dx0 = host_randn(n, 1);
+    float *dmix = calloc(2 * (size_t)C, sizeof(float));
+    float *gx = to_device(x, n), *gx0 = to_device(x0, n), *gdout = to_device(dout, n), *gmix = to_device(mix, 2 * (size_t)C);
+    float *gout = cuda_alloc(n), *gdx = cuda_alloc(n), *gdx0 = to_device(dx0, n), *gdmix = cuda_alloc(2 * (size_t)C);
+    relu2_forward(out, x, n, 0.5f);
+    cuda_relu2_forward(gout, gx, n, 0.5f);
+    compare("leaky relu^2", gout, out, n);
+    relu2_backward(dx, dout, x, n, 0.5f);
+    cuda_relu2_backward(gdx, gdout, gx, n, 0.5f);
+    compare("leaky relu^2 dinp", gdx, dx, n);
+    resid_mix_forward(out, x, x0, mix, N, C);
+    cuda_resid_mix_forward(gout, gx, gx0, gmix, N, C);
+    compare("resid_mix", gout, out, n);
+    resid_mix_backward(dx, dx0, dmix, dout, x, x0, mix, N, C);
+    cuda_resid_mix_backward(gdx, gdx0, gdmix, gdout, gx, gx0, gmix, N, C);
+    compare("resid_mix dx", gdx, dx, n);
+    compare("resid_mix dx0 (accum.)", gdx0, dx0, n);
+    compare("resid_mix dmix", gdmix, dmix, 2 * (size_t)C);
+    float *dscale = calloc((size_t)C, sizeof(float)), *gdscale = cuda_alloc((size_t)C);
+    memcpy(out, x, sizeof(float) * n);
+    cuda_upload(gout, x, sizeof(float) * n);
+    scaled_add_forward(out, mix, x0, N, C);
+    cuda_scaled_add_forward(gout, gmix, gx0, N, C);
+    compare("scaled_add", gout, out, n);
+    scaled_add_backward(dx, dscale, dout, mix, x0, N, C, 0);
+    cuda_scaled_add_backward(gdx, gdscale, gdout, gmix, gx0, N, C, 0);
+    compare("scaled_add dy", gdx, dx, n);
+    compare("scaled_add dscale", gdscale, dscale, (size_t)C);
+    int32_t ids[5] = {3, 0, 3, 9, 1};
+    int32_t *gids = cuda_alloc_i32(5);
+    cuda_upload(gids, ids, sizeof ids);
+    embedding_forward(out, ids, x, 5, C);
+    cuda_embedding_forward(gout, gids, gx, 5, C);
+    compare("embedding", gout, out, 5 * (size_t)C);
+}
+
+TEST(cuda_attention) {
+    if (!have_gpu()) return;
+    int B = 2, T = 70, H = 4, Hkv = 2, Dh = 16;
+    size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh, nl = (size_t)B * H * T;
+    float *q = host_randn(nq, 1), *k = host_randn(nk, 1), *v = host_randn(nk, 1), *dy = host_randn(nq, 1);
+    float *y = xmalloc(sizeof(float) * nq), *lse = xmalloc(sizeof(float) * nl);
+    float *dq = xmalloc(sizeof(float) * nq), *dk = xmalloc(sizeof(float) * nk), *dv = xmalloc(sizeof(float) * nk);
+    attention_forward(y, lse, q, k, v, B, T, H, Hkv, Dh);
+    attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, Hkv, Dh);
+    float *gq = to_device(q, nq), *gk = to_device(k, nk), *gv = to_device(v, nk), *gdy = to_device(dy, nq);
+    float *gy = cuda_alloc(nq), *glse = cuda_alloc(nl), *gdq = cuda_alloc(nq), *gdk = cuda_alloc(nk), *gdv = cuda_alloc(nk);
+    cuda_attention_forward(gy, glse, gq, gk, gv, B, T, H, Hkv, Dh);
+    cuda_attention_backward(gdq, gdk, gdv, gdy, gy, glse, gq, gk, gv, B, T, H, Hkv, Dh);
+    compare("attention y", gy, y, nq);
+    compare("attention lse", glse, lse, nl);
+    compare("attention dq", gdq, dq, nq);
+    compare("attention dk", gdk, dk, nk);
+    compare("attention dv", gdv, dv, nk);
+}
+
+__attribute__((constructor)) static void seed_rng(void) { rng_seed(&g_rng, 7); }
