@@ -47,6 +47,7 @@
     X(BOOL, tie_embeddings, "TIE_EMBEDDINGS", "1", CG_MODEL, "share tok_emb as the output head")                           \
     X(REAL, rope_base, "ROPE_BASE", "10000", CG_MODEL, "RoPE frequency base")                                               \
     X(INT, rope_dims, "ROPE_DIMS", "0", CG_MODEL, "partial RoPE: rotate only the first N dims of each head (0: all)")      \
+    X(INT, rope_train_seq_len, "ROPE_TRAIN_SEQ_LEN", "0", CG_MODEL, "NTK-aware RoPE as the records' Rotary: sequences longer than this use base * (T/len)^(r/(r-2)) (#638: 1024; 0: off)") \
     X(INT, xsa_last_n, "XSA_LAST_N", "0", CG_MODEL, "XSA (exclusive self-attention) on the last N layers (NUM_LAYERS: all)") \
     X(BOOL, skip_gates_enabled, "SKIP_GATES_ENABLED", "0", CG_MODEL, "U-Net skips as lerp(w skip, x, sigmoid(skip_gates)), gates init 0 (#1435/#2005)") \
     X(STR, recur_layers, "RECUR_LAYERS", "", CG_MODEL, "depth recurrence: a contiguous run of layers run again, e.g. 4,5 (#1435) or 3-5 (#2005); empty: off") \

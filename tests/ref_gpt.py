@@ -37,19 +37,20 @@ def model_config(vocab=1024, layers=9, dim=512, heads=8, kv_heads=4, mlp_mult=2,
                  softcap=30.0, qk_gain=1.5, rope_dims=0, ln_scale=False, negative_slope=0.0, xsa_last_n=0,
                  smear=False, gated_attention=False, gate_elementwise=False, value_residual="", bigram=(0, 0),
                  skip_gates=False, recur=None, parallel_from=-1, virtual_skips=False, gate_rows_in_q=False,
-                 ve=None, lanes_from=0):
+                 ve=None, lanes_from=0, rope_train_seq_len=0):
     """rope_dims, ln_scale, negative_slope, xsa_last_n: the records' partial RoPE, LN scale, LeakyReLU^2 and
     XSA on the last N layers, SmearGate, gated attention (per head, or per channel), value residual
     ("scalar": #413, "sigmoid": #638), BigramHash (buckets, dim), sigmoid-gated U-Net skips, depth recurrence
     recur=(first, last, loops), GPT-J parallel blocks from layer parallel_from, skips sized from the looped
     layout, #2005's gate logits as extra rows of c_q, value embedding ve=(dim, [layers]), #1435's two lanes from
-    layer lanes_from (0/False/""/None/-1: off)."""
+    layer lanes_from, #638's NTK-scaled RoPE beyond rope_train_seq_len (0/False/""/None/-1: off)."""
     return dict(vocab=vocab, layers=layers, dim=dim, heads=heads, kv_heads=kv_heads, mlp_mult=mlp_mult, tie=tie,
                 rope_base=float(rope_base), softcap=float(softcap), qk_gain=float(qk_gain), rope_dims=rope_dims,
                 ln_scale=ln_scale, negative_slope=float(negative_slope), xsa_last_n=xsa_last_n, smear=smear,
                 gated_attention=gated_attention, gate_elementwise=gate_elementwise, value_residual=value_residual,
                 bigram=bigram, skip_gates=skip_gates, recur=recur, parallel_from=parallel_from,
-                virtual_skips=virtual_skips, gate_rows_in_q=gate_rows_in_q, ve=ve, lanes_from=lanes_from)
+                virtual_skips=virtual_skips, gate_rows_in_q=gate_rows_in_q, ve=ve, lanes_from=lanes_from,
+                rope_train_seq_len=rope_train_seq_len)
 
 
 def layer_order(cfg):
@@ -255,7 +256,10 @@ def gpt_loss(p, x_ids, y_ids, cfg):
     """Mean next-token cross-entropy. p: name -> tensor (all one float dtype); x_ids, y_ids [B,T] int64."""
     T = x_ids.size(1)
     E = p["tok_emb.weight"]
-    cos, sin = rope_tables(T, cfg["rope_dims"] or cfg["dim"] // cfg["heads"], cfg["rope_base"], E.dtype)
+    rd, base, L = cfg["rope_dims"] or cfg["dim"] // cfg["heads"], cfg["rope_base"], cfg.get("rope_train_seq_len", 0)
+    if L and T > L:  # #638's Rotary: base * (T / train_seq_len) ** (rd / (rd - 2))
+        base = base * (T / L) ** (rd / (rd - 2))
+    cos, sin = rope_tables(T, rd, base, E.dtype)
     x = F.embedding(x_ids, E)
     if "bigram.scale" in p:  # the records' BigramHashEmbedding, added before the norm
         x = x + bigram(p, x_ids, cfg)
@@ -411,10 +415,10 @@ CASES = {
     "mha": (model_config(vocab=64, layers=2, dim=48, heads=4, kv_heads=4, mlp_mult=2, tie=True, softcap=5.0,
                          rope_base=500.0), 20, 2),
     # partial RoPE (4 of 8 head dims), LN scale, LeakyReLU(0.5)^2, XSA on the last 2 of 3 layers, SmearGate,
-    # headwise gated attention, #413's value residual
+    # headwise gated attention, #413's value residual, BigramHash, RoPE stretched for 16 > 8 positions
     "techniques": (model_config(vocab=64, layers=3, dim=32, heads=4, kv_heads=2, mlp_mult=3, tie=True, rope_dims=4,
                                 ln_scale=True, negative_slope=0.5, xsa_last_n=2, smear=True, gated_attention=True,
-                                value_residual="scalar", bigram=(16, 8)), 16, 3),
+                                value_residual="scalar", bigram=(16, 8), rope_train_seq_len=8), 16, 3),
     # elementwise gated attention, the sigmoid value residual, XSA on every layer, unprojected BigramHash,
     # gated U-Net skips, untied head
     "gates_vr_sigmoid": (model_config(vocab=48, layers=4, dim=32, heads=4, kv_heads=2, mlp_mult=2, tie=False,
@@ -457,7 +461,7 @@ def _config_text(cfg, T, B):
           ("SKIP_GATES_ENABLED", int(cfg["skip_gates"])), ("PARALLEL_RESIDUAL_START", cfg["parallel_from"]),
           ("RECUR_LAYERS", f"{cfg['recur'][0]}-{cfg['recur'][1]}" if cfg["recur"] else ""),
           ("NUM_LOOPS", cfg["recur"][2] if cfg["recur"] else 1), ("RECUR_VIRTUAL_SKIPS", int(cfg["virtual_skips"])),
-          ("PARALLEL_START_LAYER", cfg["lanes_from"]), ("VE_ENABLED", int(bool(cfg["ve"]))), ("VE_DIM", cfg["ve"][0] if cfg["ve"] else 128),
+          ("PARALLEL_START_LAYER", cfg["lanes_from"]), ("ROPE_TRAIN_SEQ_LEN", cfg["rope_train_seq_len"]), ("VE_ENABLED", int(bool(cfg["ve"]))), ("VE_DIM", cfg["ve"][0] if cfg["ve"] else 128),
           ("VE_LAYERS", ",".join(map(str, cfg["ve"][1])) if cfg["ve"] else "9,10"), ("BIGRAM_VOCAB_SIZE", cfg["bigram"][0]), ("BIGRAM_DIM", cfg["bigram"][1] or 128),
           ("BATCH_SEQS", B), ("MATRIX_LR", o["matrix_lr"]), ("SCALAR_LR", o["scalar_lr"]),
           ("TIED_EMBED_LR", o["tied_embed_lr"]), ("EMBED_LR", o["embed_lr"]), ("HEAD_LR", o["head_lr"]),

@@ -101,6 +101,7 @@ GPTConfig gpt_config_from(const Config *c) {
     g.lanes_from = c->parallel_start_layer > 0 ? (int)c->parallel_start_layer : g.layers;
     g.skip_gates = c->skip_gates_enabled;
     g.rope_base = c->rope_base;
+    g.rope_train_seq_len = (int)c->rope_train_seq_len;
     g.softcap = c->logit_softcap;
     g.qk_gain_init = c->qk_gain_init;
     g.tied_embed_init_std = c->tied_embed_init_std;
@@ -386,12 +387,18 @@ static void ensure_acts(GPT *m, int B, int T) {
     }
     a->B = B;
     a->T = T;
-    if (T > m->rope_T) {
+    // The tables of a longer sequence serve shorter ones, except under NTK scaling, where the base
+    // itself depends on T (#638's Rotary recomputes them for every new length).
+    int ntk = c->rope_train_seq_len > 0 && (T > c->rope_train_seq_len || m->rope_T > c->rope_train_seq_len);
+    if (T > m->rope_T || (ntk && T != m->rope_T)) {
         ops_free(m->rope_cos);
         ops_free(m->rope_sin);
         m->rope_cos = ops_alloc((size_t)T * c->rope_dims / 2);
         m->rope_sin = ops_alloc((size_t)T * c->rope_dims / 2);
-        rope_tables(m->rope_cos, m->rope_sin, T, c->rope_dims, c->rope_base, c->rope_bf16);
+        double base = c->rope_base, rd = c->rope_dims;
+        if (c->rope_train_seq_len > 0 && T > c->rope_train_seq_len && rd > 2)
+            base *= pow((double)T / c->rope_train_seq_len, rd / (rd - 2));
+        rope_tables(m->rope_cos, m->rope_sin, T, c->rope_dims, base, c->rope_bf16);
         m->rope_T = T;
     }
 }

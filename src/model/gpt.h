@@ -30,6 +30,7 @@ typedef struct {
     double negative_slope; // MLP activation leaky_relu(x, slope)^2
     int ortho_init, ortho_proj_scale; // ORTHO_INIT, ORTHO_PROJ_SCALE (initialization only)
     double rope_base, softcap, qk_gain_init, tied_embed_init_std;
+    int rope_train_seq_len; // ROPE_TRAIN_SEQ_LEN: NTK scaling of the base beyond it (0: off)
 } GPTConfig;
 
 enum { VR_NONE, VR_SCALAR, VR_SIGMOID };
