@@ -124,6 +124,7 @@
     X(INT, ttt_chunk_tokens, "TTT_CHUNK_TOKENS", "32000", CG_EVAL, "TTT: positions scored, then trained on, per chunk")  \
     X(INT, ttt_epochs, "TTT_EPOCHS", "3", CG_EVAL, "TTT: passes over each scored chunk")                                 \
     X(REAL, ttt_lr, "TTT_LR", "0.005", CG_EVAL, "TTT: SGD learning rate")                                                \
+    X(STR, ttt_lr_schedule, "TTT_LR_SCHEDULE", "constant", CG_EVAL, "TTT: constant, or cosine over the chunks (#2005: lr 0.5 (1 + cos(pi i / (chunks - 1))))") \
     X(REAL, ttt_momentum, "TTT_MOMENTUM", "0.9", CG_EVAL, "TTT: SGD momentum")                                           \
     X(REAL, ttt_grad_clip, "TTT_GRAD_CLIP", "1", CG_EVAL, "TTT: gradient-norm clip (0: off)")                            \
     X(STR, ttt_params, "TTT_PARAMS", "", CG_EVAL, "TTT: comma-separated name fragments of the tensors adapted (empty: all), e.g. mlp,attn_scale") \

@@ -53,8 +53,7 @@ static const Preset PRESETS[] = {
      32665181},
     // #2005 (refs/pull/2005, 2026-04-30_SP8192_HeadwiseGate_EMA_LegalTTT): README command over the script's
     // defaults plus the QK_GAIN_INIT=5.25 its logs show. Deviations: the record trains for 600 s minus a
-    // 12 s GPTQ reserve (MAX_WALLCLOCK_SECONDS=588 here) and warms up with and without looping; its TTT lr
-    // follows a cosine over the chunks, pgolf's TTT keeps TTT_LR constant.
+    // 12 s GPTQ reserve (MAX_WALLCLOCK_SECONDS=588 here) and warms up with and without looping.
     {"pr2005", "#2005 (1.0805): SP8192 11x512, MLP 4x leaky^2, layers 3-5 looped x3 from 35%, GPT-J parallel from 7, "
                "headwise gate rows in c_q, GPTQ int6 + int7 embeddings + brotli, score-first TTT",
      "DATA_PATH=./data/datasets/fineweb10B_sp8192\nTOKENIZER_PATH=./data/tokenizers/fineweb_8192_bpe.model\n"
@@ -66,7 +65,7 @@ static const Preset PRESETS[] = {
      "TIED_EMBED_LR=0.03\nADAM_WD=0.02\nEMBED_WD=0.085\nMUON_WD=0.095\nMUON_MOMENTUM=0.99\n"
      "MUON_MOMENTUM_WARMUP_START=0.92\nMUON_MOMENTUM_WARMUP_STEPS=1500\nMUON_ROW_NORMALIZE=1\nGRAD_CLIP_NORM=0.3\n"
      "EMA_ENABLED=1\nEMA_DECAY=0.9965\nEVAL_STRIDE=64\nTTT_ENABLED=1\nTTT_LR=0.005\nTTT_EPOCHS=3\nTTT_MOMENTUM=0.9\n"
-     "TTT_CHUNK_TOKENS=32768\nQUANT_SCHEME=gptq\nMATRIX_BITS=6\nEMBED_BITS=7\nMATRIX_CLIP_SIGMAS=12.85\n"
+     "TTT_CHUNK_TOKENS=32768\nTTT_LR_SCHEDULE=cosine\nQUANT_SCHEME=gptq\nMATRIX_BITS=6\nEMBED_BITS=7\nMATRIX_CLIP_SIGMAS=12.85\n"
      "EMBED_CLIP_SIGMAS=15\nGPTQ_CLIP=sdclip\nGPTQ_CALIBRATION_BATCHES=64\nCOMPRESSOR=brotli\nBYTE_SHUFFLE=1\n",
      35989592},
 };

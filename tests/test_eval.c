@@ -245,3 +245,36 @@ TEST(eval_ttt_params_and_adam) {
     free(val);
     gpt_free(&m);
 }
+
+// TTT_LR_SCHEDULE=cosine (#2005): with three chunks the first trains at lr, the second at lr/2 and the
+// last not at all, so against the constant schedule the scores of the first two chunks are equal
+// and those of the third differ.
+TEST(eval_ttt_cosine_schedule) {
+    GPT m;
+    Config c;
+    tiny_model(&m, &c);
+    int64_t n = 16 * 40 + 1;
+    uint16_t *val = tiny_val(n);
+    double *a = xmalloc(sizeof(double) * (size_t)n), *b = xmalloc(sizeof(double) * (size_t)n);
+    real *w0 = xmalloc(sizeof(real) * m.n_params);
+    memcpy(w0, m.params, sizeof(real) * m.n_params);
+    TttOptions o = {.chunk_tokens = 240, .epochs = 2, .lr = 0.05, .momentum = 0.9, .grad_clip = 1.0, .seq_len = 16};
+    TttLog log = {0};
+    ttt_score_first(&m, val, n, 16, 16, 64, &o, a, watch, &log);
+    memcpy(m.params, w0, sizeof(real) * m.n_params);
+    o.cosine = 1;
+    ttt_score_first(&m, val, n, 16, 16, 64, &o, b, NULL, NULL);
+    int64_t second_end = 2 * log.first_chunk_end; // whole windows under 240 positions: 0-224, 224-448, 448-640
+    int same = 1, differ = 0;
+    for (int64_t p = 0; p < n - 1; p++) {
+        if (p < second_end) same &= a[p] == b[p];
+        else differ |= a[p] != b[p];
+    }
+    CHECK(log.first_chunk_end == 224 && same && differ, "first chunk ends at %lld; chunks 1-2 equal %d, chunk 3 differs %d",
+          (long long)log.first_chunk_end, same, differ);
+    free(w0);
+    free(a);
+    free(b);
+    free(val);
+    gpt_free(&m);
+}

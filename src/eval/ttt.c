@@ -78,22 +78,32 @@ static void adapt(GPT *m, const uint16_t *val, int64_t c0, int64_t c1, int64_t m
     free(y);
 }
 
+// The windows [i0, return) of one chunk: whole windows until the chunk would pass chunk_tokens
+// positions; at least one window; the last chunk takes the rest.
+static int64_t chunk_end(const Window *w, int64_t nw, int64_t i0, int64_t chunk_tokens) {
+    int64_t c0 = w[i0].start + w[i0].score_from, i1 = i0;
+    while (i1 < nw && w[i1].start + w[i1].len - c0 < chunk_tokens) i1++;
+    if (i1 == i0 || i1 == nw) i1 = i1 < nw ? i1 + 1 : nw;
+    return i1;
+}
+
 void ttt_score_first(GPT *m, const uint16_t *val, int64_t n, int64_t window, int64_t stride, int64_t max_tokens,
                      const TttOptions *o, double *nll, TttObserver observe, void *ctx) {
     if (o->chunk_tokens < 1 || o->epochs < 0 || o->seq_len < 1) die("TTT needs TTT_CHUNK_TOKENS >= 1, TTT_EPOCHS >= 0");
     // The windows of the plain sliding evaluation, cut into chunks at window boundaries: with no
     // training this is exactly that evaluation.
     Window *w;
-    int64_t nw = window_plan(0, n - 1, window, stride, &w), chunks = 0, total = n - 1;
+    int64_t nw = window_plan(0, n - 1, window, stride, &w), total = n - 1, n_chunks = 0;
+    for (int64_t i0 = 0; i0 < nw; n_chunks++) i0 = chunk_end(w, nw, i0, o->chunk_tokens);
     TttState st = ttt_state(m, o);
-    for (int64_t i0 = 0; i0 < nw; chunks++) {
-        int64_t c0 = w[i0].start + w[i0].score_from, i1 = i0;
-        while (i1 < nw && w[i1].start + w[i1].len - c0 < o->chunk_tokens) i1++;
-        if (i1 == i0 || i1 == nw) i1 = i1 < nw ? i1 + 1 : nw; // at least one window; the last chunk takes the rest
+    for (int64_t i0 = 0, chunk = 0; i0 < nw; chunk++) {
+        int64_t c0 = w[i0].start + w[i0].score_from, i1 = chunk_end(w, nw, i0, o->chunk_tokens);
         int64_t c1 = w[i1 - 1].start + w[i1 - 1].len;
         score_windows(m, val, w + i0, i1 - i0, max_tokens, nll); // first: the score of every position in the chunk
         if (observe) observe(0, c0, c1, ctx);
-        if (c1 < total) adapt(m, val, c0, c1, max_tokens, o, &st, observe, ctx); // then: learn from it
+        TttOptions oc = *o; // #2005's cosine: lr * 0.5 (1 + cos(pi chunk / (chunks - 1)))
+        if (o->cosine && n_chunks > 1) oc.lr = o->lr * 0.5 * (1 + cos(M_PI * (double)chunk / (double)(n_chunks - 1)));
+        if (c1 < total) adapt(m, val, c0, c1, max_tokens, &oc, &st, observe, ctx); // then: learn from it
         progress("ttt: positions", c1, total);
         i0 = i1;
     }

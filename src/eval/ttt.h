@@ -15,6 +15,7 @@ typedef struct {
     const char *params;   // TTT_PARAMS: name fragments of the tensors adapted ("" or NULL: all)
     int adam;             // TTT_OPTIMIZER=adam: torch.optim.Adam (betas 0.9, 0.999, eps 1e-8) instead of SGD
     int64_t seq_len;      // training sequences cut from the chunk
+    int cosine;           // TTT_LR_SCHEDULE=cosine: chunk i of n trains at lr 0.5 (1 + cos(pi i / (n - 1)))
 } TttOptions;
 
 // Observer for tests: kind 0 = positions [a, b) were scored, 1 = a training step used targets [a, b).
