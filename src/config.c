@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "presets.h"
+#include "tensor.h"
 #include "util.h"
 
 typedef enum { K_INT, K_REAL, K_STR, K_BOOL } Kind;
@@ -196,6 +197,7 @@ void config_apply_text(Config *c, const char *text, const char *source) {
 }
 
 void config_validate_model(const Config *c) {
+    tensor_set_control_patterns(c->control_tensor_name_patterns); // one process, one model configuration
     if (c->vocab_size <= 0 || c->vocab_size > 65536) die("VOCAB_SIZE=%lld must be in 1..65536 (tokens are uint16)", (long long)c->vocab_size);
     if (c->num_layers <= 0) die("NUM_LAYERS=%lld must be positive", (long long)c->num_layers);
     if (c->model_dim <= 0 || c->num_heads <= 0 || c->num_kv_heads <= 0) die("MODEL_DIM, NUM_HEADS and NUM_KV_HEADS must be positive");

@@ -5,6 +5,8 @@
 #pragma once
 #include <stdint.h>
 
+#include "tensor.h"
+
 // Groups select which options a subcommand shows in --help.
 #define CG_DATA 1u
 #define CG_MODEL 2u
@@ -73,6 +75,7 @@
     X(BOOL, ortho_init, "ORTHO_INIT", "0", CG_MODEL, "orthogonal init of every non-zero-init matrix with both dims >= 64 (#413; always on in #638/#1435/#2005)") \
     X(BOOL, ortho_proj_scale, "ORTHO_PROJ_SCALE", "1", CG_MODEL, "OrthoInit: bigram.proj also times 1/sqrt(2 NUM_LAYERS) (#413/#638; #1435/#2005: 0)") \
     X(BOOL, rope_bf16, "ROPE_BF16", "0", CG_MODEL, "round RoPE angles like the bf16 reference on GPU (parity tests)")      \
+    X(STR, control_tensor_name_patterns, "CONTROL_TENSOR_NAME_PATTERNS", TENSOR_CONTROL_PATTERNS_DEFAULT, CG_MODEL, "names that train with the scalar Adam and stay float at export, even when 2-D (the records' list; #413's lacks attn_gate)") \
     X(REAL, logit_softcap, "LOGIT_SOFTCAP", "30", CG_MODEL, "logits = cap * tanh(z / cap)")                                 \
     X(REAL, embed_lr, "EMBED_LR", "0.6", CG_TRAIN, "Adam lr for an untied tok_emb")                                        \
     X(REAL, head_lr, "HEAD_LR", "0.008", CG_TRAIN, "Adam lr for an untied lm_head")                                         \
@@ -88,6 +91,7 @@
     X(REAL, beta2, "BETA2", "0.95", CG_TRAIN, "Adam beta2")                                                                 \
     X(REAL, adam_eps, "ADAM_EPS", "1e-8", CG_TRAIN, "Adam epsilon")                                                         \
     X(REAL, muon_wd, "MUON_WD", "0", CG_TRAIN, "decoupled weight decay of Muon's matrices: w *= 1 - lr * wd (#413/#638: 0.04)") \
+    X(BOOL, muon_normalize_update_rows, "MUON_NORMALIZE_UPDATE_ROWS", "0", CG_TRAIN, "NorMuon as #413: unit-norm rows of the orthogonalized update (after the aspect scale)") \
     X(BOOL, muon_row_normalize, "MUON_ROW_NORMALIZE", "0", CG_TRAIN, "MuonEq-R: unit-norm rows before Newton-Schulz (#1435/#2005: 1)") \
     X(REAL, adam_wd, "ADAM_WD", "0", CG_TRAIN, "AdamW weight decay of the scalar group, and of the embeddings unless EMBED_WD is set (lm_head: none)") \
     X(REAL, embed_wd, "EMBED_WD", "-1", CG_TRAIN, "AdamW weight decay of tok_emb and bigram.embed (-1: ADAM_WD; #1435: 0.09, #2005: 0.085)") \

@@ -5,15 +5,17 @@
 
 #include "util.h"
 
-// The #413 ablation (README run command; everything it leaves unset is that script's default).
-// pgolf deviations, all small: #413's Muon normalizes update rows after Newton-Schulz and trains
-// attn_gate.weight with Muon; pgolf uses its standard Muon and, as #638 does, Adam for attn_gate.
+// The #413 ablation (README run command; everything it leaves unset is that script's default),
+// including its NorMuon row normalisation and its control list, which lacks attn_gate: the gate's
+// weight trains with Muon there.
 #define PR413_BASE                                                                                                   \
     "VOCAB_SIZE=1024\nNUM_LAYERS=9\nMODEL_DIM=512\nNUM_HEADS=8\nNUM_KV_HEADS=4\nMLP_MULT=2\nTRAIN_SEQ_LEN=1024\n"      \
     "TRAIN_BATCH_TOKENS=131072\nITERATIONS=1000\nWARMDOWN_ITERS=3000\nWARMUP_STEPS=20\nMAX_WALLCLOCK_SECONDS=600\n"  \
     "SMEAR_GATE=1\nBIGRAM_VOCAB_SIZE=4096\nBIGRAM_DIM=128\nORTHO_INIT=1\nORTHO_PROJ_SCALE=1\nMUON_WD=0.04\n"          \
     "ADAM_WD=0.04\nMATRIX_LR=0.02\nSCALAR_LR=0.02\nTIED_EMBED_LR=0.05\nMUON_MOMENTUM=0.99\n"                         \
     "MUON_MOMENTUM_WARMUP_START=0.92\nMUON_MOMENTUM_WARMUP_STEPS=1500\nGRAD_CLIP_NORM=0.3\nVALUE_RESIDUAL_FORM=scalar\n" \
+    "MUON_NORMALIZE_UPDATE_ROWS=1\nCONTROL_TENSOR_NAME_PATTERNS=attn_scale,attn_scales,mlp_scale,mlp_scales,resid_mix,"    \
+    "resid_mixes,q_gain,skip_weight,skip_weights,smear,bigram.scale\n"                                                   \
     "QUANT_SCHEME=int6\nCOMPRESSOR=zstd\nCOMPRESSOR_LEVEL=22\nEVAL_SEQ_LEN=1024\nEVAL_STRIDE=128\n"
 
 static const Preset PRESETS[] = {

@@ -1,5 +1,6 @@
 #include "tensor.h"
 
+#include <stdio.h>
 #include <string.h>
 
 const TensorView *tensor_list_find(const TensorList *list, const char *name) {
@@ -8,14 +9,19 @@ const TensorView *tensor_list_find(const TensorList *list, const char *name) {
     return NULL;
 }
 
-// The records' list (2026-03-25_ValCalib_GPTQ_XSA_BigramHash3072) plus #1435/#2005's skip_gates; the
-// root train_gpt.py has the first nine, and its models have no tensor the others would match.
-static const char *const CONTROL_PATTERNS[] = {
-    "attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "resid_mix", "resid_mixes", "q_gain", "skip_weight",
-    "skip_weights", "skip_gates", "smear", "dtg_gate", "ve_layer_scales", "ve_shared.scale", "attn_gate", "vr_lambda"};
+// CONTROL_TENSOR_NAME_PATTERNS, comma-separated (config.h has the default list). Process-wide like
+// the reference's module constant; set whenever a model configuration is validated.
+static char g_patterns[1024] = TENSOR_CONTROL_PATTERNS_DEFAULT;
+
+void tensor_set_control_patterns(const char *csv) { snprintf(g_patterns, sizeof g_patterns, "%s", csv); }
 
 int tensor_is_control(const char *name) {
-    for (size_t k = 0; k < sizeof CONTROL_PATTERNS / sizeof CONTROL_PATTERNS[0]; k++)
-        if (strstr(name, CONTROL_PATTERNS[k])) return 1;
+    for (const char *p = g_patterns; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        for (const char *at = name; len && *at; at++) // is p[0..len) a substring of name?
+            if (!strncmp(at, p, len)) return 1;
+        p = end ? end + 1 : p + len;
+    }
     return 0;
 }

@@ -33,3 +33,9 @@ const TensorView *tensor_list_find(const TensorList *list, const char *name); //
 // CONTROL_TENSOR_NAME_PATTERNS (attn_scale, resid_mix, q_gain, skip_weights, smear, attn_gate, ...).
 // Control tensors train with the scalar Adam group even when 2-D and are kept float at export.
 int tensor_is_control(const char *name);
+// The records' list (2026-03-25_ValCalib_GPTQ_XSA_BigramHash3072) plus #1435/#2005's skip_gates; the
+// root train_gpt.py has the first nine, and its models have no tensor the others would match.
+#define TENSOR_CONTROL_PATTERNS_DEFAULT                                                                         \
+    "attn_scale,attn_scales,mlp_scale,mlp_scales,resid_mix,resid_mixes,q_gain,skip_weight,skip_weights,"     \
+    "skip_gates,smear,dtg_gate,ve_layer_scales,ve_shared.scale,attn_gate,vr_lambda"
+void tensor_set_control_patterns(const char *csv); // "attn_scale,resid_mix,..." (CONTROL_TENSOR_NAME_PATTERNS)

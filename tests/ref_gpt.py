@@ -27,9 +27,9 @@ from refio import save_safetensors  # noqa: E402
 # that value in float64 too.
 RMS_EPS = float(torch.finfo(torch.float32).eps)
 # Names routed to the scalar Adam group even when 2-D (train_gpt.py's CONTROL_TENSOR_NAME_PATTERNS).
-# The records' list; the root script has the first nine.
+# The records' list plus #1435/#2005's skip_gates (pgolf's default); the root script has the first nine.
 CONTROL_PATTERNS = ("attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "resid_mix", "resid_mixes",
-                    "q_gain", "skip_weight", "skip_weights", "smear", "dtg_gate", "ve_layer_scales",
+                    "q_gain", "skip_weight", "skip_weights", "skip_gates", "smear", "dtg_gate", "ve_layer_scales",
                     "ve_shared.scale", "attn_gate", "vr_lambda")
 
 
@@ -335,8 +335,9 @@ def newton_schulz5(G, steps, eps=1e-7):
 class Muon:
     """Nesterov momentum, then orthogonalized update scaled by sqrt(max(1, rows/cols))."""
 
-    def __init__(self, params, backend_steps, weight_decay=0.0, row_normalize=False):
+    def __init__(self, params, backend_steps, weight_decay=0.0, row_normalize=False, normalize_update_rows=False):
         self.params = params
+        self.normalize_update_rows = normalize_update_rows  # #413's NorMuon, after Newton-Schulz
         self.steps = backend_steps
         self.wd = weight_decay  # the records' Muon: p *= 1 - lr * wd before the update
         self.row_normalize = row_normalize  # MuonEq-R
@@ -349,14 +350,18 @@ class Muon:
             g = q.grad + momentum * buf
             if self.row_normalize:
                 g = g / g.norm(dim=-1, keepdim=True).clamp_min(1e-7)
-            g = newton_schulz5(g, self.steps)
+            g = newton_schulz5(g, self.steps) * max(1.0, q.size(0) / q.size(1)) ** 0.5
+            if self.normalize_update_rows:
+                g = g / g.norm(dim=-1, keepdim=True).clamp_min(1e-7)
             if self.wd > 0:
                 q.mul_(1.0 - lr * self.wd)
-            q.add_(g * max(1.0, q.size(0) / q.size(1)) ** 0.5, alpha=-lr)
+            q.add_(g, alpha=-lr)
 
 
-def is_control(name):
-    return any(pat in name for pat in CONTROL_PATTERNS)
+def is_control(name, cfg=None):
+    """cfg["control_patterns"] overrides the default list, as CONTROL_TENSOR_NAME_PATTERNS does."""
+    patterns = (cfg or {}).get("control_patterns") or CONTROL_PATTERNS
+    return any(pat in name for pat in patterns)
 
 
 class Optimizers:
@@ -366,8 +371,8 @@ class Optimizers:
     def __init__(self, p, cfg, opt):
         betas, eps = (opt["beta1"], opt["beta2"]), opt["adam_eps"]
         blocks = [n for n in p if n.startswith("blocks.")]
-        matrices = [p[n] for n in blocks if p[n].ndim == 2 and not is_control(n)]
-        scalars = [p[n] for n in blocks if p[n].ndim < 2 or is_control(n)]
+        matrices = [p[n] for n in blocks if p[n].ndim == 2 and not is_control(n, cfg)]
+        scalars = [p[n] for n in blocks if p[n].ndim < 2 or is_control(n, cfg)]
         if "bigram.scale" in p:  # the records: bigram.embed with tok_emb, bigram.proj to Muon, scale a scalar
             scalars.append(p["bigram.scale"])
             matrices += [p["bigram.proj.weight"]] if "bigram.proj.weight" in p else []
@@ -390,7 +395,8 @@ class Optimizers:
         if not cfg["tie"]:
             groups.append(([p["lm_head.weight"]], opt["head_lr"], 0.0))
         self.adams = [(torch.optim.AdamW(ps, lr=lr, betas=betas, eps=eps, weight_decay=w), lr) for ps, lr, w in groups]
-        self.muon = Muon(matrices, opt["backend_steps"], opt.get("muon_wd", 0.0), opt.get("muon_row_normalize", False))
+        self.muon = Muon(matrices, opt["backend_steps"], opt.get("muon_wd", 0.0), opt.get("muon_row_normalize", False),
+                         opt.get("muon_normalize_update_rows", False))
         self.matrix_lr = opt["matrix_lr"]
 
     def step(self, lr_mul, momentum):
@@ -436,6 +442,14 @@ CASES = {
     "lanes": (model_config(vocab=64, layers=5, dim=32, heads=4, kv_heads=2, mlp_mult=2, tie=True, rope_dims=4,
                            ln_scale=True, negative_slope=0.5, xsa_last_n=5, smear=True, bigram=(16, 8),
                            skip_gates=True, recur=(1, 2, 1), virtual_skips=True, lanes_from=3, ve=(16, [4])), 16, 2),
+    # #413's optimizer: NorMuon rows after Newton-Schulz, weight decay, and its control list without
+    # attn_gate, so the gate's weight trains with Muon
+    "pr413_optimizer": (dict(model_config(vocab=64, layers=3, dim=32, heads=4, kv_heads=2, mlp_mult=2, tie=True,
+                                          smear=True, gated_attention=True, value_residual="scalar", bigram=(16, 8)),
+                             control_patterns=("attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "resid_mix",
+                                               "resid_mixes", "q_gain", "skip_weight", "skip_weights", "smear",
+                                               "bigram.scale")),
+                        16, 2, dict(muon_normalize_update_rows=True, muon_wd=0.04, adam_wd=0.04)),
 }
 
 
@@ -446,8 +460,7 @@ def _write_atomic(path, data: bytes):
     os.replace(tmp, path)
 
 
-def _config_text(cfg, T, B):
-    o = OPT_DEFAULTS
+def _config_text(cfg, T, B, o):
     kv = [("VOCAB_SIZE", cfg["vocab"]), ("NUM_LAYERS", cfg["layers"]), ("MODEL_DIM", cfg["dim"]),
           ("NUM_HEADS", cfg["heads"]), ("NUM_KV_HEADS", cfg["kv_heads"]), ("MLP_MULT", cfg["mlp_mult"]),
           ("TIE_EMBEDDINGS", int(cfg["tie"])), ("ROPE_BASE", repr(cfg["rope_base"])),
@@ -467,47 +480,48 @@ def _config_text(cfg, T, B):
           ("TIED_EMBED_LR", o["tied_embed_lr"]), ("EMBED_LR", o["embed_lr"]), ("HEAD_LR", o["head_lr"]),
           ("MUON_MOMENTUM", o["muon_momentum"]), ("MUON_BACKEND_STEPS", o["backend_steps"]),
           ("BETA1", o["beta1"]), ("BETA2", o["beta2"]), ("ADAM_EPS", o["adam_eps"]),
+          ("MUON_WD", o.get("muon_wd", 0.0)), ("ADAM_WD", o.get("adam_wd", 0.0)),
+          ("MUON_ROW_NORMALIZE", int(o.get("muon_row_normalize", False))),
+          ("MUON_NORMALIZE_UPDATE_ROWS", int(o.get("muon_normalize_update_rows", False))),
+          ("CONTROL_TENSOR_NAME_PATTERNS", ",".join(cfg.get("control_patterns") or CONTROL_PATTERNS)),
           ("STEP_MOMENTUM", STEP_MOMENTUM), ("LR_MUL", LR_MUL)]
     return "".join(f"{k}={v}\n" for k, v in kv)
 
 
-def run_two_steps(w32, x, y, cfg, dtype):
+def run_two_steps(w32, x, y, cfg, dtype, opt):
     """loss, grads, step1, loss2, step2 (the expected.safetensors entries) computed in dtype."""
     p = {n: t.detach().to(dtype, copy=True).requires_grad_() for n, t in w32.items()}
     loss = gpt_loss(p, x, y, cfg)
     loss.backward()
-    for t in p.values():  # layer 0's value-residual mix is unused: record a zero gradient (pgolf skips it, as AdamW does)
-        if t.grad is None:
-            t.grad = torch.zeros_like(t)
     exp = {"loss": loss.detach().reshape(1)}
-    exp.update({f"grad.{n}": t.grad.clone() for n, t in p.items()})
-    opts = Optimizers(p, cfg, OPT_DEFAULTS)
+    # layer 0's value-residual mix is unused: no gradient, so the optimizers skip it (pgolf too); its
+    # expected gradient is zero
+    exp.update({f"grad.{n}": t.grad.clone() if t.grad is not None else torch.zeros_like(t) for n, t in p.items()})
+    opts = Optimizers(p, cfg, opt)
     opts.step(LR_MUL, STEP_MOMENTUM)
     exp.update({f"step1.{n}": t.detach().clone() for n, t in p.items()})
     for t in p.values():
         t.grad = None
     loss2 = gpt_loss(p, x, y, cfg)
     loss2.backward()
-    for t in p.values():
-        if t.grad is None:
-            t.grad = torch.zeros_like(t)
     opts.step(LR_MUL, STEP_MOMENTUM)
     exp["loss2"] = loss2.detach().reshape(1)
     exp.update({f"step2.{n}": t.detach().clone() for n, t in p.items()})
     return exp
 
 
-def make_case(out_dir, name, cfg, T, B, seed):
+def make_case(out_dir, name, cfg, T, B, seed, opt_overrides=None):
+    opt = {**OPT_DEFAULTS, **(opt_overrides or {})}
     gen = torch.Generator().manual_seed(seed)
     w32 = init_params(cfg, gen)
     tok = torch.randint(0, cfg["vocab"], (B * T + 1,), generator=gen, dtype=torch.int64)
     x, y = tok[:-1].view(B, T), tok[1:].view(B, T)
 
     # The float64 reference runs the exact float32 weights pgolf loads.
-    exp = run_two_steps(w32, x, y, cfg, torch.float64)
+    exp = run_two_steps(w32, x, y, cfg, torch.float64, opt)
     # Sanity: the same code in float32 lands within an fp32 implementation's tolerance, so there is no
     # float64-only path, and no Adam step sits on a gradient too close to 0 for fp32 to get its sign.
-    e32 = run_two_steps(w32, x, y, cfg, torch.float32)
+    e32 = run_two_steps(w32, x, y, cfg, torch.float32, opt)
     for k, ref in exp.items():
         diff = (e32[k].double() - ref).abs().max().item()
         lim = (1e-5 if k.startswith("loss") else 2e-5) * ref.abs().max().item()
@@ -515,7 +529,7 @@ def make_case(out_dir, name, cfg, T, B, seed):
 
     d = os.path.join(out_dir, f"gpt_{name}")
     os.makedirs(d, exist_ok=True)
-    _write_atomic(os.path.join(d, "config.txt"), _config_text(cfg, T, B).encode())
+    _write_atomic(os.path.join(d, "config.txt"), _config_text(cfg, T, B, opt).encode())
     _write_atomic(os.path.join(d, "tokens.i32"), tok.numpy().astype("<i4").tobytes())
     save_safetensors(os.path.join(d, "weights.safetensors"), w32)
     save_safetensors(os.path.join(d, "expected.safetensors"), {k: v.float() for k, v in exp.items()})
@@ -527,8 +541,8 @@ def main():
     ap.add_argument("--out", required=True)
     out = ap.parse_args().out
     torch.set_num_threads(2)
-    for seed, (name, (cfg, T, B)) in enumerate(CASES.items()):
-        make_case(out, name, cfg, T, B, 1000 + seed)
+    for seed, (name, case) in enumerate(CASES.items()):
+        make_case(out, name, *case[:3], 1000 + seed, *case[3:])
 
 
 if __name__ == "__main__":

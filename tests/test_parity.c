@@ -139,3 +139,4 @@ TEST(bigram_hash_matches_torch_int32) {
 }
 TEST(parity_torch_recurrence_parallel) { parity_case("recurrence"); } // loops, GPT-J blocks, virtual skips
 TEST(parity_torch_recurrence_lanes) { parity_case("lanes"); } // #1435: loops, two lanes, VE, bigram
+TEST(parity_torch_pr413_optimizer) { parity_case("pr413_optimizer"); } // NorMuon, WD, attn_gate in Muon

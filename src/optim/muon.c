@@ -36,8 +36,20 @@ void newton_schulz5(real *out, const real *G, int rows, int cols, int steps, rea
     }
 }
 
+// Each row of x times s divided by max(|row times s|, 1e-7), as g / g.norm(dim=-1).clamp_min(1e-7).
+static void normalize_rows(real *x, int rows, int cols, double s) {
+    for (int r = 0; r < rows; r++) {
+        real *row = x + (size_t)r * cols;
+        double ss = 0;
+        for (int c = 0; c < cols; c++) ss += (double)row[c] * row[c];
+        real f = (real)(s / fmax(s * sqrt(ss), 1e-7));
+        for (int c = 0; c < cols; c++) row[c] *= f;
+    }
+}
+
 // p -= lr * NS(g + m * buf') * max(1, rows/cols)^0.5, buf' = m * buf + g. MuonEq-R (#1435/#2005's
-// MUON_ROW_NORMALIZE) divides each row of g + m * buf' by max(|row|, 1e-7) before Newton-Schulz.
+// MUON_ROW_NORMALIZE) divides each row of g + m * buf' by max(|row|, 1e-7) before Newton-Schulz;
+// #413's NorMuon (MUON_NORMALIZE_UPDATE_ROWS) divides each row of the scaled update after it.
 void muon_update(real *p, const real *g, real *buf, int rows, int cols, const OptimSettings *o, double lr,
                  real *scratch, real *update) {
     size_t n = (size_t)rows * cols;
@@ -46,16 +58,10 @@ void muon_update(real *p, const real *g, real *buf, int rows, int cols, const Op
         buf[i] = mom * buf[i] + g[i];
         update[i] = g[i] + mom * buf[i];
     }
-    if (o->muon_row_normalize)
-        for (int r = 0; r < rows; r++) {
-            real *row = update + (size_t)r * cols;
-            double ss = 0;
-            for (int c = 0; c < cols; c++) ss += (double)row[c] * row[c];
-            real inv = (real)(1.0 / fmax(sqrt(ss), 1e-7));
-            for (int c = 0; c < cols; c++) row[c] *= inv;
-        }
+    if (o->muon_row_normalize) normalize_rows(update, rows, cols, 1);
     newton_schulz5(update, update, rows, cols, o->muon_steps, scratch);
     double scale = rows > cols ? sqrt((double)rows / cols) : 1.0;
+    if (o->muon_normalize_update_rows) normalize_rows(update, rows, cols, scale), scale = 1; // the scale cancels
     real step = (real)(lr * scale);
     for (size_t i = 0; i < n; i++) p[i] -= step * update[i];
 }

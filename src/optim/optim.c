@@ -75,6 +75,7 @@ OptimSettings optim_settings(const Config *c) {
     o.adam_wd = c->adam_wd;
     o.embed_wd = c->embed_wd >= 0 ? c->embed_wd : c->adam_wd;
     o.muon_row_normalize = c->muon_row_normalize;
+    o.muon_normalize_update_rows = c->muon_normalize_update_rows;
     return o;
 }
 

@@ -23,6 +23,7 @@ typedef struct {
     double beta1, beta2, eps;
     double muon_wd, adam_wd, embed_wd; // decoupled weight decay: Muon's matrices; AdamW on scalars and on embeddings (not lm_head)
     int muon_row_normalize;  // MuonEq-R
+    int muon_normalize_update_rows; // #413's NorMuon
 } OptimSettings;
 
 void optim_init(OptimState *s, const GPT *m);
