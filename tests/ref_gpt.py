@@ -391,7 +391,8 @@ class Optimizers:
         if "ve_shared.scale" in p:  # #1435: ve_shared.proj to Muon, the scales are scalars
             scalars += [p[n] for n in p if n == "ve_shared.scale" or n.startswith("ve_layer_scales")]
             matrices += [p["ve_shared.proj.weight"]] if "ve_shared.proj.weight" in p else []
-        groups = [(tok, tok_lr, wd), (scalars, opt["scalar_lr"], wd)]
+        embed_wd = opt.get("embed_wd", -1.0)  # EMBED_WD, -1: ADAM_WD
+        groups = [(tok, tok_lr, embed_wd if embed_wd >= 0 else wd), (scalars, opt["scalar_lr"], wd)]
         if not cfg["tie"]:
             groups.append(([p["lm_head.weight"]], opt["head_lr"], 0.0))
         self.adams = [(torch.optim.AdamW(ps, lr=lr, betas=betas, eps=eps, weight_decay=w), lr) for ps, lr, w in groups]

@@ -414,3 +414,38 @@ TEST(cli_late_qat_switches_on_below_threshold) {
     CHECK(isfinite(find_value(out, "step:10/10 train_loss:", "train_loss:")), "no finite loss under QAT");
     free(out);
 }
+
+// The loop's later switches against tests/torch_train.py: depth recurrence switched on at a step with
+// two lanes, VE and gated skips, #2005's gate rows, the warmdown by fraction with MIN_LR, late QAT
+// (straight-through), NorMuon and EMBED_WD; 12 steps within the same 2e-3 as the baseline curve.
+TEST(cli_loss_curve_records_stack_matches_pytorch) {
+    const char *data = test_markov_dataset("curve2_data");
+    char *dir = xstrdup(test_tmpdir("curve2_out"));
+    char env[4096], cmd[8192], *ref, *out;
+    tiny_env(env, sizeof env, data, dir,
+             "NUM_LAYERS=4 ITERATIONS=12 WARMUP_STEPS=0 MUON_MOMENTUM_WARMUP_STEPS=6 GRAD_CLIP_NORM=0.5 VAL_LOSS_EVERY=0 "
+             "VAL_MAX_TOKENS=1024 RECUR_LAYERS=1-2 RECUR_START_STEP=4 RECUR_VIRTUAL_SKIPS=1 SKIP_GATES_ENABLED=1 "
+             "PARALLEL_START_LAYER=2 VE_ENABLED=1 VE_DIM=16 VE_LAYERS=3 GATED_ATTN=headwise ROPE_DIMS=8 LN_SCALE=1 "
+             "WARMDOWN_FRAC=0.5 MIN_LR=0.2 LATE_QAT=1 QAT_THRESHOLD=0.7 MUON_NORMALIZE_UPDATE_ROWS=1 MUON_WD=0.3 "
+             "ADAM_WD=0.2 EMBED_WD=0.4 NEGATIVE_SLOPE=0.5");
+    snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/torch_train.py --write-init %s/init.safetensors", env, dir);
+    CHECK(test_run(cmd, &ref) == 0, "torch_train --write-init failed:\n%s", ref);
+    free(ref);
+    snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/torch_train.py --init %s/init.safetensors", env, dir);
+    CHECK(test_run(cmd, &ref) == 0, "torch_train failed:\n%s", ref);
+    snprintf(cmd, sizeof cmd, "env %s INIT_CHECKPOINT=%s/init.safetensors ./pgolf train", env, dir);
+    CHECK(test_run(cmd, &out) == 0, "pgolf train failed:\n%s", out);
+    CHECK(strstr(out, "recurrence:on step:4") && strstr(out, "late_qat:enabled"), "switches missing:\n%s", out);
+    double worst = 0;
+    for (int i = 1; i <= 12; i++) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "step:%d/12 train_loss:", i);
+        double a = find_value(out, prefix, "train_loss:"), b = find_value(ref, prefix, "train_loss:");
+        CHECK(fabs(a - b) < 2e-3, "step %d: pgolf train_loss %.4f, PyTorch %.6f", i, a, b);
+        if (fabs(a - b) > worst) worst = fabs(a - b);
+    }
+    printf("    records' stack: worst |pgolf - torch| over 12 steps = %.2e\n", worst);
+    free(ref);
+    free(out);
+    free(dir);
+}

@@ -53,6 +53,21 @@ class TokenStream:  # train_gpt.py's: sorted shards, sequential, wrapping
         return torch.from_numpy(np.concatenate(parts))
 
 
+def recurrence_setting():
+    """RECUR_LAYERS "a-b" or "a,...,b" and NUM_LOOPS as ref_gpt's recur=(first, last, loops), or None."""
+    layers = env("RECUR_LAYERS", "", str)
+    if not layers:
+        return None
+    ends = [int(v) for v in layers.replace("-", ",").split(",")]
+    return ends[0], ends[-1], env("NUM_LOOPS", 1, int)
+
+
+def fake_quantize(w):
+    """#638's CastedLinear QAT: int6 per row, s = max(row_max / 31, 1 / 31), q in [-32, 31]."""
+    s = (w.abs().amax(dim=1, keepdim=True) / 31.0).clamp_min(1.0 / 31.0)
+    return torch.clamp(torch.round(w / s), -32, 31) * s
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--write-init")
@@ -68,7 +83,16 @@ def main():
                        gated_attention=bool(env("GATED_ATTENTION", 0, int)),
                        gate_elementwise=bool(env("GATED_ATTENTION_ELEMENTWISE", 0, int)),
                        value_residual=env("VALUE_RESIDUAL_FORM", "scalar", str) if env("VALUE_RESIDUAL", 0, int) else "",
-                       bigram=(env("BIGRAM_VOCAB_SIZE", 0, int), env("BIGRAM_DIM", 128, int)))
+                       bigram=(env("BIGRAM_VOCAB_SIZE", 0, int), env("BIGRAM_DIM", 128, int)),
+                       skip_gates=bool(env("SKIP_GATES_ENABLED", 0, int)), recur=recurrence_setting(),
+                       parallel_from=env("PARALLEL_RESIDUAL_START", -1, int),
+                       virtual_skips=bool(env("RECUR_VIRTUAL_SKIPS", 0, int)),
+                       lanes_from=env("PARALLEL_START_LAYER", 0, int), rope_train_seq_len=env("ROPE_TRAIN_SEQ_LEN", 0, int),
+                       ve=(env("VE_DIM", 128, int), [int(v) for v in env("VE_LAYERS", "9,10", str).split(",")])
+                       if env("VE_ENABLED", 0, int) else None)
+    gated_attn = env("GATED_ATTN", "none", str)  # #2005's gate rows in c_q
+    if gated_attn != "none":
+        cfg.update(gated_attention=True, gate_rows_in_q=True, gate_elementwise=gated_attn == "elementwise")
     if a.write_init:
         save_safetensors(a.write_init, init_params(cfg, torch.Generator().manual_seed(env("SEED", 1337, int))))
         return
@@ -76,9 +100,15 @@ def main():
     opt = dict(matrix_lr=env("MATRIX_LR", 0.04), scalar_lr=env("SCALAR_LR", 0.04), tied_embed_lr=env("TIED_EMBED_LR", 0.05),
                embed_lr=env("EMBED_LR", 0.6), head_lr=env("HEAD_LR", 0.008), backend_steps=env("MUON_BACKEND_STEPS", 5, int),
                beta1=env("BETA1", 0.9), beta2=env("BETA2", 0.95), adam_eps=env("ADAM_EPS", 1e-8),
-               muon_wd=env("MUON_WD", 0.0), adam_wd=env("ADAM_WD", 0.0),
-               muon_row_normalize=bool(env("MUON_ROW_NORMALIZE", 0, int)))
+               muon_wd=env("MUON_WD", 0.0), adam_wd=env("ADAM_WD", 0.0), embed_wd=env("EMBED_WD", -1.0),
+               muon_row_normalize=bool(env("MUON_ROW_NORMALIZE", 0, int)),
+               muon_normalize_update_rows=bool(env("MUON_NORMALIZE_UPDATE_ROWS", 0, int)))
     opts = Optimizers(p, cfg, opt)
+    # the linear layers QAT fake-quantizes: Muon's matrices and an untied head
+    qat_names = {n for n, t in p.items() if any(t is m for m in opts.muon.params) or n == "lm_head.weight"}
+    qat_on, late_qat, qat_threshold = bool(env("QAT_ENABLED", 0, int)), env("LATE_QAT", 0, int), env("QAT_THRESHOLD", 0.1)
+    warmdown_frac, min_lr = env("WARMDOWN_FRAC", 0.0), env("MIN_LR", 0.0)
+    recur_start = env("RECUR_START_STEP", 0, int)
     iterations, warmdown = env("ITERATIONS", 20000, int), env("WARMDOWN_ITERS", 1200, int)
     batch, seq, accum = env("TRAIN_BATCH_TOKENS", 524288, int), env("TRAIN_SEQ_LEN", 1024, int), env("GRAD_ACCUM_STEPS", 8, int)
     mom, mom_start, mom_steps = env("MUON_MOMENTUM", 0.95), env("MUON_MOMENTUM_WARMUP_START", 0.85), env("MUON_MOMENTUM_WARMUP_STEPS", 500, int)
@@ -90,11 +120,19 @@ def main():
     for step in range(iterations):
         warmdown_start = max(iterations - warmdown, 0)
         scale = max((iterations - step) / max(warmdown, 1), 0.0) if warmdown > 0 and warmdown_start <= step else 1.0
+        if warmdown_frac > 0:  # the records' lr_mul(frac), frac = step / iterations without a wallclock cap
+            frac = step / max(iterations, 1)
+            scale = max((1 - frac) / warmdown_frac, min_lr) if frac >= 1 - warmdown_frac else 1.0
+        qat_on = qat_on or (late_qat and scale < qat_threshold)
+        step_cfg = cfg if step >= recur_start else {**cfg, "recur": None}  # recurrence from RECUR_START_STEP
         train_loss = 0.0
         for _ in range(accum):
             chunk = stream.take(local + 1)
             x, y = chunk[:-1].reshape(-1, seq), chunk[1:].reshape(-1, seq)
-            loss = gpt_loss(p, x, y, cfg)
+            # QAT's straight-through estimator: the forward sees fake-quantized weights, the gradient
+            # goes to the float ones
+            pf = {n: t + (fake_quantize(t) - t).detach() if qat_on and n in qat_names else t for n, t in p.items()}
+            loss = gpt_loss(pf, x, y, step_cfg)
             train_loss += loss.item()
             (loss / accum).backward()
         frac = min(step / mom_steps, 1.0) if mom_steps > 0 else 1.0
