@@ -148,4 +148,106 @@ TEST(cuda_attention) {
     compare("attention dv", gdv, dv, nk);
 }
 
+TEST(cuda_qk_prep_and_xsa) {
+    if (!have_gpu()) return;
+    int B = 2, T = 9, nh = 3, Dh = 16, rot = 8, rows = B * T * nh, H = 4, Hkv = 2, N = 11;
+    size_t n = (size_t)rows * Dh;
+    float *x = host_randn(n, 1), *dout = host_randn(n, 1), *gain = host_randn((size_t)nh, 1);
+    float *cs = xmalloc(sizeof(float) * T * rot / 2), *sn = xmalloc(sizeof(float) * T * rot / 2);
+    rope_tables(cs, sn, T, rot, 10000, 0);
+    float *out = xmalloc(sizeof(float) * n), *xn = xmalloc(sizeof(float) * n), *rstd = xmalloc(sizeof(float) * rows);
+    float *dx = xmalloc(sizeof(float) * n), *dgain = calloc((size_t)nh, sizeof(float));
+    qk_prep_forward(out, xn, rstd, x, gain, cs, sn, B, T, nh, Dh, rot, 1e-6f);
+    qk_prep_backward(dx, dgain, dout, xn, rstd, gain, cs, sn, B, T, nh, Dh, rot);
+    float *gx = to_device(x, n), *gdout = to_device(dout, n), *ggain = to_device(gain, (size_t)nh);
+    float *gcs = to_device(cs, (size_t)T * rot / 2), *gsn = to_device(sn, (size_t)T * rot / 2);
+    float *gout = cuda_alloc(n), *gxn = cuda_alloc(n), *grstd = cuda_alloc((size_t)rows), *gdx = cuda_alloc(n);
+    float *gdgain = cuda_alloc((size_t)nh);
+    cuda_qk_prep_forward(gout, gxn, grstd, gx, ggain, gcs, gsn, B, T, nh, Dh, rot, 1e-6f);
+    cuda_qk_prep_backward(gdx, gdgain, gdout, gxn, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot);
+    compare("qk_prep out", gout, out, n);
+    compare("qk_prep dx", gdx, dx, n);
+    compare("qk_prep dgain", gdgain, dgain, (size_t)nh);
+    size_t ny = (size_t)N * H * Dh, nv = (size_t)N * Hkv * Dh;
+    float *y = host_randn(ny, 1), *v = host_randn(nv, 1), *dy = host_randn(ny, 1), *xo = xmalloc(sizeof(float) * ny);
+    float *dv = xmalloc(sizeof(float) * nv), *gy = to_device(y, ny), *gv = to_device(v, nv), *gdy = to_device(dy, ny);
+    float *gxo = cuda_alloc(ny), *gdv = cuda_alloc(nv);
+    xsa_forward(xo, y, v, N, H, Hkv, Dh);
+    cuda_xsa_forward(gxo, gy, gv, N, H, Hkv, Dh);
+    compare("xsa out", gxo, xo, ny);
+    xsa_backward(dy, dv, y, v, N, H, Hkv, Dh);
+    cuda_xsa_backward(gdy, gdv, gy, gv, N, H, Hkv, Dh);
+    compare("xsa dy", gdy, dy, ny);
+    compare("xsa dv", gdv, dv, nv);
+}
+
+TEST(cuda_technique_ops) {
+    if (!have_gpu()) return;
+    int B = 3, T = 7, C = 24, N = B * T, H = 3, Dh = 8, G = 3;
+    size_t n = (size_t)N * C;
+    float *x = host_randn(n, 1), *y = host_randn(n, 1), *dout = host_randn(n, 1), *gate = host_randn((size_t)C, 1);
+    float *w = host_randn((size_t)C, 1), *out = xmalloc(sizeof(float) * n), *dx = xmalloc(sizeof(float) * n);
+    float *dy = xmalloc(sizeof(float) * n), *dw = calloc((size_t)C, sizeof(float)), *dg = calloc((size_t)C, sizeof(float));
+    float *gx = to_device(x, n), *gy = to_device(y, n), *gd = to_device(dout, n), *ggate = to_device(gate, (size_t)C);
+    float *gw = to_device(w, (size_t)C), *gout = cuda_alloc(n), *gdx = cuda_alloc(n), *gdy = cuda_alloc(n);
+    float *gdw = cuda_alloc((size_t)C), *gdg = cuda_alloc((size_t)C);
+    smear_forward(out, x, gate, B, T, C);
+    cuda_smear_forward(gout, gx, ggate, B, T, C);
+    compare("smear", gout, out, n);
+    smear_backward(dx, dg, dout, x, gate, B, T, C);
+    cuda_smear_backward(gdx, gdg, gd, gx, ggate, B, T, C);
+    compare("smear dx", gdx, dx, n);
+    compare("smear dgate", gdg, dg, (size_t)C);
+    skip_lerp_forward(out, x, y, w, gate, N, C);
+    cuda_skip_lerp_forward(gout, gx, gy, gw, ggate, N, C);
+    compare("skip_lerp", gout, out, n);
+    skip_lerp_backward(dx, dy, dw, dg, dout, x, y, w, gate, N, C);
+    cuda_skip_lerp_backward(gdx, gdy, gdw, gdg, gd, gx, gy, gw, ggate, N, C);
+    compare("skip_lerp dx", gdx, dx, n);
+    compare("skip_lerp dy", gdy, dy, n);
+    compare("skip_lerp dw", gdw, dw, (size_t)C);
+    compare("skip_lerp dgate (accum.)", gdg, dg, (size_t)C);
+    // the gate over [N, H*Dh] = [21, 24] with per-head gates
+    float *z = host_randn((size_t)N * G, 1), *bias = host_randn((size_t)G, 1), *gt = xmalloc(sizeof(float) * N * G);
+    float *dz = xmalloc(sizeof(float) * N * G), *db = calloc((size_t)G, sizeof(float));
+    float *gz = to_device(z, (size_t)N * G), *gb = to_device(bias, (size_t)G), *ggt = cuda_alloc((size_t)N * G);
+    float *gdz = cuda_alloc((size_t)N * G), *gdb = cuda_alloc((size_t)G);
+    attn_gate_forward(out, gt, x, z, bias, N, H, Dh, G, 2);
+    cuda_attn_gate_forward(gout, ggt, gx, gz, gb, N, H, Dh, G, 2);
+    compare("attn_gate", gout, out, n);
+    attn_gate_backward(dx, dz, db, dout, x, gt, N, H, Dh, G, 2);
+    cuda_attn_gate_backward(gdx, gdz, gdb, gd, gx, ggt, N, H, Dh, G, 2);
+    compare("attn_gate dy", gdx, dx, n);
+    compare("attn_gate dz", gdz, dz, (size_t)N * G);
+    compare("attn_gate dbias", gdb, db, (size_t)G);
+    const float lam[2] = {0.7f, -0.4f};
+    double dl[2], gdl[2];
+    float *dv0 = host_randn(n, 1), *gdv0 = to_device(dv0, n);
+    value_mix_forward(out, x, y, lam, n);
+    cuda_value_mix_forward(gout, gx, gy, lam, n);
+    compare("value_mix", gout, out, n);
+    value_mix_backward(dx, dv0, dl, dout, x, y, lam, n);
+    cuda_value_mix_backward(gdx, gdv0, gdl, gd, gx, gy, lam, n);
+    compare("value_mix dv", gdx, dx, n);
+    compare("value_mix dv0 (accum.)", gdv0, dv0, n);
+    CHECK(fabs(dl[0] - gdl[0]) <= TOL * fabs(dl[0]) && fabs(dl[1] - gdl[1]) <= TOL * fabs(dl[1]), "dlam %g %g vs %g %g",
+          gdl[0], gdl[1], dl[0], dl[1]);
+    double da = axpy_backward(dx, dout, 0.3f, y, n), gda = cuda_axpy_backward(gdx, gd, 0.3f, gy, n);
+    compare("axpy dy", gdx, dx, n);
+    CHECK(fabs(da - gda) <= TOL * fabs(da), "axpy da %g vs %g", gda, da);
+    int32_t ids[21], hb[21], *gids = cuda_alloc_i32(21), *ghb = cuda_alloc_i32(21), got[21];
+    for (int i = 0; i < 21; i++) ids[i] = (int32_t)(rng_u64(&g_rng) % 65536);
+    cuda_upload(gids, ids, sizeof ids);
+    bigram_hash(hb, ids, 3, 7, 4096);
+    cuda_bigram_hash(ghb, gids, 3, 7, 4096);
+    cuda_download(got, ghb, sizeof got);
+    CHECK(!memcmp(got, hb, sizeof got), "bigram ids differ");
+    for (int i = 0; i < 21; i++) ids[i] %= 5; // repeated rows
+    cuda_upload(gids, ids, sizeof ids);
+    float *table = calloc(5 * (size_t)C, sizeof(float)), *gtable = cuda_alloc(5 * (size_t)C);
+    embedding_backward(table, dout, ids, N, C);
+    cuda_embedding_backward(gtable, gd, gids, N, C);
+    compare("embedding dtable", gtable, table, 5 * (size_t)C);
+}
+
 __attribute__((constructor)) static void seed_rng(void) { rng_seed(&g_rng, 7); }

@@ -1,7 +1,7 @@
 // The CUDA implementation of the op interface (ops/ops.h), fp32, for NVIDIA GPUs. Same math and the
 // same argument order as the CPU ops; every pointer is device memory. Built only by `make cuda`.
 //
-// State (2026-11-25): the kernels below exist, compile with nvcc and are tested against the CPU ops on
+// State (2026-11-25): every op of ops.h but the optimizers has a kernel here, compile with nvcc and are tested against the CPU ops on
 // random inputs by tests/cuda (which skip where no GPU is present). The model still calls the CPU
 // ops directly and reads a few parameters on the host; routing it through these (one model, two
 // backends) and bf16 compute with fp32 master weights are the next steps (see the notes).
@@ -52,6 +52,31 @@ void cuda_attention_forward(float *y, float *lse, const float *q, const float *k
                             int Hkv, int Dh);
 void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
                              const float *q, const float *k, const float *v, int B, int T, int H, int Hkv, int Dh);
+
+// ---------------------------------------------------------------- query/key preparation and the seed techniques
+void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const float *gain, const float *cos_t,
+                          const float *sin_t, int B, int T, int nh, int Dh, int rot, float eps);
+void cuda_qk_prep_backward(float *dx, float *dgain, const float *dout, const float *xn, const float *rstd, const float *gain,
+                           const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh, int rot);
+void cuda_xsa_forward(float *out, const float *y, const float *v, int N, int H, int Hkv, int Dh);
+void cuda_xsa_backward(float *dy, float *dv, const float *y, const float *v, int N, int H, int Hkv, int Dh);
+void cuda_attn_gate_forward(float *out, float *gate, const float *y, const float *z, const float *bias, int N, int H, int Dh,
+                            int G, float gain);
+void cuda_attn_gate_backward(float *dy, float *dz, float *dbias, const float *dout, const float *y, const float *gate, int N,
+                             int H, int Dh, int G, float gain);
+void cuda_smear_forward(float *out, const float *x, const float *gate, int B, int T, int C);
+void cuda_smear_backward(float *dx, float *dgate, const float *dout, const float *x, const float *gate, int B, int T, int C);
+void cuda_skip_lerp_forward(float *out, const float *x, const float *y, const float *w, const float *gate, int N, int C);
+void cuda_skip_lerp_backward(float *dx, float *dy, float *dw, float *dgate, const float *dout, const float *x, const float *y,
+                             const float *w, const float *gate, int N, int C);
+// lam: host values; dlam: written on the host
+void cuda_value_mix_forward(float *out, const float *v, const float *v0, const float lam[2], size_t n);
+void cuda_value_mix_backward(float *dv, float *dv0, double dlam[2], const float *dout, const float *v, const float *v0,
+                             const float lam[2], size_t n);
+void cuda_axpy_forward(float *x, float a, const float *y, size_t n);
+double cuda_axpy_backward(float *dy, const float *dout, float a, const float *y, size_t n);
+void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int D);
+void cuda_bigram_hash(int32_t *h, const int32_t *x, int B, int T, int buckets);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,358 @@
+// The seed techniques' ops and the query/key preparation, mirroring ops/cpu (rope.c, xsa.c,
+// attn_gate.c, elementwise.c). Parameter gradients sum over tokens in a fixed order per thread.
+#include <math.h>
+
+#include "ops/cuda/cuda_check.h"
+#include "ops/cuda/ops_cuda.h"
+
+#define THREADS 256
+#define RED_THREADS 256
+
+__device__ static float sigm(float z) { return 1.0f / (1.0f + expf(-z)); }
+
+// ---------------------------------------------------------------- q/k preparation: rmsnorm per head, RoPE, gain
+
+__global__ static void rope_fwd(float *out, const float *xn, const float *gain, const float *cos_t, const float *sin_t,
+                                int rows, int T, int nh, int Dh, int rot) {
+    int row = blockIdx.x * blockDim.x + threadIdx.x;
+    if (row >= rows) return;
+    int t = (row / nh) % T, h = row % nh, half = rot / 2;
+    const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half, *xr = xn + (size_t)row * Dh;
+    float *o = out + (size_t)row * Dh, g = gain ? gain[h] : 1.0f;
+    for (int j = 0; j < half; j++) {
+        float x1 = xr[j], x2 = xr[j + half];
+        o[j] = (x1 * c[j] + x2 * s[j]) * g;
+        o[j + half] = (-x1 * s[j] + x2 * c[j]) * g;
+    }
+    for (int j = rot; j < Dh; j++) o[j] = xr[j] * g;
+}
+
+extern "C" void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const float *gain, const float *cos_t,
+                                     const float *sin_t, int B, int T, int nh, int Dh, int rot, float eps) {
+    int rows = B * T * nh;
+    cuda_rmsnorm_forward(xn, rstd, x, rows, Dh, eps, 1);
+    rope_fwd<<<blocks_for((size_t)rows, THREADS), THREADS>>>(out, xn, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
+    CUDA_CHECK_LAUNCH();
+}
+
+// d(rotation) into dx per row, and each row's contribution to its head's gain gradient in acc[row].
+__global__ static void rope_bwd(float *dx, double *acc, const float *dout, const float *xn, const float *gain,
+                                const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh, int rot) {
+    int row = blockIdx.x * blockDim.x + threadIdx.x;
+    if (row >= rows) return;
+    int t = (row / nh) % T, h = row % nh, half = rot / 2;
+    const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
+    const float *xr = xn + (size_t)row * Dh, *d = dout + (size_t)row * Dh;
+    float *o = dx + (size_t)row * Dh, g = gain ? gain[h] : 1.0f;
+    double a = 0;
+    for (int j = 0; j < half; j++) {
+        float x1 = xr[j], x2 = xr[j + half], r1 = x1 * c[j] + x2 * s[j], r2 = -x1 * s[j] + x2 * c[j];
+        float d1 = d[j], d2 = d[j + half];
+        a += (double)d1 * r1 + (double)d2 * r2;
+        o[j] = d1 * g * c[j] - d2 * g * s[j];
+        o[j + half] = d1 * g * s[j] + d2 * g * c[j];
+    }
+    for (int j = rot; j < Dh; j++) {
+        a += (double)d[j] * xr[j];
+        o[j] = d[j] * g;
+    }
+    acc[row] = a;
+}
+
+// One thread per head: its rows in order.
+__global__ static void gain_sum(float *dgain, const double *acc, int rows, int nh) {
+    int h = blockIdx.x * blockDim.x + threadIdx.x;
+    if (h >= nh) return;
+    double s = 0;
+    for (int r = h; r < rows; r += nh) s += acc[r];
+    dgain[h] += (float)s;
+}
+
+extern "C" void cuda_qk_prep_backward(float *dx, float *dgain, const float *dout, const float *xn, const float *rstd,
+                                      const float *gain, const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh,
+                                      int rot) {
+    int rows = B * T * nh;
+    double *acc = nullptr;
+    CUDA_CHECK(cudaMalloc(&acc, sizeof(double) * rows));
+    rope_bwd<<<blocks_for((size_t)rows, THREADS), THREADS>>>(dx, acc, dout, xn, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
+    CUDA_CHECK_LAUNCH();
+    if (gain && dgain) {
+        gain_sum<<<blocks_for((size_t)nh, 32), 32>>>(dgain, acc, rows, nh);
+        CUDA_CHECK_LAUNCH();
+    }
+    CUDA_CHECK(cudaFree(acc));
+    cuda_rmsnorm_backward(dx, dx, xn, rstd, rows, Dh, 1, 0); // in place, as the CPU op
+}
+
+// ---------------------------------------------------------------- XSA
+
+__global__ static void xsa_fwd(float *out, const float *y, const float *v, int N, int H, int Hkv, int Dh) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N * H) return;
+    int n = i / H, h = i % H;
+    const float *vr = v + ((size_t)n * Hkv + h / (H / Hkv)) * Dh, *yr = y + (size_t)i * Dh;
+    double vv = 0, yv = 0;
+    for (int d = 0; d < Dh; d++) vv += (double)vr[d] * vr[d], yv += (double)yr[d] * vr[d];
+    double norm = fmax(sqrt(vv), 1e-12), a = yv / (norm * norm);
+    for (int d = 0; d < Dh; d++) out[(size_t)i * Dh + d] = yr[d] - (float)(a * vr[d]);
+}
+
+extern "C" void cuda_xsa_forward(float *out, const float *y, const float *v, int N, int H, int Hkv, int Dh) {
+    xsa_fwd<<<blocks_for((size_t)N * H, THREADS), THREADS>>>(out, y, v, N, H, Hkv, Dh);
+    CUDA_CHECK_LAUNCH();
+}
+
+// One thread per (token, KV head): the heads of its group, then dv through u = v / |v|.
+__global__ static void xsa_bwd(float *dy, float *dv, const float *y, const float *v, int N, int H, int Hkv, int Dh) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N * Hkv) return;
+    int n = i / Hkv, j = i % Hkv, group = H / Hkv;
+    const float *vr = v + (size_t)i * Dh;
+    float *dvr = dv + (size_t)i * Dh;
+    double vv = 0;
+    for (int d = 0; d < Dh; d++) vv += (double)vr[d] * vr[d];
+    double len = sqrt(vv), norm = fmax(len, 1e-12);
+    for (int d = 0; d < Dh; d++) dvr[d] = 0; // du accumulates here first
+    for (int g = 0; g < group; g++) {
+        int h = j * group + g;
+        const float *yr = y + ((size_t)n * H + h) * Dh;
+        float *gr = dy + ((size_t)n * H + h) * Dh;
+        double a = 0, b = 0;
+        for (int d = 0; d < Dh; d++) a += (double)yr[d] * vr[d] / norm, b += (double)gr[d] * vr[d] / norm;
+        for (int d = 0; d < Dh; d++) {
+            dvr[d] -= (float)(a * gr[d] + b * yr[d]);
+            gr[d] -= (float)(b * vr[d] / norm);
+        }
+    }
+    double du_u = 0;
+    for (int d = 0; d < Dh; d++) du_u += (double)dvr[d] * vr[d] / norm;
+    for (int d = 0; d < Dh; d++)
+        dvr[d] = (float)(len > 1e-12 ? (dvr[d] - du_u * vr[d] / norm) / norm : dvr[d] / 1e-12);
+}
+
+extern "C" void cuda_xsa_backward(float *dy, float *dv, const float *y, const float *v, int N, int H, int Hkv, int Dh) {
+    xsa_bwd<<<blocks_for((size_t)N * Hkv, THREADS), THREADS>>>(dy, dv, y, v, N, H, Hkv, Dh);
+    CUDA_CHECK_LAUNCH();
+}
+
+// ---------------------------------------------------------------- gated attention
+
+__global__ static void gate_fwd(float *out, float *gate, const float *y, const float *z, const float *bias, int N, int HD, int G,
+                                float gain) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N * G) return;
+    int j = i % G, per = HD / G;
+    gate[i] = sigm(z[i] + (bias ? bias[j] : 0.0f));
+    float s = gain * gate[i];
+    size_t o = (size_t)(i / G) * HD + (size_t)j * per;
+    for (int k = 0; k < per; k++) out[o + k] = s * y[o + k];
+}
+
+extern "C" void cuda_attn_gate_forward(float *out, float *gate, const float *y, const float *z, const float *bias, int N, int H,
+                                       int Dh, int G, float gain) {
+    gate_fwd<<<blocks_for((size_t)N * G, THREADS), THREADS>>>(out, gate, y, z, bias, N, H * Dh, G, gain);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ static void gate_bwd(float *dy, float *dz, const float *dout, const float *y, const float *gate, int N, int HD, int G,
+                                float gain) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N * G) return;
+    int j = i % G, per = HD / G;
+    size_t o = (size_t)(i / G) * HD + (size_t)j * per;
+    float g = gate[i];
+    double s = 0;
+    for (int k = 0; k < per; k++) {
+        s += (double)dout[o + k] * y[o + k];
+        dy[o + k] = gain * g * dout[o + k];
+    }
+    dz[i] = (float)(s * gain * g * (1 - g));
+}
+
+// One thread per column: sums over the rows in order (bias gradients, per-channel parameters).
+__global__ static void column_sum(float *acc, const float *x, int N, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double s = 0;
+    for (int n = 0; n < N; n++) s += x[(size_t)n * C + c];
+    acc[c] += (float)s;
+}
+
+extern "C" void cuda_attn_gate_backward(float *dy, float *dz, float *dbias, const float *dout, const float *y, const float *gate,
+                                        int N, int H, int Dh, int G, float gain) {
+    gate_bwd<<<blocks_for((size_t)N * G, THREADS), THREADS>>>(dy, dz, dout, y, gate, N, H * Dh, G, gain);
+    CUDA_CHECK_LAUNCH();
+    if (dbias) {
+        column_sum<<<blocks_for((size_t)G, THREADS), THREADS>>>(dbias, dz, N, G);
+        CUDA_CHECK_LAUNCH();
+    }
+}
+
+// ---------------------------------------------------------------- SmearGate, skips, scalar mixes
+
+__global__ static void smear_fwd(float *out, const float *x, const float *gate, int B, int T, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)B * T * C) return;
+    int c = (int)(i % C);
+    int first = (i / C) % T == 0;
+    float g = sigm(gate[c]);
+    out[i] = (1 - g) * x[i] + (first ? 0.0f : g * x[i - C]);
+}
+
+// One thread per channel, all tokens in order: dx for the column and the gate's sum.
+__global__ static void smear_bwd(float *dx, float *dgate, const float *dout, const float *x, const float *gate, int B, int T,
+                                 int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float g = sigm(gate[c]);
+    double s = 0;
+    for (int n = 0; n < B * T; n++) {
+        size_t o = (size_t)n * C + c;
+        int first = n % T == 0, last = n % T == T - 1;
+        dx[o] = (1 - g) * dout[o] + (last ? 0.0f : g * dout[o + C]);
+        s += (double)dout[o] * ((first ? 0.0f : x[o - C]) - x[o]) * g * (1 - g);
+    }
+    dgate[c] += (float)s;
+}
+
+extern "C" void cuda_smear_forward(float *out, const float *x, const float *gate, int B, int T, int C) {
+    smear_fwd<<<blocks_for((size_t)B * T * C, THREADS), THREADS>>>(out, x, gate, B, T, C);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void cuda_smear_backward(float *dx, float *dgate, const float *dout, const float *x, const float *gate, int B, int T,
+                                    int C) {
+    smear_bwd<<<blocks_for((size_t)C, THREADS), THREADS>>>(dx, dgate, dout, x, gate, B, T, C);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ static void skip_lerp_fwd(float *out, const float *x, const float *y, const float *w, const float *gate, int N, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * C) return;
+    int c = (int)(i % C);
+    float s = sigm(gate[c]);
+    out[i] = s * x[i] + (1 - s) * w[c] * y[i];
+}
+
+__global__ static void skip_lerp_bwd(float *dx, float *dy, float *dw, float *dgate, const float *dout, const float *x,
+                                     const float *y, const float *w, const float *gate, int N, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float s = sigm(gate[c]);
+    double sw = 0, sg = 0;
+    for (int n = 0; n < N; n++) {
+        size_t o = (size_t)n * C + c;
+        float d = dout[o];
+        sw += (double)d * (1 - s) * y[o];
+        sg += (double)d * (x[o] - w[c] * y[o]);
+        dy[o] = (1 - s) * w[c] * d;
+        dx[o] = s * d;
+    }
+    dw[c] += (float)sw;
+    dgate[c] += (float)(sg * s * (1 - s));
+}
+
+extern "C" void cuda_skip_lerp_forward(float *out, const float *x, const float *y, const float *w, const float *gate, int N, int C) {
+    skip_lerp_fwd<<<blocks_for((size_t)N * C, THREADS), THREADS>>>(out, x, y, w, gate, N, C);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void cuda_skip_lerp_backward(float *dx, float *dy, float *dw, float *dgate, const float *dout, const float *x,
+                                        const float *y, const float *w, const float *gate, int N, int C) {
+    skip_lerp_bwd<<<blocks_for((size_t)C, THREADS), THREADS>>>(dx, dy, dw, dgate, dout, x, y, w, gate, N, C);
+    CUDA_CHECK_LAUNCH();
+}
+
+// Two dot products over n values in one block, in a fixed tree order.
+__global__ static void dot2(double *out, const float *a, const float *b, const float *c, size_t n) {
+    __shared__ double s0[RED_THREADS], s1[RED_THREADS];
+    double x = 0, y = 0;
+    for (size_t i = threadIdx.x; i < n; i += blockDim.x) x += (double)a[i] * b[i], y += c ? (double)a[i] * c[i] : 0.0;
+    s0[threadIdx.x] = x, s1[threadIdx.x] = y;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) s0[threadIdx.x] += s0[threadIdx.x + s], s1[threadIdx.x] += s1[threadIdx.x + s];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[0] = s0[0], out[1] = s1[0];
+}
+
+__global__ static void mix2(float *out, const float *v, const float *v0, float l0, float l1, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = l0 * v[i] + l1 * v0[i];
+}
+
+// dv = l0 dout (may alias dout), dv0 += l1 dout
+__global__ static void mix2_bwd(float *dv, float *dv0, const float *dout, float l0, float l1, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float d = dout[i];
+    if (dv0) dv0[i] += l1 * d;
+    dv[i] = l0 * d;
+}
+
+extern "C" void cuda_value_mix_forward(float *out, const float *v, const float *v0, const float lam[2], size_t n) {
+    mix2<<<blocks_for(n, THREADS), THREADS>>>(out, v, v0, lam[0], lam[1], n);
+    CUDA_CHECK_LAUNCH();
+}
+
+static void dots(double out[2], const float *a, const float *b, const float *c, size_t n) {
+    double *d = nullptr;
+    CUDA_CHECK(cudaMalloc(&d, 2 * sizeof(double)));
+    dot2<<<1, RED_THREADS>>>(d, a, b, c, n);
+    CUDA_CHECK_LAUNCH();
+    CUDA_CHECK(cudaMemcpy(out, d, 2 * sizeof(double), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaFree(d));
+}
+
+extern "C" void cuda_value_mix_backward(float *dv, float *dv0, double dlam[2], const float *dout, const float *v, const float *v0,
+                                        const float lam[2], size_t n) {
+    dots(dlam, dout, v, v0, n); // before dv may overwrite dout
+    mix2_bwd<<<blocks_for(n, THREADS), THREADS>>>(dv, dv0, dout, lam[0], lam[1], n);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void cuda_axpy_forward(float *x, float a, const float *y, size_t n) {
+    mix2<<<blocks_for(n, THREADS), THREADS>>>(x, x, y, 1.0f, a, n);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" double cuda_axpy_backward(float *dy, const float *dout, float a, const float *y, size_t n) {
+    double d[2];
+    dots(d, dout, y, nullptr, n);
+    mix2_bwd<<<blocks_for(n, THREADS), THREADS>>>(dy, nullptr, dout, a, 0.0f, n);
+    CUDA_CHECK_LAUNCH();
+    return d[0];
+}
+
+// ---------------------------------------------------------------- embedding gradient and BigramHash ids
+
+// One thread per channel, tokens in order: repeated ids accumulate without races, deterministically.
+__global__ static void embedding_bwd(float *dtable, const float *dout, const int32_t *ids, int N, int D) {
+    int d = blockIdx.x * blockDim.x + threadIdx.x;
+    if (d >= D) return;
+    for (int n = 0; n < N; n++) dtable[(size_t)ids[n] * D + d] += dout[(size_t)n * D + d];
+}
+
+extern "C" void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int D) {
+    embedding_bwd<<<blocks_for((size_t)D, 64), 64>>>(dtable, dout, ids, N, D);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ static void bigram_ids(int32_t *h, const int32_t *x, int B, int T, int buckets) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= B * T) return;
+    int32_t mod = buckets - 1;
+    if (i % T == 0) {
+        h[i] = mod;
+        return;
+    }
+    int32_t v = (int32_t)((36313u * (uint32_t)x[i]) ^ (27191u * (uint32_t)x[i - 1]));
+    int32_t r = v % mod;
+    h[i] = r < 0 ? r + mod : r;
+}
+
+extern "C" void cuda_bigram_hash(int32_t *h, const int32_t *x, int B, int T, int buckets) {
+    bigram_ids<<<blocks_for((size_t)B * T, THREADS), THREADS>>>(h, x, B, T, buckets);
+    CUDA_CHECK_LAUNCH();
+}
