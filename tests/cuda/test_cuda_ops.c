@@ -9,6 +9,7 @@
 #include "../test.h"
 #include "ops/cuda/ops_cuda.h"
 #include "ops/ops.h"
+#include "optim/optim.h"
 #include "util.h"
 
 #define TOL 1e-4
@@ -248,6 +249,42 @@ TEST(cuda_technique_ops) {
     embedding_backward(table, dout, ids, N, C);
     cuda_embedding_backward(gtable, gd, gids, N, C);
     compare("embedding dtable", gtable, table, 5 * (size_t)C);
+}
+
+// Muon (tall and wide, each row-norm variant, weight decay), Adam and the EMA against optim/.
+TEST(cuda_optimizers) {
+    if (!have_gpu()) return;
+    const int shapes[2][2] = {{48, 32}, {24, 40}};
+    for (int variant = 0; variant < 3; variant++)
+        for (int sh = 0; sh < 2; sh++) {
+            int rows = shapes[sh][0], cols = shapes[sh][1];
+            size_t n = (size_t)rows * cols;
+            float *p = host_randn(n, 1), *g = host_randn(n, 1), *buf = host_randn(n, 0.5);
+            float *gp = to_device(p, n), *gg = to_device(g, n), *gbuf = to_device(buf, n);
+            OptimSettings o = {.muon_momentum = 0.9, .muon_steps = 5, .muon_row_normalize = variant == 1,
+                               .muon_normalize_update_rows = variant == 2};
+            int r = rows < cols ? rows : cols;
+            float *scratch = xmalloc(sizeof(float) * (3 * n + 2 * (size_t)r * r)), *update = xmalloc(sizeof(float) * n);
+            for (size_t i = 0; i < n; i++) p[i] *= (float)(1.0 - 0.02 * 0.1); // optim_step's decay before the update
+            muon_update(p, g, buf, rows, cols, &o, 0.02, scratch, update);
+            cuda_muon_update(gp, gg, gbuf, rows, cols, 0.9, 5, variant == 1, variant == 2, 0.02, 0.1);
+            char what[64];
+            snprintf(what, sizeof what, "muon %dx%d variant %d", rows, cols, variant);
+            compare(what, gp, p, n);
+            compare("muon momentum buffer", gbuf, buf, n);
+        }
+    size_t n = 1000;
+    float *p = host_randn(n, 1), *g = host_randn(n, 1), *m = host_randn(n, 0.1), *v = xmalloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) v[i] = (float)fabs(rng_normal(&g_rng)) * 0.01f;
+    float *gp = to_device(p, n), *gg = to_device(g, n), *gm = to_device(m, n), *gv = to_device(v, n);
+    OptimSettings o = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8};
+    adam_update(p, g, m, v, n, &o, 0.01, 7);
+    cuda_adam_update(gp, gg, gm, gv, n, 0.9, 0.95, 1e-8, 0.01, 7);
+    compare("adam p", gp, p, n);
+    compare("adam v", gv, v, n);
+    for (size_t i = 0; i < n; i++) m[i] = 0.997f * m[i] + (1 - 0.997f) * p[i];
+    cuda_ema_update(gm, gp, n, 0.997);
+    compare("ema", gm, m, n);
 }
 
 __attribute__((constructor)) static void seed_rng(void) { rng_seed(&g_rng, 7); }

@@ -1,7 +1,7 @@
 // The CUDA implementation of the op interface (ops/ops.h), fp32, for NVIDIA GPUs. Same math and the
 // same argument order as the CPU ops; every pointer is device memory. Built only by `make cuda`.
 //
-// State (2026-11-25): every op of ops.h but the optimizers has a kernel here, compile with nvcc and are tested against the CPU ops on
+// State (2026-11-25): every op of ops.h and the optimizers have a kernel here, compile with nvcc and are tested against the CPU ops on
 // random inputs by tests/cuda (which skip where no GPU is present). The model still calls the CPU
 // ops directly and reads a few parameters on the host; routing it through these (one model, two
 // backends) and bf16 compute with fp32 master weights are the next steps (see the notes).
@@ -77,6 +77,14 @@ void cuda_axpy_forward(float *x, float a, const float *y, size_t n);
 double cuda_axpy_backward(float *dy, const float *dout, float a, const float *y, size_t n);
 void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int D);
 void cuda_bigram_hash(int32_t *h, const int32_t *x, int B, int T, int buckets);
+
+// ---------------------------------------------------------------- optimizers (optim/'s arithmetic)
+void cuda_adam_update(float *p, const float *g, float *m, float *v, size_t n, double beta1, double beta2, double eps, double lr,
+                      int64_t step);
+// p *= 1 - lr wd; then p -= lr * NS5(Nesterov(g)) * max(1, rows/cols)^0.5 with MuonEq-R / NorMuon as flagged
+void cuda_muon_update(float *p, const float *g, float *buf, int rows, int cols, double momentum, int steps, int row_normalize,
+                      int normalize_update_rows, double lr, double wd);
+void cuda_ema_update(float *ema, const float *w, size_t n, double decay);
 
 #ifdef __cplusplus
 }
