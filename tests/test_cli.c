@@ -185,20 +185,17 @@ TEST(cli_resume_after_kill_is_identical) {
     free(dir_b);
 }
 
-// The whole training loop against train_gpt.py's (tests/torch_train.py, PyTorch in float64) from the same
-// weights on the same shards: data order, gradient accumulation, Muon momentum warmup, LR warmdown,
-// gradient clipping, the records' Muon/AdamW weight decay and MuonEq-R all show in the loss curve, here
-// with every model technique so far switched on. pgolf logs 4 decimals; fp32 drift over 12 steps stays
-// well under the 2e-3 tolerance.
-TEST(cli_loss_curve_matches_pytorch) {
-    const char *data = test_markov_dataset("curve_data");
-    char *dir = xstrdup(test_tmpdir("curve_out"));
+// Trains 12 steps with pgolf and with tests/torch_train.py (train_gpt.py's loop in PyTorch, float64) from
+// the same weights on the same shards under `settings`; checks every step's train_loss within 2e-3
+// (pgolf logs 4 decimals; fp32 drift stays well under it). Returns pgolf's output; dir keeps the files
+// (torch's final weights in dir/torch_final.safetensors).
+static char *loss_curve_vs_torch(const char *name, const char *settings, char **dir_out) {
+    char data_name[64];
+    snprintf(data_name, sizeof data_name, "%s_data", name);
+    const char *data = test_markov_dataset(data_name);
+    char *dir = xstrdup(test_tmpdir(name));
     char env[4096], cmd[8192], *ref, *out;
-    tiny_env(env, sizeof env, data, dir,
-             "ITERATIONS=12 WARMDOWN_ITERS=5 WARMUP_STEPS=0 MUON_MOMENTUM_WARMUP_STEPS=6 GRAD_CLIP_NORM=0.5 "
-             "VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=1024 EMA_ENABLED=1 EMA_DECAY=0.8 MUON_WD=0.5 ADAM_WD=0.3 "
-             "MUON_ROW_NORMALIZE=1 ROPE_DIMS=8 LN_SCALE=1 NEGATIVE_SLOPE=0.5 XSA_LAST_N=1 SMEAR_GATE=1 "
-             "GATED_ATTENTION=1 VALUE_RESIDUAL=1 BIGRAM_VOCAB_SIZE=64 BIGRAM_DIM=16");
+    tiny_env(env, sizeof env, data, dir, settings);
     snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/torch_train.py --write-init %s/init.safetensors", env, dir);
     CHECK(test_run(cmd, &ref) == 0, "torch_train --write-init failed:\n%s", ref);
     free(ref);
@@ -215,8 +212,22 @@ TEST(cli_loss_curve_matches_pytorch) {
         CHECK(fabs(a - b) < 2e-3, "step %d: pgolf train_loss %.4f, PyTorch %.6f", i, a, b);
         if (fabs(a - b) > worst) worst = fabs(a - b);
     }
-    printf("    loss curve: worst |pgolf - torch| over 12 steps = %.2e\n", worst);
-    // The exported weights are the EMA (decay 0.8) of both runs: every tensor within 1e-3 of its largest value.
+    printf("    %s: worst |pgolf - torch| over 12 steps = %.2e\n", name, worst);
+    free(ref);
+    *dir_out = dir;
+    return out;
+}
+
+// Data order, gradient accumulation, Muon momentum warmup, LR warmdown, gradient clipping, the records'
+// Muon/AdamW weight decay and MuonEq-R, with #413/#638's model techniques switched on; the exported
+// weights are the EMA (decay 0.8) of both runs: every tensor within 1e-3 of its largest value.
+TEST(cli_loss_curve_matches_pytorch) {
+    char *dir, *out = loss_curve_vs_torch(
+        "curve", "ITERATIONS=12 WARMDOWN_ITERS=5 WARMUP_STEPS=0 MUON_MOMENTUM_WARMUP_STEPS=6 GRAD_CLIP_NORM=0.5 "
+                 "VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=1024 EMA_ENABLED=1 EMA_DECAY=0.8 MUON_WD=0.5 ADAM_WD=0.3 "
+                 "MUON_ROW_NORMALIZE=1 ROPE_DIMS=8 LN_SCALE=1 NEGATIVE_SLOPE=0.5 XSA_LAST_N=1 SMEAR_GATE=1 "
+                 "GATED_ATTENTION=1 VALUE_RESIDUAL=1 BIGRAM_VOCAB_SIZE=64 BIGRAM_DIM=16",
+        &dir);
     char path_a[1100], path_b[1100];
     snprintf(path_a, sizeof path_a, "%s/final_model.safetensors", dir);
     snprintf(path_b, sizeof path_b, "%s/torch_final.safetensors", dir);
@@ -234,7 +245,6 @@ TEST(cli_loss_curve_matches_pytorch) {
     printf("    EMA weights: worst relative difference %.2e\n", worst_w);
     st_free(mine);
     st_free(theirs);
-    free(ref);
     free(out);
     free(dir);
 }
@@ -415,37 +425,17 @@ TEST(cli_late_qat_switches_on_below_threshold) {
     free(out);
 }
 
-// The loop's later switches against tests/torch_train.py: depth recurrence switched on at a step with
-// two lanes, VE and gated skips, #2005's gate rows, the warmdown by fraction with MIN_LR, late QAT
-// (straight-through), NorMuon and EMBED_WD; 12 steps within the same 2e-3 as the baseline curve.
+// The loop's later switches: depth recurrence switched on at a step with two lanes, VE and gated skips,
+// #2005's gate rows, the warmdown by fraction with MIN_LR, late QAT (straight-through), NorMuon, EMBED_WD.
 TEST(cli_loss_curve_records_stack_matches_pytorch) {
-    const char *data = test_markov_dataset("curve2_data");
-    char *dir = xstrdup(test_tmpdir("curve2_out"));
-    char env[4096], cmd[8192], *ref, *out;
-    tiny_env(env, sizeof env, data, dir,
-             "NUM_LAYERS=4 ITERATIONS=12 WARMUP_STEPS=0 MUON_MOMENTUM_WARMUP_STEPS=6 GRAD_CLIP_NORM=0.5 VAL_LOSS_EVERY=0 "
-             "VAL_MAX_TOKENS=1024 RECUR_LAYERS=1-2 RECUR_START_STEP=4 RECUR_VIRTUAL_SKIPS=1 SKIP_GATES_ENABLED=1 "
-             "PARALLEL_START_LAYER=2 VE_ENABLED=1 VE_DIM=16 VE_LAYERS=3 GATED_ATTN=headwise ROPE_DIMS=8 LN_SCALE=1 "
-             "WARMDOWN_FRAC=0.5 MIN_LR=0.2 LATE_QAT=1 QAT_THRESHOLD=0.7 MUON_NORMALIZE_UPDATE_ROWS=1 MUON_WD=0.3 "
-             "ADAM_WD=0.2 EMBED_WD=0.4 NEGATIVE_SLOPE=0.5");
-    snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/torch_train.py --write-init %s/init.safetensors", env, dir);
-    CHECK(test_run(cmd, &ref) == 0, "torch_train --write-init failed:\n%s", ref);
-    free(ref);
-    snprintf(cmd, sizeof cmd, "env %s /usr/bin/python3 tests/torch_train.py --init %s/init.safetensors", env, dir);
-    CHECK(test_run(cmd, &ref) == 0, "torch_train failed:\n%s", ref);
-    snprintf(cmd, sizeof cmd, "env %s INIT_CHECKPOINT=%s/init.safetensors ./pgolf train", env, dir);
-    CHECK(test_run(cmd, &out) == 0, "pgolf train failed:\n%s", out);
+    char *dir, *out = loss_curve_vs_torch(
+        "curve2", "NUM_LAYERS=4 ITERATIONS=12 WARMUP_STEPS=0 MUON_MOMENTUM_WARMUP_STEPS=6 GRAD_CLIP_NORM=0.5 VAL_LOSS_EVERY=0 "
+                  "VAL_MAX_TOKENS=1024 RECUR_LAYERS=1-2 RECUR_START_STEP=4 RECUR_VIRTUAL_SKIPS=1 SKIP_GATES_ENABLED=1 "
+                  "PARALLEL_START_LAYER=2 VE_ENABLED=1 VE_DIM=16 VE_LAYERS=3 GATED_ATTN=headwise ROPE_DIMS=8 LN_SCALE=1 "
+                  "WARMDOWN_FRAC=0.5 MIN_LR=0.2 LATE_QAT=1 QAT_THRESHOLD=0.7 MUON_NORMALIZE_UPDATE_ROWS=1 MUON_WD=0.3 "
+                  "ADAM_WD=0.2 EMBED_WD=0.4 NEGATIVE_SLOPE=0.5",
+        &dir);
     CHECK(strstr(out, "recurrence:on step:4") && strstr(out, "late_qat:enabled"), "switches missing:\n%s", out);
-    double worst = 0;
-    for (int i = 1; i <= 12; i++) {
-        char prefix[64];
-        snprintf(prefix, sizeof prefix, "step:%d/12 train_loss:", i);
-        double a = find_value(out, prefix, "train_loss:"), b = find_value(ref, prefix, "train_loss:");
-        CHECK(fabs(a - b) < 2e-3, "step %d: pgolf train_loss %.4f, PyTorch %.6f", i, a, b);
-        if (fabs(a - b) > worst) worst = fabs(a - b);
-    }
-    printf("    records' stack: worst |pgolf - torch| over 12 steps = %.2e\n", worst);
-    free(ref);
     free(out);
     free(dir);
 }

@@ -21,3 +21,20 @@ extern "C" void die(const char *fmt, ...) __attribute__((noreturn, format(printf
 #define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
 
 static inline unsigned blocks_for(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
+
+// The one cuBLAS handle, created on first use in fp32 math without TF32 (dense.cu).
+cublasHandle_t cuda_blas(void);
+
+// The sum of v over a block of at most 256 threads, in a fixed tree order, returned to every thread.
+__device__ inline double block_sum(double v) {
+    __shared__ double buf[256];
+    buf[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) buf[threadIdx.x] += buf[threadIdx.x + s];
+        __syncthreads();
+    }
+    double r = buf[0];
+    __syncthreads();
+    return r;
+}

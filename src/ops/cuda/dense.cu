@@ -4,7 +4,7 @@
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
 
-static cublasHandle_t handle(void) {
+cublasHandle_t cuda_blas(void) {
     static cublasHandle_t h = nullptr;
     if (!h) {
         CUBLAS_CHECK(cublasCreate(&h));
@@ -16,13 +16,13 @@ static cublasHandle_t handle(void) {
 // out[N, Cout] = inp[N, Cin] w[Cout, Cin]^T; column-major: out_cm [Cout x N] = (w_cm [Cin x Cout])^T inp_cm [Cin x N]
 extern "C" void cuda_matmul_forward(float *out, const float *inp, const float *w, int N, int C_in, int C_out) {
     const float one = 1, zero = 0;
-    CUBLAS_CHECK(cublasSgemm(handle(), CUBLAS_OP_T, CUBLAS_OP_N, C_out, N, C_in, &one, w, C_in, inp, C_in, &zero, out, C_out));
+    CUBLAS_CHECK(cublasSgemm(cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, C_out, N, C_in, &one, w, C_in, inp, C_in, &zero, out, C_out));
 }
 
 // dinp_cm [Cin x N] = w_cm [Cin x Cout] dout_cm [Cout x N]; dw_cm [Cin x Cout] += inp_cm [Cin x N] dout_cm^T
 extern "C" void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N,
                                      int C_in, int C_out, int accumulate) {
     const float one = 1, beta = accumulate ? 1.0f : 0.0f;
-    CUBLAS_CHECK(cublasSgemm(handle(), CUBLAS_OP_N, CUBLAS_OP_N, C_in, N, C_out, &one, w, C_in, dout, C_out, &beta, dinp, C_in));
-    CUBLAS_CHECK(cublasSgemm(handle(), CUBLAS_OP_N, CUBLAS_OP_T, C_in, C_out, N, &one, inp, C_in, dout, C_out, &one, dw, C_in));
+    CUBLAS_CHECK(cublasSgemm(cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, C_in, N, C_out, &one, w, C_in, dout, C_out, &beta, dinp, C_in));
+    CUBLAS_CHECK(cublasSgemm(cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_T, C_in, C_out, N, &one, inp, C_in, dout, C_out, &one, dw, C_in));
 }

@@ -44,31 +44,19 @@ __global__ static void nesterov(float *u, float *buf, const float *g, size_t n, 
 
 // Each row times s / max(s |row|, 1e-7); one block per row.
 __global__ static void normalize_rows_kernel(float *x, int cols, float s) {
-    __shared__ double buf[THREADS];
     float *row = x + (size_t)blockIdx.x * cols;
     double ss = 0;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) ss += (double)row[c] * row[c];
-    buf[threadIdx.x] = ss;
-    __syncthreads();
-    for (int k = blockDim.x / 2; k > 0; k >>= 1) {
-        if ((int)threadIdx.x < k) buf[threadIdx.x] += buf[threadIdx.x + k];
-        __syncthreads();
-    }
-    float f = (float)(s / fmax(s * sqrt(buf[0]), 1e-7));
+    ss = block_sum(ss);
+    float f = (float)(s / fmax(s * sqrt(ss), 1e-7));
     for (int c = threadIdx.x; c < cols; c += blockDim.x) row[c] *= f;
 }
 
 __global__ static void sum_squares_kernel(double *out, const float *x, size_t n) {
-    __shared__ double buf[THREADS];
     double s = 0;
     for (size_t i = threadIdx.x; i < n; i += blockDim.x) s += (double)x[i] * x[i];
-    buf[threadIdx.x] = s;
-    __syncthreads();
-    for (int k = blockDim.x / 2; k > 0; k >>= 1) {
-        if ((int)threadIdx.x < k) buf[threadIdx.x] += buf[threadIdx.x + k];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) *out = buf[0];
+    s = block_sum(s);
+    if (threadIdx.x == 0) *out = s;
 }
 
 // p = p * decay - step * u
@@ -77,20 +65,11 @@ __global__ static void apply_update(float *p, const float *u, size_t n, float de
     if (i < n) p[i] = p[i] * decay - step * u[i];
 }
 
-static cublasHandle_t ns_handle(void) {
-    static cublasHandle_t h = nullptr;
-    if (!h) {
-        CUBLAS_CHECK(cublasCreate(&h));
-        CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
-    }
-    return h;
-}
-
 // Newton-Schulz on X [r x k] row-major (r <= k), in place; A, Bm: r x r scratch, Xn: r x k scratch.
 // Row-major X is column-major X^T [k x r]; A = X X^T is symmetric, so its layout is the same either way.
 static void newton_schulz(float *X, float *Xn, float *A, float *Bm, int r, int k, int steps) {
     const float a = 3.4445f, b = -4.7750f, c = 2.0315f, one = 1, zero = 0;
-    cublasHandle_t h = ns_handle();
+    cublasHandle_t h = cuda_blas();
     for (int s = 0; s < steps; s++) {
         // A = X X^T: column-major (X^T)^T X^T with X^T [k x r]
         CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, r, r, k, &one, X, k, X, k, &zero, A, r));

@@ -7,20 +7,6 @@
 
 #define ROW_THREADS 256
 
-// The sum over the block of v (double), returned to every thread.
-__device__ static double block_sum(double v) {
-    __shared__ double buf[ROW_THREADS];
-    buf[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if ((int)threadIdx.x < s) buf[threadIdx.x] += buf[threadIdx.x + s];
-        __syncthreads();
-    }
-    double r = buf[0];
-    __syncthreads();
-    return r;
-}
-
 __device__ static double block_max(double v) {
     __shared__ double buf[ROW_THREADS];
     buf[threadIdx.x] = v;

@@ -265,16 +265,11 @@ extern "C" void cuda_skip_lerp_backward(float *dx, float *dy, float *dw, float *
 
 // Two dot products over n values in one block, in a fixed tree order.
 __global__ static void dot2(double *out, const float *a, const float *b, const float *c, size_t n) {
-    __shared__ double s0[RED_THREADS], s1[RED_THREADS];
     double x = 0, y = 0;
     for (size_t i = threadIdx.x; i < n; i += blockDim.x) x += (double)a[i] * b[i], y += c ? (double)a[i] * c[i] : 0.0;
-    s0[threadIdx.x] = x, s1[threadIdx.x] = y;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if ((int)threadIdx.x < s) s0[threadIdx.x] += s0[threadIdx.x + s], s1[threadIdx.x] += s1[threadIdx.x + s];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) out[0] = s0[0], out[1] = s1[0];
+    x = block_sum(x);
+    y = block_sum(y);
+    if (threadIdx.x == 0) out[0] = x, out[1] = y;
 }
 
 __global__ static void mix2(float *out, const float *v, const float *v0, float l0, float l1, size_t n) {
