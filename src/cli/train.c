@@ -229,7 +229,7 @@ int cmd_train(int argc, char **argv) {
     Trainer t = {0};
     Config *c = &t.c;
     cli_setup(c, argc, argv, TRAIN_GROUPS, "train",
-              "Train the baseline GPT (train_gpt.py semantics), export int8 + a compressor and evaluate the round trip.", 0);
+              "Train the GPT (train_gpt.py semantics, the seeds' techniques as switches or --preset), export the artifact and evaluate the round trip.", 0);
     Compressor comp = compressor_from_name(c->compressor); // bad export settings fail now, not after training
     if (c->compressor_level > 0) compressor_check_level(comp, (int)c->compressor_level);
     quant_scheme_from_config(c);
