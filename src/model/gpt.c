@@ -230,12 +230,17 @@ static ParamGroup group_of(const TensorView *t) {
     return t->ndim == 2 ? GROUP_MATRIX : GROUP_SCALAR;
 }
 
-static void build_views(const GPTConfig *c, real *base, TensorList *list, ModelTensors *ptrs) {
+void gpt_views(const GPTConfig *c, real *base, TensorList *list, ModelTensors *ptrs) {
     list->items = xcalloc((size_t)layout_tensor_count(c), sizeof(TensorView));
     list->count = 0;
     ptrs->blocks = xcalloc((size_t)c->layers, sizeof(BlockTensors));
     LayoutWalk w = {base, 0, list, ptrs};
     layout_walk(c, &w);
+}
+
+void gpt_views_free(TensorList *list, ModelTensors *ptrs) {
+    free(list->items);
+    free(ptrs->blocks);
 }
 
 void gpt_init(GPT *m, const GPTConfig *cfg) {
@@ -244,8 +249,8 @@ void gpt_init(GPT *m, const GPTConfig *cfg) {
     m->n_params = (size_t)gpt_count_params(cfg);
     m->params = ops_alloc(m->n_params);
     m->grads = ops_alloc(m->n_params);
-    build_views(cfg, m->params, &m->param_list, &m->p);
-    build_views(cfg, m->grads, &m->grad_list, &m->g);
+    gpt_views(cfg, m->params, &m->param_list, &m->p);
+    gpt_views(cfg, m->grads, &m->grad_list, &m->g);
     m->groups = xmalloc(sizeof(ParamGroup) * (size_t)m->param_list.count);
     for (int i = 0; i < m->param_list.count; i++) m->groups[i] = group_of(&m->param_list.items[i]);
     for (int i = 0; i < m->param_list.count; i++) // block 0 mixes nothing into its own v
@@ -276,10 +281,8 @@ void gpt_free(GPT *m) {
     free_acts(&m->acts, m->cfg.looped_len);
     ops_free(m->params);
     ops_free(m->grads);
-    free(m->param_list.items);
-    free(m->grad_list.items);
-    free(m->p.blocks);
-    free(m->g.blocks);
+    gpt_views_free(&m->param_list, &m->p);
+    gpt_views_free(&m->grad_list, &m->g);
     free(m->groups);
     ops_free(m->rope_cos);
     ops_free(m->rope_sin);
@@ -411,18 +414,33 @@ static real block_ln_scale(const GPTConfig *c, int l) { return c->ln_scale ? (re
 // VALUE_RESIDUAL as value_mix coefficients (v, v0): #413 v = vr_lambda[0] v0 + vr_lambda[1] v;
 // #638 v = v + sigmoid(vrl_alpha) v0.
 static const real *value_lambdas(const GPTConfig *c, const BlockTensors *w, real lam[2]) {
+    real vr[2];
+    ops_to_host(vr, w->vr, c->value_residual == VR_SCALAR ? 2 : 1);
     if (c->value_residual == VR_SCALAR) {
-        lam[0] = w->vr[1];
-        lam[1] = w->vr[0];
+        lam[0] = vr[1];
+        lam[1] = vr[0];
     } else {
         lam[0] = 1;
-        lam[1] = (real)(1.0 / (1.0 + exp(-(double)w->vr[0])));
+        lam[1] = (real)(1.0 / (1.0 + exp(-(double)vr[0])));
     }
     return lam;
 }
 
+// A scalar parameter's value on the host.
+static real scalar(const real *p) {
+    real v;
+    ops_to_host(&v, p, 1);
+    return v;
+}
+
+// Adds a host value to a scalar gradient.
+static void add_scalar(real *g, double v) {
+    real r = (real)v;
+    ops_add_from_host(g, &r, 1);
+}
+
 // VE at layer l: v += ve_layer_scales[k] * ve_shared.scale * proj(embed[ids])
-static real ve_coef(const GPT *m, int l) { return m->p.ve_layer_scales[m->cfg.ve_slot[l]] * m->p.ve_scale[0]; }
+static real ve_coef(const GPT *m, int l) { return scalar(m->p.ve_layer_scales + m->cfg.ve_slot[l]) * scalar(m->p.ve_scale); }
 
 // What the attention gate at virtual position v multiplies: the attention output after XSA where it is on.
 static const real *gate_input(const GPT *m, int v) {
@@ -503,7 +521,7 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
         bigram_hash(a->bigram_ids, x, B, T, c->bigram_buckets);
         embedding_forward(a->big_e, a->bigram_ids, m->p.bigram_embed, N, c->bigram_dim);
         if (m->p.bigram_proj) matmul_forward(a->big_p, a->big_e, m->p.bigram_proj, N, c->bigram_dim, D);
-        axpy_forward(a->emb, m->p.bigram_scale[0], a->big_p, ND);
+        axpy_forward(a->emb, scalar(m->p.bigram_scale), a->big_p, ND);
     }
     if (c->smear) {
         rmsnorm_forward(a->emb_n, a->emb_rstd, a->emb, N, D, NORM_EPS, 1);
@@ -531,7 +549,7 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
         prev = s->x_out;
     }
     if (lanes_at < m->n_order) { // x = lane_merge * attention lane + (1 - lane_merge) * MLP lane
-        real lam[2] = {m->p.lane_merge[0], 1 - m->p.lane_merge[0]};
+        real merge = scalar(m->p.lane_merge), lam[2] = {merge, 1 - merge};
         value_mix_forward(a->lane_x, prev, a->blocks[m->n_order - 1].lane, lam, ND);
         prev = a->lane_x;
     }
@@ -585,10 +603,10 @@ static void block_backward(GPT *m, int v, int lanes) {
         double dl[2];
         value_mix_backward(a->dv, a->dv0, dl, a->dv, s->v_raw, a->blocks[0].v, value_lambdas(c, w, lam), (size_t)N * KV);
         if (c->value_residual == VR_SCALAR) {
-            g->vr[0] += (real)dl[1];
-            g->vr[1] += (real)dl[0];
+            add_scalar(g->vr, dl[1]);
+            add_scalar(g->vr + 1, dl[0]);
         } else {
-            g->vr[0] += (real)(dl[1] * lam[1] * (1 - lam[1]));
+            add_scalar(g->vr, dl[1] * lam[1] * (1 - lam[1]));
         }
     } else if (c->value_residual) {
         add_inplace(a->dv, a->dv0, (size_t)N * KV);
@@ -597,8 +615,8 @@ static void block_backward(GPT *m, int v, int lanes) {
         int k = c->ve_slot[l];
         double dcoef = axpy_backward(a->dv_xsa, a->dv, ve_coef(m, l), a->ve_p, (size_t)N * KV);
         add_inplace(a->dve_p, a->dv_xsa, (size_t)N * KV);
-        m->g.ve_layer_scales[k] += (real)(dcoef * m->p.ve_scale[0]);
-        m->g.ve_scale[0] += (real)(dcoef * m->p.ve_layer_scales[k]);
+        add_scalar(m->g.ve_layer_scales + k, dcoef * scalar(m->p.ve_scale));
+        add_scalar(m->g.ve_scale, dcoef * scalar(m->p.ve_layer_scales + k));
     }
     qk_prep_backward(a->dq, g->q_gain, a->dq, s->qn, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
                      c->head_dim, c->rope_dims);
@@ -630,11 +648,11 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     ops_zero(a->dskip, (size_t)c->skips * ND);
     int enc = unet_enc(m), skips = unet_skips(m), lanes_at = lanes_start(m);
     if (lanes_at < m->n_order) { // the lane merge: dx -> d(attention lane), dl1 = d(MLP lane)
-        real lam[2] = {m->p.lane_merge[0], 1 - m->p.lane_merge[0]};
+        real merge = scalar(m->p.lane_merge), lam[2] = {merge, 1 - merge};
         double dl[2];
         ops_zero(a->dl1, ND);
         value_mix_backward(a->dx, a->dl1, dl, a->dx, a->blocks[m->n_order - 1].x_out, a->blocks[m->n_order - 1].lane, lam, ND);
-        m->g.lane_merge[0] += (real)(dl[0] - dl[1]);
+        add_scalar(m->g.lane_merge, dl[0] - dl[1]);
     }
     for (int v = m->n_order - 1; v >= 0; v--) {
         int enc_skip = enc - 1 - v; // encoder position v feeds decoder position enc_skip's skip
@@ -666,7 +684,7 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
         embedding_backward(m->g.ve_embed, a->dve_e, x, N, c->ve_dim);
     }
     if (c->bigram_buckets) {
-        m->g.bigram_scale[0] += (real)axpy_backward(a->dbig_p, a->dn, m->p.bigram_scale[0], a->big_p, ND);
+        add_scalar(m->g.bigram_scale, axpy_backward(a->dbig_p, a->dn, scalar(m->p.bigram_scale), a->big_p, ND));
         if (m->p.bigram_proj)
             matmul_backward(a->dbig_e, m->g.bigram_proj, a->dbig_p, a->big_e, m->p.bigram_proj, N, c->bigram_dim, D, 0);
         embedding_backward(m->g.bigram_embed, a->dbig_e, a->bigram_ids, N, c->bigram_dim);

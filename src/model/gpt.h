@@ -99,6 +99,10 @@ typedef struct {
 } GPT;
 
 void gpt_init(GPT *m, const GPTConfig *cfg);
+// Names, views and pointers of the layout over any flat block `base` of gpt_count_params values (the
+// model's own views are built this way; gpt_init_weights fills a host block through them).
+void gpt_views(const GPTConfig *c, real *base, TensorList *list, ModelTensors *ptrs);
+void gpt_views_free(TensorList *list, ModelTensors *ptrs);
 void gpt_free(GPT *m);
 // train_gpt.py's init (kaiming-uniform linears, zero projections, normal tied embedding, ones,
 // resid_mix (1, 0)), rounded to bf16 as the reference's model.bfloat16() does. pgolf's generator is

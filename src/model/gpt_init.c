@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "model/gpt.h"
+#include "ops/ops.h"
 #include "util.h"
 
 static void fill_uniform(real *p, size_t n, double bound, Rng *r) {
@@ -60,35 +61,40 @@ static void fill_linear(const GPTConfig *c, real *w, int rows, int cols, Rng *r)
 }
 
 void gpt_init_weights(GPT *m, uint64_t seed) {
+    // filled in host memory through the same layout, then handed to the backend in one copy
     const GPTConfig *c = &m->cfg;
+    real *host = xcalloc(m->n_params, sizeof(real));
+    ModelTensors p;
+    TensorList list;
+    gpt_views(c, host, &list, &p);
     Rng r;
     rng_seed(&r, seed);
     size_t D = (size_t)c->dim;
-    fill_const(m->p.skip_weights, (size_t)c->skips * D, 1);
-    if (c->skip_gates) fill_const(m->p.skip_gates, (size_t)c->skips * D, 0); // sigmoid(0): half skip, half x
-    fill_normal(m->p.tok_emb, (size_t)c->vocab * D, c->tied ? c->tied_embed_init_std : 1.0, &r);
-    if (c->smear) fill_const(m->p.smear_gate, D, 0);
+    fill_const(p.skip_weights, (size_t)c->skips * D, 1);
+    if (c->skip_gates) fill_const(p.skip_gates, (size_t)c->skips * D, 0); // sigmoid(0): half skip, half x
+    fill_normal(p.tok_emb, (size_t)c->vocab * D, c->tied ? c->tied_embed_init_std : 1.0, &r);
+    if (c->smear) fill_const(p.smear_gate, D, 0);
     if (c->bigram_buckets) { // zeros_(embed), zeros_(proj), scale 0.05; OrthoInit then overwrites proj
-        fill_const(m->p.bigram_scale, 1, (real)0.05f);
-        fill_const(m->p.bigram_embed, (size_t)c->bigram_buckets * c->bigram_dim, 0);
-        if (m->p.bigram_proj && ortho_applies(c, c->dim, c->bigram_dim)) { // a ".proj": 1/sqrt(2L) in #413/#638
+        fill_const(p.bigram_scale, 1, (real)0.05f);
+        fill_const(p.bigram_embed, (size_t)c->bigram_buckets * c->bigram_dim, 0);
+        if (p.bigram_proj && ortho_applies(c, c->dim, c->bigram_dim)) { // a ".proj": 1/sqrt(2L) in #413/#638
             double gain = c->ortho_proj_scale ? 1.0 / sqrt(2.0 * c->layers) : 1.0;
-            fill_orthogonal(m->p.bigram_proj, c->dim, c->bigram_dim, gain, &r);
-        } else if (m->p.bigram_proj) {
-            fill_const(m->p.bigram_proj, D * (size_t)c->bigram_dim, 0);
+            fill_orthogonal(p.bigram_proj, c->dim, c->bigram_dim, gain, &r);
+        } else if (p.bigram_proj) {
+            fill_const(p.bigram_proj, D * (size_t)c->bigram_dim, 0);
         }
     }
     if (c->n_ve) { // normal_(embed, std 0.01), zeros_(proj) unless OrthoInit overwrites it, scale 0.1, layer scales 1
-        fill_normal(m->p.ve_embed, (size_t)c->vocab * c->ve_dim, 0.01, &r);
-        if (m->p.ve_proj && ortho_applies(c, c->kv_dim, c->ve_dim))
-            fill_orthogonal(m->p.ve_proj, c->kv_dim, c->ve_dim, c->ortho_proj_scale ? 1.0 / sqrt(2.0 * c->layers) : 1.0, &r);
-        else if (m->p.ve_proj)
-            fill_const(m->p.ve_proj, (size_t)c->kv_dim * c->ve_dim, 0);
-        fill_const(m->p.ve_scale, 1, (real)0.1f);
-        fill_const(m->p.ve_layer_scales, (size_t)c->n_ve, 1);
+        fill_normal(p.ve_embed, (size_t)c->vocab * c->ve_dim, 0.01, &r);
+        if (p.ve_proj && ortho_applies(c, c->kv_dim, c->ve_dim))
+            fill_orthogonal(p.ve_proj, c->kv_dim, c->ve_dim, c->ortho_proj_scale ? 1.0 / sqrt(2.0 * c->layers) : 1.0, &r);
+        else if (p.ve_proj)
+            fill_const(p.ve_proj, (size_t)c->kv_dim * c->ve_dim, 0);
+        fill_const(p.ve_scale, 1, (real)0.1f);
+        fill_const(p.ve_layer_scales, (size_t)c->n_ve, 1);
     }
     for (int i = 0; i < c->layers; i++) {
-        BlockTensors *b = &m->p.blocks[i];
+        BlockTensors *b = &p.blocks[i];
         fill_const(b->attn_scale, D, 1);
         fill_const(b->mlp_scale, D, 1);
         fill_const(b->resid_mix, D, 1);
@@ -107,6 +113,8 @@ void gpt_init_weights(GPT *m, uint64_t seed) {
         if (c->value_residual == VR_SCALAR) fill_const(b->vr, 2, 0.5f);
         if (c->value_residual == VR_SIGMOID) fill_const(b->vr, 1, 0);
     }
-    if (m->p.lm_head) fill_const(m->p.lm_head, (size_t)c->vocab * D, 0); // _zero_init
+    if (p.lm_head) fill_const(p.lm_head, (size_t)c->vocab * D, 0); // _zero_init
+    ops_from_host(m->params, host, m->n_params);
+    gpt_views_free(&list, &p);
+    free(host);
 }
-

@@ -15,6 +15,11 @@ real *ops_alloc(size_t n);          // zeroed
 void ops_free(real *p);
 void ops_zero(real *p, size_t n);
 void ops_copy(real *dst, const real *src, size_t n);
+// Between host memory and backend memory (the CPU backend: plain copies). The model reads its few
+// scalar parameters and adds their gradients through these, never by dereferencing backend memory.
+void ops_to_host(real *host, const real *src, size_t n);
+void ops_from_host(real *dst, const real *host, size_t n);
+void ops_add_from_host(real *dst, const real *host, size_t n); // dst += host
 
 // ---------------------------------------------------------------- dense algebra
 // C[M,N] = alpha * op(A) op(B) + beta * C, op = transpose when trans_* is set (BLAS semantics).

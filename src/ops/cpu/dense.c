@@ -28,6 +28,11 @@ real *ops_alloc(size_t n) {
 void ops_free(real *p) { free(p); }
 void ops_zero(real *p, size_t n) { memset(p, 0, n * sizeof(real)); }
 void ops_copy(real *dst, const real *src, size_t n) { memmove(dst, src, n * sizeof(real)); }
+void ops_to_host(real *host, const real *src, size_t n) { memcpy(host, src, n * sizeof(real)); }
+void ops_from_host(real *dst, const real *host, size_t n) { memcpy(dst, host, n * sizeof(real)); }
+void ops_add_from_host(real *dst, const real *host, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] += host[i];
+}
 
 static int g_profiling;
 static OpsProfile g_profile;
