@@ -70,7 +70,7 @@
     X(BOOL, gated_attention_elementwise, "GATED_ATTENTION_ELEMENTWISE", "0", CG_MODEL, "gated attention: one gate per channel instead of per head") \
     X(STR, gated_attn, "GATED_ATTN", "none", CG_MODEL, "#2005's gate: headwise or elementwise sigmoid gates whose logits are extra rows of c_q (no bias); none: off") \
     X(BOOL, value_residual, "VALUE_RESIDUAL", "0", CG_MODEL, "mix layer 0's values into every later layer's (see VALUE_RESIDUAL_FORM)") \
-    X(STR, value_residual_form, "VALUE_RESIDUAL_FORM", "scalar", CG_MODEL, "scalar: v = l0 v0 + l1 v, vr_lambda init 0.5 (#413); sigmoid: v += sigmoid(vrl_alpha) v0, init 0 (#638)") \
+    X(STR, value_residual_form, "VALUE_RESIDUAL_FORM", "scalar", CG_MODEL, "scalar: v = l0 v0 + l1 v, vr_lambda init 0.5 (#413); sigmoid: v += sigmoid(vrl_alpha) v0, init 0 (2026-03-25_ValCalib record; #638 uses scalar)") \
     X(REAL, negative_slope, "NEGATIVE_SLOPE", "0", CG_MODEL, "MLP activation leaky_relu(x, slope)^2 (0: relu^2; #2005: 0.5)") \
     X(BOOL, ortho_init, "ORTHO_INIT", "0", CG_MODEL, "orthogonal init of every non-zero-init matrix with both dims >= 64 (#413; always on in #638/#1435/#2005)") \
     X(BOOL, ortho_proj_scale, "ORTHO_PROJ_SCALE", "1", CG_MODEL, "OrthoInit: bigram.proj also times 1/sqrt(2 NUM_LAYERS) (#413/#638; #1435/#2005: 0)") \

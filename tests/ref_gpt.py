@@ -40,7 +40,7 @@ def model_config(vocab=1024, layers=9, dim=512, heads=8, kv_heads=4, mlp_mult=2,
                  ve=None, lanes_from=0, rope_train_seq_len=0):
     """rope_dims, ln_scale, negative_slope, xsa_last_n: the records' partial RoPE, LN scale, LeakyReLU^2 and
     XSA on the last N layers, SmearGate, gated attention (per head, or per channel), value residual
-    ("scalar": #413, "sigmoid": #638), BigramHash (buckets, dim), sigmoid-gated U-Net skips, depth recurrence
+    ("scalar": #413 and #638, "sigmoid": the 2026-03-25_ValCalib record), BigramHash (buckets, dim), sigmoid-gated U-Net skips, depth recurrence
     recur=(first, last, loops), GPT-J parallel blocks from layer parallel_from, skips sized from the looped
     layout, #2005's gate logits as extra rows of c_q, value embedding ve=(dim, [layers]), #1435's two lanes from
     layer lanes_from, #638's NTK-scaled RoPE beyond rope_train_seq_len (0/False/""/None/-1: off)."""

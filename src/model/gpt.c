@@ -411,8 +411,8 @@ static void ensure_acts(GPT *m, int B, int T) {
 // LN_SCALE (#638): block l's normed attention and MLP inputs are multiplied by 1/sqrt(l + 1).
 static real block_ln_scale(const GPTConfig *c, int l) { return c->ln_scale ? (real)(1.0 / sqrt(l + 1.0)) : 1; }
 
-// VALUE_RESIDUAL as value_mix coefficients (v, v0): #413 v = vr_lambda[0] v0 + vr_lambda[1] v;
-// #638 v = v + sigmoid(vrl_alpha) v0.
+// VALUE_RESIDUAL as value_mix coefficients (v, v0): #413/#638 v = vr_lambda[0] v0 + vr_lambda[1] v;
+// the sigmoid form (2026-03-25_ValCalib record) v = v + sigmoid(vrl_alpha) v0.
 static const real *value_lambdas(const GPTConfig *c, const BlockTensors *w, real lam[2]) {
     real vr[2];
     ops_to_host(vr, w->vr, c->value_residual == VR_SCALAR ? 2 : 1);

@@ -140,7 +140,7 @@ void smear_backward(real *dx, real *dgate, const real *dout, const real *x, cons
     }
 }
 
-// Value residual: out = lam[0] v + lam[1] v0 (#413: two learned scalars; #638: lam = (1, sigmoid(alpha))).
+// Value residual: out = lam[0] v + lam[1] v0 (#413/#638: two learned scalars; sigmoid form: lam = (1, sigmoid(alpha))).
 void value_mix_forward(real *out, const real *v, const real *v0, const real lam[2], size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = lam[0] * v[i] + lam[1] * v0[i];
