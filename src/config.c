@@ -214,6 +214,11 @@ void config_validate_model(const Config *c) {
         die("GATED_ATTN=%s must be none, headwise or elementwise", c->gated_attn);
     if (strcmp(c->gated_attn, "none") && c->gated_attention)
         die("GATED_ATTN=%s (#2005, gate rows in c_q) and GATED_ATTENTION=1 (#413, attn_gate) exclude each other", c->gated_attn);
+    // evaluation settings too, so a bad one stops a run before training rather than after
+    if (strcmp(c->ttt_optimizer, "sgd") && strcmp(c->ttt_optimizer, "adam"))
+        die("TTT_OPTIMIZER=%s is not sgd or adam", c->ttt_optimizer);
+    if (strcmp(c->ttt_lr_schedule, "constant") && strcmp(c->ttt_lr_schedule, "cosine"))
+        die("TTT_LR_SCHEDULE=%s is not constant or cosine", c->ttt_lr_schedule);
     if (strcmp(c->value_residual_form, "scalar") && strcmp(c->value_residual_form, "sigmoid"))
         die("VALUE_RESIDUAL_FORM=%s must be scalar or sigmoid", c->value_residual_form);
     if (c->bigram_vocab_size == 1 || c->bigram_vocab_size < 0 || (c->bigram_vocab_size && c->bigram_dim <= 0))

@@ -272,6 +272,16 @@ TEST(cli_bad_input_fails_clearly) {
         {"./pgolf frobnicate", "unknown command"},
         {"COMPRESSOR=lz4 ./pgolf train", "unknown compressor \"lz4\""},
         {"COMPRESSOR=brotli COMPRESSOR_LEVEL=12 ./pgolf train", "brotli level 12 is outside 0..11"},
+        {"./pgolf train --preset pr999", "unknown preset 'pr999' (presets: pr413-control"},
+        {"RECUR_LAYERS=0,1 ./pgolf train", "RECUR_LAYERS=0,1 must lie within layers 1..1"},
+        {"NUM_LAYERS=4 RECUR_LAYERS=1,3 ./pgolf train", "RECUR_LAYERS=1,3 must list consecutive layers"},
+        {"VE_ENABLED=1 VE_LAYERS=7 ./pgolf train", "VE_LAYERS=7 must list layers in 0..1"},
+        {"GATED_ATTN=channel ./pgolf train", "GATED_ATTN=channel must be none, headwise or elementwise"},
+        {"GATED_ATTN=headwise GATED_ATTENTION=1 ./pgolf train", "exclude each other"},
+        {"PARALLEL_START_LAYER=1 PARALLEL_RESIDUAL_START=1 ./pgolf train", "exclude each other"},
+        {"VALUE_RESIDUAL_FORM=gate ./pgolf train", "VALUE_RESIDUAL_FORM=gate must be scalar or sigmoid"},
+        {"BIGRAM_VOCAB_SIZE=1 ./pgolf train", "BIGRAM_VOCAB_SIZE=1 must be 0 (off) or at least 2"},
+        {"TTT_LR_SCHEDULE=linear ./pgolf train", "TTT_LR_SCHEDULE=linear is not constant or cosine"},
     };
     char env[4096], cmd[8192], *out;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

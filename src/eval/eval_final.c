@@ -36,14 +36,10 @@ void eval_final(GPT *m, const Config *c, const uint16_t *val, int64_t n, const B
     else log0("final_eval_mode:standard windows:%lld", (long long)window);
     double *nll = xmalloc(sizeof(double) * (size_t)n);
     if (c->ttt_enabled) {
-        if (strcmp(c->ttt_optimizer, "sgd") && strcmp(c->ttt_optimizer, "adam"))
-            die("TTT_OPTIMIZER=%s is not sgd or adam", c->ttt_optimizer);
         TttOptions o = {.chunk_tokens = c->ttt_chunk_tokens, .epochs = (int)c->ttt_epochs, .lr = c->ttt_lr,
                         .momentum = c->ttt_momentum, .grad_clip = c->ttt_grad_clip, .params = c->ttt_params,
                         .adam = !strcmp(c->ttt_optimizer, "adam"), .seq_len = c->train_seq_len,
                         .cosine = !strcmp(c->ttt_lr_schedule, "cosine")};
-        if (!o.cosine && strcmp(c->ttt_lr_schedule, "constant"))
-            die("TTT_LR_SCHEDULE=%s is not constant or cosine", c->ttt_lr_schedule);
         ttt_score_first(m, val, n, window, stride, max_tokens, &o, nll, NULL, NULL);
         log0("ttt:score_first chunk_tokens:%lld epochs:%lld optimizer:%s lr:%g%s momentum:%g params:%s", (long long)o.chunk_tokens,
              (long long)o.epochs, c->ttt_optimizer, o.lr, o.cosine ? " (cosine over chunks)" : "", o.momentum,
