@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "presets.h"
 #include "util.h"
 
 static const struct {
@@ -11,7 +12,7 @@ static const struct {
     const char *help;
 } COMMANDS[] = {
     {"prep", cmd_prep, "turn a text corpus into a SentencePiece tokenizer and train/val shards"},
-    {"train", cmd_train, "train a model (train_gpt.py semantics), export it and evaluate the round trip"},
+    {"train", cmd_train, "train a model (train_gpt.py semantics, or a seed's stack), export it and evaluate the round trip"},
     {"eval", cmd_eval, "evaluate an artifact on the validation shards"},
     {"inspect", cmd_inspect, "print an artifact's configuration, tensors and bytes against the limit"},
     {"info", cmd_info, "print the model configuration and parameter count"},
@@ -24,6 +25,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: pgolf <command> [options]   (pgolf <command> --help lists its options)\n\ncommands:\n");
     for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-8s %s\n", COMMANDS[i].name, COMMANDS[i].help);
     fprintf(f, "\nEvery option is also read from the environment variable of train_gpt.py's name (NUM_LAYERS=4 ...).\n");
+    fprintf(f, "\npresets (--preset NAME sets a seed's whole configuration; pgolf info --preset NAME shows it):\n");
+    for (int i = 0; preset_at(i); i++) fprintf(f, "  %-14s %s\n", preset_at(i)->name, preset_at(i)->summary);
 }
 
 int main(int argc, char **argv) {
