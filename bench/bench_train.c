@@ -10,6 +10,7 @@
 #include "model/gpt.h"
 #include "ops/ops.h"
 #include "optim/optim.h"
+#include "optim/qat.h"
 #include "util.h"
 
 static void bench_sgemm(int M, int N, int K) {
@@ -55,9 +56,12 @@ static void apply_recur(Config *c) { set_str(&c->recur_layers, "1-2"); } // 6 vi
 static void apply_gptj(Config *c) { c->parallel_residual_start = 2; }
 static void apply_lanes(Config *c) { c->parallel_start_layer = 2; }
 static void apply_muon_eqr_wd(Config *c) { c->muon_row_normalize = 1, c->muon_wd = 0.04, c->adam_wd = 0.04; }
+static void apply_qat(Config *c) { c->qat_enabled = 1; }
+static void apply_ema(Config *c) { c->ema_enabled = 1; }
 
-// Mean ms per training step (forward, backward, optimizer) of config c over `steps` steps after one
-// warm-up step; prof and opt_s (optimizer seconds per step) when not NULL.
+// Mean ms per training step (forward, backward, optimizer; with QAT's bracket and the EMA update when
+// the config has them, as pgolf train does) of config c over `steps` steps after one warm-up step;
+// prof and opt_s (optimizer seconds per step) when not NULL.
 static double step_ms(const Config *c, int steps, OpsProfile *prof, double *opt_s, size_t *params) {
     GPTConfig g = gpt_config_from(c);
     GPT m;
@@ -66,6 +70,8 @@ static double step_ms(const Config *c, int steps, OpsProfile *prof, double *opt_
     OptimState os;
     optim_init(&os, &m);
     OptimSettings o = optim_settings(c);
+    QatState qat = {0};
+    if (c->ema_enabled) ema_enable(&os), ema_start(&os, &m);
     int T = (int)c->train_seq_len, B = (int)(c->train_batch_tokens / T), N = B * T;
     int32_t *x = xmalloc(sizeof(int32_t) * (size_t)(N + 1));
     Rng r;
@@ -76,10 +82,13 @@ static double step_ms(const Config *c, int steps, OpsProfile *prof, double *opt_
         if (step == 0) ops_profile_start();
         double t0 = now_seconds();
         gpt_zero_grad(&m);
+        if (c->qat_enabled) qat_begin(&qat, &m);
         gpt_forward(&m, x, x + 1, B, T);
         gpt_backward(&m, x, 1);
+        if (c->qat_enabled) qat_end(&qat, &m);
         double t1 = now_seconds();
         optim_step(&os, &m, &o, 1.0);
+        if (c->ema_enabled) ema_update(&os, &m, c->ema_decay);
         if (step >= 0) total += now_seconds() - t0, opt += now_seconds() - t1;
     }
     OpsProfile p = ops_profile_stop();
@@ -87,6 +96,7 @@ static double step_ms(const Config *c, int steps, OpsProfile *prof, double *opt_
     if (opt_s) *opt_s = opt / steps;
     if (params) *params = m.n_params;
     optim_free(&os);
+    qat_free(&qat);
     gpt_free(&m);
     free(x);
     return 1000 * total / steps;
@@ -139,6 +149,8 @@ static void bench_techniques(const Shape *s) {
         {"GPT-J parallel from 2", apply_gptj},
         {"two lanes from 2", apply_lanes},
         {"MuonEq-R + WD", apply_muon_eqr_wd},
+        {"QAT (int6 fake quant)", apply_qat},
+        {"EMA", apply_ema},
     };
     Config base = shape_config(s);
     double base_ms = step_ms(&base, s->steps, NULL, NULL, NULL);
