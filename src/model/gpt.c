@@ -557,9 +557,7 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
     matmul_forward(a->logits, a->nf, head_weight(m), N, D, c->vocab);
     if (!targets) return 0;
     softcap_xent_forward(a->losses, a->logits, targets, N, c->vocab, (real)c->softcap);
-    double sum = 0;
-    for (int n = 0; n < N; n++) sum += a->losses[n];
-    return sum / N;
+    return sum_values(a->losses, (size_t)N) / N;
 }
 
 // ---------------------------------------------------------------- backward

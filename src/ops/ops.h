@@ -128,6 +128,19 @@ void softcap_xent_backward(real *z, const int32_t *targets, int N, int V, real c
 double sum_squares(const real *x, size_t n); // in double, for norms
 void scale_inplace(real *x, real s, size_t n);
 
+double sum_values(const real *x, size_t n); // in double, in order
+
+// ---------------------------------------------------------------- optimizer work (optim/ drives it)
+// buf = m buf + g; update = g + m buf (Nesterov)
+void nesterov_momentum(real *update, real *buf, const real *g, size_t n, real momentum);
+// each row of x [rows, cols] times s / max(s |row|, 1e-7)
+void normalize_rows(real *x, int rows, int cols, double s);
+void transpose(real *out, const real *in, int rows, int cols); // out [cols, rows]
+// torch.optim.Adam's arithmetic with the bias corrections folded into step_size and bc2_sqrt
+void adam_step(real *p, const real *g, real *m, real *v, size_t n, real b1, real b2, real eps, real step_size,
+               real bc2_sqrt);
+void ema_step(real *ema, const real *w, size_t n, double decay); // ema = decay ema + (1 - decay) w
+
 // ---------------------------------------------------------------- profiling (for bench/)
 // While on, time spent in top-level gemm calls (with their FLOPs) and in attention is summed.
 typedef struct {

@@ -12,12 +12,9 @@ void newton_schulz5(real *out, const real *G, int rows, int cols, int steps, rea
     size_t n = (size_t)rows * cols;
     real *X = scratch, *Xn = X + n, *A = Xn + n, *Bm = A + (size_t)r * r;
     real inv = (real)(1.0 / (sqrt(sum_squares(G, n)) + 1e-7));
-    if (transposed) {
-        for (int i = 0; i < rows; i++)
-            for (int j = 0; j < cols; j++) X[(size_t)j * rows + i] = G[(size_t)i * cols + j] * inv;
-    } else {
-        for (size_t i = 0; i < n; i++) X[i] = G[i] * inv;
-    }
+    if (transposed) transpose(X, G, rows, cols);
+    else ops_copy(X, G, n);
+    scale_inplace(X, inv, n);
     for (int s = 0; s < steps; s++) {
         gemm(0, 1, r, r, k, 1, X, k, X, k, 0, A, r);      // A = X X^T
         ops_copy(Bm, A, (size_t)r * r);
@@ -28,23 +25,8 @@ void newton_schulz5(real *out, const real *G, int rows, int cols, int steps, rea
         X = Xn;
         Xn = t;
     }
-    if (transposed) {
-        for (int i = 0; i < rows; i++)
-            for (int j = 0; j < cols; j++) out[(size_t)i * cols + j] = X[(size_t)j * rows + i];
-    } else {
-        ops_copy(out, X, n);
-    }
-}
-
-// Each row of x times s divided by max(|row times s|, 1e-7), as g / g.norm(dim=-1).clamp_min(1e-7).
-static void normalize_rows(real *x, int rows, int cols, double s) {
-    for (int r = 0; r < rows; r++) {
-        real *row = x + (size_t)r * cols;
-        double ss = 0;
-        for (int c = 0; c < cols; c++) ss += (double)row[c] * row[c];
-        real f = (real)(s / fmax(s * sqrt(ss), 1e-7));
-        for (int c = 0; c < cols; c++) row[c] *= f;
-    }
+    if (transposed) transpose(out, X, cols, rows);
+    else ops_copy(out, X, n);
 }
 
 // p -= lr * NS(g + m * buf') * max(1, rows/cols)^0.5, buf' = m * buf + g. MuonEq-R (#1435/#2005's
@@ -53,15 +35,10 @@ static void normalize_rows(real *x, int rows, int cols, double s) {
 void muon_update(real *p, const real *g, real *buf, int rows, int cols, const OptimSettings *o, double lr,
                  real *scratch, real *update) {
     size_t n = (size_t)rows * cols;
-    real mom = (real)o->muon_momentum;
-    for (size_t i = 0; i < n; i++) {
-        buf[i] = mom * buf[i] + g[i];
-        update[i] = g[i] + mom * buf[i];
-    }
+    nesterov_momentum(update, buf, g, n, (real)o->muon_momentum);
     if (o->muon_row_normalize) normalize_rows(update, rows, cols, 1);
     newton_schulz5(update, update, rows, cols, o->muon_steps, scratch);
     double scale = rows > cols ? sqrt((double)rows / cols) : 1.0;
     if (o->muon_normalize_update_rows) normalize_rows(update, rows, cols, scale), scale = 1; // the scale cancels
-    real step = (real)(lr * scale);
-    for (size_t i = 0; i < n; i++) p[i] -= step * update[i];
+    axpy_forward(p, (real)(-lr * scale), update, n);
 }

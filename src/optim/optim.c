@@ -45,11 +45,7 @@ void ema_enable(OptimState *s) {
 
 void ema_start(OptimState *s, const GPT *m) { ops_copy(s->ema, m->params, s->n); }
 
-void ema_update(OptimState *s, const GPT *m, double decay) {
-    real d = (real)decay, e = (real)(1.0 - decay);
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < s->n; i++) s->ema[i] = d * s->ema[i] + e * m->params[i];
-}
+void ema_update(OptimState *s, const GPT *m, double decay) { ema_step(s->ema, m->params, s->n, decay); }
 
 void ema_apply(const OptimState *s, GPT *m) { ops_copy(m->params, s->ema, s->n); }
 

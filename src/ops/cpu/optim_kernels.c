@@ -1,0 +1,52 @@
+// The optimizers' elementwise and per-row work (optim/ drives it; the CUDA backend has the same ops):
+// Nesterov momentum, row normalisation, transposition, the Adam step and the EMA.
+#include <math.h>
+
+#include "ops/ops.h"
+
+void nesterov_momentum(real *update, real *buf, const real *g, size_t n, real momentum) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = momentum * buf[i] + g[i];
+        update[i] = g[i] + momentum * buf[i];
+    }
+}
+
+void normalize_rows(real *x, int rows, int cols, double s) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) {
+        real *row = x + (size_t)r * cols;
+        double ss = 0;
+        for (int c = 0; c < cols; c++) ss += (double)row[c] * row[c];
+        real f = (real)(s / fmax(s * sqrt(ss), 1e-7));
+        for (int c = 0; c < cols; c++) row[c] *= f;
+    }
+}
+
+void transpose(real *out, const real *in, int rows, int cols) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) out[(size_t)j * rows + i] = in[(size_t)i * cols + j];
+}
+
+void adam_step(real *p, const real *g, real *m, real *v, size_t n, real b1, real b2, real eps, real step_size,
+               real bc2_sqrt) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        m[i] = b1 * m[i] + (1 - b1) * g[i];
+        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+        p[i] -= step_size * m[i] / (rsqrt(v[i]) / bc2_sqrt + eps);
+    }
+}
+
+void ema_step(real *ema, const real *w, size_t n, double decay) {
+    real d = (real)decay, keep = (real)(1.0 - decay); // torch: mul_(d).add_(w, alpha=1 - d)
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) ema[i] = d * ema[i] + keep * w[i];
+}
+
+double sum_values(const real *x, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += x[i]; // in order: the mean loss does not depend on the thread count
+    return s;
+}
