@@ -9,7 +9,6 @@
 #include "../test.h"
 #include "ops/cuda/ops_cuda.h"
 #include "ops/ops.h"
-#include "optim/optim.h"
 #include "util.h"
 
 #define TOL 1e-4
@@ -251,39 +250,50 @@ TEST(cuda_technique_ops) {
     compare("embedding dtable", gtable, table, 5 * (size_t)C);
 }
 
-// Muon (tall and wide, each row-norm variant, weight decay), Adam and the EMA against optim/.
-TEST(cuda_optimizers) {
+// The ops optim/ runs Muon, Adam and the EMA with, and the reductions, against the CPU ops.
+TEST(cuda_optimizer_ops) {
     if (!have_gpu()) return;
-    const int shapes[2][2] = {{48, 32}, {24, 40}};
-    for (int variant = 0; variant < 3; variant++)
-        for (int sh = 0; sh < 2; sh++) {
-            int rows = shapes[sh][0], cols = shapes[sh][1];
-            size_t n = (size_t)rows * cols;
-            float *p = host_randn(n, 1), *g = host_randn(n, 1), *buf = host_randn(n, 0.5);
-            float *gp = to_device(p, n), *gg = to_device(g, n), *gbuf = to_device(buf, n);
-            OptimSettings o = {.muon_momentum = 0.9, .muon_steps = 5, .muon_row_normalize = variant == 1,
-                               .muon_normalize_update_rows = variant == 2};
-            int r = rows < cols ? rows : cols;
-            float *scratch = xmalloc(sizeof(float) * (3 * n + 2 * (size_t)r * r)), *update = xmalloc(sizeof(float) * n);
-            for (size_t i = 0; i < n; i++) p[i] *= (float)(1.0 - 0.02 * 0.1); // optim_step's decay before the update
-            muon_update(p, g, buf, rows, cols, &o, 0.02, scratch, update);
-            cuda_muon_update(gp, gg, gbuf, rows, cols, 0.9, 5, variant == 1, variant == 2, 0.02, 0.1);
-            char what[64];
-            snprintf(what, sizeof what, "muon %dx%d variant %d", rows, cols, variant);
-            compare(what, gp, p, n);
-            compare("muon momentum buffer", gbuf, buf, n);
+    int M = 24, N = 40, K = 32;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) { // C[M,N] = 0.7 op(A) op(B) + 0.3 C
+            size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
+            float *A = host_randn(na, 1), *Bm = host_randn(nb, 1), *C = host_randn(nc, 1);
+            float *gA = to_device(A, na), *gB = to_device(Bm, nb), *gC = to_device(C, nc);
+            int lda = ta ? M : K, ldb = tb ? K : N;
+            gemm(ta, tb, M, N, K, 0.7f, A, lda, Bm, ldb, 0.3f, C, N);
+            cuda_gemm(ta, tb, M, N, K, 0.7f, gA, lda, gB, ldb, 0.3f, gC, N);
+            char what[32];
+            snprintf(what, sizeof what, "gemm T%d%d", ta, tb);
+            compare(what, gC, C, nc);
         }
-    size_t n = 1000;
-    float *p = host_randn(n, 1), *g = host_randn(n, 1), *m = host_randn(n, 0.1), *v = xmalloc(sizeof(float) * n);
+    int rows = 48, cols = 32;
+    size_t n = (size_t)rows * cols;
+    float *g = host_randn(n, 1), *buf = host_randn(n, 0.5), *u = xmalloc(sizeof(float) * n), *t = xmalloc(sizeof(float) * n);
+    float *gg = to_device(g, n), *gbuf = to_device(buf, n), *gu = cuda_alloc(n), *gt = cuda_alloc(n);
+    nesterov_momentum(u, buf, g, n, 0.9f);
+    cuda_nesterov_momentum(gu, gbuf, gg, n, 0.9f);
+    compare("nesterov update", gu, u, n);
+    compare("nesterov buffer", gbuf, buf, n);
+    normalize_rows(u, rows, cols, 1.2247);
+    cuda_normalize_rows(gu, rows, cols, 1.2247);
+    compare("normalize_rows", gu, u, n);
+    transpose(t, u, rows, cols);
+    cuda_transpose(gt, gu, rows, cols);
+    compare("transpose", gt, t, n);
+    scale_inplace(t, 0.37f, n);
+    cuda_scale_inplace(gt, 0.37f, n);
+    compare("scale_inplace", gt, t, n);
+    double ss = sum_squares(t, n), gss = cuda_sum_squares(gt, n), sv = sum_values(t, n), gsv = cuda_sum_values(gt, n);
+    CHECK(fabs(ss - gss) <= 1e-6 * ss && fabs(sv - gsv) <= 1e-6 * fmax(1, fabs(sv)), "sums %g/%g and %g/%g", gss, ss, gsv, sv);
+    float *p = host_randn(n, 1), *m = host_randn(n, 0.1), *v = xmalloc(sizeof(float) * n);
     for (size_t i = 0; i < n; i++) v[i] = (float)fabs(rng_normal(&g_rng)) * 0.01f;
-    float *gp = to_device(p, n), *gg = to_device(g, n), *gm = to_device(m, n), *gv = to_device(v, n);
-    OptimSettings o = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8};
-    adam_update(p, g, m, v, n, &o, 0.01, 7);
-    cuda_adam_update(gp, gg, gm, gv, n, 0.9, 0.95, 1e-8, 0.01, 7);
+    float *gp = to_device(p, n), *gm = to_device(m, n), *gv = to_device(v, n);
+    adam_step(p, g, m, v, n, 0.9f, 0.95f, 1e-8f, 0.02f, 0.3f);
+    cuda_adam_step(gp, gg, gm, gv, n, 0.9f, 0.95f, 1e-8f, 0.02f, 0.3f);
     compare("adam p", gp, p, n);
     compare("adam v", gv, v, n);
-    for (size_t i = 0; i < n; i++) m[i] = 0.997f * m[i] + (1 - 0.997f) * p[i];
-    cuda_ema_update(gm, gp, n, 0.997);
+    ema_step(m, p, n, 0.997);
+    cuda_ema_step(gm, gp, n, 0.997);
     compare("ema", gm, m, n);
 }
 

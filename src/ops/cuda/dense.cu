@@ -26,3 +26,11 @@ extern "C" void cuda_matmul_backward(float *dinp, float *dw, const float *dout, 
     CUBLAS_CHECK(cublasSgemm(cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, C_in, N, C_out, &one, w, C_in, dout, C_out, &beta, dinp, C_in));
     CUBLAS_CHECK(cublasSgemm(cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_T, C_in, C_out, N, &one, inp, C_in, dout, C_out, &one, dw, C_in));
 }
+
+// BLAS semantics on row-major buffers: C[M,N] = alpha op(A) op(B) + beta C. Column-major cuBLAS sees
+// C^T = op(B)^T op(A)^T, so the operands swap places.
+extern "C" void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                          int ldb, float beta, float *C, int ldc) {
+    CUBLAS_CHECK(cublasSgemm(cuda_blas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                             &alpha, B, ldb, A, lda, &beta, C, ldc));
+}

@@ -1,7 +1,7 @@
 // The CUDA implementation of the op interface (ops/ops.h), fp32, for NVIDIA GPUs. Same math and the
 // same argument order as the CPU ops; every pointer is device memory. Built only by `make cuda`.
 //
-// State (2026-11-25): every op of ops.h and the optimizers have a kernel here, compile with nvcc and are tested against the CPU ops on
+// State (2026-11-25): every compute op of ops.h, the optimizers' included, has a kernel here, compile with nvcc and are tested against the CPU ops on
 // random inputs by tests/cuda (which skip where no GPU is present). The model still calls the CPU
 // ops directly and reads a few parameters on the host; routing it through these (one model, two
 // backends) and bf16 compute with fp32 master weights are the next steps (see the notes).
@@ -78,13 +78,18 @@ double cuda_axpy_backward(float *dy, const float *dout, float a, const float *y,
 void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int D);
 void cuda_bigram_hash(int32_t *h, const int32_t *x, int B, int T, int buckets);
 
-// ---------------------------------------------------------------- optimizers (optim/'s arithmetic)
-void cuda_adam_update(float *p, const float *g, float *m, float *v, size_t n, double beta1, double beta2, double eps, double lr,
-                      int64_t step);
-// p *= 1 - lr wd; then p -= lr * NS5(Nesterov(g)) * max(1, rows/cols)^0.5 with MuonEq-R / NorMuon as flagged
-void cuda_muon_update(float *p, const float *g, float *buf, int rows, int cols, double momentum, int steps, int row_normalize,
-                      int normalize_update_rows, double lr, double wd);
-void cuda_ema_update(float *ema, const float *w, size_t n, double decay);
+// ---------------------------------------------------------------- optimizer work and reductions (as ops.h)
+void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+               float beta, float *C, int ldc);
+void cuda_nesterov_momentum(float *update, float *buf, const float *g, size_t n, float momentum);
+void cuda_normalize_rows(float *x, int rows, int cols, double s);
+void cuda_transpose(float *out, const float *in, int rows, int cols);
+void cuda_adam_step(float *p, const float *g, float *m, float *v, size_t n, float b1, float b2, float eps, float step_size,
+                    float bc2_sqrt);
+void cuda_ema_step(float *ema, const float *w, size_t n, double decay);
+void cuda_scale_inplace(float *x, float s, size_t n);
+double cuda_sum_squares(const float *x, size_t n);
+double cuda_sum_values(const float *x, size_t n);
 
 #ifdef __cplusplus
 }
