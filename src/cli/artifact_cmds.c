@@ -148,9 +148,10 @@ int cmd_sample(int argc, char **argv) {
     int cap = (int)c.train_seq_len;
     int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)cap);
     int n = encode_prompt(c.tokenizer_path, c.prompt, ids, cap);
+    real *z = xmalloc(sizeof(real) * (size_t)c.vocab_size);
     for (int64_t k = 0; k < c.sample_tokens && n < cap; k++) {
         gpt_forward(&m, ids, NULL, 1, n);
-        const real *z = m.acts.logits + (size_t)(n - 1) * c.vocab_size;
+        gpt_logits_row(&m, n - 1, z);
         int best = 0;
         for (int v = 1; v < c.vocab_size; v++)
             if (z[v] > z[best]) best = v;
@@ -160,6 +161,7 @@ int cmd_sample(int argc, char **argv) {
     printf("%s\n", text);
     free(text);
     free(ids);
+    free(z);
     spm_free(sp);
     gpt_free(&m);
     return 0;

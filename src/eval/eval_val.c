@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "data/spm.h"
+#include "ops/ops.h"
 #include "util.h"
 
 ByteTables byte_tables_load(const char *tokenizer_path, int64_t vocab_size) {
@@ -46,7 +47,7 @@ void eval_val(GPT *m, const Config *c, const uint16_t *val, int64_t n, const Byt
             bytes += token_bytes(bt, x[i], y[i]);
         }
         gpt_forward(m, x, y, (int)ns, (int)T);
-        for (int64_t i = 0; i < ns * T; i++) loss_sum += m->acts.losses[i];
+        loss_sum += sum_values(m->acts.losses, (size_t)(ns * T));
         tokens += (double)(ns * T);
         progress("eval", s0 + ns, total_seqs);
     }

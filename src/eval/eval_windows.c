@@ -38,8 +38,9 @@ void score_windows(GPT *m, const uint16_t *val, const Window *w, int64_t nw, int
                 y[b * len + t] = val[w[i + b].start + t + 1];
             }
         gpt_forward(m, x, y, (int)B, (int)len);
+        const real *losses = gpt_token_losses(m);
         for (int64_t b = 0; b < B; b++)
-            for (int64_t t = w[i + b].score_from; t < len; t++) nll[w[i + b].start + t] = m->acts.losses[b * len + t];
+            for (int64_t t = w[i + b].score_from; t < len; t++) nll[w[i + b].start + t] = losses[b * len + t];
         i += B;
         progress("eval", i, nw);
     }

@@ -68,8 +68,9 @@ Hessians *hessians_from_stream(GPT *m, TokenStream *stream, int batches, int64_t
 static void sample_next(GPT *m, int32_t *x, int B, int t, int T, double temperature, Rng *rng) {
     const GPTConfig *c = &m->cfg;
     double *p = xmalloc(sizeof(double) * (size_t)c->vocab);
+    real *z = xmalloc(sizeof(real) * (size_t)c->vocab);
     for (int b = 0; b < B; b++) {
-        const real *z = m->acts.logits + ((size_t)b * t + (size_t)(t - 1)) * c->vocab;
+        gpt_logits_row(m, (int64_t)b * t + (t - 1), z);
         double zmax = -INFINITY, sum = 0;
         for (int v = 0; v < c->vocab; v++) {
             p[v] = c->softcap * tanh(z[v] / c->softcap) / temperature;
@@ -81,6 +82,7 @@ static void sample_next(GPT *m, int32_t *x, int B, int t, int T, double temperat
         while (v < c->vocab - 1 && (u -= p[v]) > 0) v++;
         x[(size_t)b * T + t] = v;
     }
+    free(z);
     free(p);
 }
 

@@ -286,10 +286,22 @@ void gpt_free(GPT *m) {
     free(m->groups);
     ops_free(m->rope_cos);
     ops_free(m->rope_sin);
+    free(m->host_losses);
     memset(m, 0, sizeof *m);
 }
 
 void gpt_zero_grad(GPT *m) { ops_zero(m->grads, m->n_params); }
+
+const real *gpt_token_losses(GPT *m) {
+    size_t n = (size_t)m->acts.B * m->acts.T;
+    m->host_losses = xrealloc(m->host_losses, sizeof(real) * (n ? n : 1));
+    ops_to_host(m->host_losses, m->acts.losses, n);
+    return m->host_losses;
+}
+
+void gpt_logits_row(const GPT *m, int64_t row, real *out) {
+    ops_to_host(out, m->acts.logits + (size_t)row * m->cfg.vocab, (size_t)m->cfg.vocab);
+}
 
 // ---------------------------------------------------------------- activations
 

@@ -96,6 +96,7 @@ typedef struct {
     real *rope_cos, *rope_sin;
     int rope_T;
     int plain[GPT_MAX_VIRTUAL]; // 0..layers-1
+    real *host_losses;          // gpt_token_losses' buffer (acts_tokens values)
 } GPT;
 
 void gpt_init(GPT *m, const GPTConfig *cfg);
@@ -124,4 +125,8 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
 // Accumulates into m->grads the gradient of loss_scale * mean loss of the last forward.
 void gpt_backward(GPT *m, const int32_t *x, real loss_scale);
 void gpt_zero_grad(GPT *m);
+// Host copies of the last forward's outputs: the per-token losses [B*T] (valid until the next call)
+// and the raw logits z of one token row.
+const real *gpt_token_losses(GPT *m);
+void gpt_logits_row(const GPT *m, int64_t row, real *out);
 int64_t gpt_count_params(const GPTConfig *cfg);
