@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "model/gpt.h"
+#include "ops/ops.h"
 #include "optim/qat.h"
 #include "test.h"
 #include "util.h"
@@ -14,7 +15,7 @@ TEST(qat_fake_quantize_matches_the_rule) {
     // row 0: amax 1.55 -> s = 0.05; row 1: amax 0.02 -> s floored at 1/31; row 2: -4 -> -31 s, 1 -> round(7.75) = 8
     real w[3][4] = {{0.5f, -0.2f, 0.04f, 1.55f}, {0.01f, -0.02f, 0, 0}, {-4, 1, 0, 0}};
     const double want[3][4] = {{0.5, -0.2, 0.05, 1.55}, {0, -1 / 31.0, 0, 0}, {-4, 8 * 4 / 31.0, 0, 0}};
-    qat_fake_quantize_rows(&w[0][0], 3, 4);
+    fake_quantize_rows(&w[0][0], 3, 4);
     for (int r = 0; r < 3; r++)
         for (int k = 0; k < 4; k++) CHECK_CLOSE(w[r][k], want[r][k], 1e-6, 1e-6, "fake-quantized value");
 }
@@ -39,7 +40,7 @@ TEST(qat_bracket_quantizes_matrices_and_restores_them) {
     const TensorView *gain = tensor_list_find(&m.param_list, "blocks.0.attn.q_gain");
     real copy[64];
     memcpy(copy, before + (fc->data - m.params), sizeof copy);
-    qat_fake_quantize_rows(copy, 2, 32);
+    fake_quantize_rows(copy, 2, 32);
     CHECK(!memcmp(copy, fc->data, sizeof copy), "mlp.fc is not its fake-quantized copy inside the bracket");
     CHECK(head->data[0] != before[head->data - m.params] || head->data[1] != before[head->data - m.params + 1],
           "an untied lm_head is a linear layer too");

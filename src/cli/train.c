@@ -18,6 +18,7 @@
 #include "export/quant_scheme.h"
 #include "io/checkpoint.h"
 #include "model/gpt.h"
+#include "ops/ops.h"
 #include "optim/optim.h"
 #include "optim/qat.h"
 #include "util.h"
@@ -78,8 +79,8 @@ static void optimizer_step(Trainer *t, int64_t step, double lr_mul) {
 static void warmup(Trainer *t) {
     const Config *c = &t->c;
     if (c->warmup_steps <= 0) return;
-    real *initial = xmalloc(sizeof(real) * t->m.n_params);
-    memcpy(initial, t->m.params, sizeof(real) * t->m.n_params);
+    real *initial = ops_alloc(t->m.n_params);
+    ops_copy(initial, t->m.params, t->m.n_params);
     TokenStreamPos start = token_stream_tell(t->stream);
     for (int64_t i = 0; i < c->warmup_steps; i++) {
         accumulate_gradients(t);
@@ -87,8 +88,8 @@ static void warmup(Trainer *t) {
         if (c->warmup_steps <= 20 || (i + 1) % 10 == 0 || i + 1 == c->warmup_steps)
             log0("warmup_step:%lld/%lld", (long long)(i + 1), (long long)c->warmup_steps);
     }
-    memcpy(t->m.params, initial, sizeof(real) * t->m.n_params);
-    free(initial);
+    ops_copy(t->m.params, initial, t->m.n_params);
+    ops_free(initial);
     optim_reset(&t->os);
     token_stream_seek(t->stream, start);
 }

@@ -5,12 +5,13 @@
 #include <string.h>
 
 #include "eval/eval_windows.h"
+#include "ops/ops.h"
 #include "optim/optim.h"
 #include "util.h"
 
 typedef struct {
-    uint8_t *adapt;  // [n_params]: 1 where the parameter is adapted
-    real *m1, *m2;   // SGD momentum buffer / Adam moments
+    uint8_t *adapt;  // per tensor of param_list: 1 where it is adapted
+    real *m1, *m2;   // SGD momentum buffer / Adam moments (backend memory, laid out like the parameters)
     int64_t steps;
 } TttState;
 
@@ -24,35 +25,34 @@ static int selected(const char *name, const char *params) {
 }
 
 static TttState ttt_state(const GPT *m, const TttOptions *o) {
-    TttState st = {xcalloc(m->n_params, 1), xcalloc(m->n_params, sizeof(real)), xcalloc(m->n_params, sizeof(real)), 0};
+    TttState st = {xcalloc((size_t)m->param_list.count, 1), ops_alloc(m->n_params), ops_alloc(m->n_params), 0};
     int any = 0;
-    for (int k = 0; k < m->param_list.count; k++) {
-        const TensorView *t = &m->param_list.items[k];
-        if (!selected(t->name, o->params)) continue;
-        memset(st.adapt + (t->data - m->params), 1, (size_t)tensor_numel(t));
-        any = 1;
-    }
+    for (int k = 0; k < m->param_list.count; k++) any |= st.adapt[k] = (uint8_t)selected(m->param_list.items[k].name, o->params);
     if (!any) die("TTT_PARAMS=%s matches no tensor of the model", o->params);
     return st;
 }
 
-// One step on the adapted parameters: torch.optim.SGD (buf = momentum * buf + g; w -= lr * buf) or Adam.
+static void ttt_state_free(TttState *st) {
+    free(st->adapt);
+    ops_free(st->m1);
+    ops_free(st->m2);
+}
+
+// One step on the adapted tensors: torch.optim.SGD (buf = momentum * buf + g; w -= lr * buf) or Adam
+// (betas 0.9, 0.999, eps 1e-8).
 static void ttt_step(GPT *m, TttState *st, const TttOptions *o) {
     if (o->grad_clip > 0) clip_grad_norm(m, o->grad_clip);
     st->steps++;
     double bc1 = 1 - pow(0.9, (double)st->steps), bc2 = 1 - pow(0.999, (double)st->steps);
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < m->n_params; i++) {
-        if (!st->adapt[i]) continue;
-        real g = m->grads[i];
-        if (o->adam) {
-            st->m1[i] = 0.9f * st->m1[i] + 0.1f * g;
-            st->m2[i] = 0.999f * st->m2[i] + 0.001f * g * g;
-            m->params[i] -= (real)(o->lr * (st->m1[i] / bc1) / (sqrt(st->m2[i] / bc2) + 1e-8));
-        } else {
-            st->m1[i] = (real)o->momentum * st->m1[i] + g;
-            m->params[i] -= (real)o->lr * st->m1[i];
-        }
+    for (int k = 0; k < m->param_list.count; k++) {
+        if (!st->adapt[k]) continue;
+        const TensorView *t = &m->param_list.items[k];
+        size_t off = (size_t)(t->data - m->params), n = (size_t)tensor_numel(t);
+        if (o->adam)
+            adam_step(t->data, m->grads + off, st->m1 + off, st->m2 + off, n, 0.9f, 0.999f, 1e-8f, (real)(o->lr / bc1),
+                      (real)sqrt(bc2));
+        else
+            sgd_momentum_step(t->data, m->grads + off, st->m1 + off, n, (real)o->momentum, (real)o->lr);
     }
 }
 
@@ -107,8 +107,6 @@ void ttt_score_first(GPT *m, const uint16_t *val, int64_t n, int64_t window, int
         progress("ttt: positions", c1, total);
         i0 = i1;
     }
-    free(st.adapt);
-    free(st.m1);
-    free(st.m2);
+    ttt_state_free(&st);
     free(w);
 }

@@ -140,6 +140,10 @@ void transpose(real *out, const real *in, int rows, int cols); // out [cols, row
 void adam_step(real *p, const real *g, real *m, real *v, size_t n, real b1, real b2, real eps, real step_size,
                real bc2_sqrt);
 void ema_step(real *ema, const real *w, size_t n, double decay); // ema = decay ema + (1 - decay) w
+// torch.optim.SGD with momentum: buf = momentum buf + g; p -= lr buf
+void sgd_momentum_step(real *p, const real *g, real *buf, size_t n, real momentum, real lr);
+// QAT's int6 fake quantization of each row (#638): s = max(row_max|w| / 31, 1/31), w = clamp(round(w/s), -32, 31) s
+void fake_quantize_rows(real *w, int rows, int cols);
 
 // ---------------------------------------------------------------- profiling (for bench/)
 // While on, time spent in top-level gemm calls (with their FLOPs) and in attention is summed.

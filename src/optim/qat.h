@@ -5,11 +5,8 @@
 #pragma once
 #include "model/gpt.h"
 
-// In place: s = max(row_max|w| / 31, 1/31); w = clamp(round(w / s), -32, 31) * s (torch.round: half to even).
-void qat_fake_quantize_rows(real *w, int rows, int cols);
-
 typedef struct {
-    real *saved; // the float weights while the fake-quantized ones are in the model
+    real *saved; // the float weights while the fake-quantized ones (ops.h's fake_quantize_rows) are in the model
 } QatState;
 
 // Saves the linear weights (Muon's matrices and an untied lm_head) and puts their fake-quantized

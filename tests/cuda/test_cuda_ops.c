@@ -295,6 +295,12 @@ TEST(cuda_optimizer_ops) {
     ema_step(m, p, n, 0.997);
     cuda_ema_step(gm, gp, n, 0.997);
     compare("ema", gm, m, n);
+    sgd_momentum_step(p, g, m, n, 0.9f, 0.005f);
+    cuda_sgd_momentum_step(gp, gg, gm, n, 0.9f, 0.005f);
+    compare("sgd momentum p", gp, p, n);
+    fake_quantize_rows(p, rows, cols);
+    cuda_fake_quantize_rows(gp, rows, cols);
+    compare("fake_quantize_rows", gp, p, n);
 }
 
 __attribute__((constructor)) static void seed_rng(void) { rng_seed(&g_rng, 7); }

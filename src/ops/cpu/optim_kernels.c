@@ -1,5 +1,6 @@
-// The optimizers' elementwise and per-row work (optim/ drives it; the CUDA backend has the same ops):
-// Nesterov momentum, row normalisation, transposition, the Adam step and the EMA.
+// The optimizers' elementwise and per-row work (optim/, TTT and QAT drive it; the CUDA backend has the
+// same ops): Nesterov and SGD momentum, row normalisation, transposition, the Adam step, the EMA, QAT's
+// fake quantization.
 #include <math.h>
 
 #include "ops/ops.h"
@@ -43,6 +44,25 @@ void ema_step(real *ema, const real *w, size_t n, double decay) {
     real d = (real)decay, keep = (real)(1.0 - decay); // torch: mul_(d).add_(w, alpha=1 - d)
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) ema[i] = d * ema[i] + keep * w[i];
+}
+
+void sgd_momentum_step(real *p, const real *g, real *buf, size_t n, real momentum, real lr) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = momentum * buf[i] + g[i];
+        p[i] -= lr * buf[i];
+    }
+}
+
+void fake_quantize_rows(real *w, int rows, int cols) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) {
+        real *row = w + (size_t)r * cols;
+        float amax = 0;
+        for (int k = 0; k < cols; k++) amax = fmaxf(amax, fabsf((float)row[k]));
+        float s = fmaxf(amax / 31.0f, 1.0f / 31.0f);
+        for (int k = 0; k < cols; k++) row[k] = (real)(fminf(fmaxf(nearbyintf((float)row[k] / s), -32), 31) * s);
+    }
 }
 
 double sum_values(const real *x, size_t n) {

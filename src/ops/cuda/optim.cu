@@ -101,3 +101,35 @@ static double reduce(const float *x, size_t n, int square) {
 
 extern "C" double cuda_sum_squares(const float *x, size_t n) { return reduce(x, n, 1); }
 extern "C" double cuda_sum_values(const float *x, size_t n) { return reduce(x, n, 0); }
+
+__global__ static void sgd_kernel(float *p, const float *g, float *buf, size_t n, float mom, float lr) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    buf[i] = mom * buf[i] + g[i];
+    p[i] -= lr * buf[i];
+}
+
+extern "C" void cuda_sgd_momentum_step(float *p, const float *g, float *buf, size_t n, float momentum, float lr) {
+    sgd_kernel<<<blocks_for(n, THREADS), THREADS>>>(p, g, buf, n, momentum, lr);
+    CUDA_CHECK_LAUNCH();
+}
+
+// One block per row: the row's max, then round-half-even (rintf) onto the int6 grid.
+__global__ static void fake_quant_kernel(float *w, int cols) {
+    __shared__ float buf[THREADS];
+    float *row = w + (size_t)blockIdx.x * cols, amax = 0;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) amax = fmaxf(amax, fabsf(row[c]));
+    buf[threadIdx.x] = amax;
+    __syncthreads();
+    for (int k = blockDim.x / 2; k > 0; k >>= 1) {
+        if ((int)threadIdx.x < k) buf[threadIdx.x] = fmaxf(buf[threadIdx.x], buf[threadIdx.x + k]);
+        __syncthreads();
+    }
+    float s = fmaxf(buf[0] / 31.0f, 1.0f / 31.0f);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) row[c] = fminf(fmaxf(rintf(row[c] / s), -32.0f), 31.0f) * s;
+}
+
+extern "C" void cuda_fake_quantize_rows(float *w, int rows, int cols) {
+    fake_quant_kernel<<<rows, THREADS>>>(w, cols);
+    CUDA_CHECK_LAUNCH();
+}
