@@ -13,6 +13,7 @@
 #include "export/artifact.h"
 #include "io/bytes.h"
 #include "io/checkpoint.h"
+#include "io/host_copy.h"
 #include "model/gpt.h"
 #include "presets.h"
 #include "util.h"
@@ -30,7 +31,10 @@ static Artifact *load_artifact_model(Config *c, const char *path, GPT *m) {
     config_apply_text(c, artifact_config_text(a), path);
     GPTConfig g = gpt_config_from(c);
     gpt_init(m, &g);
-    artifact_dequantize_into(a, &m->param_list);
+    HostTensors h = host_alloc_like(&m->param_list);
+    artifact_dequantize_into(a, &h.list);
+    host_upload(&h, &m->param_list);
+    host_free(&h);
     return a;
 }
 

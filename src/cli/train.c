@@ -17,6 +17,7 @@
 #include "export/calib.h"
 #include "export/quant_scheme.h"
 #include "io/checkpoint.h"
+#include "io/host_copy.h"
 #include "model/gpt.h"
 #include "ops/ops.h"
 #include "optim/optim.h"
@@ -132,7 +133,9 @@ static void export_and_roundtrip(Trainer *t) {
     }
     QuantState qs;
     QuantStats q;
-    quant_scheme_state(&scheme, &t->m.param_list, h ? hessians_for : NULL, h, &qs, &q);
+    HostTensors weights_host = host_copy(&t->m.param_list); // quantization reads the weights on the host
+    quant_scheme_state(&scheme, &weights_host.list, h ? hessians_for : NULL, h, &qs, &q);
+    host_free(&weights_host);
     ArtifactStats st;
     artifact_save(art, t->config_text, quant_scheme_artifact_name(&scheme), &qs, &q, comp, &st);
     quant_state_free(&qs);
@@ -145,7 +148,10 @@ static void export_and_roundtrip(Trainer *t) {
     log0("export_time:%.0fms", 1000 * (now_seconds() - t_export));
 
     Artifact *a = artifact_load(art);
-    artifact_dequantize_into(a, &t->m.param_list);
+    HostTensors back = host_alloc_like(&t->m.param_list);
+    artifact_dequantize_into(a, &back.list);
+    host_upload(&back, &t->m.param_list);
+    host_free(&back);
     artifact_free(a);
     double t0 = now_seconds();
     EvalReport r;

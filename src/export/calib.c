@@ -10,10 +10,12 @@
 
 static double *alloc_h(int n) { return xcalloc((size_t)n * (size_t)n, sizeof(double)); }
 
-// H += X^T X / batches for X [N x n]; the product in fp32 sgemm, the sum in double.
-static void accumulate(double *H, const real *X, int N, int n, int batches, real *tmp) {
+// H += X^T X / batches for X [N x n]; the product in fp32 sgemm (backend memory), the sum on the host
+// in double (host: n x n values).
+static void accumulate(double *H, const real *X, int N, int n, int batches, real *tmp, real *host) {
     gemm(1, 0, n, n, N, 1, X, n, X, n, 0, tmp, n);
-    for (size_t i = 0; i < (size_t)n * (size_t)n; i++) H[i] += (double)tmp[i] / batches;
+    ops_to_host(host, tmp, (size_t)n * (size_t)n);
+    for (size_t i = 0; i < (size_t)n * (size_t)n; i++) H[i] += (double)host[i] / batches;
 }
 
 Hessians *hessians_new(const GPTConfig *c, int batches) {
@@ -37,18 +39,19 @@ Hessians *hessians_new(const GPTConfig *c, int batches) {
 void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T) {
     const GPTConfig *c = &m->cfg;
     int N = B * T, big = c->hidden > c->dim ? c->hidden : c->dim;
-    real *tmp = ops_alloc((size_t)big * (size_t)big);
+    real *tmp = ops_alloc((size_t)big * (size_t)big), *host = xmalloc(sizeof(real) * (size_t)big * (size_t)big);
     gpt_forward(m, x, NULL, B, T);
     for (int v = 0; v < m->n_order; v++) { // a layer run more than once (depth recurrence) sums its inputs
         const BlockActs *s = &m->acts.blocks[v];
         int l = m->order[v];
-        accumulate(h->attn_in[l], s->n1, N, c->dim, h->batches, tmp);
-        accumulate(h->attn_out[l], gpt_proj_input(m, v), N, c->dim, h->batches, tmp);
-        accumulate(h->mlp_in[l], s->n2, N, c->dim, h->batches, tmp);
-        accumulate(h->mlp_hidden[l], s->h_act, N, c->hidden, h->batches, tmp);
+        accumulate(h->attn_in[l], s->n1, N, c->dim, h->batches, tmp, host);
+        accumulate(h->attn_out[l], gpt_proj_input(m, v), N, c->dim, h->batches, tmp, host);
+        accumulate(h->mlp_in[l], s->n2, N, c->dim, h->batches, tmp, host);
+        accumulate(h->mlp_hidden[l], s->h_act, N, c->hidden, h->batches, tmp, host);
     }
-    accumulate(h->head_in, m->acts.nf, N, c->dim, h->batches, tmp);
+    accumulate(h->head_in, m->acts.nf, N, c->dim, h->batches, tmp, host);
     ops_free(tmp);
+    free(host);
 }
 
 Hessians *hessians_from_stream(GPT *m, TokenStream *stream, int batches, int64_t tokens_per_batch, int seq_len) {

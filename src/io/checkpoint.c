@@ -4,12 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/host_copy.h"
 #include "io/safetensors.h"
 #include "util.h"
 
 void checkpoint_save_weights(const char *path, const GPT *m, const char *config_text) {
     const char *keys[] = {"format", "pgolf_config"}, *vals[] = {"pt", config_text};
-    st_save(path, &m->param_list, keys, vals, 2);
+    HostTensors h = host_copy(&m->param_list);
+    st_save(path, &h.list, keys, vals, 2);
+    host_free(&h);
 }
 
 void checkpoint_save_train(const char *path, const GPT *m, const OptimState *os, const TrainPosition *pos,
@@ -18,6 +21,7 @@ void checkpoint_save_train(const char *path, const GPT *m, const OptimState *os,
     TensorList all = {xmalloc(sizeof(TensorView) * (size_t)(m->param_list.count + opt.count)), 0};
     for (int i = 0; i < m->param_list.count; i++) all.items[all.count++] = m->param_list.items[i];
     for (int i = 0; i < opt.count; i++) all.items[all.count++] = opt.items[i];
+    HostTensors h = host_copy(&all);
     char step[32], adam_step[32], time_ms[64], file_idx[32], file_pos[32];
     snprintf(step, sizeof step, "%lld", (long long)pos->step);
     snprintf(adam_step, sizeof adam_step, "%lld", (long long)os->adam_step);
@@ -26,7 +30,8 @@ void checkpoint_save_train(const char *path, const GPT *m, const OptimState *os,
     snprintf(file_pos, sizeof file_pos, "%lld", (long long)pos->data_pos.pos);
     const char *keys[] = {"format", "pgolf_config", "step", "adam_step", "training_time_ms", "data_file_idx", "data_pos"};
     const char *vals[] = {"pt", config_text, step, adam_step, time_ms, file_idx, file_pos};
-    st_save(path, &all, keys, vals, 7);
+    st_save(path, &h.list, keys, vals, 7);
+    host_free(&h);
     free(all.items);
     free(opt.items);
 }
@@ -42,7 +47,10 @@ static int64_t meta_int(const SafeTensors *st, const char *key, const char *path
 
 void checkpoint_load(const char *path, GPT *m, OptimState *os, TrainPosition *pos) {
     SafeTensors *st = st_load(path);
-    for (int i = 0; i < m->param_list.count; i++) st_copy_into(st, &m->param_list.items[i], path);
+    HostTensors h = host_alloc_like(&m->param_list);
+    for (int i = 0; i < h.list.count; i++) st_copy_into(st, &h.list.items[i], path);
+    host_upload(&h, &m->param_list);
+    host_free(&h);
     int n_names = st_count(st);
     for (int i = 0; i < n_names; i++) {
         const char *name = st_name(st, i);
@@ -51,7 +59,10 @@ void checkpoint_load(const char *path, GPT *m, OptimState *os, TrainPosition *po
     }
     if (os) {
         TensorList opt = optim_state_views(os, m);
-        for (int i = 0; i < opt.count; i++) st_copy_into(st, &opt.items[i], path);
+        HostTensors ho = host_alloc_like(&opt);
+        for (int i = 0; i < ho.list.count; i++) st_copy_into(st, &ho.list.items[i], path);
+        host_upload(&ho, &opt);
+        host_free(&ho);
         free(opt.items);
         os->adam_step = meta_int(st, "adam_step", path);
     }
