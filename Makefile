@@ -97,16 +97,24 @@ $(BUILD)/cuda/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) -O3 -std=c++17 $(CUDA_ARCHS) -Isrc -Xcompiler -Wall -MMD -MP -c -o $@ $<
 
-$(BUILD)/run_cuda_tests: $(OBJ) $(CUDA_OBJ) $(BUILD)/tests/test_main.o $(BUILD)/tests/cuda/test_cuda_ops.o
+# the tests compare the CUDA ops with the CPU ops, so they link both (bridge.cu, which defines the ops.h
+# names, stays out)
+$(BUILD)/run_cuda_tests: $(OBJ) $(filter-out %/bridge.o,$(CUDA_OBJ)) $(BUILD)/tests/test_main.o $(BUILD)/tests/test_helpers.o \
+                         $(BUILD)/tests/cuda/test_cuda_ops.o
 	$(CC) -o $@ $^ -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ $(LDLIBS)
 
-cuda: $(BUILD)/run_cuda_tests
+# pgolf-cuda: the same model, optimizers and CLI linked against src/ops/cuda (bridge.cu) instead of src/ops/cpu.
+CPU_OPS_OBJ := $(filter $(BUILD)/src/ops/cpu/%,$(OBJ))
+pgolf-cuda: $(filter-out $(CPU_OPS_OBJ),$(OBJ)) $(CUDA_OBJ) $(BUILD)/src/cli/main.o
+	$(CC) -o $@ $^ -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ $(LDLIBS)
 
-cuda-test: $(BUILD)/run_cuda_tests
+cuda: $(BUILD)/run_cuda_tests pgolf-cuda
+
+cuda-test: $(BUILD)/run_cuda_tests pgolf pgolf-cuda
 	$(BUILD)/run_cuda_tests
 
 clean:
-	rm -rf $(BUILD) pgolf
+	rm -rf $(BUILD) pgolf pgolf-cuda
 
 .PHONY: all test bench fuzz cuda cuda-test clean
 SHELL := /bin/bash

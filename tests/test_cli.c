@@ -12,52 +12,6 @@
 #include "test.h"
 #include "util.h"
 
-int test_run(const char *cmd, char **output) {
-    char full[8192];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t cap = 1 << 16, len = 0;
-    char *buf = xmalloc(cap);
-    size_t r;
-    while ((r = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += r;
-        if (len + 1 == cap) buf = xrealloc(buf, cap *= 2);
-    }
-    buf[len] = 0;
-    int status = pclose(p);
-    *output = buf;
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// Tokens from a fixed random Markov chain over the first 200 ids: learnable, so loss must fall.
-static void write_markov_shard(const char *path, int64_t n, uint64_t seed) {
-    static int next[200][4];
-    Rng r;
-    rng_seed(&r, 99);
-    for (int i = 0; i < 200; i++)
-        for (int k = 0; k < 4; k++) next[i][k] = 4 + (int)(rng_u64(&r) % 196);
-    rng_seed(&r, seed);
-    uint16_t *t = xmalloc(sizeof(uint16_t) * (size_t)n);
-    t[0] = 1;
-    for (int64_t i = 1; i < n; i++) t[i] = (uint16_t)next[t[i - 1] % 200][rng_u64(&r) % 4];
-    shard_write(path, t, n);
-    free(t);
-}
-
-const char *test_markov_dataset(const char *name) {
-    const char *dir = test_tmpdir(name);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/fineweb_train_000000.bin", dir);
-    write_markov_shard(path, 30000, 1);
-    snprintf(path, sizeof path, "%s/fineweb_train_000001.bin", dir);
-    write_markov_shard(path, 20000, 2);
-    snprintf(path, sizeof path, "%s/fineweb_val_000000.bin", dir);
-    write_markov_shard(path, 8193, 3);
-    return dir;
-}
-
 // The environment of a tiny run; `extra` is appended (later settings win).
 static void tiny_env(char *out, size_t n, const char *data, const char *out_dir, const char *extra) {
     snprintf(out, n,

@@ -11,6 +11,7 @@
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "model/gpt.h"
+#include "model/host_tables.h"
 #include "ops/ops.h"
 #include "optim/optim.h"
 #include "test.h"

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/host_tables.h"
 #include "ops/ops.h"
 #include "util.h"
 
@@ -413,7 +414,12 @@ static void ensure_acts(GPT *m, int B, int T) {
         double base = c->rope_base, rd = c->rope_dims;
         if (c->rope_train_seq_len > 0 && T > c->rope_train_seq_len && rd > 2)
             base *= pow((double)T / c->rope_train_seq_len, rd / (rd - 2));
-        rope_tables(m->rope_cos, m->rope_sin, T, c->rope_dims, base, c->rope_bf16);
+        size_t nt = (size_t)T * c->rope_dims / 2;
+        real *cs = xmalloc(sizeof(real) * 2 * nt);
+        rope_tables(cs, cs + nt, T, c->rope_dims, base, c->rope_bf16);
+        ops_from_host(m->rope_cos, cs, nt);
+        ops_from_host(m->rope_sin, cs + nt, nt);
+        free(cs);
         m->rope_T = T;
     }
 }

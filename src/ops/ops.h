@@ -1,5 +1,6 @@
 // The op interface: every computation the model and the optimizers do goes through these functions,
-// so a backend (CPU here: OpenBLAS + OpenMP) can be swapped without touching the model's logic.
+// so a backend (CPU: OpenBLAS + OpenMP; CUDA: src/ops/cuda) can be swapped without touching the model's
+// logic. Token ids and targets (int32) are host arrays; everything else is backend memory.
 // Pointers are backend memory; shapes are in the comments. Row-major; matrices act as y = x W^T
 // with W stored [out, in], like torch's F.linear.
 // Backward functions accumulate (+=) into parameter gradients; activation gradients are written
@@ -45,8 +46,7 @@ void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real 
                       int accumulate);
 
 // ---------------------------------------------------------------- rotary + query/key preparation
-// cos/sin tables [T, rot/2] with angle = pos * base^(-2j/rot); bf16 = round like the bf16 reference.
-void rope_tables(real *cos_t, real *sin_t, int T, int rot, double base, int bf16);
+// (the cos/sin tables the rotary ops read come from model/host_tables.h, uploaded)
 // For q (gain != NULL) or k (gain == NULL), x is [B,T,nh,Dh]:
 //   xn = rmsnorm(x) over Dh (saved with rstd[B*T*nh]); out = rope(xn) * gain[h], where rope rotates
 //   the first `rot` dims of each head (rotate-half within them) and passes the rest through.
@@ -103,9 +103,6 @@ void value_mix_backward(real *dv, real *dv0, double dlam[2], const real *dout, c
 void axpy_forward(real *x, real a, const real *y, size_t n);
 // dy = a dout (written); returns sum(dout * y), the gradient of a
 double axpy_backward(real *dy, const real *dout, real a, const real *y, size_t n);
-// BigramHash ids of x [B,T]: h[b,0] = buckets-1; h[b,t] = ((36313 x_t) xor (27191 x_{t-1})) mod (buckets-1)
-// in int32 arithmetic as the records' torch code (wrapping products, a non-negative remainder).
-void bigram_hash(int32_t *h, const int32_t *x, int B, int T, int buckets);
 // Gated U-Net skip (#1435/#2005's lerp(w y, x, s)): out = s x + (1 - s) w y, s = sigmoid(gate[C]); [N, C]
 void skip_lerp_forward(real *out, const real *x, const real *y, const real *w, const real *gate, int N, int C);
 // dx, dy written (dx may alias dout); dw, dgate accumulated.

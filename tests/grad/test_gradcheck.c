@@ -7,6 +7,7 @@
 #include "../test.h"
 #include "config.h"
 #include "model/gpt.h"
+#include "model/host_tables.h"
 #include "ops/ops.h"
 #include "util.h"
 

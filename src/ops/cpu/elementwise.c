@@ -196,21 +196,6 @@ double axpy_backward(real *dy, const real *dout, real a, const real *y, size_t n
     return sum;
 }
 
-void bigram_hash(int32_t *h, const int32_t *x, int B, int T, int buckets) {
-    int32_t mod = buckets - 1;
-    for (int b = 0; b < B; b++) {
-        const int32_t *xs = x + (size_t)b * T;
-        int32_t *hs = h + (size_t)b * T;
-        hs[0] = mod;
-        for (int t = 1; t < T; t++) {
-            // torch multiplies int32 tensors with wraparound; unsigned arithmetic does the same without UB
-            int32_t v = (int32_t)((36313u * (uint32_t)xs[t]) ^ (27191u * (uint32_t)xs[t - 1]));
-            int32_t r = v % mod;
-            hs[t] = r < 0 ? r + mod : r; // torch's % takes the divisor's sign
-        }
-    }
-}
-
 void skip_lerp_forward(real *out, const real *x, const real *y, const real *w, const real *gate, int N, int C) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {

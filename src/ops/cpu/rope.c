@@ -1,4 +1,4 @@
-// Rotary embeddings and the query/key preparation around them: rmsnorm over each head, rotate, gain.
+// The query/key preparation around rotary embeddings: rmsnorm over each head, rotate, gain.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,25 +6,6 @@
 #include "ops/ops.h"
 #include "ops/cpu/cpu_internal.h"
 #include "util.h"
-
-// Same float32 steps as train_gpt.py's Rotary: inv_freq = 1 / base^(2j/rot), angle = pos * inv_freq.
-// With bf16 set, positions, inv_freq, angles and results are rounded to bf16 as happens on GPU after
-// model.bfloat16() (parity aid only; fp32 is the intended math).
-void rope_tables(real *cos_t, real *sin_t, int T, int rot, double base, int bf16) {
-    int half = rot / 2;
-    for (int j = 0; j < half; j++) {
-        float inv = 1.0f / powf((float)base, (float)(2 * j) / (float)rot);
-        if (bf16) inv = bf16_round(inv);
-        for (int t = 0; t < T; t++) {
-            float pos = bf16 ? bf16_round((float)t) : (float)t;
-            float ang = pos * inv;
-            if (bf16) ang = bf16_round(ang);
-            float c = (float)cos((double)ang), s = (float)sin((double)ang);
-            cos_t[(size_t)t * half + j] = bf16 ? bf16_round(c) : c;
-            sin_t[(size_t)t * half + j] = bf16 ? bf16_round(s) : s;
-        }
-    }
-}
 
 void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real *gain, const real *cos_t,
                      const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps) {

@@ -320,7 +320,7 @@ extern "C" double cuda_axpy_backward(float *dy, const float *dout, float a, cons
     return d[0];
 }
 
-// ---------------------------------------------------------------- embedding gradient and BigramHash ids
+// ---------------------------------------------------------------- embedding gradient
 
 // One thread per channel, tokens in order: repeated ids accumulate without races, deterministically.
 __global__ static void embedding_bwd(float *dtable, const float *dout, const int32_t *ids, int N, int D) {
@@ -331,23 +331,5 @@ __global__ static void embedding_bwd(float *dtable, const float *dout, const int
 
 extern "C" void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int D) {
     embedding_bwd<<<blocks_for((size_t)D, 64), 64>>>(dtable, dout, ids, N, D);
-    CUDA_CHECK_LAUNCH();
-}
-
-__global__ static void bigram_ids(int32_t *h, const int32_t *x, int B, int T, int buckets) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= B * T) return;
-    int32_t mod = buckets - 1;
-    if (i % T == 0) {
-        h[i] = mod;
-        return;
-    }
-    int32_t v = (int32_t)((36313u * (uint32_t)x[i]) ^ (27191u * (uint32_t)x[i - 1]));
-    int32_t r = v % mod;
-    h[i] = r < 0 ? r + mod : r;
-}
-
-extern "C" void cuda_bigram_hash(int32_t *h, const int32_t *x, int B, int T, int buckets) {
-    bigram_ids<<<blocks_for((size_t)B * T, THREADS), THREADS>>>(h, x, B, T, buckets);
     CUDA_CHECK_LAUNCH();
 }

@@ -1,0 +1,178 @@
+// The CUDA backend of the op interface: each function of ops/ops.h, by its own name, on device memory,
+// so `make pgolf-cuda` links the unchanged model, optimizers and CLI against it instead of src/ops/cpu.
+// Token ids and targets arrive as host arrays and are uploaded here.
+#include <string.h>
+
+#include "ops/cuda/cuda_check.h"
+#include "ops/cuda/ops_cuda.h"
+extern "C" {
+#include "ops/ops.h"
+}
+
+// A device copy of host int32 ids, valid until the next call (the default stream orders the copy
+// after the kernels that read the previous ids).
+static const int32_t *device_ids(const int32_t *host, size_t n) {
+    static int32_t *dev = nullptr;
+    static size_t cap = 0;
+    if (n > cap) {
+        cuda_free(dev);
+        dev = cuda_alloc_i32(n);
+        cap = n;
+    }
+    cuda_upload(dev, host, sizeof(int32_t) * n);
+    return dev;
+}
+
+extern "C" {
+
+real *ops_alloc(size_t n) {
+    static int checked = 0;
+    if (!checked && !cuda_device_count()) die("pgolf-cuda needs an NVIDIA GPU and its driver; none is usable here (./pgolf runs on the CPU)");
+    checked = 1;
+    return cuda_alloc(n);
+}
+void ops_free(real *p) { cuda_free(p); }
+void ops_zero(real *p, size_t n) { CUDA_CHECK(cudaMemset(p, 0, n * sizeof(real))); }
+void ops_copy(real *dst, const real *src, size_t n) {
+    if (dst != src) CUDA_CHECK(cudaMemcpy(dst, src, n * sizeof(real), cudaMemcpyDeviceToDevice));
+}
+void ops_to_host(real *host, const real *src, size_t n) { cuda_download(host, src, n * sizeof(real)); }
+void ops_from_host(real *dst, const real *host, size_t n) { cuda_upload(dst, host, n * sizeof(real)); }
+void ops_add_from_host(real *dst, const real *host, size_t n) {
+    real *tmp = cuda_alloc(n);
+    cuda_upload(tmp, host, n * sizeof(real));
+    cuda_axpy_forward(dst, 1, tmp, n);
+    cuda_free(tmp);
+}
+
+void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
+          real beta, real *C, int ldc) {
+    cuda_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+void matmul_forward(real *out, const real *inp, const real *w, int N, int C_in, int C_out) {
+    cuda_matmul_forward(out, inp, w, N, C_in, C_out);
+}
+void matmul_backward(real *dinp, real *dw, const real *dout, const real *inp, const real *w, int N, int C_in, int C_out,
+                     int accumulate) {
+    cuda_matmul_backward(dinp, dw, dout, inp, w, N, C_in, C_out, accumulate);
+}
+
+void embedding_forward(real *out, const int32_t *ids, const real *table, int N, int D) {
+    cuda_embedding_forward(out, device_ids(ids, (size_t)N), table, N, D);
+}
+void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int N, int D) {
+    cuda_embedding_backward(dtable, dout, device_ids(ids, (size_t)N), N, D);
+}
+
+void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale) {
+    cuda_rmsnorm_forward(out, rstd, inp, rows, C, eps, scale);
+}
+void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real *rstd, int rows, int C, real scale,
+                      int accumulate) {
+    cuda_rmsnorm_backward(dinp, dout, out, rstd, rows, C, scale, accumulate);
+}
+
+void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real *gain, const real *cos_t,
+                     const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps) {
+    cuda_qk_prep_forward(out, xn, rstd, x, gain, cos_t, sin_t, B, T, nh, Dh, rot, eps);
+}
+void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
+                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot) {
+    cuda_qk_prep_backward(dx, dgain, dout, xn, rstd, gain, cos_t, sin_t, B, T, nh, Dh, rot);
+}
+
+void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, int B, int T, int H, int Hkv,
+                       int Dh) {
+    cuda_attention_forward(y, lse, q, k, v, B, T, H, Hkv, Dh);
+}
+void attention_backward(real *dq, real *dk, real *dv, const real *dy, const real *y, const real *lse, const real *q,
+                        const real *k, const real *v, int B, int T, int H, int Hkv, int Dh) {
+    cuda_attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, Hkv, Dh);
+}
+void xsa_forward(real *out, const real *y, const real *v, int N, int H, int Hkv, int Dh) {
+    cuda_xsa_forward(out, y, v, N, H, Hkv, Dh);
+}
+void xsa_backward(real *dy, real *dv, const real *y, const real *v, int N, int H, int Hkv, int Dh) {
+    cuda_xsa_backward(dy, dv, y, v, N, H, Hkv, Dh);
+}
+void attn_gate_forward(real *out, real *gate, const real *y, const real *z, const real *bias, int N, int H, int Dh, int G,
+                       real gain) {
+    cuda_attn_gate_forward(out, gate, y, z, bias, N, H, Dh, G, gain);
+}
+void attn_gate_backward(real *dy, real *dz, real *dbias, const real *dout, const real *y, const real *gate, int N, int H,
+                        int Dh, int G, real gain) {
+    cuda_attn_gate_backward(dy, dz, dbias, dout, y, gate, N, H, Dh, G, gain);
+}
+
+void smear_forward(real *out, const real *x, const real *gate, int B, int T, int C) { cuda_smear_forward(out, x, gate, B, T, C); }
+void smear_backward(real *dx, real *dgate, const real *dout, const real *x, const real *gate, int B, int T, int C) {
+    cuda_smear_backward(dx, dgate, dout, x, gate, B, T, C);
+}
+void relu2_forward(real *out, const real *inp, size_t n, real slope) { cuda_relu2_forward(out, inp, n, slope); }
+void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope) {
+    cuda_relu2_backward(dinp, dout, inp, n, slope);
+}
+void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C) {
+    cuda_resid_mix_forward(out, x, x0, mix, N, C);
+}
+void resid_mix_backward(real *dx, real *dx0, real *dmix, const real *dout, const real *x, const real *x0, const real *mix,
+                        int N, int C) {
+    cuda_resid_mix_backward(dx, dx0, dmix, dout, x, x0, mix, N, C);
+}
+void value_mix_forward(real *out, const real *v, const real *v0, const real lam[2], size_t n) {
+    cuda_value_mix_forward(out, v, v0, lam, n);
+}
+void value_mix_backward(real *dv, real *dv0, double dlam[2], const real *dout, const real *v, const real *v0,
+                        const real lam[2], size_t n) {
+    cuda_value_mix_backward(dv, dv0, dlam, dout, v, v0, lam, n);
+}
+void axpy_forward(real *x, real a, const real *y, size_t n) { cuda_axpy_forward(x, a, y, n); }
+double axpy_backward(real *dy, const real *dout, real a, const real *y, size_t n) { return cuda_axpy_backward(dy, dout, a, y, n); }
+void skip_lerp_forward(real *out, const real *x, const real *y, const real *w, const real *gate, int N, int C) {
+    cuda_skip_lerp_forward(out, x, y, w, gate, N, C);
+}
+void skip_lerp_backward(real *dx, real *dy, real *dw, real *dgate, const real *dout, const real *x, const real *y,
+                        const real *w, const real *gate, int N, int C) {
+    cuda_skip_lerp_backward(dx, dy, dw, dgate, dout, x, y, w, gate, N, C);
+}
+void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C) { cuda_scaled_add_forward(x, scale, y, N, C); }
+void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, int N, int C,
+                         int accumulate) {
+    cuda_scaled_add_backward(dy, dscale, dout, scale, y, N, C, accumulate);
+}
+void add_inplace(real *dst, const real *src, size_t n) { cuda_axpy_forward(dst, 1, src, n); }
+
+void softcap_xent_forward(real *loss, const real *z, const int32_t *targets, int N, int V, real cap) {
+    cuda_softcap_xent_forward(loss, z, device_ids(targets, (size_t)N), N, V, cap);
+}
+void softcap_xent_backward(real *z, const int32_t *targets, int N, int V, real cap, real scale) {
+    cuda_softcap_xent_backward(z, device_ids(targets, (size_t)N), N, V, cap, scale);
+}
+
+double sum_squares(const real *x, size_t n) { return cuda_sum_squares(x, n); }
+void scale_inplace(real *x, real s, size_t n) { cuda_scale_inplace(x, s, n); }
+double sum_values(const real *x, size_t n) { return cuda_sum_values(x, n); }
+void nesterov_momentum(real *update, real *buf, const real *g, size_t n, real momentum) {
+    cuda_nesterov_momentum(update, buf, g, n, momentum);
+}
+void normalize_rows(real *x, int rows, int cols, double s) { cuda_normalize_rows(x, rows, cols, s); }
+void transpose(real *out, const real *in, int rows, int cols) { cuda_transpose(out, in, rows, cols); }
+void adam_step(real *p, const real *g, real *m, real *v, size_t n, real b1, real b2, real eps, real step_size,
+               real bc2_sqrt) {
+    cuda_adam_step(p, g, m, v, n, b1, b2, eps, step_size, bc2_sqrt);
+}
+void ema_step(real *ema, const real *w, size_t n, double decay) { cuda_ema_step(ema, w, n, decay); }
+void sgd_momentum_step(real *p, const real *g, real *buf, size_t n, real momentum, real lr) {
+    cuda_sgd_momentum_step(p, g, buf, n, momentum, lr);
+}
+void fake_quantize_rows(real *w, int rows, int cols) { cuda_fake_quantize_rows(w, rows, cols); }
+
+// The CPU profile counts gemm FLOPs and attention time for bench/; the CUDA build reports nothing yet.
+void ops_profile_start(void) {}
+OpsProfile ops_profile_stop(void) {
+    OpsProfile p;
+    memset(&p, 0, sizeof p);
+    return p;
+}
+
+} // extern "C"
