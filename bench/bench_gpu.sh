@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# GPU benchmark (issue 6), for the machine with an NVIDIA GPU: ms/step, tokens/s and achieved TFLOP/s of
+# ./pgolf-cuda for the baseline shape (TRAIN_BATCH_TOKENS=524288, seq 1024) and #638's shape (never run yet), next to
+# train_gpt.py run the same way when REF_DIR holds it (bring the reference script in an ignored folder,
+# e.g. runs/ref/train_gpt.py; never commit it). Needs FineWeb sp1024 shards in DATA_PATH.
+# Prints one line per run; paste them into bench/RESULTS.md with the device name.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make -j"$(nproc)" pgolf pgolf-cuda >/dev/null
+export DATA_PATH=${DATA_PATH:-./data/datasets/fineweb10B_sp1024} TOKENIZER_PATH=${TOKENIZER_PATH:-./data/tokenizers/fineweb_1024_bpe.model}
+STEPS=${STEPS:-20}
+device=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || echo unknown)
+common="ITERATIONS=$STEPS WARMUP_STEPS=3 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=65536 TRAIN_LOG_EVERY=1 MAX_WALLCLOCK_SECONDS=0"
+
+# step_avg of the last logged step, and the model FLOPs per token: 6 x the parameters (the tied
+# embedding is also the head) plus the causal attention's 6 x layers x dim x seq
+report() { # name, log file, tokens per step, params, layers, dim, seq
+    local ms; ms=$(grep -o 'step_avg:[0-9.]*ms' "$2" | tail -1 | tr -dc '0-9.')
+    awk -v n="$1" -v ms="$ms" -v tok="$3" -v p="$4" -v l="$5" -v d="$6" -v s="$7" -v dev="$device" 'BEGIN {
+        f = 6 * p + 6 * l * d * s; tps = tok / (ms / 1000);
+        printf "%-28s %s  ms/step %.1f  tokens/s %.0f  TFLOP/s %.1f\n", n, dev, ms, tps, f * tps / 1e12 }'
+}
+
+run_shape() { # name, env settings, matrix params, layers, dim, seq, tokens per step
+    local name=$1 settings=$2
+    mkdir -p runs/bench_gpu
+    env $common $settings OUT_DIR=runs/bench_gpu/$name RUN_ID=$name ./pgolf-cuda train > runs/bench_gpu/$name.log 2>&1
+    report "pgolf-cuda $name" runs/bench_gpu/$name.log "$7" "$3" "$4" "$5" "$6"
+    if [ -n "${REF_DIR:-}" ] && [ -f "$REF_DIR/train_gpt.py" ]; then
+        env $common $settings RUN_ID=ref_$name torchrun --standalone --nproc_per_node=1 "$REF_DIR/train_gpt.py" \
+            > runs/bench_gpu/ref_$name.log 2>&1 || true
+        report "train_gpt.py $name" runs/bench_gpu/ref_$name.log "$7" "$3" "$4" "$5" "$6"
+    fi
+}
+
+params() { ./pgolf info "$@" | grep -o 'model_params:[0-9]*' | tr -dc '0-9'; } # counted on the CPU build
+run_shape baseline "TRAIN_BATCH_TOKENS=524288 TRAIN_SEQ_LEN=1024" "$(params)" 9 512 1024 524288
+# #638's shape (11 x 512, MLP 3x, seq 2048, 786,432 tokens per step) with the baseline's math, which
+# both programs share
+shape638="NUM_LAYERS=11 MLP_MULT=3 TRAIN_SEQ_LEN=2048 TRAIN_BATCH_TOKENS=786432"
+run_shape shape638 "$shape638" "$(env $shape638 ./pgolf info | grep -o 'model_params:[0-9]*' | tr -dc '0-9')" 11 512 2048 786432
