@@ -1,5 +1,5 @@
 // Presets: each sets the seed's stack, its parameter count equals the PyTorch reference model's, and it
-// trains (shrunk in width and steps, every technique kept) with finite, decreasing loss.
+// trains on the built-in data (shrunk in width and steps, every technique kept) with finite, falling loss.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,21 +61,29 @@ static double loss_at(const char *out, int step, int total) {
     return p ? atof(p + strlen(prefix)) : NAN;
 }
 
+// On the built-in data: the KJV corpus through `pgolf prep` (its own tokenizer, vocabulary 1024).
 TEST(presets_train_with_decreasing_loss) {
-    const char *data = test_markov_dataset("preset_data");
-    for (int i = 0; preset_at(i); i++) {
+    const char *kjv = test_tmpdir("preset_kjv");
+    char data[600], tokenizer[600], cmd[4096], *out;
+    snprintf(data, sizeof data, "%s/data", kjv);
+    snprintf(tokenizer, sizeof tokenizer, "%s/kjv.model", kjv);
+    snprintf(cmd, sizeof cmd, "env DATA_PATH=%s TOKENIZER_PATH=%s VOCAB_SIZE=1024 ./pgolf prep", data, tokenizer);
+    int prep_rc = test_run(cmd, &out);
+    CHECK(prep_rc == 0, "prep failed:\n%s", out);
+    free(out);
+    for (int i = 0; preset_at(i) && prep_rc == 0; i++) {
         const Preset *p = preset_at(i);
-        char dir[512], cmd[4096], *out;
+        char dir[512];
         snprintf(dir, sizeof dir, "%s", test_tmpdir(p->name));
         // narrower (64 wide, 4 heads of 16 so partial RoPE 16 still fits) and short, every switch kept
         snprintf(cmd, sizeof cmd,
-                 "env DATA_PATH=%s TOKENIZER_PATH=%s/tokenizers/fineweb_1024_bpe.model OUT_DIR=%s RUN_ID=p VOCAB_SIZE=1024 "
+                 "env DATA_PATH=%s TOKENIZER_PATH=%s OUT_DIR=%s RUN_ID=p VOCAB_SIZE=1024 "
                  "MODEL_DIM=64 NUM_HEADS=4 NUM_KV_HEADS=2 TRAIN_SEQ_LEN=64 EVAL_SEQ_LEN=64 EVAL_STRIDE=32 "
                  "TRAIN_BATCH_TOKENS=2048 GRAD_ACCUM_STEPS=1 ITERATIONS=10 WARMDOWN_ITERS=4 WARMUP_STEPS=1 "
                  "MAX_WALLCLOCK_SECONDS=0 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=1024 TRAIN_LOG_EVERY=1 NUM_THREADS=2 "
                  "GPTQ_CALIBRATION_BATCHES=2 "
                  "./pgolf train --preset %s",
-                 data, test_shared_data(), dir, p->name);
+                 data, tokenizer, dir, p->name);
         int rc = test_run(cmd, &out);
         double first = loss_at(out, 1, 10), last = loss_at(out, 10, 10);
         CHECK(rc == 0 && isfinite(first) && isfinite(last) && last < first - 0.1,
