@@ -93,11 +93,8 @@ GPTConfig gpt_config_from(const Config *c) {
     g.ortho_init = c->ortho_init;
     g.ortho_proj_scale = c->ortho_proj_scale;
     g.rope_bf16 = c->rope_bf16;
-    g.enc_layers = g.layers / 2;
-    g.dec_layers = g.layers - g.enc_layers;
-    g.skips = g.enc_layers < g.dec_layers ? g.enc_layers : g.dec_layers;
     recurrence_order(&g, c);
-    if (c->recur_virtual_skips) g.skips = g.looped_len / 2 < g.looped_len - g.looped_len / 2 ? g.looped_len / 2 : g.looped_len - g.looped_len / 2;
+    g.skips = (c->recur_virtual_skips ? g.looped_len : g.layers) / 2; // min(encoder, decoder) of that layout
     g.parallel_from = c->parallel_residual_start >= 0 ? (int)c->parallel_residual_start : g.layers;
     g.lanes_from = c->parallel_start_layer > 0 ? (int)c->parallel_start_layer : g.layers;
     g.skip_gates = c->skip_gates_enabled;
@@ -135,6 +132,18 @@ static real *layout_add(LayoutWalk *w, const char *name, int ndim, int64_t d0, i
     return p;
 }
 
+// A projected embedding module: its own scale, then embed and (when the widths differ) proj.
+static void layout_branch(LayoutWalk *w, const char *prefix, int rows, int width, int target, BranchTensors *t) {
+    char name[TENSOR_NAME_MAX];
+    snprintf(name, sizeof name, "%s.scale", prefix);
+    real *scale = layout_add(w, name, 0, 1, 0);
+    snprintf(name, sizeof name, "%s.embed.weight", prefix);
+    real *embed = layout_add(w, name, 2, rows, width);
+    snprintf(name, sizeof name, "%s.proj.weight", prefix);
+    real *proj = width != target ? layout_add(w, name, 2, target, width) : NULL;
+    if (t) *t = (BranchTensors){scale, embed, proj};
+}
+
 static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
     ModelTensors *m = w->ptrs;
     real *p;
@@ -147,14 +156,7 @@ static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
     if (m) m->lane_merge = p;
     p = layout_add(w, "tok_emb.weight", 2, c->vocab, c->dim);
     if (m) m->tok_emb = p;
-    if (c->bigram_buckets) { // BigramHashEmbedding: its own scale, then embed and proj
-        p = layout_add(w, "bigram.scale", 0, 1, 0);
-        if (m) m->bigram_scale = p;
-        p = layout_add(w, "bigram.embed.weight", 2, c->bigram_buckets, c->bigram_dim);
-        if (m) m->bigram_embed = p;
-        p = c->bigram_dim != c->dim ? layout_add(w, "bigram.proj.weight", 2, c->dim, c->bigram_dim) : NULL;
-        if (m) m->bigram_proj = p;
-    }
+    if (c->bigram_buckets) layout_branch(w, "bigram", c->bigram_buckets, c->bigram_dim, c->dim, m ? &m->bigram : NULL);
     p = c->smear ? layout_add(w, "smear.gate", 1, c->dim, 0) : NULL; // the records' state_dict order
     if (m) m->smear_gate = p;
     for (int i = 0; i < c->layers; i++) {
@@ -187,13 +189,8 @@ static void layout_walk(const GPTConfig *c, LayoutWalk *w) {
         ADD(mlp_proj, "mlp.proj.weight", 2, c->dim, c->hidden);
 #undef ADD
     }
-    if (c->n_ve) { // ValueEmbedding (its scale, embed, proj), then the ParameterList of per-layer scales
-        p = layout_add(w, "ve_shared.scale", 0, 1, 0);
-        if (m) m->ve_scale = p;
-        p = layout_add(w, "ve_shared.embed.weight", 2, c->vocab, c->ve_dim);
-        if (m) m->ve_embed = p;
-        p = c->ve_dim != c->kv_dim ? layout_add(w, "ve_shared.proj.weight", 2, c->kv_dim, c->ve_dim) : NULL;
-        if (m) m->ve_proj = p;
+    if (c->n_ve) { // ValueEmbedding, then the ParameterList of per-layer scales
+        layout_branch(w, "ve_shared", c->vocab, c->ve_dim, c->kv_dim, m ? &m->ve : NULL);
         for (int k = 0; k < c->n_ve; k++) {
             snprintf(name, sizeof name, "ve_layer_scales.%d", k);
             p = layout_add(w, name, 1, 1, 0);
@@ -253,9 +250,10 @@ void gpt_init(GPT *m, const GPTConfig *cfg) {
     gpt_views(cfg, m->params, &m->param_list, &m->p);
     gpt_views(cfg, m->grads, &m->grad_list, &m->g);
     m->groups = xmalloc(sizeof(ParamGroup) * (size_t)m->param_list.count);
-    for (int i = 0; i < m->param_list.count; i++) m->groups[i] = group_of(&m->param_list.items[i]);
-    for (int i = 0; i < m->param_list.count; i++) // block 0 mixes nothing into its own v
-        if (m->param_list.items[i].data == m->p.blocks[0].vr && m->p.blocks[0].vr) m->groups[i] = GROUP_UNUSED;
+    for (int i = 0; i < m->param_list.count; i++) { // block 0 mixes nothing into its own v: unused
+        const TensorView *t = &m->param_list.items[i];
+        m->groups[i] = t->data && t->data == m->p.blocks[0].vr ? GROUP_UNUSED : group_of(t);
+    }
     for (int l = 0; l < cfg->layers; l++) m->plain[l] = l;
     gpt_set_recurrence(m, 1);
 }
@@ -273,8 +271,8 @@ static void free_acts(Activations *a, int n_blocks) {
     ops_free(a->emb);
     ops_free(a->dx);
     free(a->bigram_ids);
-    ops_free(a->big_e);
-    ops_free(a->ve_e);
+    ops_free(a->bigram.e);
+    ops_free(a->ve.e);
     memset(a, 0, sizeof *a);
 }
 
@@ -313,6 +311,16 @@ static real *carve(real **cursor, size_t n) {
 }
 
 static size_t pad(size_t n) { return (n + 15) & ~(size_t)15; }
+
+// One block for a projected embedding's activations and gradients (b->e owns it).
+static void branch_alloc(BranchActs *b, size_t N, size_t width, size_t target) {
+    int proj = width != target;
+    real *cur = ops_alloc(2 * pad(N * width) + (proj ? 2 * pad(N * target) : 0));
+    b->e = carve(&cur, N * width);
+    b->de = carve(&cur, N * width);
+    b->p = proj ? carve(&cur, N * target) : b->e;
+    b->dp = proj ? carve(&cur, N * target) : b->de;
+}
 
 static void ensure_acts(GPT *m, int B, int T) {
     const GPTConfig *c = &m->cfg;
@@ -382,23 +390,11 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->dv0 = carve(&cur, N * KV);
         a->dh = carve(&cur, N * FD);
         a->dskip = carve(&cur, (size_t)c->skips * N * D);
-        if (c->bigram_buckets) { // one block: embedding, projection and their gradients
-            size_t BD = c->bigram_dim, proj = BD != D;
+        if (c->bigram_buckets) {
             a->bigram_ids = xmalloc(sizeof(int32_t) * N);
-            cur = ops_alloc(2 * pad(N * BD) + (proj ? 2 * pad(N * D) : 0));
-            a->big_e = carve(&cur, N * BD);
-            a->dbig_e = carve(&cur, N * BD);
-            a->big_p = proj ? carve(&cur, N * D) : a->big_e;
-            a->dbig_p = proj ? carve(&cur, N * D) : a->dbig_e;
+            branch_alloc(&a->bigram, N, c->bigram_dim, D);
         }
-        if (c->n_ve) { // one block: value embedding, projection and their gradients
-            size_t VD = c->ve_dim, proj = VD != KV;
-            cur = ops_alloc(2 * pad(N * VD) + (proj ? 2 * pad(N * KV) : 0));
-            a->ve_e = carve(&cur, N * VD);
-            a->dve_e = carve(&cur, N * VD);
-            a->ve_p = proj ? carve(&cur, N * KV) : a->ve_e;
-            a->dve_p = proj ? carve(&cur, N * KV) : a->dve_e;
-        }
+        if (c->n_ve) branch_alloc(&a->ve, N, c->ve_dim, KV);
         m->acts_tokens = N;
     }
     a->B = B;
@@ -458,11 +454,19 @@ static void add_scalar(real *g, double v) {
 }
 
 // VE at layer l: v += ve_layer_scales[k] * ve_shared.scale * proj(embed[ids])
-static real ve_coef(const GPT *m, int l) { return scalar(m->p.ve_layer_scales + m->cfg.ve_slot[l]) * scalar(m->p.ve_scale); }
+static real ve_coef(const GPT *m, int l) { return scalar(m->p.ve_layer_scales + m->cfg.ve_slot[l]) * scalar(m->p.ve.scale); }
 
-// What the attention gate at virtual position v multiplies: the attention output after XSA where it is on.
-static const real *gate_input(const GPT *m, int v) {
-    return m->order[v] >= m->cfg.xsa_from ? m->acts.blocks[v].att_x : m->acts.blocks[v].att_y;
+// b->p = proj(embed[ids]) (b->p is b->e without a projection); the scale is applied by the caller.
+static void branch_forward(const BranchTensors *t, BranchActs *b, const int32_t *ids, int N, int width, int target) {
+    embedding_forward(b->e, ids, t->embed, N, width);
+    if (t->proj) matmul_forward(b->p, b->e, t->proj, N, width, target);
+}
+
+// From b->dp = dL/d(proj(embed[ids])): the projection's and the table's gradients.
+static void branch_backward(const BranchTensors *t, BranchTensors *g, BranchActs *b, const int32_t *ids, int N, int width,
+                            int target) {
+    if (t->proj) matmul_backward(b->de, g->proj, b->dp, b->e, t->proj, N, width, target, 0);
+    embedding_backward(g->embed, b->de, ids, N, width);
 }
 
 // x_in -> x_out of the block at virtual position v (physical layer l = order[v]). x0 is the normed
@@ -491,14 +495,14 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
                     c->head_dim, c->rope_dims, NORM_EPS);
     int mix_v = c->value_residual && v > 0; // the first block's own v is v0
     matmul_forward(mix_v ? s->v_raw : s->v, s->n1, w->c_v, N, D, KV);
-    if (c->ve_slot[l] >= 0) axpy_forward(mix_v ? s->v_raw : s->v, ve_coef(m, l), m->acts.ve_p, (size_t)N * KV); // + VE
+    if (c->ve_slot[l] >= 0) axpy_forward(mix_v ? s->v_raw : s->v, ve_coef(m, l), m->acts.ve.p, (size_t)N * KV); // + VE
     real lam[2];
     if (mix_v) value_mix_forward(s->v, s->v_raw, m->acts.blocks[0].v, value_lambdas(c, w, lam), (size_t)N * KV);
     attention_forward(s->att_y, s->lse, s->qf, s->kf, s->v, B, T, c->heads, c->kv_heads, c->head_dim);
     if (l >= c->xsa_from) xsa_forward(s->att_x, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
     if (c->attn_gates) { // gate logits from the attention's input, computed in place into s->gate
         matmul_forward(s->gate, s->n1, w->attn_gate_w, N, D, c->attn_gates);
-        attn_gate_forward(s->att_g, s->gate, gate_input(m, v), s->gate, w->attn_gate_b, N, c->heads, c->head_dim,
+        attn_gate_forward(s->att_g, s->gate, gpt_attn_output(m, v), s->gate, w->attn_gate_b, N, c->heads, c->head_dim,
                           c->attn_gates, 1);
     }
     matmul_forward(s->att_out, gpt_proj_input(m, v), w->attn_proj, N, D, D);
@@ -537,9 +541,8 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
     embedding_forward(a->emb, x, m->p.tok_emb, N, D);
     if (c->bigram_buckets) { // + scale * proj(bigram_embed[hash(prev, cur)]), before the norm
         bigram_hash(a->bigram_ids, x, B, T, c->bigram_buckets);
-        embedding_forward(a->big_e, a->bigram_ids, m->p.bigram_embed, N, c->bigram_dim);
-        if (m->p.bigram_proj) matmul_forward(a->big_p, a->big_e, m->p.bigram_proj, N, c->bigram_dim, D);
-        axpy_forward(a->emb, scalar(m->p.bigram_scale), a->big_p, ND);
+        branch_forward(&m->p.bigram, &a->bigram, a->bigram_ids, N, c->bigram_dim, D);
+        axpy_forward(a->emb, scalar(m->p.bigram.scale), a->bigram.p, ND);
     }
     if (c->smear) {
         rmsnorm_forward(a->emb_n, a->emb_rstd, a->emb, N, D, NORM_EPS, 1);
@@ -547,10 +550,7 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
     } else {
         rmsnorm_forward(a->x0, a->emb_rstd, a->emb, N, D, NORM_EPS, 1);
     }
-    if (c->n_ve) { // computed once per forward, shared by the VE layers
-        embedding_forward(a->ve_e, x, m->p.ve_embed, N, c->ve_dim);
-        if (m->p.ve_proj) matmul_forward(a->ve_p, a->ve_e, m->p.ve_proj, N, c->ve_dim, c->kv_dim);
-    }
+    if (c->n_ve) branch_forward(&m->p.ve, &a->ve, x, N, c->ve_dim, c->kv_dim); // once, for every VE layer
     const real *prev = a->x0;
     int enc = unet_enc(m), skips = unet_skips(m), lanes_at = lanes_start(m);
     for (int v = 0; v < m->n_order; v++) {
@@ -607,7 +607,7 @@ static void block_backward(GPT *m, int v, int lanes) {
     }
     matmul_backward(a->datt, g->attn_proj, a->dres, gpt_proj_input(m, v), w->attn_proj, N, D, D, 0);
     if (c->attn_gates) // gate-logit gradients wait in dh until the input gradient dn is formed below
-        attn_gate_backward(a->datt, a->dh, g->attn_gate_b, a->datt, gate_input(m, v), s->gate, N, c->heads,
+        attn_gate_backward(a->datt, a->dh, g->attn_gate_b, a->datt, gpt_attn_output(m, v), s->gate, N, c->heads,
                            c->head_dim, c->attn_gates, 1);
     int xsa = l >= c->xsa_from;
     if (xsa) xsa_backward(a->datt, a->dv_xsa, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
@@ -629,10 +629,10 @@ static void block_backward(GPT *m, int v, int lanes) {
     }
     if (c->ve_slot[l] >= 0) { // dv is d(c_v(x) + VE) here; dv_xsa is free scratch
         int k = c->ve_slot[l];
-        double dcoef = axpy_backward(a->dv_xsa, a->dv, ve_coef(m, l), a->ve_p, (size_t)N * KV);
-        add_inplace(a->dve_p, a->dv_xsa, (size_t)N * KV);
-        add_scalar(m->g.ve_layer_scales + k, dcoef * scalar(m->p.ve_scale));
-        add_scalar(m->g.ve_scale, dcoef * scalar(m->p.ve_layer_scales + k));
+        double dcoef = axpy_backward(a->dv_xsa, a->dv, ve_coef(m, l), a->ve.p, (size_t)N * KV);
+        add_inplace(a->ve.dp, a->dv_xsa, (size_t)N * KV);
+        add_scalar(m->g.ve_layer_scales + k, dcoef * scalar(m->p.ve.scale));
+        add_scalar(m->g.ve.scale, dcoef * scalar(m->p.ve_layer_scales + k));
     }
     qk_prep_backward(a->dq, g->q_gain, a->dq, s->qn, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
                      c->head_dim, c->rope_dims);
@@ -660,7 +660,7 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     rmsnorm_backward(a->dx, a->dn, a->nf, a->rstd_f, N, D, 1, 0);
     ops_zero(a->dx0, ND);
     if (c->value_residual) ops_zero(a->dv0, (size_t)N * c->kv_dim);
-    if (c->n_ve) ops_zero(a->dve_p, (size_t)N * c->kv_dim);
+    if (c->n_ve) ops_zero(a->ve.dp, (size_t)N * c->kv_dim);
     ops_zero(a->dskip, (size_t)c->skips * ND);
     int enc = unet_enc(m), skips = unet_skips(m), lanes_at = lanes_start(m);
     if (lanes_at < m->n_order) { // the lane merge: dx -> d(attention lane), dl1 = d(MLP lane)
@@ -695,14 +695,9 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
         rmsnorm_backward(a->dn, a->dx0, a->x0, a->emb_rstd, N, D, 1, 0);
     }
     embedding_backward(m->g.tok_emb, a->dn, x, N, D);
-    if (c->n_ve) {
-        if (m->p.ve_proj) matmul_backward(a->dve_e, m->g.ve_proj, a->dve_p, a->ve_e, m->p.ve_proj, N, c->ve_dim, c->kv_dim, 0);
-        embedding_backward(m->g.ve_embed, a->dve_e, x, N, c->ve_dim);
-    }
+    if (c->n_ve) branch_backward(&m->p.ve, &m->g.ve, &a->ve, x, N, c->ve_dim, c->kv_dim);
     if (c->bigram_buckets) {
-        add_scalar(m->g.bigram_scale, axpy_backward(a->dbig_p, a->dn, scalar(m->p.bigram_scale), a->big_p, ND));
-        if (m->p.bigram_proj)
-            matmul_backward(a->dbig_e, m->g.bigram_proj, a->dbig_p, a->big_e, m->p.bigram_proj, N, c->bigram_dim, D, 0);
-        embedding_backward(m->g.bigram_embed, a->dbig_e, a->bigram_ids, N, c->bigram_dim);
+        add_scalar(m->g.bigram.scale, axpy_backward(a->bigram.dp, a->dn, scalar(m->p.bigram.scale), a->bigram.p, ND));
+        branch_backward(&m->p.bigram, &m->g.bigram, &a->bigram, a->bigram_ids, N, c->bigram_dim, D);
     }
 }

@@ -12,7 +12,7 @@
 
 typedef struct {
     int vocab, layers, dim, heads, kv_heads, head_dim, kv_dim, hidden, tied, rope_dims, rope_bf16;
-    int enc_layers, dec_layers, skips; // U-Net: first half pushes, second half pops; skips = rows of skip_weights
+    int skips; // U-Net: rows of skip_weights (the first half of the layers push, the second half pop)
     // Depth recurrence: the looped order of physical layers (virtual layers); without RECUR_LAYERS it
     // is 0..layers-1. The plain order is always 0..layers-1.
     int looped_len, looped[GPT_MAX_VIRTUAL];
@@ -37,6 +37,12 @@ enum { VR_NONE, VR_SCALAR, VR_SIGMOID };
 
 GPTConfig gpt_config_from(const Config *c);
 
+// A projected embedding (BigramHash, the value embedding): scale * proj(embed[ids]), the projection
+// absent when the table already has the target width.
+typedef struct {
+    real *scale, *embed, *proj; // [], [rows, width], [target, width] or NULL
+} BranchTensors;
+
 // Pointers into one flat block of parameters (or, with the same layout, of gradients).
 typedef struct {
     real *c_q, *c_k, *c_v, *attn_proj, *q_gain, *fc, *mlp_proj, *attn_scale, *mlp_scale, *resid_mix;
@@ -49,8 +55,9 @@ typedef struct {
     real *skip_gates;                       // NULL without SKIP_GATES_ENABLED
     real *lane_merge;                       // [] with PARALLEL_START_LAYER, else NULL
     real *smear_gate;                       // NULL without SMEAR_GATE
-    real *bigram_scale, *bigram_embed, *bigram_proj; // BigramHash: [], [buckets, bdim], [dim, bdim] (or NULL)
-    real *ve_scale, *ve_embed, *ve_proj, *ve_layer_scales; // VE: [], [vocab, ve_dim], [kv_dim, ve_dim] (or NULL), n_ve x [1]
+    BranchTensors bigram;  // BigramHash: [buckets, bdim] projected to dim (all NULL when off)
+    BranchTensors ve;      // value embedding: [vocab, ve_dim] projected to kv_dim (all NULL when off)
+    real *ve_layer_scales; // n_ve x [1]
     BlockTensors *blocks;
 } ModelTensors;
 
@@ -67,14 +74,18 @@ typedef struct {
     real *lane;         // PARALLEL_START_LAYER: the MLP lane after this block [N, D]; else NULL
 } BlockActs;
 
+// A projected embedding's activations: e = embed[ids] [N, width], p = proj(e) [N, target] (p == e
+// without a projection), and their gradients.
+typedef struct {
+    real *e, *p, *de, *dp;
+} BranchActs;
+
 typedef struct {
     int B, T;
     real *emb, *emb_rstd, *emb_n, *x0, *nf, *rstd_f, *logits, *losses; // emb_n: normed, before SmearGate
-    int32_t *bigram_ids;   // BigramHash bucket of each token
-    real *big_e, *big_p;   // its embedding [N, bdim] and projection [N, dim] (big_p == big_e without proj)
-    real *dbig_e, *dbig_p; // their gradients
-    real *lane_x, *dl1;                // the merged lanes (input of the final norm) and the MLP lane's gradient
-    real *ve_e, *ve_p, *dve_e, *dve_p; // value embedding [N, ve_dim], projected [N, kv_dim] (== ve_e without proj), gradients
+    int32_t *bigram_ids;  // BigramHash bucket of each token
+    BranchActs bigram, ve; // their embeddings and projections, with gradients
+    real *lane_x, *dl1;   // the merged lanes (input of the final norm) and the MLP lane's gradient
     BlockActs *blocks;
     const int32_t *targets;
     // backward scratch
@@ -112,11 +123,13 @@ void gpt_free(GPT *m);
 void gpt_init_weights(GPT *m, uint64_t seed);
 // Switches depth recurrence on or off (it starts on when configured; training switches it by step).
 void gpt_set_recurrence(GPT *m, int on);
-// The input of the attention output projection at virtual position v of the last forward: the
-// attention output, after XSA and the gate where they are on.
-static inline const real *gpt_proj_input(const GPT *m, int v) {
-    if (m->cfg.attn_gates) return m->acts.blocks[v].att_g;
+// The attention output at virtual position v of the last forward, after XSA where it is on.
+static inline const real *gpt_attn_output(const GPT *m, int v) {
     return m->order[v] >= m->cfg.xsa_from ? m->acts.blocks[v].att_x : m->acts.blocks[v].att_y;
+}
+// The input of the attention output projection: that output, gated where the gate is on.
+static inline const real *gpt_proj_input(const GPT *m, int v) {
+    return m->cfg.attn_gates ? m->acts.blocks[v].att_g : gpt_attn_output(m, v);
 }
 
 // Forward over x [B,T]. With targets, returns the mean loss and keeps per-token losses in

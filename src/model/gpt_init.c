@@ -60,6 +60,14 @@ static void fill_linear(const GPTConfig *c, real *w, int rows, int cols, Rng *r)
     else fill_uniform(w, (size_t)rows * cols, 1.0 / sqrt((double)cols), r);
 }
 
+// A projected embedding's proj (bigram.proj, ve_shared.proj; NULL when absent): zeros_ in its constructor,
+// then OrthoInit overwrites it, scaled by 1/sqrt(2L) as a ".proj" in #413/#638.
+static void fill_branch_proj(const GPTConfig *c, real *proj, int rows, int cols, Rng *r) {
+    if (!proj) return;
+    if (ortho_applies(c, rows, cols)) fill_orthogonal(proj, rows, cols, c->ortho_proj_scale ? 1.0 / sqrt(2.0 * c->layers) : 1.0, r);
+    else fill_const(proj, (size_t)rows * cols, 0);
+}
+
 void gpt_init_weights(GPT *m, uint64_t seed) {
     // filled in host memory through the same layout, then handed to the backend in one copy
     const GPTConfig *c = &m->cfg;
@@ -74,23 +82,15 @@ void gpt_init_weights(GPT *m, uint64_t seed) {
     if (c->skip_gates) fill_const(p.skip_gates, (size_t)c->skips * D, 0); // sigmoid(0): half skip, half x
     fill_normal(p.tok_emb, (size_t)c->vocab * D, c->tied ? c->tied_embed_init_std : 1.0, &r);
     if (c->smear) fill_const(p.smear_gate, D, 0);
-    if (c->bigram_buckets) { // zeros_(embed), zeros_(proj), scale 0.05; OrthoInit then overwrites proj
-        fill_const(p.bigram_scale, 1, (real)0.05f);
-        fill_const(p.bigram_embed, (size_t)c->bigram_buckets * c->bigram_dim, 0);
-        if (p.bigram_proj && ortho_applies(c, c->dim, c->bigram_dim)) { // a ".proj": 1/sqrt(2L) in #413/#638
-            double gain = c->ortho_proj_scale ? 1.0 / sqrt(2.0 * c->layers) : 1.0;
-            fill_orthogonal(p.bigram_proj, c->dim, c->bigram_dim, gain, &r);
-        } else if (p.bigram_proj) {
-            fill_const(p.bigram_proj, D * (size_t)c->bigram_dim, 0);
-        }
+    if (c->bigram_buckets) { // zeros_(embed), proj as below, scale 0.05
+        fill_const(p.bigram.scale, 1, (real)0.05f);
+        fill_const(p.bigram.embed, (size_t)c->bigram_buckets * c->bigram_dim, 0);
+        fill_branch_proj(c, p.bigram.proj, c->dim, c->bigram_dim, &r);
     }
-    if (c->n_ve) { // normal_(embed, std 0.01), zeros_(proj) unless OrthoInit overwrites it, scale 0.1, layer scales 1
-        fill_normal(p.ve_embed, (size_t)c->vocab * c->ve_dim, 0.01, &r);
-        if (p.ve_proj && ortho_applies(c, c->kv_dim, c->ve_dim))
-            fill_orthogonal(p.ve_proj, c->kv_dim, c->ve_dim, c->ortho_proj_scale ? 1.0 / sqrt(2.0 * c->layers) : 1.0, &r);
-        else if (p.ve_proj)
-            fill_const(p.ve_proj, (size_t)c->kv_dim * c->ve_dim, 0);
-        fill_const(p.ve_scale, 1, (real)0.1f);
+    if (c->n_ve) { // normal_(embed, std 0.01), proj as below, scale 0.1, layer scales 1
+        fill_normal(p.ve.embed, (size_t)c->vocab * c->ve_dim, 0.01, &r);
+        fill_branch_proj(c, p.ve.proj, c->kv_dim, c->ve_dim, &r);
+        fill_const(p.ve.scale, 1, (real)0.1f);
         fill_const(p.ve_layer_scales, (size_t)c->n_ve, 1);
     }
     for (int i = 0; i < c->layers; i++) {
