@@ -13,7 +13,6 @@
 #include "export/artifact.h"
 #include "io/bytes.h"
 #include "io/checkpoint.h"
-#include "io/host_copy.h"
 #include "model/gpt.h"
 #include "presets.h"
 #include "util.h"
@@ -31,10 +30,7 @@ static Artifact *load_artifact_model(Config *c, const char *path, GPT *m) {
     config_apply_text(c, artifact_config_text(a), path);
     GPTConfig g = gpt_config_from(c);
     gpt_init(m, &g);
-    HostTensors h = host_alloc_like(&m->param_list);
-    artifact_dequantize_into(a, &h.list);
-    host_upload(&h, &m->param_list);
-    host_free(&h);
+    cli_load_artifact_weights(a, m);
     return a;
 }
 

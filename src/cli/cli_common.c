@@ -4,7 +4,15 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "io/host_copy.h"
 #include "util.h"
+
+void cli_load_artifact_weights(const Artifact *a, GPT *m) {
+    HostTensors h = host_alloc_like(&m->param_list);
+    artifact_dequantize_into(a, &h.list);
+    host_upload(&h, &m->param_list);
+    host_free(&h);
+}
 
 int cli_setup(Config *c, int argc, char **argv, unsigned groups, const char *cmd, const char *summary,
               int max_positional) {

@@ -1,6 +1,8 @@
 // Subcommands of the pgolf binary and the helpers they share.
 #pragma once
 #include "config.h"
+#include "export/artifact.h"
+#include "model/gpt.h"
 
 #define ARTIFACT_LIMIT_BYTES 16000000LL // decimal, as the challenge counts
 
@@ -16,5 +18,7 @@ long long pgolf_code_bytes(void);
 // Loads the config for `cmd` (env, then flags), handles --help, rejects leftover flags and
 // arguments beyond max_positional; applies NUM_THREADS. Returns the number of positional args
 // left in argv[1..].
+// The artifact's dequantized weights into the model (through a host copy: the model's memory is the backend's).
+void cli_load_artifact_weights(const Artifact *a, GPT *m);
 int cli_setup(Config *c, int argc, char **argv, unsigned groups, const char *cmd, const char *summary,
               int max_positional);

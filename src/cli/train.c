@@ -148,10 +148,7 @@ static void export_and_roundtrip(Trainer *t) {
     log0("export_time:%.0fms", 1000 * (now_seconds() - t_export));
 
     Artifact *a = artifact_load(art);
-    HostTensors back = host_alloc_like(&t->m.param_list);
-    artifact_dequantize_into(a, &back.list);
-    host_upload(&back, &t->m.param_list);
-    host_free(&back);
+    cli_load_artifact_weights(a, &t->m);
     artifact_free(a);
     double t0 = now_seconds();
     EvalReport r;

@@ -45,12 +45,17 @@ static int64_t meta_int(const SafeTensors *st, const char *key, const char *path
     return x;
 }
 
+// Each tensor of `dst` (backend memory) from the file, through a host copy.
+static void load_into(const SafeTensors *st, const TensorList *dst, const char *path) {
+    HostTensors h = host_alloc_like(dst);
+    for (int i = 0; i < h.list.count; i++) st_copy_into(st, &h.list.items[i], path);
+    host_upload(&h, dst);
+    host_free(&h);
+}
+
 void checkpoint_load(const char *path, GPT *m, OptimState *os, TrainPosition *pos) {
     SafeTensors *st = st_load(path);
-    HostTensors h = host_alloc_like(&m->param_list);
-    for (int i = 0; i < h.list.count; i++) st_copy_into(st, &h.list.items[i], path);
-    host_upload(&h, &m->param_list);
-    host_free(&h);
+    load_into(st, &m->param_list, path);
     int n_names = st_count(st);
     for (int i = 0; i < n_names; i++) {
         const char *name = st_name(st, i);
@@ -59,10 +64,7 @@ void checkpoint_load(const char *path, GPT *m, OptimState *os, TrainPosition *po
     }
     if (os) {
         TensorList opt = optim_state_views(os, m);
-        HostTensors ho = host_alloc_like(&opt);
-        for (int i = 0; i < ho.list.count; i++) st_copy_into(st, &ho.list.items[i], path);
-        host_upload(&ho, &opt);
-        host_free(&ho);
+        load_into(st, &opt, path);
         free(opt.items);
         os->adam_step = meta_int(st, "adam_step", path);
     }
