@@ -110,12 +110,39 @@ pgolf-cuda: $(filter-out $(CPU_OPS_OBJ),$(OBJ)) $(CUDA_OBJ) $(BUILD)/src/cli/mai
 
 cuda: $(BUILD)/run_cuda_tests pgolf-cuda
 
+# The same CUDA sources on the CPU emulator (tests/cuda/emu), built with AddressSanitizer: the CUDA ops'
+# tests and pgolf-cuda's training test run on any machine, once in each thread order.
+EMU_DIR := tests/cuda/emu
+EMU_CXXFLAGS := -std=c++17 -g -Wall -I$(EMU_DIR)/include -Isrc -I$(OPENBLAS_INC)
+EMU_CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/emu/%.o) $(BUILD)/emu/emu.o
+$(BUILD)/emu/%.cpp: %.cu $(EMU_DIR)/cu2cpp.sed
+	@mkdir -p $(dir $@)
+	{ echo '#line 1 "$<"'; sed -E -f $(EMU_DIR)/cu2cpp.sed $<; } > $@
+$(BUILD)/emu/%.o: $(BUILD)/emu/%.cpp
+	$(CXX) $(EMU_CXXFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address -iquote $(patsubst $(BUILD)/emu/%,%,$(dir $<)) \
+	    -MMD -MP -c -o $@ $<
+$(BUILD)/emu/emu.o: $(EMU_DIR)/emu.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -O2 -MMD -MP -c -o $@ $<
+$(BUILD)/emu/run_cuda_tests: $(OBJ) $(filter-out %/bridge.o,$(EMU_CUDA_OBJ)) $(BUILD)/emu/$(EMU_DIR)/selftest.o \
+                             $(BUILD)/tests/test_main.o $(BUILD)/tests/test_helpers.o $(BUILD)/tests/cuda/test_cuda_ops.o
+	$(CXX) -fsanitize=address -o $@ $^ $(LDLIBS)
+$(BUILD)/emu/pgolf-cuda: $(filter-out $(CPU_OPS_OBJ),$(OBJ)) $(EMU_CUDA_OBJ) $(BUILD)/src/cli/main.o
+	$(CXX) -fsanitize=address -o $@ $^ $(LDLIBS)
+
+cuda-emu-test: $(BUILD)/emu/run_cuda_tests $(BUILD)/emu/pgolf-cuda pgolf
+	@set -o pipefail; export ASAN_OPTIONS=detect_leaks=0 PGOLF_CUDA=$(BUILD)/emu/pgolf-cuda; rc=0; \
+	$(BUILD)/emu/run_cuda_tests | tee $(BUILD)/emu/tests.log || rc=1; \
+	echo "== again, each barrier interval's threads in reverse order"; \
+	EMU_THREAD_ORDER=reverse $(BUILD)/emu/run_cuda_tests | tee $(BUILD)/emu/tests_reverse.log || rc=1; \
+	exit $$rc
+
 cuda-test: $(BUILD)/run_cuda_tests pgolf pgolf-cuda
 	$(BUILD)/run_cuda_tests
 
 clean:
 	rm -rf $(BUILD) pgolf pgolf-cuda
 
-.PHONY: all test bench fuzz cuda cuda-test clean
+.PHONY: all test bench fuzz cuda cuda-test cuda-emu-test clean
 SHELL := /bin/bash
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -11,6 +11,9 @@
 
 #include "real.h"
 
+// What computes, for the log: "cpu threads:2 blas:openblas", "cuda device:NVIDIA H100 80GB HBM3".
+const char *ops_backend(void);
+
 // ---------------------------------------------------------------- memory
 real *ops_alloc(size_t n);          // zeroed
 void ops_free(real *p);

@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,12 @@
 #else
 #define cblas_gemm cblas_sgemm
 #endif
+
+const char *ops_backend(void) {
+    static char text[64];
+    snprintf(text, sizeof text, "cpu threads:%d blas:openblas", omp_get_max_threads());
+    return text;
+}
 
 real *ops_alloc(size_t n) {
     // 64-byte alignment for vector loads; zeroed so gradients start clean.

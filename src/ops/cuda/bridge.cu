@@ -1,6 +1,7 @@
 // The CUDA backend of the op interface: each function of ops/ops.h, by its own name, on device memory,
 // so `make pgolf-cuda` links the unchanged model, optimizers and CLI against it instead of src/ops/cpu.
 // Token ids and targets arrive as host arrays and are uploaded here.
+#include <stdio.h>
 #include <string.h>
 
 #include "ops/cuda/cuda_check.h"
@@ -24,6 +25,14 @@ static const int32_t *device_ids(const int32_t *host, size_t n) {
 }
 
 extern "C" {
+
+const char *ops_backend(void) {
+    static char text[300];
+    cudaDeviceProp prop;
+    if (!text[0] && cuda_device_count() && cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
+        snprintf(text, sizeof text, "cuda device:%s", prop.name);
+    return text[0] ? text : "cuda device:none";
+}
 
 real *ops_alloc(size_t n) {
     static int checked = 0;

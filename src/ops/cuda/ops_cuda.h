@@ -1,10 +1,10 @@
 // The CUDA implementation of the op interface (ops/ops.h), fp32, for NVIDIA GPUs. Same math and the
 // same argument order as the CPU ops; every pointer is device memory. Built only by `make cuda`.
 //
-// State (2026-11-25): every compute op of ops.h, the optimizers' included, has a kernel here, compile with nvcc and are tested against the CPU ops on
-// random inputs by tests/cuda (which skip where no GPU is present). The model still calls the CPU
-// ops directly and reads a few parameters on the host; routing it through these (one model, two
-// backends) and bf16 compute with fp32 master weights are the next steps (see the notes).
+// State (2026-11-25): every op of ops.h has a kernel here; bridge.cu binds them to the ops.h names for
+// pgolf-cuda. Tested against the CPU ops by tests/cuda, on the CPU emulator (tests/cuda/emu) in CI
+// and on a GPU where one exists (never yet). bf16 compute with fp32 master weights and a fused
+// attention are the next steps (see the notes).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>

@@ -1,0 +1,350 @@
+// The CPU emulator behind emu.h: device memory, the runtime and cuBLAS calls src/ops/cuda makes, and
+// kernel launches that run each block's threads as fibers, switching at __syncthreads.
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include <map>
+#include <vector>
+
+#include "include/cublas_v2.h"
+#include "include/cuda_runtime.h"
+
+extern "C" void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+// AddressSanitizer's poisoning calls, when the program links its runtime (the kernels are built with it;
+// this file is not, so that fiber switches stay cheap).
+extern "C" void __asan_poison_memory_region(void const volatile *p, size_t n) __attribute__((weak));
+extern "C" void __asan_unpoison_memory_region(void const volatile *p, size_t n) __attribute__((weak));
+
+uint3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+
+namespace {
+
+// ---------------------------------------------------------------- device memory
+std::map<uintptr_t, size_t> g_allocations; // base -> bytes
+cudaError_t g_last_error = cudaSuccess;
+
+// The allocation holding [p, p + bytes), or end(). One past the end counts as inside (empty spans).
+std::map<uintptr_t, size_t>::const_iterator find_allocation(const void *p, size_t bytes) {
+    uintptr_t a = (uintptr_t)p;
+    auto it = g_allocations.upper_bound(a);
+    if (it == g_allocations.begin()) return g_allocations.end();
+    --it;
+    return a + bytes <= it->first + it->second ? it : g_allocations.end();
+}
+
+bool is_device(const void *p) { return p && find_allocation(p, 0) != g_allocations.end(); }
+
+void require_span(const void *p, size_t bytes, const char *what) {
+    if (!is_device(p)) die("CUDA emulator: %s: %p is not device memory", what, p);
+    if (find_allocation(p, bytes) == g_allocations.end())
+        die("CUDA emulator: %s: %zu bytes at %p run past the end of their allocation", what, bytes, p);
+}
+
+void require_host(const void *p, const char *what) {
+    if (is_device(p)) die("CUDA emulator: %s: %p is device memory where host memory belongs", what, p);
+}
+
+// Device memory is poisoned for AddressSanitizer except while a kernel, a transfer or cuBLAS runs, so
+// host code that dereferences a device pointer is reported where it happens.
+void poison(const void *p, size_t bytes, bool on) {
+    if (on && __asan_poison_memory_region) __asan_poison_memory_region(p, bytes);
+    if (!on && __asan_unpoison_memory_region) __asan_unpoison_memory_region(p, bytes);
+}
+
+void device_access(bool open) {
+    for (const auto &a : g_allocations) poison((const void *)a.first, a.second, !open);
+}
+
+// ---------------------------------------------------------------- fibers
+// A fiber switch saves the callee-saved registers on the old stack and pops them off the new one:
+// no signal-mask system call as in swapcontext, which made a barrier cost microseconds (and no
+// AddressSanitizer interceptor clearing the stack's shadow on every switch). x86-64 only.
+extern "C" void emu_switch(void **save_sp, void *next_sp);
+#if defined(__x86_64__)
+asm(R"(
+    .text
+    .globl emu_switch
+    .type emu_switch, @function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_switch, .-emu_switch
+)");
+enum { SAVED_WORDS = 6 }; // r15 r14 r13 r12 rbx rbp, then the return address
+#else
+#error "the CUDA emulator's fiber switch is written for x86-64 only"
+#endif
+
+enum { FIBER_STACK = 64 * 1024 };
+
+// A block's threads, once they need fibers, form a ring in run order; a thread at a barrier switches
+// straight to the next live one, so the ring goes round once per barrier interval. Finished threads
+// leave the ring; the last one switches back to the launch.
+struct Fiber {
+    void *sp = nullptr;
+    char *stack = nullptr;
+    uint3 thread;
+    Fiber *next = nullptr, *prev = nullptr;
+    bool done = false;
+};
+
+void *g_launch_sp;          // the launching code's stack while fibers run
+std::vector<Fiber> g_fibers;
+Fiber *g_current;           // null while threads run as plain calls
+bool g_probing;             // the block's first thread runs alone, to learn whether the kernel has barriers
+const std::function<void()> *g_body;
+const char *g_kernel;
+void *g_shared;
+
+void switch_to(void **save_sp, Fiber *to) {
+    g_current = to;
+    threadIdx = to->thread;
+    emu_switch(save_sp, to->sp);
+}
+
+// Where a new fiber's first switch returns to. It never returns: a finished thread switches away.
+extern "C" void emu_fiber_main() {
+    (*g_body)();
+    Fiber *f = g_current;
+    f->done = true;
+    if (g_probing || f->next == f) {
+        emu_switch(&f->sp, g_launch_sp);
+    } else {
+        f->prev->next = f->next, f->next->prev = f->prev;
+        switch_to(&f->sp, f->next);
+    }
+    __builtin_unreachable();
+}
+
+// A new fiber's stack holds zeroed registers and, as the return address, emu_fiber_main; the return
+// address sits 16-byte aligned, so the entered function sees the stack as after a call. The stacks'
+// tops are staggered by a cache line per fiber: at one offset they would share cache sets.
+void start_fiber(Fiber &f, uint3 thread, unsigned index) {
+    if (!f.stack) {
+        f.stack = (char *)mmap(nullptr, FIBER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (f.stack == MAP_FAILED) die("CUDA emulator: no memory for a fiber stack");
+    }
+    f.done = false;
+    f.thread = thread;
+    void **top = (void **)(f.stack + FIBER_STACK - 64 * (index % 61)) - 2; // 16-byte aligned
+    top[0] = (void *)emu_fiber_main;
+    top[1] = nullptr;
+    void **sp = top - SAVED_WORDS;
+    memset(sp, 0, sizeof(void *) * SAVED_WORDS);
+    f.sp = sp;
+}
+
+int g_reverse = -1; // EMU_THREAD_ORDER=reverse, read at the first launch unless set
+
+bool reverse_order() {
+    if (g_reverse < 0) {
+        const char *s = getenv("EMU_THREAD_ORDER");
+        g_reverse = s && !strcmp(s, "reverse");
+    }
+    return g_reverse;
+}
+
+// One block. The first thread runs as a fiber; if it finishes without a barrier, the kernel has none
+// and the others run as plain calls. Otherwise every thread becomes a fiber of the ring.
+void run_block(unsigned n) {
+    bool rev = reverse_order();
+    auto thread = [&](unsigned i) {
+        unsigned l = rev ? n - 1 - i : i;
+        return uint3(l % blockDim.x, l / blockDim.x % blockDim.y, l / (blockDim.x * blockDim.y));
+    };
+    if (g_fibers.size() < n) g_fibers.resize(n);
+    start_fiber(g_fibers[0], thread(0), 0);
+    g_probing = true;
+    switch_to(&g_launch_sp, &g_fibers[0]);
+    g_probing = false;
+    if (g_fibers[0].done) {
+        g_current = nullptr;
+        for (unsigned i = 1; i < n; i++) threadIdx = thread(i), (*g_body)();
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (i) start_fiber(g_fibers[i], thread(i), i);
+        g_fibers[i].next = &g_fibers[(i + 1) % n];
+        g_fibers[i].prev = &g_fibers[(i + n - 1) % n];
+    }
+    switch_to(&g_launch_sp, g_fibers[0].next); // thread 0 waits at its first barrier; the round goes on
+    g_current = nullptr;
+}
+
+const char *error_name(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    }
+    return "unknown error";
+}
+
+} // namespace
+
+void __syncthreads(void) {
+    if (!g_current)
+        die("CUDA emulator: kernel %s: thread (%u,%u,%u) of block (%u,%u,%u) reached __syncthreads, which the block's first "
+            "thread finished without; a barrier not every thread reaches hangs or misbehaves on a GPU",
+            g_kernel, threadIdx.x, threadIdx.y, threadIdx.z, blockIdx.x, blockIdx.y, blockIdx.z);
+    Fiber *f = g_current;
+    if (g_probing) emu_switch(&f->sp, g_launch_sp);
+    else if (f->next != f) switch_to(&f->sp, f->next);
+}
+
+namespace emu {
+
+void *dynamic_shared(void) { return g_shared; }
+
+void set_reverse_order(bool reverse) { g_reverse = reverse; }
+
+void require_device(const void *p, const char *what, const char *kernel, int arg) {
+    if (p && !is_device(p)) die("CUDA emulator: kernel %s: %s %d is %p, host memory a GPU cannot read", kernel, what, arg, p);
+}
+
+void run(const char *kernel, dim3 grid, dim3 block, size_t shared, const std::function<void()> &body) {
+    size_t threads = (size_t)block.x * block.y * block.z;
+    // the limits of every GPU since compute capability 3.0 (dynamic shared memory above 48 KiB needs an opt-in)
+    if (!threads || threads > 1024 || block.z > 64 || !grid.x || !grid.y || !grid.z || grid.y > 65535 || grid.z > 65535 ||
+        shared > 48 * 1024) {
+        fprintf(stderr, "CUDA emulator: kernel %s: launch refused (grid %u,%u,%u block %u,%u,%u shared %zu bytes)\n", kernel,
+                grid.x, grid.y, grid.z, block.x, block.y, block.z, shared);
+        g_last_error = cudaErrorInvalidConfiguration;
+        return;
+    }
+    // uninitialized shared memory reads as NaN, as garbage would on a GPU
+    std::vector<unsigned char> shared_bytes(shared ? shared : 1, 0xff);
+    g_shared = shared ? shared_bytes.data() : nullptr;
+    g_body = &body;
+    g_kernel = kernel;
+    gridDim = grid;
+    blockDim = block;
+    device_access(true);
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++) blockIdx = uint3(x, y, z), run_block((unsigned)threads);
+    device_access(false);
+    g_shared = nullptr;
+}
+
+} // namespace emu
+
+// ---------------------------------------------------------------- runtime API
+cudaError_t cudaGetDeviceCount(int *count) {
+    *count = 1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device) {
+    if (device != 0) return cudaErrorInvalidValue;
+    snprintf(prop->name, sizeof prop->name, "CUDA emulator on the CPU (tests/cuda/emu)");
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetLastError(void) {
+    cudaError_t e = g_last_error;
+    g_last_error = cudaSuccess;
+    return e;
+}
+
+const char *cudaGetErrorString(cudaError_t err) { return error_name(err); }
+
+cudaError_t cudaMalloc(void **p, size_t bytes) {
+    // fresh device memory is garbage on a GPU: here every byte is 0xff (a NaN in every float)
+    void *m = malloc(bytes ? bytes : 1);
+    if (!m) return cudaErrorMemoryAllocation;
+    memset(m, 0xff, bytes);
+    g_allocations[(uintptr_t)m] = bytes;
+    poison(m, bytes, true);
+    *p = m;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p) {
+    if (!p) return cudaSuccess;
+    auto it = g_allocations.find((uintptr_t)p);
+    if (it == g_allocations.end()) return cudaErrorInvalidValue;
+    poison(p, it->second, false);
+    g_allocations.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemset(void *p, int value, size_t bytes) {
+    require_span(p, bytes, "cudaMemset");
+    device_access(true);
+    memset(p, value, bytes);
+    device_access(false);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+    bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    if (dst_dev) require_span(dst, bytes, "cudaMemcpy destination");
+    else require_host(dst, "cudaMemcpy destination");
+    if (src_dev) require_span(src, bytes, "cudaMemcpy source");
+    else require_host(src, "cudaMemcpy source");
+    device_access(true);
+    memmove(dst, src, bytes);
+    device_access(false);
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+
+// ---------------------------------------------------------------- cuBLAS
+struct EmuBlas {
+    int unused;
+};
+
+cublasStatus_t cublasCreate(cublasHandle_t *handle) {
+    static EmuBlas blas;
+    *handle = &blas;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) { return CUBLAS_STATUS_SUCCESS; }
+
+// A column-major operand of rows x cols stored with leading dimension ld must lie in device memory.
+static void require_matrix(const float *p, int rows, int cols, int ld, const char *what) {
+    if (ld < (rows > 1 ? rows : 1)) die("CUDA emulator: cublasSgemm: %s has leading dimension %d < %d rows", what, ld, rows);
+    require_span(p, sizeof(float) * ((size_t)ld * (cols - 1) + rows), what);
+}
+
+cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           const float *alpha, const float *A, int lda, const float *B, int ldb, const float *beta, float *C,
+                           int ldc) {
+    if (!handle || m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    if (!m || !n) return CUBLAS_STATUS_SUCCESS;
+    require_host(alpha, "cublasSgemm alpha (host pointer mode)");
+    require_host(beta, "cublasSgemm beta (host pointer mode)");
+    if (k) {
+        require_matrix(A, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda, "cublasSgemm A");
+        require_matrix(B, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb, "cublasSgemm B");
+    }
+    require_matrix(C, m, n, ldc, "cublasSgemm C");
+    device_access(true);
+    cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m,
+                n, k, *alpha, A, lda, B, ldb, *beta, C, ldc);
+    device_access(false);
+    return CUBLAS_STATUS_SUCCESS;
+}

@@ -1,0 +1,131 @@
+// The emulator's own tests: each kernel or call below has a bug a GPU would punish, and the emulator
+// must notice it (`make cuda-emu-test` runs them with the CUDA ops' tests).
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+extern "C" {
+#include "../../test.h"
+}
+
+static float *device_floats(size_t n) {
+    float *p = nullptr;
+    cudaMalloc(&p, sizeof(float) * n);
+    return p;
+}
+
+// Thread 0 sums what every thread wrote to shared memory, without the barrier between.
+__global__ static void racy_sum(float *out) {
+    __shared__ float buf[64];
+    buf[threadIdx.x] = 1.0f;
+    if (threadIdx.x == 0) {
+        float s = 0;
+        for (int i = 0; i < 64; i++) s += buf[i];
+        *out = s;
+    }
+}
+
+__global__ static void barrier_sum(float *out) {
+    __shared__ float buf[64];
+    buf[threadIdx.x] = 1.0f;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float s = 0;
+        for (int i = 0; i < 64; i++) s += buf[i];
+        *out = s;
+    }
+}
+
+static float sum_with(void (*kernel)(float *), bool reverse) {
+    float *d = device_floats(1), h = 0;
+    emu::set_reverse_order(reverse);
+    kernel<<<1, 64>>>(d);
+    emu::set_reverse_order(false);
+    cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost);
+    cudaFree(d);
+    return h;
+}
+
+TEST(emu_missing_barrier_changes_result) {
+    CHECK(sum_with(barrier_sum, false) == 64 && sum_with(barrier_sum, true) == 64, "the correct kernel sums to 64");
+    CHECK(sum_with(racy_sum, false) != 64, "without its barrier the sum must come out wrong in one thread order");
+}
+
+__global__ static void fill(float *x, int n, float v) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i <= n) x[i] = v; // one too many
+}
+
+static void launch_past_end(void *) {
+    float *d = device_floats(100);
+    fill<<<1, 128>>>(d, 100, 1.0f);
+}
+
+static void launch_with_host_pointer(void *) {
+    static float host[4];
+    fill<<<1, 4>>>(host, 3, 1.0f);
+}
+
+static void host_reads_device(void *) {
+    float *d = device_floats(4);
+    volatile float x = d[1];
+    (void)x;
+}
+
+static void copy_with_wrong_kind(void *) {
+    float *d = device_floats(4), h[4] = {0};
+    cudaMemcpy(d, h, sizeof h, cudaMemcpyDeviceToHost);
+}
+
+static void gemm_past_end(void *) {
+    float *a = device_floats(16), *b = device_floats(16), *c = device_floats(12), one = 1, zero = 0;
+    cublasHandle_t h;
+    cublasCreate(&h);
+    cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, a, 4, b, 4, &zero, c, 4); // C needs 16 floats
+}
+
+__global__ static void divergent_barrier(float *x) {
+    if (threadIdx.x == 0) return;
+    __syncthreads();
+    x[threadIdx.x] = 1.0f;
+}
+
+static void launch_divergent_barrier(void *) {
+    float *d = device_floats(32);
+    divergent_barrier<<<1, 32>>>(d);
+}
+
+TEST(emu_reports_what_a_gpu_would_punish) {
+    CHECK(test_dies_with(launch_past_end, nullptr, "AddressSanitizer"), "a kernel writing past its allocation");
+    CHECK(test_dies_with(launch_with_host_pointer, nullptr, "host memory a GPU cannot read"), "a kernel given host memory");
+    CHECK(test_dies_with(host_reads_device, nullptr, "use-after-poison"), "host code reading device memory");
+    CHECK(test_dies_with(copy_with_wrong_kind, nullptr, "cudaMemcpy destination"), "a copy of the wrong kind");
+    CHECK(test_dies_with(gemm_past_end, nullptr, "run past the end"), "a cuBLAS operand too short");
+    CHECK(test_dies_with(launch_divergent_barrier, nullptr, "a barrier not every thread reaches"), "a divergent barrier");
+}
+
+TEST(emu_refuses_launches_a_gpu_refuses) {
+    float *d = device_floats(4096), h = 0;
+    cudaMemset(d, 0, sizeof(float) * 4096);
+    fill<<<1, 2048>>>(d, 2047, 5.0f);
+    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration, "a block of 2048 threads is refused");
+    fill<<<dim3(1, 70000), 32>>>(d, 31, 5.0f);
+    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration, "a grid 70000 blocks high is refused");
+    cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost);
+    CHECK(h == 0, "a refused kernel does not run");
+    CHECK(cudaGetLastError() == cudaSuccess, "the error is cleared once read");
+    cudaFree(d);
+}
+
+__global__ static void copy_kernel(float *out, const float *in, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = in[i];
+}
+
+TEST(emu_fresh_device_memory_is_nan) {
+    float *in = device_floats(8), *out = device_floats(8), h[8];
+    copy_kernel<<<1, 8>>>(out, in, 8);
+    cudaMemcpy(h, out, sizeof h, cudaMemcpyDeviceToHost);
+    CHECK(isnan(h[3]), "uninitialized device memory reads as NaN, so a kernel relying on zeros shows it");
+    cudaFree(in);
+    cudaFree(out);
+}
