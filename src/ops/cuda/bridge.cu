@@ -13,13 +13,7 @@ extern "C" {
 // A device copy of host int32 ids, valid until the next call (the default stream orders the copy
 // after the kernels that read the previous ids).
 static const int32_t *device_ids(const int32_t *host, size_t n) {
-    static int32_t *dev = nullptr;
-    static size_t cap = 0;
-    if (n > cap) {
-        cuda_free(dev);
-        dev = cuda_alloc_i32(n);
-        cap = n;
-    }
+    int32_t *dev = (int32_t *)cuda_scratch(SCRATCH_IDS, sizeof(int32_t) * n);
     cuda_upload(dev, host, sizeof(int32_t) * n);
     return dev;
 }
@@ -48,10 +42,9 @@ void ops_copy(real *dst, const real *src, size_t n) {
 void ops_to_host(real *host, const real *src, size_t n) { cuda_download(host, src, n * sizeof(real)); }
 void ops_from_host(real *dst, const real *host, size_t n) { cuda_upload(dst, host, n * sizeof(real)); }
 void ops_add_from_host(real *dst, const real *host, size_t n) {
-    real *tmp = cuda_alloc(n);
+    real *tmp = (real *)cuda_scratch(SCRATCH_HOST_ADD, n * sizeof(real));
     cuda_upload(tmp, host, n * sizeof(real));
     cuda_axpy_forward(dst, 1, tmp, n);
-    cuda_free(tmp);
 }
 
 void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
@@ -70,7 +63,7 @@ void embedding_forward(real *out, const int32_t *ids, const real *table, int N, 
     cuda_embedding_forward(out, device_ids(ids, (size_t)N), table, N, D);
 }
 void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int N, int D) {
-    cuda_embedding_backward(dtable, dout, device_ids(ids, (size_t)N), N, D);
+    cuda_embedding_backward(dtable, dout, ids, N, D);
 }
 
 void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale) {

@@ -25,6 +25,23 @@ static inline unsigned blocks_for(size_t n, unsigned threads) { return (unsigned
 // The one cuBLAS handle, created on first use in fp32 math without TF32 (dense.cu).
 cublasHandle_t cuda_blas(void);
 
+// Device buffers reused from call to call, one per use, grown on demand (never shrunk). Kernels on the
+// default stream run in order, so a buffer is never rewritten while an earlier kernel still reads it.
+enum CudaScratch { SCRATCH_IDS, SCRATCH_HOST_ADD, SCRATCH_PARTIALS, SCRATCH_EMBED_ROWS, SCRATCH_REDUCE, SCRATCH_COUNT };
+void *cuda_scratch(CudaScratch use, size_t bytes);
+
+// Per-column sums over many rows, deterministic and parallel: a kernel gives each (chunk of
+// SUM_CHUNK_ROWS rows, column) pair one thread that writes its partial (double) to
+// column_partials(N, cols)[chunk * cols + col]; column_partials_add then adds each column's partials,
+// chunk by chunk, into acc. A fixed chunking, so the result does not depend on the GPU.
+#define SUM_CHUNK_ROWS 256
+static inline unsigned row_chunks(int N) { return N > SUM_CHUNK_ROWS ? (unsigned)((N + SUM_CHUNK_ROWS - 1) / SUM_CHUNK_ROWS) : 1; }
+double *column_partials(int N, int cols);
+void column_partials_add(float *acc, const double *part, int N, int cols);
+
+// dot(a, b) over n values (sum(a) when b is null), in fixed-order passes.
+double cuda_dot(const float *a, const float *b, size_t n);
+
 // The sum of v over a block of at most 256 threads, in a fixed tree order, returned to every thread.
 __device__ inline double block_sum(double v) {
     __shared__ double buf[256];

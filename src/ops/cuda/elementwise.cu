@@ -47,21 +47,22 @@ __global__ static void resid_mix_fwd(float *out, const float *x, const float *x0
     out[i] = mix[c] * x[i] + mix[C + c] * x0[i];
 }
 
-// One thread per channel: dx, dx0 for its column, and the two column sums in row order.
-__global__ static void resid_mix_bwd(float *dx, float *dx0, float *dmix, const float *dout, const float *x, const float *x0,
+// grid (channels, row chunks): dx, dx0 for the chunk's column, and its two column partials.
+__global__ static void resid_mix_bwd(float *dx, float *dx0, double *part, const float *dout, const float *x, const float *x0,
                                      const float *mix, int N, int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
+    int n0 = blockIdx.y * SUM_CHUNK_ROWS, n1 = n0 + SUM_CHUNK_ROWS < N ? n0 + SUM_CHUNK_ROWS : N;
     double s0 = 0, s1 = 0;
-    for (int n = 0; n < N; n++) {
+    for (int n = n0; n < n1; n++) {
         size_t o = (size_t)n * C + c;
         s0 += (double)dout[o] * x[o];
         s1 += (double)dout[o] * x0[o];
         dx0[o] += dout[o] * mix[C + c];
         dx[o] = dout[o] * mix[c];
     }
-    dmix[c] += (float)s0;
-    dmix[C + c] += (float)s1;
+    part[(size_t)blockIdx.y * 2 * C + c] = s0;
+    part[(size_t)blockIdx.y * 2 * C + C + c] = s1;
 }
 
 extern "C" void cuda_resid_mix_forward(float *out, const float *x, const float *x0, const float *mix, int N, int C) {
@@ -71,8 +72,10 @@ extern "C" void cuda_resid_mix_forward(float *out, const float *x, const float *
 
 extern "C" void cuda_resid_mix_backward(float *dx, float *dx0, float *dmix, const float *dout, const float *x, const float *x0,
                                         const float *mix, int N, int C) {
-    resid_mix_bwd<<<blocks_for((size_t)C, THREADS), THREADS>>>(dx, dx0, dmix, dout, x, x0, mix, N, C);
+    double *part = column_partials(N, 2 * C);
+    resid_mix_bwd<<<dim3(blocks_for((size_t)C, THREADS), row_chunks(N)), THREADS>>>(dx, dx0, part, dout, x, x0, mix, N, C);
     CUDA_CHECK_LAUNCH();
+    column_partials_add(dmix, part, N, 2 * C);
 }
 
 __global__ static void scaled_add_fwd(float *x, const float *scale, const float *y, int N, int C) {
@@ -81,17 +84,19 @@ __global__ static void scaled_add_fwd(float *x, const float *scale, const float 
     x[i] += scale[i % C] * y[i];
 }
 
-__global__ static void scaled_add_bwd(float *dy, float *dscale, const float *dout, const float *scale, const float *y, int N,
-                                      int C, int accumulate) {
+// grid (channels, row chunks), as resid_mix_bwd
+__global__ static void scaled_add_bwd(float *dy, double *part, const float *dout, const float *scale, const float *y, int N, int C,
+                                      int accumulate) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
+    int n0 = blockIdx.y * SUM_CHUNK_ROWS, n1 = n0 + SUM_CHUNK_ROWS < N ? n0 + SUM_CHUNK_ROWS : N;
     double s = 0;
-    for (int n = 0; n < N; n++) {
+    for (int n = n0; n < n1; n++) {
         size_t o = (size_t)n * C + c;
         s += (double)dout[o] * y[o];
         dy[o] = (accumulate ? dy[o] : 0) + dout[o] * scale[c];
     }
-    dscale[c] += (float)s;
+    part[(size_t)blockIdx.y * C + c] = s;
 }
 
 extern "C" void cuda_scaled_add_forward(float *x, const float *scale, const float *y, int N, int C) {
@@ -101,6 +106,8 @@ extern "C" void cuda_scaled_add_forward(float *x, const float *scale, const floa
 
 extern "C" void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const float *scale, const float *y,
                                          int N, int C, int accumulate) {
-    scaled_add_bwd<<<blocks_for((size_t)C, THREADS), THREADS>>>(dy, dscale, dout, scale, y, N, C, accumulate);
+    double *part = column_partials(N, C);
+    scaled_add_bwd<<<dim3(blocks_for((size_t)C, THREADS), row_chunks(N)), THREADS>>>(dy, part, dout, scale, y, N, C, accumulate);
     CUDA_CHECK_LAUNCH();
+    column_partials_add(dscale, part, N, C);
 }

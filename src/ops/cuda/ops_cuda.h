@@ -75,7 +75,7 @@ void cuda_value_mix_backward(float *dv, float *dv0, double dlam[2], const float 
                              const float lam[2], size_t n);
 void cuda_axpy_forward(float *x, float a, const float *y, size_t n);
 double cuda_axpy_backward(float *dy, const float *dout, float a, const float *y, size_t n);
-void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int D);
+void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int D); // ids: host array
 
 // ---------------------------------------------------------------- optimizer work and reductions (as ops.h)
 void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,

@@ -1,5 +1,5 @@
 // The optimizers' ops on the GPU (optim/ drives them, as on the CPU): Nesterov momentum, row
-// normalisation, transposition, the Adam step, the EMA, and the reductions they need.
+// normalisation, transposition, the Adam step, the EMA (their reductions: reduce.cu).
 #include <math.h>
 
 #include "ops/cuda/cuda_check.h"
@@ -80,41 +80,6 @@ extern "C" void cuda_scale_inplace(float *x, float s, size_t n) {
     scale_kernel<<<blocks_for(n, THREADS), THREADS>>>(x, s, n);
     CUDA_CHECK_LAUNCH();
 }
-
-// Sum of x (squared when square) in two fixed-order passes: REDUCE_BLOCKS blocks of partial sums over
-// strided slices, then one block over the partials. Deterministic, and wide enough for whole-model
-// gradient norms.
-#define REDUCE_BLOCKS 256
-
-__global__ static void partial_sums(double *part, const float *x, size_t n, int square) {
-    double s = 0;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        s += square ? (double)x[i] * x[i] : (double)x[i];
-    s = block_sum(s);
-    if (threadIdx.x == 0) part[blockIdx.x] = s;
-}
-
-__global__ static void final_sum(double *out, const double *part, int n) {
-    double s = 0;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) s += part[i];
-    s = block_sum(s);
-    if (threadIdx.x == 0) *out = s;
-}
-
-static double reduce(const float *x, size_t n, int square) {
-    double *d = nullptr, h = 0;
-    CUDA_CHECK(cudaMalloc(&d, sizeof(double) * (REDUCE_BLOCKS + 1)));
-    partial_sums<<<REDUCE_BLOCKS, THREADS>>>(d + 1, x, n, square);
-    CUDA_CHECK_LAUNCH();
-    final_sum<<<1, THREADS>>>(d, d + 1, REDUCE_BLOCKS);
-    CUDA_CHECK_LAUNCH();
-    CUDA_CHECK(cudaMemcpy(&h, d, sizeof(double), cudaMemcpyDeviceToHost));
-    CUDA_CHECK(cudaFree(d));
-    return h;
-}
-
-extern "C" double cuda_sum_squares(const float *x, size_t n) { return reduce(x, n, 1); }
-extern "C" double cuda_sum_values(const float *x, size_t n) { return reduce(x, n, 0); }
 
 __global__ static void sgd_kernel(float *p, const float *g, float *buf, size_t n, float mom, float lr) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;

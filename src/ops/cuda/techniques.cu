@@ -1,12 +1,13 @@
 // The seed techniques' ops and the query/key preparation, mirroring ops/cpu (rope.c, xsa.c,
-// attn_gate.c, elementwise.c). Parameter gradients sum over tokens in a fixed order per thread.
+// attn_gate.c, elementwise.c). Parameter gradients sum over tokens in fixed row chunks (reduce.cu).
 #include <math.h>
+
+#include <vector>
 
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
 
 #define THREADS 256
-#define RED_THREADS 256
 
 __device__ static float sigm(float z) { return 1.0f / (1.0f + expf(-z)); }
 
@@ -169,13 +170,14 @@ __global__ static void gate_bwd(float *dy, float *dz, const float *dout, const f
     dz[i] = (float)(s * gain * g * (1 - g));
 }
 
-// One thread per column: sums over the rows in order (bias gradients, per-channel parameters).
-__global__ static void column_sum(float *acc, const float *x, int N, int C) {
+// grid (columns, row chunks): the chunk's column partial of x (the gate bias gradient)
+__global__ static void column_chunk_sum(double *part, const float *x, int N, int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
+    int n0 = blockIdx.y * SUM_CHUNK_ROWS, n1 = n0 + SUM_CHUNK_ROWS < N ? n0 + SUM_CHUNK_ROWS : N;
     double s = 0;
-    for (int n = 0; n < N; n++) s += x[(size_t)n * C + c];
-    acc[c] += (float)s;
+    for (int n = n0; n < n1; n++) s += x[(size_t)n * C + c];
+    part[(size_t)blockIdx.y * C + c] = s;
 }
 
 extern "C" void cuda_attn_gate_backward(float *dy, float *dz, float *dbias, const float *dout, const float *y, const float *gate,
@@ -183,8 +185,10 @@ extern "C" void cuda_attn_gate_backward(float *dy, float *dz, float *dbias, cons
     gate_bwd<<<blocks_for((size_t)N * G, THREADS), THREADS>>>(dy, dz, dout, y, gate, N, H * Dh, G, gain);
     CUDA_CHECK_LAUNCH();
     if (dbias) {
-        column_sum<<<blocks_for((size_t)G, THREADS), THREADS>>>(dbias, dz, N, G);
+        double *part = column_partials(N, G);
+        column_chunk_sum<<<dim3(blocks_for((size_t)G, THREADS), row_chunks(N)), THREADS>>>(part, dz, N, G);
         CUDA_CHECK_LAUNCH();
+        column_partials_add(dbias, part, N, G);
     }
 }
 
@@ -199,20 +203,21 @@ __global__ static void smear_fwd(float *out, const float *x, const float *gate, 
     out[i] = (1 - g) * x[i] + (first ? 0.0f : g * x[i - C]);
 }
 
-// One thread per channel, all tokens in order: dx for the column and the gate's sum.
-__global__ static void smear_bwd(float *dx, float *dgate, const float *dout, const float *x, const float *gate, int B, int T,
+// grid (channels, token chunks): dx for the chunk's column and its partial of the gate's sum.
+__global__ static void smear_bwd(float *dx, double *part, const float *dout, const float *x, const float *gate, int B, int T,
                                  int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     float g = sigm(gate[c]);
+    int n0 = blockIdx.y * SUM_CHUNK_ROWS, n1 = n0 + SUM_CHUNK_ROWS < B * T ? n0 + SUM_CHUNK_ROWS : B * T;
     double s = 0;
-    for (int n = 0; n < B * T; n++) {
+    for (int n = n0; n < n1; n++) {
         size_t o = (size_t)n * C + c;
         int first = n % T == 0, last = n % T == T - 1;
         dx[o] = (1 - g) * dout[o] + (last ? 0.0f : g * dout[o + C]);
         s += (double)dout[o] * ((first ? 0.0f : x[o - C]) - x[o]) * g * (1 - g);
     }
-    dgate[c] += (float)s;
+    part[(size_t)blockIdx.y * C + c] = s;
 }
 
 extern "C" void cuda_smear_forward(float *out, const float *x, const float *gate, int B, int T, int C) {
@@ -222,8 +227,10 @@ extern "C" void cuda_smear_forward(float *out, const float *x, const float *gate
 
 extern "C" void cuda_smear_backward(float *dx, float *dgate, const float *dout, const float *x, const float *gate, int B, int T,
                                     int C) {
-    smear_bwd<<<blocks_for((size_t)C, THREADS), THREADS>>>(dx, dgate, dout, x, gate, B, T, C);
+    double *part = column_partials(B * T, C);
+    smear_bwd<<<dim3(blocks_for((size_t)C, THREADS), row_chunks(B * T)), THREADS>>>(dx, part, dout, x, gate, B, T, C);
     CUDA_CHECK_LAUNCH();
+    column_partials_add(dgate, part, B * T, C);
 }
 
 __global__ static void skip_lerp_fwd(float *out, const float *x, const float *y, const float *w, const float *gate, int N, int C) {
@@ -234,13 +241,16 @@ __global__ static void skip_lerp_fwd(float *out, const float *x, const float *y,
     out[i] = s * x[i] + (1 - s) * w[c] * y[i];
 }
 
-__global__ static void skip_lerp_bwd(float *dx, float *dy, float *dw, float *dgate, const float *dout, const float *x,
-                                     const float *y, const float *w, const float *gate, int N, int C) {
+// grid (channels, row chunks): dx, dy for the chunk's column and its partials of dw (part[chunk][C])
+// and dgate (after them, part[chunks + chunk][C]).
+__global__ static void skip_lerp_bwd(float *dx, float *dy, double *part, const float *dout, const float *x, const float *y,
+                                     const float *w, const float *gate, int N, int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     float s = sigm(gate[c]);
+    int n0 = blockIdx.y * SUM_CHUNK_ROWS, n1 = n0 + SUM_CHUNK_ROWS < N ? n0 + SUM_CHUNK_ROWS : N;
     double sw = 0, sg = 0;
-    for (int n = 0; n < N; n++) {
+    for (int n = n0; n < n1; n++) {
         size_t o = (size_t)n * C + c;
         float d = dout[o];
         sw += (double)d * (1 - s) * y[o];
@@ -248,8 +258,8 @@ __global__ static void skip_lerp_bwd(float *dx, float *dy, float *dw, float *dga
         dy[o] = (1 - s) * w[c] * d;
         dx[o] = s * d;
     }
-    dw[c] += (float)sw;
-    dgate[c] += (float)(sg * s * (1 - s));
+    part[(size_t)blockIdx.y * C + c] = sw;
+    part[(size_t)(gridDim.y + blockIdx.y) * C + c] = sg * s * (1 - s);
 }
 
 extern "C" void cuda_skip_lerp_forward(float *out, const float *x, const float *y, const float *w, const float *gate, int N, int C) {
@@ -259,17 +269,11 @@ extern "C" void cuda_skip_lerp_forward(float *out, const float *x, const float *
 
 extern "C" void cuda_skip_lerp_backward(float *dx, float *dy, float *dw, float *dgate, const float *dout, const float *x,
                                         const float *y, const float *w, const float *gate, int N, int C) {
-    skip_lerp_bwd<<<blocks_for((size_t)C, THREADS), THREADS>>>(dx, dy, dw, dgate, dout, x, y, w, gate, N, C);
+    double *part = column_partials(N, 2 * C);
+    skip_lerp_bwd<<<dim3(blocks_for((size_t)C, THREADS), row_chunks(N)), THREADS>>>(dx, dy, part, dout, x, y, w, gate, N, C);
     CUDA_CHECK_LAUNCH();
-}
-
-// Two dot products over n values in one block, in a fixed tree order.
-__global__ static void dot2(double *out, const float *a, const float *b, const float *c, size_t n) {
-    double x = 0, y = 0;
-    for (size_t i = threadIdx.x; i < n; i += blockDim.x) x += (double)a[i] * b[i], y += c ? (double)a[i] * c[i] : 0.0;
-    x = block_sum(x);
-    y = block_sum(y);
-    if (threadIdx.x == 0) out[0] = x, out[1] = y;
+    column_partials_add(dw, part, N, C);
+    column_partials_add(dgate, part + (size_t)row_chunks(N) * C, N, C);
 }
 
 __global__ static void mix2(float *out, const float *v, const float *v0, float l0, float l1, size_t n) {
@@ -291,18 +295,10 @@ extern "C" void cuda_value_mix_forward(float *out, const float *v, const float *
     CUDA_CHECK_LAUNCH();
 }
 
-static void dots(double out[2], const float *a, const float *b, const float *c, size_t n) {
-    double *d = nullptr;
-    CUDA_CHECK(cudaMalloc(&d, 2 * sizeof(double)));
-    dot2<<<1, RED_THREADS>>>(d, a, b, c, n);
-    CUDA_CHECK_LAUNCH();
-    CUDA_CHECK(cudaMemcpy(out, d, 2 * sizeof(double), cudaMemcpyDeviceToHost));
-    CUDA_CHECK(cudaFree(d));
-}
-
 extern "C" void cuda_value_mix_backward(float *dv, float *dv0, double dlam[2], const float *dout, const float *v, const float *v0,
                                         const float lam[2], size_t n) {
-    dots(dlam, dout, v, v0, n); // before dv may overwrite dout
+    dlam[0] = cuda_dot(dout, v, n); // before dv may overwrite dout
+    dlam[1] = cuda_dot(dout, v0, n);
     mix2_bwd<<<blocks_for(n, THREADS), THREADS>>>(dv, dv0, dout, lam[0], lam[1], n);
     CUDA_CHECK_LAUNCH();
 }
@@ -313,23 +309,45 @@ extern "C" void cuda_axpy_forward(float *x, float a, const float *y, size_t n) {
 }
 
 extern "C" double cuda_axpy_backward(float *dy, const float *dout, float a, const float *y, size_t n) {
-    double d[2];
-    dots(d, dout, y, nullptr, n);
+    double da = cuda_dot(dout, y, n);
     mix2_bwd<<<blocks_for(n, THREADS), THREADS>>>(dy, nullptr, dout, a, 0.0f, n);
     CUDA_CHECK_LAUNCH();
-    return d[0];
+    return da;
 }
 
 // ---------------------------------------------------------------- embedding gradient
 
-// One thread per channel, tokens in order: repeated ids accumulate without races, deterministically.
-__global__ static void embedding_bwd(float *dtable, const float *dout, const int32_t *ids, int N, int D) {
-    int d = blockIdx.x * blockDim.x + threadIdx.x;
+// The host sorts the token positions by id (counting sort, so each id's positions stay in order) into
+// one int32 upload: the distinct ids, where each one's positions start, then the positions. A block
+// per distinct id adds its rows over a range of channels in that order: no two blocks touch one row,
+// and every element gets the same float additions in the same order as the CPU op.
+__global__ static void embedding_bwd(float *dtable, const float *dout, const int32_t *rows, int n_ids, int D) {
+    int d = blockIdx.y * blockDim.x + threadIdx.x;
     if (d >= D) return;
-    for (int n = 0; n < N; n++) dtable[(size_t)ids[n] * D + d] += dout[(size_t)n * D + d];
+    const int32_t *start = rows + n_ids, *pos = start + n_ids + 1;
+    float *dst = dtable + (size_t)rows[blockIdx.x] * D + d;
+    float acc = *dst;
+    for (int p = start[blockIdx.x]; p < start[blockIdx.x + 1]; p++) acc += dout[(size_t)pos[p] * D + d];
+    *dst = acc;
 }
 
 extern "C" void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int D) {
-    embedding_bwd<<<blocks_for((size_t)D, 64), 64>>>(dtable, dout, ids, N, D);
+    if (N <= 0) return;
+    int32_t vocab = 0;
+    for (int n = 0; n < N; n++) vocab = ids[n] >= vocab ? ids[n] + 1 : vocab;
+    std::vector<int32_t> count((size_t)vocab + 1, 0), rows;
+    for (int n = 0; n < N; n++) count[ids[n] + 1]++;
+    for (int32_t v = 0; v < vocab; v++)
+        if (count[v + 1]) rows.push_back(v);
+    int n_ids = (int)rows.size();
+    for (int32_t v = 0; v < vocab; v++) count[v + 1] += count[v]; // count[v]: where id v's positions start
+    for (int i = 0; i < n_ids; i++) rows.push_back(count[rows[i]]);
+    rows.push_back(N);
+    size_t pos0 = rows.size();
+    rows.resize(pos0 + N);
+    for (int n = 0; n < N; n++) rows[pos0 + count[ids[n]]++] = n;
+    int32_t *dev = (int32_t *)cuda_scratch(SCRATCH_EMBED_ROWS, sizeof(int32_t) * rows.size());
+    CUDA_CHECK(cudaMemcpy(dev, rows.data(), sizeof(int32_t) * rows.size(), cudaMemcpyHostToDevice));
+    embedding_bwd<<<dim3(n_ids, blocks_for((size_t)D, 128)), 128>>>(dtable, dout, dev, n_ids, D);
     CUDA_CHECK_LAUNCH();
 }
