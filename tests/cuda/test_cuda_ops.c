@@ -130,9 +130,8 @@ TEST(cuda_elementwise) {
     compare("embedding", gout, out, 5 * (size_t)C);
 }
 
-TEST(cuda_attention) {
-    if (!have_gpu()) return;
-    int B = 2, T = 70, H = 4, Hkv = 2, Dh = 16;
+static void check_attention(int B, int T, int H, int Hkv, int Dh) {
+    printf("    B=%d T=%d H=%d Hkv=%d Dh=%d\n", B, T, H, Hkv, Dh);
     size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh, nl = (size_t)B * H * T;
     float *q = host_randn(nq, 1), *k = host_randn(nk, 1), *v = host_randn(nk, 1), *dy = host_randn(nq, 1);
     float *y = xmalloc(sizeof(float) * nq), *lse = xmalloc(sizeof(float) * nl);
@@ -148,6 +147,17 @@ TEST(cuda_attention) {
     compare("attention dq", gdq, dq, nq);
     compare("attention dk", gdk, dk, nk);
     compare("attention dv", gdv, dv, nk);
+    float *host[] = {q, k, v, dy, y, lse, dq, dk, dv}, *dev[] = {gq, gk, gv, gdy, gy, glse, gdq, gdk, gdv};
+    for (int i = 0; i < 9; i++) free(host[i]), cuda_free(dev[i]);
+}
+
+// The tiled kernels at both tile sizes (32 rows up to Dh 64, 16 above), sequences ending mid-tile,
+// one shorter than a tile, GQA and MHA.
+TEST(cuda_attention) {
+    if (!have_gpu()) return;
+    check_attention(2, 70, 4, 2, 16);
+    check_attention(1, 37, 2, 1, 80);
+    check_attention(1, 5, 3, 3, 64);
 }
 
 TEST(cuda_qk_prep_and_xsa) {

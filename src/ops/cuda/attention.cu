@@ -1,6 +1,8 @@
-// Causal GQA attention, direct kernels: one thread block per query row (forward, dQ) or per key row
-// (dK, dV), the row's T scores in shared memory. Exact, deterministic, O(T^2 Dh) per head like the
-// CPU op, and slow next to a fused flash-attention kernel, which is the planned replacement.
+// Causal GQA attention in tiles (the FlashAttention-2 schedule, fp32, no tensor cores): a block holds
+// a tile of query rows (forward, dQ) or key rows (dK, dV) of one head in shared memory and walks the
+// other side's tiles, so K and V are read once per query tile instead of once per query row, and the
+// forward never holds more than a tile of scores (online softmax). Deterministic: every sum runs in
+// a fixed order, and dK/dV are owned by one block each (no atomics).
 // Layouts as the CPU op: q, y [B,T,H,Dh]; k, v [B,T,Hkv,Dh]; lse [B,H,T] (of the scaled scores).
 #include <math.h>
 
@@ -8,139 +10,211 @@
 #include "ops/cuda/ops_cuda.h"
 
 #define ATT_THREADS 128
+#define ACC_MAX 16 // accumulator values per thread: tile * Dh / ATT_THREADS, at most 32 * 64 / 128
 
-__device__ static float block_reduce(float v, float *buf, int is_max) {
-    buf[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if ((int)threadIdx.x < s)
-            buf[threadIdx.x] = is_max ? fmaxf(buf[threadIdx.x], buf[threadIdx.x + s]) : buf[threadIdx.x] + buf[threadIdx.x + s];
-        __syncthreads();
-    }
-    float r = buf[0];
-    __syncthreads();
-    return r;
+// Tile rows: 32 up to Dh 64, 16 up to Dh 128, so that tile * Dh stays within ACC_MAX per thread and
+// the backward's four operand tiles within the 48 KiB of shared memory every GPU gives a block.
+static int att_tile(int Dh) {
+    if (Dh > 128) die("CUDA attention: head dimension %d; the tiled kernels take up to 128", Dh);
+    return Dh <= 64 ? 32 : 16;
 }
 
-// grid (T, H, B): scores of query t against keys 0..t, softmax, y = P V.
+// Loads rows [r0, r0 + tile) of head `head` from x [B,T,heads,Dh] into a tile [tile, Dh]; zeros past T.
+__device__ static void load_tile(float *dst, const float *x, int b, int r0, int head, int T, int heads, int Dh, int tile) {
+    for (int e = threadIdx.x; e < tile * Dh; e += blockDim.x) {
+        int r = e / Dh, d = e % Dh;
+        dst[e] = r0 + r < T ? x[(((size_t)b * T + r0 + r) * heads + head) * Dh + d] : 0.0f;
+    }
+}
+
+__device__ static float dot_rows(const float *a, const float *b, int Dh) {
+    float s = 0;
+    for (int d = 0; d < Dh; d++) s += a[d] * b[d];
+    return s;
+}
+
+// grid (query tiles, H, B). Shared: Q, K, V tiles, the score tile S [tile, tile + 1], and per row the
+// running max m, sum l and rescale factor.
 __global__ static void attn_fwd(float *y, float *lse, const float *q, const float *k, const float *v, int T, int H, int Hkv,
-                                int Dh, float scale) {
-    extern __shared__ float sh[]; // T scores, then ATT_THREADS reduction slots
-    float *S = sh, *red = sh + T;
-    int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z, g = h / (H / Hkv);
-    const float *qr = q + (((size_t)b * T + t) * H + h) * Dh;
-    float m = -INFINITY;
-    for (int j = threadIdx.x; j <= t; j += blockDim.x) {
-        const float *kr = k + (((size_t)b * T + j) * Hkv + g) * Dh;
-        float s = 0;
-        for (int d = 0; d < Dh; d++) s += qr[d] * kr[d];
-        S[j] = s * scale;
-        m = fmaxf(m, S[j]);
+                                int Dh, int tile, float scale) {
+    extern __shared__ float sh[];
+    float *Qs = sh, *Ks = Qs + tile * Dh, *Vs = Ks + tile * Dh, *S = Vs + tile * Dh;
+    float *m = S + tile * (tile + 1), *l = m + tile, *alpha = l + tile;
+    int t0 = blockIdx.x * tile, h = blockIdx.y, b = blockIdx.z, g = h / (H / Hkv), sw = tile + 1;
+    int rows = T - t0 < tile ? T - t0 : tile, n_acc = (tile * Dh + blockDim.x - 1) / blockDim.x;
+    float acc[ACC_MAX];
+    for (int i = 0; i < n_acc; i++) acc[i] = 0;
+    load_tile(Qs, q, b, t0, h, T, H, Dh, tile);
+    for (int r = threadIdx.x; r < tile; r += blockDim.x) m[r] = -INFINITY, l[r] = 0;
+    for (int j0 = 0; j0 < t0 + rows; j0 += tile) {
+        load_tile(Ks, k, b, j0, g, T, Hkv, Dh, tile);
+        load_tile(Vs, v, b, j0, g, T, Hkv, Dh, tile);
+        __syncthreads();
+        for (int e = threadIdx.x; e < tile * tile; e += blockDim.x) {
+            int r = e / tile, c = e % tile;
+            S[r * sw + c] = r < rows && j0 + c <= t0 + r ? dot_rows(Qs + r * Dh, Ks + c * Dh, Dh) * scale : -INFINITY;
+        }
+        __syncthreads();
+        for (int r = threadIdx.x; r < tile; r += blockDim.x) { // online softmax, one thread per row
+            float mx = m[r], sum = 0;
+            for (int c = 0; c < tile; c++) mx = fmaxf(mx, S[r * sw + c]);
+            for (int c = 0; c < tile; c++) {
+                float p = mx == -INFINITY ? 0.0f : expf(S[r * sw + c] - mx);
+                S[r * sw + c] = p;
+                sum += p;
+            }
+            alpha[r] = mx == -INFINITY ? 1.0f : expf(m[r] - mx);
+            l[r] = l[r] * alpha[r] + sum;
+            m[r] = mx;
+        }
+        __syncthreads();
+        for (int i = 0; i < n_acc; i++) {
+            int e = threadIdx.x + i * blockDim.x, r = e / Dh, d = e % Dh;
+            if (e >= tile * Dh) break;
+            float s = acc[i] * alpha[r];
+            for (int c = 0; c < tile; c++) s += S[r * sw + c] * Vs[c * Dh + d];
+            acc[i] = s;
+        }
+        __syncthreads(); // before the next tile overwrites K, V and S
     }
-    m = block_reduce(m, red, 1);
-    float sum = 0;
-    for (int j = threadIdx.x; j <= t; j += blockDim.x) sum += expf(S[j] - m);
-    sum = block_reduce(sum, red, 0);
-    float l = m + logf(sum);
-    if (threadIdx.x == 0) lse[((size_t)b * H + h) * T + t] = l;
-    for (int j = threadIdx.x; j <= t; j += blockDim.x) S[j] = expf(S[j] - l);
-    __syncthreads();
-    float *yr = y + (((size_t)b * T + t) * H + h) * Dh;
-    for (int d = threadIdx.x; d < Dh; d += blockDim.x) {
-        float acc = 0;
-        for (int j = 0; j <= t; j++) acc += S[j] * v[(((size_t)b * T + j) * Hkv + g) * Dh + d];
-        yr[d] = acc;
+    for (int i = 0; i < n_acc; i++) {
+        int e = threadIdx.x + i * blockDim.x, r = e / Dh, d = e % Dh;
+        if (e < tile * Dh && r < rows) y[(((size_t)b * T + t0 + r) * H + h) * Dh + d] = acc[i] / l[r];
     }
+    for (int r = threadIdx.x; r < rows; r += blockDim.x) lse[((size_t)b * H + h) * T + t0 + r] = m[r] + logf(l[r]);
 }
 
 extern "C" void cuda_attention_forward(float *y, float *lse, const float *q, const float *k, const float *v, int B, int T,
                                        int H, int Hkv, int Dh) {
-    dim3 grid(T, H, B);
-    size_t shared = sizeof(float) * ((size_t)T + ATT_THREADS);
-    attn_fwd<<<grid, ATT_THREADS, shared>>>(y, lse, q, k, v, T, H, Hkv, Dh, (float)(1.0 / sqrt((double)Dh)));
+    int tile = att_tile(Dh);
+    size_t shared = sizeof(float) * ((size_t)3 * tile * Dh + (size_t)tile * (tile + 1) + 3 * (size_t)tile);
+    attn_fwd<<<dim3(blocks_for((size_t)T, tile), H, B), ATT_THREADS, shared>>>(y, lse, q, k, v, T, H, Hkv, Dh, tile,
+                                                                               (float)(1.0 / sqrt((double)Dh)));
     CUDA_CHECK_LAUNCH();
-}
-
-// P[t, j] = exp(scale q_t . k_j - lse_t); dP[t, j] = dy_t . v_j; dS = P (dP - D_t), D_t = dy_t . y_t.
-__device__ static float dscore(const float *q, const float *k, const float *v, const float *dy, const float *lse,
-                               const float *D, int b, int h, int g, int t, int j, int T, int H, int Hkv, int Dh, float scale) {
-    const float *qr = q + (((size_t)b * T + t) * H + h) * Dh, *dyr = dy + (((size_t)b * T + t) * H + h) * Dh;
-    const float *kr = k + (((size_t)b * T + j) * Hkv + g) * Dh, *vr = v + (((size_t)b * T + j) * Hkv + g) * Dh;
-    float s = 0, dp = 0;
-    for (int d = 0; d < Dh; d++) s += qr[d] * kr[d], dp += dyr[d] * vr[d];
-    float p = expf(s * scale - lse[((size_t)b * H + h) * T + t]);
-    return p * (dp - D[((size_t)b * H + h) * T + t]);
 }
 
 // grid (T, H, B), one thread per (row): D_t = dy_t . y_t
 __global__ static void attn_rowdot(float *D, const float *dy, const float *y, int T, int H, int Dh) {
     int t = blockIdx.x * blockDim.x + threadIdx.x, h = blockIdx.y, b = blockIdx.z;
     if (t >= T) return;
-    const float *a = dy + (((size_t)b * T + t) * H + h) * Dh, *c = y + (((size_t)b * T + t) * H + h) * Dh;
-    float s = 0;
-    for (int d = 0; d < Dh; d++) s += a[d] * c[d];
-    D[((size_t)b * H + h) * T + t] = s;
+    size_t o = (((size_t)b * T + t) * H + h) * Dh;
+    D[((size_t)b * H + h) * T + t] = dot_rows(dy + o, y + o, Dh);
 }
 
-// grid (T, H, B): dq_t = scale sum_j<=t dS[t, j] k_j
-__global__ static void attn_dq(float *dq, const float *dy, const float *lse, const float *D, const float *q, const float *k,
-                               const float *v, int T, int H, int Hkv, int Dh, float scale) {
-    extern __shared__ float dS[];
-    int t = blockIdx.x, h = blockIdx.y, b = blockIdx.z, g = h / (H / Hkv);
-    for (int j = threadIdx.x; j <= t; j += blockDim.x) dS[j] = dscore(q, k, v, dy, lse, D, b, h, g, t, j, T, H, Hkv, Dh, scale);
-    __syncthreads();
-    float *dqr = dq + (((size_t)b * T + t) * H + h) * Dh;
-    for (int d = threadIdx.x; d < Dh; d += blockDim.x) {
-        float acc = 0;
-        for (int j = 0; j <= t; j++) acc += dS[j] * k[(((size_t)b * T + j) * Hkv + g) * Dh + d];
-        dqr[d] = acc * scale;
+// The (query tile at t0, key tile at j0) block of P = exp(scale q k^T - lse) and dS = P (dY V^T - D),
+// causal and cut at T, into [tile, tile + 1] tiles (P may be null). Qs, dYs hold the query tile,
+// Ks, Vs the key tile; lse_s, D_s the query rows' values.
+__device__ static void score_tiles(float *P, float *dS, const float *Qs, const float *dYs, const float *Ks, const float *Vs,
+                                   const float *lse_s, const float *D_s, int t0, int j0, int T, int Dh, int tile, float scale) {
+    for (int e = threadIdx.x; e < tile * tile; e += blockDim.x) {
+        int r = e / tile, c = e % tile;
+        float p = 0, ds = 0;
+        if (t0 + r < T && j0 + c <= t0 + r) {
+            p = expf(dot_rows(Qs + r * Dh, Ks + c * Dh, Dh) * scale - lse_s[r]);
+            ds = p * (dot_rows(dYs + r * Dh, Vs + c * Dh, Dh) - D_s[r]);
+        }
+        if (P) P[r * (tile + 1) + c] = p;
+        dS[r * (tile + 1) + c] = ds;
     }
 }
 
-// grid (T, Hkv, B): for key j of KV head g, over the query heads of its group and queries t >= j:
-// dk_j = scale sum dS[t, j] q_t, dv_j = sum P[t, j] dy_t.
+// Loads the query rows' lse and D values of head h for the tile at t0.
+__device__ static void load_row_stats(float *lse_s, float *D_s, const float *lse, const float *D, int b, int h, int t0, int T,
+                                      int H, int tile) {
+    for (int r = threadIdx.x; r < tile; r += blockDim.x) {
+        size_t o = ((size_t)b * H + h) * T + t0 + r;
+        lse_s[r] = t0 + r < T ? lse[o] : 0.0f;
+        D_s[r] = t0 + r < T ? D[o] : 0.0f;
+    }
+}
+
+// grid (query tiles, H, B): dq_t = scale sum_j<=t dS[t, j] k_j
+__global__ static void attn_dq(float *dq, const float *dy, const float *lse, const float *D, const float *q, const float *k,
+                               const float *v, int T, int H, int Hkv, int Dh, int tile, float scale) {
+    extern __shared__ float sh[];
+    float *Qs = sh, *dYs = Qs + tile * Dh, *Ks = dYs + tile * Dh, *Vs = Ks + tile * Dh, *dS = Vs + tile * Dh;
+    float *lse_s = dS + tile * (tile + 1), *D_s = lse_s + tile;
+    int t0 = blockIdx.x * tile, h = blockIdx.y, b = blockIdx.z, g = h / (H / Hkv), sw = tile + 1;
+    int rows = T - t0 < tile ? T - t0 : tile, n_acc = (tile * Dh + blockDim.x - 1) / blockDim.x;
+    float acc[ACC_MAX];
+    for (int i = 0; i < n_acc; i++) acc[i] = 0;
+    load_tile(Qs, q, b, t0, h, T, H, Dh, tile);
+    load_tile(dYs, dy, b, t0, h, T, H, Dh, tile);
+    load_row_stats(lse_s, D_s, lse, D, b, h, t0, T, H, tile);
+    for (int j0 = 0; j0 < t0 + rows; j0 += tile) {
+        load_tile(Ks, k, b, j0, g, T, Hkv, Dh, tile);
+        load_tile(Vs, v, b, j0, g, T, Hkv, Dh, tile);
+        __syncthreads();
+        score_tiles(nullptr, dS, Qs, dYs, Ks, Vs, lse_s, D_s, t0, j0, T, Dh, tile, scale);
+        __syncthreads();
+        for (int i = 0; i < n_acc; i++) {
+            int e = threadIdx.x + i * blockDim.x, r = e / Dh, d = e % Dh;
+            if (e >= tile * Dh) break;
+            float s = acc[i];
+            for (int c = 0; c < tile; c++) s += dS[r * sw + c] * Ks[c * Dh + d];
+            acc[i] = s;
+        }
+        __syncthreads();
+    }
+    for (int i = 0; i < n_acc; i++) {
+        int e = threadIdx.x + i * blockDim.x, r = e / Dh, d = e % Dh;
+        if (e < tile * Dh && r < rows) dq[(((size_t)b * T + t0 + r) * H + h) * Dh + d] = acc[i] * scale;
+    }
+}
+
+// grid (key tiles, Hkv, B): for the keys of KV head g, over the query heads of its group and the query
+// tiles at or after the key tile: dk_j = scale sum dS[t, j] q_t, dv_j = sum P[t, j] dy_t.
 __global__ static void attn_dkv(float *dk, float *dv, const float *dy, const float *lse, const float *D, const float *q,
-                                const float *k, const float *v, int T, int H, int Hkv, int Dh, float scale) {
-    extern __shared__ float sh[]; // dS and P for one query head, T - j values each
-    int j = blockIdx.x, g = blockIdx.y, b = blockIdx.z, group = H / Hkv, n = T - j;
-    float *dS = sh, *P = sh + n;
-    float *dkr = dk + (((size_t)b * T + j) * Hkv + g) * Dh, *dvr = dv + (((size_t)b * T + j) * Hkv + g) * Dh;
-    for (int d = threadIdx.x; d < Dh; d += blockDim.x) dkr[d] = dvr[d] = 0;
-    const float *kr = k + (((size_t)b * T + j) * Hkv + g) * Dh;
-    for (int h = g * group; h < (g + 1) * group; h++) {
-        __syncthreads();
-        for (int i = threadIdx.x; i < n; i += blockDim.x) {
-            int t = j + i;
-            const float *qr = q + (((size_t)b * T + t) * H + h) * Dh;
-            float s = 0;
-            for (int d = 0; d < Dh; d++) s += qr[d] * kr[d];
-            P[i] = expf(s * scale - lse[((size_t)b * H + h) * T + t]);
-            dS[i] = dscore(q, k, v, dy, lse, D, b, h, g, t, j, T, H, Hkv, Dh, scale);
-        }
-        __syncthreads();
-        for (int d = threadIdx.x; d < Dh; d += blockDim.x) {
-            float ak = 0, av = 0;
-            for (int i = 0; i < n; i++) {
-                size_t o = (((size_t)b * T + j + i) * H + h) * Dh + d;
-                ak += dS[i] * q[o];
-                av += P[i] * dy[o];
+                                const float *k, const float *v, int T, int H, int Hkv, int Dh, int tile, float scale) {
+    extern __shared__ float sh[];
+    float *Ks = sh, *Vs = Ks + tile * Dh, *Qs = Vs + tile * Dh, *dYs = Qs + tile * Dh, *P = dYs + tile * Dh;
+    float *dS = P + tile * (tile + 1), *lse_s = dS + tile * (tile + 1), *D_s = lse_s + tile;
+    int j0 = blockIdx.x * tile, g = blockIdx.y, b = blockIdx.z, group = H / Hkv, sw = tile + 1;
+    int keys = T - j0 < tile ? T - j0 : tile, n_acc = (tile * Dh + blockDim.x - 1) / blockDim.x;
+    float acc_k[ACC_MAX], acc_v[ACC_MAX];
+    for (int i = 0; i < n_acc; i++) acc_k[i] = acc_v[i] = 0;
+    load_tile(Ks, k, b, j0, g, T, Hkv, Dh, tile);
+    load_tile(Vs, v, b, j0, g, T, Hkv, Dh, tile);
+    for (int h = g * group; h < (g + 1) * group; h++)
+        for (int t0 = j0; t0 < T; t0 += tile) {
+            load_tile(Qs, q, b, t0, h, T, H, Dh, tile);
+            load_tile(dYs, dy, b, t0, h, T, H, Dh, tile);
+            load_row_stats(lse_s, D_s, lse, D, b, h, t0, T, H, tile);
+            __syncthreads();
+            score_tiles(P, dS, Qs, dYs, Ks, Vs, lse_s, D_s, t0, j0, T, Dh, tile, scale);
+            __syncthreads();
+            for (int i = 0; i < n_acc; i++) {
+                int e = threadIdx.x + i * blockDim.x, c = e / Dh, d = e % Dh;
+                if (e >= tile * Dh) break;
+                float sk = acc_k[i], sv = acc_v[i];
+                for (int r = 0; r < tile; r++) sk += dS[r * sw + c] * Qs[r * Dh + d], sv += P[r * sw + c] * dYs[r * Dh + d];
+                acc_k[i] = sk, acc_v[i] = sv;
             }
-            dkr[d] += ak * scale;
-            dvr[d] += av;
+            __syncthreads();
         }
+    for (int i = 0; i < n_acc; i++) {
+        int e = threadIdx.x + i * blockDim.x, c = e / Dh, d = e % Dh;
+        if (e >= tile * Dh || c >= keys) continue;
+        size_t o = (((size_t)b * T + j0 + c) * Hkv + g) * Dh + d;
+        dk[o] = acc_k[i] * scale;
+        dv[o] = acc_v[i];
     }
 }
 
 extern "C" void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
                                         const float *q, const float *k, const float *v, int B, int T, int H, int Hkv,
                                         int Dh) {
+    int tile = att_tile(Dh);
     float scale = (float)(1.0 / sqrt((double)Dh));
-    float *D = cuda_alloc((size_t)B * H * T);
+    float *D = (float *)cuda_scratch(SCRATCH_ATTN_ROWDOT, sizeof(float) * B * H * T);
     attn_rowdot<<<dim3(blocks_for((size_t)T, ATT_THREADS), H, B), ATT_THREADS>>>(D, dy, y, T, H, Dh);
     CUDA_CHECK_LAUNCH();
-    attn_dq<<<dim3(T, H, B), ATT_THREADS, sizeof(float) * T>>>(dq, dy, lse, D, q, k, v, T, H, Hkv, Dh, scale);
+    size_t operands = (size_t)tile * Dh, scores = (size_t)tile * (tile + 1);
+    size_t shared_dq = sizeof(float) * (4 * operands + scores + 2 * (size_t)tile);
+    size_t shared_dkv = sizeof(float) * (4 * operands + 2 * scores + 2 * (size_t)tile);
+    dim3 tiles_q(blocks_for((size_t)T, tile), H, B), tiles_k(blocks_for((size_t)T, tile), Hkv, B);
+    attn_dq<<<tiles_q, ATT_THREADS, shared_dq>>>(dq, dy, lse, D, q, k, v, T, H, Hkv, Dh, tile, scale);
     CUDA_CHECK_LAUNCH();
-    attn_dkv<<<dim3(T, Hkv, B), ATT_THREADS, 2 * sizeof(float) * T>>>(dk, dv, dy, lse, D, q, k, v, T, H, Hkv, Dh, scale);
+    attn_dkv<<<tiles_k, ATT_THREADS, shared_dkv>>>(dk, dv, dy, lse, D, q, k, v, T, H, Hkv, Dh, tile, scale);
     CUDA_CHECK_LAUNCH();
-    cuda_free(D); // cudaFree synchronizes: the kernels are done with D
 }

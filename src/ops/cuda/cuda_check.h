@@ -27,7 +27,15 @@ cublasHandle_t cuda_blas(void);
 
 // Device buffers reused from call to call, one per use, grown on demand (never shrunk). Kernels on the
 // default stream run in order, so a buffer is never rewritten while an earlier kernel still reads it.
-enum CudaScratch { SCRATCH_IDS, SCRATCH_HOST_ADD, SCRATCH_PARTIALS, SCRATCH_EMBED_ROWS, SCRATCH_REDUCE, SCRATCH_COUNT };
+enum CudaScratch {
+    SCRATCH_IDS,
+    SCRATCH_HOST_ADD,
+    SCRATCH_PARTIALS,
+    SCRATCH_EMBED_ROWS,
+    SCRATCH_REDUCE,
+    SCRATCH_ATTN_ROWDOT,
+    SCRATCH_COUNT
+};
 void *cuda_scratch(CudaScratch use, size_t bytes);
 
 // Per-column sums over many rows, deterministic and parallel: a kernel gives each (chunk of
