@@ -124,14 +124,17 @@ $(BUILD)/emu/%.o: $(BUILD)/emu/%.cpp
 $(BUILD)/emu/emu.o: $(EMU_DIR)/emu.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -O2 -MMD -MP -c -o $@ $<
+$(BUILD)/emu/tests/cuda/test_cuda_ops.o: tests/cuda/test_cuda_ops.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DPGOLF_CUDA='"$(BUILD)/emu/pgolf-cuda"' -MMD -MP -c -o $@ $<
 $(BUILD)/emu/run_cuda_tests: $(OBJ) $(filter-out %/bridge.o,$(EMU_CUDA_OBJ)) $(BUILD)/emu/$(EMU_DIR)/selftest.o \
-                             $(BUILD)/tests/test_main.o $(BUILD)/tests/test_helpers.o $(BUILD)/tests/cuda/test_cuda_ops.o
+                             $(BUILD)/tests/test_main.o $(BUILD)/tests/test_helpers.o $(BUILD)/emu/tests/cuda/test_cuda_ops.o
 	$(CXX) -fsanitize=address -o $@ $^ $(LDLIBS)
 $(BUILD)/emu/pgolf-cuda: $(filter-out $(CPU_OPS_OBJ),$(OBJ)) $(EMU_CUDA_OBJ) $(BUILD)/src/cli/main.o
 	$(CXX) -fsanitize=address -o $@ $^ $(LDLIBS)
 
 cuda-emu-test: $(BUILD)/emu/run_cuda_tests $(BUILD)/emu/pgolf-cuda pgolf
-	@set -o pipefail; export ASAN_OPTIONS=detect_leaks=0 PGOLF_CUDA=$(BUILD)/emu/pgolf-cuda; rc=0; \
+	@set -o pipefail; export ASAN_OPTIONS=detect_leaks=0; rc=0; \
 	$(BUILD)/emu/run_cuda_tests | tee $(BUILD)/emu/tests.log || rc=1; \
 	echo "== again, each barrier interval's threads in reverse order"; \
 	EMU_THREAD_ORDER=reverse $(BUILD)/emu/run_cuda_tests | tee $(BUILD)/emu/tests_reverse.log || rc=1; \

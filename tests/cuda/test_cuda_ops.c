@@ -14,6 +14,9 @@
 #include "util.h"
 
 #define TOL 1e-4
+#ifndef PGOLF_CUDA
+#define PGOLF_CUDA "./pgolf-cuda" // the emulator's test build names its own pgolf-cuda
+#endif
 
 static Rng g_rng;
 
@@ -337,9 +340,8 @@ TEST(cuda_model_tracks_cpu_loss_curve) {
     free(cpu);
     snprintf(cmd, sizeof cmd, "env %s OUT_DIR=%s INIT_CHECKPOINT=%s/final_model.safetensors ./pgolf train", env, dir_cpu, dir_gpu);
     CHECK(test_run(cmd, &cpu) == 0, "pgolf (CPU) failed:\n%s", cpu);
-    const char *pgolf_cuda = getenv("PGOLF_CUDA") ? getenv("PGOLF_CUDA") : "./pgolf-cuda"; // the emulator's build elsewhere
     snprintf(cmd, sizeof cmd, "env %s OUT_DIR=%s/gpu INIT_CHECKPOINT=%s/final_model.safetensors %s train", env, dir_gpu,
-             dir_gpu, pgolf_cuda);
+             dir_gpu, PGOLF_CUDA);
     CHECK(test_run(cmd, &gpu) == 0, "pgolf-cuda failed:\n%s", gpu);
     for (int i = 1; i <= 8; i++) {
         char prefix[64];

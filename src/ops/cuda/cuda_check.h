@@ -45,6 +45,9 @@ void *cuda_scratch(CudaScratch use, size_t bytes);
 #define SUM_CHUNK_ROWS 256
 static inline unsigned row_chunks(int N) { return N > SUM_CHUNK_ROWS ? (unsigned)((N + SUM_CHUNK_ROWS - 1) / SUM_CHUNK_ROWS) : 1; }
 double *column_partials(int N, int cols);
+// The first row of this block's chunk (blockIdx.y) and one past its last, of N rows.
+__device__ inline int chunk_begin(void) { return blockIdx.y * SUM_CHUNK_ROWS; }
+__device__ inline int chunk_end(int N) { return chunk_begin() + SUM_CHUNK_ROWS < N ? chunk_begin() + SUM_CHUNK_ROWS : N; }
 void column_partials_add(float *acc, const double *part, int N, int cols);
 
 // dot(a, b) over n values (sum(a) when b is null), in fixed-order passes.

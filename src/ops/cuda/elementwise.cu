@@ -52,9 +52,8 @@ __global__ static void resid_mix_bwd(float *dx, float *dx0, double *part, const 
                                      const float *mix, int N, int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    int n0 = blockIdx.y * SUM_CHUNK_ROWS, n1 = n0 + SUM_CHUNK_ROWS < N ? n0 + SUM_CHUNK_ROWS : N;
     double s0 = 0, s1 = 0;
-    for (int n = n0; n < n1; n++) {
+    for (int n = chunk_begin(); n < chunk_end(N); n++) {
         size_t o = (size_t)n * C + c;
         s0 += (double)dout[o] * x[o];
         s1 += (double)dout[o] * x0[o];
@@ -89,9 +88,8 @@ __global__ static void scaled_add_bwd(float *dy, double *part, const float *dout
                                       int accumulate) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    int n0 = blockIdx.y * SUM_CHUNK_ROWS, n1 = n0 + SUM_CHUNK_ROWS < N ? n0 + SUM_CHUNK_ROWS : N;
     double s = 0;
-    for (int n = n0; n < n1; n++) {
+    for (int n = chunk_begin(); n < chunk_end(N); n++) {
         size_t o = (size_t)n * C + c;
         s += (double)dout[o] * y[o];
         dy[o] = (accumulate ? dy[o] : 0) + dout[o] * scale[c];

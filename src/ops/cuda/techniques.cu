@@ -174,9 +174,8 @@ __global__ static void gate_bwd(float *dy, float *dz, const float *dout, const f
 __global__ static void column_chunk_sum(double *part, const float *x, int N, int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    int n0 = blockIdx.y * SUM_CHUNK_ROWS, n1 = n0 + SUM_CHUNK_ROWS < N ? n0 + SUM_CHUNK_ROWS : N;
     double s = 0;
-    for (int n = n0; n < n1; n++) s += x[(size_t)n * C + c];
+    for (int n = chunk_begin(); n < chunk_end(N); n++) s += x[(size_t)n * C + c];
     part[(size_t)blockIdx.y * C + c] = s;
 }
 
@@ -209,9 +208,8 @@ __global__ static void smear_bwd(float *dx, double *part, const float *dout, con
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     float g = sigm(gate[c]);
-    int n0 = blockIdx.y * SUM_CHUNK_ROWS, n1 = n0 + SUM_CHUNK_ROWS < B * T ? n0 + SUM_CHUNK_ROWS : B * T;
     double s = 0;
-    for (int n = n0; n < n1; n++) {
+    for (int n = chunk_begin(); n < chunk_end(B * T); n++) {
         size_t o = (size_t)n * C + c;
         int first = n % T == 0, last = n % T == T - 1;
         dx[o] = (1 - g) * dout[o] + (last ? 0.0f : g * dout[o + C]);
@@ -248,9 +246,8 @@ __global__ static void skip_lerp_bwd(float *dx, float *dy, double *part, const f
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     float s = sigm(gate[c]);
-    int n0 = blockIdx.y * SUM_CHUNK_ROWS, n1 = n0 + SUM_CHUNK_ROWS < N ? n0 + SUM_CHUNK_ROWS : N;
     double sw = 0, sg = 0;
-    for (int n = n0; n < n1; n++) {
+    for (int n = chunk_begin(); n < chunk_end(N); n++) {
         size_t o = (size_t)n * C + c;
         float d = dout[o];
         sw += (double)d * (1 - s) * y[o];
