@@ -43,15 +43,16 @@ void *cuda_scratch(CudaScratch use, size_t bytes);
 // column_partials(N, cols)[chunk * cols + col]; column_partials_add then adds each column's partials,
 // chunk by chunk, into acc. A fixed chunking, so the result does not depend on the GPU.
 #define SUM_CHUNK_ROWS 256
-static inline unsigned row_chunks(int N) { return N > SUM_CHUNK_ROWS ? (unsigned)((N + SUM_CHUNK_ROWS - 1) / SUM_CHUNK_ROWS) : 1; }
+static inline unsigned row_chunks(int N) { return N > 0 ? (unsigned)((N + SUM_CHUNK_ROWS - 1) / SUM_CHUNK_ROWS) : 1; }
 double *column_partials(int N, int cols);
-// The first row of this block's chunk (blockIdx.y) and one past its last, of N rows.
+void column_partials_add(float *acc, const double *part, int N, int cols);
+// In such a kernel: the first row of this block's chunk (blockIdx.y) and one past its last, of N rows.
 __device__ inline int chunk_begin(void) { return blockIdx.y * SUM_CHUNK_ROWS; }
 __device__ inline int chunk_end(int N) { return chunk_begin() + SUM_CHUNK_ROWS < N ? chunk_begin() + SUM_CHUNK_ROWS : N; }
-void column_partials_add(float *acc, const double *part, int N, int cols);
 
-// dot(a, b) over n values (sum(a) when b is null), in fixed-order passes.
-double cuda_dot(const float *a, const float *b, size_t n);
+// out[0] = a . b (the sum of a when b is null), out[1] = a . c (0 when c is null), over n values in
+// one fixed-order pass.
+void cuda_dots(double out[2], const float *a, const float *b, const float *c, size_t n);
 
 // The sum of v over a block of at most 256 threads, in a fixed tree order, returned to every thread.
 __device__ inline double block_sum(double v) {

@@ -19,35 +19,49 @@ void *cuda_scratch(CudaScratch use, size_t bytes) {
 }
 
 // ---------------------------------------------------------------- whole buffers
-// REDUCE_BLOCKS blocks of partial sums over strided slices, then one block over the partials.
+// REDUCE_BLOCKS blocks of partial sums over strided slices, then one block over the partials; both
+// sums of cuda_dots in the same pass.
 
-__global__ static void partial_dots(double *part, const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+__global__ static void partial_dots(double *part, const float *a, const float *b, const float *c, size_t n) {
+    double s = 0, t = 0;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         s += b ? (double)a[i] * b[i] : (double)a[i];
+        if (c) t += (double)a[i] * c[i];
+    }
     s = block_sum(s);
-    if (threadIdx.x == 0) part[blockIdx.x] = s;
+    t = block_sum(t);
+    if (threadIdx.x == 0) part[blockIdx.x] = s, part[REDUCE_BLOCKS + blockIdx.x] = t;
 }
 
-__global__ static void final_sum(double *out, const double *part, int n) {
-    double s = 0;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) s += part[i];
+// out[0], out[1]: the sums of part[0, n) and part[n, 2n)
+__global__ static void final_sums(double *out, const double *part, int n) {
+    double s = 0, t = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) s += part[i], t += part[n + i];
     s = block_sum(s);
-    if (threadIdx.x == 0) *out = s;
+    t = block_sum(t);
+    if (threadIdx.x == 0) out[0] = s, out[1] = t;
 }
 
-double cuda_dot(const float *a, const float *b, size_t n) {
-    double *d = (double *)cuda_scratch(SCRATCH_REDUCE, sizeof(double) * (REDUCE_BLOCKS + 1)), h = 0;
-    partial_dots<<<REDUCE_BLOCKS, THREADS>>>(d + 1, a, b, n);
+void cuda_dots(double out[2], const float *a, const float *b, const float *c, size_t n) {
+    double *d = (double *)cuda_scratch(SCRATCH_REDUCE, sizeof(double) * (2 * REDUCE_BLOCKS + 2));
+    partial_dots<<<REDUCE_BLOCKS, THREADS>>>(d + 2, a, b, c, n);
     CUDA_CHECK_LAUNCH();
-    final_sum<<<1, THREADS>>>(d, d + 1, REDUCE_BLOCKS);
+    final_sums<<<1, THREADS>>>(d, d + 2, REDUCE_BLOCKS);
     CUDA_CHECK_LAUNCH();
-    CUDA_CHECK(cudaMemcpy(&h, d, sizeof(double), cudaMemcpyDeviceToHost));
-    return h;
+    CUDA_CHECK(cudaMemcpy(out, d, 2 * sizeof(double), cudaMemcpyDeviceToHost));
 }
 
-extern "C" double cuda_sum_squares(const float *x, size_t n) { return cuda_dot(x, x, n); }
-extern "C" double cuda_sum_values(const float *x, size_t n) { return cuda_dot(x, nullptr, n); }
+extern "C" double cuda_sum_squares(const float *x, size_t n) {
+    double s[2];
+    cuda_dots(s, x, x, nullptr, n);
+    return s[0];
+}
+
+extern "C" double cuda_sum_values(const float *x, size_t n) {
+    double s[2];
+    cuda_dots(s, x, nullptr, nullptr, n);
+    return s[0];
+}
 
 // ---------------------------------------------------------------- columns
 

@@ -294,8 +294,7 @@ extern "C" void cuda_value_mix_forward(float *out, const float *v, const float *
 
 extern "C" void cuda_value_mix_backward(float *dv, float *dv0, double dlam[2], const float *dout, const float *v, const float *v0,
                                         const float lam[2], size_t n) {
-    dlam[0] = cuda_dot(dout, v, n); // before dv may overwrite dout
-    dlam[1] = cuda_dot(dout, v0, n);
+    cuda_dots(dlam, dout, v, v0, n); // before dv may overwrite dout
     mix2_bwd<<<blocks_for(n, THREADS), THREADS>>>(dv, dv0, dout, lam[0], lam[1], n);
     CUDA_CHECK_LAUNCH();
 }
@@ -306,10 +305,11 @@ extern "C" void cuda_axpy_forward(float *x, float a, const float *y, size_t n) {
 }
 
 extern "C" double cuda_axpy_backward(float *dy, const float *dout, float a, const float *y, size_t n) {
-    double da = cuda_dot(dout, y, n);
+    double da[2];
+    cuda_dots(da, dout, y, nullptr, n);
     mix2_bwd<<<blocks_for(n, THREADS), THREADS>>>(dy, nullptr, dout, a, 0.0f, n);
     CUDA_CHECK_LAUNCH();
-    return da;
+    return da[0];
 }
 
 // ---------------------------------------------------------------- embedding gradient
