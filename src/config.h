@@ -25,6 +25,7 @@
     X(STR, run_id, "RUN_ID", "", CG_RUN, "run name for logs/<RUN_ID>.txt (default: a random id)")                          \
     X(INT, seed, "SEED", "1337", CG_RUN, "random seed for init and sampling")                                              \
     X(INT, num_threads, "NUM_THREADS", "0", CG_RUN, "OpenMP/BLAS threads (0: OpenMP default)")                           \
+    X(STR, matmul_precision, "MATMUL_PRECISION", "auto", CG_RUN, "linear layers' operands: fp32, bf16 (rounded operands, fp32 sums, as tensor cores) or auto (fp32 on CPU, bf16 on CUDA)") \
     X(STR, out_dir, "OUT_DIR", ".", CG_RUN, "where final_model.* artifacts and logs/ are written")                         \
     X(INT, val_batch_size, "VAL_BATCH_SIZE", "524288", CG_EVAL, "validation tokens per batch (divided by GRAD_ACCUM_STEPS)") \
     X(INT, val_loss_every, "VAL_LOSS_EVERY", "1000", CG_TRAIN, "validate every N steps (0: only at the end)")            \

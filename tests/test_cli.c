@@ -236,6 +236,7 @@ TEST(cli_bad_input_fails_clearly) {
         {"VALUE_RESIDUAL_FORM=gate ./pgolf train", "VALUE_RESIDUAL_FORM=gate must be scalar or sigmoid"},
         {"BIGRAM_VOCAB_SIZE=1 ./pgolf train", "BIGRAM_VOCAB_SIZE=1 must be 0 (off) or at least 2"},
         {"TTT_LR_SCHEDULE=linear ./pgolf train", "TTT_LR_SCHEDULE=linear is not constant or cosine"},
+        {"MATMUL_PRECISION=fp16 ./pgolf train", "MATMUL_PRECISION=fp16 must be fp32, bf16 or auto"},
     };
     char env[4096], cmd[8192], *out;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "io/host_copy.h"
+#include "ops/ops.h"
 #include "util.h"
 
 void cli_load_artifact_weights(const Artifact *a, GPT *m) {
@@ -27,5 +28,9 @@ int cli_setup(Config *c, int argc, char **argv, unsigned groups, const char *cmd
         if (!strncmp(argv[i], "--", 2)) die("unknown option %s for `pgolf %s` (see pgolf %s --help)", argv[i], cmd, cmd);
     if (argc - 1 > max_positional) die("unexpected argument '%s' for `pgolf %s`", argv[1 + max_positional], cmd);
     if (c->num_threads > 0) omp_set_num_threads((int)c->num_threads);
+    if (!strcmp(c->matmul_precision, "fp32") || !strcmp(c->matmul_precision, "bf16"))
+        ops_set_matmul_bf16(!strcmp(c->matmul_precision, "bf16"));
+    else if (strcmp(c->matmul_precision, "auto"))
+        die("MATMUL_PRECISION=%s must be fp32, bf16 or auto", c->matmul_precision);
     return argc - 1;
 }

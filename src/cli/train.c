@@ -215,7 +215,7 @@ static void setup(Trainer *t) {
 
     log0("model_params:%lld", (long long)t->m.n_params);
     log0("world_size:1 grad_accum_steps:%lld", (long long)c->grad_accum_steps);
-    log0("backend:%s", ops_backend());
+    log0("backend:%s matmul:%s", ops_backend(), ops_matmul_bf16() ? "bf16" : "fp32");
     log0("attention_mode:gqa num_heads:%lld num_kv_heads:%lld", (long long)c->num_heads, (long long)c->num_kv_heads);
     char f[4][32];
     log0("tie_embeddings:%s embed_lr:%s head_lr:%s matrix_lr:%s scalar_lr:%s", c->tie_embeddings ? "True" : "False",

@@ -1,7 +1,8 @@
-// Every CUDA op against the CPU op on the same random inputs (`make cuda-test`). Both compute in fp32;
-// they differ only in summation order, so results agree to 1e-4 of the tensor's largest magnitude
-// (the attention's softmax and the reductions over a few thousand terms stay well inside it).
-// Without a GPU every test reports itself skipped.
+// Every CUDA op against the CPU op on the same random inputs (`make cuda-test`). Both compute in fp32
+// (the linear layers also with bf16 operands, against the CPU's bf16 mode); they differ only in
+// summation order, so results agree to 1e-4 of the tensor's largest magnitude (the attention's softmax
+// and the reductions over a few thousand terms stay well inside it). Without a GPU every test reports
+// itself skipped.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,20 +51,50 @@ static void compare(const char *what, const float *dev, const float *cpu, size_t
     free(h);
 }
 
-TEST(cuda_matmul) {
-    if (!have_gpu()) return;
-    int N = 37, I = 64, O = 48;
-    float *x = host_randn((size_t)N * I, 1), *w = host_randn((size_t)O * I, 1), *dout = host_randn((size_t)N * O, 1);
-    float *out = xmalloc(sizeof(float) * N * O), *dx = xmalloc(sizeof(float) * N * I), *dw = calloc((size_t)O * I, sizeof(float));
+// The linear layers in both precisions: fp32, and bf16 operands (the CUDA default) against the CPU's
+// bf16 mode (the same rounded operands, so only summation orders differ); bf16 must differ from fp32 by
+// about bf16's precision (2^-8), proving the operands were rounded.
+static void matmul_case(int bf16, float *out, float *dx, float *dw, const float *x, const float *w, const float *dout, int N,
+                        int I, int O) {
+    ops_set_matmul_bf16(bf16);
+    cuda_set_matmul_bf16(bf16);
+    memset(dw, 0, sizeof(float) * O * I);
     matmul_forward(out, x, w, N, I, O);
     matmul_backward(dx, dw, dout, x, w, N, I, O, 0);
     float *gx = to_device(x, (size_t)N * I), *gw = to_device(w, (size_t)O * I), *gd = to_device(dout, (size_t)N * O);
     float *gout = cuda_alloc((size_t)N * O), *gdx = cuda_alloc((size_t)N * I), *gdw = cuda_alloc((size_t)O * I);
     cuda_matmul_forward(gout, gx, gw, N, I, O);
     cuda_matmul_backward(gdx, gdw, gd, gx, gw, N, I, O, 0);
+    printf("    %s operands:\n", bf16 ? "bf16" : "fp32");
     compare("matmul out", gout, out, (size_t)N * O);
     compare("matmul dinp", gdx, dx, (size_t)N * I);
     compare("matmul dw", gdw, dw, (size_t)O * I);
+    cuda_free(gx), cuda_free(gw), cuda_free(gd), cuda_free(gout), cuda_free(gdx), cuda_free(gdw);
+}
+
+static double max_relative_difference(const float *a, const float *b, size_t n) {
+    double big = 1e-30, diff = 0;
+    for (size_t i = 0; i < n; i++) big = fmax(big, fabs(b[i])), diff = fmax(diff, fabs((double)a[i] - b[i]));
+    return diff / big;
+}
+
+TEST(cuda_matmul) {
+    if (!have_gpu()) return;
+    int N = 37, I = 64, O = 48;
+    float *x = host_randn((size_t)N * I, 1), *w = host_randn((size_t)O * I, 1), *dout = host_randn((size_t)N * O, 1);
+    float *out[2], *dx[2], *dw[2];
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        out[bf16] = xmalloc(sizeof(float) * N * O), dx[bf16] = xmalloc(sizeof(float) * N * I);
+        dw[bf16] = xmalloc(sizeof(float) * O * I);
+        matmul_case(bf16, out[bf16], dx[bf16], dw[bf16], x, w, dout, N, I, O);
+    }
+    ops_set_matmul_bf16(0); // the backends' defaults
+    cuda_set_matmul_bf16(1);
+    double r = max_relative_difference(out[1], out[0], (size_t)N * O);
+    printf("    bf16 vs fp32 forward: relative difference %.2e\n", r);
+    CHECK(r > 1e-4 && r < 2e-2, "bf16 vs fp32 forward: relative difference %.3g, expected about 2^-8", r);
+    r = max_relative_difference(dw[1], dw[0], (size_t)O * I);
+    CHECK(r > 1e-4 && r < 2e-2, "bf16 vs fp32 dw: relative difference %.3g, expected about 2^-8", r);
 }
 
 TEST(cuda_rmsnorm_and_head) {
@@ -312,18 +343,20 @@ TEST(cuda_optimizer_ops) {
 }
 
 // The whole model on the GPU: pgolf-cuda (the same model and loop on src/ops/cuda) against pgolf on the CPU
-// from the same weights and shards, every technique family on: 8 training steps' losses within 2e-3 and
-// the round-trip val_bpb within 1e-3 (fp32 on both sides; only summation orders differ).
+// from the same weights and shards, every technique family on, both computing the linear layers at
+// `precision` (the CPU's bf16 mode rounds the same operands): 8 training steps' losses within loss_tol
+// and the round-trip val_bpb within bpb_tol; only summation orders differ.
 static double value_after(const char *text, const char *prefix, const char *key) {
     const char *line = strstr(text, prefix);
     const char *k = line ? strstr(line, key) : NULL;
     return k ? atof(k + strlen(key)) : NAN;
 }
 
-TEST(cuda_model_tracks_cpu_loss_curve) {
-    if (!have_gpu()) return;
+static void model_tracks_cpu(const char *precision, double loss_tol, double bpb_tol) {
     const char *data = test_markov_dataset("cuda_curve_data");
-    const char *dir_cpu = test_tmpdir("cuda_curve_cpu"), *dir_gpu = test_tmpdir("cuda_curve_gpu");
+    char name[64];
+    snprintf(name, sizeof name, "cuda_curve_%s", precision);
+    const char *dir = test_tmpdir(name);
     char env[4096], cmd[8192], *cpu, *gpu;
     snprintf(env, sizeof env,
              "DATA_PATH=%s TOKENIZER_PATH=%s/tokenizers/fineweb_1024_bpe.model RUN_ID=c VOCAB_SIZE=1024 NUM_LAYERS=4 "
@@ -332,27 +365,43 @@ TEST(cuda_model_tracks_cpu_loss_curve) {
              "TRAIN_LOG_EVERY=1 ROPE_DIMS=8 LN_SCALE=1 NEGATIVE_SLOPE=0.5 XSA_LAST_N=4 SMEAR_GATE=1 GATED_ATTENTION=1 "
              "VALUE_RESIDUAL=1 BIGRAM_VOCAB_SIZE=64 BIGRAM_DIM=16 SKIP_GATES_ENABLED=1 RECUR_LAYERS=1-2 "
              "PARALLEL_RESIDUAL_START=3 VE_ENABLED=1 VE_DIM=16 VE_LAYERS=3 EMA_ENABLED=1 MUON_WD=0.04 ADAM_WD=0.04 "
-             "MUON_ROW_NORMALIZE=1 LATE_QAT=1 QAT_THRESHOLD=0.5",
-             data, test_shared_data());
+             "MUON_ROW_NORMALIZE=1 LATE_QAT=1 QAT_THRESHOLD=0.5 MATMUL_PRECISION=%s",
+             data, test_shared_data(), precision);
     // one set of initial weights for both: an export-only run writes them
-    snprintf(cmd, sizeof cmd, "env %s OUT_DIR=%s ITERATIONS=0 ./pgolf train", env, dir_gpu);
+    snprintf(cmd, sizeof cmd, "env %s OUT_DIR=%s/init ITERATIONS=0 ./pgolf train", env, dir);
     CHECK(test_run(cmd, &cpu) == 0, "writing the initial weights failed:\n%s", cpu);
     free(cpu);
-    snprintf(cmd, sizeof cmd, "env %s OUT_DIR=%s INIT_CHECKPOINT=%s/final_model.safetensors ./pgolf train", env, dir_cpu, dir_gpu);
+    snprintf(cmd, sizeof cmd, "env %s OUT_DIR=%s/cpu INIT_CHECKPOINT=%s/init/final_model.safetensors ./pgolf train", env, dir, dir);
     CHECK(test_run(cmd, &cpu) == 0, "pgolf (CPU) failed:\n%s", cpu);
-    snprintf(cmd, sizeof cmd, "env %s OUT_DIR=%s/gpu INIT_CHECKPOINT=%s/final_model.safetensors %s train", env, dir_gpu,
-             dir_gpu, PGOLF_CUDA);
+    snprintf(cmd, sizeof cmd, "env %s OUT_DIR=%s/gpu INIT_CHECKPOINT=%s/init/final_model.safetensors %s train", env, dir, dir,
+             PGOLF_CUDA);
     CHECK(test_run(cmd, &gpu) == 0, "pgolf-cuda failed:\n%s", gpu);
+    char expect[64];
+    snprintf(expect, sizeof expect, "matmul:%s", precision);
+    CHECK(strstr(cpu, expect) && strstr(gpu, expect), "both runs should log %s", expect);
+    double worst = 0;
     for (int i = 1; i <= 8; i++) {
         char prefix[64];
         snprintf(prefix, sizeof prefix, "step:%d/8 train_loss:", i);
         double a = value_after(gpu, prefix, "train_loss:"), b = value_after(cpu, prefix, "train_loss:");
-        CHECK(fabs(a - b) < 2e-3, "step %d: GPU train_loss %.4f, CPU %.4f", i, a, b);
+        CHECK(fabs(a - b) < loss_tol, "step %d: GPU train_loss %.4f, CPU %.4f", i, a, b);
+        worst = fmax(worst, fabs(a - b));
     }
     double a = value_after(gpu, "_roundtrip_exact", "val_bpb:"), b = value_after(cpu, "_roundtrip_exact", "val_bpb:");
-    CHECK(fabs(a - b) < 1e-3, "round-trip val_bpb: GPU %.6f, CPU %.6f", a, b);
+    CHECK(fabs(a - b) < bpb_tol, "round-trip val_bpb: GPU %.6f, CPU %.6f", a, b);
+    printf("    %s: largest train_loss difference %.2e, round-trip val_bpb difference %.2e\n", precision, worst, fabs(a - b));
     free(cpu);
     free(gpu);
+}
+
+TEST(cuda_model_tracks_cpu_loss_curve_fp32) {
+    if (!have_gpu()) return;
+    model_tracks_cpu("fp32", 2e-3, 1e-3);
+}
+
+TEST(cuda_model_tracks_cpu_loss_curve_bf16) {
+    if (!have_gpu()) return;
+    model_tracks_cpu("bf16", 5e-3, 2e-3); // bf16 rounding turns summation-order differences into 2^-8 steps
 }
 
 __attribute__((constructor)) static void seed_rng(void) { rng_seed(&g_rng, 7); }

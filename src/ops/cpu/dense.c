@@ -71,14 +71,42 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real 
     }
 }
 
+// bf16 operands on the CPU reproduce the CUDA backend's tensor-core numerics: the operands are
+// rounded to bfloat16 (kept in floats, so sgemm multiplies bf16 values exactly and sums in fp32).
+// Slower than fp32 here (one more pass over each operand); a parity aid, off by default.
+static int g_matmul_bf16;
+
+void ops_set_matmul_bf16(int on) { g_matmul_bf16 = on; }
+int ops_matmul_bf16(void) { return g_matmul_bf16; }
+
+enum { OPERAND_A, OPERAND_B, OPERANDS };
+
+// x as bf16 values in a reusable buffer per operand slot, or x itself in fp32 mode
+static const real *matmul_operand(int slot, const real *x, size_t n) {
+    static real *buf[OPERANDS];
+    static size_t cap[OPERANDS];
+    if (!g_matmul_bf16) return x;
+    if (n > cap[slot]) {
+        free(buf[slot]);
+        buf[slot] = xmalloc(n * sizeof(real));
+        cap[slot] = n;
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) buf[slot][i] = bf16_round((float)x[i]);
+    return buf[slot];
+}
+
 void matmul_forward(real *out, const real *inp, const real *w, int N, int C_in, int C_out) {
-    gemm(0, 1, N, C_out, C_in, 1, inp, C_in, w, C_in, 0, out, C_out);
+    const real *a = matmul_operand(OPERAND_A, inp, (size_t)N * C_in), *b = matmul_operand(OPERAND_B, w, (size_t)C_out * C_in);
+    gemm(0, 1, N, C_out, C_in, 1, a, C_in, b, C_in, 0, out, C_out);
 }
 
 void matmul_backward(real *dinp, real *dw, const real *dout, const real *inp, const real *w, int N, int C_in, int C_out,
                      int accumulate) {
-    if (dinp) gemm(0, 0, N, C_in, C_out, 1, dout, C_out, w, C_in, accumulate ? 1 : 0, dinp, C_in);
-    if (dw) gemm(1, 0, C_out, C_in, N, 1, dout, C_out, inp, C_in, 1, dw, C_in);
+    const real *d = matmul_operand(OPERAND_A, dout, (size_t)N * C_out);
+    if (dinp) gemm(0, 0, N, C_in, C_out, 1, d, C_out, matmul_operand(OPERAND_B, w, (size_t)C_out * C_in), C_in,
+                   accumulate ? 1 : 0, dinp, C_in);
+    if (dw) gemm(1, 0, C_out, C_in, N, 1, d, C_out, matmul_operand(OPERAND_B, inp, (size_t)N * C_in), C_in, 1, dw, C_in);
 }
 
 // Fixed blocks summed in block order: the result does not depend on the thread count or timing.

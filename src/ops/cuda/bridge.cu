@@ -47,6 +47,8 @@ void ops_add_from_host(real *dst, const real *host, size_t n) {
     cuda_axpy_forward(dst, 1, tmp, n);
 }
 
+void ops_set_matmul_bf16(int on) { cuda_set_matmul_bf16(on); }
+int ops_matmul_bf16(void) { return cuda_matmul_bf16(); }
 void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
           real beta, real *C, int ldc) {
     cuda_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -22,7 +22,7 @@ extern "C" void die(const char *fmt, ...) __attribute__((noreturn, format(printf
 
 static inline unsigned blocks_for(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
 
-// The one cuBLAS handle, created on first use in fp32 math without TF32 (dense.cu).
+// The one cuBLAS handle, created on first use; fp32 GEMMs run without TF32 (dense.cu).
 cublasHandle_t cuda_blas(void);
 
 // Device buffers reused from call to call, one per use, grown on demand (never shrunk). Kernels on the
@@ -34,6 +34,8 @@ enum CudaScratch {
     SCRATCH_EMBED_ROWS,
     SCRATCH_REDUCE,
     SCRATCH_ATTN_ROWDOT,
+    SCRATCH_BF16_A, // the linear layers' operands rounded to bf16 (dense.cu)
+    SCRATCH_BF16_B,
     SCRATCH_COUNT
 };
 void *cuda_scratch(CudaScratch use, size_t bytes);

@@ -1,8 +1,23 @@
-// Linear layers through cuBLAS. Row-major [N, C] buffers are column-major [C, N] to cuBLAS, so
-// out = inp w^T becomes out^T = w^T-as-stored... worked out per call below. fp32 math, no TF32, so
-// results match the CPU sgemm to rounding.
+// Linear layers through cuBLAS. Row-major [N, C] buffers are column-major [C, N] to cuBLAS, so each
+// call below states its column-major form.
+//
+// Precision (ops_set_matmul_bf16; on by default, as the reference's autocast): the operands of the
+// linear layers are rounded to bf16 into scratch buffers and multiplied on tensor cores with fp32
+// accumulation and fp32 results (cublasGemmEx; no epilogue is needed, so not cuBLASLt). Weights stay
+// fp32 masters; weight gradients come out fp32 (the reference's come out bf16). Off: fp32 SGEMM
+// without TF32, matching the CPU to rounding. gemm (Muon's Newton-Schulz, GPTQ's Hessians) always
+// runs in fp32 SGEMM (the reference's Newton-Schulz runs in bf16).
+#include <cuda_bf16.h>
+
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
+
+#define THREADS 256
+
+static int g_matmul_bf16 = 1;
+
+extern "C" void cuda_set_matmul_bf16(int on) { g_matmul_bf16 = on; }
+extern "C" int cuda_matmul_bf16(void) { return g_matmul_bf16; }
 
 cublasHandle_t cuda_blas(void) {
     static cublasHandle_t h = nullptr;
@@ -13,18 +28,46 @@ cublasHandle_t cuda_blas(void) {
     return h;
 }
 
+__global__ static void round_to_bf16(__nv_bfloat16 *out, const float *in, size_t n) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = __float2bfloat16_rn(in[i]);
+}
+
+// An operand of a linear layer as cuBLAS reads it: x itself (fp32), or x rounded to bf16 in the scratch
+// buffer `use` (valid until that buffer's next use).
+static const void *operand(CudaScratch use, const float *x, size_t n) {
+    if (!g_matmul_bf16) return x;
+    __nv_bfloat16 *out = (__nv_bfloat16 *)cuda_scratch(use, n * sizeof(__nv_bfloat16));
+    size_t blocks = (n + THREADS - 1) / THREADS;
+    round_to_bf16<<<(unsigned)(blocks < 4096 ? blocks : 4096), THREADS>>>(out, x, n);
+    CUDA_CHECK_LAUNCH();
+    return out;
+}
+
+// Column-major C[m x n] = op(A) op(B) + beta C on operands from operand(); fp32 sums and results.
+static void linear_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *A, int lda,
+                        const void *B, int ldb, float beta, float *C, int ldc) {
+    const float one = 1;
+    cudaDataType type = g_matmul_bf16 ? CUDA_R_16BF : CUDA_R_32F;
+    CUBLAS_CHECK(cublasGemmEx(cuda_blas(), ta, tb, m, n, k, &one, A, type, lda, B, type, ldb, &beta, C, CUDA_R_32F, ldc,
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 // out[N, Cout] = inp[N, Cin] w[Cout, Cin]^T; column-major: out_cm [Cout x N] = (w_cm [Cin x Cout])^T inp_cm [Cin x N]
 extern "C" void cuda_matmul_forward(float *out, const float *inp, const float *w, int N, int C_in, int C_out) {
-    const float one = 1, zero = 0;
-    CUBLAS_CHECK(cublasSgemm(cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, C_out, N, C_in, &one, w, C_in, inp, C_in, &zero, out, C_out));
+    const void *a = operand(SCRATCH_BF16_A, w, (size_t)C_out * C_in), *b = operand(SCRATCH_BF16_B, inp, (size_t)N * C_in);
+    linear_gemm(CUBLAS_OP_T, CUBLAS_OP_N, C_out, N, C_in, a, C_in, b, C_in, 0, out, C_out);
 }
 
 // dinp_cm [Cin x N] = w_cm [Cin x Cout] dout_cm [Cout x N]; dw_cm [Cin x Cout] += inp_cm [Cin x N] dout_cm^T
+// (dout is rounded once for both products)
 extern "C" void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N,
                                      int C_in, int C_out, int accumulate) {
-    const float one = 1, beta = accumulate ? 1.0f : 0.0f;
-    CUBLAS_CHECK(cublasSgemm(cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, C_in, N, C_out, &one, w, C_in, dout, C_out, &beta, dinp, C_in));
-    CUBLAS_CHECK(cublasSgemm(cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_T, C_in, C_out, N, &one, inp, C_in, dout, C_out, &one, dw, C_in));
+    const void *d = operand(SCRATCH_BF16_B, dout, (size_t)N * C_out);
+    linear_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C_in, N, C_out, operand(SCRATCH_BF16_A, w, (size_t)C_out * C_in), C_in, d, C_out,
+                accumulate ? 1.0f : 0.0f, dinp, C_in);
+    linear_gemm(CUBLAS_OP_N, CUBLAS_OP_T, C_in, C_out, N, operand(SCRATCH_BF16_A, inp, (size_t)N * C_in), C_in, d, C_out, 1,
+                dw, C_in);
 }
 
 // BLAS semantics on row-major buffers: C[M,N] = alpha op(A) op(B) + beta C. Column-major cuBLAS sees

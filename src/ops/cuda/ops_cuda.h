@@ -1,10 +1,10 @@
-// The CUDA implementation of the op interface (ops/ops.h), fp32, for NVIDIA GPUs. Same math and the
-// same argument order as the CPU ops; every pointer is device memory. Built only by `make cuda`.
+// The CUDA implementation of the op interface (ops/ops.h) for NVIDIA GPUs: fp32 kernels and fp32
+// master weights, the linear layers' products on bf16 tensor cores (dense.cu). Same math and the same
+// argument order as the CPU ops; every pointer is device memory. Built only by `make cuda`.
 //
 // State (2026-11-25): every op of ops.h has a kernel here; bridge.cu binds them to the ops.h names for
 // pgolf-cuda. Tested against the CPU ops by tests/cuda, on the CPU emulator (tests/cuda/emu) in CI
-// and on a GPU where one exists (never yet). bf16 compute with fp32 master weights and a fused
-// attention are the next steps (see the notes).
+// and on a GPU where one exists (never yet). Attention on tensor cores is the next step for speed.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -22,7 +22,11 @@ void cuda_upload(void *dst, const void *src, size_t bytes);
 void cuda_download(void *dst, const void *src, size_t bytes);
 void cuda_sync(void);
 
-// ---------------------------------------------------------------- dense algebra (cuBLAS, fp32 without TF32)
+// ---------------------------------------------------------------- dense algebra (cuBLAS)
+// The linear layers' operands: bf16 on tensor cores (default) or fp32 without TF32 (as ops.h's
+// ops_set_matmul_bf16); cuda_gemm is always fp32.
+void cuda_set_matmul_bf16(int on);
+int cuda_matmul_bf16(void);
 void cuda_matmul_forward(float *out, const float *inp, const float *w, int N, int C_in, int C_out);
 void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N, int C_in,
                           int C_out, int accumulate);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "include/cublas_v2.h"
+#include "include/cuda_bf16.h"
 #include "include/cuda_runtime.h"
 
 extern "C" void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
@@ -324,27 +325,82 @@ cublasStatus_t cublasCreate(cublasHandle_t *handle) {
 
 cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) { return CUBLAS_STATUS_SUCCESS; }
 
-// A column-major operand of rows x cols stored with leading dimension ld must lie in device memory.
-static void require_matrix(const float *p, int rows, int cols, int ld, const char *what) {
-    if (ld < (rows > 1 ? rows : 1)) die("CUDA emulator: cublasSgemm: %s has leading dimension %d < %d rows", what, ld, rows);
-    require_span(p, sizeof(float) * ((size_t)ld * (cols - 1) + rows), what);
+// A column-major operand of rows x cols stored with leading dimension ld must lie in device memory;
+// returns how many elements that span.
+static size_t require_matrix(const void *p, size_t elem, int rows, int cols, int ld, const char *what) {
+    if (ld < (rows > 1 ? rows : 1)) die("CUDA emulator: %s has leading dimension %d < %d rows", what, ld, rows);
+    size_t count = (size_t)ld * (cols - 1) + rows;
+    require_span(p, elem * count, what);
+    return count;
+}
+
+// What cublasSgemm and cublasGemmEx check of their arguments; false: nothing to compute.
+static bool check_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha, const void *A,
+                       size_t a_elem, int lda, const void *B, size_t b_elem, int ldb, const void *beta, const float *C,
+                       int ldc, const char *call, size_t *a_count, size_t *b_count) {
+    if (!m || !n) return false;
+    char what[64];
+    snprintf(what, sizeof what, "%s alpha (host pointer mode)", call);
+    require_host(alpha, what);
+    snprintf(what, sizeof what, "%s beta (host pointer mode)", call);
+    require_host(beta, what);
+    *a_count = *b_count = 0;
+    if (k) {
+        snprintf(what, sizeof what, "%s A", call);
+        *a_count = require_matrix(A, a_elem, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda, what);
+        snprintf(what, sizeof what, "%s B", call);
+        *b_count = require_matrix(B, b_elem, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb, what);
+    }
+    snprintf(what, sizeof what, "%s C", call);
+    require_matrix(C, sizeof(float), m, n, ldc, what);
+    return true;
+}
+
+static void sgemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc) {
+    cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m,
+                n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                            const float *alpha, const float *A, int lda, const float *B, int ldb, const float *beta, float *C,
                            int ldc) {
     if (!handle || m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
-    if (!m || !n) return CUBLAS_STATUS_SUCCESS;
-    require_host(alpha, "cublasSgemm alpha (host pointer mode)");
-    require_host(beta, "cublasSgemm beta (host pointer mode)");
-    if (k) {
-        require_matrix(A, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda, "cublasSgemm A");
-        require_matrix(B, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb, "cublasSgemm B");
-    }
-    require_matrix(C, m, n, ldc, "cublasSgemm C");
+    size_t na, nb;
+    if (!check_gemm(ta, tb, m, n, k, alpha, A, sizeof(float), lda, B, sizeof(float), ldb, beta, C, ldc, "cublasSgemm", &na, &nb))
+        return CUBLAS_STATUS_SUCCESS;
     device_access(true);
-    cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m,
-                n, k, *alpha, A, lda, B, ldb, *beta, C, ldc);
+    sgemm(ta, tb, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc);
+    device_access(false);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+static std::vector<float> widen_bf16(const void *p, size_t count) {
+    std::vector<float> out(count);
+    for (size_t i = 0; i < count; i++) out[i] = __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    return out;
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                            const void *alpha, const void *A, cudaDataType Atype, int lda, const void *B, cudaDataType Btype,
+                            int ldb, const void *beta, void *C, cudaDataType Ctype, int ldc, cublasComputeType_t compute,
+                            cublasGemmAlgo_t) {
+    if (!handle || m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    // the combinations pgolf uses (cuBLAS supports more)
+    if (Atype != Btype || Ctype != CUDA_R_32F || compute != CUBLAS_COMPUTE_32F || (Atype != CUDA_R_32F && Atype != CUDA_R_16BF))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    size_t elem = Atype == CUDA_R_16BF ? sizeof(__nv_bfloat16) : sizeof(float), na, nb;
+    float *c = (float *)C;
+    if (!check_gemm(ta, tb, m, n, k, alpha, A, elem, lda, B, elem, ldb, beta, c, ldc, "cublasGemmEx", &na, &nb))
+        return CUBLAS_STATUS_SUCCESS;
+    float al = *(const float *)alpha, be = *(const float *)beta;
+    device_access(true);
+    if (Atype == CUDA_R_32F) {
+        sgemm(ta, tb, m, n, k, al, (const float *)A, lda, (const float *)B, ldb, be, c, ldc);
+    } else {
+        std::vector<float> a = widen_bf16(A, na), b = widen_bf16(B, nb);
+        sgemm(ta, tb, m, n, k, al, a.data(), lda, b.data(), ldb, be, c, ldc);
+    }
     device_access(false);
     return CUBLAS_STATUS_SUCCESS;
 }
