@@ -113,7 +113,7 @@ cuda: $(BUILD)/run_cuda_tests pgolf-cuda
 # The same CUDA sources on the CPU emulator (tests/cuda/emu), built with AddressSanitizer: the CUDA ops'
 # tests and pgolf-cuda's training test run on any machine, once in each thread order.
 EMU_DIR := tests/cuda/emu
-EMU_CXXFLAGS := -std=c++17 -g -Wall -I$(EMU_DIR)/include -Isrc -I$(OPENBLAS_INC)
+EMU_CXXFLAGS := -std=c++17 -g -Wall -Wno-unknown-pragmas -I$(EMU_DIR)/include -Isrc -I$(OPENBLAS_INC)
 EMU_CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/emu/%.o) $(BUILD)/emu/emu.o
 $(BUILD)/emu/%.cpp: %.cu $(EMU_DIR)/cu2cpp.sed
 	@mkdir -p $(dir $@)

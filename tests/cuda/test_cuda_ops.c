@@ -40,16 +40,26 @@ static float *to_device(const float *h, size_t n) {
     return d;
 }
 
-// max |gpu - cpu| relative to max |cpu|
-static void compare(const char *what, const float *dev, const float *cpu, size_t n) {
+// max |a - b| relative to max |b|
+static double max_relative_difference(const float *a, const float *b, size_t n) {
+    double big = 1e-30, diff = 0;
+    for (size_t i = 0; i < n; i++) big = fmax(big, fabs(b[i])), diff = fmax(diff, fabs((double)a[i] - b[i]));
+    return diff / big;
+}
+
+// Checks the device result against the CPU's within tol (relative to the CPU's largest magnitude);
+// returns the relative difference.
+static double compare_within(const char *what, const float *dev, const float *cpu, size_t n, double tol) {
     float *h = xmalloc(sizeof(float) * n);
     cuda_download(h, dev, sizeof(float) * n);
-    double big = 1e-30, diff = 0;
-    for (size_t i = 0; i < n; i++) big = fmax(big, fabs(cpu[i])), diff = fmax(diff, fabs((double)h[i] - cpu[i]));
-    CHECK(diff / big <= TOL, "%s: max diff %.3g relative %.3g", what, diff, diff / big);
-    printf("    %-24s relative difference %.2e\n", what, diff / big);
+    double r = max_relative_difference(h, cpu, n);
+    CHECK(r <= tol, "%s: relative difference %.3g, tolerance %.3g", what, r, tol);
+    printf("    %-24s relative difference %.2e\n", what, r);
     free(h);
+    return r;
 }
+
+static void compare(const char *what, const float *dev, const float *cpu, size_t n) { compare_within(what, dev, cpu, n, TOL); }
 
 // The linear layers in both precisions: fp32, and bf16 operands (the CUDA default) against the CPU's
 // bf16 mode (the same rounded operands, so only summation orders differ); bf16 must differ from fp32 by
@@ -70,12 +80,6 @@ static void matmul_case(int bf16, float *out, float *dx, float *dw, const float 
     compare("matmul dinp", gdx, dx, (size_t)N * I);
     compare("matmul dw", gdw, dw, (size_t)O * I);
     cuda_free(gx), cuda_free(gw), cuda_free(gd), cuda_free(gout), cuda_free(gdx), cuda_free(gdw);
-}
-
-static double max_relative_difference(const float *a, const float *b, size_t n) {
-    double big = 1e-30, diff = 0;
-    for (size_t i = 0; i < n; i++) big = fmax(big, fabs(b[i])), diff = fmax(diff, fabs((double)a[i] - b[i]));
-    return diff / big;
 }
 
 TEST(cuda_matmul) {
@@ -164,8 +168,14 @@ TEST(cuda_elementwise) {
     compare("embedding", gout, out, 5 * (size_t)C);
 }
 
-static void check_attention(int B, int T, int H, int Hkv, int Dh) {
-    printf("    B=%d T=%d H=%d Hkv=%d Dh=%d\n", B, T, H, Hkv, Dh);
+// bf16: the CUDA default, on tensor cores when the head size allows (a multiple of 16 up to 128), then
+// within BF16_ATT_TOL of the fp32 CPU op (operands and probabilities rounded to bf16) and, as proof
+// that the tensor-core kernels ran, further than TOL; otherwise (fp32, or a head size that falls back
+// to the fp32 kernels) within TOL.
+#define BF16_ATT_TOL 2e-2
+static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
+    int tc = bf16 && Dh % 16 == 0 && Dh <= 128;
+    printf("    B=%d T=%d H=%d Hkv=%d Dh=%d %s\n", B, T, H, Hkv, Dh, tc ? "tensor cores (bf16)" : "fp32");
     size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh, nl = (size_t)B * H * T;
     float *q = host_randn(nq, 1), *k = host_randn(nk, 1), *v = host_randn(nk, 1), *dy = host_randn(nq, 1);
     float *y = xmalloc(sizeof(float) * nq), *lse = xmalloc(sizeof(float) * nl);
@@ -174,24 +184,33 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh) {
     attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, Hkv, Dh);
     float *gq = to_device(q, nq), *gk = to_device(k, nk), *gv = to_device(v, nk), *gdy = to_device(dy, nq);
     float *gy = cuda_alloc(nq), *glse = cuda_alloc(nl), *gdq = cuda_alloc(nq), *gdk = cuda_alloc(nk), *gdv = cuda_alloc(nk);
+    cuda_set_matmul_bf16(bf16);
     cuda_attention_forward(gy, glse, gq, gk, gv, B, T, H, Hkv, Dh);
     cuda_attention_backward(gdq, gdk, gdv, gdy, gy, glse, gq, gk, gv, B, T, H, Hkv, Dh);
-    compare("attention y", gy, y, nq);
-    compare("attention lse", glse, lse, nl);
-    compare("attention dq", gdq, dq, nq);
-    compare("attention dk", gdk, dk, nk);
-    compare("attention dv", gdv, dv, nk);
+    cuda_set_matmul_bf16(1);
+    double tol = tc ? BF16_ATT_TOL : TOL;
+    double ry = compare_within("attention y", gy, y, nq, tol);
+    compare_within("attention lse", glse, lse, nl, tol);
+    compare_within("attention dq", gdq, dq, nq, tol);
+    compare_within("attention dk", gdk, dk, nk, tol);
+    compare_within("attention dv", gdv, dv, nk, tol);
+    if (tc) CHECK(ry > TOL, "attention y within %.3g of fp32 (%.3g): the tensor-core kernels did not run", TOL, ry);
     float *host[] = {q, k, v, dy, y, lse, dq, dk, dv}, *dev[] = {gq, gk, gv, gdy, gy, glse, gdq, gdk, gdv};
     for (int i = 0; i < 9; i++) free(host[i]), cuda_free(dev[i]);
 }
 
-// The tiled kernels at both tile sizes (32 rows up to Dh 64, 16 above), sequences ending mid-tile,
-// one shorter than a tile, GQA and MHA.
+// fp32: the tiled kernels at both tile sizes (32 rows up to Dh 64, 16 above); bf16: the tensor-core
+// kernels (64-row tiles) over several tiles, and a head size they leave to the fp32 kernels. Sequences
+// ending mid-tile, one shorter than a tile, GQA and MHA.
 TEST(cuda_attention) {
     if (!have_gpu()) return;
-    check_attention(2, 70, 4, 2, 16);
-    check_attention(1, 37, 2, 1, 80);
-    check_attention(1, 5, 3, 3, 64);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        check_attention(2, 70, 4, 2, 16, bf16);
+        check_attention(1, 37, 2, 1, 80, bf16);
+        check_attention(1, 5, 3, 3, 64, bf16);
+    }
+    check_attention(1, 150, 4, 2, 64, 1);
+    check_attention(1, 40, 2, 2, 24, 1);
 }
 
 TEST(cuda_qk_prep_and_xsa) {

@@ -1,4 +1,5 @@
-// Causal GQA attention in tiles (the FlashAttention-2 schedule, fp32, no tensor cores): a block holds
+// Causal GQA attention in tiles (the FlashAttention-2 schedule, fp32 on CUDA cores; in bf16 mode the same
+// schedule runs on tensor cores, attention_tc.cu, where the head size allows): a block holds
 // a tile of query rows (forward, dQ) or key rows (dK, dV) of one head in shared memory and walks the
 // other side's tiles, so K and V are read once per query tile instead of once per query row, and the
 // forward never holds more than a tile of scores (online softmax). Deterministic: every sum runs in
@@ -84,8 +85,15 @@ __global__ static void attn_fwd(float *y, float *lse, const float *q, const floa
     for (int r = threadIdx.x; r < rows; r += blockDim.x) lse[((size_t)b * H + h) * T + t0 + r] = m[r] + logf(l[r]);
 }
 
+// bf16 mode (ops_set_matmul_bf16) runs attention on tensor cores where the head size allows
+static int on_tensor_cores(int Dh) { return cuda_matmul_bf16() && cuda_attention_tc_supports(Dh); }
+
 extern "C" void cuda_attention_forward(float *y, float *lse, const float *q, const float *k, const float *v, int B, int T,
                                        int H, int Hkv, int Dh) {
+    if (on_tensor_cores(Dh)) {
+        cuda_attention_tc_forward(y, lse, q, k, v, B, T, H, Hkv, Dh);
+        return;
+    }
     int tile = att_tile(Dh);
     size_t shared = sizeof(float) * ((size_t)3 * tile * Dh + (size_t)tile * (tile + 1) + 3 * (size_t)tile);
     attn_fwd<<<dim3(blocks_for((size_t)T, tile), H, B), ATT_THREADS, shared>>>(y, lse, q, k, v, T, H, Hkv, Dh, tile,
@@ -118,16 +126,6 @@ __device__ static void score_tiles(float *P, float *dS, const float *Qs, const f
     }
 }
 
-// Loads the query rows' lse and D values of head h for the tile at t0.
-__device__ static void load_row_stats(float *lse_s, float *D_s, const float *lse, const float *D, int b, int h, int t0, int T,
-                                      int H, int tile) {
-    for (int r = threadIdx.x; r < tile; r += blockDim.x) {
-        size_t o = ((size_t)b * H + h) * T + t0 + r;
-        lse_s[r] = t0 + r < T ? lse[o] : 0.0f;
-        D_s[r] = t0 + r < T ? D[o] : 0.0f;
-    }
-}
-
 // grid (query tiles, H, B): dq_t = scale sum_j<=t dS[t, j] k_j
 __global__ static void attn_dq(float *dq, const float *dy, const float *lse, const float *D, const float *q, const float *k,
                                const float *v, int T, int H, int Hkv, int Dh, int tile, float scale) {
@@ -140,7 +138,7 @@ __global__ static void attn_dq(float *dq, const float *dy, const float *lse, con
     for (int i = 0; i < n_acc; i++) acc[i] = 0;
     load_tile(Qs, q, b, t0, h, T, H, Dh, tile);
     load_tile(dYs, dy, b, t0, h, T, H, Dh, tile);
-    load_row_stats(lse_s, D_s, lse, D, b, h, t0, T, H, tile);
+    load_row_stats(lse_s, D_s, lse, D, b, h, t0, tile, T, H);
     for (int j0 = 0; j0 < t0 + rows; j0 += tile) {
         load_tile(Ks, k, b, j0, g, T, Hkv, Dh, tile);
         load_tile(Vs, v, b, j0, g, T, Hkv, Dh, tile);
@@ -179,7 +177,7 @@ __global__ static void attn_dkv(float *dk, float *dv, const float *dy, const flo
         for (int t0 = j0; t0 < T; t0 += tile) {
             load_tile(Qs, q, b, t0, h, T, H, Dh, tile);
             load_tile(dYs, dy, b, t0, h, T, H, Dh, tile);
-            load_row_stats(lse_s, D_s, lse, D, b, h, t0, T, H, tile);
+            load_row_stats(lse_s, D_s, lse, D, b, h, t0, tile, T, H);
             __syncthreads();
             score_tiles(P, dS, Qs, dYs, Ks, Vs, lse_s, D_s, t0, j0, T, Dh, tile, scale);
             __syncthreads();
@@ -204,11 +202,15 @@ __global__ static void attn_dkv(float *dk, float *dv, const float *dy, const flo
 extern "C" void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
                                         const float *q, const float *k, const float *v, int B, int T, int H, int Hkv,
                                         int Dh) {
-    int tile = att_tile(Dh);
-    float scale = (float)(1.0 / sqrt((double)Dh));
     float *D = (float *)cuda_scratch(SCRATCH_ATTN_ROWDOT, sizeof(float) * B * H * T);
     attn_rowdot<<<dim3(blocks_for((size_t)T, ATT_THREADS), H, B), ATT_THREADS>>>(D, dy, y, T, H, Dh);
     CUDA_CHECK_LAUNCH();
+    if (on_tensor_cores(Dh)) {
+        cuda_attention_tc_backward(dq, dk, dv, dy, lse, D, q, k, v, B, T, H, Hkv, Dh);
+        return;
+    }
+    int tile = att_tile(Dh);
+    float scale = (float)(1.0 / sqrt((double)Dh));
     size_t operands = (size_t)tile * Dh, scores = (size_t)tile * (tile + 1);
     size_t shared_dq = sizeof(float) * (4 * operands + scores + 2 * (size_t)tile);
     size_t shared_dkv = sizeof(float) * (4 * operands + 2 * scores + 2 * (size_t)tile);

@@ -69,3 +69,22 @@ __device__ inline double block_sum(double v) {
     __syncthreads();
     return r;
 }
+
+// Attention's backward kernels: the lse and D values of n query rows of head h from row t0 (zeros
+// past T) into shared memory; lse, D [B,H,T].
+__device__ inline void load_row_stats(float *lse_s, float *D_s, const float *lse, const float *D, int b, int h, int t0, int n,
+                                      int T, int H) {
+    for (int r = threadIdx.x; r < n; r += blockDim.x) {
+        size_t o = ((size_t)b * H + h) * T + t0 + r;
+        lse_s[r] = t0 + r < T ? lse[o] : 0.0f;
+        D_s[r] = t0 + r < T ? D[o] : 0.0f;
+    }
+}
+
+// Attention on tensor cores (attention_tc.cu), used by attention.cu in bf16 mode for the head sizes
+// it supports (a multiple of 16 up to 128); D [B,H,T] = rowsum(dy * y) computed by the caller.
+int cuda_attention_tc_supports(int Dh);
+void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float *k, const float *v, int B, int T, int H,
+                               int Hkv, int Dh);
+void cuda_attention_tc_backward(float *dq, float *dk, float *dv, const float *dy, const float *lse, const float *D,
+                                const float *q, const float *k, const float *v, int B, int T, int H, int Hkv, int Dh);

@@ -93,7 +93,7 @@ enum { SAVED_WORDS = 6 }; // r15 r14 r13 r12 rbx rbp, then the return address
 #error "the CUDA emulator's fiber switch is written for x86-64 only"
 #endif
 
-enum { FIBER_STACK = 64 * 1024 };
+enum { FIBER_STACK = 256 * 1024 }; // room for wmma fragments (1 KiB each here) with ASan redzones
 
 // A block's threads, once they need fibers, form a ring in run order; a thread at a barrier switches
 // straight to the next live one, so the ring goes round once per barrier interval. Finished threads
@@ -102,9 +102,15 @@ struct Fiber {
     void *sp = nullptr;
     char *stack = nullptr;
     uint3 thread;
-    Fiber *next = nullptr, *prev = nullptr;
+    Fiber *next = nullptr, *prev = nullptr; // the block's ring (__syncthreads)
+    Fiber *warp_next = nullptr;             // the ring of its warp's lanes (warp-collective calls)
+    uint64_t memo_calls = 0;                // warp_memo calls so far
     bool done = false;
 };
+
+// Each warp's memo slots for its lanes' n-th warp_memo call (slot n % MEMO_SLOTS), reset per block.
+enum { MEMO_SLOTS = 8 };
+std::vector<emu::WarpMemo> g_memos;
 
 void *g_launch_sp;          // the launching code's stack while fibers run
 std::vector<Fiber> g_fibers;
@@ -144,6 +150,7 @@ void start_fiber(Fiber &f, uint3 thread, unsigned index) {
     }
     f.done = false;
     f.thread = thread;
+    f.memo_calls = 0;
     void **top = (void **)(f.stack + FIBER_STACK - 64 * (index % 61)) - 2; // 16-byte aligned
     top[0] = (void *)emu_fiber_main;
     top[1] = nullptr;
@@ -171,6 +178,7 @@ void run_block(unsigned n) {
         return uint3(l % blockDim.x, l / blockDim.x % blockDim.y, l / (blockDim.x * blockDim.y));
     };
     if (g_fibers.size() < n) g_fibers.resize(n);
+    g_memos.assign((n + 31) / 32 * MEMO_SLOTS, emu::WarpMemo());
     start_fiber(g_fibers[0], thread(0), 0);
     g_probing = true;
     switch_to(&g_launch_sp, &g_fibers[0]);
@@ -184,6 +192,12 @@ void run_block(unsigned n) {
         if (i) start_fiber(g_fibers[i], thread(i), i);
         g_fibers[i].next = &g_fibers[(i + 1) % n];
         g_fibers[i].prev = &g_fibers[(i + n - 1) % n];
+    }
+    auto warp_of = [&](unsigned i) { return (rev ? n - 1 - i : i) / 32; }; // lanes of a warp: consecutive linear ids
+    for (unsigned i = 0; i < n; i++) {
+        unsigned j = (i + 1) % n;
+        while (warp_of(j) != warp_of(i)) j = (j + 1) % n;
+        g_fibers[i].warp_next = &g_fibers[j];
     }
     switch_to(&g_launch_sp, g_fibers[0].next); // thread 0 waits at its first barrier; the round goes on
     g_current = nullptr;
@@ -213,6 +227,34 @@ void __syncthreads(void) {
 
 namespace emu {
 
+// Like __syncthreads within the ring of a warp's lanes: each lane parks here until every lane of its
+// warp has arrived, so a collective call's reads all happen before any lane's writes.
+void warp_sync(const char *call) {
+    if (!g_current)
+        die("CUDA emulator: kernel %s: thread (%u,%u,%u) of block (%u,%u,%u) reached %s, which the block's first thread "
+            "finished without; every lane of a warp must make the same warp-collective calls",
+            g_kernel, threadIdx.x, threadIdx.y, threadIdx.z, blockIdx.x, blockIdx.y, blockIdx.z, call);
+    Fiber *f = g_current;
+    if (g_probing) {
+        emu_switch(&f->sp, g_launch_sp);
+        return;
+    }
+    if (f->warp_next->done)
+        die("CUDA emulator: kernel %s: thread (%u,%u,%u) of block (%u,%u,%u) reached %s after a lane of its warp finished",
+            g_kernel, threadIdx.x, threadIdx.y, threadIdx.z, blockIdx.x, blockIdx.y, blockIdx.z, call);
+    if (f->warp_next != f) switch_to(&f->sp, f->warp_next);
+}
+
+WarpMemo *warp_memo(void) {
+    Fiber *f = g_current;
+    if (!f) return nullptr;
+    unsigned linear = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+    uint64_t call = f->memo_calls++;
+    WarpMemo *m = &g_memos[linear / 32 * MEMO_SLOTS + call % MEMO_SLOTS];
+    if (m->call != call) *m = WarpMemo{call, 0, false, {}};
+    return m;
+}
+
 void *dynamic_shared(void) { return g_shared; }
 
 void set_reverse_order(bool reverse) { g_reverse = reverse; }
@@ -221,19 +263,32 @@ void require_device(const void *p, const char *what, const char *kernel, int arg
     if (p && !is_device(p)) die("CUDA emulator: kernel %s: %s %d is %p, host memory a GPU cannot read", kernel, what, arg, p);
 }
 
-void run(const char *kernel, dim3 grid, dim3 block, size_t shared, const std::function<void()> &body) {
+static std::map<const void *, size_t> g_max_shared; // kernels' opt-ins beyond 48 KiB
+
+cudaError_t set_max_dynamic_shared(const void *kernel, int bytes) {
+    if (bytes < 0 || bytes > 99 * 1024) return cudaErrorInvalidValue;
+    g_max_shared[kernel] = (size_t)bytes;
+    return cudaSuccess;
+}
+
+void run(const void *fn, const char *kernel, dim3 grid, dim3 block, size_t shared, const std::function<void()> &body) {
     size_t threads = (size_t)block.x * block.y * block.z;
+    auto opt_in = g_max_shared.find(fn);
+    size_t max_shared = opt_in != g_max_shared.end() && opt_in->second > 48 * 1024 ? opt_in->second : 48 * 1024;
     // the limits of every GPU since compute capability 3.0 (dynamic shared memory above 48 KiB needs an opt-in)
     if (!threads || threads > 1024 || block.z > 64 || !grid.x || !grid.y || !grid.z || grid.y > 65535 || grid.z > 65535 ||
-        shared > 48 * 1024) {
+        shared > max_shared) {
         fprintf(stderr, "CUDA emulator: kernel %s: launch refused (grid %u,%u,%u block %u,%u,%u shared %zu bytes)\n", kernel,
                 grid.x, grid.y, grid.z, block.x, block.y, block.z, shared);
         g_last_error = cudaErrorInvalidConfiguration;
         return;
     }
-    // uninitialized shared memory reads as NaN, as garbage would on a GPU
-    std::vector<unsigned char> shared_bytes(shared ? shared : 1, 0xff);
-    g_shared = shared ? shared_bytes.data() : nullptr;
+    // uninitialized shared memory reads as NaN, as garbage would on a GPU; 128-byte aligned like the
+    // start of a GPU's shared memory (wmma tiles need 32)
+    void *shared_bytes = nullptr;
+    if (shared && posix_memalign(&shared_bytes, 128, shared)) die("CUDA emulator: no memory for %zu bytes of shared memory", shared);
+    if (shared) memset(shared_bytes, 0xff, shared);
+    g_shared = shared_bytes;
     g_body = &body;
     g_kernel = kernel;
     gridDim = grid;
@@ -243,6 +298,7 @@ void run(const char *kernel, dim3 grid, dim3 block, size_t shared, const std::fu
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) blockIdx = uint3(x, y, z), run_block((unsigned)threads);
     device_access(false);
+    free(shared_bytes);
     g_shared = nullptr;
 }
 

@@ -7,13 +7,17 @@
 //
 // What it catches beyond wrong numbers: a kernel handed a host pointer, a cudaMemcpy whose kind does
 // not match its pointers, a cuBLAS operand shorter than its dimensions say, launches a GPU would
-// refuse (block > 1024 threads, grid y/z > 65535, dynamic shared memory > 48 KiB), __syncthreads that
+// refuse (block > 1024 threads, grid y/z > 65535, dynamic shared memory > 48 KiB without the opt-in),
+// wmma tiles at misaligned addresses (include/mma.h), __syncthreads that
 // not every thread of a block reaches, and (built with AddressSanitizer, as the make target does)
 // out-of-bounds kernel accesses and host code touching device memory, which stays poisoned outside
 // kernels and transfers. EMU_THREAD_ORDER=reverse runs each barrier interval's threads last to first,
 // so results that depend on a race between threads change.
-// What it cannot catch: anything about speed, warp-level behaviour (the kernels use none), memory
-// model subtleties, and numerics of the device's math library (it uses the host's libm).
+// Warps: __syncwarp and wmma's collective calls are barriers of a warp's lanes (fibers in a ring of
+// their own); shuffles and votes are not emulated.
+// What it cannot catch: anything about speed, lanes of a warp that are out of step between warp
+// barriers (wmma's limits are in include/mma.h), memory model subtleties, the tensor cores' summation order,
+// and numerics of the device's math library (it uses the host's libm).
 #pragma once
 #include <math.h>
 #include <stddef.h>
@@ -40,9 +44,25 @@ typedef dim3 uint3;
 extern uint3 threadIdx, blockIdx;
 extern dim3 blockDim, gridDim;
 void __syncthreads(void);
+namespace emu {
+// A barrier among the lanes of the calling thread's warp (32 consecutive linear thread ids): __syncwarp,
+// and what warp-collective calls (include/mma.h) pass through before they touch memory.
+void warp_sync(const char *call);
+} // namespace emu
+inline void __syncwarp(unsigned = 0xffffffffu) { emu::warp_sync("__syncwarp"); } // full warps only
 
 namespace emu {
 
+// Warp-collective calls done once per warp (include/mma.h): the slot for the calling lane's n-th
+// call, shared with the other lanes' n-th calls. The first lane to arrive does the work (filled, with
+// its arguments' hash in `args` and any result in `out`); the others compare their arguments and
+// copy the result. Null where the thread runs as a plain call (no warp barriers in the kernel).
+struct WarpMemo {
+    uint64_t call = ~0ull, args = 0;
+    bool filled = false;
+    float out[256];
+};
+WarpMemo *warp_memo(void);
 // The current launch's dynamic shared memory (`extern __shared__`).
 void *dynamic_shared(void);
 // Dies unless p is null or inside (or one past) a device allocation.
@@ -50,7 +70,7 @@ void require_device(const void *p, const char *what, const char *kernel, int arg
 // Runs each barrier interval's threads last to first (EMU_THREAD_ORDER=reverse) or first to last.
 void set_reverse_order(bool reverse);
 // Runs body for every thread of every block; launch errors go to cudaGetLastError as on a GPU.
-void run(const char *kernel, dim3 grid, dim3 block, size_t shared, const std::function<void()> &body);
+void run(const void *fn, const char *kernel, dim3 grid, dim3 block, size_t shared, const std::function<void()> &body);
 
 template <class... P> struct Launch {
     void (*kernel)(P...);
@@ -61,7 +81,7 @@ template <class... P> struct Launch {
     template <class... A> void operator()(A &&...args) const {
         std::tuple<P...> params(std::forward<A>(args)...); // converted as the call to the kernel would
         check_pointers(params, std::index_sequence_for<P...>{});
-        run(name, grid, block, shared, [&] { std::apply(kernel, params); });
+        run((const void *)kernel, name, grid, block, shared, [&] { std::apply(kernel, params); });
     }
 
   private:

@@ -1,7 +1,9 @@
 // The emulator's own tests: each kernel or call below has a bug a GPU would punish, and the emulator
 // must notice it (`make cuda-emu-test` runs them with the CUDA ops' tests).
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 
 extern "C" {
 #include "../../test.h"
@@ -103,6 +105,12 @@ TEST(emu_reports_what_a_gpu_would_punish) {
     CHECK(test_dies_with(launch_divergent_barrier, nullptr, "a barrier not every thread reaches"), "a divergent barrier");
 }
 
+__global__ static void big_shared(float *out) {
+    extern __shared__ float sh[];
+    sh[threadIdx.x] = 1.0f;
+    out[threadIdx.x] = sh[threadIdx.x];
+}
+
 TEST(emu_refuses_launches_a_gpu_refuses) {
     float *d = device_floats(4096), h = 0;
     cudaMemset(d, 0, sizeof(float) * 4096);
@@ -113,7 +121,76 @@ TEST(emu_refuses_launches_a_gpu_refuses) {
     cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost);
     CHECK(h == 0, "a refused kernel does not run");
     CHECK(cudaGetLastError() == cudaSuccess, "the error is cleared once read");
+    big_shared<<<1, 32, 64 * 1024>>>(d);
+    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration, "64 KiB of shared memory without the opt-in is refused");
+    CHECK(cudaFuncSetAttribute(big_shared, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024) == cudaSuccess, "opt-in");
+    big_shared<<<1, 32, 64 * 1024>>>(d);
+    CHECK(cudaGetLastError() == cudaSuccess, "64 KiB after the opt-in runs");
+    CHECK(cudaFuncSetAttribute(big_shared, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024) != cudaSuccess,
+          "an opt-in beyond what every bf16 GPU has is refused");
     cudaFree(d);
+}
+
+// ---- tensor cores (include/mma.h)
+using namespace nvcuda;
+
+// c [16 x 16] += a [16 x 16] b [16 x 16] by one warp, reading and writing c in memory: every lane's load
+// must happen before any lane's store, or the product is added more than once. `shift` offsets the
+// pointers (misaligned), `per_lane` gives each lane its own leading dimension (not warp-uniform).
+__global__ static void tile_mma(float *c, const __nv_bfloat16 *a, const __nv_bfloat16 *b, int shift, int per_lane) {
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fb;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> fc;
+    wmma::load_matrix_sync(fa, a + shift, 16 + (per_lane ? 8 * (threadIdx.x % 2) : 0));
+    wmma::load_matrix_sync(fb, b, 16);
+    wmma::load_matrix_sync(fc, c, 16, wmma::mem_row_major);
+    wmma::mma_sync(fc, fa, fb, fc);
+    wmma::store_matrix_sync(c, fc, 16, wmma::mem_row_major);
+}
+
+struct TileCase {
+    int shift, per_lane;
+};
+
+// Returns the largest error of c = 1 + a b against the exact values (a, b small integers: exact in bf16).
+static double run_tile_mma(void *arg) {
+    const TileCase *tc = (const TileCase *)arg;
+    __nv_bfloat16 ha[512], hb[256];
+    float hc[256], *c = device_floats(256);
+    for (int i = 0; i < 512; i++) ha[i] = __float2bfloat16_rn((float)(i % 7 - 3));
+    for (int i = 0; i < 256; i++) hb[i] = __float2bfloat16_rn((float)(i % 5 - 2)), hc[i] = 1;
+    __nv_bfloat16 *a, *b;
+    cudaMalloc(&a, sizeof ha);
+    cudaMalloc(&b, sizeof hb);
+    cudaMemcpy(a, ha, sizeof ha, cudaMemcpyHostToDevice);
+    cudaMemcpy(b, hb, sizeof hb, cudaMemcpyHostToDevice);
+    cudaMemcpy(c, hc, sizeof hc, cudaMemcpyHostToDevice);
+    tile_mma<<<1, 32>>>(c, a, b, tc->shift, tc->per_lane);
+    cudaMemcpy(hc, c, sizeof hc, cudaMemcpyDeviceToHost);
+    double err = 0;
+    for (int r = 0; r < 16; r++)
+        for (int col = 0; col < 16; col++) {
+            double want = 1;
+            for (int k = 0; k < 16; k++) want += (double)(((r * 16 + k) % 7) - 3) * (((k * 16 + col) % 5) - 2);
+            err = fmax(err, fabs(hc[r * 16 + col] - want));
+        }
+    cudaFree(a), cudaFree(b), cudaFree(c);
+    return err;
+}
+
+static void tile_mma_dies(void *arg) { run_tile_mma(arg); }
+
+TEST(emu_tensor_core_tiles) {
+    TileCase ok = {0, 0}, misaligned = {8, 0}, divergent = {0, 1};
+    for (int reverse = 0; reverse < 2; reverse++) {
+        emu::set_reverse_order(reverse);
+        double err = run_tile_mma(&ok);
+        CHECK(err == 0, "c += a b on one warp: error %g (thread order %d)", err, reverse);
+    }
+    emu::set_reverse_order(false);
+    CHECK(test_dies_with(tile_mma_dies, &misaligned, "is not 256-bit aligned"), "a tile 16 bytes off alignment");
+    CHECK(test_dies_with(tile_mma_dies, &divergent, "passed different pointers or leading dimensions"),
+          "lanes giving different leading dimensions");
 }
 
 __global__ static void copy_kernel(float *out, const float *in, int n) {

@@ -30,3 +30,13 @@ cudaError_t cudaFree(void *p);
 cudaError_t cudaMemset(void *p, int value, size_t bytes);
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind);
 cudaError_t cudaDeviceSynchronize(void);
+
+// A kernel's dynamic shared memory above 48 KiB needs this opt-in; the emulator grants up to 99 KiB,
+// what every GPU with bf16 tensor cores (compute capability 8.0 and later) offers.
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+namespace emu {
+cudaError_t set_max_dynamic_shared(const void *kernel, int bytes);
+}
+template <class... P> cudaError_t cudaFuncSetAttribute(void (*kernel)(P...), cudaFuncAttribute, int value) {
+    return emu::set_max_dynamic_shared((const void *)kernel, value);
+}

@@ -1,0 +1,280 @@
+// Causal GQA attention on tensor cores (wmma, bf16 operands, fp32 accumulation): the schedule of
+// attention.cu's fp32 kernels (a block owns a tile of query rows for the forward and dQ, or of key
+// rows for dK/dV, and walks the other side's tiles; no atomics, fixed summation order) with each
+// tile product on tensor cores. q, k, v, dy are rounded to bf16 as tiles load, and so are the
+// probabilities P and dS before they multiply V, K, Q or dY, as in FlashAttention under the
+// reference's autocast; softmax statistics, scores and every sum stay fp32.
+//
+// A block is 4 warps and owns OWN = 64 rows, 16 per warp: warp w computes its rows' products (its
+// 16 x WALK scores, its 16 x Dh outputs); the softmax and loads are shared by all threads. Fragments
+// are only touched through wmma calls (their lane layout is unspecified); rescaling the forward's
+// output rows goes through shared memory. Head dimension: a multiple of 16 up to 128.
+#include <cuda_bf16.h>
+#include <math.h>
+#include <mma.h>
+
+#include <type_traits>
+
+#include "ops/cuda/cuda_check.h"
+
+using namespace nvcuda;
+
+#define WARPS 4
+#define THREADS (32 * WARPS)
+#define OWN (16 * WARPS) // rows a block owns
+#define WALK 32          // rows of the other side per step
+#define MAX_DH 128
+// Row padding: bf16 rows 8 elements (16 bytes), fp32 rows 4, so that consecutive rows start in
+// different shared-memory banks while every 16 x 16 tile stays 32-byte aligned, as wmma requires.
+#define PAD_H 8
+#define PAD_F 4
+
+typedef __nv_bfloat16 bf16;
+typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> FragA;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> FragB;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> FragBt; // B from the rows of B^T
+typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
+
+int cuda_attention_tc_supports(int Dh) { return Dh % 16 == 0 && Dh <= MAX_DH; }
+
+// Rows [r0, r0 + rows) of head `head` of x [B,T,heads,Dh], rounded to bf16, into dst [rows, ld];
+// zeros past T.
+__device__ static void load_bf16(bf16 *dst, int ld, const float *x, int b, int r0, int rows, int head, int T, int heads,
+                                 int Dh) {
+    for (int e = threadIdx.x; e < rows * Dh; e += blockDim.x) {
+        int r = e / Dh, d = e % Dh;
+        float val = r0 + r < T ? x[(((size_t)b * T + r0 + r) * heads + head) * Dh + d] : 0.0f;
+        dst[r * ld + d] = __float2bfloat16_rn(val);
+    }
+}
+
+// The warp's C [16, 16 * n_tiles] (fp32, ldc) = A [16, K] B^T, with A and B [16 * n_tiles, K] bf16 rows.
+__device__ static void warp_abt(float *C, int ldc, const bf16 *A, int lda, const bf16 *B, int ldb, int n_tiles, int K) {
+    for (int n = 0; n < n_tiles; n++) {
+        FragC c;
+        wmma::fill_fragment(c, 0.0f);
+        for (int k = 0; k < K; k += 16) {
+            FragA a;
+            FragBt bt;
+            wmma::load_matrix_sync(a, A + k, lda);
+            wmma::load_matrix_sync(bt, B + (size_t)n * 16 * ldb + k, ldb);
+            wmma::mma_sync(c, a, bt, c);
+        }
+        wmma::store_matrix_sync(C + n * 16, c, ldc, wmma::mem_row_major);
+    }
+}
+
+// The warp's acc[n] (the 16 x 16 column tiles of a 16 x 16 N_TILES result) += A [16, K] B [K, 16 N_TILES],
+// bf16 rows.
+template <int N_TILES> __device__ static void warp_ab_add(FragC *acc, const bf16 *A, int lda, const bf16 *B, int ldb, int K) {
+#pragma unroll
+    for (int n = 0; n < N_TILES; n++)
+        for (int k = 0; k < K; k += 16) {
+            FragA a;
+            FragB bm;
+            wmma::load_matrix_sync(a, A + k, lda);
+            wmma::load_matrix_sync(bm, B + (size_t)k * ldb + n * 16, ldb);
+            wmma::mma_sync(acc[n], a, bm, acc[n]);
+        }
+}
+
+// Writes the warp's acc (its 16 rows from row0 + 16 warp, Dh columns) times `scale` to rows of head
+// `head` of x [B,T,heads,Dh], through the warp's 16 x 16 staging tile; rows at or past `rows` skipped.
+template <int Dh>
+__device__ static void write_rows(float *x, const FragC *acc, float *stage, float scale, int b, int row0, int rows, int head,
+                                  int T, int heads) {
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    float *mine = stage + warp * 256;
+#pragma unroll
+    for (int n = 0; n < Dh / 16; n++) {
+        wmma::store_matrix_sync(mine, acc[n], 16, wmma::mem_row_major);
+        __syncwarp(); // the other lanes' parts of the tile are visible
+        for (int e = lane; e < 256; e += 32) {
+            int r = warp * 16 + e / 16, d = n * 16 + e % 16;
+            if (r < rows) x[(((size_t)b * T + row0 + r) * heads + head) * Dh + d] = mine[e] * scale;
+        }
+        __syncwarp(); // read before the next tile overwrites it
+    }
+}
+
+// grid (query tiles of OWN, H, B). Shared: Q [OWN], K, V [WALK] (bf16, ldh), P [OWN, WALK] (bf16),
+// S [OWN, WALK] and the output rows O [OWN, Dh] (fp32), the running max m, sum l and rescale alpha.
+template <int Dh>
+__global__ static void attn_fwd_tc(float *y, float *lse, const float *q, const float *k, const float *v, int T, int H, int Hkv,
+                                   float scale) {
+    extern __shared__ float sh[];
+    int ldh = Dh + PAD_H, ldp = WALK + PAD_H, lds = WALK + PAD_F;
+    bf16 *Qs = (bf16 *)sh, *Ks = Qs + OWN * ldh, *Vs = Ks + WALK * ldh, *P = Vs + WALK * ldh;
+    float *S = (float *)(P + OWN * ldp), *O = S + OWN * lds, *m = O + OWN * Dh, *l = m + OWN, *alpha = l + OWN;
+    int t0 = blockIdx.x * OWN, h = blockIdx.y, b = blockIdx.z, g = h / (H / Hkv), w0 = threadIdx.x / 32 * 16;
+    int rows = T - t0 < OWN ? T - t0 : OWN;
+    load_bf16(Qs, ldh, q, b, t0, OWN, h, T, H, Dh);
+    for (int e = threadIdx.x; e < OWN * Dh; e += blockDim.x) O[e] = 0;
+    for (int r = threadIdx.x; r < OWN; r += blockDim.x) m[r] = -INFINITY, l[r] = 0;
+    for (int j0 = 0; j0 < t0 + rows; j0 += WALK) {
+        load_bf16(Ks, ldh, k, b, j0, WALK, g, T, Hkv, Dh);
+        load_bf16(Vs, ldh, v, b, j0, WALK, g, T, Hkv, Dh);
+        __syncthreads();
+        warp_abt(S + w0 * lds, lds, Qs + w0 * ldh, ldh, Ks, ldh, WALK / 16, Dh);
+        __syncthreads();
+        for (int r = threadIdx.x; r < OWN; r += blockDim.x) { // online softmax, one thread per row
+            float *s = S + r * lds, mx = m[r], sum = 0;
+            for (int c = 0; c < WALK; c++) {
+                s[c] = r < rows && j0 + c <= t0 + r ? s[c] * scale : -INFINITY;
+                mx = fmaxf(mx, s[c]);
+            }
+            for (int c = 0; c < WALK; c++) {
+                float p = mx == -INFINITY ? 0.0f : expf(s[c] - mx);
+                P[r * ldp + c] = __float2bfloat16_rn(p);
+                sum += p;
+            }
+            alpha[r] = mx == -INFINITY ? 1.0f : expf(m[r] - mx);
+            l[r] = l[r] * alpha[r] + sum;
+            m[r] = mx;
+        }
+        __syncthreads();
+        for (int e = threadIdx.x; e < OWN * Dh; e += blockDim.x) O[e] *= alpha[e / Dh];
+        __syncthreads();
+        for (int n = 0; n < Dh / 16; n++) { // the warp's output rows += P V, a 16-column tile at a time
+            FragC acc;
+            wmma::load_matrix_sync(acc, O + w0 * Dh + n * 16, Dh, wmma::mem_row_major);
+            warp_ab_add<1>(&acc, P + w0 * ldp, ldp, Vs + n * 16, ldh, WALK);
+            wmma::store_matrix_sync(O + w0 * Dh + n * 16, acc, Dh, wmma::mem_row_major);
+        }
+        __syncthreads(); // before the next tile overwrites K, V, S and P
+    }
+    for (int e = threadIdx.x; e < rows * Dh; e += blockDim.x) {
+        int r = e / Dh, d = e % Dh;
+        y[(((size_t)b * T + t0 + r) * H + h) * Dh + d] = O[e] / l[r];
+    }
+    for (int r = threadIdx.x; r < rows; r += blockDim.x) lse[((size_t)b * H + h) * T + t0 + r] = m[r] + logf(l[r]);
+}
+
+// Dynamic shared memory beyond 48 KiB needs the kernel's opt-in (every bf16-capable GPU gives 99 KiB or more).
+template <class Kernel> static void allow_shared(Kernel kernel, size_t bytes) {
+    if (bytes > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+}
+
+// Calls launch(std::integral_constant<int, Dh>()): the kernels take the head dimension as a template
+// argument, so their accumulator fragments are registers (a runtime count would put them in memory).
+template <int DH = 16, class Launch> static void with_head_dim(int Dh, Launch launch) {
+    if constexpr (DH <= MAX_DH) {
+        if (Dh == DH) launch(std::integral_constant<int, DH>());
+        else with_head_dim<DH + 16>(Dh, launch);
+    } else {
+        die("CUDA attention on tensor cores: head dimension %d is not a multiple of 16 up to %d", Dh, MAX_DH);
+    }
+}
+
+void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float *k, const float *v, int B, int T, int H,
+                               int Hkv, int Dh) {
+    size_t ldh = Dh + PAD_H, ldp = WALK + PAD_H, lds = WALK + PAD_F;
+    size_t shared = sizeof(bf16) * ((OWN + 2 * WALK) * ldh + OWN * ldp) + sizeof(float) * (OWN * lds + OWN * Dh + 3 * OWN);
+    float scale = (float)(1.0 / sqrt((double)Dh));
+    with_head_dim(Dh, [&](auto dh) {
+        auto kernel = attn_fwd_tc<decltype(dh)::value>;
+        allow_shared(kernel, shared);
+        kernel<<<dim3(blocks_for((size_t)T, OWN), H, B), THREADS, shared>>>(y, lse, q, k, v, T, H, Hkv, scale);
+        CUDA_CHECK_LAUNCH();
+    });
+}
+
+// grid (query tiles of OWN, H, B): dq_t = scale sum_j<=t dS[t, j] k_j with dS = P (dY V^T - D).
+// Shared: Q, dY [OWN] and K, V [WALK] (bf16, ldh), dS [OWN, WALK] (bf16), S and dP [OWN, WALK] (fp32),
+// the warps' staging tiles, lse and D of the rows.
+template <int Dh>
+__global__ static void attn_dq_tc(float *dq, const float *dy, const float *lse, const float *D, const float *q, const float *k,
+                                  const float *v, int T, int H, int Hkv, float scale) {
+    extern __shared__ float sh[];
+    int ldh = Dh + PAD_H, ldp = WALK + PAD_H, lds = WALK + PAD_F;
+    bf16 *Qs = (bf16 *)sh, *dYs = Qs + OWN * ldh, *Ks = dYs + OWN * ldh, *Vs = Ks + WALK * ldh, *dSb = Vs + WALK * ldh;
+    float *S = (float *)(dSb + OWN * ldp), *dP = S + OWN * lds, *stage = dP + OWN * lds, *lse_s = stage + WARPS * 256,
+          *D_s = lse_s + OWN;
+    int t0 = blockIdx.x * OWN, h = blockIdx.y, b = blockIdx.z, g = h / (H / Hkv), w0 = threadIdx.x / 32 * 16;
+    int rows = T - t0 < OWN ? T - t0 : OWN;
+    FragC acc[Dh / 16];
+    for (int n = 0; n < Dh / 16; n++) wmma::fill_fragment(acc[n], 0.0f);
+    load_bf16(Qs, ldh, q, b, t0, OWN, h, T, H, Dh);
+    load_bf16(dYs, ldh, dy, b, t0, OWN, h, T, H, Dh);
+    load_row_stats(lse_s, D_s, lse, D, b, h, t0, OWN, T, H);
+    for (int j0 = 0; j0 < t0 + rows; j0 += WALK) {
+        load_bf16(Ks, ldh, k, b, j0, WALK, g, T, Hkv, Dh);
+        load_bf16(Vs, ldh, v, b, j0, WALK, g, T, Hkv, Dh);
+        __syncthreads();
+        warp_abt(S + w0 * lds, lds, Qs + w0 * ldh, ldh, Ks, ldh, WALK / 16, Dh);
+        warp_abt(dP + w0 * lds, lds, dYs + w0 * ldh, ldh, Vs, ldh, WALK / 16, Dh);
+        __syncthreads();
+        for (int e = threadIdx.x; e < OWN * WALK; e += blockDim.x) {
+            int r = e / WALK, c = e % WALK;
+            float p = r < rows && j0 + c <= t0 + r ? expf(S[r * lds + c] * scale - lse_s[r]) : 0.0f;
+            dSb[r * ldp + c] = __float2bfloat16_rn(p * (dP[r * lds + c] - D_s[r]));
+        }
+        __syncthreads();
+        warp_ab_add<Dh / 16>(acc, dSb + w0 * ldp, ldp, Ks, ldh, WALK);
+        __syncthreads(); // before the next tile overwrites K, V and dS
+    }
+    write_rows<Dh>(dq, acc, stage, scale, b, t0, rows, h, T, H);
+}
+
+// grid (key tiles of OWN, Hkv, B): for the keys of KV head g, over the query heads of its group and
+// the query tiles from the key tile on: dk_j = scale sum_t dS[t, j] q_t, dv_j = sum_t P[t, j] dy_t.
+// Shared: K, V [OWN] and Q, dY [WALK] (bf16, ldh), P^T and dS^T [OWN, WALK] (bf16), S^T and dP^T
+// [OWN, WALK] (fp32), the staging tiles, lse and D of the query rows.
+template <int Dh>
+__global__ static void attn_dkv_tc(float *dk, float *dv, const float *dy, const float *lse, const float *D, const float *q,
+                                   const float *k, const float *v, int T, int H, int Hkv, float scale) {
+    extern __shared__ float sh[];
+    int ldh = Dh + PAD_H, ldp = WALK + PAD_H, lds = WALK + PAD_F;
+    bf16 *Ks = (bf16 *)sh, *Vs = Ks + OWN * ldh, *Qs = Vs + OWN * ldh, *dYs = Qs + WALK * ldh, *Pt = dYs + WALK * ldh,
+         *dSt = Pt + OWN * ldp;
+    float *St = (float *)(dSt + OWN * ldp), *dPt = St + OWN * lds, *stage = dPt + OWN * lds, *lse_s = stage + WARPS * 256,
+          *D_s = lse_s + WALK;
+    int j0 = blockIdx.x * OWN, g = blockIdx.y, b = blockIdx.z, group = H / Hkv, w0 = threadIdx.x / 32 * 16;
+    int keys = T - j0 < OWN ? T - j0 : OWN;
+    FragC acc_k[Dh / 16], acc_v[Dh / 16];
+    for (int n = 0; n < Dh / 16; n++) wmma::fill_fragment(acc_k[n], 0.0f), wmma::fill_fragment(acc_v[n], 0.0f);
+    load_bf16(Ks, ldh, k, b, j0, OWN, g, T, Hkv, Dh);
+    load_bf16(Vs, ldh, v, b, j0, OWN, g, T, Hkv, Dh);
+    for (int h = g * group; h < (g + 1) * group; h++)
+        for (int t0 = j0; t0 < T; t0 += WALK) {
+            load_bf16(Qs, ldh, q, b, t0, WALK, h, T, H, Dh);
+            load_bf16(dYs, ldh, dy, b, t0, WALK, h, T, H, Dh);
+            load_row_stats(lse_s, D_s, lse, D, b, h, t0, WALK, T, H);
+            __syncthreads();
+            warp_abt(St + w0 * lds, lds, Ks + w0 * ldh, ldh, Qs, ldh, WALK / 16, Dh);
+            warp_abt(dPt + w0 * lds, lds, Vs + w0 * ldh, ldh, dYs, ldh, WALK / 16, Dh);
+            __syncthreads();
+            for (int e = threadIdx.x; e < OWN * WALK; e += blockDim.x) {
+                int c = e / WALK, r = e % WALK; // key row c, query row r
+                float p = t0 + r < T && j0 + c <= t0 + r ? expf(St[c * lds + r] * scale - lse_s[r]) : 0.0f;
+                Pt[c * ldp + r] = __float2bfloat16_rn(p);
+                dSt[c * ldp + r] = __float2bfloat16_rn(p * (dPt[c * lds + r] - D_s[r]));
+            }
+            __syncthreads();
+            warp_ab_add<Dh / 16>(acc_v, Pt + w0 * ldp, ldp, dYs, ldh, WALK);
+            warp_ab_add<Dh / 16>(acc_k, dSt + w0 * ldp, ldp, Qs, ldh, WALK);
+            __syncthreads(); // before the next tile overwrites Q, dY and the scores
+        }
+    write_rows<Dh>(dk, acc_k, stage, scale, b, j0, keys, g, T, Hkv);
+    write_rows<Dh>(dv, acc_v, stage, 1.0f, b, j0, keys, g, T, Hkv);
+}
+
+void cuda_attention_tc_backward(float *dq, float *dk, float *dv, const float *dy, const float *lse, const float *D,
+                                const float *q, const float *k, const float *v, int B, int T, int H, int Hkv, int Dh) {
+    float scale = (float)(1.0 / sqrt((double)Dh));
+    size_t ldh = Dh + PAD_H, ldp = WALK + PAD_H, lds = WALK + PAD_F;
+    size_t stats = WARPS * 256 + 2 * OWN; // staging tiles, lse and D
+    size_t shared_dq = sizeof(bf16) * ((2 * OWN + 2 * WALK) * ldh + OWN * ldp) + sizeof(float) * (2 * OWN * lds + stats);
+    size_t shared_dkv = sizeof(bf16) * ((2 * OWN + 2 * WALK) * ldh + 2 * OWN * ldp) + sizeof(float) * (2 * OWN * lds + stats);
+    with_head_dim(Dh, [&](auto dh) {
+        auto dq_kernel = attn_dq_tc<decltype(dh)::value>;
+        auto dkv_kernel = attn_dkv_tc<decltype(dh)::value>;
+        allow_shared(dq_kernel, shared_dq);
+        allow_shared(dkv_kernel, shared_dkv);
+        dq_kernel<<<dim3(blocks_for((size_t)T, OWN), H, B), THREADS, shared_dq>>>(dq, dy, lse, D, q, k, v, T, H, Hkv, scale);
+        CUDA_CHECK_LAUNCH();
+        dkv_kernel<<<dim3(blocks_for((size_t)T, OWN), Hkv, B), THREADS, shared_dkv>>>(dk, dv, dy, lse, D, q, k, v, T, H, Hkv,
+                                                                                      scale);
+        CUDA_CHECK_LAUNCH();
+    });
+}
