@@ -5,7 +5,7 @@ CC ?= gcc
 PYTHON_REF ?= /usr/bin/python3
 BUILD := build
 
-OPENBLAS_INC := $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-openmp /usr/include/aarch64-linux-gnu/openblas-openmp /usr/include/openblas))
+OPENBLAS_INC ?= $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-openmp /usr/include/aarch64-linux-gnu/openblas-openmp /usr/include/openblas))
 ifeq ($(OPENBLAS_INC),)
 $(error OpenBLAS headers not found: run `sudo scripts/setup.sh` (installs libopenblas-openmp-dev))
 endif
@@ -33,7 +33,7 @@ CODE_BYTES := $(shell cat $(CODE_FILES) | wc -c)
 all: pgolf
 
 pgolf: $(OBJ) $(BUILD)/src/cli/main.o
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/src/cli/code_bytes.o: CFLAGS += -DPGOLF_CODE_BYTES=$(CODE_BYTES)
 $(BUILD)/src/cli/code_bytes.o: $(CODE_FILES)
@@ -47,13 +47,13 @@ $(BUILD)/f64/%.o: %.c
 	$(CC) $(CFLAGS) -DPGOLF_F64 -MMD -MP -c -o $@ $<
 
 $(BUILD)/run_tests: $(OBJ) $(TEST_SRC:%.c=$(BUILD)/%.o)
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/run_tests_f64: $(F64_OBJ) $(GRAD_SRC:%.c=$(BUILD)/f64/%.o)
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bench/%: $(OBJ) $(BUILD)/bench/%.o
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Fixtures from the PyTorch/sentencepiece references (tests/ref_*.py), then both test binaries; one closing line.
 test: pgolf $(BUILD)/run_tests $(BUILD)/run_tests_f64
@@ -101,12 +101,12 @@ $(BUILD)/cuda/%.o: %.cu
 # names, stays out)
 $(BUILD)/run_cuda_tests: $(OBJ) $(filter-out %/bridge.o,$(CUDA_OBJ)) $(BUILD)/tests/test_main.o $(BUILD)/tests/test_helpers.o \
                          $(BUILD)/tests/cuda/test_cuda_ops.o
-	$(CC) -o $@ $^ -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ $(LDLIBS)
 
 # pgolf-cuda: the same model, optimizers and CLI linked against src/ops/cuda (bridge.cu) instead of src/ops/cpu.
 CPU_OPS_OBJ := $(filter $(BUILD)/src/ops/cpu/%,$(OBJ))
 pgolf-cuda: $(filter-out $(CPU_OPS_OBJ),$(OBJ)) $(CUDA_OBJ) $(BUILD)/src/cli/main.o
-	$(CC) -o $@ $^ -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ $(LDLIBS)
 
 cuda: $(BUILD)/run_cuda_tests pgolf-cuda
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# GPU benchmark (issue 6), for the machine with an NVIDIA GPU: ms/step, tokens/s and achieved TFLOP/s of
-# ./pgolf-cuda for the baseline shape (TRAIN_BATCH_TOKENS=524288, seq 1024) and #638's shape (never run yet), next to
-# train_gpt.py run the same way when REF_DIR holds it (bring the reference script in an ignored folder,
-# e.g. runs/ref/train_gpt.py; never commit it). Needs FineWeb sp1024 shards in DATA_PATH.
-# Prints one line per run; paste them into bench/RESULTS.md with the device name.
+# GPU benchmark (issue 6), for the machine with an NVIDIA GPU: ms/step, tokens/s, achieved TFLOP/s and
+# model FLOP utilisation of ./pgolf-cuda (bf16 tensor cores, then fp32) for the baseline shape
+# (TRAIN_BATCH_TOKENS=524288, seq 1024) and #638's shape, next to train_gpt.py run the same way when
+# REF_DIR holds it (bring the reference script in an ignored folder, e.g. runs/ref/train_gpt.py; never
+# commit it). Needs FineWeb sp1024 shards in DATA_PATH. PEAK_TFLOPS: the GPU's dense bf16 peak for
+# the MFU column (989 for an H100 SXM). Never run yet. Prints one line per run; paste them into
+# bench/RESULTS.md with the device name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -j"$(nproc)" pgolf pgolf-cuda >/dev/null
 export DATA_PATH=${DATA_PATH:-./data/datasets/fineweb10B_sp1024} TOKENIZER_PATH=${TOKENIZER_PATH:-./data/tokenizers/fineweb_1024_bpe.model}
-STEPS=${STEPS:-20}
+STEPS=${STEPS:-20} PEAK_TFLOPS=${PEAK_TFLOPS:-989}
 device=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || echo unknown)
 common="ITERATIONS=$STEPS WARMUP_STEPS=3 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=65536 TRAIN_LOG_EVERY=1 MAX_WALLCLOCK_SECONDS=0"
 
@@ -16,18 +18,21 @@ common="ITERATIONS=$STEPS WARMUP_STEPS=3 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=65536 T
 # embedding is also the head) plus the causal attention's 6 x layers x dim x seq
 report() { # name, log file, tokens per step, params, layers, dim, seq
     local ms; ms=$(grep -o 'step_avg:[0-9.]*ms' "$2" | tail -1 | tr -dc '0-9.')
-    awk -v n="$1" -v ms="$ms" -v tok="$3" -v p="$4" -v l="$5" -v d="$6" -v s="$7" -v dev="$device" 'BEGIN {
-        f = 6 * p + 6 * l * d * s; tps = tok / (ms / 1000);
-        printf "%-28s %s  ms/step %.1f  tokens/s %.0f  TFLOP/s %.1f\n", n, dev, ms, tps, f * tps / 1e12 }'
+    awk -v n="$1" -v ms="$ms" -v tok="$3" -v p="$4" -v l="$5" -v d="$6" -v s="$7" -v dev="$device" -v peak="$PEAK_TFLOPS" 'BEGIN {
+        f = 6 * p + 6 * l * d * s; tps = tok / (ms / 1000); tf = f * tps / 1e12;
+        printf "%-32s %s  ms/step %.1f  tokens/s %.0f  TFLOP/s %.1f  MFU %.1f%%\n", n, dev, ms, tps, tf, 100 * tf / peak }'
 }
 
 run_shape() { # name, env settings, matrix params, layers, dim, seq, tokens per step
     local name=$1 settings=$2
     mkdir -p runs/bench_gpu
-    env $common $settings OUT_DIR=runs/bench_gpu/$name RUN_ID=$name ./pgolf-cuda train > runs/bench_gpu/$name.log 2>&1
-    report "pgolf-cuda $name" runs/bench_gpu/$name.log "$7" "$3" "$4" "$5" "$6"
+    for precision in bf16 fp32; do # tensor cores (the default), then fp32 CUDA cores for comparison
+        env $common $settings MATMUL_PRECISION=$precision OUT_DIR=runs/bench_gpu/$name-$precision RUN_ID=$name-$precision \
+            ./pgolf-cuda train > runs/bench_gpu/$name-$precision.log 2>&1
+        report "pgolf-cuda $precision $name" runs/bench_gpu/$name-$precision.log "$7" "$3" "$4" "$5" "$6"
+    done
     if [ -n "${REF_DIR:-}" ] && [ -f "$REF_DIR/train_gpt.py" ]; then
-        env $common $settings RUN_ID=ref_$name torchrun --standalone --nproc_per_node=1 "$REF_DIR/train_gpt.py" \
+        env $common $settings RUN_ID=ref_$name python3 -m torch.distributed.run --standalone --nproc_per_node=1 "$REF_DIR/train_gpt.py" \
             > runs/bench_gpu/ref_$name.log 2>&1 || true
         report "train_gpt.py $name" runs/bench_gpu/ref_$name.log "$7" "$3" "$4" "$5" "$6"
     fi

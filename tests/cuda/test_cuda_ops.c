@@ -11,6 +11,7 @@
 #include "../test.h"
 #include "ops/cuda/ops_cuda.h"
 #include "model/host_tables.h"
+#include "io/safetensors.h"
 #include "ops/ops.h"
 #include "util.h"
 
@@ -363,15 +364,32 @@ TEST(cuda_optimizer_ops) {
 
 // The whole model on the GPU: pgolf-cuda (the same model and loop on src/ops/cuda) against pgolf on the CPU
 // from the same weights and shards, every technique family on, both computing the linear layers at
-// `precision` (the CPU's bf16 mode rounds the same operands): 8 training steps' losses within loss_tol
-// and the round-trip val_bpb within bpb_tol; only summation orders differ.
+// `precision` (the CPU's bf16 mode rounds the same operands; its attention stays fp32): 8 training
+// steps' losses within loss_tol, the round-trip val_bpb within bpb_tol and, where weight_tol > 0,
+// every final weight tensor within weight_tol (the gradients of all parameters show there).
 static double value_after(const char *text, const char *prefix, const char *key) {
     const char *line = strstr(text, prefix);
     const char *k = line ? strstr(line, key) : NULL;
     return k ? atof(k + strlen(key)) : NAN;
 }
 
-static void model_tracks_cpu(const char *precision, double loss_tol, double bpb_tol) {
+// The largest difference between the two runs' final weights, tensor by tensor (relative to the CPU
+// tensor's largest magnitude): where the gradients of every parameter show.
+static double weights_difference(const char *gpu_path, const char *cpu_path) {
+    SafeTensors *g = st_load(gpu_path), *c = st_load(cpu_path);
+    double worst = 0;
+    CHECK(st_count(g) == st_count(c), "%s has %d tensors, %s %d", gpu_path, st_count(g), cpu_path, st_count(c));
+    for (int i = 0; i < st_count(c); i++) {
+        const StTensor *b = st_find(c, st_name(c, i)), *a = st_find(g, st_name(c, i));
+        CHECK(a && a->numel == b->numel, "tensor %s differs in shape or is missing", st_name(c, i));
+        if (a && a->numel == b->numel) worst = fmax(worst, max_relative_difference(a->f, b->f, (size_t)b->numel));
+    }
+    st_free(g);
+    st_free(c);
+    return worst;
+}
+
+static void model_tracks_cpu(const char *precision, double loss_tol, double bpb_tol, double weight_tol) {
     const char *data = test_markov_dataset("cuda_curve_data");
     char name[64];
     snprintf(name, sizeof name, "cuda_curve_%s", precision);
@@ -408,19 +426,28 @@ static void model_tracks_cpu(const char *precision, double loss_tol, double bpb_
     }
     double a = value_after(gpu, "_roundtrip_exact", "val_bpb:"), b = value_after(cpu, "_roundtrip_exact", "val_bpb:");
     CHECK(fabs(a - b) < bpb_tol, "round-trip val_bpb: GPU %.6f, CPU %.6f", a, b);
-    printf("    %s: largest train_loss difference %.2e, round-trip val_bpb difference %.2e\n", precision, worst, fabs(a - b));
+    char gpu_weights[1024], cpu_weights[1024];
+    snprintf(gpu_weights, sizeof gpu_weights, "%s/gpu/final_model.safetensors", dir);
+    snprintf(cpu_weights, sizeof cpu_weights, "%s/cpu/final_model.safetensors", dir);
+    double w = weights_difference(gpu_weights, cpu_weights);
+    if (weight_tol > 0) CHECK(w < weight_tol, "final weights: relative difference %.3g, tolerance %.3g", w, weight_tol);
+    printf("    %s: largest train_loss difference %.2e, round-trip val_bpb difference %.2e, weights %.2e\n", precision,
+           worst, fabs(a - b), w);
     free(cpu);
     free(gpu);
 }
 
 TEST(cuda_model_tracks_cpu_loss_curve_fp32) {
     if (!have_gpu()) return;
-    model_tracks_cpu("fp32", 2e-3, 1e-3);
+    model_tracks_cpu("fp32", 2e-3, 1e-3, 1e-3); // measured on the emulator: 0, 0, 3e-5
 }
 
 TEST(cuda_model_tracks_cpu_loss_curve_bf16) {
     if (!have_gpu()) return;
-    model_tracks_cpu("bf16", 5e-3, 2e-3); // bf16 rounding turns summation-order differences into 2^-8 steps
+    // bf16 rounding turns summation-order differences into 2^-8 steps (measured: loss 1.3e-3, bpb 1e-6).
+    // The weights are not compared: tensors still near their zero init (attn_gate) differ by up to 30%
+    // of their own small size after Adam's normalized steps, while the losses agree.
+    model_tracks_cpu("bf16", 5e-3, 2e-3, 0);
 }
 
 __attribute__((constructor)) static void seed_rng(void) { rng_seed(&g_rng, 7); }

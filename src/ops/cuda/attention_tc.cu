@@ -102,7 +102,7 @@ __device__ static void write_rows(float *x, const FragC *acc, float *stage, floa
 template <int Dh>
 __global__ static void attn_fwd_tc(float *y, float *lse, const float *q, const float *k, const float *v, int T, int H, int Hkv,
                                    float scale) {
-    extern __shared__ float sh[];
+    extern __shared__ __align__(128) float sh[]; // wmma tiles need 32-byte alignment
     int ldh = Dh + PAD_H, ldp = WALK + PAD_H, lds = WALK + PAD_F;
     bf16 *Qs = (bf16 *)sh, *Ks = Qs + OWN * ldh, *Vs = Ks + WALK * ldh, *P = Vs + WALK * ldh;
     float *S = (float *)(P + OWN * ldp), *O = S + OWN * lds, *m = O + OWN * Dh, *l = m + OWN, *alpha = l + OWN;
@@ -185,7 +185,7 @@ void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float
 template <int Dh>
 __global__ static void attn_dq_tc(float *dq, const float *dy, const float *lse, const float *D, const float *q, const float *k,
                                   const float *v, int T, int H, int Hkv, float scale) {
-    extern __shared__ float sh[];
+    extern __shared__ __align__(128) float sh[]; // wmma tiles need 32-byte alignment
     int ldh = Dh + PAD_H, ldp = WALK + PAD_H, lds = WALK + PAD_F;
     bf16 *Qs = (bf16 *)sh, *dYs = Qs + OWN * ldh, *Ks = dYs + OWN * ldh, *Vs = Ks + WALK * ldh, *dSb = Vs + WALK * ldh;
     float *S = (float *)(dSb + OWN * ldp), *dP = S + OWN * lds, *stage = dP + OWN * lds, *lse_s = stage + WARPS * 256,
@@ -223,7 +223,7 @@ __global__ static void attn_dq_tc(float *dq, const float *dy, const float *lse, 
 template <int Dh>
 __global__ static void attn_dkv_tc(float *dk, float *dv, const float *dy, const float *lse, const float *D, const float *q,
                                    const float *k, const float *v, int T, int H, int Hkv, float scale) {
-    extern __shared__ float sh[];
+    extern __shared__ __align__(128) float sh[]; // wmma tiles need 32-byte alignment
     int ldh = Dh + PAD_H, ldp = WALK + PAD_H, lds = WALK + PAD_F;
     bf16 *Ks = (bf16 *)sh, *Vs = Ks + OWN * ldh, *Qs = Vs + OWN * ldh, *dYs = Qs + WALK * ldh, *Pt = dYs + WALK * ldh,
          *dSt = Pt + OWN * ldp;

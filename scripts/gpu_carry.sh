@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Prepares, on this (CPU) machine, what issue 6's GPU checks need on the lent GPU machine, which can
+# fetch nothing and does not receive ../shared: the folder gpu_carry/ (ignored by git through
+# .git/info/exclude) with Debian packages of the build's libraries (OpenBLAS-OpenMP, zstd, brotli,
+# zlib; the GPU image has nvcc and gcc), the sp1024 tokenizer, the built-in KJV shards and tokenizer
+# (speed does not depend on the text), and train_gpt.py from the reference repository when REF_REPO
+# (a git directory, e.g. a fetched mirror of openai/parameter-golf) is given: bench_gpu.sh times it
+# beside pgolf-cuda. Never commit the folder. Then, with the device tool:
+#   run(command="bash scripts/gpu_session.sh test", carry=["gpu_carry"])   # build, CUDA tests
+#   run(command="bash scripts/gpu_session.sh bench")                        # the benchmark
+set -euo pipefail
+cd "$(dirname "$0")/.."
+carry=gpu_carry
+rm -rf "$carry"
+mkdir -p "$carry/debs" "$carry/data"
+(cd "$carry/debs" && apt-get download libopenblas0-openmp libopenblas-openmp-dev libgfortran5 libzstd1 libzstd-dev \
+    libbrotli1 libbrotli-dev zlib1g-dev >/dev/null)
+cp -r "${PGOLF_SHARED_DATA:-../shared/data}/tokenizers" "$carry/"
+[ -f data/tokenizers/kjv_1024_bpe.model ] || { make -j2 pgolf >/dev/null && ./pgolf prep; }
+cp -r data/datasets/kjv_sp1024 "$carry/data/"
+cp data/tokenizers/kjv_1024_bpe.model "$carry/data/"
+if [ -n "${REF_REPO:-}" ]; then
+    mkdir -p "$carry/ref"
+    git --git-dir="$REF_REPO" show HEAD:train_gpt.py > "$carry/ref/train_gpt.py"
+fi
+grep -qx '/gpu_carry/' .git/info/exclude 2>/dev/null || echo '/gpu_carry/' >> .git/info/exclude
+du -sh "$carry"

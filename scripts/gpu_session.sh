@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Issue 6's checks on the lent GPU machine (see scripts/gpu_carry.sh for what travels and how to call
+# it). `test`: install the carried libraries into gpu_carry/root where the image lacks them, build
+# pgolf and pgolf-cuda, run the CUDA tests (every kernel against the CPU, the training runs against
+# pgolf). `bench`: bench/bench_gpu.sh on the carried KJV shards, with train_gpt.py when it was carried.
+# Logs go to $OUT (the device tool brings them back) or runs/gpu_session.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+carry=$PWD/gpu_carry out=${OUT:-runs/gpu_session}
+mkdir -p "$out"
+root=$carry/root lib=$carry/root/usr/lib/x86_64-linux-gnu
+if [ ! -d "$root" ]; then
+    for f in "$carry"/debs/*.deb; do dpkg -x "$f" "$root"; done
+fi
+export OPENBLAS_INC=$root/usr/include/x86_64-linux-gnu/openblas-openmp
+export CFLAGS="-O3 -march=native -I$root/usr/include -I$root/usr/include/x86_64-linux-gnu"
+export LDFLAGS="-L$lib/openblas-openmp -L$lib -Wl,-rpath,$lib/openblas-openmp -Wl,-rpath,$lib"
+export PGOLF_SHARED_DATA=$carry PATH=$PATH:/usr/local/cuda/bin
+case "${1:-test}" in
+test)
+    { nvidia-smi; nvcc --version; } > "$out/device.txt" 2>&1
+    make -j"$(nproc)" pgolf cuda > "$out/build.txt" 2>&1 || { tail -30 "$out/build.txt"; exit 1; }
+    build/run_cuda_tests 2>&1 | tee "$out/cuda_tests.txt" | grep -E '^(ok|FAIL|skip)|passed'
+    ;;
+bench)
+    export DATA_PATH=$carry/data/kjv_sp1024 TOKENIZER_PATH=$carry/data/kjv_1024_bpe.model
+    [ -f "$carry/ref/train_gpt.py" ] && export REF_DIR=$carry/ref
+    STEPS=${STEPS:-20} bash bench/bench_gpu.sh 2>&1 | tee "$out/bench.txt"
+    cp runs/bench_gpu/*.log "$out/" 2>/dev/null
+    ;;
+*) echo "usage: $0 test|bench" >&2; exit 2 ;;
+esac
