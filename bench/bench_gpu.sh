@@ -27,9 +27,13 @@ run_shape() { # name, env settings, matrix params, layers, dim, seq, tokens per 
     local name=$1 settings=$2
     mkdir -p runs/bench_gpu
     for precision in bf16 fp32; do # tensor cores (the default), then fp32 CUDA cores for comparison
-        env $common $settings MATMUL_PRECISION=$precision OUT_DIR=runs/bench_gpu/$name-$precision RUN_ID=$name-$precision \
-            ./pgolf-cuda train > runs/bench_gpu/$name-$precision.log 2>&1
-        report "pgolf-cuda $precision $name" runs/bench_gpu/$name-$precision.log "$7" "$3" "$4" "$5" "$6"
+        local log=runs/bench_gpu/$name-$precision.log
+        if env $common $settings MATMUL_PRECISION=$precision OUT_DIR=runs/bench_gpu/$name-$precision RUN_ID=$name-$precision \
+            ./pgolf-cuda train > "$log" 2>&1; then
+            report "pgolf-cuda $precision $name" "$log" "$7" "$3" "$4" "$5" "$6"
+        else
+            echo "pgolf-cuda $precision $name FAILED: $(tail -1 "$log")"
+        fi
     done
     if [ -n "${REF_DIR:-}" ] && [ -f "$REF_DIR/train_gpt.py" ]; then
         env $common $settings RUN_ID=ref_$name python3 -m torch.distributed.run --standalone --nproc_per_node=1 "$REF_DIR/train_gpt.py" \
@@ -38,9 +42,15 @@ run_shape() { # name, env settings, matrix params, layers, dim, seq, tokens per 
     fi
 }
 
-params() { ./pgolf info "$@" | grep -o 'model_params:[0-9]*' | tr -dc '0-9'; } # counted on the CPU build
-run_shape baseline "TRAIN_BATCH_TOKENS=524288 TRAIN_SEQ_LEN=1024" "$(params)" 9 512 1024 524288
+params() { env "$@" ./pgolf info | grep -o 'model_params:[0-9]*' | tr -dc '0-9'; } # counted on the CPU build
+baseline="TRAIN_BATCH_TOKENS=524288 TRAIN_SEQ_LEN=1024"
 # #638's shape (11 x 512, MLP 3x, seq 2048, 786,432 tokens per step) with the baseline's math, which
 # both programs share
 shape638="NUM_LAYERS=11 MLP_MULT=3 TRAIN_SEQ_LEN=2048 TRAIN_BATCH_TOKENS=786432"
-run_shape shape638 "$shape638" "$(env $shape638 ./pgolf info | grep -o 'model_params:[0-9]*' | tr -dc '0-9')" 11 512 2048 786432
+for shape in ${SHAPES:-baseline shape638}; do # SHAPES picks (one call on the device machine may not fit both)
+    case $shape in
+    baseline) run_shape baseline "$baseline" "$(params $baseline)" 9 512 1024 524288 ;;
+    shape638) run_shape shape638 "$shape638" "$(params $shape638)" 11 512 2048 786432 ;;
+    *) echo "unknown shape $shape (baseline, shape638)" >&2; exit 2 ;;
+    esac
+done

@@ -5,9 +5,11 @@
 # zlib; the GPU image has nvcc and gcc), the sp1024 tokenizer, the built-in KJV shards and tokenizer
 # (speed does not depend on the text), and train_gpt.py from the reference repository when REF_REPO
 # (a git directory, e.g. a fetched mirror of openai/parameter-golf) is given: bench_gpu.sh times it
-# beside pgolf-cuda. Never commit the folder. Then, with the device tool:
-#   run(command="bash scripts/gpu_session.sh test", carry=["gpu_carry"])   # build, CUDA tests
-#   run(command="bash scripts/gpu_session.sh bench")                        # the benchmark
+# beside pgolf-cuda. Never commit the folder. Then, with the device tool (each call under 10 minutes;
+# the machine keeps its build between calls only while warm):
+#   run(command="bash scripts/gpu_session.sh test", carry=["gpu_carry"])                  # build, CUDA tests
+#   run(command="SHAPES=baseline bash scripts/gpu_session.sh bench", carry=["gpu_carry"]) # benchmark
+#   run(command="SHAPES=shape638 bash scripts/gpu_session.sh bench", carry=["gpu_carry"])
 set -euo pipefail
 cd "$(dirname "$0")/.."
 carry=gpu_carry

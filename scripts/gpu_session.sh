@@ -14,7 +14,9 @@ if [ ! -d "$root" ]; then
 fi
 export OPENBLAS_INC=$root/usr/include/x86_64-linux-gnu/openblas-openmp
 export CFLAGS="-O3 -march=native -I$root/usr/include -I$root/usr/include/x86_64-linux-gnu"
-export LDFLAGS="-L$lib/openblas-openmp -L$lib -Wl,-rpath,$lib/openblas-openmp -Wl,-rpath,$lib"
+# DT_RPATH (not RUNPATH) also serves the libraries' own dependencies, and leaves other programs
+# (PyTorch for the reference) on the image's libraries
+export LDFLAGS="-L$lib/openblas-openmp -L$lib -Wl,--disable-new-dtags -Wl,-rpath,$lib/openblas-openmp -Wl,-rpath,$lib"
 export PGOLF_SHARED_DATA=$carry PATH=$PATH:/usr/local/cuda/bin
 case "${1:-test}" in
 test)
