@@ -105,6 +105,7 @@
     X(STR, init_checkpoint, "INIT_CHECKPOINT", "", CG_TRAIN, "start from these safetensors weights instead of the seeded init") \
     X(INT, checkpoint_every, "CHECKPOINT_EVERY", "0", CG_TRAIN, "save a resumable checkpoint every N steps (0: only at the end)") \
     X(STR, resume, "RESUME", "", CG_TRAIN, "resume from this checkpoint (flag: --resume FILE)")                           \
+    X(STR, dump_grads, "DUMP_GRADS", "", CG_TRAIN, "testing: write the first step's gradients (before clipping) to this safetensors file") \
     X(INT, kill_after_step, "KILL_AFTER_STEP", "0", CG_TRAIN, "testing: SIGKILL this process right after step N's checkpoint (0: off)") \
     X(STR, compressor, "COMPRESSOR", "zlib", CG_TRAIN, "artifact payload compressor: zlib, zstd or brotli")             \
     X(INT, compressor_level, "COMPRESSOR_LEVEL", "0", CG_TRAIN, "compression level (0: zlib 9, zstd 22, brotli 11)")     \

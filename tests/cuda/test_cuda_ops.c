@@ -365,17 +365,18 @@ TEST(cuda_optimizer_ops) {
 // The whole model on the GPU: pgolf-cuda (the same model and loop on src/ops/cuda) against pgolf on the CPU
 // from the same weights and shards, every technique family on, both computing the linear layers at
 // `precision` (the CPU's bf16 mode rounds the same operands; its attention stays fp32): 8 training
-// steps' losses within loss_tol, the round-trip val_bpb within bpb_tol and, where weight_tol > 0,
-// every final weight tensor within weight_tol (the gradients of all parameters show there).
+// steps' losses within loss_tol, the round-trip val_bpb within bpb_tol, every gradient tensor of the
+// first step within grad_tol (DUMP_GRADS) and, where weight_tol > 0, every final weight tensor within
+// weight_tol.
 static double value_after(const char *text, const char *prefix, const char *key) {
     const char *line = strstr(text, prefix);
     const char *k = line ? strstr(line, key) : NULL;
     return k ? atof(k + strlen(key)) : NAN;
 }
 
-// The largest difference between the two runs' final weights, tensor by tensor (relative to the CPU
-// tensor's largest magnitude): where the gradients of every parameter show.
-static double weights_difference(const char *gpu_path, const char *cpu_path) {
+// The largest difference between two runs' tensors (weights, gradients), tensor by tensor, relative to
+// the CPU tensor's largest magnitude.
+static double tensors_difference(const char *gpu_path, const char *cpu_path) {
     SafeTensors *g = st_load(gpu_path), *c = st_load(cpu_path);
     double worst = 0;
     CHECK(st_count(g) == st_count(c), "%s has %d tensors, %s %d", gpu_path, st_count(g), cpu_path, st_count(c));
@@ -389,7 +390,7 @@ static double weights_difference(const char *gpu_path, const char *cpu_path) {
     return worst;
 }
 
-static void model_tracks_cpu(const char *precision, double loss_tol, double bpb_tol, double weight_tol) {
+static void model_tracks_cpu(const char *precision, double loss_tol, double bpb_tol, double grad_tol, double weight_tol) {
     const char *data = test_markov_dataset("cuda_curve_data");
     char name[64];
     snprintf(name, sizeof name, "cuda_curve_%s", precision);
@@ -408,10 +409,13 @@ static void model_tracks_cpu(const char *precision, double loss_tol, double bpb_
     snprintf(cmd, sizeof cmd, "env %s OUT_DIR=%s/init ITERATIONS=0 ./pgolf train", env, dir);
     CHECK(test_run(cmd, &cpu) == 0, "writing the initial weights failed:\n%s", cpu);
     free(cpu);
-    snprintf(cmd, sizeof cmd, "env %s OUT_DIR=%s/cpu INIT_CHECKPOINT=%s/init/final_model.safetensors ./pgolf train", env, dir, dir);
+    snprintf(cmd, sizeof cmd,
+             "env %s OUT_DIR=%s/cpu INIT_CHECKPOINT=%s/init/final_model.safetensors DUMP_GRADS=%s/cpu/grads.safetensors "
+             "./pgolf train", env, dir, dir, dir);
     CHECK(test_run(cmd, &cpu) == 0, "pgolf (CPU) failed:\n%s", cpu);
-    snprintf(cmd, sizeof cmd, "env %s OUT_DIR=%s/gpu INIT_CHECKPOINT=%s/init/final_model.safetensors %s train", env, dir, dir,
-             PGOLF_CUDA);
+    snprintf(cmd, sizeof cmd,
+             "env %s OUT_DIR=%s/gpu INIT_CHECKPOINT=%s/init/final_model.safetensors DUMP_GRADS=%s/gpu/grads.safetensors "
+             "%s train", env, dir, dir, dir, PGOLF_CUDA);
     CHECK(test_run(cmd, &gpu) == 0, "pgolf-cuda failed:\n%s", gpu);
     char expect[64];
     snprintf(expect, sizeof expect, "matmul:%s", precision);
@@ -426,28 +430,33 @@ static void model_tracks_cpu(const char *precision, double loss_tol, double bpb_
     }
     double a = value_after(gpu, "_roundtrip_exact", "val_bpb:"), b = value_after(cpu, "_roundtrip_exact", "val_bpb:");
     CHECK(fabs(a - b) < bpb_tol, "round-trip val_bpb: GPU %.6f, CPU %.6f", a, b);
-    char gpu_weights[1024], cpu_weights[1024];
-    snprintf(gpu_weights, sizeof gpu_weights, "%s/gpu/final_model.safetensors", dir);
-    snprintf(cpu_weights, sizeof cpu_weights, "%s/cpu/final_model.safetensors", dir);
-    double w = weights_difference(gpu_weights, cpu_weights);
+    char gpu_file[1024], cpu_file[1024];
+    snprintf(gpu_file, sizeof gpu_file, "%s/gpu/grads.safetensors", dir);
+    snprintf(cpu_file, sizeof cpu_file, "%s/cpu/grads.safetensors", dir);
+    double gr = tensors_difference(gpu_file, cpu_file);
+    CHECK(gr < grad_tol, "first step's gradients: relative difference %.3g, tolerance %.3g", gr, grad_tol);
+    snprintf(gpu_file, sizeof gpu_file, "%s/gpu/final_model.safetensors", dir);
+    snprintf(cpu_file, sizeof cpu_file, "%s/cpu/final_model.safetensors", dir);
+    double w = tensors_difference(gpu_file, cpu_file);
     if (weight_tol > 0) CHECK(w < weight_tol, "final weights: relative difference %.3g, tolerance %.3g", w, weight_tol);
-    printf("    %s: largest train_loss difference %.2e, round-trip val_bpb difference %.2e, weights %.2e\n", precision,
-           worst, fabs(a - b), w);
+    printf("    %s: largest train_loss difference %.2e, round-trip val_bpb %.2e, first gradients %.2e, final weights "
+           "%.2e\n", precision, worst, fabs(a - b), gr, w);
     free(cpu);
     free(gpu);
 }
 
 TEST(cuda_model_tracks_cpu_loss_curve_fp32) {
     if (!have_gpu()) return;
-    model_tracks_cpu("fp32", 2e-3, 1e-3, 1e-3); // measured on the emulator: 0, 0, 3e-5
+    model_tracks_cpu("fp32", 2e-3, 1e-3, 1e-4, 1e-3); // measured on the emulator: 0, 0, 3e-7, 3e-5
 }
 
 TEST(cuda_model_tracks_cpu_loss_curve_bf16) {
     if (!have_gpu()) return;
-    // bf16 rounding turns summation-order differences into 2^-8 steps (measured: loss 1.3e-3, bpb 1e-6).
+    // bf16 rounding turns summation-order differences into 2^-8 steps, and the GPU's attention rounds
+    // its operands where the CPU's does not (measured: loss 1.3e-3, bpb 1e-6, gradients 2.5e-3).
     // The weights are not compared: tensors still near their zero init (attn_gate) differ by up to 30%
     // of their own small size after Adam's normalized steps, while the losses agree.
-    model_tracks_cpu("bf16", 5e-3, 2e-3, 0);
+    model_tracks_cpu("bf16", 5e-3, 2e-3, 2e-2, 0);
 }
 
 __attribute__((constructor)) static void seed_rng(void) { rng_seed(&g_rng, 7); }
