@@ -23,7 +23,7 @@ F64_SRC := $(shell find src/ops src/model -name '*.c' | sort) src/util.c src/con
 F64_OBJ := $(F64_SRC:%.c=$(BUILD)/f64/%.o)
 TEST_SRC := $(filter-out tests/grad/% tests/cuda/%, $(shell find tests -name '*.c' | sort))
 GRAD_SRC := $(shell find tests/grad -name '*.c' 2>/dev/null | sort) tests/test_main.c
-BENCH_SRC := $(shell find bench -name '*.c' 2>/dev/null | sort)
+BENCH_SRC := $(filter-out bench/cuda/%, $(shell find bench -name '*.c' 2>/dev/null | sort))
 
 # Code bytes counted against the 16,000,000-byte limit: every file that builds the pgolf binary
 # (src/**/*.c, src/**/*.h and this Makefile), the analog of train_gpt.py's own size.
@@ -108,7 +108,11 @@ CPU_OPS_OBJ := $(filter $(BUILD)/src/ops/cpu/%,$(OBJ))
 pgolf-cuda: $(filter-out $(CPU_OPS_OBJ),$(OBJ)) $(CUDA_OBJ) $(BUILD)/src/cli/main.o
 	$(CC) $(LDFLAGS) -o $@ $^ -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ $(LDLIBS)
 
-cuda: $(BUILD)/run_cuda_tests pgolf-cuda
+# per-op figures on a GPU (bench/cuda/bench_cuda_ops.c)
+$(BUILD)/bench_cuda_ops: $(OBJ) $(filter-out %/bridge.o,$(CUDA_OBJ)) $(BUILD)/bench/cuda/bench_cuda_ops.o
+	$(CC) $(LDFLAGS) -o $@ $^ -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ $(LDLIBS)
+
+cuda: $(BUILD)/run_cuda_tests pgolf-cuda $(BUILD)/bench_cuda_ops
 
 # The same CUDA sources on the CPU emulator (tests/cuda/emu), built with AddressSanitizer: the CUDA ops'
 # tests and pgolf-cuda's training test run on any machine, once in each thread order.
@@ -133,11 +137,16 @@ $(BUILD)/emu/run_cuda_tests: $(OBJ) $(filter-out %/bridge.o,$(EMU_CUDA_OBJ)) $(B
 $(BUILD)/emu/pgolf-cuda: $(filter-out $(CPU_OPS_OBJ),$(OBJ)) $(EMU_CUDA_OBJ) $(BUILD)/src/cli/main.o
 	$(CXX) -fsanitize=address -o $@ $^ $(LDLIBS)
 
-cuda-emu-test: $(BUILD)/emu/run_cuda_tests $(BUILD)/emu/pgolf-cuda pgolf
+$(BUILD)/emu/bench_cuda_ops: $(OBJ) $(filter-out %/bridge.o,$(EMU_CUDA_OBJ)) $(BUILD)/bench/cuda/bench_cuda_ops.o
+	$(CXX) -fsanitize=address -o $@ $^ $(LDLIBS)
+
+cuda-emu-test: $(BUILD)/emu/run_cuda_tests $(BUILD)/emu/pgolf-cuda pgolf $(BUILD)/emu/bench_cuda_ops
 	@set -o pipefail; export ASAN_OPTIONS=detect_leaks=0; rc=0; \
 	$(BUILD)/emu/run_cuda_tests | tee $(BUILD)/emu/tests.log || rc=1; \
 	echo "== again, each barrier interval's threads in reverse order"; \
 	EMU_THREAD_ORDER=reverse $(BUILD)/emu/run_cuda_tests | tee $(BUILD)/emu/tests_reverse.log || rc=1; \
+	echo "== the per-op benchmark, tiny (it keeps working; the emulator's times mean nothing)"; \
+	BENCH_TOKENS=256 BENCH_SEQ=128 BENCH_MS=0 $(BUILD)/emu/bench_cuda_ops || rc=1; \
 	exit $$rc
 
 cuda-test: $(BUILD)/run_cuda_tests pgolf pgolf-cuda

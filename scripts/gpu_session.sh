@@ -2,7 +2,7 @@
 # Issue 6's checks on the lent GPU machine (see scripts/gpu_carry.sh for what travels and how to call
 # it). `test`: install the carried libraries into gpu_carry/root where the image lacks them, build
 # pgolf and pgolf-cuda, run the CUDA tests (every kernel against the CPU, the training runs against
-# pgolf). `bench`: bench/bench_gpu.sh on the carried KJV shards, with train_gpt.py when it was carried.
+# pgolf) and the per-op benchmark (build/bench_cuda_ops). `bench`: bench/bench_gpu.sh on the carried KJV shards, with train_gpt.py when it was carried.
 # Logs go to $OUT (the device tool brings them back) or runs/gpu_session.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,7 @@ test)
     { nvidia-smi; nvcc --version; } > "$out/device.txt" 2>&1
     make -j"$(nproc)" pgolf cuda > "$out/build.txt" 2>&1 || { tail -30 "$out/build.txt"; exit 1; }
     build/run_cuda_tests 2>&1 | tee "$out/cuda_tests.txt" | grep -E '^(ok|FAIL|skip)|passed'
+    build/bench_cuda_ops 2>&1 | tee "$out/ops.txt" # per-op figures: where a step's time goes
     ;;
 bench)
     export DATA_PATH=$carry/data/kjv_sp1024 TOKENIZER_PATH=$carry/data/kjv_1024_bpe.model

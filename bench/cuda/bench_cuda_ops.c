@@ -1,0 +1,141 @@
+// Per-op figures for the CUDA backend on one micro-step of the baseline shape (65,536 tokens of
+// 9 x 512, 8 heads of 64, 4 KV heads, seq 1024, vocab 1024, MLP 2x): the linear layers' forward +
+// backward and the causal attention's in bf16 (tensor cores) and fp32, the norm and the softcapped
+// cross-entropy. Shows where a step's time goes before bench_gpu.sh's end-to-end numbers. Built by
+// `make cuda` (build/bench_cuda_ops); BENCH_TOKENS and BENCH_SEQ shrink it (the emulator build runs
+// it tiny in `make cuda-emu-test`, to keep it working). Timing: host clock around synchronized runs,
+// repeated for at least BENCH_SECONDS (0.3) per op after one warm-up.
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ops/cuda/ops_cuda.h"
+#include "util.h"
+
+static double g_seconds;
+
+static float *device_random(size_t n, Rng *r) {
+    float *h = xmalloc(sizeof(float) * n), *d = cuda_alloc(n);
+    for (size_t i = 0; i < n; i++) h[i] = (float)(rng_normal(r) * 0.5);
+    cuda_upload(d, h, sizeof(float) * n);
+    free(h);
+    return d;
+}
+
+static long env_long(const char *name, long def) {
+    const char *s = getenv(name);
+    return s && *s ? atol(s) : def;
+}
+
+// Runs op(arg) once, then until g_seconds have passed; returns seconds per run.
+static double time_op(void (*op)(void *), void *arg) {
+    op(arg);
+    cuda_sync();
+    int reps = 0;
+    double t0 = now_seconds(), dt;
+    do {
+        op(arg);
+        cuda_sync();
+        reps++;
+    } while ((dt = now_seconds() - t0) < g_seconds);
+    return dt / reps;
+}
+
+typedef struct {
+    float *x, *w, *out, *dx, *dw;
+    int N, in, out_dim;
+} Linear;
+
+static void linear_step(void *p) {
+    Linear *l = p;
+    cuda_matmul_forward(l->out, l->x, l->w, l->N, l->in, l->out_dim);
+    cuda_matmul_backward(l->dx, l->dw, l->out, l->x, l->w, l->N, l->in, l->out_dim, 0);
+}
+
+typedef struct {
+    float *q, *k, *v, *y, *lse, *dy, *dq, *dk, *dv;
+    int B, T, H, Hkv, Dh;
+} Attention;
+
+static void attention_step(void *p) {
+    Attention *a = p;
+    cuda_attention_forward(a->y, a->lse, a->q, a->k, a->v, a->B, a->T, a->H, a->Hkv, a->Dh);
+    cuda_attention_backward(a->dq, a->dk, a->dv, a->dy, a->y, a->lse, a->q, a->k, a->v, a->B, a->T, a->H, a->Hkv, a->Dh);
+}
+
+typedef struct {
+    float *x, *out, *rstd, *dx, *loss;
+    int32_t *targets;
+    int N, C;
+} Rows;
+
+static void rmsnorm_step(void *p) {
+    Rows *r = p;
+    cuda_rmsnorm_forward(r->out, r->rstd, r->x, r->N, r->C, 1e-6f, 1.0f);
+    cuda_rmsnorm_backward(r->dx, r->out, r->out, r->rstd, r->N, r->C, 1.0f, 0);
+}
+
+static void xent_step(void *p) {
+    Rows *r = p;
+    cuda_softcap_xent_forward(r->loss, r->x, r->targets, r->N, r->C, 30.0f);
+    cuda_softcap_xent_backward(r->x, r->targets, r->N, r->C, 30.0f, 1.0f);
+}
+
+static void report(const char *name, const char *precision, double seconds, double rate, const char *unit) {
+    printf("%-36s %-4s  fwd+bwd %9.3f ms  %8.1f %s\n", name, precision, 1e3 * seconds, rate, unit);
+}
+
+int main(void) {
+    if (!cuda_device_count()) {
+        printf("bench_cuda_ops: no CUDA device\n");
+        return 0;
+    }
+    int N = (int)env_long("BENCH_TOKENS", 65536), T = (int)env_long("BENCH_SEQ", 1024), D = 512, V = 1024;
+    g_seconds = env_long("BENCH_MS", 300) / 1000.0;
+    Rng rng;
+    rng_seed(&rng, 1);
+    printf("bench_cuda_ops: %d tokens, seq %d (one micro-step of the baseline at the defaults)\n", N, T);
+    struct {
+        const char *name;
+        int in, out;
+    } layers[] = {{"c_q / attn.proj 512->512", D, D}, {"c_k / c_v 512->256", D, D / 2}, {"mlp.fc 512->1024", D, 2 * D},
+                  {"mlp.proj 1024->512", 2 * D, D}, {"lm_head 512->1024", D, V}};
+    for (int bf16 = 1; bf16 >= 0; bf16--) {
+        cuda_set_matmul_bf16(bf16);
+        for (size_t i = 0; i < sizeof layers / sizeof *layers; i++) {
+            int in = layers[i].in, out = layers[i].out;
+            Linear l = {device_random((size_t)N * in, &rng), device_random((size_t)out * in, &rng), cuda_alloc((size_t)N * out),
+                        cuda_alloc((size_t)N * in), cuda_alloc((size_t)out * in), N, in, out};
+            double s = time_op(linear_step, &l);
+            char name[64];
+            snprintf(name, sizeof name, "linear %s", layers[i].name);
+            report(name, bf16 ? "bf16" : "fp32", s, 6.0 * N * in * out / s / 1e12, "TFLOP/s");
+            float *bufs[] = {l.x, l.w, l.out, l.dx, l.dw};
+            for (int j = 0; j < 5; j++) cuda_free(bufs[j]);
+        }
+        int H = 8, Hkv = 4, Dh = 64, B = N / T;
+        size_t nq = (size_t)N * H * Dh, nk = (size_t)N * Hkv * Dh;
+        Attention a = {device_random(nq, &rng), device_random(nk, &rng), device_random(nk, &rng), cuda_alloc(nq),
+                       cuda_alloc((size_t)B * H * T), device_random(nq, &rng), cuda_alloc(nq), cuda_alloc(nk), cuda_alloc(nk),
+                       B, T, H, Hkv, Dh};
+        double s = time_op(attention_step, &a);
+        double fwd = 4.0 * B * H * Dh * (double)T * T / 2; // causal: half the score matrix; backward counted 2.5x
+        char name[64];
+        snprintf(name, sizeof name, "attention B%d T%d H%d/%d Dh%d", B, T, H, Hkv, Dh);
+        report(name, bf16 ? "bf16" : "fp32", s, 3.5 * fwd / s / 1e12, "TFLOP/s");
+        float *bufs[] = {a.q, a.k, a.v, a.y, a.lse, a.dy, a.dq, a.dk, a.dv};
+        for (int j = 0; j < 9; j++) cuda_free(bufs[j]);
+    }
+    cuda_set_matmul_bf16(1);
+    int32_t *targets = xmalloc(sizeof(int32_t) * N), *dt = cuda_alloc_i32((size_t)N);
+    for (int i = 0; i < N; i++) targets[i] = (int32_t)(rng_u64(&rng) % V);
+    cuda_upload(dt, targets, sizeof(int32_t) * N);
+    Rows norm = {device_random((size_t)N * D, &rng), cuda_alloc((size_t)N * D), cuda_alloc((size_t)N), cuda_alloc((size_t)N * D),
+                 NULL, NULL, N, D};
+    double s = time_op(rmsnorm_step, &norm);
+    report("rmsnorm (5 passes over N x 512)", "fp32", s, 5.0 * 4 * N * D / s / 1e9, "GB/s");
+    Rows head = {device_random((size_t)N * V, &rng), NULL, NULL, NULL, cuda_alloc((size_t)N), dt, N, V};
+    s = time_op(xent_step, &head);
+    report("softcap xent (3 passes over N x 1024)", "fp32", s, 3.0 * 4 * N * V / s / 1e9, "GB/s");
+    free(targets);
+    return 0;
+}
