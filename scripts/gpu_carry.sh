@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Prepares, on this (CPU) machine, what issue 6's GPU checks need on the lent GPU machine, which can
-# fetch nothing and does not receive ../shared: the folder gpu_carry/ (ignored by git through
-# .git/info/exclude) with Debian packages of the build's libraries (OpenBLAS-OpenMP, zstd, brotli,
-# zlib; the GPU image has nvcc and gcc), the sp1024 tokenizer, the built-in KJV shards and tokenizer
-# (speed does not depend on the text), and train_gpt.py from the reference repository when REF_REPO
-# (a git directory, e.g. a fetched mirror of openai/parameter-golf) is given: bench_gpu.sh times it
-# beside pgolf-cuda. Never commit the folder. Then, with the device tool (each call under 10 minutes;
-# the machine keeps its build between calls only while warm):
+# fetch nothing and does not receive ../shared: the folder gpu_carry/ (in .gitignore) with Debian
+# packages of the build's libraries (OpenBLAS-OpenMP, zstd, brotli, zlib; the GPU image has nvcc and
+# gcc), the sp1024 tokenizer, the built-in KJV shards and tokenizer (speed does not depend on the
+# text), and train_gpt.py from the reference repository when REF_REPO (a git directory, e.g. a
+# fetched mirror of openai/parameter-golf) is given: bench_gpu.sh times it beside pgolf-cuda. Never
+# commit the folder. Then, with the device tool (each call under 10 minutes; the machine keeps its
+# build between calls only while warm):
 #   run(command="bash scripts/gpu_session.sh test", carry=["gpu_carry"])                  # build, CUDA tests
 #   run(command="SHAPES=baseline bash scripts/gpu_session.sh bench", carry=["gpu_carry"]) # benchmark
 #   run(command="SHAPES=shape638 bash scripts/gpu_session.sh bench", carry=["gpu_carry"])
@@ -25,5 +25,4 @@ if [ -n "${REF_REPO:-}" ]; then
     mkdir -p "$carry/ref"
     git --git-dir="$REF_REPO" show HEAD:train_gpt.py > "$carry/ref/train_gpt.py"
 fi
-grep -qx '/gpu_carry/' .git/info/exclude 2>/dev/null || echo '/gpu_carry/' >> .git/info/exclude
 du -sh "$carry"
