@@ -15,10 +15,10 @@ int cmd_sample(int argc, char **argv);
 int cmd_ablate(int argc, char **argv);
 
 long long pgolf_code_bytes(void);
-// Loads the config for `cmd` (env, then flags), handles --help, rejects leftover flags and
-// arguments beyond max_positional; applies NUM_THREADS. Returns the number of positional args
-// left in argv[1..].
 // The artifact's dequantized weights into the model (through a host copy: the model's memory is the backend's).
 void cli_load_artifact_weights(const Artifact *a, GPT *m);
+// Loads the config for `cmd` (env, then flags), handles --help, rejects leftover flags and
+// arguments beyond max_positional; applies NUM_THREADS and MATMUL_PRECISION. Returns the number of
+// positional args left in argv[1..].
 int cli_setup(Config *c, int argc, char **argv, unsigned groups, const char *cmd, const char *summary,
               int max_positional);

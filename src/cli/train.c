@@ -17,7 +17,6 @@
 #include "export/quant_scheme.h"
 #include "io/checkpoint.h"
 #include "io/host_copy.h"
-#include "io/safetensors.h"
 #include "model/gpt.h"
 #include "ops/ops.h"
 #include "optim/optim.h"
@@ -67,14 +66,6 @@ static double accumulate_gradients(Trainer *t) {
         gpt_backward(&t->m, t->x, (real)(1.0 / (double)c->grad_accum_steps));
     }
     return loss / (double)c->grad_accum_steps;
-}
-
-// DUMP_GRADS (testing): the gradients as the backward left them, for comparing backends.
-static void dump_gradients(const GPT *m, const char *path) {
-    HostTensors h = host_copy(&m->grad_list);
-    st_save(path, &h.list, NULL, NULL, 0);
-    host_free(&h);
-    log0("dump_grads:%s", path);
 }
 
 static void optimizer_step(Trainer *t, int64_t step, double lr_mul) {
@@ -295,7 +286,10 @@ int cmd_train(int argc, char **argv) {
         double train_loss = accumulate_gradients(&t);
         if (t.qat_on) qat_end(&t.qat, &t.m); // the float weights take the update
         if (!isfinite(train_loss)) die("train_loss is %f at step %lld: training diverged", train_loss, (long long)step);
-        if (c->dump_grads[0] && step == first_step) dump_gradients(&t.m, c->dump_grads);
+        if (c->dump_grads[0] && step == first_step) { // testing: the gradients as the backward left them
+            checkpoint_save_tensors(c->dump_grads, &t.m.grad_list, NULL, NULL, 0);
+            log0("dump_grads:%s", c->dump_grads);
+        }
         optimizer_step(&t, step, lr_mul);
         if (c->ema_enabled) ema_update(&t.os, &t.m, c->ema_decay);
         step++;

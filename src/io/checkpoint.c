@@ -8,11 +8,16 @@
 #include "io/safetensors.h"
 #include "util.h"
 
+void checkpoint_save_tensors(const char *path, const TensorList *tensors, const char *const *meta_keys,
+                             const char *const *meta_values, int n_meta) {
+    HostTensors h = host_copy(tensors);
+    st_save(path, &h.list, meta_keys, meta_values, n_meta);
+    host_free(&h);
+}
+
 void checkpoint_save_weights(const char *path, const GPT *m, const char *config_text) {
     const char *keys[] = {"format", "pgolf_config"}, *vals[] = {"pt", config_text};
-    HostTensors h = host_copy(&m->param_list);
-    st_save(path, &h.list, keys, vals, 2);
-    host_free(&h);
+    checkpoint_save_tensors(path, &m->param_list, keys, vals, 2);
 }
 
 void checkpoint_save_train(const char *path, const GPT *m, const OptimState *os, const TrainPosition *pos,
@@ -21,7 +26,6 @@ void checkpoint_save_train(const char *path, const GPT *m, const OptimState *os,
     TensorList all = {xmalloc(sizeof(TensorView) * (size_t)(m->param_list.count + opt.count)), 0};
     for (int i = 0; i < m->param_list.count; i++) all.items[all.count++] = m->param_list.items[i];
     for (int i = 0; i < opt.count; i++) all.items[all.count++] = opt.items[i];
-    HostTensors h = host_copy(&all);
     char step[32], adam_step[32], time_ms[64], file_idx[32], file_pos[32];
     snprintf(step, sizeof step, "%lld", (long long)pos->step);
     snprintf(adam_step, sizeof adam_step, "%lld", (long long)os->adam_step);
@@ -30,8 +34,7 @@ void checkpoint_save_train(const char *path, const GPT *m, const OptimState *os,
     snprintf(file_pos, sizeof file_pos, "%lld", (long long)pos->data_pos.pos);
     const char *keys[] = {"format", "pgolf_config", "step", "adam_step", "training_time_ms", "data_file_idx", "data_pos"};
     const char *vals[] = {"pt", config_text, step, adam_step, time_ms, file_idx, file_pos};
-    st_save(path, &h.list, keys, vals, 7);
-    host_free(&h);
+    checkpoint_save_tensors(path, &all, keys, vals, 7);
     free(all.items);
     free(opt.items);
 }

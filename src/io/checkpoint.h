@@ -14,6 +14,10 @@ typedef struct {
     TokenStreamPos data_pos;
 } TrainPosition;
 
+// Backend tensors (parameters, gradients, optimizer state) to safetensors through a host copy, with
+// n_meta __metadata__ pairs, atomically.
+void checkpoint_save_tensors(const char *path, const TensorList *tensors, const char *const *meta_keys,
+                             const char *const *meta_values, int n_meta);
 // Weights only (what PyTorch loads with load_state_dict); config_text goes to __metadata__.
 void checkpoint_save_weights(const char *path, const GPT *m, const char *config_text);
 // Weights, optimizer state and position, atomically.
