@@ -20,14 +20,6 @@ static int att_tile(int Dh) {
     return Dh <= 64 ? 32 : 16;
 }
 
-// Loads rows [r0, r0 + tile) of head `head` from x [B,T,heads,Dh] into a tile [tile, Dh]; zeros past T.
-__device__ static void load_tile(float *dst, const float *x, int b, int r0, int head, int T, int heads, int Dh, int tile) {
-    for (int e = threadIdx.x; e < tile * Dh; e += blockDim.x) {
-        int r = e / Dh, d = e % Dh;
-        dst[e] = r0 + r < T ? x[(((size_t)b * T + r0 + r) * heads + head) * Dh + d] : 0.0f;
-    }
-}
-
 __device__ static float dot_rows(const float *a, const float *b, int Dh) {
     float s = 0;
     for (int d = 0; d < Dh; d++) s += a[d] * b[d];
@@ -45,11 +37,11 @@ __global__ static void attn_fwd(float *y, float *lse, const float *q, const floa
     int rows = T - t0 < tile ? T - t0 : tile, n_acc = (tile * Dh + blockDim.x - 1) / blockDim.x;
     float acc[ACC_MAX];
     for (int i = 0; i < n_acc; i++) acc[i] = 0;
-    load_tile(Qs, q, b, t0, h, T, H, Dh, tile);
+    load_head_rows(Qs, Dh, q, b, t0, tile, h, T, H, Dh);
     for (int r = threadIdx.x; r < tile; r += blockDim.x) m[r] = -INFINITY, l[r] = 0;
     for (int j0 = 0; j0 < t0 + rows; j0 += tile) {
-        load_tile(Ks, k, b, j0, g, T, Hkv, Dh, tile);
-        load_tile(Vs, v, b, j0, g, T, Hkv, Dh, tile);
+        load_head_rows(Ks, Dh, k, b, j0, tile, g, T, Hkv, Dh);
+        load_head_rows(Vs, Dh, v, b, j0, tile, g, T, Hkv, Dh);
         __syncthreads();
         for (int e = threadIdx.x; e < tile * tile; e += blockDim.x) {
             int r = e / tile, c = e % tile;
@@ -136,12 +128,12 @@ __global__ static void attn_dq(float *dq, const float *dy, const float *lse, con
     int rows = T - t0 < tile ? T - t0 : tile, n_acc = (tile * Dh + blockDim.x - 1) / blockDim.x;
     float acc[ACC_MAX];
     for (int i = 0; i < n_acc; i++) acc[i] = 0;
-    load_tile(Qs, q, b, t0, h, T, H, Dh, tile);
-    load_tile(dYs, dy, b, t0, h, T, H, Dh, tile);
+    load_head_rows(Qs, Dh, q, b, t0, tile, h, T, H, Dh);
+    load_head_rows(dYs, Dh, dy, b, t0, tile, h, T, H, Dh);
     load_row_stats(lse_s, D_s, lse, D, b, h, t0, tile, T, H);
     for (int j0 = 0; j0 < t0 + rows; j0 += tile) {
-        load_tile(Ks, k, b, j0, g, T, Hkv, Dh, tile);
-        load_tile(Vs, v, b, j0, g, T, Hkv, Dh, tile);
+        load_head_rows(Ks, Dh, k, b, j0, tile, g, T, Hkv, Dh);
+        load_head_rows(Vs, Dh, v, b, j0, tile, g, T, Hkv, Dh);
         __syncthreads();
         score_tiles(nullptr, dS, Qs, dYs, Ks, Vs, lse_s, D_s, t0, j0, T, Dh, tile, scale);
         __syncthreads();
@@ -171,12 +163,12 @@ __global__ static void attn_dkv(float *dk, float *dv, const float *dy, const flo
     int keys = T - j0 < tile ? T - j0 : tile, n_acc = (tile * Dh + blockDim.x - 1) / blockDim.x;
     float acc_k[ACC_MAX], acc_v[ACC_MAX];
     for (int i = 0; i < n_acc; i++) acc_k[i] = acc_v[i] = 0;
-    load_tile(Ks, k, b, j0, g, T, Hkv, Dh, tile);
-    load_tile(Vs, v, b, j0, g, T, Hkv, Dh, tile);
+    load_head_rows(Ks, Dh, k, b, j0, tile, g, T, Hkv, Dh);
+    load_head_rows(Vs, Dh, v, b, j0, tile, g, T, Hkv, Dh);
     for (int h = g * group; h < (g + 1) * group; h++)
         for (int t0 = j0; t0 < T; t0 += tile) {
-            load_tile(Qs, q, b, t0, h, T, H, Dh, tile);
-            load_tile(dYs, dy, b, t0, h, T, H, Dh, tile);
+            load_head_rows(Qs, Dh, q, b, t0, tile, h, T, H, Dh);
+            load_head_rows(dYs, Dh, dy, b, t0, tile, h, T, H, Dh);
             load_row_stats(lse_s, D_s, lse, D, b, h, t0, tile, T, H);
             __syncthreads();
             score_tiles(P, dS, Qs, dYs, Ks, Vs, lse_s, D_s, t0, j0, T, Dh, tile, scale);

@@ -37,17 +37,6 @@ typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
 
 int cuda_attention_tc_supports(int Dh) { return Dh % 16 == 0 && Dh <= MAX_DH; }
 
-// Rows [r0, r0 + rows) of head `head` of x [B,T,heads,Dh], rounded to bf16, into dst [rows, ld];
-// zeros past T.
-__device__ static void load_bf16(bf16 *dst, int ld, const float *x, int b, int r0, int rows, int head, int T, int heads,
-                                 int Dh) {
-    for (int e = threadIdx.x; e < rows * Dh; e += blockDim.x) {
-        int r = e / Dh, d = e % Dh;
-        float val = r0 + r < T ? x[(((size_t)b * T + r0 + r) * heads + head) * Dh + d] : 0.0f;
-        dst[r * ld + d] = __float2bfloat16_rn(val);
-    }
-}
-
 // The warp's C [16, 16 * n_tiles] (fp32, ldc) = A [16, K] B^T, with A and B [16 * n_tiles, K] bf16 rows.
 __device__ static void warp_abt(float *C, int ldc, const bf16 *A, int lda, const bf16 *B, int ldb, int n_tiles, int K) {
     for (int n = 0; n < n_tiles; n++) {
@@ -108,12 +97,12 @@ __global__ static void attn_fwd_tc(float *y, float *lse, const float *q, const f
     float *S = (float *)(P + OWN * ldp), *O = S + OWN * lds, *m = O + OWN * Dh, *l = m + OWN, *alpha = l + OWN;
     int t0 = blockIdx.x * OWN, h = blockIdx.y, b = blockIdx.z, g = h / (H / Hkv), w0 = threadIdx.x / 32 * 16;
     int rows = T - t0 < OWN ? T - t0 : OWN;
-    load_bf16(Qs, ldh, q, b, t0, OWN, h, T, H, Dh);
+    load_head_rows(Qs, ldh, q, b, t0, OWN, h, T, H, Dh);
     for (int e = threadIdx.x; e < OWN * Dh; e += blockDim.x) O[e] = 0;
     for (int r = threadIdx.x; r < OWN; r += blockDim.x) m[r] = -INFINITY, l[r] = 0;
     for (int j0 = 0; j0 < t0 + rows; j0 += WALK) {
-        load_bf16(Ks, ldh, k, b, j0, WALK, g, T, Hkv, Dh);
-        load_bf16(Vs, ldh, v, b, j0, WALK, g, T, Hkv, Dh);
+        load_head_rows(Ks, ldh, k, b, j0, WALK, g, T, Hkv, Dh);
+        load_head_rows(Vs, ldh, v, b, j0, WALK, g, T, Hkv, Dh);
         __syncthreads();
         warp_abt(S + w0 * lds, lds, Qs + w0 * ldh, ldh, Ks, ldh, WALK / 16, Dh);
         __syncthreads();
@@ -194,12 +183,12 @@ __global__ static void attn_dq_tc(float *dq, const float *dy, const float *lse, 
     int rows = T - t0 < OWN ? T - t0 : OWN;
     FragC acc[Dh / 16];
     for (int n = 0; n < Dh / 16; n++) wmma::fill_fragment(acc[n], 0.0f);
-    load_bf16(Qs, ldh, q, b, t0, OWN, h, T, H, Dh);
-    load_bf16(dYs, ldh, dy, b, t0, OWN, h, T, H, Dh);
+    load_head_rows(Qs, ldh, q, b, t0, OWN, h, T, H, Dh);
+    load_head_rows(dYs, ldh, dy, b, t0, OWN, h, T, H, Dh);
     load_row_stats(lse_s, D_s, lse, D, b, h, t0, OWN, T, H);
     for (int j0 = 0; j0 < t0 + rows; j0 += WALK) {
-        load_bf16(Ks, ldh, k, b, j0, WALK, g, T, Hkv, Dh);
-        load_bf16(Vs, ldh, v, b, j0, WALK, g, T, Hkv, Dh);
+        load_head_rows(Ks, ldh, k, b, j0, WALK, g, T, Hkv, Dh);
+        load_head_rows(Vs, ldh, v, b, j0, WALK, g, T, Hkv, Dh);
         __syncthreads();
         warp_abt(S + w0 * lds, lds, Qs + w0 * ldh, ldh, Ks, ldh, WALK / 16, Dh);
         warp_abt(dP + w0 * lds, lds, dYs + w0 * ldh, ldh, Vs, ldh, WALK / 16, Dh);
@@ -233,12 +222,12 @@ __global__ static void attn_dkv_tc(float *dk, float *dv, const float *dy, const 
     int keys = T - j0 < OWN ? T - j0 : OWN;
     FragC acc_k[Dh / 16], acc_v[Dh / 16];
     for (int n = 0; n < Dh / 16; n++) wmma::fill_fragment(acc_k[n], 0.0f), wmma::fill_fragment(acc_v[n], 0.0f);
-    load_bf16(Ks, ldh, k, b, j0, OWN, g, T, Hkv, Dh);
-    load_bf16(Vs, ldh, v, b, j0, OWN, g, T, Hkv, Dh);
+    load_head_rows(Ks, ldh, k, b, j0, OWN, g, T, Hkv, Dh);
+    load_head_rows(Vs, ldh, v, b, j0, OWN, g, T, Hkv, Dh);
     for (int h = g * group; h < (g + 1) * group; h++)
         for (int t0 = j0; t0 < T; t0 += WALK) {
-            load_bf16(Qs, ldh, q, b, t0, WALK, h, T, H, Dh);
-            load_bf16(dYs, ldh, dy, b, t0, WALK, h, T, H, Dh);
+            load_head_rows(Qs, ldh, q, b, t0, WALK, h, T, H, Dh);
+            load_head_rows(dYs, ldh, dy, b, t0, WALK, h, T, H, Dh);
             load_row_stats(lse_s, D_s, lse, D, b, h, t0, WALK, T, H);
             __syncthreads();
             warp_abt(St + w0 * lds, lds, Ks + w0 * ldh, ldh, Qs, ldh, WALK / 16, Dh);

@@ -1,6 +1,7 @@
 // Every CUDA and cuBLAS call is checked: a failure stops pgolf with the call, the file and the reason.
 #pragma once
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 extern "C" void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
@@ -68,6 +69,19 @@ __device__ inline double block_sum(double v) {
     double r = buf[0];
     __syncthreads();
     return r;
+}
+
+// Attention's kernels: rows [r0, r0 + rows) of head `head` of x [B,T,heads,Dh] into a shared tile
+// dst [rows, ld], fp32 or rounded to bf16 (tensor cores); zeros past T.
+__device__ inline void store_as(float *p, float v) { *p = v; }
+__device__ inline void store_as(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+template <class E>
+__device__ inline void load_head_rows(E *dst, int ld, const float *x, int b, int r0, int rows, int head, int T, int heads,
+                                      int Dh) {
+    for (int e = threadIdx.x; e < rows * Dh; e += blockDim.x) {
+        int r = e / Dh, d = e % Dh;
+        store_as(dst + r * ld + d, r0 + r < T ? x[(((size_t)b * T + r0 + r) * heads + head) * Dh + d] : 0.0f);
+    }
 }
 
 // Attention's backward kernels: the lse and D values of n query rows of head h from row t0 (zeros
