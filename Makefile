@@ -90,6 +90,9 @@ NVCC ?= $(firstword $(shell command -v nvcc) $(wildcard /usr/local/cuda/bin/nvcc
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_SRC := $(shell find src/ops/cuda -name '*.cu' | sort)
 CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/cuda/%.o)
+# the cuda_* functions without bridge.cu's ops.h names (tests and benches link them beside the CPU ops)
+CUDA_OPS_OBJ := $(filter-out %/bridge.o,$(CUDA_OBJ))
+CUDA_LINK = $(CC) $(LDFLAGS) -o $@ $^ -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ $(LDLIBS)
 CUDA_ARCHS ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 
 $(BUILD)/cuda/%.o: %.cu
@@ -99,18 +102,18 @@ $(BUILD)/cuda/%.o: %.cu
 
 # the tests compare the CUDA ops with the CPU ops, so they link both (bridge.cu, which defines the ops.h
 # names, stays out)
-$(BUILD)/run_cuda_tests: $(OBJ) $(filter-out %/bridge.o,$(CUDA_OBJ)) $(BUILD)/tests/test_main.o $(BUILD)/tests/test_helpers.o \
+$(BUILD)/run_cuda_tests: $(OBJ) $(CUDA_OPS_OBJ) $(BUILD)/tests/test_main.o $(BUILD)/tests/test_helpers.o \
                          $(BUILD)/tests/cuda/test_cuda_ops.o
-	$(CC) $(LDFLAGS) -o $@ $^ -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ $(LDLIBS)
+	$(CUDA_LINK)
 
 # pgolf-cuda: the same model, optimizers and CLI linked against src/ops/cuda (bridge.cu) instead of src/ops/cpu.
 CPU_OPS_OBJ := $(filter $(BUILD)/src/ops/cpu/%,$(OBJ))
 pgolf-cuda: $(filter-out $(CPU_OPS_OBJ),$(OBJ)) $(CUDA_OBJ) $(BUILD)/src/cli/main.o
-	$(CC) $(LDFLAGS) -o $@ $^ -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ $(LDLIBS)
+	$(CUDA_LINK)
 
 # per-op figures on a GPU (bench/cuda/bench_cuda_ops.c)
-$(BUILD)/bench_cuda_ops: $(OBJ) $(filter-out %/bridge.o,$(CUDA_OBJ)) $(BUILD)/bench/cuda/bench_cuda_ops.o
-	$(CC) $(LDFLAGS) -o $@ $^ -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ $(LDLIBS)
+$(BUILD)/bench_cuda_ops: $(OBJ) $(CUDA_OPS_OBJ) $(BUILD)/bench/cuda/bench_cuda_ops.o
+	$(CUDA_LINK)
 
 cuda: $(BUILD)/run_cuda_tests pgolf-cuda $(BUILD)/bench_cuda_ops
 
@@ -119,6 +122,8 @@ cuda: $(BUILD)/run_cuda_tests pgolf-cuda $(BUILD)/bench_cuda_ops
 EMU_DIR := tests/cuda/emu
 EMU_CXXFLAGS := -std=c++17 -g -Wall -Wno-unknown-pragmas -I$(EMU_DIR)/include -Isrc -I$(OPENBLAS_INC)
 EMU_CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/emu/%.o) $(BUILD)/emu/emu.o
+EMU_CUDA_OPS_OBJ := $(filter-out %/bridge.o,$(EMU_CUDA_OBJ))
+EMU_LINK = $(CXX) -fsanitize=address -o $@ $^ $(LDLIBS)
 $(BUILD)/emu/%.cpp: %.cu $(EMU_DIR)/cu2cpp.sed
 	@mkdir -p $(dir $@)
 	{ echo '#line 1 "$<"'; sed -E -f $(EMU_DIR)/cu2cpp.sed $<; } > $@
@@ -131,14 +136,14 @@ $(BUILD)/emu/emu.o: $(EMU_DIR)/emu.cpp
 $(BUILD)/emu/tests/cuda/test_cuda_ops.o: tests/cuda/test_cuda_ops.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DPGOLF_CUDA='"$(BUILD)/emu/pgolf-cuda"' -MMD -MP -c -o $@ $<
-$(BUILD)/emu/run_cuda_tests: $(OBJ) $(filter-out %/bridge.o,$(EMU_CUDA_OBJ)) $(BUILD)/emu/$(EMU_DIR)/selftest.o \
+$(BUILD)/emu/run_cuda_tests: $(OBJ) $(EMU_CUDA_OPS_OBJ) $(BUILD)/emu/$(EMU_DIR)/selftest.o \
                              $(BUILD)/tests/test_main.o $(BUILD)/tests/test_helpers.o $(BUILD)/emu/tests/cuda/test_cuda_ops.o
-	$(CXX) -fsanitize=address -o $@ $^ $(LDLIBS)
+	$(EMU_LINK)
 $(BUILD)/emu/pgolf-cuda: $(filter-out $(CPU_OPS_OBJ),$(OBJ)) $(EMU_CUDA_OBJ) $(BUILD)/src/cli/main.o
-	$(CXX) -fsanitize=address -o $@ $^ $(LDLIBS)
+	$(EMU_LINK)
 
-$(BUILD)/emu/bench_cuda_ops: $(OBJ) $(filter-out %/bridge.o,$(EMU_CUDA_OBJ)) $(BUILD)/bench/cuda/bench_cuda_ops.o
-	$(CXX) -fsanitize=address -o $@ $^ $(LDLIBS)
+$(BUILD)/emu/bench_cuda_ops: $(OBJ) $(EMU_CUDA_OPS_OBJ) $(BUILD)/bench/cuda/bench_cuda_ops.o
+	$(EMU_LINK)
 
 cuda-emu-test: $(BUILD)/emu/run_cuda_tests $(BUILD)/emu/pgolf-cuda pgolf $(BUILD)/emu/bench_cuda_ops
 	@set -o pipefail; export ASAN_OPTIONS=detect_leaks=0; rc=0; \
