@@ -1,45 +1,48 @@
 #!/usr/bin/env bash
 # GPU benchmark (issue 6), for the machine with an NVIDIA GPU: ms/step, tokens/s, achieved TFLOP/s and
-# model FLOP utilisation of ./pgolf-cuda (bf16 tensor cores, then fp32) for the baseline shape
-# (TRAIN_BATCH_TOKENS=524288, seq 1024) and #638's shape, next to train_gpt.py run the same way when
-# REF_DIR holds it (bring the reference script in an ignored folder, e.g. runs/ref/train_gpt.py; never
-# commit it). Needs FineWeb sp1024 shards in DATA_PATH. PEAK_TFLOPS: the GPU's dense bf16 peak for
-# the MFU column (989 for an H100 SXM). Never run yet. Prints one line per run; paste them into
-# bench/RESULTS.md with the device name.
+# model FLOP utilisation of ./pgolf-cuda (bf16 tensor cores, then train_gpt.py run the same way when
+# REF_DIR holds it, then pgolf-cuda in fp32) for the baseline shape (TRAIN_BATCH_TOKENS=524288, seq
+# 1024) and #638's shape. Bring the reference script in an ignored folder (e.g. runs/ref/train_gpt.py;
+# never commit it). Needs sp1024 shards in DATA_PATH. PEAK_TFLOPS: the GPU's dense bf16 peak for the
+# MFU column (989 for an H100 or H200 SXM). RUN_TIMEOUT (seconds) caps each run; a run stopped by it
+# is still reported from its last logged step (TRAIN_LOG_EVERY=1). Prints one line per run; paste
+# them into bench/RESULTS.md with the device name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -j"$(nproc)" pgolf pgolf-cuda >/dev/null
 export DATA_PATH=${DATA_PATH:-./data/datasets/fineweb10B_sp1024} TOKENIZER_PATH=${TOKENIZER_PATH:-./data/tokenizers/fineweb_1024_bpe.model}
-STEPS=${STEPS:-20} PEAK_TFLOPS=${PEAK_TFLOPS:-989}
+STEPS=${STEPS:-20} PEAK_TFLOPS=${PEAK_TFLOPS:-989} RUN_TIMEOUT=${RUN_TIMEOUT:-600}
 device=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || echo unknown)
 common="ITERATIONS=$STEPS WARMUP_STEPS=3 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=65536 TRAIN_LOG_EVERY=1 MAX_WALLCLOCK_SECONDS=0"
 
 # step_avg of the last logged step, and the model FLOPs per token: 6 x the parameters (the tied
 # embedding is also the head) plus the causal attention's 6 x layers x dim x seq
 report() { # name, log file, tokens per step, params, layers, dim, seq
-    local ms; ms=$(grep -o 'step_avg:[0-9.]*ms' "$2" | tail -1 | tr -dc '0-9.')
+    local ms; ms=$( (grep -o 'step_avg:[0-9.]*ms' "$2" || true) | tail -1 | tr -dc '0-9.')
+    if [ -z "$ms" ]; then echo "$1 FAILED: $(tail -1 "$2")"; return; fi
     awk -v n="$1" -v ms="$ms" -v tok="$3" -v p="$4" -v l="$5" -v d="$6" -v s="$7" -v dev="$device" -v peak="$PEAK_TFLOPS" 'BEGIN {
         f = 6 * p + 6 * l * d * s; tps = tok / (ms / 1000); tf = f * tps / 1e12;
         printf "%-32s %s  ms/step %.1f  tokens/s %.0f  TFLOP/s %.1f  MFU %.1f%%\n", n, dev, ms, tps, tf, 100 * tf / peak }'
 }
 
 run_shape() { # name, env settings, matrix params, layers, dim, seq, tokens per step
-    local name=$1 settings=$2
+    local name=$1 settings=$2 log rc label
     mkdir -p runs/bench_gpu
-    for precision in bf16 fp32; do # tensor cores (the default), then fp32 CUDA cores for comparison
-        local log=runs/bench_gpu/$name-$precision.log
-        if env $common $settings MATMUL_PRECISION=$precision OUT_DIR=runs/bench_gpu/$name-$precision RUN_ID=$name-$precision \
-            ./pgolf-cuda train > "$log" 2>&1; then
-            report "pgolf-cuda $precision $name" "$log" "$7" "$3" "$4" "$5" "$6"
+    for run in bf16 ref fp32; do # tensor cores (pgolf-cuda's default), the reference, fp32 CUDA cores
+        log=runs/bench_gpu/$name-$run.log rc=0
+        if [ $run = ref ]; then
+            [ -n "${REF_DIR:-}" ] && [ -f "$REF_DIR/train_gpt.py" ] || continue
+            timeout "$RUN_TIMEOUT" env $common $settings RUN_ID=ref_$name \
+                python3 -m torch.distributed.run --standalone --nproc_per_node=1 "$REF_DIR/train_gpt.py" > "$log" 2>&1 || rc=$?
         else
-            echo "pgolf-cuda $precision $name FAILED: $(tail -1 "$log")"
+            timeout "$RUN_TIMEOUT" env $common $settings MATMUL_PRECISION=$run OUT_DIR=runs/bench_gpu/$name-$run \
+                RUN_ID=$name-$run ./pgolf-cuda train > "$log" 2>&1 || rc=$?
         fi
+        label="pgolf-cuda $run $name"
+        [ $run = ref ] && label="train_gpt.py $name"
+        case $rc in 0) ;; 124) label="$label (stopped at ${RUN_TIMEOUT}s)" ;; *) label="$label (exit $rc)" ;; esac
+        report "$label" "$log" "$7" "$3" "$4" "$5" "$6"
     done
-    if [ -n "${REF_DIR:-}" ] && [ -f "$REF_DIR/train_gpt.py" ]; then
-        env $common $settings RUN_ID=ref_$name python3 -m torch.distributed.run --standalone --nproc_per_node=1 "$REF_DIR/train_gpt.py" \
-            > runs/bench_gpu/ref_$name.log 2>&1 || true
-        report "train_gpt.py $name" runs/bench_gpu/ref_$name.log "$7" "$3" "$4" "$5" "$6"
-    fi
 }
 
 params() { env "$@" ./pgolf info | grep -o 'model_params:[0-9]*' | tr -dc '0-9'; } # counted on the CPU build

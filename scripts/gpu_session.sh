@@ -2,11 +2,13 @@
 # Issue 6's checks on the lent GPU machine (see scripts/gpu_carry.sh for what travels and how to call
 # it). `test`: install the carried libraries into gpu_carry/root where the image lacks them, build
 # pgolf and pgolf-cuda, run the CUDA tests (every kernel against the CPU, the training runs against
-# pgolf) and the per-op benchmark (build/bench_cuda_ops). `bench`: bench/bench_gpu.sh on the carried KJV shards, with train_gpt.py when it was carried.
+# pgolf) and the per-op benchmark (build/bench_cuda_ops). `bench`: bench/bench_gpu.sh on the carried
+# KJV shards, with train_gpt.py when it was carried. `all`: both, the benchmark on the baseline shape,
+# every stage cut short so that the whole ends within DEADLINE seconds (default 540: one device call).
 # Logs go to $OUT (the device tool brings them back) or runs/gpu_session.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-carry=$PWD/gpu_carry out=${OUT:-runs/gpu_session}
+carry=$PWD/gpu_carry out=${OUT:-runs/gpu_session} deadline=${DEADLINE:-540}
 mkdir -p "$out"
 root=$carry/root lib=$carry/root/usr/lib/x86_64-linux-gnu
 if [ ! -d "$root" ]; then
@@ -18,18 +20,32 @@ export CFLAGS="-O3 -march=native -I$root/usr/include -I$root/usr/include/x86_64-
 # (PyTorch for the reference) on the image's libraries
 export LDFLAGS="-L$lib/openblas-openmp -L$lib -Wl,--disable-new-dtags -Wl,-rpath,$lib/openblas-openmp -Wl,-rpath,$lib"
 export PGOLF_SHARED_DATA=$carry PATH=$PATH:/usr/local/cuda/bin
-case "${1:-test}" in
-test)
+
+# runs "$@" for at most cap seconds and never past the deadline
+within() { # cap, command...
+    local cap=$1 left=$((deadline - SECONDS)); shift
+    [ "$left" -lt "$cap" ] && cap=$left
+    if [ "$cap" -le 5 ]; then echo "skipped (deadline): $*"; return 124; fi
+    timeout "$cap" "$@"
+}
+
+run_tests() {
     { nvidia-smi; nvcc --version; } > "$out/device.txt" 2>&1
-    make -j"$(nproc)" pgolf cuda > "$out/build.txt" 2>&1 || { tail -30 "$out/build.txt"; exit 1; }
-    build/run_cuda_tests 2>&1 | tee "$out/cuda_tests.txt" | grep -E '^(ok|FAIL|skip)|passed'
-    build/bench_cuda_ops 2>&1 | tee "$out/ops.txt" # per-op figures: where a step's time goes
-    ;;
-bench)
+    within 240 make -j"$(nproc)" pgolf cuda > "$out/build.txt" 2>&1 || { tail -30 "$out/build.txt"; return 1; }
+    within 240 build/run_cuda_tests 2>&1 | tee "$out/cuda_tests.txt" | grep -E '^(ok|FAIL|skip)|passed'
+    within 60 build/bench_cuda_ops 2>&1 | tee "$out/ops.txt" # per-op figures: where a step's time goes
+}
+
+run_bench() {
     export DATA_PATH=$carry/data/kjv_sp1024 TOKENIZER_PATH=$carry/data/kjv_1024_bpe.model
     [ -f "$carry/ref/train_gpt.py" ] && export REF_DIR=$carry/ref
-    STEPS=${STEPS:-20} bash bench/bench_gpu.sh 2>&1 | tee "$out/bench.txt"
-    cp runs/bench_gpu/*.log "$out/" 2>/dev/null
-    ;;
-*) echo "usage: $0 test|bench" >&2; exit 2 ;;
+    STEPS=${STEPS:-20} within $((deadline - SECONDS)) bash bench/bench_gpu.sh 2>&1 | tee "$out/bench.txt"
+    tar czf "$out/bench_logs.tgz" runs/bench_gpu/*.log 2>/dev/null
+}
+
+case "${1:-test}" in
+test) run_tests ;;
+bench) run_bench ;;
+all) run_tests && SHAPES=baseline RUN_TIMEOUT=${RUN_TIMEOUT:-150} run_bench ;;
+*) echo "usage: $0 test|bench|all" >&2; exit 2 ;;
 esac
