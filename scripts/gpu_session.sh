@@ -3,8 +3,10 @@
 # it). `test`: install the carried libraries into gpu_carry/root where the image lacks them, build
 # pgolf and pgolf-cuda, run the CUDA tests (every kernel against the CPU, the training runs against
 # pgolf) and the per-op benchmark (build/bench_cuda_ops). `bench`: bench/bench_gpu.sh on the carried
-# KJV shards, with train_gpt.py when it was carried. `all`: both, the benchmark on the baseline shape,
-# every stage cut short so that the whole ends within DEADLINE seconds (default 540: one device call).
+# KJV shards, with train_gpt.py when it was carried. `profile`: three baseline steps of pgolf-cuda
+# under PGOLF_CUDA_PROFILE (time per CUDA call site), and Nsight Compute's speed-of-light section for
+# the attention kernels where ncu works. `all`: test, profile, then the benchmark on the baseline
+# shape, every stage cut short so that the whole ends within DEADLINE seconds (default 540).
 # Logs go to $OUT (the device tool brings them back) or runs/gpu_session.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,9 +33,19 @@ within() { # cap, command...
 
 run_tests() {
     { nvidia-smi; nvcc --version; } > "$out/device.txt" 2>&1
-    within 240 make -j"$(nproc)" pgolf cuda > "$out/build.txt" 2>&1 || { tail -30 "$out/build.txt"; return 1; }
+    within 240 make -j"$(nproc)" pgolf cuda > "$out/build.txt" 2>&1 || { tail -30 "$out/build.txt"; exit 1; }
     within 240 build/run_cuda_tests 2>&1 | tee "$out/cuda_tests.txt" | grep -E '^(ok|FAIL|skip)|passed'
     within 60 build/bench_cuda_ops 2>&1 | tee "$out/ops.txt" # per-op figures: where a step's time goes
+}
+
+run_profile() {
+    within 90 env PGOLF_CUDA_PROFILE=1 ITERATIONS=3 WARMUP_STEPS=0 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=65536 MAX_WALLCLOCK_SECONDS=0 \
+        TRAIN_BATCH_TOKENS=524288 TRAIN_SEQ_LEN=1024 DATA_PATH=$carry/data/kjv_sp1024 \
+        TOKENIZER_PATH=$carry/data/kjv_1024_bpe.model OUT_DIR=runs/gpu_profile RUN_ID=profile \
+        ./pgolf-cuda train > "$out/profile.txt" 2>&1
+    grep -m 25 cuda_profile: "$out/profile.txt"
+    command -v ncu > /dev/null &&
+        within 60 ncu --section SpeedOfLight -k regex:attn -c 3 build/bench_cuda_ops > "$out/ncu.txt" 2>&1
 }
 
 run_bench() {
@@ -46,6 +58,7 @@ run_bench() {
 case "${1:-test}" in
 test) run_tests ;;
 bench) run_bench ;;
-all) run_tests && SHAPES=baseline RUN_TIMEOUT=${RUN_TIMEOUT:-150} run_bench ;;
-*) echo "usage: $0 test|bench|all" >&2; exit 2 ;;
+profile) run_profile ;;
+all) run_tests; run_profile; SHAPES=baseline RUN_TIMEOUT=${RUN_TIMEOUT:-150} run_bench ;;
+*) echo "usage: $0 test|bench|profile|all" >&2; exit 2 ;;
 esac

@@ -5,10 +5,12 @@
 // probabilities P and dS before they multiply V, K, Q or dY, as in FlashAttention under the
 // reference's autocast; softmax statistics, scores and every sum stay fp32.
 //
-// A block is 4 warps and owns OWN = 64 rows, 16 per warp: warp w computes its rows' products (its
-// 16 x WALK scores, its 16 x Dh outputs); the softmax and loads are shared by all threads. Fragments
-// are only touched through wmma calls (their lane layout is unspecified); rescaling the forward's
-// output rows goes through shared memory. Head dimension: a multiple of 16 up to 128.
+// A block is 4 warps and owns OWN = 64 rows, 16 per warp. All threads load the tiles of the other
+// side; from there on each warp works alone on its 16 rows (their scores, softmax or dS, products),
+// so the block meets at a barrier only around tile loads, and a warp skips a tile the causal mask
+// hides from all its rows. Fragments are only touched through wmma calls (their lane layout is
+// unspecified); rescaling the forward's output rows goes through shared memory. Head dimension: a
+// multiple of 16 up to 128.
 #include <cuda_bf16.h>
 #include <math.h>
 #include <mma.h>
@@ -87,56 +89,63 @@ __device__ static void write_rows(float *x, const FragC *acc, float *stage, floa
 }
 
 // grid (query tiles of OWN, H, B). Shared: Q [OWN], K, V [WALK] (bf16, ldh), P [OWN, WALK] (bf16),
-// S [OWN, WALK] and the output rows O [OWN, Dh] (fp32), the running max m, sum l and rescale alpha.
+// S [OWN, WALK] and the output rows O [OWN, Dh] (fp32), the running max m and sum l, and each row's
+// two half-row partials (part [OWN, 2]): the softmax gives every row two lanes of its warp.
 template <int Dh>
 __global__ static void attn_fwd_tc(float *y, float *lse, const float *q, const float *k, const float *v, int T, int H, int Hkv,
                                    float scale) {
     extern __shared__ __align__(128) float sh[]; // wmma tiles need 32-byte alignment
     int ldh = Dh + PAD_H, ldp = WALK + PAD_H, lds = WALK + PAD_F;
     bf16 *Qs = (bf16 *)sh, *Ks = Qs + OWN * ldh, *Vs = Ks + WALK * ldh, *P = Vs + WALK * ldh;
-    float *S = (float *)(P + OWN * ldp), *O = S + OWN * lds, *m = O + OWN * Dh, *l = m + OWN, *alpha = l + OWN;
+    float *S = (float *)(P + OWN * ldp), *O = S + OWN * lds, *m = O + OWN * Dh, *l = m + OWN, *part = l + OWN;
     int t0 = blockIdx.x * OWN, h = blockIdx.y, b = blockIdx.z, g = h / (H / Hkv), w0 = threadIdx.x / 32 * 16;
     int rows = T - t0 < OWN ? T - t0 : OWN;
+    int r = w0 + threadIdx.x % 32 / 2, half = threadIdx.x % 2; // this lane's row and half of the columns
     load_head_rows(Qs, ldh, q, b, t0, OWN, h, T, H, Dh);
     for (int e = threadIdx.x; e < OWN * Dh; e += blockDim.x) O[e] = 0;
-    for (int r = threadIdx.x; r < OWN; r += blockDim.x) m[r] = -INFINITY, l[r] = 0;
+    for (int i = threadIdx.x; i < OWN; i += blockDim.x) m[i] = -INFINITY, l[i] = 0;
     for (int j0 = 0; j0 < t0 + rows; j0 += WALK) {
+        __syncthreads(); // Q, O, m, l set; every warp done with the previous K and V
         load_head_rows(Ks, ldh, k, b, j0, WALK, g, T, Hkv, Dh);
         load_head_rows(Vs, ldh, v, b, j0, WALK, g, T, Hkv, Dh);
         __syncthreads();
+        if (j0 > t0 + w0 + 15) continue; // the tile is past all the warp's rows
         warp_abt(S + w0 * lds, lds, Qs + w0 * ldh, ldh, Ks, ldh, WALK / 16, Dh);
-        __syncthreads();
-        for (int r = threadIdx.x; r < OWN; r += blockDim.x) { // online softmax, one thread per row
-            float *s = S + r * lds, mx = m[r], sum = 0;
-            for (int c = 0; c < WALK; c++) {
-                s[c] = r < rows && j0 + c <= t0 + r ? s[c] * scale : -INFINITY;
-                mx = fmaxf(mx, s[c]);
-            }
-            for (int c = 0; c < WALK; c++) {
-                float p = mx == -INFINITY ? 0.0f : expf(s[c] - mx);
-                P[r * ldp + c] = __float2bfloat16_rn(p);
-                sum += p;
-            }
-            alpha[r] = mx == -INFINITY ? 1.0f : expf(m[r] - mx);
-            l[r] = l[r] * alpha[r] + sum;
-            m[r] = mx;
+        __syncwarp();
+        float *s = S + r * lds + half * (WALK / 2), m_old = m[r], mx = m_old, sum = 0;
+        bf16 *p = P + r * ldp + half * (WALK / 2);
+        for (int c = 0; c < WALK / 2; c++) { // online softmax: this lane's half row
+            int col = j0 + half * (WALK / 2) + c;
+            s[c] = r < rows && col <= t0 + r ? s[c] * scale : -INFINITY;
+            mx = fmaxf(mx, s[c]);
         }
-        __syncthreads();
-        for (int e = threadIdx.x; e < OWN * Dh; e += blockDim.x) O[e] *= alpha[e / Dh];
-        __syncthreads();
+        part[2 * r + half] = mx;
+        __syncwarp();
+        mx = fmaxf(part[2 * r], part[2 * r + 1]);
+        for (int c = 0; c < WALK / 2; c++) {
+            float e = mx == -INFINITY ? 0.0f : expf(s[c] - mx);
+            p[c] = __float2bfloat16_rn(e);
+            sum += e;
+        }
+        float alpha = mx == -INFINITY ? 1.0f : expf(m_old - mx);
+        for (int d = half * (Dh / 2); d < (half + 1) * (Dh / 2); d++) O[r * Dh + d] *= alpha;
+        __syncwarp(); // both maxima read before the sums take their place
+        part[2 * r + half] = sum;
+        __syncwarp(); // P, the rescaled O rows and the sums visible to the whole warp
+        if (half == 0) l[r] = l[r] * alpha + part[2 * r] + part[2 * r + 1], m[r] = mx;
         for (int n = 0; n < Dh / 16; n++) { // the warp's output rows += P V, a 16-column tile at a time
             FragC acc;
             wmma::load_matrix_sync(acc, O + w0 * Dh + n * 16, Dh, wmma::mem_row_major);
             warp_ab_add<1>(&acc, P + w0 * ldp, ldp, Vs + n * 16, ldh, WALK);
             wmma::store_matrix_sync(O + w0 * Dh + n * 16, acc, Dh, wmma::mem_row_major);
         }
-        __syncthreads(); // before the next tile overwrites K, V, S and P
     }
+    __syncthreads();
     for (int e = threadIdx.x; e < rows * Dh; e += blockDim.x) {
-        int r = e / Dh, d = e % Dh;
-        y[(((size_t)b * T + t0 + r) * H + h) * Dh + d] = O[e] / l[r];
+        int i = e / Dh, d = e % Dh;
+        y[(((size_t)b * T + t0 + i) * H + h) * Dh + d] = O[e] / l[i];
     }
-    for (int r = threadIdx.x; r < rows; r += blockDim.x) lse[((size_t)b * H + h) * T + t0 + r] = m[r] + logf(l[r]);
+    for (int i = threadIdx.x; i < rows; i += blockDim.x) lse[((size_t)b * H + h) * T + t0 + i] = m[i] + logf(l[i]);
 }
 
 // Dynamic shared memory beyond 48 KiB needs the kernel's opt-in (every bf16-capable GPU gives 99 KiB or more).
@@ -158,13 +167,13 @@ template <int DH = 16, class Launch> static void with_head_dim(int Dh, Launch la
 void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float *k, const float *v, int B, int T, int H,
                                int Hkv, int Dh) {
     size_t ldh = Dh + PAD_H, ldp = WALK + PAD_H, lds = WALK + PAD_F;
-    size_t shared = sizeof(bf16) * ((OWN + 2 * WALK) * ldh + OWN * ldp) + sizeof(float) * (OWN * lds + OWN * Dh + 3 * OWN);
+    size_t shared = sizeof(bf16) * ((OWN + 2 * WALK) * ldh + OWN * ldp) + sizeof(float) * (OWN * lds + OWN * Dh + 4 * OWN);
     float scale = (float)(1.0 / sqrt((double)Dh));
     with_head_dim(Dh, [&](auto dh) {
         auto kernel = attn_fwd_tc<decltype(dh)::value>;
         allow_shared(kernel, shared);
         kernel<<<dim3(blocks_for((size_t)T, OWN), H, B), THREADS, shared>>>(y, lse, q, k, v, T, H, Hkv, scale);
-        CUDA_CHECK_LAUNCH();
+        CUDA_CHECK_LAUNCH_AT("attention_tc forward");
     });
 }
 
@@ -187,20 +196,21 @@ __global__ static void attn_dq_tc(float *dq, const float *dy, const float *lse, 
     load_head_rows(dYs, ldh, dy, b, t0, OWN, h, T, H, Dh);
     load_row_stats(lse_s, D_s, lse, D, b, h, t0, OWN, T, H);
     for (int j0 = 0; j0 < t0 + rows; j0 += WALK) {
+        __syncthreads(); // Q, dY and the stats loaded; every warp done with the previous K
         load_head_rows(Ks, ldh, k, b, j0, WALK, g, T, Hkv, Dh);
         load_head_rows(Vs, ldh, v, b, j0, WALK, g, T, Hkv, Dh);
         __syncthreads();
+        if (j0 > t0 + w0 + 15) continue; // the tile is past all the warp's rows
         warp_abt(S + w0 * lds, lds, Qs + w0 * ldh, ldh, Ks, ldh, WALK / 16, Dh);
         warp_abt(dP + w0 * lds, lds, dYs + w0 * ldh, ldh, Vs, ldh, WALK / 16, Dh);
-        __syncthreads();
-        for (int e = threadIdx.x; e < OWN * WALK; e += blockDim.x) {
-            int r = e / WALK, c = e % WALK;
+        __syncwarp();
+        for (int e = threadIdx.x % 32; e < 16 * WALK; e += 32) {
+            int r = w0 + e / WALK, c = e % WALK;
             float p = r < rows && j0 + c <= t0 + r ? expf(S[r * lds + c] * scale - lse_s[r]) : 0.0f;
             dSb[r * ldp + c] = __float2bfloat16_rn(p * (dP[r * lds + c] - D_s[r]));
         }
-        __syncthreads();
+        __syncwarp();
         warp_ab_add<Dh / 16>(acc, dSb + w0 * ldp, ldp, Ks, ldh, WALK);
-        __syncthreads(); // before the next tile overwrites K, V and dS
     }
     write_rows<Dh>(dq, acc, stage, scale, b, t0, rows, h, T, H);
 }
@@ -226,23 +236,24 @@ __global__ static void attn_dkv_tc(float *dk, float *dv, const float *dy, const 
     load_head_rows(Vs, ldh, v, b, j0, OWN, g, T, Hkv, Dh);
     for (int h = g * group; h < (g + 1) * group; h++)
         for (int t0 = j0; t0 < T; t0 += WALK) {
+            __syncthreads(); // K and V loaded; every warp done with the previous Q, dY and stats
             load_head_rows(Qs, ldh, q, b, t0, WALK, h, T, H, Dh);
             load_head_rows(dYs, ldh, dy, b, t0, WALK, h, T, H, Dh);
             load_row_stats(lse_s, D_s, lse, D, b, h, t0, WALK, T, H);
             __syncthreads();
+            if (t0 + WALK <= j0 + w0) continue; // the tile's queries all precede the warp's keys
             warp_abt(St + w0 * lds, lds, Ks + w0 * ldh, ldh, Qs, ldh, WALK / 16, Dh);
             warp_abt(dPt + w0 * lds, lds, Vs + w0 * ldh, ldh, dYs, ldh, WALK / 16, Dh);
-            __syncthreads();
-            for (int e = threadIdx.x; e < OWN * WALK; e += blockDim.x) {
-                int c = e / WALK, r = e % WALK; // key row c, query row r
+            __syncwarp();
+            for (int e = threadIdx.x % 32; e < 16 * WALK; e += 32) {
+                int c = w0 + e / WALK, r = e % WALK; // key row c, query row r
                 float p = t0 + r < T && j0 + c <= t0 + r ? expf(St[c * lds + r] * scale - lse_s[r]) : 0.0f;
                 Pt[c * ldp + r] = __float2bfloat16_rn(p);
                 dSt[c * ldp + r] = __float2bfloat16_rn(p * (dPt[c * lds + r] - D_s[r]));
             }
-            __syncthreads();
+            __syncwarp();
             warp_ab_add<Dh / 16>(acc_v, Pt + w0 * ldp, ldp, dYs, ldh, WALK);
             warp_ab_add<Dh / 16>(acc_k, dSt + w0 * ldp, ldp, Qs, ldh, WALK);
-            __syncthreads(); // before the next tile overwrites Q, dY and the scores
         }
     write_rows<Dh>(dk, acc_k, stage, scale, b, j0, keys, g, T, Hkv);
     write_rows<Dh>(dv, acc_v, stage, 1.0f, b, j0, keys, g, T, Hkv);
@@ -261,9 +272,9 @@ void cuda_attention_tc_backward(float *dq, float *dk, float *dv, const float *dy
         allow_shared(dq_kernel, shared_dq);
         allow_shared(dkv_kernel, shared_dkv);
         dq_kernel<<<dim3(blocks_for((size_t)T, OWN), H, B), THREADS, shared_dq>>>(dq, dy, lse, D, q, k, v, T, H, Hkv, scale);
-        CUDA_CHECK_LAUNCH();
+        CUDA_CHECK_LAUNCH_AT("attention_tc dq");
         dkv_kernel<<<dim3(blocks_for((size_t)T, OWN), Hkv, B), THREADS, shared_dkv>>>(dk, dv, dy, lse, D, q, k, v, T, H, Hkv,
                                                                                       scale);
-        CUDA_CHECK_LAUNCH();
+        CUDA_CHECK_LAUNCH_AT("attention_tc dk dv");
     });
 }

@@ -35,9 +35,13 @@ real *ops_alloc(size_t n) {
     return cuda_alloc(n);
 }
 void ops_free(real *p) { cuda_free(p); }
-void ops_zero(real *p, size_t n) { CUDA_CHECK(cudaMemset(p, 0, n * sizeof(real))); }
+void ops_zero(real *p, size_t n) {
+    CUDA_CHECK(cudaMemset(p, 0, n * sizeof(real)));
+    cuda_profile_mark(__func__);
+}
 void ops_copy(real *dst, const real *src, size_t n) {
     if (dst != src) CUDA_CHECK(cudaMemcpy(dst, src, n * sizeof(real), cudaMemcpyDeviceToDevice));
+    cuda_profile_mark(__func__);
 }
 void ops_to_host(real *host, const real *src, size_t n) { cuda_download(host, src, n * sizeof(real)); }
 void ops_from_host(real *dst, const real *host, size_t n) { cuda_upload(dst, host, n * sizeof(real)); }

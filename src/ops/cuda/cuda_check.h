@@ -18,8 +18,18 @@ extern "C" void die(const char *fmt, ...) __attribute__((noreturn, format(printf
         if (st_ != CUBLAS_STATUS_SUCCESS) die("cuBLAS: %s failed at %s:%d: status %d", #call, __FILE__, __LINE__, (int)st_); \
     } while (0)
 
-// After a kernel launch: launch errors now, execution errors at the next synchronizing call.
-#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
+// After a kernel launch, cuBLAS call or copy: with PGOLF_CUDA_PROFILE set, waits for the GPU and charges
+// the time since the previous mark to `where` (profile.cu); otherwise nothing.
+void cuda_profile_mark(const char *where);
+
+// After a kernel launch: launch errors now, execution errors at the next synchronizing call. The
+// profile names the launching function, or `where` (inside a lambda, whose __func__ says nothing).
+#define CUDA_CHECK_LAUNCH_AT(where)                                                                        \
+    do {                                                                                                   \
+        CUDA_CHECK(cudaGetLastError());                                                                    \
+        cuda_profile_mark(where);                                                                          \
+    } while (0)
+#define CUDA_CHECK_LAUNCH() CUDA_CHECK_LAUNCH_AT(__func__)
 
 static inline unsigned blocks_for(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
 
@@ -35,6 +45,7 @@ enum CudaScratch {
     SCRATCH_EMBED_ROWS,
     SCRATCH_REDUCE,
     SCRATCH_ATTN_ROWDOT,
+    SCRATCH_ROW_SUMS, // qk_prep_backward's per-row gain contributions
     SCRATCH_BF16_A, // the linear layers' operands rounded to bf16 (dense.cu)
     SCRATCH_BF16_B,
     SCRATCH_COUNT

@@ -51,6 +51,7 @@ static void linear_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n
     cudaDataType type = g_matmul_bf16 ? CUDA_R_16BF : CUDA_R_32F;
     CUBLAS_CHECK(cublasGemmEx(cuda_blas(), ta, tb, m, n, k, &one, A, type, lda, B, type, ldb, &beta, C, CUDA_R_32F, ldc,
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    cuda_profile_mark(__func__);
 }
 
 // out[N, Cout] = inp[N, Cin] w[Cout, Cin]^T; column-major: out_cm [Cout x N] = (w_cm [Cin x Cout])^T inp_cm [Cin x N]
@@ -76,4 +77,5 @@ extern "C" void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float a
                           int ldb, float beta, float *C, int ldc) {
     CUBLAS_CHECK(cublasSgemm(cuda_blas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
                              &alpha, B, ldb, A, lda, &beta, C, ldc));
+    cuda_profile_mark(__func__);
 }

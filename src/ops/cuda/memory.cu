@@ -30,10 +30,12 @@ extern "C" void cuda_free(void *p) {
 
 extern "C" void cuda_upload(void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+    cuda_profile_mark(__func__);
 }
 
 extern "C" void cuda_download(void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+    cuda_profile_mark(__func__);
 }
 
 extern "C" void cuda_sync(void) { CUDA_CHECK(cudaDeviceSynchronize()); }

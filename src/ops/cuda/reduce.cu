@@ -49,6 +49,7 @@ void cuda_dots(double out[2], const float *a, const float *b, const float *c, si
     final_sums<<<1, THREADS>>>(d, d + 2, REDUCE_BLOCKS);
     CUDA_CHECK_LAUNCH();
     CUDA_CHECK(cudaMemcpy(out, d, 2 * sizeof(double), cudaMemcpyDeviceToHost));
+    cuda_profile_mark(__func__);
 }
 
 extern "C" double cuda_sum_squares(const float *x, size_t n) {

@@ -60,28 +60,25 @@ __global__ static void rope_bwd(float *dx, double *acc, const float *dout, const
     acc[row] = a;
 }
 
-// One thread per head: its rows in order.
+// One block per head: its rows strided over the threads, then a fixed tree.
 __global__ static void gain_sum(float *dgain, const double *acc, int rows, int nh) {
-    int h = blockIdx.x * blockDim.x + threadIdx.x;
-    if (h >= nh) return;
     double s = 0;
-    for (int r = h; r < rows; r += nh) s += acc[r];
-    dgain[h] += (float)s;
+    for (int r = blockIdx.x + nh * threadIdx.x; r < rows; r += nh * blockDim.x) s += acc[r];
+    s = block_sum(s);
+    if (threadIdx.x == 0) dgain[blockIdx.x] += (float)s;
 }
 
 extern "C" void cuda_qk_prep_backward(float *dx, float *dgain, const float *dout, const float *xn, const float *rstd,
                                       const float *gain, const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh,
                                       int rot) {
     int rows = B * T * nh;
-    double *acc = nullptr;
-    CUDA_CHECK(cudaMalloc(&acc, sizeof(double) * rows));
+    double *acc = (double *)cuda_scratch(SCRATCH_ROW_SUMS, sizeof(double) * rows);
     rope_bwd<<<blocks_for((size_t)rows, THREADS), THREADS>>>(dx, acc, dout, xn, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
     CUDA_CHECK_LAUNCH();
     if (gain && dgain) {
-        gain_sum<<<blocks_for((size_t)nh, 32), 32>>>(dgain, acc, rows, nh);
+        gain_sum<<<nh, THREADS>>>(dgain, acc, rows, nh);
         CUDA_CHECK_LAUNCH();
     }
-    CUDA_CHECK(cudaFree(acc));
     cuda_rmsnorm_backward(dx, dx, xn, rstd, rows, Dh, 1, 0); // in place, as the CPU op
 }
 
