@@ -104,17 +104,22 @@ TEST(cuda_matmul) {
 
 TEST(cuda_rmsnorm_and_head) {
     if (!have_gpu()) return;
-    int R = 19, C = 300, V = 77;
-    float *x = host_randn((size_t)R * C, 2), *dy = host_randn((size_t)R * C, 1), *z = host_randn((size_t)R * V, 20);
-    float *y = xmalloc(sizeof(float) * R * C), *rstd = xmalloc(sizeof(float) * R), *dx = host_randn((size_t)R * C, 1);
-    float *gx = to_device(x, (size_t)R * C), *gdy = to_device(dy, (size_t)R * C), *gdx = to_device(dx, (size_t)R * C);
-    float *gy = cuda_alloc((size_t)R * C), *grstd = cuda_alloc((size_t)R);
-    rmsnorm_forward(y, rstd, x, R, C, 1.1920929e-07f, 0.5f);
-    rmsnorm_backward(dx, dy, y, rstd, R, C, 0.5f, 1); // accumulate onto the random dx both sides start from
-    cuda_rmsnorm_forward(gy, grstd, gx, R, C, 1.1920929e-07f, 0.5f);
-    cuda_rmsnorm_backward(gdx, gdy, gy, grstd, R, C, 0.5f, 1);
-    compare("rmsnorm out", gy, y, (size_t)R * C);
-    compare("rmsnorm dinp (accum.)", gdx, dx, (size_t)R * C);
+    int R = 19, V = 77;
+    for (int C = 40; C <= 300; C += 130) { // one warp per row (C up to 64) to a full block
+        float *x = host_randn((size_t)R * C, 2), *dy = host_randn((size_t)R * C, 1), *dx = host_randn((size_t)R * C, 1);
+        float *y = xmalloc(sizeof(float) * R * C), *rstd = xmalloc(sizeof(float) * R);
+        float *gx = to_device(x, (size_t)R * C), *gdy = to_device(dy, (size_t)R * C), *gdx = to_device(dx, (size_t)R * C);
+        float *gy = cuda_alloc((size_t)R * C), *grstd = cuda_alloc((size_t)R);
+        rmsnorm_forward(y, rstd, x, R, C, 1.1920929e-07f, 0.5f);
+        rmsnorm_backward(dx, dy, y, rstd, R, C, 0.5f, 1); // accumulate onto the random dx both sides start from
+        cuda_rmsnorm_forward(gy, grstd, gx, R, C, 1.1920929e-07f, 0.5f);
+        cuda_rmsnorm_backward(gdx, gdy, gy, grstd, R, C, 0.5f, 1);
+        compare("rmsnorm out", gy, y, (size_t)R * C);
+        compare("rmsnorm dinp (accum.)", gdx, dx, (size_t)R * C);
+        float *host[] = {x, dy, dx, y, rstd}, *dev[] = {gx, gdy, gdx, gy, grstd};
+        for (int i = 0; i < 5; i++) free(host[i]), cuda_free(dev[i]);
+    }
+    float *z = host_randn((size_t)R * V, 20);
     int32_t *t = xmalloc(sizeof(int32_t) * R);
     for (int i = 0; i < R; i++) t[i] = (int32_t)(rng_u64(&g_rng) % V);
     int32_t *gt = cuda_alloc_i32((size_t)R);
@@ -214,9 +219,9 @@ TEST(cuda_attention) {
     check_attention(1, 40, 2, 2, 24, 1);
 }
 
-TEST(cuda_qk_prep_and_xsa) {
-    if (!have_gpu()) return;
-    int B = 2, T = 9, nh = 3, Dh = 16, rot = 8, rows = B * T * nh, H = 4, Hkv = 2, N = 11;
+// rows = B T nh not a multiple of a block's 8 warp-rows; rot / 2 below and above one pass of 32 lanes
+static void check_qk_prep(int B, int T, int nh, int Dh, int rot) {
+    int rows = B * T * nh;
     size_t n = (size_t)rows * Dh;
     float *x = host_randn(n, 1), *dout = host_randn(n, 1), *gain = host_randn((size_t)nh, 1);
     float *cs = xmalloc(sizeof(float) * T * rot / 2), *sn = xmalloc(sizeof(float) * T * rot / 2);
@@ -234,6 +239,16 @@ TEST(cuda_qk_prep_and_xsa) {
     compare("qk_prep out", gout, out, n);
     compare("qk_prep dx", gdx, dx, n);
     compare("qk_prep dgain", gdgain, dgain, (size_t)nh);
+    float *host[] = {x, dout, gain, cs, sn, out, xn, rstd, dx, dgain};
+    float *dev[] = {gx, gdout, ggain, gcs, gsn, gout, gxn, grstd, gdx, gdgain};
+    for (int i = 0; i < 10; i++) free(host[i]), cuda_free(dev[i]);
+}
+
+TEST(cuda_qk_prep_and_xsa) {
+    if (!have_gpu()) return;
+    check_qk_prep(2, 9, 3, 16, 8);
+    check_qk_prep(1, 5, 3, 128, 96);
+    int H = 4, Hkv = 2, N = 11, Dh = 16;
     size_t ny = (size_t)N * H * Dh, nv = (size_t)N * Hkv * Dh;
     float *y = host_randn(ny, 1), *v = host_randn(nv, 1), *dy = host_randn(ny, 1), *xo = xmalloc(sizeof(float) * ny);
     float *dv = xmalloc(sizeof(float) * nv), *gy = to_device(y, ny), *gv = to_device(v, nv), *gdy = to_device(dy, ny);

@@ -94,11 +94,18 @@ extern "C" void cuda_attention_forward(float *y, float *lse, const float *q, con
 }
 
 // grid (T, H, B), one thread per (row): D_t = dy_t . y_t
-__global__ static void attn_rowdot(float *D, const float *dy, const float *y, int T, int H, int Dh) {
-    int t = blockIdx.x * blockDim.x + threadIdx.x, h = blockIdx.y, b = blockIdx.z;
-    if (t >= T) return;
-    size_t o = (((size_t)b * T + t) * H + h) * Dh;
-    D[((size_t)b * H + h) * T + t] = dot_rows(dy + o, y + o, Dh);
+#define ROWDOT_ROWS (ATT_THREADS / 32) // rows per block, one warp each
+
+// D [B,H,T] = rowsum(dy * y) of each (token, head) row of [B,T,H,Dh], lanes across the row.
+__global__ static void attn_rowdot(float *D, const float *dy, const float *y, int rows, int T, int H, int Dh) {
+    __shared__ double slots[ROWDOT_ROWS][32];
+    int row = blockIdx.x * ROWDOT_ROWS + threadIdx.x / 32; // (b T + t) H + h
+    if (row >= rows) return; // the whole warp
+    double s = 0;
+    for (int d = threadIdx.x % 32; d < Dh; d += 32) s += (double)dy[(size_t)row * Dh + d] * y[(size_t)row * Dh + d];
+    s = warp_sum(s, slots[threadIdx.x / 32]);
+    int h = row % H, t = row / H % T, b = row / H / T;
+    if (threadIdx.x % 32 == 0) D[((size_t)b * H + h) * T + t] = (float)s;
 }
 
 // The (query tile at t0, key tile at j0) block of P = exp(scale q k^T - lse) and dS = P (dY V^T - D),
@@ -195,7 +202,8 @@ extern "C" void cuda_attention_backward(float *dq, float *dk, float *dv, const f
                                         const float *q, const float *k, const float *v, int B, int T, int H, int Hkv,
                                         int Dh) {
     float *D = (float *)cuda_scratch(SCRATCH_ATTN_ROWDOT, sizeof(float) * B * H * T);
-    attn_rowdot<<<dim3(blocks_for((size_t)T, ATT_THREADS), H, B), ATT_THREADS>>>(D, dy, y, T, H, Dh);
+    int rows = B * T * H;
+    attn_rowdot<<<blocks_for((size_t)rows, ROWDOT_ROWS), ATT_THREADS>>>(D, dy, y, rows, T, H, Dh);
     CUDA_CHECK_LAUNCH();
     if (on_tensor_cores(Dh)) {
         cuda_attention_tc_backward(dq, dk, dv, dy, lse, D, q, k, v, B, T, H, Hkv, Dh);

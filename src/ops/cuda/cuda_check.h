@@ -82,6 +82,22 @@ __device__ inline double block_sum(double v) {
     return r;
 }
 
+// Kernels that give each row a warp: the sum of v over the calling warp's 32 lanes (lane =
+// threadIdx.x % 32), in a fixed tree order through the warp's own 32 slots of shared memory, returned
+// to every lane. (Through memory rather than shuffles, which the emulator does not model.)
+__device__ inline double warp_sum(double v, double *slots) {
+    int lane = threadIdx.x % 32;
+    slots[lane] = v;
+    __syncwarp();
+    for (int s = 16; s > 0; s >>= 1) {
+        if (lane < s) slots[lane] += slots[lane + s];
+        __syncwarp();
+    }
+    double r = slots[0];
+    __syncwarp(); // every lane has read the sum before the slots are reused
+    return r;
+}
+
 // Attention's kernels: rows [r0, r0 + rows) of head `head` of x [B,T,heads,Dh] into a shared tile
 // dst [rows, ld], fp32 or rounded to bf16 (tensor cores); zeros past T.
 __device__ inline void store_as(float *p, float v) { *p = v; }

@@ -45,14 +45,22 @@ __global__ static void rmsnorm_bwd(float *dinp, const float *dout, const float *
     }
 }
 
+// Threads for a row of C values: about two values each, from one warp (the per-head norms of q and
+// k, C = 64) to ROW_THREADS (the model width), so short rows do not leave most threads idle.
+static unsigned norm_threads(int C) {
+    unsigned n = 32;
+    while (n < ROW_THREADS && 2 * n < (unsigned)C) n *= 2;
+    return n;
+}
+
 extern "C" void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale) {
-    rmsnorm_fwd<<<rows, ROW_THREADS>>>(out, rstd, inp, C, eps, scale);
+    rmsnorm_fwd<<<rows, norm_threads(C)>>>(out, rstd, inp, C, eps, scale);
     CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void cuda_rmsnorm_backward(float *dinp, const float *dout, const float *out, const float *rstd, int rows, int C,
                                       float scale, int accumulate) {
-    rmsnorm_bwd<<<rows, ROW_THREADS>>>(dinp, dout, out, rstd, C, scale, accumulate);
+    rmsnorm_bwd<<<rows, norm_threads(C)>>>(dinp, dout, out, rstd, C, scale, accumulate);
     CUDA_CHECK_LAUNCH();
 }
 

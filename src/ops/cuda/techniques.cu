@@ -13,51 +13,57 @@ __device__ static float sigm(float z) { return 1.0f / (1.0f + expf(-z)); }
 
 // ---------------------------------------------------------------- q/k preparation: rmsnorm per head, RoPE, gain
 
+// One warp per row (a head of a token) with the lanes across its rotated pairs and its passed-through
+// tail, so that neighbouring lanes read neighbouring floats.
+#define WARP_ROWS (THREADS / 32) // rows per block
+
 __global__ static void rope_fwd(float *out, const float *xn, const float *gain, const float *cos_t, const float *sin_t,
                                 int rows, int T, int nh, int Dh, int rot) {
-    int row = blockIdx.x * blockDim.x + threadIdx.x;
-    if (row >= rows) return;
+    int row = blockIdx.x * WARP_ROWS + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= rows) return; // the whole warp
     int t = (row / nh) % T, h = row % nh, half = rot / 2;
     const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half, *xr = xn + (size_t)row * Dh;
     float *o = out + (size_t)row * Dh, g = gain ? gain[h] : 1.0f;
-    for (int j = 0; j < half; j++) {
+    for (int j = lane; j < half; j += 32) {
         float x1 = xr[j], x2 = xr[j + half];
         o[j] = (x1 * c[j] + x2 * s[j]) * g;
         o[j + half] = (-x1 * s[j] + x2 * c[j]) * g;
     }
-    for (int j = rot; j < Dh; j++) o[j] = xr[j] * g;
+    for (int j = rot + lane; j < Dh; j += 32) o[j] = xr[j] * g;
 }
 
 extern "C" void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const float *gain, const float *cos_t,
                                      const float *sin_t, int B, int T, int nh, int Dh, int rot, float eps) {
     int rows = B * T * nh;
     cuda_rmsnorm_forward(xn, rstd, x, rows, Dh, eps, 1);
-    rope_fwd<<<blocks_for((size_t)rows, THREADS), THREADS>>>(out, xn, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
+    rope_fwd<<<blocks_for((size_t)rows, WARP_ROWS), THREADS>>>(out, xn, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
     CUDA_CHECK_LAUNCH();
 }
 
 // d(rotation) into dx per row, and each row's contribution to its head's gain gradient in acc[row].
 __global__ static void rope_bwd(float *dx, double *acc, const float *dout, const float *xn, const float *gain,
                                 const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh, int rot) {
-    int row = blockIdx.x * blockDim.x + threadIdx.x;
-    if (row >= rows) return;
+    __shared__ double slots[WARP_ROWS][32];
+    int row = blockIdx.x * WARP_ROWS + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= rows) return; // the whole warp
     int t = (row / nh) % T, h = row % nh, half = rot / 2;
     const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
     const float *xr = xn + (size_t)row * Dh, *d = dout + (size_t)row * Dh;
     float *o = dx + (size_t)row * Dh, g = gain ? gain[h] : 1.0f;
     double a = 0;
-    for (int j = 0; j < half; j++) {
+    for (int j = lane; j < half; j += 32) {
         float x1 = xr[j], x2 = xr[j + half], r1 = x1 * c[j] + x2 * s[j], r2 = -x1 * s[j] + x2 * c[j];
         float d1 = d[j], d2 = d[j + half];
         a += (double)d1 * r1 + (double)d2 * r2;
         o[j] = d1 * g * c[j] - d2 * g * s[j];
         o[j + half] = d1 * g * s[j] + d2 * g * c[j];
     }
-    for (int j = rot; j < Dh; j++) {
+    for (int j = rot + lane; j < Dh; j += 32) {
         a += (double)d[j] * xr[j];
         o[j] = d[j] * g;
     }
-    acc[row] = a;
+    a = warp_sum(a, slots[threadIdx.x / 32]);
+    if (lane == 0) acc[row] = a;
 }
 
 // One block per head: its rows strided over the threads, then a fixed tree.
@@ -73,7 +79,7 @@ extern "C" void cuda_qk_prep_backward(float *dx, float *dgain, const float *dout
                                       int rot) {
     int rows = B * T * nh;
     double *acc = (double *)cuda_scratch(SCRATCH_ROW_SUMS, sizeof(double) * rows);
-    rope_bwd<<<blocks_for((size_t)rows, THREADS), THREADS>>>(dx, acc, dout, xn, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
+    rope_bwd<<<blocks_for((size_t)rows, WARP_ROWS), THREADS>>>(dx, acc, dout, xn, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
     CUDA_CHECK_LAUNCH();
     if (gain && dgain) {
         gain_sum<<<nh, THREADS>>>(dgain, acc, rows, nh);
