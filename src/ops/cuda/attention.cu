@@ -20,6 +20,15 @@ static int att_tile(int Dh) {
     return Dh <= 64 ? 32 : 16;
 }
 
+// Rows [r0, r0 + rows) of head `head` of x [B,T,heads,Dh] into the shared tile dst [rows, ld]; zeros past T.
+__device__ static void load_head_rows(float *dst, int ld, const float *x, int b, int r0, int rows, int head, int T, int heads,
+                                      int Dh) {
+    for (int e = threadIdx.x; e < rows * Dh; e += blockDim.x) {
+        int r = e / Dh, d = e % Dh;
+        dst[r * ld + d] = r0 + r < T ? x[(((size_t)b * T + r0 + r) * heads + head) * Dh + d] : 0.0f;
+    }
+}
+
 __device__ static float dot_rows(const float *a, const float *b, int Dh) {
     float s = 0;
     for (int d = 0; d < Dh; d++) s += a[d] * b[d];

@@ -48,9 +48,15 @@ enum CudaScratch {
     SCRATCH_ROW_SUMS, // qk_prep_backward's per-row gain contributions
     SCRATCH_BF16_A, // the linear layers' operands rounded to bf16 (dense.cu)
     SCRATCH_BF16_B,
+    SCRATCH_ATTN_Q, // the tensor-core attention's operands rounded to bf16 (attention_tc.cu)
+    SCRATCH_ATTN_K,
+    SCRATCH_ATTN_V,
+    SCRATCH_ATTN_DY,
     SCRATCH_COUNT
 };
 void *cuda_scratch(CudaScratch use, size_t bytes);
+// x [n] rounded to bf16 (nearest even) into the scratch buffer `use`, valid until its next use.
+const __nv_bfloat16 *cuda_bf16_copy(CudaScratch use, const float *x, size_t n);
 
 // Per-column sums over many rows, deterministic and parallel: a kernel gives each (chunk of
 // SUM_CHUNK_ROWS rows, column) pair one thread that writes its partial (double) to
@@ -96,19 +102,6 @@ __device__ inline double warp_sum(double v, double *slots) {
     double r = slots[0];
     __syncwarp(); // every lane has read the sum before the slots are reused
     return r;
-}
-
-// Attention's kernels: rows [r0, r0 + rows) of head `head` of x [B,T,heads,Dh] into a shared tile
-// dst [rows, ld], fp32 or rounded to bf16 (tensor cores); zeros past T.
-__device__ inline void store_as(float *p, float v) { *p = v; }
-__device__ inline void store_as(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
-template <class E>
-__device__ inline void load_head_rows(E *dst, int ld, const float *x, int b, int r0, int rows, int head, int T, int heads,
-                                      int Dh) {
-    for (int e = threadIdx.x; e < rows * Dh; e += blockDim.x) {
-        int r = e / Dh, d = e % Dh;
-        store_as(dst + r * ld + d, r0 + r < T ? x[(((size_t)b * T + r0 + r) * heads + head) * Dh + d] : 0.0f);
-    }
 }
 
 // Attention's backward kernels: the lse and D values of n query rows of head h from row t0 (zeros

@@ -33,15 +33,18 @@ __global__ static void round_to_bf16(__nv_bfloat16 *out, const float *in, size_t
         out[i] = __float2bfloat16_rn(in[i]);
 }
 
-// An operand of a linear layer as cuBLAS reads it: x itself (fp32), or x rounded to bf16 in the scratch
-// buffer `use` (valid until that buffer's next use).
-static const void *operand(CudaScratch use, const float *x, size_t n) {
-    if (!g_matmul_bf16) return x;
+const __nv_bfloat16 *cuda_bf16_copy(CudaScratch use, const float *x, size_t n) {
     __nv_bfloat16 *out = (__nv_bfloat16 *)cuda_scratch(use, n * sizeof(__nv_bfloat16));
     size_t blocks = (n + THREADS - 1) / THREADS;
     round_to_bf16<<<(unsigned)(blocks < 4096 ? blocks : 4096), THREADS>>>(out, x, n);
     CUDA_CHECK_LAUNCH();
     return out;
+}
+
+// An operand of a linear layer as cuBLAS reads it: x itself (fp32), or x rounded to bf16 in the scratch
+// buffer `use` (valid until that buffer's next use).
+static const void *operand(CudaScratch use, const float *x, size_t n) {
+    return g_matmul_bf16 ? (const void *)cuda_bf16_copy(use, x, n) : (const void *)x;
 }
 
 // Column-major C[m x n] = op(A) op(B) + beta C on operands from operand(); fp32 sums and results.

@@ -1,8 +1,10 @@
 // The part of CUDA's warp matrix API (nvcuda::wmma, tensor cores) that src/ops/cuda uses, for the CPU
 // emulator: 16x16x16 tiles, bf16 operands, fp32 accumulators. On a GPU a fragment is spread over the
 // warp's 32 lanes in an unspecified layout; here every lane holds the whole tile, which gives the
-// GPU's results as long as kernels touch fragments only through these calls
-// (never fragment.x[i]) and every lane of the warp makes the same calls, as the API requires anyway
+// GPU's results as long as kernels touch fragments through these calls, or element-wise through
+// fragment.x[i] for i < num_elements with an operation that does not depend on the lane (the layout
+// can be read from a fragment loaded from a tile of known values), and every lane of the warp makes
+// the same calls, as the API requires anyway
 // (lanes passing different pointers are reported). Each call happens once per warp, as on a GPU:
 // loads and stores first pass a barrier of the warp's lanes (emu::warp_sync), and the first lane's
 // load, product or store is the warp's (emu::warp_memo). Not caught here: a missing __syncwarp
@@ -30,7 +32,11 @@ enum layout_t { mem_row_major, mem_col_major };
 
 template <class Use, int M, int N, int K, class T, class Layout = void> struct fragment {
     static_assert(M == 16 && N == 16 && K == 16, "the emulator knows the 16x16x16 shape only");
-    float v[16][16]; // [row][col] of the tile this fragment holds (A: M x K, B: K x N, C: M x N)
+    static constexpr int num_elements = 256; // this lane's elements: here the whole tile, row-major
+    union {
+        float v[16][16]; // [row][col] of the tile this fragment holds (A: M x K, B: K x N, C: M x N)
+        float x[256];
+    };
 };
 
 // The alignment and leading-dimension rules of load/store_matrix_sync (CUDA's wmma documentation).
