@@ -107,12 +107,11 @@ extern "C" void cuda_attention_forward(float *y, float *lse, const float *q, con
 
 // D [B,H,T] = rowsum(dy * y) of each (token, head) row of [B,T,H,Dh], lanes across the row.
 __global__ static void attn_rowdot(float *D, const float *dy, const float *y, int rows, int T, int H, int Dh) {
-    __shared__ double slots[ROWDOT_ROWS][32];
     int row = blockIdx.x * ROWDOT_ROWS + threadIdx.x / 32; // (b T + t) H + h
     if (row >= rows) return; // the whole warp
     double s = 0;
     for (int d = threadIdx.x % 32; d < Dh; d += 32) s += (double)dy[(size_t)row * Dh + d] * y[(size_t)row * Dh + d];
-    s = warp_sum(s, slots[threadIdx.x / 32]);
+    s = warp_sum(s);
     int h = row % H, t = row / H % T, b = row / H / T;
     if (threadIdx.x % 32 == 0) D[((size_t)b * H + h) * T + t] = (float)s;
 }

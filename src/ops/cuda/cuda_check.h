@@ -88,20 +88,12 @@ __device__ inline double block_sum(double v) {
     return r;
 }
 
-// Kernels that give each row a warp: the sum of v over the calling warp's 32 lanes (lane =
-// threadIdx.x % 32), in a fixed tree order through the warp's own 32 slots of shared memory, returned
-// to every lane. (Through memory rather than shuffles, which the emulator does not model.)
-__device__ inline double warp_sum(double v, double *slots) {
-    int lane = threadIdx.x % 32;
-    slots[lane] = v;
-    __syncwarp();
-    for (int s = 16; s > 0; s >>= 1) {
-        if (lane < s) slots[lane] += slots[lane + s];
-        __syncwarp();
-    }
-    double r = slots[0];
-    __syncwarp(); // every lane has read the sum before the slots are reused
-    return r;
+// The sum of v over the calling warp's 32 lanes, returned to every lane: a butterfly of shuffles,
+// the same additions in the same order on every run, and the same result on every lane (each
+// step adds a pair both ways round, and a + b == b + a).
+__device__ inline double warp_sum(double v) {
+    for (int s = 16; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
+    return v;
 }
 
 // Attention's backward kernels: the lse and D values of n query rows of head h from row t0 (zeros

@@ -43,7 +43,6 @@ extern "C" void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const f
 // d(rotation) into dx per row, and each row's contribution to its head's gain gradient in acc[row].
 __global__ static void rope_bwd(float *dx, double *acc, const float *dout, const float *xn, const float *gain,
                                 const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh, int rot) {
-    __shared__ double slots[WARP_ROWS][32];
     int row = blockIdx.x * WARP_ROWS + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= rows) return; // the whole warp
     int t = (row / nh) % T, h = row % nh, half = rot / 2;
@@ -62,7 +61,7 @@ __global__ static void rope_bwd(float *dx, double *acc, const float *dout, const
         a += (double)d[j] * xr[j];
         o[j] = d[j] * g;
     }
-    a = warp_sum(a, slots[threadIdx.x / 32]);
+    a = warp_sum(a);
     if (lane == 0) acc[row] = a;
 }
 

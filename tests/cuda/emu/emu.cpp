@@ -111,6 +111,7 @@ struct Fiber {
 // Each warp's memo slots for its lanes' n-th warp_memo call (slot n % MEMO_SLOTS), reset per block.
 enum { MEMO_SLOTS = 8 };
 std::vector<emu::WarpMemo> g_memos;
+std::vector<uint64_t> g_slots; // each warp's 32 shuffle slots
 
 void *g_launch_sp;          // the launching code's stack while fibers run
 std::vector<Fiber> g_fibers;
@@ -179,6 +180,7 @@ void run_block(unsigned n) {
     };
     if (g_fibers.size() < n) g_fibers.resize(n);
     g_memos.assign((n + 31) / 32 * MEMO_SLOTS, emu::WarpMemo());
+    g_slots.assign((n + 31) / 32 * 32, 0);
     start_fiber(g_fibers[0], thread(0), 0);
     g_probing = true;
     switch_to(&g_launch_sp, &g_fibers[0]);
@@ -245,15 +247,20 @@ void warp_sync(const char *call) {
     if (f->warp_next != f) switch_to(&f->sp, f->warp_next);
 }
 
+static unsigned linear_thread(void) { return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z); }
+
 WarpMemo *warp_memo(void) {
     Fiber *f = g_current;
     if (!f) return nullptr;
-    unsigned linear = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
     uint64_t call = f->memo_calls++;
-    WarpMemo *m = &g_memos[linear / 32 * MEMO_SLOTS + call % MEMO_SLOTS];
+    WarpMemo *m = &g_memos[linear_thread() / 32 * MEMO_SLOTS + call % MEMO_SLOTS];
     if (m->call != call) *m = WarpMemo{call, 0, false, {}};
     return m;
 }
+
+unsigned lane_id(void) { return linear_thread() % 32; }
+
+uint64_t *warp_slots(void) { return &g_slots[linear_thread() / 32 * 32]; }
 
 void *dynamic_shared(void) { return g_shared; }
 

@@ -14,7 +14,8 @@
 // kernels and transfers. EMU_THREAD_ORDER=reverse runs each barrier interval's threads last to first,
 // so results that depend on a race between threads change.
 // Warps: __syncwarp and wmma's collective calls are barriers of a warp's lanes (fibers in a ring of
-// their own); shuffles and votes are not emulated.
+// their own); __shfl_xor_sync passes values through the warp's slots between two such barriers;
+// other shuffles and votes are not emulated.
 // What it cannot catch: anything about speed, lanes of a warp that are out of step between warp
 // barriers (wmma's limits are in include/mma.h), memory model subtleties, the tensor cores' summation order,
 // and numerics of the device's math library (it uses the host's libm).
@@ -56,6 +57,27 @@ namespace emu {
 void warp_sync(const char *call);
 } // namespace emu
 inline void __syncwarp(unsigned = 0xffffffffu) { emu::warp_sync("__syncwarp"); } // full warps only
+
+namespace emu {
+uint64_t *warp_slots(void); // the calling warp's 32 exchange slots, one per lane
+unsigned lane_id(void);
+// Every lane publishes v, the warp meets, each lane takes lane src's value, and the warp meets again
+// before the slots can be reused.
+template <class T> T shuffle(T v, unsigned src, const char *call) {
+    static_assert(sizeof(T) <= sizeof(uint64_t), "a shuffle moves at most 8 bytes");
+    uint64_t *slots = warp_slots();
+    memcpy(&slots[lane_id()], &v, sizeof v);
+    warp_sync(call);
+    T out;
+    memcpy(&out, &slots[src % 32], sizeof out);
+    warp_sync(call);
+    return out;
+}
+} // namespace emu
+// Full warps and width 32 only, as src/ops/cuda uses them.
+template <class T> inline T __shfl_xor_sync(unsigned, T v, int lane_mask) {
+    return emu::shuffle(v, emu::lane_id() ^ (unsigned)lane_mask, "__shfl_xor_sync");
+}
 
 namespace emu {
 

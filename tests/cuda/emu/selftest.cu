@@ -193,6 +193,29 @@ TEST(emu_tensor_core_tiles) {
           "lanes giving different leading dimensions");
 }
 
+// ---- shuffles
+
+// Two warps, each lane adding its id over a butterfly of __shfl_xor_sync: every lane of warp w ends
+// with the sum of its warp's ids.
+__global__ static void butterfly(float *out) {
+    float v = (float)threadIdx.x;
+    for (int s = 16; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
+    out[threadIdx.x] = v;
+}
+
+TEST(emu_warp_shuffles) {
+    float *d = device_floats(64), h[64];
+    for (int reverse = 0; reverse < 2; reverse++) {
+        emu::set_reverse_order(reverse);
+        butterfly<<<1, 64>>>(d);
+        cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost);
+        for (int i = 0; i < 64; i++)
+            CHECK(h[i] == (i < 32 ? 496.0f : 1520.0f), "lane %d: butterfly sum %g (thread order %d)", i, h[i], reverse);
+    }
+    emu::set_reverse_order(false);
+    cudaFree(d);
+}
+
 __global__ static void copy_kernel(float *out, const float *in, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) out[i] = in[i];
