@@ -102,7 +102,6 @@ extern "C" void cuda_attention_forward(float *y, float *lse, const float *q, con
     CUDA_CHECK_LAUNCH();
 }
 
-// grid (T, H, B), one thread per (row): D_t = dy_t . y_t
 #define ROWDOT_ROWS (ATT_THREADS / 32) // rows per block, one warp each
 
 // D [B,H,T] = rowsum(dy * y) of each (token, head) row of [B,T,H,Dh], lanes across the row.
