@@ -5,11 +5,11 @@
 # gcc), the sp1024 tokenizer, the built-in KJV shards and tokenizer (speed does not depend on the
 # text), and train_gpt.py from the reference repository when REF_REPO (a git directory, e.g. a
 # fetched mirror of openai/parameter-golf) is given: bench_gpu.sh times it beside pgolf-cuda. Never
-# commit the folder. Then, with the device tool (each call under 10 minutes; the machine keeps its
-# build between calls only while warm):
-#   run(command="bash scripts/gpu_session.sh test", carry=["gpu_carry"])                  # build, CUDA tests
-#   run(command="SHAPES=baseline bash scripts/gpu_session.sh bench", carry=["gpu_carry"]) # benchmark
-#   run(command="SHAPES=shape638 bash scripts/gpu_session.sh bench", carry=["gpu_carry"])
+# commit the folder. Then, with the device tool (one call of at most 10 minutes; a session has 15
+# minutes of device time, a start costs ~40 s, so ask for the machine once and give it back after):
+#   run(command="DEADLINE=340 bash scripts/gpu_session.sh all", carry=["gpu_carry"], timeout_s=360)
+# (tests, per-op figures, profile, ncu, baseline benchmark with the reference); `test`, `profile`
+# and `SHAPES=shape638 ... bench` run parts alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 carry=gpu_carry
