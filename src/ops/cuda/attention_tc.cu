@@ -56,6 +56,16 @@ __device__ static void copy_head_rows(bf16 *dst, int ld, const bf16 *x, int b, i
     }
 }
 
+// The forward's and dQ's next tile of keys and values, rows [j0, j0 + WALK) of KV head g, once every
+// warp is done with the previous one.
+__device__ static void next_kv_tile(bf16 *Ks, bf16 *Vs, int ldh, const bf16 *k, const bf16 *v, int b, int j0, int g, int T,
+                                    int Hkv, int Dh) {
+    __syncthreads();
+    copy_head_rows(Ks, ldh, k, b, j0, WALK, g, T, Hkv, Dh);
+    copy_head_rows(Vs, ldh, v, b, j0, WALK, g, T, Hkv, Dh);
+    __syncthreads();
+}
+
 // The warp's 16 rows of A [16, 16 * N_K] (rows lda apart) as matrix_a fragments, one per 16 columns.
 template <int N_K> __device__ static void load_rows_a(FragA *a, const bf16 *A, int lda) {
 #pragma unroll
@@ -138,10 +148,7 @@ __global__ static void attn_fwd_tc(float *y, float *lse, const bf16 *q, const bf
     wmma::load_matrix_sync(row_of, row_ids, 16, wmma::mem_row_major);
     for (int n = 0; n < Dh / 16; n++) wmma::fill_fragment(o[n], 0.0f);
     for (int j0 = 0; j0 < t0 + rows; j0 += WALK) {
-        __syncthreads(); // every warp done with the previous K and V
-        copy_head_rows(Ks, ldh, k, b, j0, WALK, g, T, Hkv, Dh);
-        copy_head_rows(Vs, ldh, v, b, j0, WALK, g, T, Hkv, Dh);
-        __syncthreads();
+        next_kv_tile(Ks, Vs, ldh, k, v, b, j0, g, T, Hkv, Dh);
         if (j0 > t0 + w0 + 15) continue; // the tile is past all the warp's rows
         warp_abt<Dh / 16>(S + w0 * lds, lds, qa, Ks, ldh, WALK / 16);
         __syncwarp();
@@ -234,10 +241,7 @@ __global__ static void attn_dq_tc(float *dq, const bf16 *dy, const float *lse, c
     load_rows_a<Dh / 16>(dya, dYs + w0 * ldh, ldh);
     for (int n = 0; n < Dh / 16; n++) wmma::fill_fragment(acc[n], 0.0f);
     for (int j0 = 0; j0 < t0 + rows; j0 += WALK) {
-        __syncthreads(); // every warp done with the previous K and V
-        copy_head_rows(Ks, ldh, k, b, j0, WALK, g, T, Hkv, Dh);
-        copy_head_rows(Vs, ldh, v, b, j0, WALK, g, T, Hkv, Dh);
-        __syncthreads();
+        next_kv_tile(Ks, Vs, ldh, k, v, b, j0, g, T, Hkv, Dh);
         if (j0 > t0 + w0 + 15) continue; // the tile is past all the warp's rows
         warp_abt<Dh / 16>(S + w0 * lds, lds, qa, Ks, ldh, WALK / 16);
         warp_abt<Dh / 16>(dP + w0 * lds, lds, dya, Vs, ldh, WALK / 16);
