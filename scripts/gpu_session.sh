@@ -22,6 +22,7 @@ export CFLAGS="-O3 -march=native -I$root/usr/include -I$root/usr/include/x86_64-
 # (PyTorch for the reference) on the image's libraries
 export LDFLAGS="-L$lib/openblas-openmp -L$lib -Wl,--disable-new-dtags -Wl,-rpath,$lib/openblas-openmp -Wl,-rpath,$lib"
 export PGOLF_SHARED_DATA=$carry PATH=$PATH:/usr/local/cuda/bin
+export DATA_PATH=$carry/data/kjv_sp1024 TOKENIZER_PATH=$carry/data/kjv_1024_bpe.model
 
 # runs "$@" for at most cap seconds and never past the deadline
 within() { # cap, command...
@@ -40,8 +41,7 @@ run_tests() {
 
 run_profile() {
     within 90 env PGOLF_CUDA_PROFILE=1 ITERATIONS=3 WARMUP_STEPS=0 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=65536 MAX_WALLCLOCK_SECONDS=0 \
-        TRAIN_BATCH_TOKENS=524288 TRAIN_SEQ_LEN=1024 DATA_PATH=$carry/data/kjv_sp1024 \
-        TOKENIZER_PATH=$carry/data/kjv_1024_bpe.model OUT_DIR=runs/gpu_profile RUN_ID=profile \
+        TRAIN_BATCH_TOKENS=524288 TRAIN_SEQ_LEN=1024 OUT_DIR=runs/gpu_profile RUN_ID=profile \
         ./pgolf-cuda train > "$out/profile.txt" 2>&1
     grep -m 25 cuda_profile: "$out/profile.txt"
     command -v ncu > /dev/null &&
@@ -49,7 +49,6 @@ run_profile() {
 }
 
 run_bench() {
-    export DATA_PATH=$carry/data/kjv_sp1024 TOKENIZER_PATH=$carry/data/kjv_1024_bpe.model
     [ -f "$carry/ref/train_gpt.py" ] && export REF_DIR=$carry/ref
     STEPS=${STEPS:-20} within $((deadline - SECONDS)) bash bench/bench_gpu.sh 2>&1 | tee "$out/bench.txt"
     tar czf "$out/bench_logs.tgz" runs/bench_gpu/*.log 2>/dev/null
