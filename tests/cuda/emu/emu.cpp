@@ -1,6 +1,7 @@
 // The CPU emulator behind emu.h: device memory, the runtime and cuBLAS calls src/ops/cuda makes, and
 // kernel launches that run each block's threads as fibers, switching at __syncthreads.
 #include <cblas.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -93,30 +94,33 @@ enum { SAVED_WORDS = 6 }; // r15 r14 r13 r12 rbx rbp, then the return address
 #error "the CUDA emulator's fiber switch is written for x86-64 only"
 #endif
 
-enum { FIBER_STACK = 256 * 1024 }; // room for wmma fragments (1 KiB each here) with ASan redzones
+enum { FIBER_STACK = 256 * 1024 }; // room for kernels' register arrays with ASan redzones
 
-// A block's threads, once they need fibers, form a ring in run order; a thread at a barrier switches
-// straight to the next live one, so the ring goes round once per barrier interval. Finished threads
-// leave the ring; the last one switches back to the launch.
+// A block's threads run in run order, one warp at a time, until one reaches a barrier: each warp's
+// first thread runs as a fiber, and if it finishes without a barrier, so must the warp's other lanes
+// (a __syncthreads or warp-collective call that one lane skips is a bug), which run as plain calls;
+// a kernel without barriers costs a fiber per warp. The thread that reaches a barrier and all after it
+// then form a ring in run order, and a thread at a barrier switches straight to the next live one,
+// so the ring goes round once per barrier interval. Finished threads
 struct Fiber {
     void *sp = nullptr;
     char *stack = nullptr;
     uint3 thread;
     Fiber *next = nullptr, *prev = nullptr; // the block's ring (__syncthreads)
     Fiber *warp_next = nullptr;             // the ring of its warp's lanes (warp-collective calls)
-    uint64_t memo_calls = 0;                // warp_memo calls so far
+    unsigned barriers = 0;                  // __syncthreads calls so far
     bool done = false;
 };
 
-// Each warp's memo slots for its lanes' n-th warp_memo call (slot n % MEMO_SLOTS), reset per block.
-enum { MEMO_SLOTS = 8 };
-std::vector<emu::WarpMemo> g_memos;
-std::vector<uint64_t> g_slots; // each warp's 32 shuffle slots
+std::vector<unsigned char> g_slots; // each warp's 32 exchange slots (emu::exchange)
 
 void *g_launch_sp;          // the launching code's stack while fibers run
 std::vector<Fiber> g_fibers;
 Fiber *g_current;           // null while threads run as plain calls
-bool g_probing;             // the block's first thread runs alone, to learn whether the kernel has barriers
+bool g_probing;             // warps' first threads run alone until one reaches a barrier
+// Every thread of a block must reach the same __syncthreads calls: the most any thread has reached,
+// and the fewest any finished thread had reached (UINT_MAX while none has finished).
+unsigned g_most_barriers, g_fewest_finished;
 const std::function<void()> *g_body;
 const char *g_kernel;
 void *g_shared;
@@ -132,6 +136,11 @@ extern "C" void emu_fiber_main() {
     (*g_body)();
     Fiber *f = g_current;
     f->done = true;
+    if (f->barriers < g_most_barriers)
+        die("CUDA emulator: kernel %s: thread (%u,%u,%u) of block (%u,%u,%u) finished after %u __syncthreads while another "
+            "reached %u; a barrier not every thread reaches hangs or misbehaves on a GPU",
+            g_kernel, f->thread.x, f->thread.y, f->thread.z, blockIdx.x, blockIdx.y, blockIdx.z, f->barriers, g_most_barriers);
+    if (f->barriers < g_fewest_finished) g_fewest_finished = f->barriers;
     if (g_probing || f->next == f) {
         emu_switch(&f->sp, g_launch_sp);
     } else {
@@ -150,8 +159,8 @@ void start_fiber(Fiber &f, uint3 thread, unsigned index) {
         if (f.stack == MAP_FAILED) die("CUDA emulator: no memory for a fiber stack");
     }
     f.done = false;
+    f.barriers = 0;
     f.thread = thread;
-    f.memo_calls = 0;
     void **top = (void **)(f.stack + FIBER_STACK - 64 * (index % 61)) - 2; // 16-byte aligned
     top[0] = (void *)emu_fiber_main;
     top[1] = nullptr;
@@ -170,38 +179,51 @@ bool reverse_order() {
     return g_reverse;
 }
 
-// One block. The first thread runs as a fiber; if it finishes without a barrier, the kernel has none
-// and the others run as plain calls. Otherwise every thread becomes a fiber of the ring.
+// One block: warps run alone until a thread reaches a barrier, then that one and the rest as a ring.
+// A __syncthreads that not every thread reaches is reported (__syncthreads and a finishing thread
+// compare counts), and so is a warp-collective call whose warp has a finished lane (a whole warp
+// may finish early: a warp's calls need only its lanes).
 void run_block(unsigned n) {
     bool rev = reverse_order();
+    auto linear = [&](unsigned i) { return rev ? n - 1 - i : i; }; // run order -> linear thread id
     auto thread = [&](unsigned i) {
-        unsigned l = rev ? n - 1 - i : i;
+        unsigned l = linear(i);
         return uint3(l % blockDim.x, l / blockDim.x % blockDim.y, l / (blockDim.x * blockDim.y));
     };
     if (g_fibers.size() < n) g_fibers.resize(n);
-    g_memos.assign((n + 31) / 32 * MEMO_SLOTS, emu::WarpMemo());
-    g_slots.assign((n + 31) / 32 * 32, 0);
-    start_fiber(g_fibers[0], thread(0), 0);
-    g_probing = true;
-    switch_to(&g_launch_sp, &g_fibers[0]);
-    g_probing = false;
-    if (g_fibers[0].done) {
+    g_slots.assign((n + 31) / 32 * 32 * emu::SLOT_BYTES, 0);
+    g_most_barriers = 0, g_fewest_finished = UINT_MAX;
+    unsigned first = 0; // the first thread that reached a barrier
+    for (; first < n; first++) {
+        if (first > 0 && linear(first) / 32 == linear(first - 1) / 32) { // a later lane of a warp that had no barrier
+            g_current = nullptr;
+            threadIdx = thread(first);
+            (*g_body)();
+            continue;
+        }
+        start_fiber(g_fibers[first], thread(first), first);
+        g_probing = true;
+        switch_to(&g_launch_sp, &g_fibers[first]);
+        g_probing = false;
+        if (!g_fibers[first].done) break;
+    }
+    if (first == n) {
         g_current = nullptr;
-        for (unsigned i = 1; i < n; i++) threadIdx = thread(i), (*g_body)();
         return;
     }
-    for (unsigned i = 0; i < n; i++) {
-        if (i) start_fiber(g_fibers[i], thread(i), i);
-        g_fibers[i].next = &g_fibers[(i + 1) % n];
-        g_fibers[i].prev = &g_fibers[(i + n - 1) % n];
+    unsigned live = n - first;
+    Fiber *ring = &g_fibers[first];
+    for (unsigned i = 0; i < live; i++) {
+        if (i) start_fiber(ring[i], thread(first + i), first + i);
+        ring[i].next = &ring[(i + 1) % live];
+        ring[i].prev = &ring[(i + live - 1) % live];
     }
-    auto warp_of = [&](unsigned i) { return (rev ? n - 1 - i : i) / 32; }; // lanes of a warp: consecutive linear ids
-    for (unsigned i = 0; i < n; i++) {
-        unsigned j = (i + 1) % n;
-        while (warp_of(j) != warp_of(i)) j = (j + 1) % n;
-        g_fibers[i].warp_next = &g_fibers[j];
+    for (unsigned i = 0; i < live; i++) { // lanes of a warp: consecutive linear ids
+        unsigned j = (i + 1) % live;
+        while (linear(first + j) / 32 != linear(first + i) / 32) j = (j + 1) % live;
+        ring[i].warp_next = &ring[j];
     }
-    switch_to(&g_launch_sp, g_fibers[0].next); // thread 0 waits at its first barrier; the round goes on
+    switch_to(&g_launch_sp, ring[0].next); // the first waits at its barrier; the round goes on
     g_current = nullptr;
 }
 
@@ -218,13 +240,20 @@ const char *error_name(cudaError_t e) {
 } // namespace
 
 void __syncthreads(void) {
-    if (!g_current)
-        die("CUDA emulator: kernel %s: thread (%u,%u,%u) of block (%u,%u,%u) reached __syncthreads, which the block's first "
-            "thread finished without; a barrier not every thread reaches hangs or misbehaves on a GPU",
-            g_kernel, threadIdx.x, threadIdx.y, threadIdx.z, blockIdx.x, blockIdx.y, blockIdx.z);
     Fiber *f = g_current;
+    if (!f)
+        die("CUDA emulator: kernel %s: thread (%u,%u,%u) of block (%u,%u,%u) reached __syncthreads, which the first lane "
+            "of its warp finished without; a barrier not every thread reaches hangs or misbehaves on a GPU",
+            g_kernel, threadIdx.x, threadIdx.y, threadIdx.z, blockIdx.x, blockIdx.y, blockIdx.z);
+    if (++f->barriers > g_fewest_finished)
+        die("CUDA emulator: kernel %s: thread (%u,%u,%u) of block (%u,%u,%u) reached __syncthreads %u, which a finished "
+            "thread of the block never reached; a barrier not every thread reaches hangs or misbehaves on a GPU",
+            g_kernel, threadIdx.x, threadIdx.y, threadIdx.z, blockIdx.x, blockIdx.y, blockIdx.z, f->barriers);
+    if (f->barriers > g_most_barriers) g_most_barriers = f->barriers;
     if (g_probing) emu_switch(&f->sp, g_launch_sp);
-    else if (f->next != f) switch_to(&f->sp, f->next);
+    else if (f->next != f) {
+        switch_to(&f->sp, f->next);
+    }
 }
 
 namespace emu {
@@ -232,11 +261,11 @@ namespace emu {
 // Like __syncthreads within the ring of a warp's lanes: each lane parks here until every lane of its
 // warp has arrived, so a collective call's reads all happen before any lane's writes.
 void warp_sync(const char *call) {
-    if (!g_current)
-        die("CUDA emulator: kernel %s: thread (%u,%u,%u) of block (%u,%u,%u) reached %s, which the block's first thread "
-            "finished without; every lane of a warp must make the same warp-collective calls",
-            g_kernel, threadIdx.x, threadIdx.y, threadIdx.z, blockIdx.x, blockIdx.y, blockIdx.z, call);
     Fiber *f = g_current;
+    if (!f)
+        die("CUDA emulator: kernel %s: thread (%u,%u,%u) of block (%u,%u,%u) reached %s after a lane of its warp finished "
+            "without it; every lane of a warp must make the same warp-collective calls",
+            g_kernel, threadIdx.x, threadIdx.y, threadIdx.z, blockIdx.x, blockIdx.y, blockIdx.z, call);
     if (g_probing) {
         emu_switch(&f->sp, g_launch_sp);
         return;
@@ -249,22 +278,17 @@ void warp_sync(const char *call) {
 
 static unsigned linear_thread(void) { return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z); }
 
-WarpMemo *warp_memo(void) {
-    Fiber *f = g_current;
-    if (!f) return nullptr;
-    uint64_t call = f->memo_calls++;
-    WarpMemo *m = &g_memos[linear_thread() / 32 * MEMO_SLOTS + call % MEMO_SLOTS];
-    if (m->call != call) *m = WarpMemo{call, 0, false, {}};
-    return m;
-}
-
 unsigned lane_id(void) { return linear_thread() % 32; }
 
-uint64_t *warp_slots(void) { return &g_slots[linear_thread() / 32 * 32]; }
+void *warp_slots(void) { return &g_slots[linear_thread() / 32 * 32 * SLOT_BYTES]; }
 
 void *dynamic_shared(void) { return g_shared; }
 
-void set_reverse_order(bool reverse) { g_reverse = reverse; }
+bool set_reverse_order(bool reverse) {
+    bool was = reverse_order();
+    g_reverse = reverse;
+    return was;
+}
 
 void require_device(const void *p, const char *what, const char *kernel, int arg) {
     if (p && !is_device(p)) die("CUDA emulator: kernel %s: %s %d is %p, host memory a GPU cannot read", kernel, what, arg, p);
@@ -291,7 +315,7 @@ void run(const void *fn, const char *kernel, dim3 grid, dim3 block, size_t share
         return;
     }
     // uninitialized shared memory reads as NaN, as garbage would on a GPU; 128-byte aligned like the
-    // start of a GPU's shared memory (wmma tiles need 32)
+    // start of a GPU's shared memory
     void *shared_bytes = nullptr;
     if (shared && posix_memalign(&shared_bytes, 128, shared)) die("CUDA emulator: no memory for %zu bytes of shared memory", shared);
     if (shared) memset(shared_bytes, 0xff, shared);

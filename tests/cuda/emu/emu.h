@@ -8,17 +8,18 @@
 // What it catches beyond wrong numbers: a kernel handed a host pointer, a cudaMemcpy whose kind does
 // not match its pointers, a cuBLAS operand shorter than its dimensions say, launches a GPU would
 // refuse (block > 1024 threads, grid y/z > 65535, dynamic shared memory > 48 KiB without the opt-in),
-// wmma tiles at misaligned addresses (include/mma.h), __syncthreads that
-// not every thread of a block reaches, and (built with AddressSanitizer, as the make target does)
+// ldmatrix rows at misaligned addresses (include/emu_warp_mma.h), __syncthreads that not every
+// thread of a block reaches, and (built with AddressSanitizer, as the make target does)
 // out-of-bounds kernel accesses and host code touching device memory, which stays poisoned outside
 // kernels and transfers. EMU_THREAD_ORDER=reverse runs each barrier interval's threads last to first,
 // so results that depend on a race between threads change.
-// Warps: __syncwarp and wmma's collective calls are barriers of a warp's lanes (fibers in a ring of
-// their own); __shfl_xor_sync passes values through the warp's slots between two such barriers;
-// other shuffles and votes are not emulated.
+// Warps: __syncwarp is a barrier of a warp's lanes (fibers in a ring of their own); __shfl_xor_sync,
+// mma.sync and ldmatrix (src/ops/cuda/warp_mma.h) pass values through the warp's slots between two
+// such barriers; other shuffles and votes are not emulated.
 // What it cannot catch: anything about speed, lanes of a warp that are out of step between warp
-// barriers (wmma's limits are in include/mma.h), memory model subtleties, the tensor cores' summation order,
-// and numerics of the device's math library (it uses the host's libm).
+// barriers, memory model subtleties, the tensor cores' summation order, whether warp_mma.h's
+// fragment layouts are the hardware's (the emulator implements the same description), and numerics
+// of the device's math library (it uses the host's libm).
 #pragma once
 #include <math.h>
 #include <stddef.h>
@@ -35,6 +36,7 @@
 #define __host__
 #define __forceinline__ inline
 #define __shared__ static
+#define __launch_bounds__(...)
 
 struct dim3 {
     unsigned x, y, z;
@@ -47,31 +49,42 @@ struct alignas(16) uint4 {
     unsigned x, y, z, w;
 };
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
+struct alignas(8) float2 {
+    float x, y;
+};
+inline float2 make_float2(float x, float y) { return float2{x, y}; }
 
 extern uint3 threadIdx, blockIdx;
 extern dim3 blockDim, gridDim;
 void __syncthreads(void);
 namespace emu {
 // A barrier among the lanes of the calling thread's warp (32 consecutive linear thread ids): __syncwarp,
-// and what warp-collective calls (include/mma.h) pass through before they touch memory.
+// and what warp-collective calls pass through (emu::exchange).
 void warp_sync(const char *call);
 } // namespace emu
 inline void __syncwarp(unsigned = 0xffffffffu) { emu::warp_sync("__syncwarp"); } // full warps only
 
 namespace emu {
-uint64_t *warp_slots(void); // the calling warp's 32 exchange slots, one per lane
+enum { SLOT_BYTES = 64 }; // what one lane can publish to its warp in one exchange
+void *warp_slots(void);   // the calling warp's 32 exchange slots, one per lane, SLOT_BYTES apart
 unsigned lane_id(void);
-// Every lane publishes v, the warp meets, each lane takes lane src's value, and the warp meets again
-// before the slots can be reused.
-template <class T> T shuffle(T v, unsigned src, const char *call) {
-    static_assert(sizeof(T) <= sizeof(uint64_t), "a shuffle moves at most 8 bytes");
-    uint64_t *slots = warp_slots();
-    memcpy(&slots[lane_id()], &v, sizeof v);
+// Every lane publishes `mine`, the warp meets, read(all) runs on each lane with all[i] = lane i's
+// value, and the warp meets again before the slots can be reused: the collective calls (shuffles,
+// mma.sync, ldmatrix) are built on it.
+template <class T, class Read> auto exchange(const T &mine, const char *call, Read read) {
+    static_assert(sizeof(T) <= SLOT_BYTES && std::is_trivially_copyable_v<T>, "a lane publishes at most SLOT_BYTES");
+    unsigned char *slots = (unsigned char *)warp_slots();
+    memcpy(slots + lane_id() * SLOT_BYTES, &mine, sizeof mine);
     warp_sync(call);
-    T out;
-    memcpy(&out, &slots[src % 32], sizeof out);
+    T all[32];
+    for (int i = 0; i < 32; i++) memcpy(&all[i], slots + i * SLOT_BYTES, sizeof(T));
+    auto out = read((const T *)all);
     warp_sync(call);
     return out;
+}
+// Each lane takes lane src's v.
+template <class T> T shuffle(T v, unsigned src, const char *call) {
+    return exchange(v, call, [&](const T *all) { return all[src % 32]; });
 }
 } // namespace emu
 // Full warps and width 32 only, as src/ops/cuda uses them.
@@ -81,22 +94,13 @@ template <class T> inline T __shfl_xor_sync(unsigned, T v, int lane_mask) {
 
 namespace emu {
 
-// Warp-collective calls done once per warp (include/mma.h): the slot for the calling lane's n-th
-// call, shared with the other lanes' n-th calls. The first lane to arrive does the work (filled, with
-// its arguments' hash in `args` and any result in `out`); the others compare their arguments and
-// copy the result. Null where the thread runs as a plain call (no warp barriers in the kernel).
-struct WarpMemo {
-    uint64_t call = ~0ull, args = 0;
-    bool filled = false;
-    float out[256];
-};
-WarpMemo *warp_memo(void);
 // The current launch's dynamic shared memory (`extern __shared__`).
 void *dynamic_shared(void);
 // Dies unless p is null or inside (or one past) a device allocation.
 void require_device(const void *p, const char *what, const char *kernel, int arg);
-// Runs each barrier interval's threads last to first (EMU_THREAD_ORDER=reverse) or first to last.
-void set_reverse_order(bool reverse);
+// Runs each barrier interval's threads last to first or first to last (by default as EMU_THREAD_ORDER
+// says: "reverse" or not); returns the order it replaces, for the caller to restore.
+bool set_reverse_order(bool reverse);
 // Runs body for every thread of every block; launch errors go to cudaGetLastError as on a GPU.
 void run(const void *fn, const char *kernel, dim3 grid, dim3 block, size_t shared, const std::function<void()> &body);
 

@@ -3,7 +3,8 @@
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
-#include <mma.h>
+
+#include "ops/cuda/warp_mma.h"
 
 extern "C" {
 #include "../../test.h"
@@ -39,9 +40,9 @@ __global__ static void barrier_sum(float *out) {
 
 static float sum_with(void (*kernel)(float *), bool reverse) {
     float *d = device_floats(1), h = 0;
-    emu::set_reverse_order(reverse);
+    bool was = emu::set_reverse_order(reverse);
     kernel<<<1, 64>>>(d);
-    emu::set_reverse_order(false);
+    emu::set_reverse_order(was);
     cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost);
     cudaFree(d);
     return h;
@@ -131,88 +132,114 @@ TEST(emu_refuses_launches_a_gpu_refuses) {
     cudaFree(d);
 }
 
-// ---- tensor cores (include/mma.h)
-using namespace nvcuda;
+// ---- tensor cores (src/ops/cuda/warp_mma.h, include/emu_warp_mma.h)
 
-// c [16 x 16] += a [16 x 16] b [16 x 16] by one warp, reading and writing c in memory: every lane's load
-// must happen before any lane's store, or the product is added more than once. `shift` offsets the
-// pointers (misaligned), `per_lane` gives each lane its own leading dimension (not warp-uniform).
-__global__ static void tile_mma(float *c, const __nv_bfloat16 *a, const __nv_bfloat16 *b, int shift, int per_lane) {
-    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
-    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fb;
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> fc;
-    wmma::load_matrix_sync(fa, a + shift, 16 + (per_lane ? 8 * (threadIdx.x % 2) : 0));
-    wmma::load_matrix_sync(fb, b, 16);
-    wmma::load_matrix_sync(fc, c, 16, wmma::mem_row_major);
-    wmma::mma_sync(fc, fa, fb, fc);
-    wmma::store_matrix_sync(c, fc, 16, wmma::mem_row_major);
+// One warp: A [16 x 16] and Y [16 x 16] (bf16, row-major) through shared memory (rows 24 apart, A's
+// rows `shift` values off alignment) into fragments; c [0, 256) = A Y^T (B from Y's rows, ldmatrix),
+// c [256, 512) = A Y (B from Y's columns, ldmatrix.trans), each written from the accumulator layout;
+// same[lane] says whether ldmatrix gave the lane the A registers the layout description says.
+__global__ static void warp_products(float *c, int *same, const __nv_bfloat16 *a, const __nv_bfloat16 *y, int shift) {
+    extern __shared__ __align__(16) __nv_bfloat16 tiles[];
+    __nv_bfloat16 *As = tiles, *Ys = tiles + 16 * 24;
+    int lane = threadIdx.x, g = lane / 4, t = lane % 4;
+    for (int e = lane; e < 256; e += 32) As[e / 16 * 24 + e % 16] = a[e], Ys[e / 16 * 24 + e % 16] = y[e];
+    __syncthreads();
+    unsigned fa[4], b[4], bt[4];
+    ldmatrix_x4(fa, As + (lane % 16) * 24 + 8 * (lane / 16) + shift);
+    ldmatrix_x4(b, Ys + (lane % 8 + 8 * (lane / 16)) * 24 + 8 * (lane / 8 % 2));
+    ldmatrix_x4_trans(bt, Ys + (lane % 16) * 24 + 8 * (lane / 16));
+    auto at = [&](int r, int k) { return __bfloat162float(a[r * 16 + k]); };
+    unsigned want[4] = {pack_bf16(at(g, 2 * t), at(g, 2 * t + 1)), pack_bf16(at(g + 8, 2 * t), at(g + 8, 2 * t + 1)),
+                        pack_bf16(at(g, 2 * t + 8), at(g, 2 * t + 9)), pack_bf16(at(g + 8, 2 * t + 8), at(g + 8, 2 * t + 9))};
+    same[lane] = fa[0] == want[0] && fa[1] == want[1] && fa[2] == want[2] && fa[3] == want[3];
+    float d[4][4] = {}; // A Y^T columns 0-7, 8-15; A Y columns 0-7, 8-15
+    mma_bf16_16816(d[0], fa, b);
+    mma_bf16_16816(d[1], fa, b + 2);
+    mma_bf16_16816(d[2], fa, bt);
+    mma_bf16_16816(d[3], fa, bt + 2);
+    for (int n = 0; n < 4; n++)
+        for (int i = 0; i < 4; i++) c[256 * (n / 2) + (g + 8 * (i / 2)) * 16 + 8 * (n % 2) + 2 * t + i % 2] = d[n][i];
 }
 
-struct TileCase {
-    int shift, per_lane;
-};
-
-// Returns the largest error of c = 1 + a b against the exact values (a, b small integers: exact in bf16).
-static double run_tile_mma(void *arg) {
-    const TileCase *tc = (const TileCase *)arg;
-    __nv_bfloat16 ha[512], hb[256];
-    float hc[256], *c = device_floats(256);
-    for (int i = 0; i < 512; i++) ha[i] = __float2bfloat16_rn((float)(i % 7 - 3));
-    for (int i = 0; i < 256; i++) hb[i] = __float2bfloat16_rn((float)(i % 5 - 2)), hc[i] = 1;
-    __nv_bfloat16 *a, *b;
-    cudaMalloc(&a, sizeof ha);
-    cudaMalloc(&b, sizeof hb);
+// Returns the largest error of the two products against the exact values (small integers: exact in
+// bf16 and fp32), or -1 if a lane's A registers differ from the layout description.
+static double run_warp_products(void *arg) {
+    int shift = arg ? *(const int *)arg : 0;
+    __nv_bfloat16 ha[256], hy[256];
+    float hc[512];
+    int hsame[32];
+    for (int i = 0; i < 256; i++) ha[i] = __float2bfloat16_rn((float)(i % 7 - 3)), hy[i] = __float2bfloat16_rn((float)(i % 5 - 2));
+    __nv_bfloat16 *a, *y;
+    float *c = device_floats(512);
+    int *same;
+    cudaMalloc(&a, sizeof ha), cudaMalloc(&y, sizeof hy), cudaMalloc(&same, sizeof hsame);
     cudaMemcpy(a, ha, sizeof ha, cudaMemcpyHostToDevice);
-    cudaMemcpy(b, hb, sizeof hb, cudaMemcpyHostToDevice);
-    cudaMemcpy(c, hc, sizeof hc, cudaMemcpyHostToDevice);
-    tile_mma<<<1, 32>>>(c, a, b, tc->shift, tc->per_lane);
+    cudaMemcpy(y, hy, sizeof hy, cudaMemcpyHostToDevice);
+    warp_products<<<1, 32, 2 * 16 * 24 * sizeof(__nv_bfloat16)>>>(c, same, a, y, shift);
     cudaMemcpy(hc, c, sizeof hc, cudaMemcpyDeviceToHost);
+    cudaMemcpy(hsame, same, sizeof hsame, cudaMemcpyDeviceToHost);
     double err = 0;
     for (int r = 0; r < 16; r++)
         for (int col = 0; col < 16; col++) {
-            double want = 1;
-            for (int k = 0; k < 16; k++) want += (double)(((r * 16 + k) % 7) - 3) * (((k * 16 + col) % 5) - 2);
-            err = fmax(err, fabs(hc[r * 16 + col] - want));
+            double abt = 0, ab = 0;
+            for (int k = 0; k < 16; k++) {
+                double x = (double)((r * 16 + k) % 7 - 3);
+                abt += x * ((col * 16 + k) % 5 - 2), ab += x * ((k * 16 + col) % 5 - 2);
+            }
+            err = fmax(err, fmax(fabs(hc[r * 16 + col] - abt), fabs(hc[256 + r * 16 + col] - ab)));
         }
-    cudaFree(a), cudaFree(b), cudaFree(c);
+    for (int i = 0; i < 32; i++)
+        if (!hsame[i]) err = -1;
+    cudaFree(a), cudaFree(y), cudaFree(c), cudaFree(same);
     return err;
 }
 
-static void tile_mma_dies(void *arg) { run_tile_mma(arg); }
+static void warp_products_die(void *arg) { run_warp_products(arg); }
 
-TEST(emu_tensor_core_tiles) {
-    TileCase ok = {0, 0}, misaligned = {8, 0}, divergent = {0, 1};
+TEST(emu_tensor_core_fragments) {
+    bool was = emu::set_reverse_order(false);
     for (int reverse = 0; reverse < 2; reverse++) {
         emu::set_reverse_order(reverse);
-        double err = run_tile_mma(&ok);
-        CHECK(err == 0, "c += a b on one warp: error %g (thread order %d)", err, reverse);
+        double err = run_warp_products(nullptr);
+        CHECK(err == 0, "A Y^T and A Y on one warp: error %g (-1: A registers off the layout; thread order %d)", err, reverse);
     }
-    emu::set_reverse_order(false);
-    CHECK(test_dies_with(tile_mma_dies, &misaligned, "is not 256-bit aligned"), "a tile 16 bytes off alignment");
-    CHECK(test_dies_with(tile_mma_dies, &divergent, "passed different pointers or leading dimensions"),
-          "lanes giving different leading dimensions");
+    emu::set_reverse_order(was); // the order EMU_THREAD_ORDER asked for, for the tests that follow
+    int misaligned = 4; // 8 bytes
+    CHECK(test_dies_with(warp_products_die, &misaligned, "is not 16-byte aligned"), "an ldmatrix row 8 bytes off alignment");
 }
 
 // ---- shuffles
 
 // Two warps, each lane adding its id over a butterfly of __shfl_xor_sync: every lane of warp w ends
-// with the sum of its warp's ids.
-__global__ static void butterfly(float *out) {
+// with the sum of its warp's ids. Threads from `active` on return first (whole warps may: a warp's
+// shuffles need only its own lanes).
+__global__ static void butterfly(float *out, int active) {
+    if ((int)threadIdx.x >= active) return;
     float v = (float)threadIdx.x;
     for (int s = 16; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
     out[threadIdx.x] = v;
 }
 
+static void butterfly_lane_missing(void *) {
+    float *d = device_floats(64);
+    butterfly<<<1, 64>>>(d, 40);
+}
+
 TEST(emu_warp_shuffles) {
     float *d = device_floats(64), h[64];
-    for (int reverse = 0; reverse < 2; reverse++) {
-        emu::set_reverse_order(reverse);
-        butterfly<<<1, 64>>>(d);
-        cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost);
-        for (int i = 0; i < 64; i++)
-            CHECK(h[i] == (i < 32 ? 496.0f : 1520.0f), "lane %d: butterfly sum %g (thread order %d)", i, h[i], reverse);
-    }
-    emu::set_reverse_order(false);
+    bool was = emu::set_reverse_order(false);
+    for (int reverse = 0; reverse < 2; reverse++)
+        for (int active = 32; active <= 64; active += 32) {
+            emu::set_reverse_order(reverse);
+            butterfly<<<1, 64>>>(d, active);
+            cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost);
+            for (int i = 0; i < active; i++)
+                CHECK(h[i] == (i < 32 ? 496.0f : 1520.0f), "lane %d of %d: butterfly sum %g (thread order %d)", i, active, h[i],
+                      reverse);
+        }
+    emu::set_reverse_order(was); // the order EMU_THREAD_ORDER asked for, for the tests that follow
+    CHECK(test_dies_with(butterfly_lane_missing, nullptr, "after a lane of its warp finished"),
+          "a shuffle in a warp that lost lanes");
     cudaFree(d);
 }
 
