@@ -103,7 +103,7 @@ $(BUILD)/cuda/%.o: %.cu
 # the tests compare the CUDA ops with the CPU ops, so they link both (bridge.cu, which defines the ops.h
 # names, stays out)
 $(BUILD)/run_cuda_tests: $(OBJ) $(CUDA_OPS_OBJ) $(BUILD)/tests/test_main.o $(BUILD)/tests/test_helpers.o \
-                         $(BUILD)/tests/cuda/test_cuda_ops.o
+                         $(BUILD)/tests/cuda/test_cuda_ops.o $(BUILD)/cuda/tests/cuda/test_warp_mma.o
 	$(CUDA_LINK)
 
 # pgolf-cuda: the same model, optimizers and CLI linked against src/ops/cuda (bridge.cu) instead of src/ops/cpu.
@@ -137,7 +137,8 @@ $(BUILD)/emu/tests/cuda/test_cuda_ops.o: tests/cuda/test_cuda_ops.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DPGOLF_CUDA='"$(BUILD)/emu/pgolf-cuda"' -MMD -MP -c -o $@ $<
 $(BUILD)/emu/run_cuda_tests: $(OBJ) $(EMU_CUDA_OPS_OBJ) $(BUILD)/emu/$(EMU_DIR)/selftest.o \
-                             $(BUILD)/tests/test_main.o $(BUILD)/tests/test_helpers.o $(BUILD)/emu/tests/cuda/test_cuda_ops.o
+                             $(BUILD)/tests/test_main.o $(BUILD)/tests/test_helpers.o $(BUILD)/emu/tests/cuda/test_cuda_ops.o \
+                             $(BUILD)/emu/tests/cuda/test_warp_mma.o
 	$(EMU_LINK)
 $(BUILD)/emu/pgolf-cuda: $(filter-out $(CPU_OPS_OBJ),$(OBJ)) $(EMU_CUDA_OBJ) $(BUILD)/src/cli/main.o
 	$(EMU_LINK)

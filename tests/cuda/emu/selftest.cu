@@ -97,6 +97,23 @@ static void launch_divergent_barrier(void *) {
     divergent_barrier<<<1, 32>>>(d);
 }
 
+// Each lane gives ldmatrix a row 8 bytes off 16-byte alignment (tests/cuda/test_warp_mma.cu checks the
+// fragment layouts themselves, on the emulator and on a GPU).
+__global__ static void ldmatrix_misaligned(unsigned *out) {
+    extern __shared__ __align__(16) __nv_bfloat16 rows[];
+    for (int e = threadIdx.x; e < 33 * 8; e += 32) rows[e] = __float2bfloat16_rn(1.0f);
+    __syncthreads();
+    unsigned r[4];
+    ldmatrix_x4(r, rows + threadIdx.x * 8 + 4);
+    out[threadIdx.x] = r[0];
+}
+
+static void launch_ldmatrix_misaligned(void *) {
+    unsigned *d = nullptr;
+    cudaMalloc(&d, 32 * sizeof(unsigned));
+    ldmatrix_misaligned<<<1, 32, 33 * 8 * sizeof(__nv_bfloat16)>>>(d);
+}
+
 TEST(emu_reports_what_a_gpu_would_punish) {
     CHECK(test_dies_with(launch_past_end, nullptr, "AddressSanitizer"), "a kernel writing past its allocation");
     CHECK(test_dies_with(launch_with_host_pointer, nullptr, "host memory a GPU cannot read"), "a kernel given host memory");
@@ -104,6 +121,7 @@ TEST(emu_reports_what_a_gpu_would_punish) {
     CHECK(test_dies_with(copy_with_wrong_kind, nullptr, "cudaMemcpy destination"), "a copy of the wrong kind");
     CHECK(test_dies_with(gemm_past_end, nullptr, "run past the end"), "a cuBLAS operand too short");
     CHECK(test_dies_with(launch_divergent_barrier, nullptr, "a barrier not every thread reaches"), "a divergent barrier");
+    CHECK(test_dies_with(launch_ldmatrix_misaligned, nullptr, "is not 16-byte aligned"), "an ldmatrix row 8 bytes off alignment");
 }
 
 __global__ static void big_shared(float *out) {
@@ -130,82 +148,6 @@ TEST(emu_refuses_launches_a_gpu_refuses) {
     CHECK(cudaFuncSetAttribute(big_shared, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024) != cudaSuccess,
           "an opt-in beyond what every bf16 GPU has is refused");
     cudaFree(d);
-}
-
-// ---- tensor cores (src/ops/cuda/warp_mma.h, include/emu_warp_mma.h)
-
-// One warp: A [16 x 16] and Y [16 x 16] (bf16, row-major) through shared memory (rows 24 apart, A's
-// rows `shift` values off alignment) into fragments; c [0, 256) = A Y^T (B from Y's rows, ldmatrix),
-// c [256, 512) = A Y (B from Y's columns, ldmatrix.trans), each written from the accumulator layout;
-// same[lane] says whether ldmatrix gave the lane the A registers the layout description says.
-__global__ static void warp_products(float *c, int *same, const __nv_bfloat16 *a, const __nv_bfloat16 *y, int shift) {
-    extern __shared__ __align__(16) __nv_bfloat16 tiles[];
-    __nv_bfloat16 *As = tiles, *Ys = tiles + 16 * 24;
-    int lane = threadIdx.x, g = lane / 4, t = lane % 4;
-    for (int e = lane; e < 256; e += 32) As[e / 16 * 24 + e % 16] = a[e], Ys[e / 16 * 24 + e % 16] = y[e];
-    __syncthreads();
-    unsigned fa[4], b[4], bt[4];
-    ldmatrix_x4(fa, As + (lane % 16) * 24 + 8 * (lane / 16) + shift);
-    ldmatrix_x4(b, Ys + (lane % 8 + 8 * (lane / 16)) * 24 + 8 * (lane / 8 % 2));
-    ldmatrix_x4_trans(bt, Ys + (lane % 16) * 24 + 8 * (lane / 16));
-    auto at = [&](int r, int k) { return __bfloat162float(a[r * 16 + k]); };
-    unsigned want[4] = {pack_bf16(at(g, 2 * t), at(g, 2 * t + 1)), pack_bf16(at(g + 8, 2 * t), at(g + 8, 2 * t + 1)),
-                        pack_bf16(at(g, 2 * t + 8), at(g, 2 * t + 9)), pack_bf16(at(g + 8, 2 * t + 8), at(g + 8, 2 * t + 9))};
-    same[lane] = fa[0] == want[0] && fa[1] == want[1] && fa[2] == want[2] && fa[3] == want[3];
-    float d[4][4] = {}; // A Y^T columns 0-7, 8-15; A Y columns 0-7, 8-15
-    mma_bf16_16816(d[0], fa, b);
-    mma_bf16_16816(d[1], fa, b + 2);
-    mma_bf16_16816(d[2], fa, bt);
-    mma_bf16_16816(d[3], fa, bt + 2);
-    for (int n = 0; n < 4; n++)
-        for (int i = 0; i < 4; i++) c[256 * (n / 2) + (g + 8 * (i / 2)) * 16 + 8 * (n % 2) + 2 * t + i % 2] = d[n][i];
-}
-
-// Returns the largest error of the two products against the exact values (small integers: exact in
-// bf16 and fp32), or -1 if a lane's A registers differ from the layout description.
-static double run_warp_products(void *arg) {
-    int shift = arg ? *(const int *)arg : 0;
-    __nv_bfloat16 ha[256], hy[256];
-    float hc[512];
-    int hsame[32];
-    for (int i = 0; i < 256; i++) ha[i] = __float2bfloat16_rn((float)(i % 7 - 3)), hy[i] = __float2bfloat16_rn((float)(i % 5 - 2));
-    __nv_bfloat16 *a, *y;
-    float *c = device_floats(512);
-    int *same;
-    cudaMalloc(&a, sizeof ha), cudaMalloc(&y, sizeof hy), cudaMalloc(&same, sizeof hsame);
-    cudaMemcpy(a, ha, sizeof ha, cudaMemcpyHostToDevice);
-    cudaMemcpy(y, hy, sizeof hy, cudaMemcpyHostToDevice);
-    warp_products<<<1, 32, 2 * 16 * 24 * sizeof(__nv_bfloat16)>>>(c, same, a, y, shift);
-    cudaMemcpy(hc, c, sizeof hc, cudaMemcpyDeviceToHost);
-    cudaMemcpy(hsame, same, sizeof hsame, cudaMemcpyDeviceToHost);
-    double err = 0;
-    for (int r = 0; r < 16; r++)
-        for (int col = 0; col < 16; col++) {
-            double abt = 0, ab = 0;
-            for (int k = 0; k < 16; k++) {
-                double x = (double)((r * 16 + k) % 7 - 3);
-                abt += x * ((col * 16 + k) % 5 - 2), ab += x * ((k * 16 + col) % 5 - 2);
-            }
-            err = fmax(err, fmax(fabs(hc[r * 16 + col] - abt), fabs(hc[256 + r * 16 + col] - ab)));
-        }
-    for (int i = 0; i < 32; i++)
-        if (!hsame[i]) err = -1;
-    cudaFree(a), cudaFree(y), cudaFree(c), cudaFree(same);
-    return err;
-}
-
-static void warp_products_die(void *arg) { run_warp_products(arg); }
-
-TEST(emu_tensor_core_fragments) {
-    bool was = emu::set_reverse_order(false);
-    for (int reverse = 0; reverse < 2; reverse++) {
-        emu::set_reverse_order(reverse);
-        double err = run_warp_products(nullptr);
-        CHECK(err == 0, "A Y^T and A Y on one warp: error %g (-1: A registers off the layout; thread order %d)", err, reverse);
-    }
-    emu::set_reverse_order(was); // the order EMU_THREAD_ORDER asked for, for the tests that follow
-    int misaligned = 4; // 8 bytes
-    CHECK(test_dies_with(warp_products_die, &misaligned, "is not 16-byte aligned"), "an ldmatrix row 8 bytes off alignment");
 }
 
 // ---- shuffles
