@@ -5,13 +5,14 @@
 # 1024) and #638's shape. Bring the reference script in an ignored folder (e.g. runs/ref/train_gpt.py;
 # never commit it). Needs sp1024 shards in DATA_PATH. PEAK_TFLOPS: the GPU's dense bf16 peak for the
 # MFU column (989 for an H100 or H200 SXM). RUN_TIMEOUT (seconds) caps each run; a run stopped by it
-# is still reported from its last logged step (TRAIN_LOG_EVERY=1). Prints one line per run; paste
+# is still reported from its last logged step (TRAIN_LOG_EVERY=1). RUNS picks the runs (default
+# "bf16 ref fp32"). Prints one line per run; paste
 # them into bench/RESULTS.md with the device name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -j"$(nproc)" pgolf pgolf-cuda >/dev/null
 export DATA_PATH=${DATA_PATH:-./data/datasets/fineweb10B_sp1024} TOKENIZER_PATH=${TOKENIZER_PATH:-./data/tokenizers/fineweb_1024_bpe.model}
-STEPS=${STEPS:-20} PEAK_TFLOPS=${PEAK_TFLOPS:-989} RUN_TIMEOUT=${RUN_TIMEOUT:-600}
+STEPS=${STEPS:-20} PEAK_TFLOPS=${PEAK_TFLOPS:-989} RUN_TIMEOUT=${RUN_TIMEOUT:-600} RUNS=${RUNS:-bf16 ref fp32}
 device=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || echo unknown)
 common="ITERATIONS=$STEPS WARMUP_STEPS=3 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=65536 TRAIN_LOG_EVERY=1 MAX_WALLCLOCK_SECONDS=0"
 
@@ -28,7 +29,7 @@ report() { # name, log file, tokens per step, params, layers, dim, seq
 run_shape() { # name, env settings, matrix params, layers, dim, seq, tokens per step
     local name=$1 settings=$2 log rc label
     mkdir -p runs/bench_gpu
-    for run in bf16 ref fp32; do # tensor cores (pgolf-cuda's default), the reference, fp32 CUDA cores
+    for run in $RUNS; do # bf16: tensor cores (pgolf-cuda's default); ref: the reference; fp32: CUDA cores
         log=runs/bench_gpu/$name-$run.log rc=0
         if [ $run = ref ]; then
             [ -n "${REF_DIR:-}" ] && [ -f "$REF_DIR/train_gpt.py" ] || continue

@@ -5,8 +5,9 @@
 # pgolf) and the per-op benchmark (build/bench_cuda_ops). `bench`: bench/bench_gpu.sh on the carried
 # KJV shards, with train_gpt.py when it was carried. `profile`: three baseline steps of pgolf-cuda
 # under PGOLF_CUDA_PROFILE (time per CUDA call site), and Nsight Compute's speed-of-light section for
-# the attention kernels where ncu works. `all`: test, profile, then the benchmark on the baseline
-# shape, every stage cut short so that the whole ends within DEADLINE seconds (default 540).
+# the attention kernels where ncu works. `all`: test, profile, then the benchmark of pgolf-cuda (bf16)
+# and the reference on the baseline shape and #638's (10 steps each; the fp32 runs, 100x slower,
+# only with `bench`), every stage cut short so that the whole ends within DEADLINE seconds (default 540).
 # Logs go to $OUT (the device tool brings them back) or runs/gpu_session.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +59,6 @@ case "${1:-test}" in
 test) run_tests ;;
 bench) run_bench ;;
 profile) run_profile ;;
-all) run_tests; run_profile; SHAPES=baseline RUN_TIMEOUT=${RUN_TIMEOUT:-150} run_bench ;;
+all) run_tests; run_profile; SHAPES="baseline shape638" RUNS="bf16 ref" STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} run_bench ;;
 *) echo "usage: $0 test|bench|profile|all" >&2; exit 2 ;;
 esac
