@@ -64,19 +64,23 @@ static void compare(const char *what, const float *dev, const float *cpu, size_t
 
 // The linear layers in both precisions: fp32, and bf16 operands (the CUDA default) against the CPU's
 // bf16 mode (the same rounded operands, so only summation orders differ); bf16 must differ from fp32 by
-// about bf16's precision (2^-8), proving the operands were rounded.
+// about bf16's precision (2^-8), proving the operands were rounded. `shift` places the device operands
+// that many floats into their allocations (the bf16 rounding's unaligned path).
 static void matmul_case(int bf16, float *out, float *dx, float *dw, const float *x, const float *w, const float *dout, int N,
-                        int I, int O) {
+                        int I, int O, int shift) {
     ops_set_matmul_bf16(bf16);
     cuda_set_matmul_bf16(bf16);
     memset(dw, 0, sizeof(float) * O * I);
     matmul_forward(out, x, w, N, I, O);
     matmul_backward(dx, dw, dout, x, w, N, I, O, 0);
-    float *gx = to_device(x, (size_t)N * I), *gw = to_device(w, (size_t)O * I), *gd = to_device(dout, (size_t)N * O);
+    float *gx = cuda_alloc((size_t)N * I + shift), *gw = cuda_alloc((size_t)O * I + shift), *gd = cuda_alloc((size_t)N * O + shift);
+    cuda_upload(gx + shift, x, sizeof(float) * N * I);
+    cuda_upload(gw + shift, w, sizeof(float) * O * I);
+    cuda_upload(gd + shift, dout, sizeof(float) * N * O);
     float *gout = cuda_alloc((size_t)N * O), *gdx = cuda_alloc((size_t)N * I), *gdw = cuda_alloc((size_t)O * I);
-    cuda_matmul_forward(gout, gx, gw, N, I, O);
-    cuda_matmul_backward(gdx, gdw, gd, gx, gw, N, I, O, 0);
-    printf("    %s operands:\n", bf16 ? "bf16" : "fp32");
+    cuda_matmul_forward(gout, gx + shift, gw + shift, N, I, O);
+    cuda_matmul_backward(gdx, gdw, gd + shift, gx + shift, gw + shift, N, I, O, 0);
+    printf("    %s operands, [%d x %d] x [%d x %d]^T, %d floats into their buffers:\n", bf16 ? "bf16" : "fp32", N, I, O, I, shift);
     compare("matmul out", gout, out, (size_t)N * O);
     compare("matmul dinp", gdx, dx, (size_t)N * I);
     compare("matmul dw", gdw, dw, (size_t)O * I);
@@ -91,7 +95,7 @@ TEST(cuda_matmul) {
     for (int bf16 = 0; bf16 < 2; bf16++) {
         out[bf16] = xmalloc(sizeof(float) * N * O), dx[bf16] = xmalloc(sizeof(float) * N * I);
         dw[bf16] = xmalloc(sizeof(float) * O * I);
-        matmul_case(bf16, out[bf16], dx[bf16], dw[bf16], x, w, dout, N, I, O);
+        matmul_case(bf16, out[bf16], dx[bf16], dw[bf16], x, w, dout, N, I, O, 0);
     }
     ops_set_matmul_bf16(0); // the backends' defaults
     cuda_set_matmul_bf16(1);
@@ -100,6 +104,8 @@ TEST(cuda_matmul) {
     CHECK(r > 1e-4 && r < 2e-2, "bf16 vs fp32 forward: relative difference %.3g, expected about 2^-8", r);
     r = max_relative_difference(dw[1], dw[0], (size_t)O * I);
     CHECK(r > 1e-4 && r < 2e-2, "bf16 vs fp32 dw: relative difference %.3g, expected about 2^-8", r);
+    matmul_case(1, out[1], dx[1], dw[1], x, w, dout, 5, 18, 6, 1); // sizes not multiples of 4, unaligned
+    ops_set_matmul_bf16(0);
 }
 
 TEST(cuda_rmsnorm_and_head) {
