@@ -250,15 +250,13 @@ static void check_qk_prep(int B, int T, int nh, int Dh, int rot) {
     for (int i = 0; i < 10; i++) free(host[i]), cuda_free(dev[i]);
 }
 
-TEST(cuda_qk_prep_and_xsa) {
-    if (!have_gpu()) return;
-    check_qk_prep(2, 9, 3, 16, 8);
-    check_qk_prep(1, 5, 3, 128, 96);
-    int H = 4, Hkv = 2, N = 11, Dh = 16;
+// XSA on N tokens: the warp-per-row kernels with Dh below, at and above a warp's width.
+static void check_xsa(int N, int H, int Hkv, int Dh) {
     size_t ny = (size_t)N * H * Dh, nv = (size_t)N * Hkv * Dh;
     float *y = host_randn(ny, 1), *v = host_randn(nv, 1), *dy = host_randn(ny, 1), *xo = xmalloc(sizeof(float) * ny);
     float *dv = xmalloc(sizeof(float) * nv), *gy = to_device(y, ny), *gv = to_device(v, nv), *gdy = to_device(dy, ny);
     float *gxo = cuda_alloc(ny), *gdv = cuda_alloc(nv);
+    printf("    xsa N=%d H=%d Hkv=%d Dh=%d\n", N, H, Hkv, Dh);
     xsa_forward(xo, y, v, N, H, Hkv, Dh);
     cuda_xsa_forward(gxo, gy, gv, N, H, Hkv, Dh);
     compare("xsa out", gxo, xo, ny);
@@ -266,6 +264,16 @@ TEST(cuda_qk_prep_and_xsa) {
     cuda_xsa_backward(gdy, gdv, gy, gv, N, H, Hkv, Dh);
     compare("xsa dy", gdy, dy, ny);
     compare("xsa dv", gdv, dv, nv);
+    free(y), free(v), free(dy), free(xo), free(dv);
+    cuda_free(gy), cuda_free(gv), cuda_free(gdy), cuda_free(gxo), cuda_free(gdv);
+}
+
+TEST(cuda_qk_prep_and_xsa) {
+    if (!have_gpu()) return;
+    check_qk_prep(2, 9, 3, 16, 8);
+    check_qk_prep(1, 5, 3, 128, 96);
+    check_xsa(11, 4, 2, 16);
+    check_xsa(7, 6, 2, 80);
 }
 
 TEST(cuda_technique_ops) {

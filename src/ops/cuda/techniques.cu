@@ -89,52 +89,57 @@ extern "C" void cuda_qk_prep_backward(float *dx, float *dgain, const float *dout
 
 // ---------------------------------------------------------------- XSA
 
+// A warp per (token, head) row, lanes across it: out = y - (y . v) v / max(|v|, 1e-12)^2 with v the
+// row's KV head.
 __global__ static void xsa_fwd(float *out, const float *y, const float *v, int N, int H, int Hkv, int Dh) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= N * H) return;
-    int n = i / H, h = i % H;
-    const float *vr = v + ((size_t)n * Hkv + h / (H / Hkv)) * Dh, *yr = y + (size_t)i * Dh;
+    int row = blockIdx.x * WARP_ROWS + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N * H) return; // the whole warp
+    int n = row / H, h = row % H;
+    const float *vr = v + ((size_t)n * Hkv + h / (H / Hkv)) * Dh, *yr = y + (size_t)row * Dh;
     double vv = 0, yv = 0;
-    for (int d = 0; d < Dh; d++) vv += (double)vr[d] * vr[d], yv += (double)yr[d] * vr[d];
+    for (int d = lane; d < Dh; d += 32) vv += (double)vr[d] * vr[d], yv += (double)yr[d] * vr[d];
+    vv = warp_sum(vv), yv = warp_sum(yv);
     double norm = fmax(sqrt(vv), 1e-12), a = yv / (norm * norm);
-    for (int d = 0; d < Dh; d++) out[(size_t)i * Dh + d] = yr[d] - (float)(a * vr[d]);
+    for (int d = lane; d < Dh; d += 32) out[(size_t)row * Dh + d] = yr[d] - (float)(a * vr[d]);
 }
 
 extern "C" void cuda_xsa_forward(float *out, const float *y, const float *v, int N, int H, int Hkv, int Dh) {
-    xsa_fwd<<<blocks_for((size_t)N * H, THREADS), THREADS>>>(out, y, v, N, H, Hkv, Dh);
+    xsa_fwd<<<blocks_for((size_t)N * H, WARP_ROWS), THREADS>>>(out, y, v, N, H, Hkv, Dh);
     CUDA_CHECK_LAUNCH();
 }
 
-// One thread per (token, KV head): the heads of its group, then dv through u = v / |v|.
+// A warp per (token, KV head), lanes across the row: the heads of its group, then dv through
+// u = v / |v|. Each lane owns its columns of dv (which holds du first) and of the heads' dy.
 __global__ static void xsa_bwd(float *dy, float *dv, const float *y, const float *v, int N, int H, int Hkv, int Dh) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= N * Hkv) return;
-    int n = i / Hkv, j = i % Hkv, group = H / Hkv;
-    const float *vr = v + (size_t)i * Dh;
-    float *dvr = dv + (size_t)i * Dh;
+    int row = blockIdx.x * WARP_ROWS + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N * Hkv) return; // the whole warp
+    int n = row / Hkv, j = row % Hkv, group = H / Hkv;
+    const float *vr = v + (size_t)row * Dh;
+    float *dvr = dv + (size_t)row * Dh;
     double vv = 0;
-    for (int d = 0; d < Dh; d++) vv += (double)vr[d] * vr[d];
-    double len = sqrt(vv), norm = fmax(len, 1e-12);
-    for (int d = 0; d < Dh; d++) dvr[d] = 0; // du accumulates here first
+    for (int d = lane; d < Dh; d += 32) vv += (double)vr[d] * vr[d], dvr[d] = 0;
+    double len = sqrt(warp_sum(vv)), norm = fmax(len, 1e-12);
     for (int g = 0; g < group; g++) {
         int h = j * group + g;
         const float *yr = y + ((size_t)n * H + h) * Dh;
         float *gr = dy + ((size_t)n * H + h) * Dh;
         double a = 0, b = 0;
-        for (int d = 0; d < Dh; d++) a += (double)yr[d] * vr[d] / norm, b += (double)gr[d] * vr[d] / norm;
-        for (int d = 0; d < Dh; d++) {
+        for (int d = lane; d < Dh; d += 32) a += (double)yr[d] * vr[d] / norm, b += (double)gr[d] * vr[d] / norm;
+        a = warp_sum(a), b = warp_sum(b);
+        for (int d = lane; d < Dh; d += 32) {
             dvr[d] -= (float)(a * gr[d] + b * yr[d]);
             gr[d] -= (float)(b * vr[d] / norm);
         }
     }
     double du_u = 0;
-    for (int d = 0; d < Dh; d++) du_u += (double)dvr[d] * vr[d] / norm;
-    for (int d = 0; d < Dh; d++)
+    for (int d = lane; d < Dh; d += 32) du_u += (double)dvr[d] * vr[d] / norm;
+    du_u = warp_sum(du_u);
+    for (int d = lane; d < Dh; d += 32)
         dvr[d] = (float)(len > 1e-12 ? (dvr[d] - du_u * vr[d] / norm) / norm : dvr[d] / 1e-12);
 }
 
 extern "C" void cuda_xsa_backward(float *dy, float *dv, const float *y, const float *v, int N, int H, int Hkv, int Dh) {
-    xsa_bwd<<<blocks_for((size_t)N * Hkv, THREADS), THREADS>>>(dy, dv, y, v, N, H, Hkv, Dh);
+    xsa_bwd<<<blocks_for((size_t)N * Hkv, WARP_ROWS), THREADS>>>(dy, dv, y, v, N, H, Hkv, Dh);
     CUDA_CHECK_LAUNCH();
 }
 
