@@ -276,6 +276,30 @@ TEST(cuda_qk_prep_and_xsa) {
     check_xsa(7, 6, 2, 80);
 }
 
+// The attention gate over [N, H Dh] with G gates per token, on the device as the model calls it: z and
+// the gates in one buffer, dout and dy in one buffer (the CPU op out of place).
+static void check_attn_gate(int N, int H, int Dh, int G) {
+    size_t n = (size_t)N * H * Dh, ng = (size_t)N * G;
+    float *y = host_randn(n, 1), *dout = host_randn(n, 1), *z = host_randn(ng, 1), *bias = host_randn((size_t)G, 1);
+    float *out = xmalloc(sizeof(float) * n), *gt = xmalloc(sizeof(float) * ng), *dy = xmalloc(sizeof(float) * n);
+    float *dz = xmalloc(sizeof(float) * ng), *db = calloc((size_t)G, sizeof(float));
+    attn_gate_forward(out, gt, y, z, bias, N, H, Dh, G, 2);
+    attn_gate_backward(dy, dz, db, dout, y, gt, N, H, Dh, G, 2);
+    float *gy = to_device(y, n), *gzt = to_device(z, ng), *gb = to_device(bias, (size_t)G), *gout = cuda_alloc(n);
+    float *gd = to_device(dout, n), *gdz = cuda_alloc(ng), *gdb = cuda_alloc((size_t)G);
+    printf("    attn_gate: %d gates of %d values per token\n", G, H * Dh / G);
+    cuda_attn_gate_forward(gout, gzt, gy, gzt, gb, N, H, Dh, G, 2);
+    compare("attn_gate", gout, out, n);
+    compare("attn_gate gates", gzt, gt, ng);
+    cuda_attn_gate_backward(gd, gdz, gdb, gd, gy, gzt, N, H, Dh, G, 2);
+    compare("attn_gate dy", gd, dy, n);
+    compare("attn_gate dz", gdz, dz, ng);
+    compare("attn_gate dbias", gdb, db, (size_t)G);
+    float *host[] = {y, dout, z, bias, out, gt, dy, dz, db}, *dev[] = {gy, gzt, gb, gout, gd, gdz, gdb};
+    for (int i = 0; i < 9; i++) free(host[i]);
+    for (int i = 0; i < 7; i++) cuda_free(dev[i]);
+}
+
 TEST(cuda_technique_ops) {
     if (!have_gpu()) return;
     int B = 3, T = 201, C = 24, N = B * T, H = 3, Dh = 8, G = 3; // N: three row chunks, the last one partial
@@ -302,19 +326,9 @@ TEST(cuda_technique_ops) {
     compare("skip_lerp dy", gdy, dy, n);
     compare("skip_lerp dw", gdw, dw, (size_t)C);
     compare("skip_lerp dgate (accum.)", gdg, dg, (size_t)C);
-    // the gate over [N, H*Dh] = [21, 24] with per-head gates
-    float *z = host_randn((size_t)N * G, 1), *bias = host_randn((size_t)G, 1), *gt = xmalloc(sizeof(float) * N * G);
-    float *dz = xmalloc(sizeof(float) * N * G), *db = calloc((size_t)G, sizeof(float));
-    float *gz = to_device(z, (size_t)N * G), *gb = to_device(bias, (size_t)G), *ggt = cuda_alloc((size_t)N * G);
-    float *gdz = cuda_alloc((size_t)N * G), *gdb = cuda_alloc((size_t)G);
-    attn_gate_forward(out, gt, x, z, bias, N, H, Dh, G, 2);
-    cuda_attn_gate_forward(gout, ggt, gx, gz, gb, N, H, Dh, G, 2);
-    compare("attn_gate", gout, out, n);
-    attn_gate_backward(dx, dz, db, dout, x, gt, N, H, Dh, G, 2);
-    cuda_attn_gate_backward(gdx, gdz, gdb, gd, gx, ggt, N, H, Dh, G, 2);
-    compare("attn_gate dy", gdx, dx, n);
-    compare("attn_gate dz", gdz, dz, (size_t)N * G);
-    compare("attn_gate dbias", gdb, db, (size_t)G);
+    check_attn_gate(N, H, Dh, G);      // a gate per head of 8 values
+    check_attn_gate(N, H, Dh, H * Dh); // a gate per value
+    check_attn_gate(N, 2, 40, 2);      // heads wider than a warp
     const float lam[2] = {0.7f, -0.4f};
     double dl[2], gdl[2];
     float *dv0 = host_randn(n, 1), *gdv0 = to_device(dv0, n);

@@ -88,11 +88,12 @@ __device__ inline double block_sum(double v) {
     return r;
 }
 
-// The sum of v over the calling warp's 32 lanes, returned to every lane: a butterfly of shuffles,
-// the same additions in the same order on every run, and the same result on every lane (each
-// step adds a pair both ways round, and a + b == b + a).
-__device__ inline double warp_sum(double v) {
-    for (int s = 16; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
+// The sum of v over the calling lane's group of `width` consecutive lanes (a power of two; the whole
+// warp by default), returned to each of them: a butterfly of shuffles, the same additions in the same
+// order on every run, and the same result on every lane of a group (each step adds a pair both ways
+// round, and a + b == b + a). Every lane of the warp must call it.
+__device__ inline double warp_sum(double v, int width = 32) {
+    for (int s = width / 2; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
     return v;
 }
 

@@ -145,36 +145,43 @@ extern "C" void cuda_xsa_backward(float *dy, float *dv, const float *y, const fl
 
 // ---------------------------------------------------------------- gated attention
 
-__global__ static void gate_fwd(float *out, float *gate, const float *y, const float *z, const float *bias, int N, int HD, int G,
-                                float gain) {
+// G gates per token, each scaling `per` = H Dh / G consecutive values (a head's, or one). The forward
+// takes two passes, each coalesced: the gates (a thread each; z and gate may be one buffer), then the
+// values (a thread each).
+__global__ static void gate_values(float *gate, const float *z, const float *bias, int NG, int G) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= N * G) return;
-    int j = i % G, per = HD / G;
-    gate[i] = sigm(z[i] + (bias ? bias[j] : 0.0f));
-    float s = gain * gate[i];
-    size_t o = (size_t)(i / G) * HD + (size_t)j * per;
-    for (int k = 0; k < per; k++) out[o + k] = s * y[o + k];
+    if (i < NG) gate[i] = sigm(z[i] + (bias ? bias[i % G] : 0.0f));
+}
+
+__global__ static void gate_scale(float *out, const float *y, const float *gate, size_t n, int per, float gain) {
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e < n) out[e] = gain * gate[e / per] * y[e];
 }
 
 extern "C" void cuda_attn_gate_forward(float *out, float *gate, const float *y, const float *z, const float *bias, int N, int H,
                                        int Dh, int G, float gain) {
-    gate_fwd<<<blocks_for((size_t)N * G, THREADS), THREADS>>>(out, gate, y, z, bias, N, H * Dh, G, gain);
+    size_t n = (size_t)N * H * Dh;
+    gate_values<<<blocks_for((size_t)N * G, THREADS), THREADS>>>(gate, z, bias, N * G, G);
+    CUDA_CHECK_LAUNCH();
+    gate_scale<<<blocks_for(n, THREADS), THREADS>>>(out, y, gate, n, H * Dh / G, gain);
     CUDA_CHECK_LAUNCH();
 }
 
-__global__ static void gate_bwd(float *dy, float *dz, const float *dout, const float *y, const float *gate, int N, int HD, int G,
-                                float gain) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= N * G) return;
-    int j = i % G, per = HD / G;
-    size_t o = (size_t)(i / G) * HD + (size_t)j * per;
-    float g = gate[i];
+// `lanes` consecutive lanes per gate (a power of two up to 32, so a warp holds whole groups), across
+// its values: dz = gain g (1 - g) sum dout y, then dy = gain g dout (dy may be dout: a lane rewrites
+// only the values it read).
+__global__ static void gate_bwd(float *dy, float *dz, const float *dout, const float *y, const float *gate, int NG, int per,
+                                int lanes, float gain) {
+    size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x, i = t / lanes, o = i * per;
+    int lane = (int)(t % lanes);
     double s = 0;
-    for (int k = 0; k < per; k++) {
-        s += (double)dout[o + k] * y[o + k];
-        dy[o + k] = gain * g * dout[o + k];
-    }
-    dz[i] = (float)(s * gain * g * (1 - g));
+    if (i < (size_t)NG)
+        for (int k = lane; k < per; k += lanes) s += (double)dout[o + k] * y[o + k];
+    s = warp_sum(s, lanes); // every lane of the warp takes part, past NG too
+    if (i >= (size_t)NG) return;
+    float g = gate[i];
+    for (int k = lane; k < per; k += lanes) dy[o + k] = gain * g * dout[o + k];
+    if (lane == 0) dz[i] = (float)(s * gain * g * (1 - g));
 }
 
 // grid (columns, row chunks): the chunk's column partial of x (the gate bias gradient)
@@ -188,7 +195,9 @@ __global__ static void column_chunk_sum(double *part, const float *x, int N, int
 
 extern "C" void cuda_attn_gate_backward(float *dy, float *dz, float *dbias, const float *dout, const float *y, const float *gate,
                                         int N, int H, int Dh, int G, float gain) {
-    gate_bwd<<<blocks_for((size_t)N * G, THREADS), THREADS>>>(dy, dz, dout, y, gate, N, H * Dh, G, gain);
+    int per = H * Dh / G, lanes = 1;
+    while (lanes < per && lanes < 32) lanes *= 2;
+    gate_bwd<<<blocks_for((size_t)N * G * lanes, THREADS), THREADS>>>(dy, dz, dout, y, gate, N * G, per, lanes, gain);
     CUDA_CHECK_LAUNCH();
     if (dbias) {
         double *part = column_partials(N, G);
