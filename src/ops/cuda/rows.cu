@@ -1,5 +1,5 @@
-// One thread block per row: rms norm and the softcapped cross-entropy. Row sums in a fixed tree
-// order (shared memory), so results are deterministic.
+// Row ops: rms norm (a warp per row) and the softcapped cross-entropy (a block per row). Row sums in a
+// fixed order (shuffle butterflies, shared-memory trees), so results are deterministic.
 #include <math.h>
 
 #include "ops/cuda/cuda_check.h"
@@ -20,47 +20,48 @@ __device__ static double block_max(double v) {
     return r;
 }
 
-__global__ static void rmsnorm_fwd(float *out, float *rstd, const float *inp, int C, float eps, float scale) {
-    const float *x = inp + (size_t)blockIdx.x * C;
-    float *y = out + (size_t)blockIdx.x * C;
+// rms norm: a warp per row, lanes across it (neighbouring lanes, neighbouring floats), its sums
+// warp_sum's fixed butterfly. A block holds NORM_ROWS rows: the per-head norms of q and k (64 values)
+// made one 32-thread block per row before, half a million tiny blocks per call.
+#define NORM_ROWS (ROW_THREADS / 32)
+
+__global__ static void rmsnorm_fwd(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale) {
+    int row = blockIdx.x * NORM_ROWS + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= rows) return; // the whole warp
+    const float *x = inp + (size_t)row * C;
+    float *y = out + (size_t)row * C;
     double ss = 0;
-    for (int i = threadIdx.x; i < C; i += blockDim.x) ss += (double)x[i] * x[i];
-    ss = block_sum(ss);
+    for (int i = lane; i < C; i += 32) ss += (double)x[i] * x[i];
+    ss = warp_sum(ss);
     float s = (float)(1.0 / sqrt(ss / C + eps));
-    if (threadIdx.x == 0) rstd[blockIdx.x] = s;
-    for (int i = threadIdx.x; i < C; i += blockDim.x) y[i] = x[i] * s * scale;
+    if (lane == 0) rstd[row] = s;
+    for (int i = lane; i < C; i += 32) y[i] = x[i] * s * scale;
 }
 
-__global__ static void rmsnorm_bwd(float *dinp, const float *dout, const float *out, const float *rstd, int C,
+__global__ static void rmsnorm_bwd(float *dinp, const float *dout, const float *out, const float *rstd, int rows, int C,
                                    float scale, int accumulate) {
-    const float *dy = dout + (size_t)blockIdx.x * C, *y = out + (size_t)blockIdx.x * C;
-    float *dx = dinp + (size_t)blockIdx.x * C;
+    int row = blockIdx.x * NORM_ROWS + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= rows) return; // the whole warp
+    const float *dy = dout + (size_t)row * C, *y = out + (size_t)row * C;
+    float *dx = dinp + (size_t)row * C;
     double dot = 0;
-    for (int i = threadIdx.x; i < C; i += blockDim.x) dot += (double)dy[i] * y[i];
-    dot = block_sum(dot);
-    float m = (float)(dot / C) / scale, s = rstd[blockIdx.x];
-    for (int i = threadIdx.x; i < C; i += blockDim.x) {
+    for (int i = lane; i < C; i += 32) dot += (double)dy[i] * y[i];
+    dot = warp_sum(dot);
+    float m = (float)(dot / C) / scale, s = rstd[row];
+    for (int i = lane; i < C; i += 32) {
         float g = s * (scale * dy[i] - y[i] * m);
         dx[i] = accumulate ? dx[i] + g : g;
     }
 }
 
-// Threads for a row of C values: about two values each, from one warp (the per-head norms of q and
-// k, C = 64) to ROW_THREADS (the model width), so short rows do not leave most threads idle.
-static unsigned norm_threads(int C) {
-    unsigned n = 32;
-    while (n < ROW_THREADS && 2 * n < (unsigned)C) n *= 2;
-    return n;
-}
-
 extern "C" void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale) {
-    rmsnorm_fwd<<<rows, norm_threads(C)>>>(out, rstd, inp, C, eps, scale);
+    rmsnorm_fwd<<<blocks_for((size_t)rows, NORM_ROWS), ROW_THREADS>>>(out, rstd, inp, rows, C, eps, scale);
     CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void cuda_rmsnorm_backward(float *dinp, const float *dout, const float *out, const float *rstd, int rows, int C,
                                       float scale, int accumulate) {
-    rmsnorm_bwd<<<rows, norm_threads(C)>>>(dinp, dout, out, rstd, C, scale, accumulate);
+    rmsnorm_bwd<<<blocks_for((size_t)rows, NORM_ROWS), ROW_THREADS>>>(dinp, dout, out, rstd, rows, C, scale, accumulate);
     CUDA_CHECK_LAUNCH();
 }
 
