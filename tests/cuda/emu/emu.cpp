@@ -12,6 +12,7 @@
 #include "include/cublas_v2.h"
 #include "include/cuda_bf16.h"
 #include "include/cuda_runtime.h"
+#include "include/emu_warp_mma.h"
 
 extern "C" void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
@@ -112,7 +113,8 @@ struct Fiber {
     bool done = false;
 };
 
-std::vector<unsigned char> g_slots; // each warp's 32 exchange slots (emu::exchange)
+std::vector<unsigned char> g_slots; // each warp's two sets of 32 exchange slots (emu::exchange)
+std::vector<unsigned> g_exchanges;  // each thread's exchanges so far: its next set is the count's parity
 
 void *g_launch_sp;          // the launching code's stack while fibers run
 std::vector<Fiber> g_fibers;
@@ -191,7 +193,9 @@ void run_block(unsigned n) {
         return uint3(l % blockDim.x, l / blockDim.x % blockDim.y, l / (blockDim.x * blockDim.y));
     };
     if (g_fibers.size() < n) g_fibers.resize(n);
-    g_slots.assign((n + 31) / 32 * 32 * emu::SLOT_BYTES, 0);
+    size_t slot_bytes = (n + 31) / 32 * 2 * 32 * emu::SLOT_BYTES; // never read before written: no clearing
+    if (g_slots.size() < slot_bytes) g_slots.resize(slot_bytes);
+    g_exchanges.assign(n, 0);
     g_most_barriers = 0, g_fewest_finished = UINT_MAX;
     unsigned first = 0; // the first thread that reached a barrier
     for (; first < n; first++) {
@@ -280,9 +284,27 @@ static unsigned linear_thread(void) { return threadIdx.x + blockDim.x * (threadI
 
 unsigned lane_id(void) { return linear_thread() % 32; }
 
-void *warp_slots(void) { return &g_slots[linear_thread() / 32 * 32 * SLOT_BYTES]; }
+void *warp_slots(void) {
+    unsigned t = linear_thread(), set = g_exchanges[t]++ % 2;
+    return &g_slots[(t / 32 * 2 + set) * 32 * SLOT_BYTES];
+}
 
 void *dynamic_shared(void) { return g_shared; }
+
+// The layouts of src/ops/cuda/warp_mma.h: A (r, k) is in half k % 2 of register r / 8 + 2 (k / 8) of
+// lane 4 (r % 8) + k % 8 / 2; B (k, n) in half k % 2 of register k / 8 of lane 4 n + k % 8 / 2; this
+// lane's accumulator i is C (g + 8 (i / 2), 2 t + i % 2), g = lane / 4, t = lane % 4.
+void mma_lane(float d[4], const MmaOperands *lanes, unsigned lane) {
+    auto half = [](unsigned reg, int k) { return __bfloat162float(__nv_bfloat16{(uint16_t)(k % 2 ? reg >> 16 : reg & 0xffffu)}); };
+    unsigned g = lane / 4, t = lane % 4;
+    for (int i = 0; i < 4; i++) {
+        unsigned row = g + 8 * (i / 2), col = 2 * t + i % 2;
+        float s = d[i];
+        for (int k = 0; k < 16; k++)
+            s += half(lanes[4 * (row % 8) + k % 8 / 2].a[row / 8 + 2 * (k / 8)], k) * half(lanes[4 * col + k % 8 / 2].b[k / 8], k);
+        d[i] = s;
+    }
+}
 
 bool set_reverse_order(bool reverse) {
     bool was = reverse_order();

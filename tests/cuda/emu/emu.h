@@ -14,8 +14,8 @@
 // kernels and transfers. EMU_THREAD_ORDER=reverse runs each barrier interval's threads last to first,
 // so results that depend on a race between threads change.
 // Warps: __syncwarp is a barrier of a warp's lanes (fibers in a ring of their own); __shfl_xor_sync,
-// mma.sync and ldmatrix (src/ops/cuda/warp_mma.h) pass values through the warp's slots between two
-// such barriers; other shuffles and votes are not emulated.
+// mma.sync and ldmatrix (src/ops/cuda/warp_mma.h) pass values through the warp's slots across such
+// a barrier; other shuffles and votes are not emulated.
 // What it cannot catch: anything about speed, lanes of a warp that are out of step between warp
 // barriers, memory model subtleties, the tensor cores' summation order, whether warp_mma.h's
 // fragment layouts are the hardware's (the emulator implements the same description), and numerics
@@ -73,25 +73,32 @@ inline void __syncwarp(unsigned = 0xffffffffu) { emu::warp_sync("__syncwarp"); }
 
 namespace emu {
 enum { SLOT_BYTES = 64 }; // what one lane can publish to its warp in one exchange
-void *warp_slots(void);   // the calling warp's 32 exchange slots, one per lane, SLOT_BYTES apart
+// The calling warp's 32 slots (SLOT_BYTES apart) for the calling lane's next exchange: two sets that
+// alternate, so a lane that has read one exchange can publish the next while slower lanes still read.
+void *warp_slots(void);
 unsigned lane_id(void);
-// Every lane publishes `mine`, the warp meets, read(all) runs on each lane with all[i] = lane i's
-// value, and the warp meets again before the slots can be reused: the collective calls (shuffles,
-// mma.sync, ldmatrix) are built on it.
+// The lanes' published values during an exchange: all[i] is lane i's (a copy, read on demand).
+template <class T> struct Published {
+    const unsigned char *slots;
+    T operator[](unsigned lane) const {
+        T v;
+        memcpy(&v, slots + lane * SLOT_BYTES, sizeof v);
+        return v;
+    }
+};
+// Every lane publishes `mine`, the warp meets, and read(all) runs on each lane with all[i] = lane i's
+// value: the collective calls (shuffles, mma.sync, ldmatrix) are built on it. One barrier suffices:
+// a set is rewritten two exchanges later, after every lane has passed the barrier between.
 template <class T, class Read> auto exchange(const T &mine, const char *call, Read read) {
     static_assert(sizeof(T) <= SLOT_BYTES && std::is_trivially_copyable_v<T>, "a lane publishes at most SLOT_BYTES");
     unsigned char *slots = (unsigned char *)warp_slots();
     memcpy(slots + lane_id() * SLOT_BYTES, &mine, sizeof mine);
     warp_sync(call);
-    T all[32];
-    for (int i = 0; i < 32; i++) memcpy(&all[i], slots + i * SLOT_BYTES, sizeof(T));
-    auto out = read((const T *)all);
-    warp_sync(call);
-    return out;
+    return read(Published<T>{slots});
 }
 // Each lane takes lane src's v.
 template <class T> T shuffle(T v, unsigned src, const char *call) {
-    return exchange(v, call, [&](const T *all) { return all[src % 32]; });
+    return exchange(v, call, [&](Published<T> all) { return all[src % 32]; });
 }
 } // namespace emu
 // Full warps and width 32 only, as src/ops/cuda uses them.

@@ -12,12 +12,12 @@
 extern "C" void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 namespace emu {
-// The bf16 value in half `half` (0: low) of register `reg`.
-inline float bf16_half(unsigned reg, int half) {
-    __nv_bfloat16 h;
-    h.bits = (uint16_t)(half ? reg >> 16 : reg & 0xffffu);
-    return __bfloat162float(h);
-}
+// One mma.sync's operands as each lane holds them, and what lane `lane` computes from them: its four
+// accumulators += A B (emu.cpp, optimized and uninstrumented: the emulated kernels' hottest loop).
+struct MmaOperands {
+    unsigned a[4], b[2];
+};
+void mma_lane(float d[4], const MmaOperands *lanes, unsigned lane);
 } // namespace emu
 
 inline unsigned pack_bf16(float lo, float hi) {
@@ -25,20 +25,11 @@ inline unsigned pack_bf16(float lo, float hi) {
 }
 
 inline void mma_bf16_16816(float d[4], const unsigned a[4], const unsigned b[2]) {
-    struct Operands {
-        unsigned a[4], b[2];
-    } mine = {{a[0], a[1], a[2], a[3]}, {b[0], b[1]}};
-    unsigned lane = emu::lane_id(), g = lane / 4, t = lane % 4;
-    emu::exchange(mine, "mma.sync", [&](const Operands *all) {
-        for (int i = 0; i < 4; i++) {
-            int row = g + 8 * (i / 2), col = 2 * t + i % 2;
-            float s = d[i];
-            for (int k = 0; k < 16; k++) {
-                const Operands &ak = all[4 * (row % 8) + k % 8 / 2], &bk = all[4 * col + k % 8 / 2];
-                s += emu::bf16_half(ak.a[row / 8 + 2 * (k / 8)], k % 2) * emu::bf16_half(bk.b[k / 8], k % 2);
-            }
-            d[i] = s;
-        }
+    emu::MmaOperands mine = {{a[0], a[1], a[2], a[3]}, {b[0], b[1]}};
+    emu::exchange(mine, "mma.sync", [&](emu::Published<emu::MmaOperands> published) {
+        emu::MmaOperands lanes[32];
+        for (unsigned i = 0; i < 32; i++) lanes[i] = published[i];
+        emu::mma_lane(d, lanes, emu::lane_id());
         return 0;
     });
 }
@@ -47,7 +38,7 @@ namespace emu {
 inline void ldmatrix(unsigned r[4], const __nv_bfloat16 *row, bool trans, const char *call) {
     if ((uintptr_t)row % 16) die("CUDA emulator: %s: row address %p is not 16-byte aligned", call, (const void *)row);
     unsigned lane = lane_id();
-    exchange(row, call, [&](const __nv_bfloat16 *const *rows) {
+    exchange(row, call, [&](Published<const __nv_bfloat16 *> rows) {
         for (int i = 0; i < 4; i++) { // element (row, col) of matrix i is rows[8 i + row][col]
             auto at = [&](unsigned row, unsigned col) { return __bfloat162float(rows[8 * i + row][col]); };
             unsigned g = lane / 4, t2 = 2 * (lane % 4);
