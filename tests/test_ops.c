@@ -38,3 +38,29 @@ TEST(ops_matmul_bf16_rounds_operands) {
     for (int i = 0; i < N * O; i++) diff = fmax(diff, fabs((double)out[i] - out_fp32[i]));
     CHECK(diff > 1e-3, "bf16 forward equals fp32 (max difference %g): the operands were not rounded", diff);
 }
+
+// matmul_gemm (Muon's Newton-Schulz): bf16 mode is gemm on rounded operands, both transposes, a strided
+// operand (ld past its row) and one matrix as both operands (A X^T, rounded once); fp32 mode is gemm.
+TEST(ops_matmul_gemm_follows_matmul_precision) {
+    enum { M = 13, K = 21, N = 9, LD = 25 }; // A [M, K] in rows LD apart
+    static float a[M * LD], b[K * N], ar[M * LD], br[K * N], c[M * N], c_ref[M * N], s[M * M], s_ref[M * M];
+    Rng r;
+    rng_seed(&r, 5);
+    for (int i = 0; i < M * LD; i++) a[i] = (float)rng_normal(&r);
+    for (int i = 0; i < K * N; i++) b[i] = (float)rng_normal(&r);
+    rounded_copy(ar, a, M * LD), rounded_copy(br, b, K * N);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        ops_set_matmul_bf16(bf16);
+        for (int tb = 0; tb < 2; tb++) { // B as [K, N], or read transposed as [N, K] from the same floats
+            for (int i = 0; i < M * N; i++) c[i] = c_ref[i] = 0.5f;
+            matmul_gemm(0, tb, M, N, K, 1.5f, a, LD, b, tb ? K : N, 0.25f, c, N);
+            gemm(0, tb, M, N, K, 1.5f, bf16 ? ar : a, LD, bf16 ? br : b, tb ? K : N, 0.25f, c_ref, N);
+            CHECK(!memcmp(c, c_ref, sizeof c), "matmul_gemm (bf16 %d, B transposed %d) differs from gemm on %s operands", bf16,
+                  tb, bf16 ? "rounded" : "the same");
+        }
+        matmul_gemm(0, 1, M, M, K, 1, a, LD, a, LD, 0, s, M);
+        gemm(0, 1, M, M, K, 1, bf16 ? ar : a, LD, bf16 ? ar : a, LD, 0, s_ref, M);
+        CHECK(!memcmp(s, s_ref, sizeof s), "matmul_gemm A A^T (bf16 %d) differs from gemm", bf16);
+    }
+    ops_set_matmul_bf16(0);
+}

@@ -29,11 +29,17 @@ void ops_add_from_host(real *dst, const real *host, size_t n); // dst += host
 // C[M,N] = alpha * op(A) op(B) + beta * C, op = transpose when trans_* is set (BLAS semantics).
 void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
           real beta, real *C, int ldc);
-// The linear layers' operand precision (matmul_forward/backward; gemm always computes in fp32):
+// The linear layers' operand precision (matmul_forward/backward, matmul_gemm; gemm always computes in fp32):
 // bf16 on rounds both operands to bfloat16 (nearest even) and accumulates in fp32 with fp32 results,
 // as tensor cores do under the reference's autocast. Default: off on the CPU, on for CUDA.
 void ops_set_matmul_bf16(int on);
 int ops_matmul_bf16(void);
+// Elements a row-major gemm operand of `rows` rows of `cols` values, `ld` apart, spans.
+static inline size_t gemm_operand_extent(int rows, int cols, int ld) { return rows > 0 ? (size_t)(rows - 1) * ld + cols : 0; }
+// gemm in the linear layers' precision: with bf16 on, A and B are rounded to bf16 first (fp32 sums and
+// results), as the reference's Newton-Schulz multiplies bf16 matrices (Muon's is the caller).
+void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
+                 real beta, real *C, int ldc);
 // out[N,C_out] = inp[N,C_in] w[C_out,C_in]^T
 void matmul_forward(real *out, const real *inp, const real *w, int N, int C_in, int C_out);
 // dinp[N,C_in] = dout w (+= when accumulate), dw[C_out,C_in] += dout^T inp

@@ -5,7 +5,9 @@
 #include "ops/ops.h"
 #include "optim/optim.h"
 
-// X <- a X + (b A + c A A) X with A = X X^T, on the wide orientation (rows <= cols).
+// X <- a X + (b A + c A A) X with A = X X^T, on the wide orientation (rows <= cols). The products run in
+// the linear layers' precision: bf16 operands under MATMUL_PRECISION=bf16, as the reference's
+// Newton-Schulz multiplies bf16 matrices (its sums and scalings, bf16 there, stay fp32 here).
 void newton_schulz5(real *out, const real *G, int rows, int cols, int steps, real *scratch) {
     const real a = 3.4445f, b = -4.7750f, c = 2.0315f;
     int transposed = rows > cols, r = transposed ? cols : rows, k = transposed ? rows : cols;
@@ -16,11 +18,11 @@ void newton_schulz5(real *out, const real *G, int rows, int cols, int steps, rea
     else ops_copy(X, G, n);
     scale_inplace(X, inv, n);
     for (int s = 0; s < steps; s++) {
-        gemm(0, 1, r, r, k, 1, X, k, X, k, 0, A, r);      // A = X X^T
+        matmul_gemm(0, 1, r, r, k, 1, X, k, X, k, 0, A, r);  // A = X X^T
         ops_copy(Bm, A, (size_t)r * r);
-        gemm(0, 0, r, r, r, c, A, r, A, r, b, Bm, r);     // B = b A + c A A
+        matmul_gemm(0, 0, r, r, r, c, A, r, A, r, b, Bm, r); // B = b A + c A A
         ops_copy(Xn, X, n);
-        gemm(0, 0, r, k, r, 1, Bm, r, X, k, a, Xn, k);    // X = a X + B X
+        matmul_gemm(0, 0, r, k, r, 1, Bm, r, X, k, a, Xn, k); // X = a X + B X
         real *t = X;
         X = Xn;
         Xn = t;

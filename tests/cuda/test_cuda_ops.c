@@ -105,7 +105,26 @@ TEST(cuda_matmul) {
     r = max_relative_difference(dw[1], dw[0], (size_t)O * I);
     CHECK(r > 1e-4 && r < 2e-2, "bf16 vs fp32 dw: relative difference %.3g, expected about 2^-8", r);
     matmul_case(1, out[1], dx[1], dw[1], x, w, dout, 5, 18, 6, 1); // sizes not multiples of 4, unaligned
+    // matmul_gemm (Muon's Newton-Schulz) in both precisions: A [13, 21] in rows 25 apart times B [9, 21]^T,
+    // and A A^T (one operand rounded once)
+    int M = 13, K = 21, LD = 25, Nb = 9;
+    float *a = host_randn((size_t)M * LD, 1), *b = host_randn((size_t)Nb * K, 1), *c = xmalloc(sizeof(float) * M * M);
+    float *ga = to_device(a, (size_t)M * LD), *gb = to_device(b, (size_t)Nb * K), *gc = cuda_alloc((size_t)M * M);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        ops_set_matmul_bf16(bf16);
+        cuda_set_matmul_bf16(bf16);
+        printf("    matmul_gemm, %s operands:\n", bf16 ? "bf16" : "fp32");
+        matmul_gemm(0, 1, M, Nb, K, 1.5f, a, LD, b, K, 0, c, Nb);
+        cuda_matmul_gemm(0, 1, M, Nb, K, 1.5f, ga, LD, gb, K, 0, gc, Nb);
+        compare("matmul_gemm A B^T", gc, c, (size_t)M * Nb);
+        matmul_gemm(0, 1, M, M, K, 1, a, LD, a, LD, 0, c, M);
+        cuda_matmul_gemm(0, 1, M, M, K, 1, ga, LD, ga, LD, 0, gc, M);
+        compare("matmul_gemm A A^T", gc, c, (size_t)M * M);
+    }
     ops_set_matmul_bf16(0);
+    cuda_set_matmul_bf16(1);
+    free(a), free(b), free(c);
+    cuda_free(ga), cuda_free(gb), cuda_free(gc);
 }
 
 TEST(cuda_rmsnorm_and_head) {

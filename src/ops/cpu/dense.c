@@ -109,6 +109,14 @@ void matmul_backward(real *dinp, real *dw, const real *dout, const real *inp, co
     if (dw) gemm(1, 0, C_out, C_in, N, 1, d, C_out, matmul_operand(OPERAND_B, inp, (size_t)N * C_in), C_in, 1, dw, C_in);
 }
 
+void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
+                 real beta, real *C, int ldc) {
+    size_t na = trans_a ? gemm_operand_extent(K, M, lda) : gemm_operand_extent(M, K, lda);
+    size_t nb = trans_b ? gemm_operand_extent(N, K, ldb) : gemm_operand_extent(K, N, ldb);
+    const real *a = matmul_operand(OPERAND_A, A, na), *b = B == A && nb == na ? a : matmul_operand(OPERAND_B, B, nb);
+    gemm(trans_a, trans_b, M, N, K, alpha, a, lda, b, ldb, beta, C, ldc);
+}
+
 // Fixed blocks summed in block order: the result does not depend on the thread count or timing.
 double sum_squares(const real *x, size_t n) {
     enum { BLOCKS = 64 };

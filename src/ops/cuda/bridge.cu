@@ -57,6 +57,10 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real 
           real beta, real *C, int ldc) {
     cuda_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
+                 real beta, real *C, int ldc) {
+    cuda_matmul_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
 void matmul_forward(real *out, const real *inp, const real *w, int N, int C_in, int C_out) {
     cuda_matmul_forward(out, inp, w, N, C_in, C_out);
 }

@@ -5,13 +5,17 @@
 // linear layers are rounded to bf16 into scratch buffers and multiplied on tensor cores with fp32
 // accumulation and fp32 results (cublasGemmEx; no epilogue is needed, so not cuBLASLt). Weights stay
 // fp32 masters; weight gradients come out fp32 (the reference's come out bf16). Off: fp32 SGEMM
-// without TF32, matching the CPU to rounding. gemm (Muon's Newton-Schulz, GPTQ's Hessians) always
-// runs in fp32 SGEMM (the reference's Newton-Schulz runs in bf16).
+// without TF32, matching the CPU to rounding. gemm (GPTQ's Hessians) always
+// runs in fp32 SGEMM; matmul_gemm (Muon's Newton-Schulz, which the reference runs in bf16) follows the
+// linear layers' precision.
 #include <cuda_bf16.h>
 
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
 #include "ops/cuda/warp_mma.h"
+extern "C" {
+#include "ops/ops.h"
+}
 
 #define THREADS 256
 
@@ -85,7 +89,23 @@ extern "C" void cuda_matmul_backward(float *dinp, float *dw, const float *dout, 
 }
 
 // BLAS semantics on row-major buffers: C[M,N] = alpha op(A) op(B) + beta C. Column-major cuBLAS sees
-// C^T = op(B)^T op(A)^T, so the operands swap places.
+// C^T = op(B)^T op(A)^T, so the operands swap places. cuda_matmul_gemm: the same in the linear layers'
+// precision (bf16 operands on tensor cores; a shared operand rounded once).
+extern "C" void cuda_matmul_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                                 const float *B, int ldb, float beta, float *C, int ldc) {
+    if (!g_matmul_bf16) {
+        cuda_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    size_t na = trans_a ? gemm_operand_extent(K, M, lda) : gemm_operand_extent(M, K, lda);
+    size_t nb = trans_b ? gemm_operand_extent(N, K, ldb) : gemm_operand_extent(K, N, ldb);
+    const void *a = cuda_bf16_copy(SCRATCH_BF16_A, A, na), *b = B == A && nb == na ? a : cuda_bf16_copy(SCRATCH_BF16_B, B, nb);
+    CUBLAS_CHECK(cublasGemmEx(cuda_blas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                              &alpha, b, CUDA_R_16BF, ldb, a, CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
+    cuda_profile_mark(__func__);
+}
+
 extern "C" void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                           int ldb, float beta, float *C, int ldc) {
     CUBLAS_CHECK(cublasSgemm(cuda_blas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,

@@ -24,7 +24,7 @@ void cuda_sync(void);
 
 // ---------------------------------------------------------------- dense algebra (cuBLAS)
 // The linear layers' operands: bf16 on tensor cores (default) or fp32 without TF32 (as ops.h's
-// ops_set_matmul_bf16); cuda_gemm is always fp32.
+// ops_set_matmul_bf16), and so is cuda_matmul_gemm; cuda_gemm is always fp32.
 void cuda_set_matmul_bf16(int on);
 int cuda_matmul_bf16(void);
 void cuda_matmul_forward(float *out, const float *inp, const float *w, int N, int C_in, int C_out);
@@ -82,6 +82,8 @@ double cuda_axpy_backward(float *dy, const float *dout, float a, const float *y,
 void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int D); // ids: host array
 
 // ---------------------------------------------------------------- optimizer work and reductions (as ops.h)
+void cuda_matmul_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                      int ldb, float beta, float *C, int ldc);
 void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                float beta, float *C, int ldc);
 void cuda_nesterov_momentum(float *update, float *buf, const float *g, size_t n, float momentum);
