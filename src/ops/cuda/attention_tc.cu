@@ -25,7 +25,10 @@
 #define WARPS 4
 #define THREADS (32 * WARPS)
 #define OWN (16 * WARPS) // rows a block owns
-#define WALK 64          // rows of the other side per step
+// Rows of the other side per step. Equal to OWN, the causal walks never give a warp a tile wholly
+// masked for its rows (the diagonal tile is the last, and holds some of every warp's rows), so no
+// warp checks for one; with other sizes the masks would still be right, only slower.
+#define WALK OWN
 #define MAX_DH 128
 // bf16 rows padded by 8 values (16 bytes): the 8 rows an ldmatrix matrix reads then start in
 // different banks, and every row stays 16-byte aligned.
@@ -153,7 +156,6 @@ __global__ static void __launch_bounds__(THREADS) attn_fwd_tc(float *y, float *l
     float o[Dh / 8][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}; // l: this lane's columns only
     for (int j0 = 0; j0 < end; j0 += WALK) {
         next_kv_tile(Ks, Vs, ld, k, v, b, j0, g, T, Hkv, Dh);
-        if (j0 > w0 + 15) continue; // the tile is past all the warp's rows
         float s[WALK / 8][4];
         warp_scores<Dh>(s, qa, Ks, ld);
 #pragma unroll
@@ -219,7 +221,6 @@ __global__ static void __launch_bounds__(THREADS) attn_dq_tc(float *dq, const bf
     }
     for (int j0 = 0; j0 < end; j0 += WALK) {
         next_kv_tile(Ks, Vs, ld, k, v, b, j0, g, T, Hkv, Dh);
-        if (j0 > w0 + 15) continue; // the tile is past all the warp's rows
         float s[WALK / 8][4], dp[WALK / 8][4];
         warp_scores<Dh>(s, qa, Ks, ld);
         warp_scores<Dh>(dp, dya, Vs, ld);
@@ -264,7 +265,6 @@ __global__ static void __launch_bounds__(THREADS) attn_dkv_tc(float *dk, float *
             copy_head_rows(dYs, ld, dy, b, t0, WALK, h, T, H, Dh);
             load_row_stats(lse_s, D_s, lse, D, b, h, t0, WALK, T, H);
             __syncthreads();
-            if (t0 + WALK <= w0) continue; // the tile's queries all precede the warp's keys
             float s[WALK / 8][4], dp[WALK / 8][4];
             warp_scores<Dh>(s, ka, Qs, ld);
             warp_scores<Dh>(dp, va, dYs, ld);
