@@ -1,7 +1,8 @@
 // Per-op figures for the CUDA backend on one micro-step of the baseline shape (65,536 tokens of
 // 9 x 512, 8 heads of 64, 4 KV heads, seq 1024, vocab 1024, MLP 2x): the linear layers' forward +
-// backward and the causal attention's in bf16 (tensor cores) and fp32, the norm and the softcapped
-// cross-entropy. Shows where a step's time goes before bench_gpu.sh's end-to-end numbers. Built by
+// backward and the causal attention's in bf16 (tensor cores) and fp32, Muon's Newton-Schulz on one
+// 512 x 1024 matrix in both precisions, the norm, q's preparation (per-head norm, RoPE, gain) and
+// the softcapped cross-entropy. Shows where a step's time goes before bench_gpu.sh's end-to-end numbers. Built by
 // `make cuda` (build/bench_cuda_ops); BENCH_TOKENS and BENCH_SEQ shrink it (the emulator build runs
 // it tiny in `make cuda-emu-test`, to keep it working). Timing: host clock around synchronized runs,
 // repeated for at least BENCH_SECONDS (0.3) per op after one warm-up.
@@ -80,8 +81,37 @@ static void xent_step(void *p) {
     cuda_softcap_xent_backward(r->x, r->targets, r->N, r->C, 30.0f, 1.0f);
 }
 
+typedef struct {
+    float *x, *xn, *rstd, *out, *gain, *dgain, *cos_t, *sin_t;
+    int B, T, H, Dh;
+} QkPrep;
+
+static void qk_prep_step(void *p) {
+    QkPrep *q = p;
+    cuda_qk_prep_forward(q->out, q->xn, q->rstd, q->x, q->gain, q->cos_t, q->sin_t, q->B, q->T, q->H, q->Dh, q->Dh, 1e-6f);
+    cuda_qk_prep_backward(q->x, q->dgain, q->out, q->xn, q->rstd, q->gain, q->cos_t, q->sin_t, q->B, q->T, q->H, q->Dh, q->Dh);
+}
+
+// Muon's Newton-Schulz (src/optim/muon.c) on a rows x cols matrix (rows <= cols): 5 steps of
+// A = X X^T, B = b A + c A A, X = a X + B X, here without the copies between.
+typedef struct {
+    float *X, *A, *Bm, *Xn;
+    int rows, cols;
+} NewtonSchulz;
+
+static void newton_schulz_step(void *p) {
+    NewtonSchulz *n = p;
+    int r = n->rows, k = n->cols;
+    for (int s = 0; s < 5; s++) {
+        cuda_matmul_gemm(0, 1, r, r, k, 1, n->X, k, n->X, k, 0, n->A, r);
+        cuda_matmul_gemm(0, 0, r, r, r, 2.0315f, n->A, r, n->A, r, -4.7750f, n->Bm, r);
+        cuda_matmul_gemm(0, 0, r, k, r, 1, n->Bm, r, n->X, k, 3.4445f, n->Xn, k);
+    }
+}
+
+// One line: what ran (forward and backward, where the op has one), its time and its rate.
 static void report(const char *name, const char *precision, double seconds, double rate, const char *unit) {
-    printf("%-36s %-4s  fwd+bwd %9.3f ms  %8.1f %s\n", name, precision, 1e3 * seconds, rate, unit);
+    printf("%-38s %-4s %9.3f ms  %8.1f %s\n", name, precision, 1e3 * seconds, rate, unit);
 }
 
 int main(void) {
@@ -125,6 +155,15 @@ int main(void) {
         float *bufs[] = {a.q, a.k, a.v, a.y, a.lse, a.dy, a.dq, a.dk, a.dv};
         for (int j = 0; j < 9; j++) cuda_free(bufs[j]);
     }
+    for (int bf16 = 1; bf16 >= 0; bf16--) {
+        cuda_set_matmul_bf16(bf16);
+        NewtonSchulz ns = {device_random((size_t)D * 2 * D, &rng), cuda_alloc((size_t)D * D), cuda_alloc((size_t)D * D),
+                           cuda_alloc((size_t)D * 2 * D), D, 2 * D};
+        double s = time_op(newton_schulz_step, &ns), flops = 5 * (4.0 * D * D * 2 * D + 2.0 * D * D * D);
+        report("Newton-Schulz 512x1024, 5 iterations", bf16 ? "bf16" : "fp32", s, flops / s / 1e12, "TFLOP/s");
+        float *bufs[] = {ns.X, ns.A, ns.Bm, ns.Xn};
+        for (int j = 0; j < 4; j++) cuda_free(bufs[j]);
+    }
     cuda_set_matmul_bf16(1);
     int32_t *targets = xmalloc(sizeof(int32_t) * N), *dt = cuda_alloc_i32((size_t)N);
     for (int i = 0; i < N; i++) targets[i] = (int32_t)(rng_u64(&rng) % V);
@@ -133,6 +172,12 @@ int main(void) {
                  NULL, NULL, N, D};
     double s = time_op(rmsnorm_step, &norm);
     report("rmsnorm (5 passes over N x 512)", "fp32", s, 5.0 * 4 * N * D / s / 1e9, "GB/s");
+    int H = 8, Dh = 64;
+    QkPrep qk = {device_random((size_t)N * D, &rng), cuda_alloc((size_t)N * D), cuda_alloc((size_t)N * H), cuda_alloc((size_t)N * D),
+                 device_random((size_t)H, &rng), cuda_alloc((size_t)H), device_random((size_t)T * Dh / 2, &rng),
+                 device_random((size_t)T * Dh / 2, &rng), N / T, T, H, Dh};
+    s = time_op(qk_prep_step, &qk); // fwd: x in, xn and out; bwd: dout and xn in, dx, then dx and xn in, dx out
+    report("qk_prep q (8 passes over N x 512)", "fp32", s, 8.0 * 4 * N * D / s / 1e9, "GB/s");
     Rows head = {device_random((size_t)N * V, &rng), NULL, NULL, NULL, cuda_alloc((size_t)N), dt, N, V};
     s = time_op(xent_step, &head);
     report("softcap xent (3 passes over N x 1024)", "fp32", s, 3.0 * 4 * N * V / s / 1e9, "GB/s");
