@@ -1,5 +1,6 @@
-// The CPU ops' bf16 mode for the linear layers (the CUDA backend's default numerics): it must equal
-// fp32 math on operands rounded to bf16 beforehand, bit for bit, and differ from fp32 on the raw ones.
+// The CPU ops' bf16 mode for the linear layers and matmul_gemm (the CUDA backend's default numerics):
+// it must equal fp32 math on operands rounded to bf16 beforehand, bit for bit, and differ from fp32 on
+// the raw ones.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
