@@ -244,7 +244,8 @@ TEST(cuda_attention) {
     check_attention(1, 40, 2, 2, 24, 1);
 }
 
-// rows = B T nh not a multiple of a block's 8 warp-rows; rot / 2 below and above one pass of 32 lanes
+// rows = B T nh not a multiple of a block's 8 warp-rows; rot / 2 below and above one pass of 32 lanes;
+// the backward also in place (dx == dout)
 static void check_qk_prep(int B, int T, int nh, int Dh, int rot) {
     int rows = B * T * nh;
     size_t n = (size_t)rows * Dh;
@@ -264,6 +265,8 @@ static void check_qk_prep(int B, int T, int nh, int Dh, int rot) {
     compare("qk_prep out", gout, out, n);
     compare("qk_prep dx", gdx, dx, n);
     compare("qk_prep dgain", gdgain, dgain, (size_t)nh);
+    cuda_qk_prep_backward(gdout, NULL, gdout, gxn, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot); // in place, as the model
+    compare("qk_prep dx in place", gdout, dx, n);
     float *host[] = {x, dout, gain, cs, sn, out, xn, rstd, dx, dgain};
     float *dev[] = {gx, gdout, ggain, gcs, gsn, gout, gxn, grstd, gdx, gdgain};
     for (int i = 0; i < 10; i++) free(host[i]), cuda_free(dev[i]);

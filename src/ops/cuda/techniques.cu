@@ -13,56 +13,70 @@ __device__ static float sigm(float z) { return 1.0f / (1.0f + expf(-z)); }
 
 // ---------------------------------------------------------------- q/k preparation: rmsnorm per head, RoPE, gain
 
-// One warp per row (a head of a token) with the lanes across its rotated pairs and its passed-through
-// tail, so that neighbouring lanes read neighbouring floats.
+// One warp per row (a head of a token) with the lanes across its rotated pairs (j, j + rot / 2) and its
+// passed-through tail, so that neighbouring lanes read neighbouring floats; the norm and the rotation
+// in one pass over the row (x read once from memory). Each lane writes only the values of its own
+// pairs and tail, so the backward can run in place (dx == dout, as the model calls it).
 #define WARP_ROWS (THREADS / 32) // rows per block
 
-__global__ static void rope_fwd(float *out, const float *xn, const float *gain, const float *cos_t, const float *sin_t,
-                                int rows, int T, int nh, int Dh, int rot) {
+// xn = x rstd (rms norm, as cuda_rmsnorm_forward), out = rope(xn) gain[h]
+__global__ static void qk_prep_fwd(float *out, float *xn, float *rstd, const float *x, const float *gain, const float *cos_t,
+                                   const float *sin_t, int rows, int T, int nh, int Dh, int rot, float eps) {
     int row = blockIdx.x * WARP_ROWS + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= rows) return; // the whole warp
     int t = (row / nh) % T, h = row % nh, half = rot / 2;
-    const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half, *xr = xn + (size_t)row * Dh;
-    float *o = out + (size_t)row * Dh, g = gain ? gain[h] : 1.0f;
+    const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half, *xr = x + (size_t)row * Dh;
+    float *n = xn + (size_t)row * Dh, *o = out + (size_t)row * Dh, g = gain ? gain[h] : 1.0f;
+    double ss = 0;
+    for (int j = lane; j < Dh; j += 32) ss += (double)xr[j] * xr[j];
+    float r = (float)(1.0 / sqrt(warp_sum(ss) / Dh + eps));
+    if (lane == 0) rstd[row] = r;
     for (int j = lane; j < half; j += 32) {
-        float x1 = xr[j], x2 = xr[j + half];
+        float x1 = xr[j] * r, x2 = xr[j + half] * r;
+        n[j] = x1, n[j + half] = x2;
         o[j] = (x1 * c[j] + x2 * s[j]) * g;
         o[j + half] = (-x1 * s[j] + x2 * c[j]) * g;
     }
-    for (int j = rot + lane; j < Dh; j += 32) o[j] = xr[j] * g;
+    for (int j = rot + lane; j < Dh; j += 32) n[j] = xr[j] * r, o[j] = n[j] * g;
 }
 
 extern "C" void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const float *gain, const float *cos_t,
                                      const float *sin_t, int B, int T, int nh, int Dh, int rot, float eps) {
     int rows = B * T * nh;
-    cuda_rmsnorm_forward(xn, rstd, x, rows, Dh, eps, 1);
-    rope_fwd<<<blocks_for((size_t)rows, WARP_ROWS), THREADS>>>(out, xn, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
+    qk_prep_fwd<<<blocks_for((size_t)rows, WARP_ROWS), THREADS>>>(out, xn, rstd, x, gain, cos_t, sin_t, rows, T, nh, Dh, rot,
+                                                                 eps);
     CUDA_CHECK_LAUNCH();
 }
 
-// d(rotation) into dx per row, and each row's contribution to its head's gain gradient in acc[row].
-__global__ static void rope_bwd(float *dx, double *acc, const float *dout, const float *xn, const float *gain,
-                                const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh, int rot) {
+// The rotation's backward into dx, then the norm's (as cuda_rmsnorm_backward) over the same values;
+// acc[row] gets the row's contribution to its head's gain gradient.
+__global__ static void qk_prep_bwd(float *dx, double *acc, const float *dout, const float *xn, const float *rstd,
+                                   const float *gain, const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh,
+                                   int rot) {
     int row = blockIdx.x * WARP_ROWS + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= rows) return; // the whole warp
     int t = (row / nh) % T, h = row % nh, half = rot / 2;
     const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
     const float *xr = xn + (size_t)row * Dh, *d = dout + (size_t)row * Dh;
     float *o = dx + (size_t)row * Dh, g = gain ? gain[h] : 1.0f;
-    double a = 0;
+    double a = 0, dot = 0; // the gain's gradient, and dx . xn for the norm
     for (int j = lane; j < half; j += 32) {
         float x1 = xr[j], x2 = xr[j + half], r1 = x1 * c[j] + x2 * s[j], r2 = -x1 * s[j] + x2 * c[j];
-        float d1 = d[j], d2 = d[j + half];
+        float d1 = d[j], d2 = d[j + half], g1 = d1 * g * c[j] - d2 * g * s[j], g2 = d1 * g * s[j] + d2 * g * c[j];
         a += (double)d1 * r1 + (double)d2 * r2;
-        o[j] = d1 * g * c[j] - d2 * g * s[j];
-        o[j + half] = d1 * g * s[j] + d2 * g * c[j];
+        dot += (double)g1 * x1 + (double)g2 * x2;
+        o[j] = g1, o[j + half] = g2;
     }
     for (int j = rot + lane; j < Dh; j += 32) {
         a += (double)d[j] * xr[j];
         o[j] = d[j] * g;
+        dot += (double)o[j] * xr[j];
     }
     a = warp_sum(a);
     if (lane == 0) acc[row] = a;
+    float m = (float)(warp_sum(dot) / Dh), r = rstd[row];
+    for (int j = lane; j < half; j += 32) o[j] = r * (o[j] - xr[j] * m), o[j + half] = r * (o[j + half] - xr[j + half] * m);
+    for (int j = rot + lane; j < Dh; j += 32) o[j] = r * (o[j] - xr[j] * m);
 }
 
 // One block per head: its rows strided over the threads, then a fixed tree.
@@ -78,13 +92,13 @@ extern "C" void cuda_qk_prep_backward(float *dx, float *dgain, const float *dout
                                       int rot) {
     int rows = B * T * nh;
     double *acc = (double *)cuda_scratch(SCRATCH_ROW_SUMS, sizeof(double) * rows);
-    rope_bwd<<<blocks_for((size_t)rows, WARP_ROWS), THREADS>>>(dx, acc, dout, xn, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
+    qk_prep_bwd<<<blocks_for((size_t)rows, WARP_ROWS), THREADS>>>(dx, acc, dout, xn, rstd, gain, cos_t, sin_t, rows, T, nh, Dh,
+                                                                 rot);
     CUDA_CHECK_LAUNCH();
     if (gain && dgain) {
         gain_sum<<<nh, THREADS>>>(dgain, acc, rows, nh);
         CUDA_CHECK_LAUNCH();
     }
-    cuda_rmsnorm_backward(dx, dx, xn, rstd, rows, Dh, 1, 0); // in place, as the CPU op
 }
 
 // ---------------------------------------------------------------- XSA
