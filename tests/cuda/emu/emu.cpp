@@ -102,7 +102,8 @@ enum { FIBER_STACK = 256 * 1024 }; // room for kernels' register arrays with ASa
 // (a __syncthreads or warp-collective call that one lane skips is a bug), which run as plain calls;
 // a kernel without barriers costs a fiber per warp. The thread that reaches a barrier and all after it
 // then form a ring in run order, and a thread at a barrier switches straight to the next live one,
-// so the ring goes round once per barrier interval. Finished threads
+// so the ring goes round once per barrier interval. Finished threads leave the ring; the last one
+// switches back to the launch.
 struct Fiber {
     void *sp = nullptr;
     char *stack = nullptr;
