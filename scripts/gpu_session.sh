@@ -46,7 +46,7 @@ run_profile() {
         ./pgolf-cuda train > "$out/profile.txt" 2>&1
     grep -m 25 cuda_profile: "$out/profile.txt"
     command -v ncu > /dev/null &&
-        within 60 ncu --section SpeedOfLight -k regex:attn_.*_tc -c 3 build/bench_cuda_ops > "$out/ncu.txt" 2>&1
+        within 60 ncu --section SpeedOfLight --section Occupancy --section LaunchStats -k regex:attn_.*_tc -c 3 build/bench_cuda_ops > "$out/ncu.txt" 2>&1
 }
 
 run_bench() {
