@@ -102,11 +102,9 @@ extern "C" void cuda_attention_forward(float *y, float *lse, const float *q, con
     CUDA_CHECK_LAUNCH();
 }
 
-#define ROWDOT_ROWS (ATT_THREADS / 32) // rows per block, one warp each
-
 // D [B,H,T] = rowsum(dy * y) of each (token, head) row of [B,T,H,Dh], lanes across the row.
 __global__ static void attn_rowdot(float *D, const float *dy, const float *y, int rows, int T, int H, int Dh) {
-    int row = blockIdx.x * ROWDOT_ROWS + threadIdx.x / 32; // (b T + t) H + h
+    int row = warp_row(); // (b T + t) H + h
     if (row >= rows) return; // the whole warp
     double s = 0;
     for (int d = threadIdx.x % 32; d < Dh; d += 32) s += (double)dy[(size_t)row * Dh + d] * y[(size_t)row * Dh + d];
@@ -210,7 +208,7 @@ extern "C" void cuda_attention_backward(float *dq, float *dk, float *dv, const f
                                         int Dh) {
     float *D = (float *)cuda_scratch(SCRATCH_ATTN_ROWDOT, sizeof(float) * B * H * T);
     int rows = B * T * H;
-    attn_rowdot<<<blocks_for((size_t)rows, ROWDOT_ROWS), ATT_THREADS>>>(D, dy, y, rows, T, H, Dh);
+    attn_rowdot<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(D, dy, y, rows, T, H, Dh);
     CUDA_CHECK_LAUNCH();
     if (on_tensor_cores(Dh)) {
         cuda_attention_tc_backward(dq, dk, dv, dy, lse, D, q, k, v, B, T, H, Hkv, Dh);

@@ -97,6 +97,23 @@ __device__ inline double warp_sum(double v, int width = 32) {
     return v;
 }
 
+// Kernels with a warp per row (its lanes across the row: neighbouring lanes, neighbouring floats)
+// hold WARP_ROWS rows in a block of WARP_ROW_THREADS; warp_row() is the calling warp's row, and a
+// warp past the last row returns whole (its shuffles need only its own lanes).
+#define WARP_ROW_THREADS 256
+#define WARP_ROWS (WARP_ROW_THREADS / 32)
+__device__ inline int warp_row(void) { return blockIdx.x * WARP_ROWS + threadIdx.x / 32; }
+static inline unsigned warp_row_blocks(size_t rows) { return blocks_for(rows, WARP_ROWS); }
+
+// The rms norm's scale of a row x [C], 1 / sqrt(mean(x^2) + eps) with the squares summed in double,
+// from a warp across the row; every lane gets it (rmsnorm and the q/k preparation share it, so their
+// norms agree to the bit).
+__device__ inline float warp_rstd(const float *x, int C, float eps) {
+    double ss = 0;
+    for (int i = threadIdx.x % 32; i < C; i += 32) ss += (double)x[i] * x[i];
+    return (float)(1.0 / sqrt(warp_sum(ss) / C + eps));
+}
+
 // Attention's backward kernels: the lse and D values of n query rows of head h from row t0 (zeros
 // past T) into shared memory; lse, D [B,H,T].
 __device__ inline void load_row_stats(float *lse_s, float *D_s, const float *lse, const float *D, int b, int h, int t0, int n,

@@ -20,27 +20,22 @@ __device__ static double block_max(double v) {
     return r;
 }
 
-// rms norm: a warp per row, lanes across it (neighbouring lanes, neighbouring floats), its sums
-// warp_sum's fixed butterfly. A block holds NORM_ROWS rows: the per-head norms of q and k (64 values)
-// made one 32-thread block per row before, half a million tiny blocks per call.
-#define NORM_ROWS (ROW_THREADS / 32)
+// rms norm: a warp per row (cuda_check.h's WARP_ROWS), its sums warp_sum's fixed butterfly. A block
+// per row made the per-head norms of q and k (64 values) half a million tiny blocks per call.
 
 __global__ static void rmsnorm_fwd(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale) {
-    int row = blockIdx.x * NORM_ROWS + threadIdx.x / 32, lane = threadIdx.x % 32;
+    int row = warp_row(), lane = threadIdx.x % 32;
     if (row >= rows) return; // the whole warp
     const float *x = inp + (size_t)row * C;
     float *y = out + (size_t)row * C;
-    double ss = 0;
-    for (int i = lane; i < C; i += 32) ss += (double)x[i] * x[i];
-    ss = warp_sum(ss);
-    float s = (float)(1.0 / sqrt(ss / C + eps));
+    float s = warp_rstd(x, C, eps);
     if (lane == 0) rstd[row] = s;
     for (int i = lane; i < C; i += 32) y[i] = x[i] * s * scale;
 }
 
 __global__ static void rmsnorm_bwd(float *dinp, const float *dout, const float *out, const float *rstd, int rows, int C,
                                    float scale, int accumulate) {
-    int row = blockIdx.x * NORM_ROWS + threadIdx.x / 32, lane = threadIdx.x % 32;
+    int row = warp_row(), lane = threadIdx.x % 32;
     if (row >= rows) return; // the whole warp
     const float *dy = dout + (size_t)row * C, *y = out + (size_t)row * C;
     float *dx = dinp + (size_t)row * C;
@@ -55,13 +50,13 @@ __global__ static void rmsnorm_bwd(float *dinp, const float *dout, const float *
 }
 
 extern "C" void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale) {
-    rmsnorm_fwd<<<blocks_for((size_t)rows, NORM_ROWS), ROW_THREADS>>>(out, rstd, inp, rows, C, eps, scale);
+    rmsnorm_fwd<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(out, rstd, inp, rows, C, eps, scale);
     CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void cuda_rmsnorm_backward(float *dinp, const float *dout, const float *out, const float *rstd, int rows, int C,
                                       float scale, int accumulate) {
-    rmsnorm_bwd<<<blocks_for((size_t)rows, NORM_ROWS), ROW_THREADS>>>(dinp, dout, out, rstd, rows, C, scale, accumulate);
+    rmsnorm_bwd<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(dinp, dout, out, rstd, rows, C, scale, accumulate);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -17,19 +17,16 @@ __device__ static float sigm(float z) { return 1.0f / (1.0f + expf(-z)); }
 // passed-through tail, so that neighbouring lanes read neighbouring floats; the norm and the rotation
 // in one pass over the row (x read once from memory). Each lane writes only the values of its own
 // pairs and tail, so the backward can run in place (dx == dout, as the model calls it).
-#define WARP_ROWS (THREADS / 32) // rows per block
 
 // xn = x rstd (rms norm, as cuda_rmsnorm_forward), out = rope(xn) gain[h]
 __global__ static void qk_prep_fwd(float *out, float *xn, float *rstd, const float *x, const float *gain, const float *cos_t,
                                    const float *sin_t, int rows, int T, int nh, int Dh, int rot, float eps) {
-    int row = blockIdx.x * WARP_ROWS + threadIdx.x / 32, lane = threadIdx.x % 32;
+    int row = warp_row(), lane = threadIdx.x % 32;
     if (row >= rows) return; // the whole warp
     int t = (row / nh) % T, h = row % nh, half = rot / 2;
     const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half, *xr = x + (size_t)row * Dh;
     float *n = xn + (size_t)row * Dh, *o = out + (size_t)row * Dh, g = gain ? gain[h] : 1.0f;
-    double ss = 0;
-    for (int j = lane; j < Dh; j += 32) ss += (double)xr[j] * xr[j];
-    float r = (float)(1.0 / sqrt(warp_sum(ss) / Dh + eps));
+    float r = warp_rstd(xr, Dh, eps);
     if (lane == 0) rstd[row] = r;
     for (int j = lane; j < half; j += 32) {
         float x1 = xr[j] * r, x2 = xr[j + half] * r;
@@ -43,7 +40,7 @@ __global__ static void qk_prep_fwd(float *out, float *xn, float *rstd, const flo
 extern "C" void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const float *gain, const float *cos_t,
                                      const float *sin_t, int B, int T, int nh, int Dh, int rot, float eps) {
     int rows = B * T * nh;
-    qk_prep_fwd<<<blocks_for((size_t)rows, WARP_ROWS), THREADS>>>(out, xn, rstd, x, gain, cos_t, sin_t, rows, T, nh, Dh, rot,
+    qk_prep_fwd<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(out, xn, rstd, x, gain, cos_t, sin_t, rows, T, nh, Dh, rot,
                                                                  eps);
     CUDA_CHECK_LAUNCH();
 }
@@ -53,7 +50,7 @@ extern "C" void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const f
 __global__ static void qk_prep_bwd(float *dx, double *acc, const float *dout, const float *xn, const float *rstd,
                                    const float *gain, const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh,
                                    int rot) {
-    int row = blockIdx.x * WARP_ROWS + threadIdx.x / 32, lane = threadIdx.x % 32;
+    int row = warp_row(), lane = threadIdx.x % 32;
     if (row >= rows) return; // the whole warp
     int t = (row / nh) % T, h = row % nh, half = rot / 2;
     const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
@@ -92,7 +89,7 @@ extern "C" void cuda_qk_prep_backward(float *dx, float *dgain, const float *dout
                                       int rot) {
     int rows = B * T * nh;
     double *acc = (double *)cuda_scratch(SCRATCH_ROW_SUMS, sizeof(double) * rows);
-    qk_prep_bwd<<<blocks_for((size_t)rows, WARP_ROWS), THREADS>>>(dx, acc, dout, xn, rstd, gain, cos_t, sin_t, rows, T, nh, Dh,
+    qk_prep_bwd<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(dx, acc, dout, xn, rstd, gain, cos_t, sin_t, rows, T, nh, Dh,
                                                                  rot);
     CUDA_CHECK_LAUNCH();
     if (gain && dgain) {
@@ -106,7 +103,7 @@ extern "C" void cuda_qk_prep_backward(float *dx, float *dgain, const float *dout
 // A warp per (token, head) row, lanes across it: out = y - (y . v) v / max(|v|, 1e-12)^2 with v the
 // row's KV head.
 __global__ static void xsa_fwd(float *out, const float *y, const float *v, int N, int H, int Hkv, int Dh) {
-    int row = blockIdx.x * WARP_ROWS + threadIdx.x / 32, lane = threadIdx.x % 32;
+    int row = warp_row(), lane = threadIdx.x % 32;
     if (row >= N * H) return; // the whole warp
     int n = row / H, h = row % H;
     const float *vr = v + ((size_t)n * Hkv + h / (H / Hkv)) * Dh, *yr = y + (size_t)row * Dh;
@@ -118,14 +115,14 @@ __global__ static void xsa_fwd(float *out, const float *y, const float *v, int N
 }
 
 extern "C" void cuda_xsa_forward(float *out, const float *y, const float *v, int N, int H, int Hkv, int Dh) {
-    xsa_fwd<<<blocks_for((size_t)N * H, WARP_ROWS), THREADS>>>(out, y, v, N, H, Hkv, Dh);
+    xsa_fwd<<<warp_row_blocks((size_t)N * H), WARP_ROW_THREADS>>>(out, y, v, N, H, Hkv, Dh);
     CUDA_CHECK_LAUNCH();
 }
 
 // A warp per (token, KV head), lanes across the row: the heads of its group, then dv through
 // u = v / |v|. Each lane owns its columns of dv (which holds du first) and of the heads' dy.
 __global__ static void xsa_bwd(float *dy, float *dv, const float *y, const float *v, int N, int H, int Hkv, int Dh) {
-    int row = blockIdx.x * WARP_ROWS + threadIdx.x / 32, lane = threadIdx.x % 32;
+    int row = warp_row(), lane = threadIdx.x % 32;
     if (row >= N * Hkv) return; // the whole warp
     int n = row / Hkv, j = row % Hkv, group = H / Hkv;
     const float *vr = v + (size_t)row * Dh;
@@ -153,7 +150,7 @@ __global__ static void xsa_bwd(float *dy, float *dv, const float *y, const float
 }
 
 extern "C" void cuda_xsa_backward(float *dy, float *dv, const float *y, const float *v, int N, int H, int Hkv, int Dh) {
-    xsa_bwd<<<blocks_for((size_t)N * Hkv, WARP_ROWS), THREADS>>>(dy, dv, y, v, N, H, Hkv, Dh);
+    xsa_bwd<<<warp_row_blocks((size_t)N * Hkv), WARP_ROW_THREADS>>>(dy, dv, y, v, N, H, Hkv, Dh);
     CUDA_CHECK_LAUNCH();
 }
 
