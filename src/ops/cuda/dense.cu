@@ -61,12 +61,11 @@ static const void *operand(CudaScratch use, const float *x, size_t n) {
     return g_matmul_bf16 ? (const void *)cuda_bf16_copy(use, x, n) : (const void *)x;
 }
 
-// Column-major C[m x n] = op(A) op(B) + beta C on operands from operand(); fp32 sums and results.
-static void linear_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *A, int lda,
+// Column-major C[m x n] = alpha op(A) op(B) + beta C on operands from operand(); fp32 sums and results.
+static void linear_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const void *A, int lda,
                         const void *B, int ldb, float beta, float *C, int ldc) {
-    const float one = 1;
     cudaDataType type = g_matmul_bf16 ? CUDA_R_16BF : CUDA_R_32F;
-    CUBLAS_CHECK(cublasGemmEx(cuda_blas(), ta, tb, m, n, k, &one, A, type, lda, B, type, ldb, &beta, C, CUDA_R_32F, ldc,
+    CUBLAS_CHECK(cublasGemmEx(cuda_blas(), ta, tb, m, n, k, &alpha, A, type, lda, B, type, ldb, &beta, C, CUDA_R_32F, ldc,
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     cuda_profile_mark(__func__);
 }
@@ -74,7 +73,7 @@ static void linear_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n
 // out[N, Cout] = inp[N, Cin] w[Cout, Cin]^T; column-major: out_cm [Cout x N] = (w_cm [Cin x Cout])^T inp_cm [Cin x N]
 extern "C" void cuda_matmul_forward(float *out, const float *inp, const float *w, int N, int C_in, int C_out) {
     const void *a = operand(SCRATCH_BF16_A, w, (size_t)C_out * C_in), *b = operand(SCRATCH_BF16_B, inp, (size_t)N * C_in);
-    linear_gemm(CUBLAS_OP_T, CUBLAS_OP_N, C_out, N, C_in, a, C_in, b, C_in, 0, out, C_out);
+    linear_gemm(CUBLAS_OP_T, CUBLAS_OP_N, C_out, N, C_in, 1, a, C_in, b, C_in, 0, out, C_out);
 }
 
 // dinp_cm [Cin x N] = w_cm [Cin x Cout] dout_cm [Cout x N]; dw_cm [Cin x Cout] += inp_cm [Cin x N] dout_cm^T
@@ -82,9 +81,9 @@ extern "C" void cuda_matmul_forward(float *out, const float *inp, const float *w
 extern "C" void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N,
                                      int C_in, int C_out, int accumulate) {
     const void *d = operand(SCRATCH_BF16_B, dout, (size_t)N * C_out);
-    linear_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C_in, N, C_out, operand(SCRATCH_BF16_A, w, (size_t)C_out * C_in), C_in, d, C_out,
+    linear_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C_in, N, C_out, 1, operand(SCRATCH_BF16_A, w, (size_t)C_out * C_in), C_in, d, C_out,
                 accumulate ? 1.0f : 0.0f, dinp, C_in);
-    linear_gemm(CUBLAS_OP_N, CUBLAS_OP_T, C_in, C_out, N, operand(SCRATCH_BF16_A, inp, (size_t)N * C_in), C_in, d, C_out, 1,
+    linear_gemm(CUBLAS_OP_N, CUBLAS_OP_T, C_in, C_out, N, 1, operand(SCRATCH_BF16_A, inp, (size_t)N * C_in), C_in, d, C_out, 1,
                 dw, C_in);
 }
 
@@ -93,17 +92,11 @@ extern "C" void cuda_matmul_backward(float *dinp, float *dw, const float *dout, 
 // precision (bf16 operands on tensor cores; a shared operand rounded once).
 extern "C" void cuda_matmul_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                                  const float *B, int ldb, float beta, float *C, int ldc) {
-    if (!g_matmul_bf16) {
-        cuda_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
     size_t na = trans_a ? gemm_operand_extent(K, M, lda) : gemm_operand_extent(M, K, lda);
     size_t nb = trans_b ? gemm_operand_extent(N, K, ldb) : gemm_operand_extent(K, N, ldb);
-    const void *a = cuda_bf16_copy(SCRATCH_BF16_A, A, na), *b = B == A && nb == na ? a : cuda_bf16_copy(SCRATCH_BF16_B, B, nb);
-    CUBLAS_CHECK(cublasGemmEx(cuda_blas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
-                              &alpha, b, CUDA_R_16BF, ldb, a, CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
-                              CUBLAS_GEMM_DEFAULT));
-    cuda_profile_mark(__func__);
+    const void *a = operand(SCRATCH_BF16_A, A, na), *b = B == A && nb == na ? a : operand(SCRATCH_BF16_B, B, nb);
+    linear_gemm(trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, alpha, b, ldb, a, lda, beta, C,
+                ldc);
 }
 
 extern "C" void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
