@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ops/cuda/cuda_check.h"
+extern "C" {
+#include "util.h"
+}
 
 #define MAX_SITES 128
 
@@ -22,12 +24,6 @@ typedef struct {
 static Site sites[MAX_SITES];
 static int n_sites, enabled = -1; // -1: PGOLF_CUDA_PROFILE not read yet
 static double last_mark;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int by_time(const void *a, const void *b) {
     double d = ((const Site *)b)->seconds - ((const Site *)a)->seconds;
@@ -61,7 +57,7 @@ void cuda_profile_mark(const char *where) {
     }
     if (!enabled) return;
     CUDA_CHECK(cudaDeviceSynchronize());
-    double t = now_s();
+    double t = now_seconds();
     if (last_mark > 0) {
         Site *s = site(where);
         s->seconds += t - last_mark;

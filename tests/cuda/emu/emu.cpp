@@ -256,9 +256,7 @@ void __syncthreads(void) {
             g_kernel, threadIdx.x, threadIdx.y, threadIdx.z, blockIdx.x, blockIdx.y, blockIdx.z, f->barriers);
     if (f->barriers > g_most_barriers) g_most_barriers = f->barriers;
     if (g_probing) emu_switch(&f->sp, g_launch_sp);
-    else if (f->next != f) {
-        switch_to(&f->sp, f->next);
-    }
+    else if (f->next != f) switch_to(&f->sp, f->next);
 }
 
 namespace emu {
