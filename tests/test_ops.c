@@ -25,12 +25,12 @@ TEST(ops_matmul_bf16_rounds_operands) {
     rounded_copy(xr, x, N * I), rounded_copy(wr, w, O * I), rounded_copy(dr, d, N * O);
 
     CHECK(!ops_matmul_bf16(), "the CPU default is fp32");
-    matmul_forward(out_fp32, x, w, N, I, O);
-    matmul_forward(out_ref, xr, wr, N, I, O);
-    matmul_backward(dx_ref, dw_ref, dr, xr, wr, N, I, O, 0);
+    matmul_forward(out_fp32, x, NULL, w, N, I, O);
+    matmul_forward(out_ref, xr, NULL, wr, N, I, O);
+    matmul_backward(dx_ref, dw_ref, dr, xr, NULL, wr, N, I, O, 0);
     ops_set_matmul_bf16(1);
-    matmul_forward(out, x, w, N, I, O);
-    matmul_backward(dx, dw, d, x, w, N, I, O, 0);
+    matmul_forward(out, x, NULL, w, N, I, O);
+    matmul_backward(dx, dw, d, x, NULL, w, N, I, O, 0);
     ops_set_matmul_bf16(0);
     CHECK(!memcmp(out, out_ref, sizeof out), "bf16 forward differs from fp32 on rounded operands");
     CHECK(!memcmp(dx, dx_ref, sizeof dx), "bf16 dinp differs from fp32 on rounded operands");
@@ -63,5 +63,45 @@ TEST(ops_matmul_gemm_follows_matmul_precision) {
         gemm(0, 1, M, M, K, 1, bf16 ? ar : a, LD, bf16 ? ar : a, LD, 0, s_ref, M);
         CHECK(!memcmp(s, s_ref, sizeof s), "matmul_gemm A A^T (bf16 %d) differs from gemm", bf16);
     }
+    ops_set_matmul_bf16(0);
+}
+
+// A RoundedInput is what the matmuls read in bf16 mode: results equal rounding on use, bit for bit; x
+// rewritten after the rounding still gives the old values (the copy is read, x is not rounded again);
+// in fp32 mode x itself is read. Given for another buffer, it stops the matmul with an error.
+static float g_rounded_x[8 * 16];
+static void matmul_wrong_input(void *arg) {
+    float out[8 * 4], w[4 * 16] = {0};
+    matmul_forward(out, g_rounded_x + 16, arg, w, 7, 16, 4); // rounded from g_rounded_x, given x + 16
+}
+
+TEST(ops_matmul_rounded_input) {
+    enum { N = 8, I = 16, O = 4 };
+    static float w[O * I], d[N * O], out[N * O], dx[N * I], dw[O * I], out_r[N * O], dx_r[N * I], dw_r[O * I], x0[N * I];
+    float *x = g_rounded_x;
+    Rng r;
+    rng_seed(&r, 7);
+    for (int i = 0; i < N * I; i++) x0[i] = x[i] = (float)rng_normal(&r);
+    for (int i = 0; i < O * I; i++) w[i] = (float)rng_normal(&r);
+    for (int i = 0; i < N * O; i++) d[i] = (float)rng_normal(&r);
+    RoundedInput ri = {0};
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        ops_set_matmul_bf16(bf16);
+        memset(dw, 0, sizeof dw), memset(dw_r, 0, sizeof dw_r);
+        matmul_forward(out, x, NULL, w, N, I, O);
+        matmul_backward(dx, dw, d, x, NULL, w, N, I, O, 0);
+        matmul_input_round(&ri, x, (size_t)N * I);
+        for (int i = 0; i < N * I; i++) x[i] += 1e-3f * (float)fabs(x[i]); // rewritten after the rounding
+        matmul_forward(out_r, x, &ri, w, N, I, O);
+        matmul_backward(dx_r, dw_r, d, x, &ri, w, N, I, O, 0);
+        int same = !memcmp(out, out_r, sizeof out) && !memcmp(dw, dw_r, sizeof dw);
+        CHECK(bf16 ? same : !same, "bf16 %d: results %s the values rounded before x changed", bf16,
+              bf16 ? "differ from" : "come from");
+        CHECK(!memcmp(dx, dx_r, sizeof dx), "bf16 %d: dinp depends on the input", bf16);
+        memcpy(x, x0, sizeof x0);
+    }
+    matmul_input_round(&ri, x, (size_t)N * I);
+    CHECK(test_dies_with(matmul_wrong_input, &ri, "does not hold this operand"), "a RoundedInput of another buffer was read");
+    matmul_input_free(&ri);
     ops_set_matmul_bf16(0);
 }

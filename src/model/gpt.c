@@ -266,7 +266,15 @@ void gpt_set_recurrence(GPT *m, int on) {
 
 static void free_acts(Activations *a, int n_blocks) {
     if (!a->blocks) return;
-    for (int v = 0; v < n_blocks; v++) ops_free(a->blocks[v].x_in); // one allocation per block, see ensure_acts
+    for (int v = 0; v < n_blocks; v++) {
+        BlockActs *b = &a->blocks[v];
+        ops_free(b->x_in); // one allocation per block, see ensure_acts
+        matmul_input_free(&b->n1_r);
+        matmul_input_free(&b->proj_r);
+        matmul_input_free(&b->n2_r);
+        matmul_input_free(&b->h_r);
+    }
+    matmul_input_free(&a->nf_r);
     free(a->blocks);
     ops_free(a->emb);
     ops_free(a->dx);
@@ -459,13 +467,13 @@ static real ve_coef(const GPT *m, int l) { return scalar(m->p.ve_layer_scales + 
 // b->p = proj(embed[ids]) (b->p is b->e without a projection); the scale is applied by the caller.
 static void branch_forward(const BranchTensors *t, BranchActs *b, const int32_t *ids, int N, int width, int target) {
     embedding_forward(b->e, ids, t->embed, N, width);
-    if (t->proj) matmul_forward(b->p, b->e, t->proj, N, width, target);
+    if (t->proj) matmul_forward(b->p, b->e, NULL, t->proj, N, width, target);
 }
 
 // From b->dp = dL/d(proj(embed[ids])): the projection's and the table's gradients.
 static void branch_backward(const BranchTensors *t, BranchTensors *g, BranchActs *b, const int32_t *ids, int N, int width,
                             int target) {
-    if (t->proj) matmul_backward(b->de, g->proj, b->dp, b->e, t->proj, N, width, target, 0);
+    if (t->proj) matmul_backward(b->de, g->proj, b->dp, b->e, NULL, t->proj, N, width, target, 0);
     embedding_backward(g->embed, b->de, ids, N, width);
 }
 
@@ -486,31 +494,35 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     rmsnorm_forward(s->n1, s->rstd1, xm, N, D, NORM_EPS, ln);
     if (parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln);
     if (lane_in) rmsnorm_forward(s->n2, s->rstd2, lane_in, N, D, NORM_EPS, ln);
+    matmul_input_round(&s->n1_r, s->n1, (size_t)N * D);
     // raw q, k go through scratch (att_y, att_out) and are consumed by qk_prep
-    matmul_forward(s->att_y, s->n1, w->c_q, N, D, D);
+    matmul_forward(s->att_y, s->n1, &s->n1_r, w->c_q, N, D, D);
     qk_prep_forward(s->qf, s->qn, s->rstd_q, s->att_y, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
                     c->head_dim, c->rope_dims, NORM_EPS);
-    matmul_forward(s->att_out, s->n1, w->c_k, N, D, KV);
+    matmul_forward(s->att_out, s->n1, &s->n1_r, w->c_k, N, D, KV);
     qk_prep_forward(s->kf, s->kn, s->rstd_k, s->att_out, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
                     c->head_dim, c->rope_dims, NORM_EPS);
     int mix_v = c->value_residual && v > 0; // the first block's own v is v0
-    matmul_forward(mix_v ? s->v_raw : s->v, s->n1, w->c_v, N, D, KV);
+    matmul_forward(mix_v ? s->v_raw : s->v, s->n1, &s->n1_r, w->c_v, N, D, KV);
     if (c->ve_slot[l] >= 0) axpy_forward(mix_v ? s->v_raw : s->v, ve_coef(m, l), m->acts.ve.p, (size_t)N * KV); // + VE
     real lam[2];
     if (mix_v) value_mix_forward(s->v, s->v_raw, m->acts.blocks[0].v, value_lambdas(c, w, lam), (size_t)N * KV);
     attention_forward(s->att_y, s->lse, s->qf, s->kf, s->v, B, T, c->heads, c->kv_heads, c->head_dim);
     if (l >= c->xsa_from) xsa_forward(s->att_x, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
     if (c->attn_gates) { // gate logits from the attention's input, computed in place into s->gate
-        matmul_forward(s->gate, s->n1, w->attn_gate_w, N, D, c->attn_gates);
+        matmul_forward(s->gate, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates);
         attn_gate_forward(s->att_g, s->gate, gpt_attn_output(m, v), s->gate, w->attn_gate_b, N, c->heads, c->head_dim,
                           c->attn_gates, 1);
     }
-    matmul_forward(s->att_out, gpt_proj_input(m, v), w->attn_proj, N, D, D);
+    matmul_input_round(&s->proj_r, gpt_proj_input(m, v), (size_t)N * D);
+    matmul_forward(s->att_out, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D);
     if (!parallel || lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
     if (!parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln);
-    matmul_forward(s->h_pre, s->n2, w->fc, N, D, c->hidden);
+    matmul_input_round(&s->n2_r, s->n2, (size_t)N * D);
+    matmul_forward(s->h_pre, s->n2, &s->n2_r, w->fc, N, D, c->hidden);
     relu2_forward(s->h_act, s->h_pre, (size_t)N * c->hidden, (real)c->negative_slope);
-    matmul_forward(s->mlp_out, s->h_act, w->mlp_proj, N, c->hidden, D);
+    matmul_input_round(&s->h_r, s->h_act, (size_t)N * c->hidden);
+    matmul_forward(s->mlp_out, s->h_act, &s->h_r, w->mlp_proj, N, c->hidden, D);
     if (parallel && !lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
     real *mlp_into = xm;
     if (lane_in) ops_copy(mlp_into = s->lane, lane_in, (size_t)N * D);
@@ -572,7 +584,8 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
         prev = a->lane_x;
     }
     rmsnorm_forward(a->nf, a->rstd_f, prev, N, D, NORM_EPS, 1);
-    matmul_forward(a->logits, a->nf, head_weight(m), N, D, c->vocab);
+    matmul_input_round(&a->nf_r, a->nf, ND);
+    matmul_forward(a->logits, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab);
     if (!targets) return 0;
     softcap_xent_forward(a->losses, a->logits, targets, N, c->vocab, (real)c->softcap);
     return sum_values(a->losses, (size_t)N) / N;
@@ -594,10 +607,10 @@ static void block_backward(GPT *m, int v, int lanes) {
     real *dmlp = lanes ? a->dl1 : a->dx; // the gradient of the stream the MLP output is added to
     // x_out = x_mid + mlp_scale * mlp_out; dx stays the gradient of the residual stream
     scaled_add_backward(a->dres, g->mlp_scale, dmlp, w->mlp_scale, s->mlp_out, N, D, 0);
-    matmul_backward(a->dh, g->mlp_proj, a->dres, s->h_act, w->mlp_proj, N, F, D, 0);
+    matmul_backward(a->dh, g->mlp_proj, a->dres, s->h_act, &s->h_r, w->mlp_proj, N, F, D, 0);
     real ln = block_ln_scale(c, l);
     relu2_backward(a->dh, a->dh, s->h_pre, (size_t)N * F, (real)c->negative_slope);
-    matmul_backward(a->dn, g->fc, a->dh, s->n2, w->fc, N, D, F, 0);
+    matmul_backward(a->dn, g->fc, a->dh, s->n2, &s->n2_r, w->fc, N, D, F, 0);
     if (parallel || lanes) { // the attention output adds to x_out itself: take its gradient before the MLP's norm path
         scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0);
         rmsnorm_backward(dmlp, a->dn, s->n2, s->rstd2, N, D, ln, 1);
@@ -605,7 +618,7 @@ static void block_backward(GPT *m, int v, int lanes) {
         rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, ln, 1);
         scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0);
     }
-    matmul_backward(a->datt, g->attn_proj, a->dres, gpt_proj_input(m, v), w->attn_proj, N, D, D, 0);
+    matmul_backward(a->datt, g->attn_proj, a->dres, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, 0);
     if (c->attn_gates) // gate-logit gradients wait in dh until the input gradient dn is formed below
         attn_gate_backward(a->datt, a->dh, g->attn_gate_b, a->datt, gpt_attn_output(m, v), s->gate, N, c->heads,
                            c->head_dim, c->attn_gates, 1);
@@ -638,10 +651,10 @@ static void block_backward(GPT *m, int v, int lanes) {
                      c->head_dim, c->rope_dims);
     qk_prep_backward(a->dk, NULL, a->dk, s->kn, s->rstd_k, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
                      c->head_dim, c->rope_dims);
-    matmul_backward(a->dn, g->c_q, a->dq, s->n1, w->c_q, N, D, D, 0);
-    matmul_backward(a->dn, g->c_k, a->dk, s->n1, w->c_k, N, D, KV, 1);
-    matmul_backward(a->dn, g->c_v, a->dv, s->n1, w->c_v, N, D, KV, 1);
-    if (c->attn_gates) matmul_backward(a->dn, g->attn_gate_w, a->dh, s->n1, w->attn_gate_w, N, D, c->attn_gates, 1);
+    matmul_backward(a->dn, g->c_q, a->dq, s->n1, &s->n1_r, w->c_q, N, D, D, 0);
+    matmul_backward(a->dn, g->c_k, a->dk, s->n1, &s->n1_r, w->c_k, N, D, KV, 1);
+    matmul_backward(a->dn, g->c_v, a->dv, s->n1, &s->n1_r, w->c_v, N, D, KV, 1);
+    if (c->attn_gates) matmul_backward(a->dn, g->attn_gate_w, a->dh, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates, 1);
     rmsnorm_backward(a->dx, a->dn, s->n1, s->rstd1, N, D, ln, 1);
     // xm = mix[0] * x_in + mix[1] * x0
     resid_mix_backward(a->dres, a->dx0, g->resid_mix, a->dx, s->x_in, a->x0, w->resid_mix, N, D);
@@ -656,7 +669,7 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     // head: logits = nf W^T, loss = softcap cross-entropy (z is overwritten by its gradient)
     softcap_xent_backward(a->logits, a->targets, N, c->vocab, (real)c->softcap, loss_scale / (real)N);
     real *dW = c->tied ? m->g.tok_emb : m->g.lm_head;
-    matmul_backward(a->dn, dW, a->logits, a->nf, head_weight(m), N, D, c->vocab, 0);
+    matmul_backward(a->dn, dW, a->logits, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab, 0);
     rmsnorm_backward(a->dx, a->dn, a->nf, a->rstd_f, N, D, 1, 0);
     ops_zero(a->dx0, ND);
     if (c->value_residual) ops_zero(a->dv0, (size_t)N * c->kv_dim);

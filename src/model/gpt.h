@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "ops/ops.h"
 #include "real.h"
 #include "tensor.h"
 
@@ -72,6 +73,9 @@ typedef struct {
     real *gate, *att_g; // GATED_ATTENTION: sigmoid gates [N, gates], gated output [N, D]; else NULL
     real *v_raw;        // VALUE_RESIDUAL, blocks after 0: this block's own v before mixing; else NULL
     real *lane;         // PARALLEL_START_LAYER: the MLP lane after this block [N, D]; else NULL
+    // the linear layers' inputs rounded once for their matmuls, forward and backward: n1, the
+    // projection's input (gpt_proj_input), n2, h_act
+    RoundedInput n1_r, proj_r, n2_r, h_r;
 } BlockActs;
 
 // A projected embedding's activations: e = embed[ids] [N, width], p = proj(e) [N, target] (p == e
@@ -85,6 +89,7 @@ typedef struct {
     real *emb, *emb_rstd, *emb_n, *x0, *nf, *rstd_f, *logits, *losses; // emb_n: normed, before SmearGate
     int32_t *bigram_ids;  // BigramHash bucket of each token
     BranchActs bigram, ve; // their embeddings and projections, with gradients
+    RoundedInput nf_r;    // nf rounded for the head's matmuls
     real *lane_x, *dl1;   // the merged lanes (input of the final norm) and the MLP lane's gradient
     BlockActs *blocks;
     const int32_t *targets;

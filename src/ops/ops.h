@@ -40,11 +40,28 @@ static inline size_t gemm_operand_extent(int rows, int cols, int ld) { return ro
 // results), as the reference's Newton-Schulz multiplies bf16 matrices (Muon's is the caller).
 void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
                  real beta, real *C, int ldc);
-// out[N,C_out] = inp[N,C_in] w[C_out,C_in]^T
-void matmul_forward(real *out, const real *inp, const real *w, int N, int C_in, int C_out);
+// A linear layer's input rounded once to the operand precision, for every matmul that reads it: a block's
+// normed input feeds q, k, v (and the gate) forward and backward, which would otherwise round it up to
+// eight times. The caller rounds after writing the values and before the matmuls that take it; the
+// matmuls check that it holds their input (same buffer, size, precision), not that it is current.
+// Zero-initialized is empty; storage grows on demand and only in bf16 mode.
+typedef struct RoundedInput {
+    const real *of; // the values it holds rounded
+    size_t n;
+    int bf16;       // rounded in bf16 mode (else it holds nothing)
+    void *rounded;  // backend memory: bf16 on CUDA, floats holding bf16 values on the CPU
+    size_t capacity;
+} RoundedInput;
+void matmul_input_round(RoundedInput *r, const real *x, size_t n);
+void matmul_input_free(RoundedInput *r);
+static inline int rounded_input_holds(const RoundedInput *r, const real *x, size_t n, int bf16) {
+    return r->of == x && r->n >= n && (!bf16 || r->bf16);
+}
+// out[N,C_out] = inp[N,C_in] w[C_out,C_in]^T; inp_r: NULL, or inp rounded by matmul_input_round.
+void matmul_forward(real *out, const real *inp, const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out);
 // dinp[N,C_in] = dout w (+= when accumulate), dw[C_out,C_in] += dout^T inp
-void matmul_backward(real *dinp, real *dw, const real *dout, const real *inp, const real *w, int N, int C_in, int C_out,
-                     int accumulate);
+void matmul_backward(real *dinp, real *dw, const real *dout, const real *inp, const RoundedInput *inp_r, const real *w,
+                     int N, int C_in, int C_out, int accumulate);
 
 // ---------------------------------------------------------------- embedding
 // out[N,D] = table[ids[n]]

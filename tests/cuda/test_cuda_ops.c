@@ -71,20 +71,34 @@ static void matmul_case(int bf16, float *out, float *dx, float *dw, const float 
     ops_set_matmul_bf16(bf16);
     cuda_set_matmul_bf16(bf16);
     memset(dw, 0, sizeof(float) * O * I);
-    matmul_forward(out, x, w, N, I, O);
-    matmul_backward(dx, dw, dout, x, w, N, I, O, 0);
+    matmul_forward(out, x, NULL, w, N, I, O);
+    matmul_backward(dx, dw, dout, x, NULL, w, N, I, O, 0);
     float *gx = cuda_alloc((size_t)N * I + shift), *gw = cuda_alloc((size_t)O * I + shift), *gd = cuda_alloc((size_t)N * O + shift);
     cuda_upload(gx + shift, x, sizeof(float) * N * I);
     cuda_upload(gw + shift, w, sizeof(float) * O * I);
     cuda_upload(gd + shift, dout, sizeof(float) * N * O);
     float *gout = cuda_alloc((size_t)N * O), *gdx = cuda_alloc((size_t)N * I), *gdw = cuda_alloc((size_t)O * I);
-    cuda_matmul_forward(gout, gx + shift, gw + shift, N, I, O);
-    cuda_matmul_backward(gdx, gdw, gd + shift, gx + shift, gw + shift, N, I, O, 0);
+    cuda_matmul_forward(gout, gx + shift, NULL, gw + shift, N, I, O);
+    cuda_matmul_backward(gdx, gdw, gd + shift, gx + shift, NULL, gw + shift, N, I, O, 0);
     printf("    %s operands, [%d x %d] x [%d x %d]^T, %d floats into their buffers:\n", bf16 ? "bf16" : "fp32", N, I, O, I, shift);
     compare("matmul out", gout, out, (size_t)N * O);
     compare("matmul dinp", gdx, dx, (size_t)N * I);
     compare("matmul dw", gdw, dw, (size_t)O * I);
-    cuda_free(gx), cuda_free(gw), cuda_free(gd), cuda_free(gout), cuda_free(gdx), cuda_free(gdw);
+    // the input rounded once (RoundedInput) gives the same bits as rounding on use
+    RoundedInput ri = {0};
+    float *rout = cuda_alloc((size_t)N * O), *rdw = cuda_alloc((size_t)O * I);
+    cuda_matmul_input_round(&ri, gx + shift, (size_t)N * I);
+    cuda_matmul_forward(rout, gx + shift, &ri, gw + shift, N, I, O);
+    cuda_matmul_backward(gdx, rdw, gd + shift, gx + shift, &ri, gw + shift, N, I, O, 0);
+    float *h = xmalloc(sizeof(float) * N * O), *hr = xmalloc(sizeof(float) * N * O);
+    cuda_download(h, gout, sizeof(float) * N * O), cuda_download(hr, rout, sizeof(float) * N * O);
+    CHECK(!memcmp(h, hr, sizeof(float) * N * O), "matmul out through a RoundedInput differs from rounding on use");
+    h = xrealloc(h, sizeof(float) * O * I), hr = xrealloc(hr, sizeof(float) * O * I);
+    cuda_download(h, gdw, sizeof(float) * O * I), cuda_download(hr, rdw, sizeof(float) * O * I);
+    CHECK(!memcmp(h, hr, sizeof(float) * O * I), "matmul dw through a RoundedInput differs from rounding on use");
+    cuda_matmul_input_free(&ri);
+    free(h), free(hr);
+    cuda_free(gx), cuda_free(gw), cuda_free(gd), cuda_free(gout), cuda_free(gdx), cuda_free(gdw), cuda_free(rout), cuda_free(rdw);
 }
 
 TEST(cuda_matmul) {

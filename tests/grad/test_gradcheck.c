@@ -64,7 +64,7 @@ typedef struct {
 
 static double matmul_loss(void *p) {
     MatmulCtx *c = p;
-    matmul_forward(c->out, c->x, c->w, c->N, c->I, c->O);
+    matmul_forward(c->out, c->x, NULL, c->w, c->N, c->I, c->O);
     return dot(c->out, c->R, (size_t)c->N * c->O);
 }
 
@@ -74,7 +74,7 @@ TEST(grad_matmul) {
     real *dx = randn(35, 1), *dw = ops_alloc(21);
     real *dx_before = ops_alloc(35);
     ops_copy(dx_before, dx, 35);
-    matmul_backward(dx, dw, c.R, c.x, c.w, c.N, c.I, c.O, 1); // accumulate: dx = before + true grad
+    matmul_backward(dx, dw, c.R, c.x, NULL, c.w, c.N, c.I, c.O, 1); // accumulate: dx = before + true grad
     for (int i = 0; i < 35; i++) dx[i] -= dx_before[i];
     check_fd("matmul dx", c.x, 35, dx, matmul_loss, &c, 100);
     check_fd("matmul dw", c.w, 21, dw, matmul_loss, &c, 100);

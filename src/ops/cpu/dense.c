@@ -81,6 +81,11 @@ int ops_matmul_bf16(void) { return g_matmul_bf16; }
 
 enum { OPERAND_A, OPERAND_B, OPERANDS };
 
+static void round_into(real *out, const real *x, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = bf16_round((float)x[i]);
+}
+
 // x as bf16 values in a reusable buffer per operand slot, or x itself in fp32 mode
 static const real *matmul_operand(int slot, const real *x, size_t n) {
     static real *buf[OPERANDS];
@@ -91,22 +96,46 @@ static const real *matmul_operand(int slot, const real *x, size_t n) {
         buf[slot] = xmalloc(n * sizeof(real));
         cap[slot] = n;
     }
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) buf[slot][i] = bf16_round((float)x[i]);
+    round_into(buf[slot], x, n);
     return buf[slot];
 }
 
-void matmul_forward(real *out, const real *inp, const real *w, int N, int C_in, int C_out) {
-    const real *a = matmul_operand(OPERAND_A, inp, (size_t)N * C_in), *b = matmul_operand(OPERAND_B, w, (size_t)C_out * C_in);
+void matmul_input_round(RoundedInput *r, const real *x, size_t n) {
+    *r = (RoundedInput){.of = x, .n = n, .bf16 = g_matmul_bf16, .rounded = r->rounded, .capacity = r->capacity};
+    if (!g_matmul_bf16) return;
+    if (n > r->capacity) {
+        free(r->rounded);
+        r->rounded = xmalloc(n * sizeof(real));
+        r->capacity = n;
+    }
+    round_into(r->rounded, x, n);
+}
+
+void matmul_input_free(RoundedInput *r) {
+    free(r->rounded);
+    *r = (RoundedInput){0};
+}
+
+// A linear layer's input as its matmuls read it: from r when given (checked), else rounded here.
+static const real *input_operand(int slot, const real *x, const RoundedInput *r, size_t n) {
+    if (!r) return matmul_operand(slot, x, n);
+    if (!rounded_input_holds(r, x, n, g_matmul_bf16)) die("matmul: the rounded input given does not hold this operand");
+    return g_matmul_bf16 ? (const real *)r->rounded : x;
+}
+
+void matmul_forward(real *out, const real *inp, const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out) {
+    const real *a = input_operand(OPERAND_A, inp, inp_r, (size_t)N * C_in),
+               *b = matmul_operand(OPERAND_B, w, (size_t)C_out * C_in);
     gemm(0, 1, N, C_out, C_in, 1, a, C_in, b, C_in, 0, out, C_out);
 }
 
-void matmul_backward(real *dinp, real *dw, const real *dout, const real *inp, const real *w, int N, int C_in, int C_out,
-                     int accumulate) {
+void matmul_backward(real *dinp, real *dw, const real *dout, const real *inp, const RoundedInput *inp_r, const real *w,
+                     int N, int C_in, int C_out, int accumulate) {
     const real *d = matmul_operand(OPERAND_A, dout, (size_t)N * C_out);
     if (dinp) gemm(0, 0, N, C_in, C_out, 1, d, C_out, matmul_operand(OPERAND_B, w, (size_t)C_out * C_in), C_in,
                    accumulate ? 1 : 0, dinp, C_in);
-    if (dw) gemm(1, 0, C_out, C_in, N, 1, d, C_out, matmul_operand(OPERAND_B, inp, (size_t)N * C_in), C_in, 1, dw, C_in);
+    if (dw) gemm(1, 0, C_out, C_in, N, 1, d, C_out, input_operand(OPERAND_B, inp, inp_r, (size_t)N * C_in), C_in, 1, dw,
+                 C_in);
 }
 
 void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,

@@ -61,12 +61,14 @@ void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, cons
                  real beta, real *C, int ldc) {
     cuda_matmul_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-void matmul_forward(real *out, const real *inp, const real *w, int N, int C_in, int C_out) {
-    cuda_matmul_forward(out, inp, w, N, C_in, C_out);
+void matmul_input_round(RoundedInput *r, const real *x, size_t n) { cuda_matmul_input_round(r, x, n); }
+void matmul_input_free(RoundedInput *r) { cuda_matmul_input_free(r); }
+void matmul_forward(real *out, const real *inp, const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out) {
+    cuda_matmul_forward(out, inp, inp_r, w, N, C_in, C_out);
 }
-void matmul_backward(real *dinp, real *dw, const real *dout, const real *inp, const real *w, int N, int C_in, int C_out,
-                     int accumulate) {
-    cuda_matmul_backward(dinp, dw, dout, inp, w, N, C_in, C_out, accumulate);
+void matmul_backward(real *dinp, real *dw, const real *dout, const real *inp, const RoundedInput *inp_r, const real *w,
+                     int N, int C_in, int C_out, int accumulate) {
+    cuda_matmul_backward(dinp, dw, dout, inp, inp_r, w, N, C_in, C_out, accumulate);
 }
 
 void embedding_forward(real *out, const int32_t *ids, const real *table, int N, int D) {

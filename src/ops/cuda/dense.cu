@@ -47,11 +47,15 @@ __global__ static void round_to_bf16(__nv_bfloat16 *out, const float *in, size_t
     for (size_t i = done + first; i < n; i += stride) out[i] = __float2bfloat16_rn(in[i]);
 }
 
-const __nv_bfloat16 *cuda_bf16_copy(CudaScratch use, const float *x, size_t n) {
-    __nv_bfloat16 *out = (__nv_bfloat16 *)cuda_scratch(use, n * sizeof(__nv_bfloat16));
+static void launch_round_to_bf16(__nv_bfloat16 *out, const float *x, size_t n) {
     size_t blocks = (n / 4 + THREADS) / THREADS;
     round_to_bf16<<<(unsigned)(blocks < 4096 ? blocks : 4096), THREADS>>>(out, x, n);
     CUDA_CHECK_LAUNCH();
+}
+
+const __nv_bfloat16 *cuda_bf16_copy(CudaScratch use, const float *x, size_t n) {
+    __nv_bfloat16 *out = (__nv_bfloat16 *)cuda_scratch(use, n * sizeof(__nv_bfloat16));
+    launch_round_to_bf16(out, x, n);
     return out;
 }
 
@@ -70,21 +74,46 @@ static void linear_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n
     cuda_profile_mark(__func__);
 }
 
+extern "C" void cuda_matmul_input_round(RoundedInput *r, const float *x, size_t n) {
+    *r = RoundedInput{x, n, g_matmul_bf16, r->rounded, r->capacity};
+    if (!g_matmul_bf16) return;
+    if (n > r->capacity) {
+        cuda_free(r->rounded);
+        CUDA_CHECK(cudaMalloc(&r->rounded, n * sizeof(__nv_bfloat16))); // 256-byte aligned, as round_to_bf16 wants
+        r->capacity = n;
+    }
+    launch_round_to_bf16((__nv_bfloat16 *)r->rounded, x, n);
+}
+
+extern "C" void cuda_matmul_input_free(RoundedInput *r) {
+    cuda_free(r->rounded);
+    *r = RoundedInput{};
+}
+
+// A linear layer's input as cuBLAS reads it: from r when given (checked), else through operand().
+static const void *input_operand(CudaScratch use, const float *x, const RoundedInput *r, size_t n) {
+    if (!r) return operand(use, x, n);
+    if (!rounded_input_holds(r, x, n, g_matmul_bf16)) die("CUDA matmul: the rounded input given does not hold this operand");
+    return g_matmul_bf16 ? r->rounded : (const void *)x;
+}
+
 // out[N, Cout] = inp[N, Cin] w[Cout, Cin]^T; column-major: out_cm [Cout x N] = (w_cm [Cin x Cout])^T inp_cm [Cin x N]
-extern "C" void cuda_matmul_forward(float *out, const float *inp, const float *w, int N, int C_in, int C_out) {
-    const void *a = operand(SCRATCH_BF16_A, w, (size_t)C_out * C_in), *b = operand(SCRATCH_BF16_B, inp, (size_t)N * C_in);
+extern "C" void cuda_matmul_forward(float *out, const float *inp, const RoundedInput *inp_r, const float *w, int N, int C_in,
+                                    int C_out) {
+    const void *a = operand(SCRATCH_BF16_A, w, (size_t)C_out * C_in),
+               *b = input_operand(SCRATCH_BF16_B, inp, inp_r, (size_t)N * C_in);
     linear_gemm(CUBLAS_OP_T, CUBLAS_OP_N, C_out, N, C_in, 1, a, C_in, b, C_in, 0, out, C_out);
 }
 
 // dinp_cm [Cin x N] = w_cm [Cin x Cout] dout_cm [Cout x N]; dw_cm [Cin x Cout] += inp_cm [Cin x N] dout_cm^T
 // (dout is rounded once for both products)
-extern "C" void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N,
-                                     int C_in, int C_out, int accumulate) {
+extern "C" void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const RoundedInput *inp_r,
+                                     const float *w, int N, int C_in, int C_out, int accumulate) {
     const void *d = operand(SCRATCH_BF16_B, dout, (size_t)N * C_out);
     linear_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C_in, N, C_out, 1, operand(SCRATCH_BF16_A, w, (size_t)C_out * C_in), C_in, d, C_out,
                 accumulate ? 1.0f : 0.0f, dinp, C_in);
-    linear_gemm(CUBLAS_OP_N, CUBLAS_OP_T, C_in, C_out, N, 1, operand(SCRATCH_BF16_A, inp, (size_t)N * C_in), C_in, d, C_out, 1,
-                dw, C_in);
+    linear_gemm(CUBLAS_OP_N, CUBLAS_OP_T, C_in, C_out, N, 1, input_operand(SCRATCH_BF16_A, inp, inp_r, (size_t)N * C_in), C_in,
+                d, C_out, 1, dw, C_in);
 }
 
 // BLAS semantics on row-major buffers: C[M,N] = alpha op(A) op(B) + beta C. Column-major cuBLAS sees

@@ -27,9 +27,14 @@ void cuda_sync(void);
 // ops_set_matmul_bf16), and so is cuda_matmul_gemm; cuda_gemm is always fp32.
 void cuda_set_matmul_bf16(int on);
 int cuda_matmul_bf16(void);
-void cuda_matmul_forward(float *out, const float *inp, const float *w, int N, int C_in, int C_out);
-void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N, int C_in,
-                          int C_out, int accumulate);
+// inp_r: NULL or inp rounded once (ops.h's RoundedInput, filled by cuda_matmul_input_round: bf16 storage).
+struct RoundedInput;
+void cuda_matmul_input_round(struct RoundedInput *r, const float *inp, size_t n);
+void cuda_matmul_input_free(struct RoundedInput *r);
+void cuda_matmul_forward(float *out, const float *inp, const struct RoundedInput *inp_r, const float *w, int N, int C_in,
+                         int C_out);
+void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const struct RoundedInput *inp_r,
+                          const float *w, int N, int C_in, int C_out, int accumulate);
 
 // ---------------------------------------------------------------- rows: norm and head
 void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale);
