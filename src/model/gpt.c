@@ -491,10 +491,9 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     real *xm = s->x_out; // x_out doubles as the residual stream inside the block
     real ln = block_ln_scale(c, l);
     resid_mix_forward(xm, s->x_in, x0, w->resid_mix, N, D);
-    rmsnorm_forward(s->n1, s->rstd1, xm, N, D, NORM_EPS, ln);
-    if (parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln);
-    if (lane_in) rmsnorm_forward(s->n2, s->rstd2, lane_in, N, D, NORM_EPS, ln);
-    matmul_input_round(&s->n1_r, s->n1, (size_t)N * D);
+    rmsnorm_forward(s->n1, s->rstd1, xm, N, D, NORM_EPS, ln, &s->n1_r);
+    if (parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln, &s->n2_r);
+    if (lane_in) rmsnorm_forward(s->n2, s->rstd2, lane_in, N, D, NORM_EPS, ln, &s->n2_r);
     // raw q, k go through scratch (att_y, att_out) and are consumed by qk_prep
     matmul_forward(s->att_y, s->n1, &s->n1_r, w->c_q, N, D, D);
     qk_prep_forward(s->qf, s->qn, s->rstd_q, s->att_y, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
@@ -517,11 +516,9 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     matmul_input_round(&s->proj_r, gpt_proj_input(m, v), (size_t)N * D);
     matmul_forward(s->att_out, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D);
     if (!parallel || lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
-    if (!parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln);
-    matmul_input_round(&s->n2_r, s->n2, (size_t)N * D);
+    if (!parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln, &s->n2_r);
     matmul_forward(s->h_pre, s->n2, &s->n2_r, w->fc, N, D, c->hidden);
-    relu2_forward(s->h_act, s->h_pre, (size_t)N * c->hidden, (real)c->negative_slope);
-    matmul_input_round(&s->h_r, s->h_act, (size_t)N * c->hidden);
+    relu2_forward(s->h_act, s->h_pre, (size_t)N * c->hidden, (real)c->negative_slope, &s->h_r);
     matmul_forward(s->mlp_out, s->h_act, &s->h_r, w->mlp_proj, N, c->hidden, D);
     if (parallel && !lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
     real *mlp_into = xm;
@@ -557,10 +554,10 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
         axpy_forward(a->emb, scalar(m->p.bigram.scale), a->bigram.p, ND);
     }
     if (c->smear) {
-        rmsnorm_forward(a->emb_n, a->emb_rstd, a->emb, N, D, NORM_EPS, 1);
+        rmsnorm_forward(a->emb_n, a->emb_rstd, a->emb, N, D, NORM_EPS, 1, NULL);
         smear_forward(a->x0, a->emb_n, m->p.smear_gate, B, T, D);
     } else {
-        rmsnorm_forward(a->x0, a->emb_rstd, a->emb, N, D, NORM_EPS, 1);
+        rmsnorm_forward(a->x0, a->emb_rstd, a->emb, N, D, NORM_EPS, 1, NULL);
     }
     if (c->n_ve) branch_forward(&m->p.ve, &a->ve, x, N, c->ve_dim, c->kv_dim); // once, for every VE layer
     const real *prev = a->x0;
@@ -583,8 +580,7 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
         value_mix_forward(a->lane_x, prev, a->blocks[m->n_order - 1].lane, lam, ND);
         prev = a->lane_x;
     }
-    rmsnorm_forward(a->nf, a->rstd_f, prev, N, D, NORM_EPS, 1);
-    matmul_input_round(&a->nf_r, a->nf, ND);
+    rmsnorm_forward(a->nf, a->rstd_f, prev, N, D, NORM_EPS, 1, &a->nf_r);
     matmul_forward(a->logits, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab);
     if (!targets) return 0;
     softcap_xent_forward(a->losses, a->logits, targets, N, c->vocab, (real)c->softcap);

@@ -70,8 +70,9 @@ void embedding_forward(real *out, const int32_t *ids, const real *table, int N, 
 void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int N, int D);
 
 // ---------------------------------------------------------------- normalization
-// out = scale * inp / sqrt(mean(inp^2) + eps) per row of C; rstd[rows] saved for backward.
-void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale);
+// out = scale * inp / sqrt(mean(inp^2) + eps) per row of C; rstd[rows] saved for backward. out_r: NULL,
+// or out rounded for the matmuls that read it, as matmul_input_round(out_r, out) but in the same pass.
+void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale, RoundedInput *out_r);
 // dinp = rstd * (scale dout - (out / scale) mean(dout * out)); accumulates into dinp when accumulate.
 void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real *rstd, int rows, int C, real scale,
                       int accumulate);
@@ -116,8 +117,8 @@ void attn_gate_backward(real *dy, real *dz, real *dbias, const real *dout, const
 void smear_forward(real *out, const real *x, const real *gate, int B, int T, int C);
 // dx (overwritten) and dgate (accumulated) from dout.
 void smear_backward(real *dx, real *dgate, const real *dout, const real *x, const real *gate, int B, int T, int C);
-// out = leaky_relu(inp, slope)^2 (slope 0: relu^2)
-void relu2_forward(real *out, const real *inp, size_t n, real slope);
+// out = leaky_relu(inp, slope)^2 (slope 0: relu^2); out_r as rmsnorm_forward's
+void relu2_forward(real *out, const real *inp, size_t n, real slope, RoundedInput *out_r);
 // dinp = dout * 2 leaky_relu(inp) * (1 or slope)
 void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope);
 // out[N,C] = mix[0] * x + mix[1] * x0, mix [2,C]

@@ -141,6 +141,25 @@ TEST(cuda_matmul) {
     cuda_free(ga), cuda_free(gb), cuda_free(gc);
 }
 
+// An op's fused rounding (cuda_rounded_storage): r holds dev [n], and its bf16 values are dev's, rounded.
+static void check_rounded(const char *what, const RoundedInput *r, const float *dev, size_t n) {
+    CHECK(r->of == dev && r->n == n && r->bf16 && r->rounded, "%s: the RoundedInput does not hold the output", what);
+    float *values = xmalloc(sizeof(float) * n);
+    uint16_t *bits = xmalloc(sizeof(uint16_t) * n);
+    cuda_download(values, dev, sizeof(float) * n);
+    cuda_download(bits, r->rounded, sizeof(uint16_t) * n);
+    size_t wrong = 0;
+    for (size_t i = 0; i < n; i++) {
+        float v = bf16_round(values[i]);
+        uint32_t u;
+        memcpy(&u, &v, sizeof u);
+        wrong += bits[i] != (uint16_t)(u >> 16);
+    }
+    CHECK(!wrong, "%s: %zu of %zu rounded values differ from the output's rounding", what, wrong, n);
+    printf("    %-24s rounded copy exact (%zu values)\n", what, n);
+    free(values), free(bits);
+}
+
 TEST(cuda_rmsnorm_and_head) {
     if (!have_gpu()) return;
     int R = 19, V = 77;
@@ -149,11 +168,14 @@ TEST(cuda_rmsnorm_and_head) {
         float *y = xmalloc(sizeof(float) * R * C), *rstd = xmalloc(sizeof(float) * R);
         float *gx = to_device(x, (size_t)R * C), *gdy = to_device(dy, (size_t)R * C), *gdx = to_device(dx, (size_t)R * C);
         float *gy = cuda_alloc((size_t)R * C), *grstd = cuda_alloc((size_t)R);
-        rmsnorm_forward(y, rstd, x, R, C, 1.1920929e-07f, 0.5f);
+        rmsnorm_forward(y, rstd, x, R, C, 1.1920929e-07f, 0.5f, NULL);
         rmsnorm_backward(dx, dy, y, rstd, R, C, 0.5f, 1); // accumulate onto the random dx both sides start from
-        cuda_rmsnorm_forward(gy, grstd, gx, R, C, 1.1920929e-07f, 0.5f);
+        RoundedInput ry = {0};
+        cuda_rmsnorm_forward(gy, grstd, gx, R, C, 1.1920929e-07f, 0.5f, &ry);
         cuda_rmsnorm_backward(gdx, gdy, gy, grstd, R, C, 0.5f, 1);
         compare("rmsnorm out", gy, y, (size_t)R * C);
+        check_rounded("rmsnorm out", &ry, gy, (size_t)R * C);
+        cuda_matmul_input_free(&ry);
         compare("rmsnorm dinp (accum.)", gdx, dx, (size_t)R * C);
         float *host[] = {x, dy, dx, y, rstd}, *dev[] = {gx, gdy, gdx, gy, grstd};
         for (int i = 0; i < 5; i++) free(host[i]), cuda_free(dev[i]);
@@ -181,9 +203,12 @@ TEST(cuda_elementwise) {
     float *dmix = calloc(2 * (size_t)C, sizeof(float));
     float *gx = to_device(x, n), *gx0 = to_device(x0, n), *gdout = to_device(dout, n), *gmix = to_device(mix, 2 * (size_t)C);
     float *gout = cuda_alloc(n), *gdx = cuda_alloc(n), *gdx0 = to_device(dx0, n), *gdmix = cuda_alloc(2 * (size_t)C);
-    relu2_forward(out, x, n, 0.5f);
-    cuda_relu2_forward(gout, gx, n, 0.5f);
+    RoundedInput rout = {0};
+    relu2_forward(out, x, n, 0.5f, NULL);
+    cuda_relu2_forward(gout, gx, n, 0.5f, &rout);
     compare("leaky relu^2", gout, out, n);
+    check_rounded("leaky relu^2", &rout, gout, n);
+    cuda_matmul_input_free(&rout);
     relu2_backward(dx, dout, x, n, 0.5f);
     cuda_relu2_backward(gdx, gdout, gx, n, 0.5f);
     compare("leaky relu^2 dinp", gdx, dx, n);

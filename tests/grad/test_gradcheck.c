@@ -90,7 +90,7 @@ typedef struct {
 
 static double norm_loss(void *p) {
     NormCtx *c = p;
-    rmsnorm_forward(c->out, c->rstd, c->x, c->rows, c->C, 1e-7, c->scale);
+    rmsnorm_forward(c->out, c->rstd, c->x, c->rows, c->C, 1e-7, c->scale, NULL);
     return dot(c->out, c->R, (size_t)c->rows * c->C);
 }
 
@@ -276,7 +276,7 @@ typedef struct {
 
 static double relu2_loss(void *p) {
     EwCtx *c = p;
-    relu2_forward(c->out, c->x, (size_t)c->N * c->C, c->slope);
+    relu2_forward(c->out, c->x, (size_t)c->N * c->C, c->slope, NULL);
     return dot(c->out, c->R, (size_t)c->N * c->C);
 }
 

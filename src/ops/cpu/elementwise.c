@@ -27,12 +27,13 @@ void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int 
 }
 
 // leaky_relu(x, slope)^2: the baseline's relu^2 at slope 0, #2005's LeakyReLU(0.5)^2 at 0.5.
-void relu2_forward(real *out, const real *inp, size_t n, real slope) {
+void relu2_forward(real *out, const real *inp, size_t n, real slope, RoundedInput *out_r) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         real r = inp[i] > 0 ? inp[i] : slope * inp[i];
         out[i] = r * r;
     }
+    if (out_r) matmul_input_round(out_r, out, n);
 }
 
 void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope) {

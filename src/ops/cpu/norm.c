@@ -4,7 +4,7 @@
 #include "ops/ops.h"
 
 // inp, out [rows, C]; rstd [rows]; out = scale * x * rstd (scale: LN_SCALE's 1/sqrt(layer+1), else 1)
-void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale) {
+void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale, RoundedInput *out_r) {
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++) {
         const real *x = inp + (size_t)r * C;
@@ -15,6 +15,7 @@ void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, re
         rstd[r] = s;
         for (int i = 0; i < C; i++) y[i] = x[i] * s * scale;
     }
+    if (out_r) matmul_input_round(out_r, out, (size_t)rows * C); // a separate pass: the CPU's bf16 mode is a parity aid
 }
 
 // y = a * x * s with s = (mean(x^2) + eps)^-1/2  =>  dx = s * (a dy - (y / a) mean(dy * y))

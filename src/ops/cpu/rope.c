@@ -10,7 +10,7 @@
 void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real *gain, const real *cos_t,
                      const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps) {
     int half = rot / 2;
-    rmsnorm_forward(xn, rstd, x, B * T * nh, Dh, eps, 1);
+    rmsnorm_forward(xn, rstd, x, B * T * nh, Dh, eps, 1, NULL);
 #pragma omp parallel for schedule(static)
     for (int row = 0; row < B * T * nh; row++) {
         int t = (row / nh) % T, h = row % nh;

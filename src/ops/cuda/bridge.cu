@@ -78,8 +78,8 @@ void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int 
     cuda_embedding_backward(dtable, dout, ids, N, D);
 }
 
-void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale) {
-    cuda_rmsnorm_forward(out, rstd, inp, rows, C, eps, scale);
+void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale, RoundedInput *out_r) {
+    cuda_rmsnorm_forward(out, rstd, inp, rows, C, eps, scale, out_r);
 }
 void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real *rstd, int rows, int C, real scale,
                       int accumulate) {
@@ -122,7 +122,9 @@ void smear_forward(real *out, const real *x, const real *gate, int B, int T, int
 void smear_backward(real *dx, real *dgate, const real *dout, const real *x, const real *gate, int B, int T, int C) {
     cuda_smear_backward(dx, dgate, dout, x, gate, B, T, C);
 }
-void relu2_forward(real *out, const real *inp, size_t n, real slope) { cuda_relu2_forward(out, inp, n, slope); }
+void relu2_forward(real *out, const real *inp, size_t n, real slope, RoundedInput *out_r) {
+    cuda_relu2_forward(out, inp, n, slope, out_r);
+}
 void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope) {
     cuda_relu2_backward(dinp, dout, inp, n, slope);
 }

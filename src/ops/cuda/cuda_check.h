@@ -57,6 +57,10 @@ enum CudaScratch {
 void *cuda_scratch(CudaScratch use, size_t bytes);
 // x [n] rounded to bf16 (nearest even) into the scratch buffer `use`, valid until its next use.
 const __nv_bfloat16 *cuda_bf16_copy(CudaScratch use, const float *x, size_t n);
+// For an op that writes x [n] and its rounding in one pass: makes r hold x (as matmul_input_round) and
+// returns where the bf16 values go, or NULL in fp32 mode (nothing to write). r may be NULL (returns NULL).
+struct RoundedInput;
+__nv_bfloat16 *cuda_rounded_storage(struct RoundedInput *r, const float *x, size_t n);
 
 // Per-column sums over many rows, deterministic and parallel: a kernel gives each (chunk of
 // SUM_CHUNK_ROWS rows, column) pair one thread that writes its partial (double) to

@@ -74,15 +74,21 @@ static void linear_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n
     cuda_profile_mark(__func__);
 }
 
-extern "C" void cuda_matmul_input_round(RoundedInput *r, const float *x, size_t n) {
+__nv_bfloat16 *cuda_rounded_storage(RoundedInput *r, const float *x, size_t n) {
+    if (!r) return nullptr;
     *r = RoundedInput{x, n, g_matmul_bf16, r->rounded, r->capacity};
-    if (!g_matmul_bf16) return;
+    if (!g_matmul_bf16) return nullptr;
     if (n > r->capacity) {
         cuda_free(r->rounded);
         CUDA_CHECK(cudaMalloc(&r->rounded, n * sizeof(__nv_bfloat16))); // 256-byte aligned, as round_to_bf16 wants
         r->capacity = n;
     }
-    launch_round_to_bf16((__nv_bfloat16 *)r->rounded, x, n);
+    return (__nv_bfloat16 *)r->rounded;
+}
+
+extern "C" void cuda_matmul_input_round(RoundedInput *r, const float *x, size_t n) {
+    __nv_bfloat16 *out = cuda_rounded_storage(r, x, n);
+    if (out) launch_round_to_bf16(out, x, n);
 }
 
 extern "C" void cuda_matmul_input_free(RoundedInput *r) {

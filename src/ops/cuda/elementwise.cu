@@ -17,11 +17,13 @@ extern "C" void cuda_embedding_forward(float *out, const int32_t *ids, const flo
     CUDA_CHECK_LAUNCH();
 }
 
-__global__ static void relu2_fwd(float *out, const float *inp, size_t n, float slope) {
+// rounded: out rounded to bf16 as well (cuda_rounded_storage), or NULL
+__global__ static void relu2_fwd(float *out, __nv_bfloat16 *rounded, const float *inp, size_t n, float slope) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     float r = inp[i] > 0 ? inp[i] : slope * inp[i];
     out[i] = r * r;
+    if (rounded) rounded[i] = __float2bfloat16_rn(r * r);
 }
 
 __global__ static void relu2_bwd(float *dinp, const float *dout, const float *inp, size_t n, float slope) {
@@ -30,8 +32,8 @@ __global__ static void relu2_bwd(float *dinp, const float *dout, const float *in
     dinp[i] = inp[i] > 0 ? 2 * inp[i] * dout[i] : 2 * slope * slope * inp[i] * dout[i];
 }
 
-extern "C" void cuda_relu2_forward(float *out, const float *inp, size_t n, float slope) {
-    relu2_fwd<<<blocks_for(n, THREADS), THREADS>>>(out, inp, n, slope);
+extern "C" void cuda_relu2_forward(float *out, const float *inp, size_t n, float slope, RoundedInput *out_r) {
+    relu2_fwd<<<blocks_for(n, THREADS), THREADS>>>(out, cuda_rounded_storage(out_r, out, n), inp, n, slope);
     CUDA_CHECK_LAUNCH();
 }
 

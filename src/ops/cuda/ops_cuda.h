@@ -37,7 +37,8 @@ void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const float
                           const float *w, int N, int C_in, int C_out, int accumulate);
 
 // ---------------------------------------------------------------- rows: norm and head
-void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale);
+void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale,
+                          struct RoundedInput *out_r);
 void cuda_rmsnorm_backward(float *dinp, const float *dout, const float *out, const float *rstd, int rows, int C,
                            float scale, int accumulate);
 void cuda_softcap_xent_forward(float *loss, const float *z, const int32_t *targets, int N, int V, float cap);
@@ -45,7 +46,7 @@ void cuda_softcap_xent_backward(float *z, const int32_t *targets, int N, int V, 
 
 // ---------------------------------------------------------------- elementwise and per-channel
 void cuda_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int D);
-void cuda_relu2_forward(float *out, const float *inp, size_t n, float slope);
+void cuda_relu2_forward(float *out, const float *inp, size_t n, float slope, struct RoundedInput *out_r);
 void cuda_relu2_backward(float *dinp, const float *dout, const float *inp, size_t n, float slope);
 void cuda_resid_mix_forward(float *out, const float *x, const float *x0, const float *mix, int N, int C);
 void cuda_resid_mix_backward(float *dx, float *dx0, float *dmix, const float *dout, const float *x, const float *x0,

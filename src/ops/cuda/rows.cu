@@ -23,14 +23,19 @@ __device__ static double block_max(double v) {
 // rms norm: a warp per row (cuda_check.h's WARP_ROWS), its sums warp_sum's fixed butterfly. A block
 // per row made the per-head norms of q and k (64 values) half a million tiny blocks per call.
 
-__global__ static void rmsnorm_fwd(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale) {
+// yr: out rounded to bf16 as well (cuda_rounded_storage), or NULL
+__global__ static void rmsnorm_fwd(float *out, __nv_bfloat16 *yr, float *rstd, const float *inp, int rows, int C, float eps,
+                                   float scale) {
     int row = warp_row(), lane = threadIdx.x % 32;
     if (row >= rows) return; // the whole warp
     const float *x = inp + (size_t)row * C;
     float *y = out + (size_t)row * C;
     float s = warp_rstd(x, C, eps);
     if (lane == 0) rstd[row] = s;
-    for (int i = lane; i < C; i += 32) y[i] = x[i] * s * scale;
+    for (int i = lane; i < C; i += 32) {
+        y[i] = x[i] * s * scale;
+        if (yr) yr[(size_t)row * C + i] = __float2bfloat16_rn(y[i]);
+    }
 }
 
 __global__ static void rmsnorm_bwd(float *dinp, const float *dout, const float *out, const float *rstd, int rows, int C,
@@ -49,8 +54,10 @@ __global__ static void rmsnorm_bwd(float *dinp, const float *dout, const float *
     }
 }
 
-extern "C" void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale) {
-    rmsnorm_fwd<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(out, rstd, inp, rows, C, eps, scale);
+extern "C" void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale,
+                                     RoundedInput *out_r) {
+    __nv_bfloat16 *yr = cuda_rounded_storage(out_r, out, (size_t)rows * C);
+    rmsnorm_fwd<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(out, yr, rstd, inp, rows, C, eps, scale);
     CUDA_CHECK_LAUNCH();
 }
 
