@@ -268,7 +268,7 @@ static void free_acts(Activations *a, int n_blocks) {
     if (!a->blocks) return;
     for (int v = 0; v < n_blocks; v++) {
         BlockActs *b = &a->blocks[v];
-        ops_free(b->x_in); // one allocation per block, see ensure_acts
+        ops_free(b->skip_sum); // one allocation per block, see ensure_acts
         matmul_input_free(&b->n1_r);
         matmul_input_free(&b->proj_r);
         matmul_input_free(&b->n2_r);
@@ -277,7 +277,7 @@ static void free_acts(Activations *a, int n_blocks) {
     matmul_input_free(&a->nf_r);
     free(a->blocks);
     ops_free(a->emb);
-    ops_free(a->dx);
+    ops_free(a->backward_mem);
     free(a->bigram_ids);
     ops_free(a->bigram.e);
     ops_free(a->ve.e);
@@ -344,7 +344,7 @@ static void ensure_acts(GPT *m, int B, int T) {
         for (int l = 0; l < c->looped_len; l++) {
             real *cur = ops_alloc(per_block);
             BlockActs *b = &a->blocks[l];
-            b->x_in = carve(&cur, N * D);
+            b->skip_sum = carve(&cur, N * D);
             b->n1 = carve(&cur, N * D);
             b->rstd1 = carve(&cur, N);
             b->qn = carve(&cur, N * D);
@@ -385,8 +385,8 @@ static void ensure_acts(GPT *m, int B, int T) {
         // backward scratch; dskip holds one gradient per U-Net skip
         size_t FD = F > D ? F : D;
         cur = ops_alloc(6 * pad(N * D) + 4 * pad(N * KV) + pad(N * FD) + (size_t)c->skips * pad(N * D));
-        a->dx = cur;
-        carve(&cur, N * D);
+        a->backward_mem = cur;
+        a->dx = carve(&cur, N * D);
         a->dx0 = carve(&cur, N * D);
         a->dres = carve(&cur, N * D);
         a->dn = carve(&cur, N * D);
@@ -564,12 +564,17 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
     int enc = unet_enc(m), skips = unet_skips(m), lanes_at = lanes_start(m);
     for (int v = 0; v < m->n_order; v++) {
         BlockActs *s = &a->blocks[v];
-        ops_copy(s->x_in, prev, ND);
+        s->x_in = prev; // saved outputs stay untouched until the backward, so no copy
         int dec = v - enc;
         if (dec >= 0 && dec < skips && v <= lanes_at) { // decoder position j adds encoder position enc-1-j's output
             const real *skip = a->blocks[enc - 1 - dec].x_out, *sw = m->p.skip_weights + (size_t)dec * D;
-            if (c->skip_gates) skip_lerp_forward(s->x_in, prev, skip, sw, m->p.skip_gates + (size_t)dec * D, N, D);
-            else scaled_add_forward(s->x_in, sw, skip, N, D);
+            if (c->skip_gates) {
+                skip_lerp_forward(s->skip_sum, prev, skip, sw, m->p.skip_gates + (size_t)dec * D, N, D);
+            } else {
+                ops_copy(s->skip_sum, prev, ND);
+                scaled_add_forward(s->skip_sum, sw, skip, N, D);
+            }
+            s->x_in = s->skip_sum;
         }
         const real *lane_in = v < lanes_at ? NULL : v == lanes_at ? s->x_in : a->blocks[v - 1].lane;
         block_forward(m, v, a->x0, lane_in);
@@ -654,7 +659,8 @@ static void block_backward(GPT *m, int v, int lanes) {
     rmsnorm_backward(a->dx, a->dn, s->n1, s->rstd1, N, D, ln, 1);
     // xm = mix[0] * x_in + mix[1] * x0
     resid_mix_backward(a->dres, a->dx0, g->resid_mix, a->dx, s->x_in, a->x0, w->resid_mix, N, D);
-    ops_copy(a->dx, a->dres, (size_t)N * D);
+    real *dx_in = a->dres; // dres holds dL/d(x_in): the buffers trade roles instead of copying
+    a->dres = a->dx, a->dx = dx_in;
 }
 
 void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {

@@ -68,7 +68,9 @@ typedef enum { GROUP_MATRIX, GROUP_SCALAR, GROUP_EMBED, GROUP_HEAD, GROUP_UNUSED
 
 // Saved activations of one block for a micro-batch of N = B*T tokens.
 typedef struct {
-    real *x_in, *n1, *rstd1, *qn, *qf, *rstd_q, *kn, *kf, *rstd_k, *v, *att_y, *lse, *att_x, *att_out;
+    const real *x_in; // the block's input: the previous output itself, or skip_sum where a U-Net skip joins
+    real *skip_sum;   // that output plus the skip (owns the block's allocation)
+    real *n1, *rstd1, *qn, *qf, *rstd_q, *kn, *kf, *rstd_k, *v, *att_y, *lse, *att_x, *att_out;
     real *n2, *rstd2, *h_pre, *h_act, *mlp_out, *x_out;
     real *gate, *att_g; // GATED_ATTENTION: sigmoid gates [N, gates], gated output [N, D]; else NULL
     real *v_raw;        // VALUE_RESIDUAL, blocks after 0: this block's own v before mixing; else NULL
@@ -95,6 +97,7 @@ typedef struct {
     const int32_t *targets;
     // backward scratch
     real *dx, *dx0, *dres, *dn, *dq, *dk, *dv, *dv_xsa, *dv0, *datt, *dh, *dskip;
+    real *backward_mem; // owns them (dx and dres trade places after each block)
 } Activations;
 
 typedef struct {
