@@ -273,6 +273,7 @@ static void free_acts(Activations *a, int n_blocks) {
         matmul_input_free(&b->proj_r);
         matmul_input_free(&b->n2_r);
         matmul_input_free(&b->h_r);
+        for (int i = 0; i < 3; i++) matmul_input_free(&b->qkv_r[i]);
     }
     matmul_input_free(&a->nf_r);
     free(a->blocks);
@@ -497,16 +498,17 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     // raw q, k go through scratch (att_y, att_out) and are consumed by qk_prep
     matmul_forward(s->att_y, s->n1, &s->n1_r, w->c_q, N, D, D);
     qk_prep_forward(s->qf, s->qn, s->rstd_q, s->att_y, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
-                    c->head_dim, c->rope_dims, NORM_EPS);
+                    c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[0]);
     matmul_forward(s->att_out, s->n1, &s->n1_r, w->c_k, N, D, KV);
     qk_prep_forward(s->kf, s->kn, s->rstd_k, s->att_out, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
-                    c->head_dim, c->rope_dims, NORM_EPS);
+                    c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[1]);
     int mix_v = c->value_residual && v > 0; // the first block's own v is v0
     matmul_forward(mix_v ? s->v_raw : s->v, s->n1, &s->n1_r, w->c_v, N, D, KV);
     if (c->ve_slot[l] >= 0) axpy_forward(mix_v ? s->v_raw : s->v, ve_coef(m, l), m->acts.ve.p, (size_t)N * KV); // + VE
     real lam[2];
     if (mix_v) value_mix_forward(s->v, s->v_raw, m->acts.blocks[0].v, value_lambdas(c, w, lam), (size_t)N * KV);
-    attention_forward(s->att_y, s->lse, s->qf, s->kf, s->v, B, T, c->heads, c->kv_heads, c->head_dim);
+    matmul_input_round(&s->qkv_r[2], s->v, (size_t)N * KV);
+    attention_forward(s->att_y, s->lse, s->qf, s->kf, s->v, s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim);
     if (l >= c->xsa_from) xsa_forward(s->att_x, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
     if (c->attn_gates) { // gate logits from the attention's input, computed in place into s->gate
         matmul_forward(s->gate, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates);
@@ -625,7 +627,7 @@ static void block_backward(GPT *m, int v, int lanes) {
                            c->head_dim, c->attn_gates, 1);
     int xsa = l >= c->xsa_from;
     if (xsa) xsa_backward(a->datt, a->dv_xsa, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
-    attention_backward(a->dq, a->dk, a->dv, a->datt, s->att_y, s->lse, s->qf, s->kf, s->v, B, T, c->heads,
+    attention_backward(a->dq, a->dk, a->dv, a->datt, s->att_y, s->lse, s->qf, s->kf, s->v, s->qkv_r, B, T, c->heads,
                        c->kv_heads, c->head_dim);
     if (xsa) add_inplace(a->dv, a->dv_xsa, (size_t)N * KV);
     if (c->value_residual && v > 0) { // dv: d(mixed v) -> d(own v); dv0 collects the first block's share

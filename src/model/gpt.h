@@ -76,8 +76,8 @@ typedef struct {
     real *v_raw;        // VALUE_RESIDUAL, blocks after 0: this block's own v before mixing; else NULL
     real *lane;         // PARALLEL_START_LAYER: the MLP lane after this block [N, D]; else NULL
     // the linear layers' inputs rounded once for their matmuls, forward and backward: n1, the
-    // projection's input (gpt_proj_input), n2, h_act
-    RoundedInput n1_r, proj_r, n2_r, h_r;
+    // projection's input (gpt_proj_input), n2, h_act; and the attention's qf, kf, v
+    RoundedInput n1_r, proj_r, n2_r, h_r, qkv_r[3];
 } BlockActs;
 
 // A projected embedding's activations: e = embed[ids] [N, width], p = proj(e) [N, target] (p == e

@@ -40,9 +40,9 @@ static inline size_t gemm_operand_extent(int rows, int cols, int ld) { return ro
 // results), as the reference's Newton-Schulz multiplies bf16 matrices (Muon's is the caller).
 void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
                  real beta, real *C, int ldc);
-// A linear layer's input rounded once to the operand precision, for every matmul that reads it: a block's
+// An operand rounded once to the products' precision, for every product that reads it: a block's
 // normed input feeds q, k, v (and the gate) forward and backward, which would otherwise round it up to
-// eight times. The caller rounds after writing the values and before the matmuls that take it; the
+// eight times; attention's q, k, v are read by its forward and its backward. The caller rounds after writing the values and before the matmuls that take it; the
 // matmuls check that it holds their input (same buffer, size, precision), not that it is current.
 // Zero-initialized is empty; storage grows on demand and only in bf16 mode.
 typedef struct RoundedInput {
@@ -82,8 +82,9 @@ void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real 
 // For q (gain != NULL) or k (gain == NULL), x is [B,T,nh,Dh]:
 //   xn = rmsnorm(x) over Dh (saved with rstd[B*T*nh]); out = rope(xn) * gain[h], where rope rotates
 //   the first `rot` dims of each head (rotate-half within them) and passes the rest through.
+// out_r: NULL, or out rounded for the attention (as rmsnorm_forward's).
 void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real *gain, const real *cos_t,
-                     const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps);
+                     const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r);
 // dx from dout; dgain[nh] += sum(dout * rope(xn)) when gain != NULL.
 void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
                       const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot);
@@ -91,12 +92,19 @@ void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, c
 // ---------------------------------------------------------------- attention
 // Causal GQA softmax attention. q [B,T,H,Dh], k/v [B,T,Hkv,Dh], y [B,T,H,Dh]; head h reads KV head
 // h / (H/Hkv). lse [B,H,T] (log-sum-exp of each score row) is saved so backward recomputes the
-// probabilities instead of storing B*H*T*T of them.
-void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, int B, int T, int H, int Hkv,
-                       int Dh);
+// probabilities instead of storing B*H*T*T of them. qkv_r: NULL, or q, k, v rounded ([3], checked), which
+// an attention on bf16 products (CUDA's in bf16 mode) reads instead of rounding them itself; the CPU's
+// attention is fp32 and only checks them.
+void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, const RoundedInput *qkv_r, int B,
+                       int T, int H, int Hkv, int Dh);
 // dq, dk, dv written (not accumulated).
 void attention_backward(real *dq, real *dk, real *dv, const real *dy, const real *y, const real *lse, const real *q,
-                        const real *k, const real *v, int B, int T, int H, int Hkv, int Dh);
+                        const real *k, const real *v, const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
+static inline int rounded_qkv_hold(const RoundedInput *r, const real *q, const real *k, const real *v, size_t nq, size_t nk,
+                                   int bf16) {
+    return rounded_input_holds(&r[0], q, nq, bf16) && rounded_input_holds(&r[1], k, nk, bf16) &&
+           rounded_input_holds(&r[2], v, nk, bf16);
+}
 
 // XSA: out = y - (y . u) u per head, u = v / |v| of the token's own KV head ([N, H, Dh], v [N, Hkv, Dh]).
 void xsa_forward(real *out, const real *y, const real *v, int N, int H, int Hkv, int Dh);

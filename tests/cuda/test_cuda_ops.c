@@ -250,13 +250,30 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
     float *q = host_randn(nq, 1), *k = host_randn(nk, 1), *v = host_randn(nk, 1), *dy = host_randn(nq, 1);
     float *y = xmalloc(sizeof(float) * nq), *lse = xmalloc(sizeof(float) * nl);
     float *dq = xmalloc(sizeof(float) * nq), *dk = xmalloc(sizeof(float) * nk), *dv = xmalloc(sizeof(float) * nk);
-    attention_forward(y, lse, q, k, v, B, T, H, Hkv, Dh);
-    attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, Hkv, Dh);
+    attention_forward(y, lse, q, k, v, NULL, B, T, H, Hkv, Dh);
+    attention_backward(dq, dk, dv, dy, y, lse, q, k, v, NULL, B, T, H, Hkv, Dh);
     float *gq = to_device(q, nq), *gk = to_device(k, nk), *gv = to_device(v, nk), *gdy = to_device(dy, nq);
     float *gy = cuda_alloc(nq), *glse = cuda_alloc(nl), *gdq = cuda_alloc(nq), *gdk = cuda_alloc(nk), *gdv = cuda_alloc(nk);
     cuda_set_matmul_bf16(bf16);
-    cuda_attention_forward(gy, glse, gq, gk, gv, B, T, H, Hkv, Dh);
-    cuda_attention_backward(gdq, gdk, gdv, gdy, gy, glse, gq, gk, gv, B, T, H, Hkv, Dh);
+    cuda_attention_forward(gy, glse, gq, gk, gv, NULL, B, T, H, Hkv, Dh);
+    cuda_attention_backward(gdq, gdk, gdv, gdy, gy, glse, gq, gk, gv, NULL, B, T, H, Hkv, Dh);
+    if (tc) { // q, k, v rounded beforehand (RoundedInput, as the model passes them): the same bits
+        RoundedInput r[3] = {{0}};
+        cuda_matmul_input_round(&r[0], gq, nq), cuda_matmul_input_round(&r[1], gk, nk), cuda_matmul_input_round(&r[2], gv, nk);
+        float *ry = cuda_alloc(nq), *rlse = cuda_alloc(nl), *rdq = cuda_alloc(nq), *rdk = cuda_alloc(nk), *rdv = cuda_alloc(nk);
+        cuda_attention_forward(ry, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh);
+        cuda_attention_backward(rdq, rdk, rdv, gdy, ry, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh);
+        const float *plain[] = {gy, gdq, gdk, gdv}, *pre[] = {ry, rdq, rdk, rdv};
+        size_t sizes[] = {nq, nq, nk, nk};
+        for (int i = 0; i < 4; i++) {
+            float *a = xmalloc(sizeof(float) * sizes[i]), *b = xmalloc(sizeof(float) * sizes[i]);
+            cuda_download(a, plain[i], sizeof(float) * sizes[i]), cuda_download(b, pre[i], sizeof(float) * sizes[i]);
+            CHECK(!memcmp(a, b, sizeof(float) * sizes[i]), "attention output %d from pre-rounded q, k, v differs", i);
+            free(a), free(b);
+        }
+        for (int i = 0; i < 3; i++) cuda_matmul_input_free(&r[i]);
+        cuda_free(ry), cuda_free(rlse), cuda_free(rdq), cuda_free(rdk), cuda_free(rdv);
+    }
     cuda_set_matmul_bf16(1);
     double tol = tc ? BF16_ATT_TOL : TOL;
     double ry = compare_within("attention y", gy, y, nq, tol);
@@ -294,15 +311,18 @@ static void check_qk_prep(int B, int T, int nh, int Dh, int rot) {
     rope_tables(cs, sn, T, rot, 10000, 0);
     float *out = xmalloc(sizeof(float) * n), *xn = xmalloc(sizeof(float) * n), *rstd = xmalloc(sizeof(float) * rows);
     float *dx = xmalloc(sizeof(float) * n), *dgain = calloc((size_t)nh, sizeof(float));
-    qk_prep_forward(out, xn, rstd, x, gain, cs, sn, B, T, nh, Dh, rot, 1e-6f);
+    qk_prep_forward(out, xn, rstd, x, gain, cs, sn, B, T, nh, Dh, rot, 1e-6f, NULL);
     qk_prep_backward(dx, dgain, dout, xn, rstd, gain, cs, sn, B, T, nh, Dh, rot);
     float *gx = to_device(x, n), *gdout = to_device(dout, n), *ggain = to_device(gain, (size_t)nh);
     float *gcs = to_device(cs, (size_t)T * rot / 2), *gsn = to_device(sn, (size_t)T * rot / 2);
     float *gout = cuda_alloc(n), *gxn = cuda_alloc(n), *grstd = cuda_alloc((size_t)rows), *gdx = cuda_alloc(n);
     float *gdgain = cuda_alloc((size_t)nh);
-    cuda_qk_prep_forward(gout, gxn, grstd, gx, ggain, gcs, gsn, B, T, nh, Dh, rot, 1e-6f);
+    RoundedInput rout = {0};
+    cuda_qk_prep_forward(gout, gxn, grstd, gx, ggain, gcs, gsn, B, T, nh, Dh, rot, 1e-6f, &rout);
     cuda_qk_prep_backward(gdx, gdgain, gdout, gxn, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot);
     compare("qk_prep out", gout, out, n);
+    check_rounded("qk_prep out", &rout, gout, n);
+    cuda_matmul_input_free(&rout);
     compare("qk_prep dx", gdx, dx, n);
     compare("qk_prep dgain", gdgain, dgain, (size_t)nh);
     cuda_qk_prep_backward(gdout, NULL, gdout, gxn, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot); // in place, as the model

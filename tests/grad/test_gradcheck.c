@@ -116,7 +116,7 @@ typedef struct {
 
 static double qk_loss(void *p) {
     QkCtx *c = p;
-    qk_prep_forward(c->out, c->xn, c->rstd, c->x, c->gain, c->cos_t, c->sin_t, c->B, c->T, c->nh, c->Dh, c->rot, 1e-7);
+    qk_prep_forward(c->out, c->xn, c->rstd, c->x, c->gain, c->cos_t, c->sin_t, c->B, c->T, c->nh, c->Dh, c->rot, 1e-7, NULL);
     return dot(c->out, c->R, (size_t)c->B * c->T * c->nh * c->Dh);
 }
 
@@ -154,7 +154,7 @@ typedef struct {
 
 static double attn_loss(void *p) {
     AttnCtx *c = p;
-    attention_forward(c->y, c->lse, c->q, c->k, c->v, c->B, c->T, c->H, c->Hkv, c->Dh);
+    attention_forward(c->y, c->lse, c->q, c->k, c->v, NULL, c->B, c->T, c->H, c->Hkv, c->Dh);
     return dot(c->y, c->R, (size_t)c->B * c->T * c->H * c->Dh);
 }
 
@@ -165,7 +165,7 @@ static void attn_case(const char *label, int B, int T, int H, int Hkv, int Dh) {
     c.R = randn(nq, 1);
     attn_loss(&c);
     real *dq = ops_alloc(nq), *dk = ops_alloc(nk), *dv = ops_alloc(nk);
-    attention_backward(dq, dk, dv, c.R, c.y, c.lse, c.q, c.k, c.v, B, T, H, Hkv, Dh);
+    attention_backward(dq, dk, dv, c.R, c.y, c.lse, c.q, c.k, c.v, NULL, B, T, H, Hkv, Dh);
     char what[64];
     snprintf(what, sizeof what, "%s dq", label);
     check_fd(what, c.q, nq, dq, attn_loss, &c, 150);

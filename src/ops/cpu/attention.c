@@ -11,7 +11,13 @@
 
 #define BR 64 // query rows per block
 
-
+// The rounded q, k, v a caller passes are only checked: this attention multiplies fp32.
+static void check_rounded(const RoundedInput *r, const real *q, const real *k, const real *v, int B, int T, int H, int Hkv,
+                          int Dh) {
+    size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
+    if (r && !rounded_qkv_hold(r, q, k, v, nq, nk, ops_matmul_bf16()))
+        die("attention: the rounded q, k, v given do not hold its operands");
+}
 
 // P[nr, ncols] = exp(scale * S - lse) on the causal part (col <= r0 + i), 0 above it.
 static void probs_from_scores(real *P, const real *lse, int r0, int nr, int ncols) {
@@ -23,8 +29,9 @@ static void probs_from_scores(real *P, const real *lse, int r0, int nr, int ncol
     }
 }
 
-void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, int B, int T, int H, int Hkv,
-                       int Dh) {
+void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, const RoundedInput *qkv_r, int B,
+                       int T, int H, int Hkv, int Dh) {
+    check_rounded(qkv_r, q, k, v, B, T, H, Hkv, Dh);
     const int ldq = H * Dh, ldk = Hkv * Dh, group = H / Hkv;
     const real scale = (real)(1.0 / sqrt((double)Dh));
     double t0 = now_seconds();
@@ -59,7 +66,8 @@ void attention_forward(real *y, real *lse, const real *q, const real *k, const r
 }
 
 void attention_backward(real *dq, real *dk, real *dv, const real *dy, const real *y, const real *lse, const real *q,
-                        const real *k, const real *v, int B, int T, int H, int Hkv, int Dh) {
+                        const real *k, const real *v, const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
+    check_rounded(qkv_r, q, k, v, B, T, H, Hkv, Dh);
     const int ldq = H * Dh, ldk = Hkv * Dh, group = H / Hkv;
     const real scale = (real)(1.0 / sqrt((double)Dh));
     double t0 = now_seconds();

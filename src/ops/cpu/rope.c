@@ -8,7 +8,7 @@
 #include "util.h"
 
 void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real *gain, const real *cos_t,
-                     const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps) {
+                     const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r) {
     int half = rot / 2;
     rmsnorm_forward(xn, rstd, x, B * T * nh, Dh, eps, 1, NULL);
 #pragma omp parallel for schedule(static)
@@ -25,6 +25,7 @@ void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real 
         }
         for (int j = rot; j < Dh; j++) o[j] = xr[j] * g;
     }
+    if (out_r) matmul_input_round(out_r, out, (size_t)B * T * nh * Dh);
 }
 
 void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,

@@ -89,12 +89,12 @@ __global__ static void attn_fwd(float *y, float *lse, const float *q, const floa
 // bf16 mode (ops_set_matmul_bf16) runs attention on tensor cores where the head size allows
 static int on_tensor_cores(int Dh) { return cuda_matmul_bf16() && cuda_attention_tc_supports(Dh); }
 
-extern "C" void cuda_attention_forward(float *y, float *lse, const float *q, const float *k, const float *v, int B, int T,
-                                       int H, int Hkv, int Dh) {
+extern "C" void cuda_attention_forward(float *y, float *lse, const float *q, const float *k, const float *v,
+                                       const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
     if (on_tensor_cores(Dh)) {
-        cuda_attention_tc_forward(y, lse, q, k, v, B, T, H, Hkv, Dh);
+        cuda_attention_tc_forward(y, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
         return;
-    }
+    } // the fp32 kernels read q, k, v themselves
     int tile = att_tile(Dh);
     size_t shared = sizeof(float) * ((size_t)3 * tile * Dh + (size_t)tile * (tile + 1) + 3 * (size_t)tile);
     attn_fwd<<<dim3(blocks_for((size_t)T, tile), H, B), ATT_THREADS, shared>>>(y, lse, q, k, v, T, H, Hkv, Dh, tile,
@@ -204,14 +204,14 @@ __global__ static void attn_dkv(float *dk, float *dv, const float *dy, const flo
 }
 
 extern "C" void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
-                                        const float *q, const float *k, const float *v, int B, int T, int H, int Hkv,
-                                        int Dh) {
+                                        const float *q, const float *k, const float *v, const RoundedInput *qkv_r, int B,
+                                        int T, int H, int Hkv, int Dh) {
     float *D = (float *)cuda_scratch(SCRATCH_ATTN_ROWDOT, sizeof(float) * B * H * T);
     int rows = B * T * H;
     attn_rowdot<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(D, dy, y, rows, T, H, Dh);
     CUDA_CHECK_LAUNCH();
     if (on_tensor_cores(Dh)) {
-        cuda_attention_tc_backward(dq, dk, dv, dy, lse, D, q, k, v, B, T, H, Hkv, Dh);
+        cuda_attention_tc_backward(dq, dk, dv, dy, lse, D, q, k, v, qkv_r, B, T, H, Hkv, Dh);
         return;
     }
     int tile = att_tile(Dh);

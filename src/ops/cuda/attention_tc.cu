@@ -1,9 +1,11 @@
 // Causal GQA attention on tensor cores: the FlashAttention-2 schedule with mma.sync m16n8k16 (bf16
 // operands, fp32 accumulation; warp_mma.h). A block owns a tile of rows (queries for the forward and
 // dQ, keys for dK/dV) and walks the other side's tiles; no atomics, a fixed summation order. q, k,
-// v, dy are rounded to bf16 once per call (into scratch buffers, so tiles load 8 values per 16-byte
-// access), and so are the probabilities P and dS before they multiply V, K, Q or dY, as in
-// FlashAttention under the reference's autocast; softmax statistics, scores and sums stay fp32.
+// v, dy are read as bf16 (so tiles load 8 values per 16-byte access): q, k, v as the caller rounded
+// them (RoundedInput, written by the ops that produce them, read by forward and backward) or rounded
+// here into scratch buffers, dy always here. The probabilities P and dS are rounded before they
+// multiply V, K, Q or dY, as in FlashAttention under the reference's autocast; softmax statistics,
+// scores and sums stay fp32.
 //
 // A block is 4 warps and owns OWN = 64 rows, 16 per warp. All threads copy the other side's next
 // WALK rows into shared memory; from there each warp works alone on its 16 rows, and everything a
@@ -21,6 +23,9 @@
 
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/warp_mma.h"
+extern "C" {
+#include "ops/ops.h"
+}
 
 #define WARPS 4
 #define THREADS (32 * WARPS)
@@ -302,13 +307,19 @@ template <int DH = 16, class Launch> static void with_head_dim(int Dh, Launch la
 }
 
 
-void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float *k, const float *v, int B, int T, int H,
-                               int Hkv, int Dh) {
+// x as bf16: r's values when given (checked), else rounded into the scratch buffer `use`
+static const bf16 *attention_operand(CudaScratch use, const float *x, const RoundedInput *r, size_t n) {
+    return r ? cuda_rounded_values(r, x, n, "attention") : cuda_bf16_copy(use, x, n);
+}
+
+void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float *k, const float *v, const RoundedInput *qkv_r,
+                               int B, int T, int H, int Hkv, int Dh) {
     size_t ld = Dh + PAD, nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
     size_t shared = sizeof(bf16) * (OWN + 2 * WALK) * ld;
     float scale_log2 = (float)(LOG2E / sqrt((double)Dh));
-    const bf16 *qh = cuda_bf16_copy(SCRATCH_ATTN_Q, q, nq), *kh = cuda_bf16_copy(SCRATCH_ATTN_K, k, nk),
-               *vh = cuda_bf16_copy(SCRATCH_ATTN_V, v, nk);
+    const bf16 *qh = attention_operand(SCRATCH_ATTN_Q, q, qkv_r, nq),
+               *kh = attention_operand(SCRATCH_ATTN_K, k, qkv_r ? qkv_r + 1 : NULL, nk),
+               *vh = attention_operand(SCRATCH_ATTN_V, v, qkv_r ? qkv_r + 2 : NULL, nk);
     with_head_dim(Dh, [&](auto dh) {
         auto kernel = attn_fwd_tc<decltype(dh)::value>;
         allow_shared(kernel, shared);
@@ -318,12 +329,15 @@ void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float
 }
 
 void cuda_attention_tc_backward(float *dq, float *dk, float *dv, const float *dy, const float *lse, const float *D,
-                                const float *q, const float *k, const float *v, int B, int T, int H, int Hkv, int Dh) {
+                                const float *q, const float *k, const float *v, const RoundedInput *qkv_r, int B, int T,
+                                int H, int Hkv, int Dh) {
     double scale = 1.0 / sqrt((double)Dh);
     size_t ld = Dh + PAD, nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
     size_t shared = sizeof(bf16) * (2 * OWN + 2 * WALK) * ld, shared_dkv = shared + sizeof(float) * 2 * WALK;
-    const bf16 *qh = cuda_bf16_copy(SCRATCH_ATTN_Q, q, nq), *kh = cuda_bf16_copy(SCRATCH_ATTN_K, k, nk),
-               *vh = cuda_bf16_copy(SCRATCH_ATTN_V, v, nk), *dyh = cuda_bf16_copy(SCRATCH_ATTN_DY, dy, nq);
+    const bf16 *qh = attention_operand(SCRATCH_ATTN_Q, q, qkv_r, nq),
+               *kh = attention_operand(SCRATCH_ATTN_K, k, qkv_r ? qkv_r + 1 : NULL, nk),
+               *vh = attention_operand(SCRATCH_ATTN_V, v, qkv_r ? qkv_r + 2 : NULL, nk),
+               *dyh = cuda_bf16_copy(SCRATCH_ATTN_DY, dy, nq);
     with_head_dim(Dh, [&](auto dh) {
         auto dq_kernel = attn_dq_tc<decltype(dh)::value>;
         auto dkv_kernel = attn_dkv_tc<decltype(dh)::value>;

@@ -87,21 +87,21 @@ void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real 
 }
 
 void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real *gain, const real *cos_t,
-                     const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps) {
-    cuda_qk_prep_forward(out, xn, rstd, x, gain, cos_t, sin_t, B, T, nh, Dh, rot, eps);
+                     const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r) {
+    cuda_qk_prep_forward(out, xn, rstd, x, gain, cos_t, sin_t, B, T, nh, Dh, rot, eps, out_r);
 }
 void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
                       const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot) {
     cuda_qk_prep_backward(dx, dgain, dout, xn, rstd, gain, cos_t, sin_t, B, T, nh, Dh, rot);
 }
 
-void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, int B, int T, int H, int Hkv,
-                       int Dh) {
-    cuda_attention_forward(y, lse, q, k, v, B, T, H, Hkv, Dh);
+void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, const RoundedInput *qkv_r, int B,
+                       int T, int H, int Hkv, int Dh) {
+    cuda_attention_forward(y, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
 }
 void attention_backward(real *dq, real *dk, real *dv, const real *dy, const real *y, const real *lse, const real *q,
-                        const real *k, const real *v, int B, int T, int H, int Hkv, int Dh) {
-    cuda_attention_backward(dq, dk, dv, dy, y, lse, q, k, v, B, T, H, Hkv, Dh);
+                        const real *k, const real *v, const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
+    cuda_attention_backward(dq, dk, dv, dy, y, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
 }
 void xsa_forward(real *out, const real *y, const real *v, int N, int H, int Hkv, int Dh) {
     cuda_xsa_forward(out, y, v, N, H, Hkv, Dh);

@@ -61,6 +61,8 @@ const __nv_bfloat16 *cuda_bf16_copy(CudaScratch use, const float *x, size_t n);
 // returns where the bf16 values go, or NULL in fp32 mode (nothing to write). r may be NULL (returns NULL).
 struct RoundedInput;
 __nv_bfloat16 *cuda_rounded_storage(struct RoundedInput *r, const float *x, size_t n);
+// r's bf16 values of x [n], after checking that r holds them (a clear stop if not; `what` names the op).
+const __nv_bfloat16 *cuda_rounded_values(const struct RoundedInput *r, const float *x, size_t n, const char *what);
 
 // Per-column sums over many rows, deterministic and parallel: a kernel gives each (chunk of
 // SUM_CHUNK_ROWS rows, column) pair one thread that writes its partial (double) to
@@ -131,8 +133,10 @@ __device__ inline void load_row_stats(float *lse_s, float *D_s, const float *lse
 
 // Attention on tensor cores (attention_tc.cu), used by attention.cu in bf16 mode for the head sizes
 // it supports (a multiple of 16 up to 128); D [B,H,T] = rowsum(dy * y) computed by the caller.
+// qkv_r: NULL or q, k, v already rounded (ops.h's attention_forward).
 int cuda_attention_tc_supports(int Dh);
-void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float *k, const float *v, int B, int T, int H,
-                               int Hkv, int Dh);
+void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float *k, const float *v,
+                               const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
 void cuda_attention_tc_backward(float *dq, float *dk, float *dv, const float *dy, const float *lse, const float *D,
-                                const float *q, const float *k, const float *v, int B, int T, int H, int Hkv, int Dh);
+                                const float *q, const float *k, const float *v, const struct RoundedInput *qkv_r, int B,
+                                int T, int H, int Hkv, int Dh);

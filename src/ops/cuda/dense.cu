@@ -96,11 +96,19 @@ extern "C" void cuda_matmul_input_free(RoundedInput *r) {
     *r = RoundedInput{};
 }
 
+const __nv_bfloat16 *cuda_rounded_values(const RoundedInput *r, const float *x, size_t n, const char *what) {
+    if (!rounded_input_holds(r, x, n, 1)) die("CUDA %s: the rounded operand given does not hold bf16 values of its input", what);
+    return (const __nv_bfloat16 *)r->rounded;
+}
+
 // A linear layer's input as cuBLAS reads it: from r when given (checked), else through operand().
 static const void *input_operand(CudaScratch use, const float *x, const RoundedInput *r, size_t n) {
     if (!r) return operand(use, x, n);
-    if (!rounded_input_holds(r, x, n, g_matmul_bf16)) die("CUDA matmul: the rounded input given does not hold this operand");
-    return g_matmul_bf16 ? r->rounded : (const void *)x;
+    if (!g_matmul_bf16) {
+        if (!rounded_input_holds(r, x, n, 0)) die("CUDA matmul: the rounded input given does not hold this operand");
+        return x;
+    }
+    return cuda_rounded_values(r, x, n, "matmul");
 }
 
 // out[N, Cout] = inp[N, Cin] w[Cout, Cin]^T; column-major: out_cm [Cout x N] = (w_cm [Cin x Cout])^T inp_cm [Cin x N]

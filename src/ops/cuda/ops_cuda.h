@@ -2,9 +2,9 @@
 // master weights, the linear layers' products on bf16 tensor cores (dense.cu). Same math and the same
 // argument order as the CPU ops; every pointer is device memory. Built only by `make cuda`.
 //
-// State (2026-11-25): every op of ops.h has a kernel here; bridge.cu binds them to the ops.h names for
+// State (2026-11-26): every op of ops.h has a kernel here; bridge.cu binds them to the ops.h names for
 // pgolf-cuda. Tested against the CPU ops by tests/cuda, on the CPU emulator (tests/cuda/emu) in CI
-// and on a GPU where one exists (never yet). Attention on tensor cores is the next step for speed.
+// and on an H200 (2026-11-25, before the mma.sync attention and the rounding changes).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -56,16 +56,17 @@ void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const
                               int C, int accumulate);
 
 // ---------------------------------------------------------------- attention (causal GQA, lse saved)
-// Tiled (FlashAttention-2's schedule) in fp32 on CUDA cores, head dimension up to 128; tensor cores
-// (bf16) are the next step for speed.
-void cuda_attention_forward(float *y, float *lse, const float *q, const float *k, const float *v, int B, int T, int H,
-                            int Hkv, int Dh);
+// FlashAttention-2's schedule: on tensor cores in bf16 mode (attention_tc.cu; qkv_r: NULL or q, k, v
+// rounded, as ops.h's), else fp32 tiles on CUDA cores (head dimension up to 128).
+void cuda_attention_forward(float *y, float *lse, const float *q, const float *k, const float *v,
+                            const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
 void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
-                             const float *q, const float *k, const float *v, int B, int T, int H, int Hkv, int Dh);
+                             const float *q, const float *k, const float *v, const struct RoundedInput *qkv_r, int B, int T,
+                             int H, int Hkv, int Dh);
 
 // ---------------------------------------------------------------- query/key preparation and the seed techniques
 void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const float *gain, const float *cos_t,
-                          const float *sin_t, int B, int T, int nh, int Dh, int rot, float eps);
+                          const float *sin_t, int B, int T, int nh, int Dh, int rot, float eps, struct RoundedInput *out_r);
 void cuda_qk_prep_backward(float *dx, float *dgain, const float *dout, const float *xn, const float *rstd, const float *gain,
                            const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh, int rot);
 void cuda_xsa_forward(float *out, const float *y, const float *v, int N, int H, int Hkv, int Dh);

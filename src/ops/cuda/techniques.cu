@@ -18,14 +18,15 @@ __device__ static float sigm(float z) { return 1.0f / (1.0f + expf(-z)); }
 // in one pass over the row (x read once from memory). Each lane writes only the values of its own
 // pairs and tail, so the backward can run in place (dx == dout, as the model calls it).
 
-// xn = x rstd (rms norm, as cuda_rmsnorm_forward), out = rope(xn) gain[h]
-__global__ static void qk_prep_fwd(float *out, float *xn, float *rstd, const float *x, const float *gain, const float *cos_t,
-                                   const float *sin_t, int rows, int T, int nh, int Dh, int rot, float eps) {
+// xn = x rstd (rms norm, as cuda_rmsnorm_forward), out = rope(xn) gain[h]; outr: out in bf16 too, or NULL
+__global__ static void qk_prep_fwd(float *out, __nv_bfloat16 *outr, float *xn, float *rstd, const float *x, const float *gain,
+                                   const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh, int rot, float eps) {
     int row = warp_row(), lane = threadIdx.x % 32;
     if (row >= rows) return; // the whole warp
     int t = (row / nh) % T, h = row % nh, half = rot / 2;
     const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half, *xr = x + (size_t)row * Dh;
     float *n = xn + (size_t)row * Dh, *o = out + (size_t)row * Dh, g = gain ? gain[h] : 1.0f;
+    __nv_bfloat16 *ob = outr ? outr + (size_t)row * Dh : nullptr;
     float r = warp_rstd(xr, Dh, eps);
     if (lane == 0) rstd[row] = r;
     for (int j = lane; j < half; j += 32) {
@@ -33,15 +34,20 @@ __global__ static void qk_prep_fwd(float *out, float *xn, float *rstd, const flo
         n[j] = x1, n[j + half] = x2;
         o[j] = (x1 * c[j] + x2 * s[j]) * g;
         o[j + half] = (-x1 * s[j] + x2 * c[j]) * g;
+        if (ob) ob[j] = __float2bfloat16_rn(o[j]), ob[j + half] = __float2bfloat16_rn(o[j + half]);
     }
-    for (int j = rot + lane; j < Dh; j += 32) n[j] = xr[j] * r, o[j] = n[j] * g;
+    for (int j = rot + lane; j < Dh; j += 32) {
+        n[j] = xr[j] * r, o[j] = n[j] * g;
+        if (ob) ob[j] = __float2bfloat16_rn(o[j]);
+    }
 }
 
 extern "C" void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const float *gain, const float *cos_t,
-                                     const float *sin_t, int B, int T, int nh, int Dh, int rot, float eps) {
+                                     const float *sin_t, int B, int T, int nh, int Dh, int rot, float eps, RoundedInput *out_r) {
     int rows = B * T * nh;
-    qk_prep_fwd<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(out, xn, rstd, x, gain, cos_t, sin_t, rows, T, nh, Dh, rot,
-                                                                 eps);
+    __nv_bfloat16 *outr = cuda_rounded_storage(out_r, out, (size_t)rows * Dh);
+    qk_prep_fwd<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(out, outr, xn, rstd, x, gain, cos_t, sin_t, rows, T, nh, Dh,
+                                                                 rot, eps);
     CUDA_CHECK_LAUNCH();
 }
 
