@@ -27,10 +27,10 @@ TEST(ops_matmul_bf16_rounds_operands) {
     CHECK(!ops_matmul_bf16(), "the CPU default is fp32");
     matmul_forward(out_fp32, x, NULL, w, N, I, O);
     matmul_forward(out_ref, xr, NULL, wr, N, I, O);
-    matmul_backward(dx_ref, dw_ref, dr, xr, NULL, wr, N, I, O, 0);
+    matmul_backward(dx_ref, dw_ref, dr, NULL, xr, NULL, wr, N, I, O, 0);
     ops_set_matmul_bf16(1);
     matmul_forward(out, x, NULL, w, N, I, O);
-    matmul_backward(dx, dw, d, x, NULL, w, N, I, O, 0);
+    matmul_backward(dx, dw, d, NULL, x, NULL, w, N, I, O, 0);
     ops_set_matmul_bf16(0);
     CHECK(!memcmp(out, out_ref, sizeof out), "bf16 forward differs from fp32 on rounded operands");
     CHECK(!memcmp(dx, dx_ref, sizeof dx), "bf16 dinp differs from fp32 on rounded operands");
@@ -89,11 +89,11 @@ TEST(ops_matmul_rounded_input) {
         ops_set_matmul_bf16(bf16);
         memset(dw, 0, sizeof dw), memset(dw_r, 0, sizeof dw_r);
         matmul_forward(out, x, NULL, w, N, I, O);
-        matmul_backward(dx, dw, d, x, NULL, w, N, I, O, 0);
+        matmul_backward(dx, dw, d, NULL, x, NULL, w, N, I, O, 0);
         matmul_input_round(&ri, x, (size_t)N * I);
         for (int i = 0; i < N * I; i++) x[i] += 1e-3f * (float)fabs(x[i]); // rewritten after the rounding
         matmul_forward(out_r, x, &ri, w, N, I, O);
-        matmul_backward(dx_r, dw_r, d, x, &ri, w, N, I, O, 0);
+        matmul_backward(dx_r, dw_r, d, NULL, x, &ri, w, N, I, O, 0);
         int same = !memcmp(out, out_r, sizeof out) && !memcmp(dw, dw_r, sizeof dw);
         CHECK(bf16 ? same : !same, "bf16 %d: results %s the values rounded before x changed", bf16,
               bf16 ? "differ from" : "come from");

@@ -49,7 +49,7 @@ typedef struct {
 static void linear_step(void *p) {
     Linear *l = p;
     cuda_matmul_forward(l->out, l->x, NULL, l->w, l->N, l->in, l->out_dim);
-    cuda_matmul_backward(l->dx, l->dw, l->out, l->x, NULL, l->w, l->N, l->in, l->out_dim, 0);
+    cuda_matmul_backward(l->dx, l->dw, l->out, NULL, l->x, NULL, l->w, l->N, l->in, l->out_dim, 0);
 }
 
 typedef struct {
@@ -89,7 +89,7 @@ typedef struct {
 static void qk_prep_step(void *p) {
     QkPrep *q = p;
     cuda_qk_prep_forward(q->out, q->xn, q->rstd, q->x, q->gain, q->cos_t, q->sin_t, q->B, q->T, q->H, q->Dh, q->Dh, 1e-6f, NULL);
-    cuda_qk_prep_backward(q->x, q->dgain, q->out, q->xn, q->rstd, q->gain, q->cos_t, q->sin_t, q->B, q->T, q->H, q->Dh, q->Dh);
+    cuda_qk_prep_backward(q->x, q->dgain, q->out, q->xn, q->rstd, q->gain, q->cos_t, q->sin_t, q->B, q->T, q->H, q->Dh, q->Dh, NULL);
 }
 
 // Muon's Newton-Schulz (src/optim/muon.c) on a rows x cols matrix (rows <= cols): 5 steps of

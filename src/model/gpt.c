@@ -276,6 +276,8 @@ static void free_acts(Activations *a, int n_blocks) {
         for (int i = 0; i < 3; i++) matmul_input_free(&b->qkv_r[i]);
     }
     matmul_input_free(&a->nf_r);
+    RoundedInput *grads_r[] = {&a->dres_r, &a->dh_r, &a->dq_r, &a->dk_r};
+    for (int i = 0; i < 4; i++) matmul_input_free(grads_r[i]);
     free(a->blocks);
     ops_free(a->emb);
     ops_free(a->backward_mem);
@@ -474,7 +476,7 @@ static void branch_forward(const BranchTensors *t, BranchActs *b, const int32_t 
 // From b->dp = dL/d(proj(embed[ids])): the projection's and the table's gradients.
 static void branch_backward(const BranchTensors *t, BranchTensors *g, BranchActs *b, const int32_t *ids, int N, int width,
                             int target) {
-    if (t->proj) matmul_backward(b->de, g->proj, b->dp, b->e, NULL, t->proj, N, width, target, 0);
+    if (t->proj) matmul_backward(b->de, g->proj, b->dp, NULL, b->e, NULL, t->proj, N, width, target, 0);
     embedding_backward(g->embed, b->de, ids, N, width);
 }
 
@@ -609,19 +611,19 @@ static void block_backward(GPT *m, int v, int lanes) {
     int B = a->B, T = a->T, N = B * T, D = c->dim, KV = c->kv_dim, F = c->hidden, parallel = l >= c->parallel_from;
     real *dmlp = lanes ? a->dl1 : a->dx; // the gradient of the stream the MLP output is added to
     // x_out = x_mid + mlp_scale * mlp_out; dx stays the gradient of the residual stream
-    scaled_add_backward(a->dres, g->mlp_scale, dmlp, w->mlp_scale, s->mlp_out, N, D, 0);
-    matmul_backward(a->dh, g->mlp_proj, a->dres, s->h_act, &s->h_r, w->mlp_proj, N, F, D, 0);
+    scaled_add_backward(a->dres, g->mlp_scale, dmlp, w->mlp_scale, s->mlp_out, N, D, 0, &a->dres_r);
+    matmul_backward(a->dh, g->mlp_proj, a->dres, &a->dres_r, s->h_act, &s->h_r, w->mlp_proj, N, F, D, 0);
     real ln = block_ln_scale(c, l);
-    relu2_backward(a->dh, a->dh, s->h_pre, (size_t)N * F, (real)c->negative_slope);
-    matmul_backward(a->dn, g->fc, a->dh, s->n2, &s->n2_r, w->fc, N, D, F, 0);
+    relu2_backward(a->dh, a->dh, s->h_pre, (size_t)N * F, (real)c->negative_slope, &a->dh_r);
+    matmul_backward(a->dn, g->fc, a->dh, &a->dh_r, s->n2, &s->n2_r, w->fc, N, D, F, 0);
     if (parallel || lanes) { // the attention output adds to x_out itself: take its gradient before the MLP's norm path
-        scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0);
+        scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0, &a->dres_r);
         rmsnorm_backward(dmlp, a->dn, s->n2, s->rstd2, N, D, ln, 1);
     } else { // x_mid = xm + attn_scale * att_out
         rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, ln, 1);
-        scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0);
+        scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0, &a->dres_r);
     }
-    matmul_backward(a->datt, g->attn_proj, a->dres, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, 0);
+    matmul_backward(a->datt, g->attn_proj, a->dres, &a->dres_r, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, 0);
     if (c->attn_gates) // gate-logit gradients wait in dh until the input gradient dn is formed below
         attn_gate_backward(a->datt, a->dh, g->attn_gate_b, a->datt, gpt_attn_output(m, v), s->gate, N, c->heads,
                            c->head_dim, c->attn_gates, 1);
@@ -651,13 +653,13 @@ static void block_backward(GPT *m, int v, int lanes) {
         add_scalar(m->g.ve.scale, dcoef * scalar(m->p.ve_layer_scales + k));
     }
     qk_prep_backward(a->dq, g->q_gain, a->dq, s->qn, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
-                     c->head_dim, c->rope_dims);
+                     c->head_dim, c->rope_dims, &a->dq_r);
     qk_prep_backward(a->dk, NULL, a->dk, s->kn, s->rstd_k, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
-                     c->head_dim, c->rope_dims);
-    matmul_backward(a->dn, g->c_q, a->dq, s->n1, &s->n1_r, w->c_q, N, D, D, 0);
-    matmul_backward(a->dn, g->c_k, a->dk, s->n1, &s->n1_r, w->c_k, N, D, KV, 1);
-    matmul_backward(a->dn, g->c_v, a->dv, s->n1, &s->n1_r, w->c_v, N, D, KV, 1);
-    if (c->attn_gates) matmul_backward(a->dn, g->attn_gate_w, a->dh, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates, 1);
+                     c->head_dim, c->rope_dims, &a->dk_r);
+    matmul_backward(a->dn, g->c_q, a->dq, &a->dq_r, s->n1, &s->n1_r, w->c_q, N, D, D, 0);
+    matmul_backward(a->dn, g->c_k, a->dk, &a->dk_r, s->n1, &s->n1_r, w->c_k, N, D, KV, 1);
+    matmul_backward(a->dn, g->c_v, a->dv, NULL, s->n1, &s->n1_r, w->c_v, N, D, KV, 1);
+    if (c->attn_gates) matmul_backward(a->dn, g->attn_gate_w, a->dh, NULL, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates, 1);
     rmsnorm_backward(a->dx, a->dn, s->n1, s->rstd1, N, D, ln, 1);
     // xm = mix[0] * x_in + mix[1] * x0
     resid_mix_backward(a->dres, a->dx0, g->resid_mix, a->dx, s->x_in, a->x0, w->resid_mix, N, D);
@@ -673,7 +675,7 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     // head: logits = nf W^T, loss = softcap cross-entropy (z is overwritten by its gradient)
     softcap_xent_backward(a->logits, a->targets, N, c->vocab, (real)c->softcap, loss_scale / (real)N);
     real *dW = c->tied ? m->g.tok_emb : m->g.lm_head;
-    matmul_backward(a->dn, dW, a->logits, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab, 0);
+    matmul_backward(a->dn, dW, a->logits, NULL, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab, 0);
     rmsnorm_backward(a->dx, a->dn, a->nf, a->rstd_f, N, D, 1, 0);
     ops_zero(a->dx0, ND);
     if (c->value_residual) ops_zero(a->dv0, (size_t)N * c->kv_dim);
@@ -700,7 +702,7 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
                 skip_lerp_backward(a->dx, dskip, dsw, m->g.skip_gates + (size_t)dec * D, a->dx, a->blocks[v - 1].x_out, skip,
                                    sw, m->p.skip_gates + (size_t)dec * D, N, D);
             else
-                scaled_add_backward(dskip, dsw, a->dx, sw, skip, N, D, 0);
+                scaled_add_backward(dskip, dsw, a->dx, sw, skip, N, D, 0, NULL);
         }
     }
     add_inplace(a->dx0, a->dx, ND); // block 0's input is x0 itself

@@ -98,6 +98,7 @@ typedef struct {
     // backward scratch
     real *dx, *dx0, *dres, *dn, *dq, *dk, *dv, *dv_xsa, *dv0, *datt, *dh, *dskip;
     real *backward_mem; // owns them (dx and dres trade places after each block)
+    RoundedInput dres_r, dh_r, dq_r, dk_r; // output gradients rounded by the ops that write them, for the matmuls
 } Activations;
 
 typedef struct {

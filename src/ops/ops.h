@@ -59,9 +59,10 @@ static inline int rounded_input_holds(const RoundedInput *r, const real *x, size
 }
 // out[N,C_out] = inp[N,C_in] w[C_out,C_in]^T; inp_r: NULL, or inp rounded by matmul_input_round.
 void matmul_forward(real *out, const real *inp, const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out);
-// dinp[N,C_in] = dout w (+= when accumulate), dw[C_out,C_in] += dout^T inp
-void matmul_backward(real *dinp, real *dw, const real *dout, const real *inp, const RoundedInput *inp_r, const real *w,
-                     int N, int C_in, int C_out, int accumulate);
+// dinp[N,C_in] = dout w (+= when accumulate), dw[C_out,C_in] += dout^T inp; dout_r, inp_r: NULL or their
+// RoundedInputs (the ops that write gradients fill dout_r in their pass).
+void matmul_backward(real *dinp, real *dw, const real *dout, const RoundedInput *dout_r, const real *inp,
+                     const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out, int accumulate);
 
 // ---------------------------------------------------------------- embedding
 // out[N,D] = table[ids[n]]
@@ -85,9 +86,9 @@ void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real 
 // out_r: NULL, or out rounded for the attention (as rmsnorm_forward's).
 void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real *gain, const real *cos_t,
                      const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r);
-// dx from dout; dgain[nh] += sum(dout * rope(xn)) when gain != NULL.
+// dx from dout; dgain[nh] += sum(dout * rope(xn)) when gain != NULL; dx_r as rmsnorm_forward's out_r.
 void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
-                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot);
+                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, RoundedInput *dx_r);
 
 // ---------------------------------------------------------------- attention
 // Causal GQA softmax attention. q [B,T,H,Dh], k/v [B,T,Hkv,Dh], y [B,T,H,Dh]; head h reads KV head
@@ -127,8 +128,8 @@ void smear_forward(real *out, const real *x, const real *gate, int B, int T, int
 void smear_backward(real *dx, real *dgate, const real *dout, const real *x, const real *gate, int B, int T, int C);
 // out = leaky_relu(inp, slope)^2 (slope 0: relu^2); out_r as rmsnorm_forward's
 void relu2_forward(real *out, const real *inp, size_t n, real slope, RoundedInput *out_r);
-// dinp = dout * 2 leaky_relu(inp) * (1 or slope)
-void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope);
+// dinp = dout * 2 leaky_relu(inp) * (1 or slope); dinp_r as rmsnorm_forward's out_r
+void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope, RoundedInput *dinp_r);
 // out[N,C] = mix[0] * x + mix[1] * x0, mix [2,C]
 void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C);
 // dx = dout * mix[0] (written), dx0 += dout * mix[1], dmix += column sums
@@ -150,9 +151,10 @@ void skip_lerp_backward(real *dx, real *dy, real *dw, real *dgate, const real *d
                         const real *w, const real *gate, int N, int C);
 // x[N,C] += scale[C] * y
 void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C);
-// dy = dout * scale (written, or += when accumulate), dscale += sum_n dout * y
+// dy = dout * scale (written, or += when accumulate), dscale += sum_n dout * y; dy_r: NULL, or the final dy
+// rounded in the same pass (as rmsnorm_forward's out_r)
 void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, int N, int C,
-                         int accumulate);
+                         int accumulate, RoundedInput *dy_r);
 void add_inplace(real *dst, const real *src, size_t n); // dst += src
 
 // ---------------------------------------------------------------- head

@@ -72,33 +72,38 @@ static void matmul_case(int bf16, float *out, float *dx, float *dw, const float 
     cuda_set_matmul_bf16(bf16);
     memset(dw, 0, sizeof(float) * O * I);
     matmul_forward(out, x, NULL, w, N, I, O);
-    matmul_backward(dx, dw, dout, x, NULL, w, N, I, O, 0);
+    matmul_backward(dx, dw, dout, NULL, x, NULL, w, N, I, O, 0);
     float *gx = cuda_alloc((size_t)N * I + shift), *gw = cuda_alloc((size_t)O * I + shift), *gd = cuda_alloc((size_t)N * O + shift);
     cuda_upload(gx + shift, x, sizeof(float) * N * I);
     cuda_upload(gw + shift, w, sizeof(float) * O * I);
     cuda_upload(gd + shift, dout, sizeof(float) * N * O);
     float *gout = cuda_alloc((size_t)N * O), *gdx = cuda_alloc((size_t)N * I), *gdw = cuda_alloc((size_t)O * I);
     cuda_matmul_forward(gout, gx + shift, NULL, gw + shift, N, I, O);
-    cuda_matmul_backward(gdx, gdw, gd + shift, gx + shift, NULL, gw + shift, N, I, O, 0);
+    cuda_matmul_backward(gdx, gdw, gd + shift, NULL, gx + shift, NULL, gw + shift, N, I, O, 0);
     printf("    %s operands, [%d x %d] x [%d x %d]^T, %d floats into their buffers:\n", bf16 ? "bf16" : "fp32", N, I, O, I, shift);
     compare("matmul out", gout, out, (size_t)N * O);
     compare("matmul dinp", gdx, dx, (size_t)N * I);
     compare("matmul dw", gdw, dw, (size_t)O * I);
-    // the input rounded once (RoundedInput) gives the same bits as rounding on use
-    RoundedInput ri = {0};
-    float *rout = cuda_alloc((size_t)N * O), *rdw = cuda_alloc((size_t)O * I);
+    // the input and the output gradient rounded once (RoundedInput) give the same bits as rounding on use
+    RoundedInput ri = {0}, rd = {0};
+    float *rout = cuda_alloc((size_t)N * O), *rdx = cuda_alloc((size_t)N * I), *rdw = cuda_alloc((size_t)O * I);
     cuda_matmul_input_round(&ri, gx + shift, (size_t)N * I);
+    cuda_matmul_input_round(&rd, gd + shift, (size_t)N * O);
     cuda_matmul_forward(rout, gx + shift, &ri, gw + shift, N, I, O);
-    cuda_matmul_backward(gdx, rdw, gd + shift, gx + shift, &ri, gw + shift, N, I, O, 0);
+    cuda_matmul_backward(rdx, rdw, gd + shift, &rd, gx + shift, &ri, gw + shift, N, I, O, 0);
     float *h = xmalloc(sizeof(float) * N * O), *hr = xmalloc(sizeof(float) * N * O);
     cuda_download(h, gout, sizeof(float) * N * O), cuda_download(hr, rout, sizeof(float) * N * O);
     CHECK(!memcmp(h, hr, sizeof(float) * N * O), "matmul out through a RoundedInput differs from rounding on use");
     h = xrealloc(h, sizeof(float) * O * I), hr = xrealloc(hr, sizeof(float) * O * I);
     cuda_download(h, gdw, sizeof(float) * O * I), cuda_download(hr, rdw, sizeof(float) * O * I);
-    CHECK(!memcmp(h, hr, sizeof(float) * O * I), "matmul dw through a RoundedInput differs from rounding on use");
-    cuda_matmul_input_free(&ri);
+    CHECK(!memcmp(h, hr, sizeof(float) * O * I), "matmul dw through RoundedInputs differs from rounding on use");
+    h = xrealloc(h, sizeof(float) * N * I), hr = xrealloc(hr, sizeof(float) * N * I);
+    cuda_download(h, gdx, sizeof(float) * N * I), cuda_download(hr, rdx, sizeof(float) * N * I);
+    CHECK(!memcmp(h, hr, sizeof(float) * N * I), "matmul dinp through a rounded dout differs from rounding on use");
+    cuda_matmul_input_free(&ri), cuda_matmul_input_free(&rd);
     free(h), free(hr);
-    cuda_free(gx), cuda_free(gw), cuda_free(gd), cuda_free(gout), cuda_free(gdx), cuda_free(gdw), cuda_free(rout), cuda_free(rdw);
+    cuda_free(gx), cuda_free(gw), cuda_free(gd), cuda_free(gout), cuda_free(gdx), cuda_free(gdw), cuda_free(rout), cuda_free(rdx);
+    cuda_free(rdw);
 }
 
 TEST(cuda_matmul) {
@@ -208,10 +213,10 @@ TEST(cuda_elementwise) {
     cuda_relu2_forward(gout, gx, n, 0.5f, &rout);
     compare("leaky relu^2", gout, out, n);
     check_rounded("leaky relu^2", &rout, gout, n);
-    cuda_matmul_input_free(&rout);
-    relu2_backward(dx, dout, x, n, 0.5f);
-    cuda_relu2_backward(gdx, gdout, gx, n, 0.5f);
+    relu2_backward(dx, dout, x, n, 0.5f, NULL);
+    cuda_relu2_backward(gdx, gdout, gx, n, 0.5f, &rout);
     compare("leaky relu^2 dinp", gdx, dx, n);
+    check_rounded("leaky relu^2 dinp", &rout, gdx, n);
     resid_mix_forward(out, x, x0, mix, N, C);
     cuda_resid_mix_forward(gout, gx, gx0, gmix, N, C);
     compare("resid_mix", gout, out, n);
@@ -226,10 +231,12 @@ TEST(cuda_elementwise) {
     scaled_add_forward(out, mix, x0, N, C);
     cuda_scaled_add_forward(gout, gmix, gx0, N, C);
     compare("scaled_add", gout, out, n);
-    scaled_add_backward(dx, dscale, dout, mix, x0, N, C, 0);
-    cuda_scaled_add_backward(gdx, gdscale, gdout, gmix, gx0, N, C, 0);
+    scaled_add_backward(dx, dscale, dout, mix, x0, N, C, 0, NULL);
+    cuda_scaled_add_backward(gdx, gdscale, gdout, gmix, gx0, N, C, 0, &rout);
     compare("scaled_add dy", gdx, dx, n);
     compare("scaled_add dscale", gdscale, dscale, (size_t)C);
+    check_rounded("scaled_add dy", &rout, gdx, n);
+    cuda_matmul_input_free(&rout);
     int32_t ids[5] = {3, 0, 3, 9, 1};
     int32_t *gids = cuda_alloc_i32(5);
     cuda_upload(gids, ids, sizeof ids);
@@ -312,21 +319,22 @@ static void check_qk_prep(int B, int T, int nh, int Dh, int rot) {
     float *out = xmalloc(sizeof(float) * n), *xn = xmalloc(sizeof(float) * n), *rstd = xmalloc(sizeof(float) * rows);
     float *dx = xmalloc(sizeof(float) * n), *dgain = calloc((size_t)nh, sizeof(float));
     qk_prep_forward(out, xn, rstd, x, gain, cs, sn, B, T, nh, Dh, rot, 1e-6f, NULL);
-    qk_prep_backward(dx, dgain, dout, xn, rstd, gain, cs, sn, B, T, nh, Dh, rot);
+    qk_prep_backward(dx, dgain, dout, xn, rstd, gain, cs, sn, B, T, nh, Dh, rot, NULL);
     float *gx = to_device(x, n), *gdout = to_device(dout, n), *ggain = to_device(gain, (size_t)nh);
     float *gcs = to_device(cs, (size_t)T * rot / 2), *gsn = to_device(sn, (size_t)T * rot / 2);
     float *gout = cuda_alloc(n), *gxn = cuda_alloc(n), *grstd = cuda_alloc((size_t)rows), *gdx = cuda_alloc(n);
     float *gdgain = cuda_alloc((size_t)nh);
     RoundedInput rout = {0};
     cuda_qk_prep_forward(gout, gxn, grstd, gx, ggain, gcs, gsn, B, T, nh, Dh, rot, 1e-6f, &rout);
-    cuda_qk_prep_backward(gdx, gdgain, gdout, gxn, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot);
+    cuda_qk_prep_backward(gdx, gdgain, gdout, gxn, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, NULL);
     compare("qk_prep out", gout, out, n);
     check_rounded("qk_prep out", &rout, gout, n);
-    cuda_matmul_input_free(&rout);
     compare("qk_prep dx", gdx, dx, n);
     compare("qk_prep dgain", gdgain, dgain, (size_t)nh);
-    cuda_qk_prep_backward(gdout, NULL, gdout, gxn, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot); // in place, as the model
+    cuda_qk_prep_backward(gdout, NULL, gdout, gxn, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, &rout); // in place, as the model
     compare("qk_prep dx in place", gdout, dx, n);
+    check_rounded("qk_prep dx in place", &rout, gdout, n);
+    cuda_matmul_input_free(&rout);
     float *host[] = {x, dout, gain, cs, sn, out, xn, rstd, dx, dgain};
     float *dev[] = {gx, gdout, ggain, gcs, gsn, gout, gxn, grstd, gdx, gdgain};
     for (int i = 0; i < 10; i++) free(host[i]), cuda_free(dev[i]);

@@ -74,7 +74,7 @@ TEST(grad_matmul) {
     real *dx = randn(35, 1), *dw = ops_alloc(21);
     real *dx_before = ops_alloc(35);
     ops_copy(dx_before, dx, 35);
-    matmul_backward(dx, dw, c.R, c.x, NULL, c.w, c.N, c.I, c.O, 1); // accumulate: dx = before + true grad
+    matmul_backward(dx, dw, c.R, NULL, c.x, NULL, c.w, c.N, c.I, c.O, 1); // accumulate: dx = before + true grad
     for (int i = 0; i < 35; i++) dx[i] -= dx_before[i];
     check_fd("matmul dx", c.x, 35, dx, matmul_loss, &c, 100);
     check_fd("matmul dw", c.w, 21, dw, matmul_loss, &c, 100);
@@ -129,7 +129,7 @@ static void qk_case(const char *label, int rot, int with_gain) {
     rope_tables(c.cos_t, c.sin_t, c.T, rot, 100.0, 0);
     qk_loss(&c);
     real *dx = ops_alloc(n), *dg = ops_alloc(3);
-    qk_prep_backward(dx, dg, c.R, c.xn, c.rstd, c.gain, c.cos_t, c.sin_t, c.B, c.T, c.nh, c.Dh, rot);
+    qk_prep_backward(dx, dg, c.R, c.xn, c.rstd, c.gain, c.cos_t, c.sin_t, c.B, c.T, c.nh, c.Dh, rot, NULL);
     char what[64];
     snprintf(what, sizeof what, "%s dx", label);
     check_fd(what, c.x, n, dx, qk_loss, &c, 120);
@@ -307,10 +307,10 @@ TEST(grad_elementwise) {
     for (size_t i = 0; i < n; i++)
         if (fabs(c.x[i]) < 1e-3) c.x[i] = 0.5; // keep finite differences off relu's kink
     real *dx = ops_alloc(n), *dx0 = randn(n, 1), *dmix = ops_alloc(10), *dscale = ops_alloc(5), *dy = ops_alloc(n);
-    relu2_backward(dx, c.R, c.x, n, 0);
+    relu2_backward(dx, c.R, c.x, n, 0, NULL);
     check_fd("relu2 dx", c.x, n, dx, relu2_loss, &c, 100);
     c.slope = 0.5;
-    relu2_backward(dx, c.R, c.x, n, c.slope);
+    relu2_backward(dx, c.R, c.x, n, c.slope, NULL);
     check_fd("leaky_relu(0.5)^2 dx", c.x, n, dx, relu2_loss, &c, 100);
     c.slope = 0;
     real *dx0_before = ops_alloc(n);
@@ -320,7 +320,7 @@ TEST(grad_elementwise) {
     check_fd("resid_mix dx", c.x, n, dx, mix_loss, &c, 100);
     check_fd("resid_mix dx0", c.x0, n, dx0, mix_loss, &c, 100);
     check_fd("resid_mix dmix", c.mix, 10, dmix, mix_loss, &c, 100);
-    scaled_add_backward(dy, dscale, c.R, c.scale, c.y, c.N, c.C, 0);
+    scaled_add_backward(dy, dscale, c.R, c.scale, c.y, c.N, c.C, 0, NULL);
     check_fd("scaled_add dy", c.y, n, dy, scaled_add_loss, &c, 100);
     check_fd("scaled_add dscale", c.scale, 5, dscale, scaled_add_loss, &c, 100);
     real *dgate = ops_alloc(5); // skip_lerp: mix[0..C) serves as the gate

@@ -116,7 +116,7 @@ void matmul_input_free(RoundedInput *r) {
     *r = (RoundedInput){0};
 }
 
-// A linear layer's input as its matmuls read it: from r when given (checked), else rounded here.
+// A linear layer's input (or output gradient) as its matmuls read it: from r when given (checked), else rounded here.
 static const real *input_operand(int slot, const real *x, const RoundedInput *r, size_t n) {
     if (!r) return matmul_operand(slot, x, n);
     if (!rounded_input_holds(r, x, n, g_matmul_bf16)) die("matmul: the rounded input given does not hold this operand");
@@ -129,9 +129,9 @@ void matmul_forward(real *out, const real *inp, const RoundedInput *inp_r, const
     gemm(0, 1, N, C_out, C_in, 1, a, C_in, b, C_in, 0, out, C_out);
 }
 
-void matmul_backward(real *dinp, real *dw, const real *dout, const real *inp, const RoundedInput *inp_r, const real *w,
-                     int N, int C_in, int C_out, int accumulate) {
-    const real *d = matmul_operand(OPERAND_A, dout, (size_t)N * C_out);
+void matmul_backward(real *dinp, real *dw, const real *dout, const RoundedInput *dout_r, const real *inp,
+                     const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out, int accumulate) {
+    const real *d = input_operand(OPERAND_A, dout, dout_r, (size_t)N * C_out);
     if (dinp) gemm(0, 0, N, C_in, C_out, 1, d, C_out, matmul_operand(OPERAND_B, w, (size_t)C_out * C_in), C_in,
                    accumulate ? 1 : 0, dinp, C_in);
     if (dw) gemm(1, 0, C_out, C_in, N, 1, d, C_out, input_operand(OPERAND_B, inp, inp_r, (size_t)N * C_in), C_in, 1, dw,

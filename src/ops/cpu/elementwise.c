@@ -36,9 +36,10 @@ void relu2_forward(real *out, const real *inp, size_t n, real slope, RoundedInpu
     if (out_r) matmul_input_round(out_r, out, n);
 }
 
-void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope) {
+void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope, RoundedInput *dinp_r) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) dinp[i] = inp[i] > 0 ? 2 * inp[i] * dout[i] : 2 * slope * slope * inp[i] * dout[i];
+    if (dinp_r) matmul_input_round(dinp_r, dinp, n);
 }
 
 void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C) {
@@ -89,7 +90,7 @@ void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C)
 }
 
 void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, int N, int C,
-                         int accumulate) {
+                         int accumulate, RoundedInput *dy_r) {
 #pragma omp parallel
     {
         int nt = omp_get_num_threads_safe(), tid = omp_get_thread_num_safe();
@@ -106,6 +107,7 @@ void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *s
         for (int c = c0; c < c1; c++) dscale[c] += (real)s[c - c0];
         free(s);
     }
+    if (dy_r) matmul_input_round(dy_r, dy, (size_t)N * C);
 }
 
 // SmearGate (#413/#638): out[b,t] = (1 - g) x[b,t] + g x[b,t-1] (x[b,-1] = 0), g = sigmoid(gate) per channel.

@@ -29,7 +29,7 @@ void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real 
 }
 
 void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
-                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot) {
+                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, RoundedInput *dx_r) {
     int half = rot / 2, rows = B * T * nh;
     real *dxn = dx; // the rotation's gradient lands in dx first, then rmsnorm's backward runs in place
     // dgain partial sums per thread, merged in thread order so results do not depend on timing
@@ -69,4 +69,5 @@ void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, c
         }
     free(partial);
     rmsnorm_backward(dx, dxn, xn, rstd, rows, Dh, 1, 0);
+    if (dx_r) matmul_input_round(dx_r, dx, (size_t)rows * Dh);
 }

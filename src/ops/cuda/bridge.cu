@@ -66,9 +66,9 @@ void matmul_input_free(RoundedInput *r) { cuda_matmul_input_free(r); }
 void matmul_forward(real *out, const real *inp, const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out) {
     cuda_matmul_forward(out, inp, inp_r, w, N, C_in, C_out);
 }
-void matmul_backward(real *dinp, real *dw, const real *dout, const real *inp, const RoundedInput *inp_r, const real *w,
-                     int N, int C_in, int C_out, int accumulate) {
-    cuda_matmul_backward(dinp, dw, dout, inp, inp_r, w, N, C_in, C_out, accumulate);
+void matmul_backward(real *dinp, real *dw, const real *dout, const RoundedInput *dout_r, const real *inp,
+                     const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out, int accumulate) {
+    cuda_matmul_backward(dinp, dw, dout, dout_r, inp, inp_r, w, N, C_in, C_out, accumulate);
 }
 
 void embedding_forward(real *out, const int32_t *ids, const real *table, int N, int D) {
@@ -91,8 +91,8 @@ void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real 
     cuda_qk_prep_forward(out, xn, rstd, x, gain, cos_t, sin_t, B, T, nh, Dh, rot, eps, out_r);
 }
 void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
-                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot) {
-    cuda_qk_prep_backward(dx, dgain, dout, xn, rstd, gain, cos_t, sin_t, B, T, nh, Dh, rot);
+                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, RoundedInput *dx_r) {
+    cuda_qk_prep_backward(dx, dgain, dout, xn, rstd, gain, cos_t, sin_t, B, T, nh, Dh, rot, dx_r);
 }
 
 void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, const RoundedInput *qkv_r, int B,
@@ -125,8 +125,8 @@ void smear_backward(real *dx, real *dgate, const real *dout, const real *x, cons
 void relu2_forward(real *out, const real *inp, size_t n, real slope, RoundedInput *out_r) {
     cuda_relu2_forward(out, inp, n, slope, out_r);
 }
-void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope) {
-    cuda_relu2_backward(dinp, dout, inp, n, slope);
+void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope, RoundedInput *dinp_r) {
+    cuda_relu2_backward(dinp, dout, inp, n, slope, dinp_r);
 }
 void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C) {
     cuda_resid_mix_forward(out, x, x0, mix, N, C);
@@ -153,8 +153,8 @@ void skip_lerp_backward(real *dx, real *dy, real *dw, real *dgate, const real *d
 }
 void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C) { cuda_scaled_add_forward(x, scale, y, N, C); }
 void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, int N, int C,
-                         int accumulate) {
-    cuda_scaled_add_backward(dy, dscale, dout, scale, y, N, C, accumulate);
+                         int accumulate, RoundedInput *dy_r) {
+    cuda_scaled_add_backward(dy, dscale, dout, scale, y, N, C, accumulate, dy_r);
 }
 void add_inplace(real *dst, const real *src, size_t n) { cuda_axpy_forward(dst, 1, src, n); }
 

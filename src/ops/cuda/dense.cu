@@ -101,7 +101,7 @@ const __nv_bfloat16 *cuda_rounded_values(const RoundedInput *r, const float *x, 
     return (const __nv_bfloat16 *)r->rounded;
 }
 
-// A linear layer's input as cuBLAS reads it: from r when given (checked), else through operand().
+// A linear layer's input (or output gradient) as cuBLAS reads it: from r when given (checked), else through operand().
 static const void *input_operand(CudaScratch use, const float *x, const RoundedInput *r, size_t n) {
     if (!r) return operand(use, x, n);
     if (!g_matmul_bf16) {
@@ -120,10 +120,10 @@ extern "C" void cuda_matmul_forward(float *out, const float *inp, const RoundedI
 }
 
 // dinp_cm [Cin x N] = w_cm [Cin x Cout] dout_cm [Cout x N]; dw_cm [Cin x Cout] += inp_cm [Cin x N] dout_cm^T
-// (dout is rounded once for both products)
-extern "C" void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const RoundedInput *inp_r,
-                                     const float *w, int N, int C_in, int C_out, int accumulate) {
-    const void *d = operand(SCRATCH_BF16_B, dout, (size_t)N * C_out);
+// (dout is rounded once for both products, unless its producer did)
+extern "C" void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const RoundedInput *dout_r, const float *inp,
+                                     const RoundedInput *inp_r, const float *w, int N, int C_in, int C_out, int accumulate) {
+    const void *d = input_operand(SCRATCH_BF16_B, dout, dout_r, (size_t)N * C_out);
     linear_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C_in, N, C_out, 1, operand(SCRATCH_BF16_A, w, (size_t)C_out * C_in), C_in, d, C_out,
                 accumulate ? 1.0f : 0.0f, dinp, C_in);
     linear_gemm(CUBLAS_OP_N, CUBLAS_OP_T, C_in, C_out, N, 1, input_operand(SCRATCH_BF16_A, inp, inp_r, (size_t)N * C_in), C_in,

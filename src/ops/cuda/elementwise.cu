@@ -26,10 +26,13 @@ __global__ static void relu2_fwd(float *out, __nv_bfloat16 *rounded, const float
     if (rounded) rounded[i] = __float2bfloat16_rn(r * r);
 }
 
-__global__ static void relu2_bwd(float *dinp, const float *dout, const float *inp, size_t n, float slope) {
+__global__ static void relu2_bwd(float *dinp, __nv_bfloat16 *rounded, const float *dout, const float *inp, size_t n,
+                                 float slope) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    dinp[i] = inp[i] > 0 ? 2 * inp[i] * dout[i] : 2 * slope * slope * inp[i] * dout[i];
+    float d = inp[i] > 0 ? 2 * inp[i] * dout[i] : 2 * slope * slope * inp[i] * dout[i];
+    dinp[i] = d;
+    if (rounded) rounded[i] = __float2bfloat16_rn(d);
 }
 
 extern "C" void cuda_relu2_forward(float *out, const float *inp, size_t n, float slope, RoundedInput *out_r) {
@@ -37,8 +40,9 @@ extern "C" void cuda_relu2_forward(float *out, const float *inp, size_t n, float
     CUDA_CHECK_LAUNCH();
 }
 
-extern "C" void cuda_relu2_backward(float *dinp, const float *dout, const float *inp, size_t n, float slope) {
-    relu2_bwd<<<blocks_for(n, THREADS), THREADS>>>(dinp, dout, inp, n, slope);
+extern "C" void cuda_relu2_backward(float *dinp, const float *dout, const float *inp, size_t n, float slope,
+                                    RoundedInput *dinp_r) {
+    relu2_bwd<<<blocks_for(n, THREADS), THREADS>>>(dinp, cuda_rounded_storage(dinp_r, dinp, n), dout, inp, n, slope);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -86,15 +90,18 @@ __global__ static void scaled_add_fwd(float *x, const float *scale, const float 
 }
 
 // grid (channels, row chunks), as resid_mix_bwd
-__global__ static void scaled_add_bwd(float *dy, double *part, const float *dout, const float *scale, const float *y, int N, int C,
-                                      int accumulate) {
+// dyr: the final dy in bf16 too, or NULL
+__global__ static void scaled_add_bwd(float *dy, __nv_bfloat16 *dyr, double *part, const float *dout, const float *scale,
+                                      const float *y, int N, int C, int accumulate) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     double s = 0;
     for (int n = chunk_begin(); n < chunk_end(N); n++) {
         size_t o = (size_t)n * C + c;
         s += (double)dout[o] * y[o];
-        dy[o] = (accumulate ? dy[o] : 0) + dout[o] * scale[c];
+        float d = (accumulate ? dy[o] : 0) + dout[o] * scale[c];
+        dy[o] = d;
+        if (dyr) dyr[o] = __float2bfloat16_rn(d);
     }
     part[(size_t)blockIdx.y * C + c] = s;
 }
@@ -105,9 +112,11 @@ extern "C" void cuda_scaled_add_forward(float *x, const float *scale, const floa
 }
 
 extern "C" void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const float *scale, const float *y,
-                                         int N, int C, int accumulate) {
+                                         int N, int C, int accumulate, RoundedInput *dy_r) {
     double *part = column_partials(N, C);
-    scaled_add_bwd<<<dim3(blocks_for((size_t)C, THREADS), row_chunks(N)), THREADS>>>(dy, part, dout, scale, y, N, C, accumulate);
+    __nv_bfloat16 *dyr = cuda_rounded_storage(dy_r, dy, (size_t)N * C);
+    scaled_add_bwd<<<dim3(blocks_for((size_t)C, THREADS), row_chunks(N)), THREADS>>>(dy, dyr, part, dout, scale, y, N, C,
+                                                                                  accumulate);
     CUDA_CHECK_LAUNCH();
     column_partials_add(dscale, part, N, C);
 }

@@ -33,8 +33,8 @@ void cuda_matmul_input_round(struct RoundedInput *r, const float *inp, size_t n)
 void cuda_matmul_input_free(struct RoundedInput *r);
 void cuda_matmul_forward(float *out, const float *inp, const struct RoundedInput *inp_r, const float *w, int N, int C_in,
                          int C_out);
-void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const struct RoundedInput *inp_r,
-                          const float *w, int N, int C_in, int C_out, int accumulate);
+void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const struct RoundedInput *dout_r, const float *inp,
+                          const struct RoundedInput *inp_r, const float *w, int N, int C_in, int C_out, int accumulate);
 
 // ---------------------------------------------------------------- rows: norm and head
 void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale,
@@ -47,13 +47,13 @@ void cuda_softcap_xent_backward(float *z, const int32_t *targets, int N, int V, 
 // ---------------------------------------------------------------- elementwise and per-channel
 void cuda_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int D);
 void cuda_relu2_forward(float *out, const float *inp, size_t n, float slope, struct RoundedInput *out_r);
-void cuda_relu2_backward(float *dinp, const float *dout, const float *inp, size_t n, float slope);
+void cuda_relu2_backward(float *dinp, const float *dout, const float *inp, size_t n, float slope, struct RoundedInput *dinp_r);
 void cuda_resid_mix_forward(float *out, const float *x, const float *x0, const float *mix, int N, int C);
 void cuda_resid_mix_backward(float *dx, float *dx0, float *dmix, const float *dout, const float *x, const float *x0,
                              const float *mix, int N, int C);
 void cuda_scaled_add_forward(float *x, const float *scale, const float *y, int N, int C);
 void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const float *scale, const float *y, int N,
-                              int C, int accumulate);
+                              int C, int accumulate, struct RoundedInput *dy_r);
 
 // ---------------------------------------------------------------- attention (causal GQA, lse saved)
 // FlashAttention-2's schedule: on tensor cores in bf16 mode (attention_tc.cu; qkv_r: NULL or q, k, v
@@ -68,7 +68,8 @@ void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, c
 void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const float *gain, const float *cos_t,
                           const float *sin_t, int B, int T, int nh, int Dh, int rot, float eps, struct RoundedInput *out_r);
 void cuda_qk_prep_backward(float *dx, float *dgain, const float *dout, const float *xn, const float *rstd, const float *gain,
-                           const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh, int rot);
+                           const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh, int rot,
+                           struct RoundedInput *dx_r);
 void cuda_xsa_forward(float *out, const float *y, const float *v, int N, int H, int Hkv, int Dh);
 void cuda_xsa_backward(float *dy, float *dv, const float *y, const float *v, int N, int H, int Hkv, int Dh);
 void cuda_attn_gate_forward(float *out, float *gate, const float *y, const float *z, const float *bias, int N, int H, int Dh,

@@ -53,9 +53,9 @@ extern "C" void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const f
 
 // The rotation's backward into dx, then the norm's (as cuda_rmsnorm_backward) over the same values;
 // acc[row] gets the row's contribution to its head's gain gradient.
-__global__ static void qk_prep_bwd(float *dx, double *acc, const float *dout, const float *xn, const float *rstd,
-                                   const float *gain, const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh,
-                                   int rot) {
+__global__ static void qk_prep_bwd(float *dx, __nv_bfloat16 *dxr, double *acc, const float *dout, const float *xn,
+                                   const float *rstd, const float *gain, const float *cos_t, const float *sin_t, int rows, int T,
+                                   int nh, int Dh, int rot) {
     int row = warp_row(), lane = threadIdx.x % 32;
     if (row >= rows) return; // the whole warp
     int t = (row / nh) % T, h = row % nh, half = rot / 2;
@@ -78,8 +78,15 @@ __global__ static void qk_prep_bwd(float *dx, double *acc, const float *dout, co
     a = warp_sum(a);
     if (lane == 0) acc[row] = a;
     float m = (float)(warp_sum(dot) / Dh), r = rstd[row];
-    for (int j = lane; j < half; j += 32) o[j] = r * (o[j] - xr[j] * m), o[j + half] = r * (o[j + half] - xr[j + half] * m);
-    for (int j = rot + lane; j < Dh; j += 32) o[j] = r * (o[j] - xr[j] * m);
+    __nv_bfloat16 *ob = dxr ? dxr + (size_t)row * Dh : nullptr;
+    for (int j = lane; j < half; j += 32) {
+        o[j] = r * (o[j] - xr[j] * m), o[j + half] = r * (o[j + half] - xr[j + half] * m);
+        if (ob) ob[j] = __float2bfloat16_rn(o[j]), ob[j + half] = __float2bfloat16_rn(o[j + half]);
+    }
+    for (int j = rot + lane; j < Dh; j += 32) {
+        o[j] = r * (o[j] - xr[j] * m);
+        if (ob) ob[j] = __float2bfloat16_rn(o[j]);
+    }
 }
 
 // One block per head: its rows strided over the threads, then a fixed tree.
@@ -92,11 +99,12 @@ __global__ static void gain_sum(float *dgain, const double *acc, int rows, int n
 
 extern "C" void cuda_qk_prep_backward(float *dx, float *dgain, const float *dout, const float *xn, const float *rstd,
                                       const float *gain, const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh,
-                                      int rot) {
+                                      int rot, RoundedInput *dx_r) {
     int rows = B * T * nh;
     double *acc = (double *)cuda_scratch(SCRATCH_ROW_SUMS, sizeof(double) * rows);
-    qk_prep_bwd<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(dx, acc, dout, xn, rstd, gain, cos_t, sin_t, rows, T, nh, Dh,
-                                                                 rot);
+    __nv_bfloat16 *dxr = cuda_rounded_storage(dx_r, dx, (size_t)rows * Dh);
+    qk_prep_bwd<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(dx, dxr, acc, dout, xn, rstd, gain, cos_t, sin_t, rows, T, nh,
+                                                                 Dh, rot);
     CUDA_CHECK_LAUNCH();
     if (gain && dgain) {
         gain_sum<<<nh, THREADS>>>(dgain, acc, rows, nh);
