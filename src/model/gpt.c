@@ -241,6 +241,79 @@ void gpt_views_free(TensorList *list, ModelTensors *ptrs) {
     free(ptrs->blocks);
 }
 
+// ---------------------------------------------------------------- host scalars (HostScalars in gpt.h)
+
+static void add_host_scalars(HostScalars *h, const real *param, real *grad, int count) {
+    for (int i = 0; i < count; i++) {
+        if (h->n == GPT_MAX_SCALARS) die("more than %d scalar parameters read on the host", GPT_MAX_SCALARS);
+        h->param[h->n] = param + i;
+        h->grad[h->n++] = grad + i;
+    }
+}
+
+static void register_host_scalars(GPT *m) {
+    const GPTConfig *c = &m->cfg;
+    HostScalars *h = &m->scalars;
+    h->n = 0;
+    for (int l = 0; l < c->layers && c->value_residual; l++)
+        add_host_scalars(h, m->p.blocks[l].vr, m->g.blocks[l].vr, c->value_residual == VR_SCALAR ? 2 : 1);
+    if (c->n_ve) {
+        add_host_scalars(h, m->p.ve_layer_scales, m->g.ve_layer_scales, c->n_ve);
+        add_host_scalars(h, m->p.ve.scale, m->g.ve.scale, 1);
+    }
+    if (c->bigram_buckets) add_host_scalars(h, m->p.bigram.scale, m->g.bigram.scale, 1);
+    if (m->p.lane_merge) add_host_scalars(h, m->p.lane_merge, m->g.lane_merge, 1);
+}
+
+// The length of the run of registered scalars from i whose addresses (param, or grad) are consecutive,
+// so that one copy moves them all.
+static int scalar_run(const HostScalars *h, int i, int grads) {
+    int len = 1;
+    while (i + len < h->n && (grads ? h->grad[i + len] == h->grad[i] + len : h->param[i + len] == h->param[i] + len)) len++;
+    return len;
+}
+
+static void read_host_scalars(GPT *m) {
+    HostScalars *h = &m->scalars;
+    for (int i = 0, len; i < h->n; i += len) {
+        len = scalar_run(h, i, 0);
+        ops_to_host(h->value + i, h->param[i], (size_t)len);
+    }
+    memset(h->grad_sum, 0, sizeof h->grad_sum);
+}
+
+// Adds the backward's scalar gradients to the gradient block (runs with any nonzero sum).
+static void flush_scalar_grads(GPT *m) {
+    HostScalars *h = &m->scalars;
+    for (int i = 0, len; i < h->n; i += len) {
+        len = scalar_run(h, i, 1);
+        real add[GPT_MAX_SCALARS];
+        int any = 0;
+        for (int k = 0; k < len; k++) add[k] = (real)h->grad_sum[i + k], any |= h->grad_sum[i + k] != 0;
+        if (any) ops_add_from_host(h->grad[i], add, (size_t)len);
+    }
+    memset(h->grad_sum, 0, sizeof h->grad_sum);
+}
+
+// A registered scalar parameter's value as of this forward (HostScalars).
+static real scalar(const GPT *m, const real *p) {
+    const HostScalars *h = &m->scalars;
+    for (int i = 0; i < h->n; i++)
+        if (h->param[i] == p) return h->value[i];
+    die("internal: a scalar parameter read on the host is not registered (register_host_scalars)");
+}
+
+// Adds to a registered scalar's gradient; the sum reaches the gradient block at the end of the backward.
+static void add_scalar(GPT *m, const real *g, double v) {
+    HostScalars *h = &m->scalars;
+    for (int i = 0; i < h->n; i++)
+        if (h->grad[i] == g) {
+            h->grad_sum[i] += v;
+            return;
+        }
+    die("internal: a scalar gradient added on the host is not registered (register_host_scalars)");
+}
+
 void gpt_init(GPT *m, const GPTConfig *cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
@@ -256,6 +329,7 @@ void gpt_init(GPT *m, const GPTConfig *cfg) {
     }
     for (int l = 0; l < cfg->layers; l++) m->plain[l] = l;
     gpt_set_recurrence(m, 1);
+    register_host_scalars(m);
 }
 
 void gpt_set_recurrence(GPT *m, int on) {
@@ -438,34 +512,21 @@ static real block_ln_scale(const GPTConfig *c, int l) { return c->ln_scale ? (re
 
 // VALUE_RESIDUAL as value_mix coefficients (v, v0): #413/#638 v = vr_lambda[0] v0 + vr_lambda[1] v;
 // the sigmoid form (2026-03-25_ValCalib record) v = v + sigmoid(vrl_alpha) v0.
-static const real *value_lambdas(const GPTConfig *c, const BlockTensors *w, real lam[2]) {
-    real vr[2];
-    ops_to_host(vr, w->vr, c->value_residual == VR_SCALAR ? 2 : 1);
-    if (c->value_residual == VR_SCALAR) {
-        lam[0] = vr[1];
-        lam[1] = vr[0];
+static const real *value_lambdas(const GPT *m, const BlockTensors *w, real lam[2]) {
+    if (m->cfg.value_residual == VR_SCALAR) {
+        lam[0] = scalar(m, w->vr + 1);
+        lam[1] = scalar(m, w->vr);
     } else {
         lam[0] = 1;
-        lam[1] = (real)(1.0 / (1.0 + exp(-(double)vr[0])));
+        lam[1] = (real)(1.0 / (1.0 + exp(-(double)scalar(m, w->vr))));
     }
     return lam;
 }
 
-// A scalar parameter's value on the host.
-static real scalar(const real *p) {
-    real v;
-    ops_to_host(&v, p, 1);
-    return v;
-}
-
-// Adds a host value to a scalar gradient.
-static void add_scalar(real *g, double v) {
-    real r = (real)v;
-    ops_add_from_host(g, &r, 1);
-}
-
 // VE at layer l: v += ve_layer_scales[k] * ve_shared.scale * proj(embed[ids])
-static real ve_coef(const GPT *m, int l) { return scalar(m->p.ve_layer_scales + m->cfg.ve_slot[l]) * scalar(m->p.ve.scale); }
+static real ve_coef(const GPT *m, int l) {
+    return scalar(m, m->p.ve_layer_scales + m->cfg.ve_slot[l]) * scalar(m, m->p.ve.scale);
+}
 
 // b->p = proj(embed[ids]) (b->p is b->e without a projection); the scale is applied by the caller.
 static void branch_forward(const BranchTensors *t, BranchActs *b, const int32_t *ids, int N, int width, int target) {
@@ -508,7 +569,7 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     matmul_forward(mix_v ? s->v_raw : s->v, s->n1, &s->n1_r, w->c_v, N, D, KV);
     if (c->ve_slot[l] >= 0) axpy_forward(mix_v ? s->v_raw : s->v, ve_coef(m, l), m->acts.ve.p, (size_t)N * KV); // + VE
     real lam[2];
-    if (mix_v) value_mix_forward(s->v, s->v_raw, m->acts.blocks[0].v, value_lambdas(c, w, lam), (size_t)N * KV);
+    if (mix_v) value_mix_forward(s->v, s->v_raw, m->acts.blocks[0].v, value_lambdas(m, w, lam), (size_t)N * KV);
     matmul_input_round(&s->qkv_r[2], s->v, (size_t)N * KV);
     attention_forward(s->att_y, s->lse, s->qf, s->kf, s->v, s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim);
     if (l >= c->xsa_from) xsa_forward(s->att_x, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
@@ -547,6 +608,7 @@ static const real *head_weight(const GPT *m) { return m->cfg.tied ? m->p.tok_emb
 double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int T) {
     const GPTConfig *c = &m->cfg;
     ensure_acts(m, B, T);
+    read_host_scalars(m);
     Activations *a = &m->acts;
     int N = B * T, D = c->dim;
     size_t ND = (size_t)N * D;
@@ -555,7 +617,7 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
     if (c->bigram_buckets) { // + scale * proj(bigram_embed[hash(prev, cur)]), before the norm
         bigram_hash(a->bigram_ids, x, B, T, c->bigram_buckets);
         branch_forward(&m->p.bigram, &a->bigram, a->bigram_ids, N, c->bigram_dim, D);
-        axpy_forward(a->emb, scalar(m->p.bigram.scale), a->bigram.p, ND);
+        axpy_forward(a->emb, scalar(m, m->p.bigram.scale), a->bigram.p, ND);
     }
     if (c->smear) {
         rmsnorm_forward(a->emb_n, a->emb_rstd, a->emb, N, D, NORM_EPS, 1, NULL);
@@ -585,7 +647,7 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
         prev = s->x_out;
     }
     if (lanes_at < m->n_order) { // x = lane_merge * attention lane + (1 - lane_merge) * MLP lane
-        real merge = scalar(m->p.lane_merge), lam[2] = {merge, 1 - merge};
+        real merge = scalar(m, m->p.lane_merge), lam[2] = {merge, 1 - merge};
         value_mix_forward(a->lane_x, prev, a->blocks[m->n_order - 1].lane, lam, ND);
         prev = a->lane_x;
     }
@@ -635,12 +697,12 @@ static void block_backward(GPT *m, int v, int lanes) {
     if (c->value_residual && v > 0) { // dv: d(mixed v) -> d(own v); dv0 collects the first block's share
         real lam[2];
         double dl[2];
-        value_mix_backward(a->dv, a->dv0, dl, a->dv, s->v_raw, a->blocks[0].v, value_lambdas(c, w, lam), (size_t)N * KV);
+        value_mix_backward(a->dv, a->dv0, dl, a->dv, s->v_raw, a->blocks[0].v, value_lambdas(m, w, lam), (size_t)N * KV);
         if (c->value_residual == VR_SCALAR) {
-            add_scalar(g->vr, dl[1]);
-            add_scalar(g->vr + 1, dl[0]);
+            add_scalar(m, g->vr, dl[1]);
+            add_scalar(m, g->vr + 1, dl[0]);
         } else {
-            add_scalar(g->vr, dl[1] * lam[1] * (1 - lam[1]));
+            add_scalar(m, g->vr, dl[1] * lam[1] * (1 - lam[1]));
         }
     } else if (c->value_residual) {
         add_inplace(a->dv, a->dv0, (size_t)N * KV);
@@ -649,8 +711,8 @@ static void block_backward(GPT *m, int v, int lanes) {
         int k = c->ve_slot[l];
         double dcoef = axpy_backward(a->dv_xsa, a->dv, ve_coef(m, l), a->ve.p, (size_t)N * KV);
         add_inplace(a->ve.dp, a->dv_xsa, (size_t)N * KV);
-        add_scalar(m->g.ve_layer_scales + k, dcoef * scalar(m->p.ve.scale));
-        add_scalar(m->g.ve.scale, dcoef * scalar(m->p.ve_layer_scales + k));
+        add_scalar(m, m->g.ve_layer_scales + k, dcoef * scalar(m, m->p.ve.scale));
+        add_scalar(m, m->g.ve.scale, dcoef * scalar(m, m->p.ve_layer_scales + k));
     }
     qk_prep_backward(a->dq, g->q_gain, a->dq, s->qn, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
                      c->head_dim, c->rope_dims, &a->dq_r);
@@ -683,11 +745,11 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     ops_zero(a->dskip, (size_t)c->skips * ND);
     int enc = unet_enc(m), skips = unet_skips(m), lanes_at = lanes_start(m);
     if (lanes_at < m->n_order) { // the lane merge: dx -> d(attention lane), dl1 = d(MLP lane)
-        real merge = scalar(m->p.lane_merge), lam[2] = {merge, 1 - merge};
+        real merge = scalar(m, m->p.lane_merge), lam[2] = {merge, 1 - merge};
         double dl[2];
         ops_zero(a->dl1, ND);
         value_mix_backward(a->dx, a->dl1, dl, a->dx, a->blocks[m->n_order - 1].x_out, a->blocks[m->n_order - 1].lane, lam, ND);
-        add_scalar(m->g.lane_merge, dl[0] - dl[1]);
+        add_scalar(m, m->g.lane_merge, dl[0] - dl[1]);
     }
     for (int v = m->n_order - 1; v >= 0; v--) {
         int enc_skip = enc - 1 - v; // encoder position v feeds decoder position enc_skip's skip
@@ -716,7 +778,8 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     embedding_backward(m->g.tok_emb, a->dn, x, N, D);
     if (c->n_ve) branch_backward(&m->p.ve, &m->g.ve, &a->ve, x, N, c->ve_dim, c->kv_dim);
     if (c->bigram_buckets) {
-        add_scalar(m->g.bigram.scale, axpy_backward(a->bigram.dp, a->dn, scalar(m->p.bigram.scale), a->bigram.p, ND));
+        add_scalar(m, m->g.bigram.scale, axpy_backward(a->bigram.dp, a->dn, scalar(m, m->p.bigram.scale), a->bigram.p, ND));
         branch_backward(&m->p.bigram, &m->g.bigram, &a->bigram, a->bigram_ids, N, c->bigram_dim, D);
     }
+    flush_scalar_grads(m);
 }

@@ -101,6 +101,19 @@ typedef struct {
     RoundedInput dres_r, dh_r, dq_r, dk_r; // output gradients rounded by the ops that write them, for the matmuls
 } Activations;
 
+// The scalar parameters the model uses as host numbers (value-residual lambdas, the VE and BigramHash
+// scales, the lane merge). On a GPU each read or gradient add is a synchronizing copy, several per block
+// and micro-step; instead their values are read once per forward (parameters change only between steps)
+// and their gradients summed on the host through the backward and added at its end.
+#define GPT_MAX_SCALARS (3 * GPT_MAX_VIRTUAL + 3)
+typedef struct {
+    int n;
+    const real *param[GPT_MAX_SCALARS]; // backend addresses, registered in layout order
+    real *grad[GPT_MAX_SCALARS];
+    real value[GPT_MAX_SCALARS];      // as of the last forward
+    double grad_sum[GPT_MAX_SCALARS]; // the running backward's
+} HostScalars;
+
 typedef struct {
     GPTConfig cfg;
     size_t n_params;
@@ -117,6 +130,7 @@ typedef struct {
     int rope_T;
     int plain[GPT_MAX_VIRTUAL]; // 0..layers-1
     real *host_losses;          // gpt_token_losses' buffer (acts_tokens values)
+    HostScalars scalars;
 } GPT;
 
 void gpt_init(GPT *m, const GPTConfig *cfg);
