@@ -42,8 +42,9 @@ void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, cons
                  real beta, real *C, int ldc);
 // An operand rounded once to the products' precision, for every product that reads it: a block's
 // normed input feeds q, k, v (and the gate) forward and backward, which would otherwise round it up to
-// eight times; attention's q, k, v are read by its forward and its backward. The caller rounds after writing the values and before the matmuls that take it; the
-// matmuls check that it holds their input (same buffer, size, precision), not that it is current.
+// eight times; attention's q, k, v are read by its forward and its backward. The caller (or the op
+// that writes the values, given an out_r) rounds after writing them and before the products that take
+// it; those check that it holds their operand (same buffer, size, precision), not that it is current.
 // Zero-initialized is empty; storage grows on demand and only in bf16 mode.
 typedef struct RoundedInput {
     const real *of; // the values it holds rounded
