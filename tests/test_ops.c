@@ -105,3 +105,34 @@ TEST(ops_matmul_rounded_input) {
     matmul_input_free(&ri);
     ops_set_matmul_bf16(0);
 }
+
+// relu2 without its fp32 output (bf16 mode, out NULL): the rounded copy alone, the same values as the
+// rounding of the full result, forward and backward, and a matmul reads it through the NULL buffer it
+// holds; in fp32 mode leaving the output out stops with an error.
+static void relu2_without_output(void *arg) {
+    float x[4] = {1, -2, 3, -4};
+    relu2_forward(NULL, x, 4, 0.5f, arg);
+}
+
+TEST(ops_relu2_rounded_only) {
+    enum { N = 6, I = 16, O = 5 };
+    static float x[N * I], d[N * I], h[N * I], dh[N * I], w[O * I], out[N * O], out_r[N * O];
+    Rng r;
+    rng_seed(&r, 11);
+    for (int i = 0; i < N * I; i++) x[i] = (float)rng_normal(&r), d[i] = (float)rng_normal(&r);
+    for (int i = 0; i < O * I; i++) w[i] = (float)rng_normal(&r);
+    RoundedInput full = {0}, only = {0};
+    ops_set_matmul_bf16(1);
+    relu2_forward(h, x, N * I, 0.5f, &full);
+    relu2_forward(NULL, x, N * I, 0.5f, &only);
+    CHECK(only.of == NULL && only.bf16 && !memcmp(full.rounded, only.rounded, sizeof h), "relu2 forward's copy alone differs");
+    matmul_forward(out, h, &full, w, N, I, O);
+    matmul_forward(out_r, NULL, &only, w, N, I, O);
+    CHECK(!memcmp(out, out_r, sizeof out), "a matmul through the copy alone differs");
+    relu2_backward(dh, d, x, N * I, 0.5f, &full);
+    relu2_backward(NULL, d, x, N * I, 0.5f, &only);
+    CHECK(!memcmp(full.rounded, only.rounded, sizeof dh), "relu2 backward's copy alone differs");
+    ops_set_matmul_bf16(0);
+    CHECK(test_dies_with(relu2_without_output, &only, "no output"), "relu2 without any output in fp32 mode went on");
+    matmul_input_free(&full), matmul_input_free(&only);
+}

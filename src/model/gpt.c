@@ -541,6 +541,11 @@ static void branch_backward(const BranchTensors *t, BranchTensors *g, BranchActs
     embedding_backward(g->embed, b->de, ids, N, width);
 }
 
+// A buffer that only matmuls read (h_act, and the fc layer's output gradient): in bf16 mode they read
+// its RoundedInput, so the fp32 values are not written and the buffer is passed as NULL (a reader of
+// them would fail, not see stale values); in fp32 mode the buffer itself.
+static real *only_rounded(real *x) { return ops_matmul_bf16() ? NULL : x; }
+
 // x_in -> x_out of the block at virtual position v (physical layer l = order[v]). x0 is the normed
 // embedding every block mixes back in. Serial: x += attn(norm(x)); x += mlp(norm(x)). Parallel (GPT-J,
 // from PARALLEL_RESIDUAL_START): both read norm(x) of the same x and both outputs are added. Lanes
@@ -583,8 +588,9 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     if (!parallel || lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
     if (!parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln, &s->n2_r);
     matmul_forward(s->h_pre, s->n2, &s->n2_r, w->fc, N, D, c->hidden);
-    relu2_forward(s->h_act, s->h_pre, (size_t)N * c->hidden, (real)c->negative_slope, &s->h_r);
-    matmul_forward(s->mlp_out, s->h_act, &s->h_r, w->mlp_proj, N, c->hidden, D);
+    real *h_act = only_rounded(s->h_act);
+    relu2_forward(h_act, s->h_pre, (size_t)N * c->hidden, (real)c->negative_slope, &s->h_r);
+    matmul_forward(s->mlp_out, h_act, &s->h_r, w->mlp_proj, N, c->hidden, D);
     if (parallel && !lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
     real *mlp_into = xm;
     if (lane_in) ops_copy(mlp_into = s->lane, lane_in, (size_t)N * D);
@@ -674,10 +680,11 @@ static void block_backward(GPT *m, int v, int lanes) {
     real *dmlp = lanes ? a->dl1 : a->dx; // the gradient of the stream the MLP output is added to
     // x_out = x_mid + mlp_scale * mlp_out; dx stays the gradient of the residual stream
     scaled_add_backward(a->dres, g->mlp_scale, dmlp, w->mlp_scale, s->mlp_out, N, D, 0, &a->dres_r);
-    matmul_backward(a->dh, g->mlp_proj, a->dres, &a->dres_r, s->h_act, &s->h_r, w->mlp_proj, N, F, D, 0);
+    matmul_backward(a->dh, g->mlp_proj, a->dres, &a->dres_r, only_rounded(s->h_act), &s->h_r, w->mlp_proj, N, F, D, 0);
     real ln = block_ln_scale(c, l);
-    relu2_backward(a->dh, a->dh, s->h_pre, (size_t)N * F, (real)c->negative_slope, &a->dh_r);
-    matmul_backward(a->dn, g->fc, a->dh, &a->dh_r, s->n2, &s->n2_r, w->fc, N, D, F, 0);
+    real *dh_pre = only_rounded(a->dh); // in fp32 mode written over d(h_act)
+    relu2_backward(dh_pre, a->dh, s->h_pre, (size_t)N * F, (real)c->negative_slope, &a->dh_r);
+    matmul_backward(a->dn, g->fc, dh_pre, &a->dh_r, s->n2, &s->n2_r, w->fc, N, D, F, 0);
     if (parallel || lanes) { // the attention output adds to x_out itself: take its gradient before the MLP's norm path
         scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0, &a->dres_r);
         rmsnorm_backward(dmlp, a->dn, s->n2, s->rstd2, N, D, ln, 1);

@@ -127,9 +127,12 @@ void attn_gate_backward(real *dy, real *dz, real *dbias, const real *dout, const
 void smear_forward(real *out, const real *x, const real *gate, int B, int T, int C);
 // dx (overwritten) and dgate (accumulated) from dout.
 void smear_backward(real *dx, real *dgate, const real *dout, const real *x, const real *gate, int B, int T, int C);
-// out = leaky_relu(inp, slope)^2 (slope 0: relu^2); out_r as rmsnorm_forward's
+// out = leaky_relu(inp, slope)^2 (slope 0: relu^2); out_r as rmsnorm_forward's. In bf16 mode with out_r,
+// out may be NULL: only the rounded copy is written, for a result that only matmuls read (it is then
+// the NULL buffer that out_r holds, so a reader of the fp32 values fails instead of reading stale ones).
 void relu2_forward(real *out, const real *inp, size_t n, real slope, RoundedInput *out_r);
-// dinp = dout * 2 leaky_relu(inp) * (1 or slope); dinp_r as rmsnorm_forward's out_r
+// dinp = dout * 2 leaky_relu(inp) * (1 or slope); dinp_r as rmsnorm_forward's out_r, dinp may be NULL as
+// relu2_forward's out.
 void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope, RoundedInput *dinp_r);
 // out[N,C] = mix[0] * x + mix[1] * x0, mix [2,C]
 void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C);

@@ -217,6 +217,17 @@ TEST(cuda_elementwise) {
     cuda_relu2_backward(gdx, gdout, gx, n, 0.5f, &rout);
     compare("leaky relu^2 dinp", gdx, dx, n);
     check_rounded("leaky relu^2 dinp", &rout, gdx, n);
+    RoundedInput alone = {0}; // bf16 mode without the fp32 result: the same rounded values
+    cuda_relu2_backward(NULL, gdout, gx, n, 0.5f, &alone);
+    uint16_t *b1 = xmalloc(sizeof(uint16_t) * n), *b2 = xmalloc(sizeof(uint16_t) * n);
+    cuda_download(b1, rout.rounded, sizeof(uint16_t) * n), cuda_download(b2, alone.rounded, sizeof(uint16_t) * n);
+    CHECK(alone.of == NULL && !memcmp(b1, b2, sizeof(uint16_t) * n), "leaky relu^2 dinp: the copy alone differs");
+    cuda_relu2_forward(NULL, gx, n, 0.5f, &alone);
+    cuda_relu2_forward(gout, gx, n, 0.5f, &rout);
+    cuda_download(b1, rout.rounded, sizeof(uint16_t) * n), cuda_download(b2, alone.rounded, sizeof(uint16_t) * n);
+    CHECK(!memcmp(b1, b2, sizeof(uint16_t) * n), "leaky relu^2: the copy alone differs");
+    cuda_matmul_input_free(&alone);
+    free(b1), free(b2);
     resid_mix_forward(out, x, x0, mix, N, C);
     cuda_resid_mix_forward(gout, gx, gx0, gmix, N, C);
     compare("resid_mix", gout, out, n);

@@ -12,3 +12,7 @@
 #endif
 
 void ops_profile_attention(double seconds); // adds to the running OpsProfile (dense.c)
+// For an op writing x [n] and its rounding together: makes r hold x (as matmul_input_round) and returns
+// where the rounded values go, or NULL in fp32 mode or without r (dense.c).
+struct RoundedInput;
+real *cpu_rounded_storage(struct RoundedInput *r, const real *x, size_t n);

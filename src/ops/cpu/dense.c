@@ -100,15 +100,21 @@ static const real *matmul_operand(int slot, const real *x, size_t n) {
     return buf[slot];
 }
 
-void matmul_input_round(RoundedInput *r, const real *x, size_t n) {
+real *cpu_rounded_storage(RoundedInput *r, const real *x, size_t n) {
+    if (!r) return NULL;
     *r = (RoundedInput){.of = x, .n = n, .bf16 = g_matmul_bf16, .rounded = r->rounded, .capacity = r->capacity};
-    if (!g_matmul_bf16) return;
+    if (!g_matmul_bf16) return NULL;
     if (n > r->capacity) {
         free(r->rounded);
         r->rounded = xmalloc(n * sizeof(real));
         r->capacity = n;
     }
-    round_into(r->rounded, x, n);
+    return r->rounded;
+}
+
+void matmul_input_round(RoundedInput *r, const real *x, size_t n) {
+    real *out = cpu_rounded_storage(r, x, n);
+    if (out) round_into(out, x, n);
 }
 
 void matmul_input_free(RoundedInput *r) {

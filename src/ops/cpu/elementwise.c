@@ -27,19 +27,31 @@ void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int 
 }
 
 // leaky_relu(x, slope)^2: the baseline's relu^2 at slope 0, #2005's LeakyReLU(0.5)^2 at 0.5.
+// Where relu2's result goes: out, its rounded copy, or both (out NULL: the copy only, bf16 mode only).
+static real *relu2_rounded(const char *op, real *out, RoundedInput *out_r, size_t n) {
+    real *rounded = cpu_rounded_storage(out_r, out, n);
+    if (!out && !rounded) die("%s: no output (the fp32 result may be left out only in bf16 mode, with a RoundedInput)", op);
+    return rounded;
+}
+
 void relu2_forward(real *out, const real *inp, size_t n, real slope, RoundedInput *out_r) {
+    real *rounded = relu2_rounded("relu2_forward", out, out_r, n);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         real r = inp[i] > 0 ? inp[i] : slope * inp[i];
-        out[i] = r * r;
+        if (out) out[i] = r * r;
+        if (rounded) rounded[i] = bf16_round((float)(r * r));
     }
-    if (out_r) matmul_input_round(out_r, out, n);
 }
 
 void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope, RoundedInput *dinp_r) {
+    real *rounded = relu2_rounded("relu2_backward", dinp, dinp_r, n);
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) dinp[i] = inp[i] > 0 ? 2 * inp[i] * dout[i] : 2 * slope * slope * inp[i] * dout[i];
-    if (dinp_r) matmul_input_round(dinp_r, dinp, n);
+    for (size_t i = 0; i < n; i++) {
+        real d = inp[i] > 0 ? 2 * inp[i] * dout[i] : 2 * slope * slope * inp[i] * dout[i];
+        if (dinp) dinp[i] = d;
+        if (rounded) rounded[i] = bf16_round((float)d);
+    }
 }
 
 void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C) {

@@ -17,12 +17,12 @@ extern "C" void cuda_embedding_forward(float *out, const int32_t *ids, const flo
     CUDA_CHECK_LAUNCH();
 }
 
-// rounded: out rounded to bf16 as well (cuda_rounded_storage), or NULL
+// out and/or its bf16 rounding (cuda_rounded_storage); either may be NULL
 __global__ static void relu2_fwd(float *out, __nv_bfloat16 *rounded, const float *inp, size_t n, float slope) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     float r = inp[i] > 0 ? inp[i] : slope * inp[i];
-    out[i] = r * r;
+    if (out) out[i] = r * r;
     if (rounded) rounded[i] = __float2bfloat16_rn(r * r);
 }
 
@@ -31,18 +31,25 @@ __global__ static void relu2_bwd(float *dinp, __nv_bfloat16 *rounded, const floa
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     float d = inp[i] > 0 ? 2 * inp[i] * dout[i] : 2 * slope * slope * inp[i] * dout[i];
-    dinp[i] = d;
+    if (dinp) dinp[i] = d;
     if (rounded) rounded[i] = __float2bfloat16_rn(d);
 }
 
+// Where relu2's result goes: out, its rounded copy, or both (out NULL: the copy only, bf16 mode only).
+static __nv_bfloat16 *relu2_rounded(const char *op, float *out, RoundedInput *out_r, size_t n) {
+    __nv_bfloat16 *rounded = cuda_rounded_storage(out_r, out, n);
+    if (!out && !rounded) die("%s: no output (the fp32 result may be left out only in bf16 mode, with a RoundedInput)", op);
+    return rounded;
+}
+
 extern "C" void cuda_relu2_forward(float *out, const float *inp, size_t n, float slope, RoundedInput *out_r) {
-    relu2_fwd<<<blocks_for(n, THREADS), THREADS>>>(out, cuda_rounded_storage(out_r, out, n), inp, n, slope);
+    relu2_fwd<<<blocks_for(n, THREADS), THREADS>>>(out, relu2_rounded(__func__, out, out_r, n), inp, n, slope);
     CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void cuda_relu2_backward(float *dinp, const float *dout, const float *inp, size_t n, float slope,
                                     RoundedInput *dinp_r) {
-    relu2_bwd<<<blocks_for(n, THREADS), THREADS>>>(dinp, cuda_rounded_storage(dinp_r, dinp, n), dout, inp, n, slope);
+    relu2_bwd<<<blocks_for(n, THREADS), THREADS>>>(dinp, relu2_rounded(__func__, dinp, dinp_r, n), dout, inp, n, slope);
     CUDA_CHECK_LAUNCH();
 }
 
