@@ -358,14 +358,25 @@ extern "C" double cuda_axpy_backward(float *dy, const float *dout, float a, cons
 // The host sorts the token positions by id (counting sort, so each id's positions stay in order) into
 // one int32 upload: the distinct ids, where each one's positions start, then the positions. A block
 // per distinct id adds its rows over a range of channels in that order: no two blocks touch one row,
-// and every element gets the same float additions in the same order as the CPU op.
+// and every element gets the same float additions in the same order as the CPU op. A frequent token
+// has thousands of positions, so a thread keeps EMBED_LOADS rows' loads in flight (the additions stay
+// in order) instead of waiting out each load's latency in turn.
+#define EMBED_LOADS 8
 __global__ static void embedding_bwd(float *dtable, const float *dout, const int32_t *rows, int n_ids, int D) {
     int d = blockIdx.y * blockDim.x + threadIdx.x;
     if (d >= D) return;
     const int32_t *start = rows + n_ids, *pos = start + n_ids + 1;
     float *dst = dtable + (size_t)rows[blockIdx.x] * D + d;
     float acc = *dst;
-    for (int p = start[blockIdx.x]; p < start[blockIdx.x + 1]; p++) acc += dout[(size_t)pos[p] * D + d];
+    int p = start[blockIdx.x], end = start[blockIdx.x + 1];
+    for (; p + EMBED_LOADS <= end; p += EMBED_LOADS) {
+        float v[EMBED_LOADS];
+#pragma unroll
+        for (int i = 0; i < EMBED_LOADS; i++) v[i] = dout[(size_t)pos[p + i] * D + d];
+#pragma unroll
+        for (int i = 0; i < EMBED_LOADS; i++) acc += v[i];
+    }
+    for (; p < end; p++) acc += dout[(size_t)pos[p] * D + d];
     *dst = acc;
 }
 
