@@ -106,15 +106,15 @@ TEST(ops_matmul_rounded_input) {
     ops_set_matmul_bf16(0);
 }
 
-// relu2 without its fp32 output (bf16 mode, out NULL): the rounded copy alone, the same values as the
-// rounding of the full result, forward and backward, and a matmul reads it through the NULL buffer it
-// holds; in fp32 mode leaving the output out stops with an error.
+// relu2 and scaled_add_backward without their fp32 output (bf16 mode, out NULL): the rounded copy
+// alone, the same values as the rounding of the full result, and a matmul reads it through the NULL
+// buffer it holds; in fp32 mode leaving the output out stops with an error.
 static void relu2_without_output(void *arg) {
     float x[4] = {1, -2, 3, -4};
     relu2_forward(NULL, x, 4, 0.5f, arg);
 }
 
-TEST(ops_relu2_rounded_only) {
+TEST(ops_rounded_only_outputs) {
     enum { N = 6, I = 16, O = 5 };
     static float x[N * I], d[N * I], h[N * I], dh[N * I], w[O * I], out[N * O], out_r[N * O];
     Rng r;
@@ -132,6 +132,12 @@ TEST(ops_relu2_rounded_only) {
     relu2_backward(dh, d, x, N * I, 0.5f, &full);
     relu2_backward(NULL, d, x, N * I, 0.5f, &only);
     CHECK(!memcmp(full.rounded, only.rounded, sizeof dh), "relu2 backward's copy alone differs");
+    float scale[I], ds[I] = {0}, ds_only[I] = {0};
+    for (int i = 0; i < I; i++) scale[i] = (float)rng_normal(&r);
+    scaled_add_backward(dh, ds, d, scale, x, N, I, 0, &full);
+    scaled_add_backward(NULL, ds_only, d, scale, x, N, I, 0, &only);
+    CHECK(!memcmp(full.rounded, only.rounded, sizeof dh) && !memcmp(ds, ds_only, sizeof ds),
+          "scaled_add_backward without dy differs");
     ops_set_matmul_bf16(0);
     CHECK(test_dies_with(relu2_without_output, &only, "no output"), "relu2 without any output in fp32 mode went on");
     matmul_input_free(&full), matmul_input_free(&only);

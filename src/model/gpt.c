@@ -541,7 +541,8 @@ static void branch_backward(const BranchTensors *t, BranchTensors *g, BranchActs
     embedding_backward(g->embed, b->de, ids, N, width);
 }
 
-// A buffer that only matmuls read (h_act, and the fc layer's output gradient): in bf16 mode they read
+// A buffer that only matmuls read (h_act; the output gradients of fc and of the two projections into
+// the residual stream): in bf16 mode they read
 // its RoundedInput, so the fp32 values are not written and the buffer is passed as NULL (a reader of
 // them would fail, not see stale values); in fp32 mode the buffer itself.
 static real *only_rounded(real *x) { return ops_matmul_bf16() ? NULL : x; }
@@ -678,21 +679,22 @@ static void block_backward(GPT *m, int v, int lanes) {
     Activations *a = &m->acts;
     int B = a->B, T = a->T, N = B * T, D = c->dim, KV = c->kv_dim, F = c->hidden, parallel = l >= c->parallel_from;
     real *dmlp = lanes ? a->dl1 : a->dx; // the gradient of the stream the MLP output is added to
+    real *dres = only_rounded(a->dres); // the projections' output gradient, read only by their matmuls
     // x_out = x_mid + mlp_scale * mlp_out; dx stays the gradient of the residual stream
-    scaled_add_backward(a->dres, g->mlp_scale, dmlp, w->mlp_scale, s->mlp_out, N, D, 0, &a->dres_r);
-    matmul_backward(a->dh, g->mlp_proj, a->dres, &a->dres_r, only_rounded(s->h_act), &s->h_r, w->mlp_proj, N, F, D, 0);
+    scaled_add_backward(dres, g->mlp_scale, dmlp, w->mlp_scale, s->mlp_out, N, D, 0, &a->dres_r);
+    matmul_backward(a->dh, g->mlp_proj, dres, &a->dres_r, only_rounded(s->h_act), &s->h_r, w->mlp_proj, N, F, D, 0);
     real ln = block_ln_scale(c, l);
     real *dh_pre = only_rounded(a->dh); // in fp32 mode written over d(h_act)
     relu2_backward(dh_pre, a->dh, s->h_pre, (size_t)N * F, (real)c->negative_slope, &a->dh_r);
     matmul_backward(a->dn, g->fc, dh_pre, &a->dh_r, s->n2, &s->n2_r, w->fc, N, D, F, 0);
     if (parallel || lanes) { // the attention output adds to x_out itself: take its gradient before the MLP's norm path
-        scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0, &a->dres_r);
+        scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0, &a->dres_r);
         rmsnorm_backward(dmlp, a->dn, s->n2, s->rstd2, N, D, ln, 1);
     } else { // x_mid = xm + attn_scale * att_out
         rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, ln, 1);
-        scaled_add_backward(a->dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0, &a->dres_r);
+        scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0, &a->dres_r);
     }
-    matmul_backward(a->datt, g->attn_proj, a->dres, &a->dres_r, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, 0);
+    matmul_backward(a->datt, g->attn_proj, dres, &a->dres_r, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, 0);
     if (c->attn_gates) // gate-logit gradients wait in dh until the input gradient dn is formed below
         attn_gate_backward(a->datt, a->dh, g->attn_gate_b, a->datt, gpt_attn_output(m, v), s->gate, N, c->heads,
                            c->head_dim, c->attn_gates, 1);

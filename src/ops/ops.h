@@ -156,7 +156,8 @@ void skip_lerp_backward(real *dx, real *dy, real *dw, real *dgate, const real *d
 // x[N,C] += scale[C] * y
 void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C);
 // dy = dout * scale (written, or += when accumulate), dscale += sum_n dout * y; dy_r: NULL, or the final dy
-// rounded in the same pass (as rmsnorm_forward's out_r)
+// rounded in the same pass (as rmsnorm_forward's out_r); dy may be NULL (not accumulating) as
+// relu2_forward's out.
 void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, int N, int C,
                          int accumulate, RoundedInput *dy_r);
 void add_inplace(real *dst, const real *src, size_t n); // dst += src

@@ -165,6 +165,15 @@ static void check_rounded(const char *what, const RoundedInput *r, const float *
     free(values), free(bits);
 }
 
+// An op run without its fp32 output (alone, holding NULL) rounded the same values as with it (full).
+static void check_same_rounding(const char *what, const RoundedInput *alone, const RoundedInput *full, size_t n) {
+    uint16_t *a = xmalloc(sizeof(uint16_t) * n), *b = xmalloc(sizeof(uint16_t) * n);
+    cuda_download(a, alone->rounded, sizeof(uint16_t) * n), cuda_download(b, full->rounded, sizeof(uint16_t) * n);
+    CHECK(alone->of == NULL && !memcmp(a, b, sizeof(uint16_t) * n), "%s: the rounded copy alone differs", what);
+    printf("    %-24s rounded copy alone exact\n", what);
+    free(a), free(b);
+}
+
 TEST(cuda_rmsnorm_and_head) {
     if (!have_gpu()) return;
     int R = 19, V = 77;
@@ -217,17 +226,12 @@ TEST(cuda_elementwise) {
     cuda_relu2_backward(gdx, gdout, gx, n, 0.5f, &rout);
     compare("leaky relu^2 dinp", gdx, dx, n);
     check_rounded("leaky relu^2 dinp", &rout, gdx, n);
-    RoundedInput alone = {0}; // bf16 mode without the fp32 result: the same rounded values
+    RoundedInput alone = {0}; // bf16 mode without the fp32 results: the same rounded values
     cuda_relu2_backward(NULL, gdout, gx, n, 0.5f, &alone);
-    uint16_t *b1 = xmalloc(sizeof(uint16_t) * n), *b2 = xmalloc(sizeof(uint16_t) * n);
-    cuda_download(b1, rout.rounded, sizeof(uint16_t) * n), cuda_download(b2, alone.rounded, sizeof(uint16_t) * n);
-    CHECK(alone.of == NULL && !memcmp(b1, b2, sizeof(uint16_t) * n), "leaky relu^2 dinp: the copy alone differs");
+    check_same_rounding("leaky relu^2 dinp", &alone, &rout, n);
     cuda_relu2_forward(NULL, gx, n, 0.5f, &alone);
     cuda_relu2_forward(gout, gx, n, 0.5f, &rout);
-    cuda_download(b1, rout.rounded, sizeof(uint16_t) * n), cuda_download(b2, alone.rounded, sizeof(uint16_t) * n);
-    CHECK(!memcmp(b1, b2, sizeof(uint16_t) * n), "leaky relu^2: the copy alone differs");
-    cuda_matmul_input_free(&alone);
-    free(b1), free(b2);
+    check_same_rounding("leaky relu^2", &alone, &rout, n);
     resid_mix_forward(out, x, x0, mix, N, C);
     cuda_resid_mix_forward(gout, gx, gx0, gmix, N, C);
     compare("resid_mix", gout, out, n);
@@ -247,6 +251,9 @@ TEST(cuda_elementwise) {
     compare("scaled_add dy", gdx, dx, n);
     compare("scaled_add dscale", gdscale, dscale, (size_t)C);
     check_rounded("scaled_add dy", &rout, gdx, n);
+    cuda_scaled_add_backward(NULL, gdscale, gdout, gmix, gx0, N, C, 0, &alone);
+    check_same_rounding("scaled_add dy", &alone, &rout, n);
+    cuda_matmul_input_free(&alone);
     cuda_matmul_input_free(&rout);
     int32_t ids[5] = {3, 0, 3, 9, 1};
     int32_t *gids = cuda_alloc_i32(5);

@@ -27,15 +27,15 @@ void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int 
 }
 
 // leaky_relu(x, slope)^2: the baseline's relu^2 at slope 0, #2005's LeakyReLU(0.5)^2 at 0.5.
-// Where relu2's result goes: out, its rounded copy, or both (out NULL: the copy only, bf16 mode only).
-static real *relu2_rounded(const char *op, real *out, RoundedInput *out_r, size_t n) {
+// Where an op's result goes: out, its rounded copy, or both (out NULL: the copy only, bf16 mode only).
+static real *rounded_output(const char *op, real *out, RoundedInput *out_r, size_t n) {
     real *rounded = cpu_rounded_storage(out_r, out, n);
     if (!out && !rounded) die("%s: no output (the fp32 result may be left out only in bf16 mode, with a RoundedInput)", op);
     return rounded;
 }
 
 void relu2_forward(real *out, const real *inp, size_t n, real slope, RoundedInput *out_r) {
-    real *rounded = relu2_rounded("relu2_forward", out, out_r, n);
+    real *rounded = rounded_output("relu2_forward", out, out_r, n);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         real r = inp[i] > 0 ? inp[i] : slope * inp[i];
@@ -45,7 +45,7 @@ void relu2_forward(real *out, const real *inp, size_t n, real slope, RoundedInpu
 }
 
 void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope, RoundedInput *dinp_r) {
-    real *rounded = relu2_rounded("relu2_backward", dinp, dinp_r, n);
+    real *rounded = rounded_output("relu2_backward", dinp, dinp_r, n);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         real d = inp[i] > 0 ? 2 * inp[i] * dout[i] : 2 * slope * slope * inp[i] * dout[i];
@@ -103,6 +103,8 @@ void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C)
 
 void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, int N, int C,
                          int accumulate, RoundedInput *dy_r) {
+    real *rounded = rounded_output("scaled_add_backward", dy, dy_r, (size_t)N * C);
+    if (!dy && accumulate) die("scaled_add_backward: nothing to accumulate into");
 #pragma omp parallel
     {
         int nt = omp_get_num_threads_safe(), tid = omp_get_thread_num_safe();
@@ -113,13 +115,14 @@ void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *s
             for (int c = c0; c < c1; c++) {
                 size_t o = row + c;
                 s[c - c0] += (double)dout[o] * y[o];
-                dy[o] = (accumulate ? dy[o] : 0) + dout[o] * scale[c];
+                real d = (accumulate ? dy[o] : 0) + dout[o] * scale[c];
+                if (dy) dy[o] = d;
+                if (rounded) rounded[o] = bf16_round((float)d);
             }
         }
         for (int c = c0; c < c1; c++) dscale[c] += (real)s[c - c0];
         free(s);
     }
-    if (dy_r) matmul_input_round(dy_r, dy, (size_t)N * C);
 }
 
 // SmearGate (#413/#638): out[b,t] = (1 - g) x[b,t] + g x[b,t-1] (x[b,-1] = 0), g = sigmoid(gate) per channel.

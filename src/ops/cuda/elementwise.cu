@@ -35,21 +35,21 @@ __global__ static void relu2_bwd(float *dinp, __nv_bfloat16 *rounded, const floa
     if (rounded) rounded[i] = __float2bfloat16_rn(d);
 }
 
-// Where relu2's result goes: out, its rounded copy, or both (out NULL: the copy only, bf16 mode only).
-static __nv_bfloat16 *relu2_rounded(const char *op, float *out, RoundedInput *out_r, size_t n) {
+// Where an op's result goes: out, its rounded copy, or both (out NULL: the copy only, bf16 mode only).
+static __nv_bfloat16 *rounded_output(const char *op, float *out, RoundedInput *out_r, size_t n) {
     __nv_bfloat16 *rounded = cuda_rounded_storage(out_r, out, n);
     if (!out && !rounded) die("%s: no output (the fp32 result may be left out only in bf16 mode, with a RoundedInput)", op);
     return rounded;
 }
 
 extern "C" void cuda_relu2_forward(float *out, const float *inp, size_t n, float slope, RoundedInput *out_r) {
-    relu2_fwd<<<blocks_for(n, THREADS), THREADS>>>(out, relu2_rounded(__func__, out, out_r, n), inp, n, slope);
+    relu2_fwd<<<blocks_for(n, THREADS), THREADS>>>(out, rounded_output(__func__, out, out_r, n), inp, n, slope);
     CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void cuda_relu2_backward(float *dinp, const float *dout, const float *inp, size_t n, float slope,
                                     RoundedInput *dinp_r) {
-    relu2_bwd<<<blocks_for(n, THREADS), THREADS>>>(dinp, relu2_rounded(__func__, dinp, dinp_r, n), dout, inp, n, slope);
+    relu2_bwd<<<blocks_for(n, THREADS), THREADS>>>(dinp, rounded_output(__func__, dinp, dinp_r, n), dout, inp, n, slope);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -97,7 +97,7 @@ __global__ static void scaled_add_fwd(float *x, const float *scale, const float 
 }
 
 // grid (channels, row chunks), as resid_mix_bwd
-// dyr: the final dy in bf16 too, or NULL
+// dy and/or its bf16 rounding dyr; either may be NULL
 __global__ static void scaled_add_bwd(float *dy, __nv_bfloat16 *dyr, double *part, const float *dout, const float *scale,
                                       const float *y, int N, int C, int accumulate) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
@@ -107,7 +107,7 @@ __global__ static void scaled_add_bwd(float *dy, __nv_bfloat16 *dyr, double *par
         size_t o = (size_t)n * C + c;
         s += (double)dout[o] * y[o];
         float d = (accumulate ? dy[o] : 0) + dout[o] * scale[c];
-        dy[o] = d;
+        if (dy) dy[o] = d;
         if (dyr) dyr[o] = __float2bfloat16_rn(d);
     }
     part[(size_t)blockIdx.y * C + c] = s;
@@ -121,7 +121,8 @@ extern "C" void cuda_scaled_add_forward(float *x, const float *scale, const floa
 extern "C" void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const float *scale, const float *y,
                                          int N, int C, int accumulate, RoundedInput *dy_r) {
     double *part = column_partials(N, C);
-    __nv_bfloat16 *dyr = cuda_rounded_storage(dy_r, dy, (size_t)N * C);
+    __nv_bfloat16 *dyr = rounded_output(__func__, dy, dy_r, (size_t)N * C);
+    if (!dy && accumulate) die("%s: nothing to accumulate into", __func__);
     scaled_add_bwd<<<dim3(blocks_for((size_t)C, THREADS), row_chunks(N)), THREADS>>>(dy, dyr, part, dout, scale, y, N, C,
                                                                                   accumulate);
     CUDA_CHECK_LAUNCH();
