@@ -416,8 +416,9 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->blocks = xcalloc((size_t)c->looped_len, sizeof(BlockActs)); // every virtual position
         size_t lanes = c->lanes_from < c->layers ? pad(N * D) : 0;
         size_t G = c->attn_gates, gated = G ? pad(N * G) + pad(N * D) : 0, vr = c->value_residual ? pad(N * KV) : 0;
-        size_t per_block = 10 * pad(N * D) + 3 * pad(N * KV) + 2 * pad(N * F) + 3 * pad(N) + pad(N * H) * 2 + pad(N * HK);
-        per_block += gated + vr + lanes;
+        int h_act = !ops_matmul_bf16(); // in bf16 mode only its rounded copy exists (only_rounded)
+        size_t per_block = 10 * pad(N * D) + 3 * pad(N * KV) + (1 + h_act) * pad(N * F) + 3 * pad(N) + pad(N * H) * 2;
+        per_block += pad(N * HK) + gated + vr + lanes;
         for (int l = 0; l < c->looped_len; l++) {
             real *cur = ops_alloc(per_block);
             BlockActs *b = &a->blocks[l];
@@ -438,7 +439,7 @@ static void ensure_acts(GPT *m, int B, int T) {
             b->n2 = carve(&cur, N * D);
             b->rstd2 = carve(&cur, N);
             b->h_pre = carve(&cur, N * F);
-            b->h_act = carve(&cur, N * F);
+            b->h_act = h_act ? carve(&cur, N * F) : NULL;
             b->mlp_out = carve(&cur, N * D);
             b->x_out = carve(&cur, N * D);
             b->gate = G ? carve(&cur, N * G) : NULL;
@@ -542,9 +543,9 @@ static void branch_backward(const BranchTensors *t, BranchTensors *g, BranchActs
 }
 
 // A buffer that only matmuls read (h_act; the output gradients of fc and of the two projections into
-// the residual stream): in bf16 mode they read
-// its RoundedInput, so the fp32 values are not written and the buffer is passed as NULL (a reader of
-// them would fail, not see stale values); in fp32 mode the buffer itself.
+// the residual stream): in bf16 mode they read its RoundedInput, so the fp32 values are not written
+// and the buffer is passed as NULL (a reader of them would fail, not see stale values; h_act is not
+// even allocated); in fp32 mode the buffer itself.
 static real *only_rounded(real *x) { return ops_matmul_bf16() ? NULL : x; }
 
 // x_in -> x_out of the block at virtual position v (physical layer l = order[v]). x0 is the normed

@@ -71,7 +71,7 @@ typedef struct {
     const real *x_in; // the block's input: the previous output itself, or skip_sum where a U-Net skip joins
     real *skip_sum;   // that output plus the skip (owns the block's allocation)
     real *n1, *rstd1, *qn, *qf, *rstd_q, *kn, *kf, *rstd_k, *v, *att_y, *lse, *att_x, *att_out;
-    real *n2, *rstd2, *h_pre, *h_act, *mlp_out, *x_out; // h_act: not written in bf16 mode (see only_rounded)
+    real *n2, *rstd2, *h_pre, *h_act, *mlp_out, *x_out; // h_act: NULL in bf16 mode (see gpt.c's only_rounded)
     real *gate, *att_g; // GATED_ATTENTION: sigmoid gates [N, gates], gated output [N, D]; else NULL
     real *v_raw;        // VALUE_RESIDUAL, blocks after 0: this block's own v before mixing; else NULL
     real *lane;         // PARALLEL_START_LAYER: the MLP lane after this block [N, D]; else NULL
