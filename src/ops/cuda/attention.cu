@@ -102,12 +102,18 @@ extern "C" void cuda_attention_forward(float *y, float *lse, const float *q, con
     CUDA_CHECK_LAUNCH();
 }
 
-// D [B,H,T] = rowsum(dy * y) of each (token, head) row of [B,T,H,Dh], lanes across the row.
-__global__ static void attn_rowdot(float *D, const float *dy, const float *y, int rows, int T, int H, int Dh) {
+// D [B,H,T] = rowsum(dy * y) of each (token, head) row of [B,T,H,Dh], lanes across the row; and, for
+// the tensor cores, dy rounded to bf16 into dyr in the same pass (dyr NULL: not needed).
+__global__ static void attn_rowdot(float *D, __nv_bfloat16 *dyr, const float *dy, const float *y, int rows, int T, int H,
+                                   int Dh) {
     int row = warp_row(); // (b T + t) H + h
     if (row >= rows) return; // the whole warp
     double s = 0;
-    for (int d = threadIdx.x % 32; d < Dh; d += 32) s += (double)dy[(size_t)row * Dh + d] * y[(size_t)row * Dh + d];
+    for (int d = threadIdx.x % 32; d < Dh; d += 32) {
+        size_t i = (size_t)row * Dh + d;
+        s += (double)dy[i] * y[i];
+        if (dyr) dyr[i] = __float2bfloat16_rn(dy[i]);
+    }
     s = warp_sum(s);
     int h = row % H, t = row / H % T, b = row / H / T;
     if (threadIdx.x % 32 == 0) D[((size_t)b * H + h) * T + t] = (float)s;
@@ -208,10 +214,12 @@ extern "C" void cuda_attention_backward(float *dq, float *dk, float *dv, const f
                                         int T, int H, int Hkv, int Dh) {
     float *D = (float *)cuda_scratch(SCRATCH_ATTN_ROWDOT, sizeof(float) * B * H * T);
     int rows = B * T * H;
-    attn_rowdot<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(D, dy, y, rows, T, H, Dh);
+    int tc = on_tensor_cores(Dh);
+    __nv_bfloat16 *dyr = tc ? (__nv_bfloat16 *)cuda_scratch(SCRATCH_ATTN_DY, sizeof(__nv_bfloat16) * rows * Dh) : nullptr;
+    attn_rowdot<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(D, dyr, dy, y, rows, T, H, Dh);
     CUDA_CHECK_LAUNCH();
-    if (on_tensor_cores(Dh)) {
-        cuda_attention_tc_backward(dq, dk, dv, dy, lse, D, q, k, v, qkv_r, B, T, H, Hkv, Dh);
+    if (tc) {
+        cuda_attention_tc_backward(dq, dk, dv, dyr, lse, D, q, k, v, qkv_r, B, T, H, Hkv, Dh);
         return;
     }
     int tile = att_tile(Dh);

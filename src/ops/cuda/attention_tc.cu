@@ -3,9 +3,9 @@
 // dQ, keys for dK/dV) and walks the other side's tiles; no atomics, a fixed summation order. q, k,
 // v, dy are read as bf16 (so tiles load 8 values per 16-byte access): q, k, v as the caller rounded
 // them (RoundedInput, written by the ops that produce them, read by forward and backward) or rounded
-// here into scratch buffers, dy always here. The probabilities P and dS are rounded before they
-// multiply V, K, Q or dY, as in FlashAttention under the reference's autocast; softmax statistics,
-// scores and sums stay fp32.
+// here into scratch buffers; dy by the caller's pass that forms D = rowsum(dy y). The probabilities P
+// and dS are rounded before they multiply V, K, Q or dY, as in FlashAttention under the reference's
+// autocast; softmax statistics, scores and sums stay fp32.
 //
 // A block is 4 warps and owns OWN = 64 rows, 16 per warp. All threads copy the other side's next
 // WALK rows into shared memory; from there each warp works alone on its 16 rows, and everything a
@@ -328,7 +328,7 @@ void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float
     });
 }
 
-void cuda_attention_tc_backward(float *dq, float *dk, float *dv, const float *dy, const float *lse, const float *D,
+void cuda_attention_tc_backward(float *dq, float *dk, float *dv, const bf16 *dyh, const float *lse, const float *D,
                                 const float *q, const float *k, const float *v, const RoundedInput *qkv_r, int B, int T,
                                 int H, int Hkv, int Dh) {
     double scale = 1.0 / sqrt((double)Dh);
@@ -336,8 +336,7 @@ void cuda_attention_tc_backward(float *dq, float *dk, float *dv, const float *dy
     size_t shared = sizeof(bf16) * (2 * OWN + 2 * WALK) * ld, shared_dkv = shared + sizeof(float) * 2 * WALK;
     const bf16 *qh = attention_operand(SCRATCH_ATTN_Q, q, qkv_r, nq),
                *kh = attention_operand(SCRATCH_ATTN_K, k, qkv_r ? qkv_r + 1 : NULL, nk),
-               *vh = attention_operand(SCRATCH_ATTN_V, v, qkv_r ? qkv_r + 2 : NULL, nk),
-               *dyh = cuda_bf16_copy(SCRATCH_ATTN_DY, dy, nq);
+               *vh = attention_operand(SCRATCH_ATTN_V, v, qkv_r ? qkv_r + 2 : NULL, nk);
     with_head_dim(Dh, [&](auto dh) {
         auto dq_kernel = attn_dq_tc<decltype(dh)::value>;
         auto dkv_kernel = attn_dkv_tc<decltype(dh)::value>;

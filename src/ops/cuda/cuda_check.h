@@ -132,11 +132,12 @@ __device__ inline void load_row_stats(float *lse_s, float *D_s, const float *lse
 }
 
 // Attention on tensor cores (attention_tc.cu), used by attention.cu in bf16 mode for the head sizes
-// it supports (a multiple of 16 up to 128); D [B,H,T] = rowsum(dy * y) computed by the caller.
+// it supports (a multiple of 16 up to 128); D [B,H,T] = rowsum(dy * y) and dyr (dy in bf16) computed by
+// the caller.
 // qkv_r: NULL or q, k, v already rounded (ops.h's attention_forward).
 int cuda_attention_tc_supports(int Dh);
 void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float *k, const float *v,
                                const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
-void cuda_attention_tc_backward(float *dq, float *dk, float *dv, const float *dy, const float *lse, const float *D,
+void cuda_attention_tc_backward(float *dq, float *dk, float *dv, const __nv_bfloat16 *dyr, const float *lse, const float *D,
                                 const float *q, const float *k, const float *v, const struct RoundedInput *qkv_r, int B,
                                 int T, int H, int Hkv, int Dh);
