@@ -171,6 +171,9 @@ void softcap_xent_backward(real *z, const int32_t *targets, int N, int V, real c
 // ---------------------------------------------------------------- reductions
 double sum_squares(const real *x, size_t n); // in double, for norms
 void scale_inplace(real *x, real s, size_t n);
+// x *= 1 / (sqrt(sum_squares(x)) + eps), the scale in double; the norm never leaves the backend (on a
+// GPU, no round trip through the host)
+void scale_to_unit_norm(real *x, size_t n, double eps);
 
 double sum_values(const real *x, size_t n); // in double, in order
 

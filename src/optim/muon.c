@@ -13,10 +13,9 @@ void newton_schulz5(real *out, const real *G, int rows, int cols, int steps, rea
     int transposed = rows > cols, r = transposed ? cols : rows, k = transposed ? rows : cols;
     size_t n = (size_t)rows * cols;
     real *X = scratch, *Xn = X + n, *A = Xn + n, *Bm = A + (size_t)r * r;
-    real inv = (real)(1.0 / (sqrt(sum_squares(G, n)) + 1e-7));
     if (transposed) transpose(X, G, rows, cols);
     else ops_copy(X, G, n);
-    scale_inplace(X, inv, n);
+    scale_to_unit_norm(X, n, 1e-7);
     for (int s = 0; s < steps; s++) {
         matmul_gemm(0, 1, r, r, k, 1, X, k, X, k, 0, A, r);  // A = X X^T
         ops_copy(Bm, A, (size_t)r * r);

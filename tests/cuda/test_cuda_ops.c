@@ -495,6 +495,9 @@ TEST(cuda_optimizer_ops) {
     compare("scale_inplace", gt, t, n);
     double ss = sum_squares(t, n), gss = cuda_sum_squares(gt, n), sv = sum_values(t, n), gsv = cuda_sum_values(gt, n);
     CHECK(fabs(ss - gss) <= 1e-6 * ss && fabs(sv - gsv) <= 1e-6 * fmax(1, fabs(sv)), "sums %g/%g and %g/%g", gss, ss, gsv, sv);
+    scale_to_unit_norm(t, n, 1e-7);
+    cuda_scale_to_unit_norm(gt, n, 1e-7);
+    compare("scale_to_unit_norm", gt, t, n);
     float *p = host_randn(n, 1), *m = host_randn(n, 0.1), *v = xmalloc(sizeof(float) * n);
     for (size_t i = 0; i < n; i++) v[i] = (float)fabs(rng_normal(&g_rng)) * 0.01f;
     float *gp = to_device(p, n), *gm = to_device(m, n), *gv = to_device(v, n);

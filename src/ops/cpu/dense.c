@@ -172,6 +172,10 @@ void scale_inplace(real *x, real s, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
+void scale_to_unit_norm(real *x, size_t n, double eps) {
+    scale_inplace(x, (real)(1.0 / (sqrt(sum_squares(x, n)) + eps)), n);
+}
+
 void add_inplace(real *dst, const real *src, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) dst[i] += src[i];

@@ -167,6 +167,7 @@ void softcap_xent_backward(real *z, const int32_t *targets, int N, int V, real c
 
 double sum_squares(const real *x, size_t n) { return cuda_sum_squares(x, n); }
 void scale_inplace(real *x, real s, size_t n) { cuda_scale_inplace(x, s, n); }
+void scale_to_unit_norm(real *x, size_t n, double eps) { cuda_scale_to_unit_norm(x, n, eps); }
 double sum_values(const real *x, size_t n) { return cuda_sum_values(x, n); }
 void nesterov_momentum(real *update, real *buf, const real *g, size_t n, real momentum) {
     cuda_nesterov_momentum(update, buf, g, n, momentum);

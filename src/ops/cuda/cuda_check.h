@@ -79,6 +79,8 @@ __device__ inline int chunk_end(int N) { return chunk_begin() + SUM_CHUNK_ROWS <
 // out[0] = a . b (the sum of a when b is null), out[1] = a . c (0 when c is null), over n values in
 // one fixed-order pass.
 void cuda_dots(double out[2], const float *a, const float *b, const float *c, size_t n);
+// The same two sums left in device memory (valid until the next reduction), for a kernel to read.
+const double *cuda_dots_on_device(const float *a, const float *b, const float *c, size_t n);
 
 // The sum of v over a block of at most 256 threads, in a fixed tree order, returned to every thread.
 __device__ inline double block_sum(double v) {

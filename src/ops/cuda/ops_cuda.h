@@ -101,6 +101,7 @@ void cuda_adam_step(float *p, const float *g, float *m, float *v, size_t n, floa
                     float bc2_sqrt);
 void cuda_ema_step(float *ema, const float *w, size_t n, double decay);
 void cuda_scale_inplace(float *x, float s, size_t n);
+void cuda_scale_to_unit_norm(float *x, size_t n, double eps);
 void cuda_sgd_momentum_step(float *p, const float *g, float *buf, size_t n, float momentum, float lr);
 void cuda_fake_quantize_rows(float *w, int rows, int cols);
 double cuda_sum_squares(const float *x, size_t n);

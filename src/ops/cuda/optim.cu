@@ -81,6 +81,18 @@ extern "C" void cuda_scale_inplace(float *x, float s, size_t n) {
     CUDA_CHECK_LAUNCH();
 }
 
+// x *= 1 / (sqrt(*sum_sq) + eps), the scale in double as the CPU op forms it
+__global__ static void unit_norm_kernel(float *x, const double *sum_sq, size_t n, double eps) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] *= (float)(1.0 / (sqrt(*sum_sq) + eps));
+}
+
+extern "C" void cuda_scale_to_unit_norm(float *x, size_t n, double eps) {
+    const double *sum_sq = cuda_dots_on_device(x, x, nullptr, n);
+    unit_norm_kernel<<<blocks_for(n, THREADS), THREADS>>>(x, sum_sq, n, eps);
+    CUDA_CHECK_LAUNCH();
+}
+
 __global__ static void sgd_kernel(float *p, const float *g, float *buf, size_t n, float mom, float lr) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;

@@ -42,13 +42,17 @@ __global__ static void final_sums(double *out, const double *part, int n) {
     if (threadIdx.x == 0) out[0] = s, out[1] = t;
 }
 
-void cuda_dots(double out[2], const float *a, const float *b, const float *c, size_t n) {
+const double *cuda_dots_on_device(const float *a, const float *b, const float *c, size_t n) {
     double *d = (double *)cuda_scratch(SCRATCH_REDUCE, sizeof(double) * (2 * REDUCE_BLOCKS + 2));
     partial_dots<<<REDUCE_BLOCKS, THREADS>>>(d + 2, a, b, c, n);
     CUDA_CHECK_LAUNCH();
     final_sums<<<1, THREADS>>>(d, d + 2, REDUCE_BLOCKS);
     CUDA_CHECK_LAUNCH();
-    CUDA_CHECK(cudaMemcpy(out, d, 2 * sizeof(double), cudaMemcpyDeviceToHost));
+    return d;
+}
+
+void cuda_dots(double out[2], const float *a, const float *b, const float *c, size_t n) {
+    CUDA_CHECK(cudaMemcpy(out, cuda_dots_on_device(a, b, c, n), 2 * sizeof(double), cudaMemcpyDeviceToHost));
     cuda_profile_mark(__func__);
 }
 
