@@ -279,10 +279,10 @@ static void read_host_scalars(GPT *m) {
         len = scalar_run(h, i, 0);
         ops_to_host(h->value + i, h->param[i], (size_t)len);
     }
-    memset(h->grad_sum, 0, sizeof h->grad_sum);
 }
 
-// Adds the backward's scalar gradients to the gradient block (runs with any nonzero sum).
+// Adds the backward's scalar gradients to the gradient block (runs with any nonzero sum) and clears
+// them for the next backward (they start at zero with the model).
 static void flush_scalar_grads(GPT *m) {
     HostScalars *h = &m->scalars;
     for (int i = 0, len; i < h->n; i += len) {
