@@ -73,7 +73,7 @@ void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int 
 
 // ---------------------------------------------------------------- normalization
 // out = scale * inp / sqrt(mean(inp^2) + eps) per row of C; rstd[rows] saved for backward. out_r: NULL,
-// or out rounded for the matmuls that read it, as matmul_input_round(out_r, out) but in the same pass.
+// or out rounded for the matmuls that read it, as matmul_input_round(out_r, out) (CUDA: in the same pass).
 void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale, RoundedInput *out_r);
 // dinp = rstd * (scale dout - (out / scale) mean(dout * out)); accumulates into dinp when accumulate.
 void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real *rstd, int rows, int C, real scale,
