@@ -88,17 +88,44 @@ fuzz: $(BUILD)/fuzz_artifact
 # report themselves skipped).
 NVCC ?= $(firstword $(shell command -v nvcc) $(wildcard /usr/local/cuda/bin/nvcc))
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-CUDA_SRC := $(shell find src/ops/cuda -name '*.cu' | sort)
+# cuDNN's fused attention (src/ops/cuda/attention_cudnn.cu) is optional: `make cuda CUDNN_HOME=D
+# CUDNN_FRONTEND=F` links it, D holding include/cudnn.h and lib/ or lib64/libcudnn.so.9 (the CUDA
+# toolkit's folder, or the pip wheel's nvidia/cudnn that PyTorch installs), F cudnn-frontend's include
+# folder (header-only). `make cuda $$(bash scripts/cudnn.sh)` finds both. Without them the build uses
+# pgolf's own attention kernels only.
+CUDNN_SRC := src/ops/cuda/attention_cudnn.cu
+CUDA_SRC := $(filter-out $(CUDNN_SRC),$(shell find src/ops/cuda -name '*.cu' | sort))
 CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/cuda/%.o)
+CUDNN_LIBS :=
+ifneq ($(CUDNN_HOME)$(CUDNN_FRONTEND),)
+CUDNN_LIBDIR := $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDNN_HOME)/lib/libcudnn.so.9 $(CUDNN_HOME)/lib64/libcudnn.so.9))))
+ifeq ($(CUDNN_LIBDIR),)
+$(error CUDNN_HOME=$(CUDNN_HOME) has no lib/libcudnn.so.9 or lib64/libcudnn.so.9)
+endif
+ifeq ($(wildcard $(CUDNN_FRONTEND)/cudnn_frontend.h),)
+$(error CUDNN_FRONTEND=$(CUDNN_FRONTEND) has no cudnn_frontend.h (scripts/cudnn.sh fetches the headers))
+endif
+$(info pgolf: cuDNN attention: cuDNN in $(CUDNN_HOME), cudnn-frontend in $(CUDNN_FRONTEND))
+CUDA_OBJ += $(CUDNN_SRC:%.cu=$(BUILD)/cuda/%.o)
+# first, so that its folder comes before the toolkit's in the run path (both may hold a libcudnn);
+# cudnn-frontend also compiles kernels of its own at run time (NVRTC, the driver API)
+CUDNN_LIBS := -L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDNN_LIBDIR) -l:libcudnn.so.9 -L$(CUDA_HOME)/lib64 -lnvrtc \
+    -L$(CUDA_HOME)/lib64/stubs -lcuda
+$(CUDNN_SRC:%.cu=$(BUILD)/cuda/%.o): NVCC_EXTRA := -isystem $(CUDNN_HOME)/include -isystem $(CUDNN_FRONTEND) \
+    -DCUDNN_FRONTEND_SKIP_JSON_LIB
+# host code only: one device pass instead of one per architecture (the frontend's headers are slow to compile)
+$(CUDNN_SRC:%.cu=$(BUILD)/cuda/%.o): CUDA_ARCHS := -gencode arch=compute_80,code=sm_80
+endif
 # the cuda_* functions without bridge.cu's ops.h names (tests and benches link them beside the CPU ops)
 CUDA_OPS_OBJ := $(filter-out %/bridge.o,$(CUDA_OBJ))
-CUDA_LINK = $(CC) $(LDFLAGS) -o $@ $^ -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ $(LDLIBS)
+CUDA_LINK = $(CC) $(LDFLAGS) -o $@ $^ $(CUDNN_LIBS) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart \
+    -lstdc++ $(LDLIBS)
 CUDA_ARCHS ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 
 $(BUILD)/cuda/%.o: %.cu
 	@if [ -z "$(NVCC)" ]; then echo "make cuda: nvcc not found (install the CUDA toolkit or set NVCC)"; exit 1; fi
 	@mkdir -p $(dir $@)
-	$(NVCC) -O3 -std=c++17 $(CUDA_ARCHS) -Isrc -Xcompiler -Wall -MMD -MP -c -o $@ $<
+	$(NVCC) -O3 -std=c++17 $(CUDA_ARCHS) -Isrc $(NVCC_EXTRA) -Xcompiler -Wall -MMD -MP -c -o $@ $<
 
 # the tests compare the CUDA ops with the CPU ops, so they link both (bridge.cu, which defines the ops.h
 # names, stays out)

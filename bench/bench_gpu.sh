@@ -6,11 +6,13 @@
 # never commit it). Needs sp1024 shards in DATA_PATH. PEAK_TFLOPS: the GPU's dense bf16 peak for the
 # MFU column (989 for an H100 or H200 SXM). RUN_TIMEOUT (seconds) caps each run; a run stopped by it
 # is still reported from its last logged step (TRAIN_LOG_EVERY=1). RUNS picks the runs (default
-# "bf16 ref fp32"). Prints one line per run; paste
-# them into bench/RESULTS.md with the device name.
+# "bf16 ref fp32"; bf16-pgolf-attention: bf16 with PGOLF_CUDA_ATTENTION=pgolf, pgolf's attention kernels
+# where the build also has cuDNN's). CUDA_MAKE_ARGS: extra arguments for building pgolf-cuda, e.g.
+# "$(bash scripts/cudnn.sh)". Prints one line per run; paste them into bench/RESULTS.md with the
+# device name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-make -j"$(nproc)" pgolf pgolf-cuda >/dev/null
+make -j"$(nproc)" pgolf pgolf-cuda ${CUDA_MAKE_ARGS:-} >/dev/null
 export DATA_PATH=${DATA_PATH:-./data/datasets/fineweb10B_sp1024} TOKENIZER_PATH=${TOKENIZER_PATH:-./data/tokenizers/fineweb_1024_bpe.model}
 STEPS=${STEPS:-20} PEAK_TFLOPS=${PEAK_TFLOPS:-989} RUN_TIMEOUT=${RUN_TIMEOUT:-600} RUNS=${RUNS:-bf16 ref fp32}
 device=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || echo unknown)
@@ -36,8 +38,10 @@ run_shape() { # name, env settings, matrix params, layers, dim, seq, tokens per 
             timeout "$RUN_TIMEOUT" env $common $settings RUN_ID=ref_$name \
                 python3 -m torch.distributed.run --standalone --nproc_per_node=1 "$REF_DIR/train_gpt.py" > "$log" 2>&1 || rc=$?
         else
-            timeout "$RUN_TIMEOUT" env $common $settings MATMUL_PRECISION=$run OUT_DIR=runs/bench_gpu/$name-$run \
-                RUN_ID=$name-$run ./pgolf-cuda train > "$log" 2>&1 || rc=$?
+            local precision=${run%%-*} attention=pgolf
+            [ "$run" = bf16-pgolf-attention ] || attention= # the build's default
+            timeout "$RUN_TIMEOUT" env $common $settings MATMUL_PRECISION=$precision PGOLF_CUDA_ATTENTION=$attention \
+                OUT_DIR=runs/bench_gpu/$name-$run RUN_ID=$name-$run ./pgolf-cuda train > "$log" 2>&1 || rc=$?
         fi
         label="pgolf-cuda $run $name"
         [ $run = ref ] && label="train_gpt.py $name"

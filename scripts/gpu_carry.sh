@@ -2,8 +2,9 @@
 # Prepares, on this (CPU) machine, what issue 6's GPU checks need on the lent GPU machine, which can
 # fetch nothing and does not receive ../shared: the folder gpu_carry/ (in .gitignore) with Debian
 # packages of the build's libraries (OpenBLAS-OpenMP, zstd, brotli, zlib; the GPU image has nvcc and
-# gcc), the sp1024 tokenizer, the built-in KJV shards and tokenizer (speed does not depend on the
-# text), and train_gpt.py from the reference repository when REF_REPO (a git directory, e.g. a
+# gcc), cudnn-frontend's headers (scripts/cudnn.sh fetches them; cuDNN itself is PyTorch's there), the
+# sp1024 tokenizer, the built-in KJV shards and tokenizer (speed does not depend on the text), and
+# train_gpt.py from the reference repository when REF_REPO (a git directory, e.g. a
 # fetched mirror of openai/parameter-golf) is given: bench_gpu.sh times it beside pgolf-cuda. Never
 # commit the folder. Then, with the device tool (one call of at most 10 minutes; a session has 15
 # minutes of device time, a start costs ~40 s, so ask for the machine once and give it back after):
@@ -17,6 +18,8 @@ rm -rf "$carry"
 mkdir -p "$carry/debs" "$carry/data"
 (cd "$carry/debs" && apt-get download libopenblas0-openmp libopenblas-openmp-dev libgfortran5 libzstd1 libzstd-dev \
     libbrotli1 libbrotli-dev zlib1g-dev >/dev/null)
+bash scripts/cudnn.sh > /dev/null
+cp -r build/cudnn_frontend "$carry/cudnn_frontend"
 cp -r "${PGOLF_SHARED_DATA:-../shared/data}/tokenizers" "$carry/"
 [ -f data/tokenizers/kjv_1024_bpe.model ] || { make -j2 pgolf >/dev/null && ./pgolf prep; }
 cp -r data/datasets/kjv_sp1024 "$carry/data/"

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Issue 6's checks on the lent GPU machine (see scripts/gpu_carry.sh for what travels and how to call
 # it). `test`: install the carried libraries into gpu_carry/root where the image lacks them, build
-# pgolf and pgolf-cuda, run the CUDA tests (every kernel against the CPU, the training runs against
-# pgolf) and the per-op benchmark (build/bench_cuda_ops). `bench`: bench/bench_gpu.sh on the carried
-# KJV shards, with train_gpt.py when it was carried. `profile`: three baseline steps of pgolf-cuda
-# under PGOLF_CUDA_PROFILE (time per CUDA call site), and Nsight Compute's speed-of-light section for
-# the attention kernels where ncu works. `all`: test, profile, then the benchmark of pgolf-cuda (bf16)
-# and the reference on the baseline shape and #638's (10 steps each; the fp32 runs, 100x slower,
-# only with `bench`), every stage cut short so that the whole ends within DEADLINE seconds (default 540).
-# Logs go to $OUT (the device tool brings them back) or runs/gpu_session.
+# pgolf and pgolf-cuda (with cuDNN's attention where scripts/cudnn.sh finds cuDNN and the carried
+# cudnn-frontend headers; without it if that build fails), run the CUDA tests (every kernel against the
+# CPU, the training runs against pgolf; the attention ones again with PGOLF_CUDA_ATTENTION=pgolf) and
+# the per-op benchmark (build/bench_cuda_ops, with either attention). `bench`: bench/bench_gpu.sh on
+# the carried KJV shards, with train_gpt.py when it was carried. `profile`: three baseline steps of
+# pgolf-cuda under PGOLF_CUDA_PROFILE (time per CUDA call site), and Nsight Compute's speed-of-light
+# section for pgolf's attention kernels where ncu works. `all`: test, the baseline benchmark (pgolf-cuda
+# bf16 with each attention, the reference), profile, then #638's shape (10 steps each; the fp32 runs,
+# 100x slower, only with `bench`), every stage cut short so that the whole ends within DEADLINE seconds
+# (default 540). Logs go to $OUT (the device tool brings them back) or runs/gpu_session.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 carry=$PWD/gpu_carry out=${OUT:-runs/gpu_session} deadline=${DEADLINE:-540}
@@ -33,10 +35,32 @@ within() { # cap, command...
     timeout "$cap" "$@"
 }
 
+# pgolf-cuda with cuDNN's attention where it builds, else without (CUDA_MAKE_ARGS: what bench_gpu.sh's
+# make gets too)
+build() {
+    export CUDNN_FRONTEND=$carry/cudnn_frontend/include
+    CUDA_MAKE_ARGS=$(bash scripts/cudnn.sh 2>> "$out/build.txt")
+    export CUDA_MAKE_ARGS
+    if ! within 300 make -j"$(nproc)" pgolf cuda $CUDA_MAKE_ARGS >> "$out/build.txt" 2>&1 && [ -n "$CUDA_MAKE_ARGS" ]; then
+        echo "the cuDNN build failed (build.txt): building without it"; tail -15 "$out/build.txt"
+        CUDA_MAKE_ARGS=
+        rm -f pgolf-cuda build/run_cuda_tests build/bench_cuda_ops
+        within 240 make -j"$(nproc)" pgolf cuda >> "$out/build.txt" 2>&1 || { tail -30 "$out/build.txt"; exit 1; }
+    fi
+    [ -x pgolf-cuda ] || { tail -30 "$out/build.txt"; exit 1; }
+}
+
 run_tests() {
     { nvidia-smi; nvcc --version; } > "$out/device.txt" 2>&1
-    within 240 make -j"$(nproc)" pgolf cuda > "$out/build.txt" 2>&1 || { tail -30 "$out/build.txt"; exit 1; }
-    within 240 build/run_cuda_tests 2>&1 | tee "$out/cuda_tests.txt" | grep -E '^(ok|FAIL|skip)|passed'
+    build
+    within 240 build/run_cuda_tests 2>&1 | tee "$out/cuda_tests.txt" | grep -E '^(ok|FAIL|skip)|passed|cuDNN'
+    if [ -n "$CUDA_MAKE_ARGS" ]; then # pgolf's own attention kernels too
+        within 120 env PGOLF_CUDA_ATTENTION=pgolf build/run_cuda_tests attention 2>&1 | tee "$out/cuda_tests_pgolf_attention.txt" |
+            grep -E '^(ok|FAIL|skip)|passed'
+        within 60 env PGOLF_CUDA_ATTENTION=pgolf build/run_cuda_tests warp_mma 2>&1 | grep -E '^(ok|FAIL|skip)|passed'
+        within 60 env PGOLF_CUDA_ATTENTION=pgolf build/bench_cuda_ops > "$out/ops_pgolf_attention.txt" 2>&1
+        grep -i attention "$out/ops_pgolf_attention.txt"
+    fi
     within 60 build/bench_cuda_ops 2>&1 | tee "$out/ops.txt" # per-op figures: where a step's time goes
 }
 
@@ -46,7 +70,7 @@ run_profile() {
         ./pgolf-cuda train > "$out/profile.txt" 2>&1
     grep -m 25 cuda_profile: "$out/profile.txt"
     command -v ncu > /dev/null &&
-        within 60 ncu --section SpeedOfLight --section Occupancy --section LaunchStats -k regex:attn_.*_tc -c 3 build/bench_cuda_ops > "$out/ncu.txt" 2>&1
+        within 60 env PGOLF_CUDA_ATTENTION=pgolf ncu --section SpeedOfLight --section Occupancy --section LaunchStats -k regex:attn_.*_tc -c 3 build/bench_cuda_ops > "$out/ncu.txt" 2>&1
 }
 
 run_bench() {
@@ -57,8 +81,13 @@ run_bench() {
 
 case "${1:-test}" in
 test) run_tests ;;
-bench) run_bench ;;
-profile) run_profile ;;
-all) run_tests; run_profile; SHAPES="baseline shape638" RUNS="bf16 ref" STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} run_bench ;;
+bench) build; run_bench ;;
+profile) build; run_profile ;;
+all)
+    run_tests
+    SHAPES=baseline RUNS="bf16 bf16-pgolf-attention ref" STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} run_bench
+    run_profile
+    SHAPES=shape638 RUNS="bf16 ref" STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} run_bench
+    ;;
 *) echo "usage: $0 test|bench|profile|all" >&2; exit 2 ;;
 esac

@@ -270,7 +270,7 @@ TEST(cuda_elementwise) {
 #define BF16_ATT_TOL 2e-2
 static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
     int tc = bf16 && Dh % 16 == 0 && Dh <= 128;
-    printf("    B=%d T=%d H=%d Hkv=%d Dh=%d %s\n", B, T, H, Hkv, Dh, tc ? "tensor cores (bf16)" : "fp32");
+    printf("    B=%d T=%d H=%d Hkv=%d Dh=%d %s\n", B, T, H, Hkv, Dh, !tc ? "fp32" : strcmp(cuda_attention_name(), "pgolf") ? cuda_attention_name() : "tensor cores (bf16)");
     size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh, nl = (size_t)B * H * T;
     float *q = host_randn(nq, 1), *k = host_randn(nk, 1), *v = host_randn(nk, 1), *dy = host_randn(nq, 1);
     float *y = xmalloc(sizeof(float) * nq), *lse = xmalloc(sizeof(float) * nl);
@@ -282,15 +282,21 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
     cuda_set_matmul_bf16(bf16);
     cuda_attention_forward(gy, glse, gq, gk, gv, NULL, B, T, H, Hkv, Dh);
     cuda_attention_backward(gdq, gdk, gdv, gdy, gy, glse, gq, gk, gv, NULL, B, T, H, Hkv, Dh);
-    if (tc) { // q, k, v rounded beforehand (RoundedInput, as the model passes them): the same bits
+    if (tc) { // q, k, v rounded beforehand (RoundedInput, as the model passes them): the same bits, except
+              // from cuDNN's backward, which adds dQ with atomics (then within tolerance of the CPU)
+        int exact = !strcmp(cuda_attention_name(), "pgolf");
         RoundedInput r[3] = {{0}};
         cuda_matmul_input_round(&r[0], gq, nq), cuda_matmul_input_round(&r[1], gk, nk), cuda_matmul_input_round(&r[2], gv, nk);
         float *ry = cuda_alloc(nq), *rlse = cuda_alloc(nl), *rdq = cuda_alloc(nq), *rdk = cuda_alloc(nk), *rdv = cuda_alloc(nk);
         cuda_attention_forward(ry, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh);
         cuda_attention_backward(rdq, rdk, rdv, gdy, ry, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh);
-        const float *plain[] = {gy, gdq, gdk, gdv}, *pre[] = {ry, rdq, rdk, rdv};
+        const float *plain[] = {gy, gdq, gdk, gdv}, *pre[] = {ry, rdq, rdk, rdv}, *cpu[] = {y, dq, dk, dv};
         size_t sizes[] = {nq, nq, nk, nk};
         for (int i = 0; i < 4; i++) {
+            if (i > 0 && !exact) {
+                compare_within("attention gradient from pre-rounded q, k, v", pre[i], cpu[i], sizes[i], BF16_ATT_TOL);
+                continue;
+            }
             float *a = xmalloc(sizeof(float) * sizes[i]), *b = xmalloc(sizeof(float) * sizes[i]);
             cuda_download(a, plain[i], sizeof(float) * sizes[i]), cuda_download(b, pre[i], sizeof(float) * sizes[i]);
             CHECK(!memcmp(a, b, sizeof(float) * sizes[i]), "attention output %d from pre-rounded q, k, v differs", i);

@@ -1,11 +1,14 @@
 // Causal GQA attention in tiles (the FlashAttention-2 schedule, fp32 on CUDA cores; in bf16 mode the same
-// schedule runs on tensor cores, attention_tc.cu, where the head size allows): a block holds
+// schedule runs on tensor cores, attention_tc.cu, or cuDNN's fused attention, attention_cudnn.cu, where
+// the head size allows): a block holds
 // a tile of query rows (forward, dQ) or key rows (dK, dV) of one head in shared memory and walks the
 // other side's tiles, so K and V are read once per query tile instead of once per query row, and the
 // forward never holds more than a tile of scores (online softmax). Deterministic: every sum runs in
 // a fixed order, and dK/dV are owned by one block each (no atomics).
 // Layouts as the CPU op: q, y [B,T,H,Dh]; k, v [B,T,Hkv,Dh]; lse [B,H,T] (of the scaled scores).
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
@@ -86,13 +89,33 @@ __global__ static void attn_fwd(float *y, float *lse, const float *q, const floa
     for (int r = threadIdx.x; r < rows; r += blockDim.x) lse[((size_t)b * H + h) * T + t0 + r] = m[r] + logf(l[r]);
 }
 
-// bf16 mode (ops_set_matmul_bf16) runs attention on tensor cores where the head size allows
+// Whether tensor-core attention is cuDNN's (PGOLF_CUDA_ATTENTION: cudnn, the default where it is linked,
+// or pgolf), read once.
+static int use_cudnn(void) {
+    static int chosen = -1;
+    if (chosen < 0) {
+        const char *e = getenv("PGOLF_CUDA_ATTENTION");
+        int linked = cuda_attention_cudnn_version != nullptr;
+        if (!e || !*e) chosen = linked;
+        else if (!strcmp(e, "pgolf")) chosen = 0;
+        else if (!strcmp(e, "cudnn") && linked) chosen = 1;
+        else if (!strcmp(e, "cudnn")) die("PGOLF_CUDA_ATTENTION=cudnn: this pgolf-cuda was built without cuDNN (make cuda CUDNN_HOME=... CUDNN_FRONTEND=...)");
+        else die("PGOLF_CUDA_ATTENTION=%s: expected cudnn or pgolf", e);
+    }
+    return chosen;
+}
+
+extern "C" const char *cuda_attention_name(void) { return use_cudnn() ? cuda_attention_cudnn_version() : "pgolf"; }
+
+// bf16 mode (ops_set_matmul_bf16) runs attention on tensor cores where the head size allows (cuDNN's
+// or ours, use_cudnn); fp32 mode on the fp32 kernels below.
 static int on_tensor_cores(int Dh) { return cuda_matmul_bf16() && cuda_attention_tc_supports(Dh); }
 
 extern "C" void cuda_attention_forward(float *y, float *lse, const float *q, const float *k, const float *v,
                                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
     if (on_tensor_cores(Dh)) {
-        cuda_attention_tc_forward(y, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
+        if (!use_cudnn() || !cuda_attention_cudnn_forward(y, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh))
+            cuda_attention_tc_forward(y, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
         return;
     } // the fp32 kernels read q, k, v themselves
     int tile = att_tile(Dh);
@@ -212,9 +235,11 @@ __global__ static void attn_dkv(float *dk, float *dv, const float *dy, const flo
 extern "C" void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
                                         const float *q, const float *k, const float *v, const RoundedInput *qkv_r, int B,
                                         int T, int H, int Hkv, int Dh) {
+    int tc = on_tensor_cores(Dh);
+    if (tc && use_cudnn() && cuda_attention_cudnn_backward(dq, dk, dv, dy, y, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh))
+        return; // it forms D itself
     float *D = (float *)cuda_scratch(SCRATCH_ATTN_ROWDOT, sizeof(float) * B * H * T);
     int rows = B * T * H;
-    int tc = on_tensor_cores(Dh);
     __nv_bfloat16 *dyr = tc ? (__nv_bfloat16 *)cuda_scratch(SCRATCH_ATTN_DY, sizeof(__nv_bfloat16) * rows * Dh) : nullptr;
     attn_rowdot<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(D, dyr, dy, y, rows, T, H, Dh);
     CUDA_CHECK_LAUNCH();

@@ -306,9 +306,7 @@ template <int DH = 16, class Launch> static void with_head_dim(int Dh, Launch la
     }
 }
 
-
-// x as bf16: r's values when given (checked), else rounded into the scratch buffer `use`
-static const bf16 *attention_operand(CudaScratch use, const float *x, const RoundedInput *r, size_t n) {
+const bf16 *cuda_attention_operand(CudaScratch use, const float *x, const RoundedInput *r, size_t n) {
     return r ? cuda_rounded_values(r, x, n, "attention") : cuda_bf16_copy(use, x, n);
 }
 
@@ -317,9 +315,9 @@ void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float
     size_t ld = Dh + PAD, nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
     size_t shared = sizeof(bf16) * (OWN + 2 * WALK) * ld;
     float scale_log2 = (float)(LOG2E / sqrt((double)Dh));
-    const bf16 *qh = attention_operand(SCRATCH_ATTN_Q, q, qkv_r, nq),
-               *kh = attention_operand(SCRATCH_ATTN_K, k, qkv_r ? qkv_r + 1 : NULL, nk),
-               *vh = attention_operand(SCRATCH_ATTN_V, v, qkv_r ? qkv_r + 2 : NULL, nk);
+    const bf16 *qh = cuda_attention_operand(SCRATCH_ATTN_Q, q, qkv_r, nq),
+               *kh = cuda_attention_operand(SCRATCH_ATTN_K, k, qkv_r ? qkv_r + 1 : NULL, nk),
+               *vh = cuda_attention_operand(SCRATCH_ATTN_V, v, qkv_r ? qkv_r + 2 : NULL, nk);
     with_head_dim(Dh, [&](auto dh) {
         auto kernel = attn_fwd_tc<decltype(dh)::value>;
         allow_shared(kernel, shared);
@@ -334,9 +332,9 @@ void cuda_attention_tc_backward(float *dq, float *dk, float *dv, const bf16 *dyh
     double scale = 1.0 / sqrt((double)Dh);
     size_t ld = Dh + PAD, nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
     size_t shared = sizeof(bf16) * (2 * OWN + 2 * WALK) * ld, shared_dkv = shared + sizeof(float) * 2 * WALK;
-    const bf16 *qh = attention_operand(SCRATCH_ATTN_Q, q, qkv_r, nq),
-               *kh = attention_operand(SCRATCH_ATTN_K, k, qkv_r ? qkv_r + 1 : NULL, nk),
-               *vh = attention_operand(SCRATCH_ATTN_V, v, qkv_r ? qkv_r + 2 : NULL, nk);
+    const bf16 *qh = cuda_attention_operand(SCRATCH_ATTN_Q, q, qkv_r, nq),
+               *kh = cuda_attention_operand(SCRATCH_ATTN_K, k, qkv_r ? qkv_r + 1 : NULL, nk),
+               *vh = cuda_attention_operand(SCRATCH_ATTN_V, v, qkv_r ? qkv_r + 2 : NULL, nk);
     with_head_dim(Dh, [&](auto dh) {
         auto dq_kernel = attn_dq_tc<decltype(dh)::value>;
         auto dkv_kernel = attn_dkv_tc<decltype(dh)::value>;

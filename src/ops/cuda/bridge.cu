@@ -24,7 +24,7 @@ const char *ops_backend(void) {
     static char text[300];
     cudaDeviceProp prop;
     if (!text[0] && cuda_device_count() && cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
-        snprintf(text, sizeof text, "cuda device:%s", prop.name);
+        snprintf(text, sizeof text, "cuda device:%s attention:%s", prop.name, cuda_attention_name());
     return text[0] ? text : "cuda device:none";
 }
 

@@ -52,11 +52,18 @@ enum CudaScratch {
     SCRATCH_ATTN_K,
     SCRATCH_ATTN_V,
     SCRATCH_ATTN_DY,
+    SCRATCH_ATTN_O, // cuDNN's attention (attention_cudnn.cu): its bf16 output O, and y rounded again for its backward
+    SCRATCH_ATTN_DQ,
+    SCRATCH_ATTN_DK,
+    SCRATCH_ATTN_DV,
+    SCRATCH_CUDNN_WORKSPACE,
     SCRATCH_COUNT
 };
 void *cuda_scratch(CudaScratch use, size_t bytes);
 // x [n] rounded to bf16 (nearest even) into the scratch buffer `use`, valid until its next use.
 const __nv_bfloat16 *cuda_bf16_copy(CudaScratch use, const float *x, size_t n);
+// out [n] = in widened to fp32 (exact)
+void cuda_bf16_to_float(float *out, const __nv_bfloat16 *in, size_t n);
 // For an op that writes x [n] and its rounding in one pass: makes r hold x (as matmul_input_round) and
 // returns where the bf16 values go, or NULL in fp32 mode (nothing to write). r may be NULL (returns NULL).
 struct RoundedInput;
@@ -138,8 +145,27 @@ __device__ inline void load_row_stats(float *lse_s, float *D_s, const float *lse
 // the caller.
 // qkv_r: NULL or q, k, v already rounded (ops.h's attention_forward).
 int cuda_attention_tc_supports(int Dh);
+// An attention operand x [n] as bf16: r's values when given (checked), else x rounded into the scratch
+// buffer `use`.
+const __nv_bfloat16 *cuda_attention_operand(CudaScratch use, const float *x, const struct RoundedInput *r, size_t n);
 void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float *k, const float *v,
                                const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
 void cuda_attention_tc_backward(float *dq, float *dk, float *dv, const __nv_bfloat16 *dyr, const float *lse, const float *D,
                                 const float *q, const float *k, const float *v, const struct RoundedInput *qkv_r, int B,
                                 int T, int H, int Hkv, int Dh);
+
+// cuDNN's fused attention (attention_cudnn.cu), linked only into builds made with CUDNN_HOME and
+// CUDNN_FRONTEND: these symbols are weak, so a build without it sees null functions (attention.cu then
+// runs its own kernels). The same arguments and results as the tensor-core kernels, for the same head
+// sizes (the backward forms D itself); each returns 0, having done nothing, where cuDNN has no plan for
+// the shape (said once on stderr), and the caller runs pgolf's kernels instead. The version reads
+// like "cudnn-9.13.0".
+extern "C" {
+__attribute__((weak)) const char *cuda_attention_cudnn_version(void);
+__attribute__((weak)) int cuda_attention_cudnn_forward(float *y, float *lse, const float *q, const float *k, const float *v,
+                                                       const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
+__attribute__((weak)) int cuda_attention_cudnn_backward(float *dq, float *dk, float *dv, const float *dy, const float *y,
+                                                        const float *lse, const float *q, const float *k, const float *v,
+                                                        const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv,
+                                                        int Dh);
+}

@@ -53,6 +53,17 @@ static void launch_round_to_bf16(__nv_bfloat16 *out, const float *x, size_t n) {
     CUDA_CHECK_LAUNCH();
 }
 
+__global__ static void bf16_to_float(float *out, const __nv_bfloat16 *in, size_t n) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = __bfloat162float(in[i]);
+}
+
+void cuda_bf16_to_float(float *out, const __nv_bfloat16 *in, size_t n) {
+    size_t blocks = (n + THREADS - 1) / THREADS;
+    bf16_to_float<<<(unsigned)(blocks < 4096 ? blocks : 4096), THREADS>>>(out, in, n);
+    CUDA_CHECK_LAUNCH();
+}
+
 const __nv_bfloat16 *cuda_bf16_copy(CudaScratch use, const float *x, size_t n) {
     __nv_bfloat16 *out = (__nv_bfloat16 *)cuda_scratch(use, n * sizeof(__nv_bfloat16));
     launch_round_to_bf16(out, x, n);

@@ -56,13 +56,16 @@ void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const
                               int C, int accumulate, struct RoundedInput *dy_r);
 
 // ---------------------------------------------------------------- attention (causal GQA, lse saved)
-// FlashAttention-2's schedule: on tensor cores in bf16 mode (attention_tc.cu; qkv_r: NULL or q, k, v
-// rounded, as ops.h's), else fp32 tiles on CUDA cores (head dimension up to 128).
+// FlashAttention-2's schedule: on tensor cores in bf16 mode (attention_tc.cu, or cuDNN's fused attention
+// where the build links it and PGOLF_CUDA_ATTENTION is not pgolf; qkv_r: NULL or q, k, v rounded, as
+// ops.h's), else fp32 tiles on CUDA cores (head dimension up to 128).
 void cuda_attention_forward(float *y, float *lse, const float *q, const float *k, const float *v,
                             const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
 void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
                              const float *q, const float *k, const float *v, const struct RoundedInput *qkv_r, int B, int T,
                              int H, int Hkv, int Dh);
+// Whose tensor-core attention runs: "pgolf", or cuDNN's with its version ("cudnn-9.13.0").
+const char *cuda_attention_name(void);
 
 // ---------------------------------------------------------------- query/key preparation and the seed techniques
 void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const float *gain, const float *cos_t,
