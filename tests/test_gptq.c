@@ -240,10 +240,10 @@ static double max_diff_xtx(const double *H, const real *X, int N, int n) {
     return worst / scale;
 }
 
-// One training batch: each Hessian is X^T X of the input that matrix multiplies, found by name.
+// One training batch, in fp32 and in bf16 mode (where the model keeps the MLP activation only rounded,
+// so calibration reads it back through matmul_input_values): each Hessian is X^T X of the input that
+// matrix multiplies, found by name.
 TEST(gptq_hessians_from_training_batch) {
-    GPT m;
-    tiny_gpt(&m);
     const char *dir = test_tmpdir("gptq_calib");
     char path[600], pattern[600];
     snprintf(path, sizeof path, "%s/fineweb_train_000000.bin", dir);
@@ -251,22 +251,33 @@ TEST(gptq_hessians_from_training_batch) {
     uint16_t tokens[200];
     for (int i = 0; i < 200; i++) tokens[i] = (uint16_t)((i * 7 + 3) % 64);
     shard_write(path, tokens, 200);
-    TokenStream *s = token_stream_open(pattern, 64);
-    Hessians *h = hessians_from_stream(&m, s, 1, 64, 16);
-    token_stream_close(s);
-    int32_t x[64];
-    for (int i = 0; i < 64; i++) x[i] = tokens[i];
-    gpt_forward(&m, x, NULL, 4, 16); // the same batch again: the activations the Hessians came from
-    const BlockActs *b1 = &m.acts.blocks[1];
-    double e[] = {max_diff_xtx(hessians_for("blocks.1.attn.c_k.weight", h), b1->n1, 64, 32),
-                  max_diff_xtx(hessians_for("blocks.1.attn.proj.weight", h), b1->att_y, 64, 32),
-                  max_diff_xtx(hessians_for("blocks.1.mlp.fc.weight", h), b1->n2, 64, 32),
-                  max_diff_xtx(hessians_for("blocks.1.mlp.proj.weight", h), b1->h_act, 64, 64),
-                  max_diff_xtx(hessians_for("tok_emb.weight", h), m.acts.nf, 64, 32)};
-    for (int i = 0; i < 5; i++) CHECK(e[i] < 1e-5, "hessian %d differs from X^T X by %.3g (relative)", i, e[i]);
-    CHECK(!hessians_for("blocks.1.attn_scale", h) && !hessians_for("blocks.7.mlp.fc.weight", h), "unexpected hessian");
-    hessians_free(h);
-    gpt_free(&m);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        ops_set_matmul_bf16(bf16);
+        GPT m;
+        tiny_gpt(&m);
+        TokenStream *s = token_stream_open(pattern, 64);
+        Hessians *h = hessians_from_stream(&m, s, 1, 64, 16);
+        token_stream_close(s);
+        int32_t x[64];
+        for (int i = 0; i < 64; i++) x[i] = tokens[i];
+        gpt_forward(&m, x, NULL, 4, 16); // the same batch again: the activations the Hessians came from
+        const BlockActs *b1 = &m.acts.blocks[1];
+        real *h_act = xmalloc(sizeof(real) * 64 * 64);
+        matmul_input_values(h_act, &b1->h_r, 64 * 64);
+        if (bf16) CHECK(!b1->h_act, "bf16 mode keeps an fp32 MLP activation");
+        else CHECK(!memcmp(h_act, b1->h_act, sizeof(real) * 64 * 64), "fp32 mode: matmul_input_values is not the activation");
+        double e[] = {max_diff_xtx(hessians_for("blocks.1.attn.c_k.weight", h), b1->n1, 64, 32),
+                      max_diff_xtx(hessians_for("blocks.1.attn.proj.weight", h), b1->att_y, 64, 32),
+                      max_diff_xtx(hessians_for("blocks.1.mlp.fc.weight", h), b1->n2, 64, 32),
+                      max_diff_xtx(hessians_for("blocks.1.mlp.proj.weight", h), h_act, 64, 64),
+                      max_diff_xtx(hessians_for("tok_emb.weight", h), m.acts.nf, 64, 32)};
+        for (int i = 0; i < 5; i++) CHECK(e[i] < 1e-5, "bf16 %d: hessian %d differs from X^T X by %.3g (relative)", bf16, i, e[i]);
+        CHECK(!hessians_for("blocks.1.attn_scale", h) && !hessians_for("blocks.7.mlp.fc.weight", h), "unexpected hessian");
+        free(h_act);
+        hessians_free(h);
+        gpt_free(&m);
+    }
+    ops_set_matmul_bf16(0);
 }
 
 // Self-generated calibration text: deterministic for a seed, different for another.

@@ -40,6 +40,7 @@ void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T) {
     const GPTConfig *c = &m->cfg;
     int N = B * T, big = c->hidden > c->dim ? c->hidden : c->dim;
     real *tmp = ops_alloc((size_t)big * (size_t)big), *host = xmalloc(sizeof(real) * (size_t)big * (size_t)big);
+    real *h_act = ops_alloc((size_t)N * c->hidden); // in bf16 mode the model keeps it only rounded (gpt.c)
     gpt_forward(m, x, NULL, B, T);
     for (int v = 0; v < m->n_order; v++) { // a layer run more than once (depth recurrence) sums its inputs
         const BlockActs *s = &m->acts.blocks[v];
@@ -47,9 +48,11 @@ void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T) {
         accumulate(h->attn_in[l], s->n1, N, c->dim, h->batches, tmp, host);
         accumulate(h->attn_out[l], gpt_proj_input(m, v), N, c->dim, h->batches, tmp, host);
         accumulate(h->mlp_in[l], s->n2, N, c->dim, h->batches, tmp, host);
-        accumulate(h->mlp_hidden[l], s->h_act, N, c->hidden, h->batches, tmp, host);
+        matmul_input_values(h_act, &s->h_r, (size_t)N * c->hidden); // what mlp.proj read
+        accumulate(h->mlp_hidden[l], h_act, N, c->hidden, h->batches, tmp, host);
     }
     accumulate(h->head_in, m->acts.nf, N, c->dim, h->batches, tmp, host);
+    ops_free(h_act);
     ops_free(tmp);
     free(host);
 }

@@ -55,6 +55,9 @@ typedef struct RoundedInput {
 } RoundedInput;
 void matmul_input_round(RoundedInput *r, const real *x, size_t n);
 void matmul_input_free(RoundedInput *r);
+// out [n] = the first n values r holds as its products read them: rounded in bf16 mode, else the values
+// themselves. For readers of a result kept only rounded (GPTQ's calibration reads the MLP activation).
+void matmul_input_values(real *out, const RoundedInput *r, size_t n);
 static inline int rounded_input_holds(const RoundedInput *r, const real *x, size_t n, int bf16) {
     return r->of == x && r->n >= n && (!bf16 || r->bf16);
 }

@@ -523,7 +523,8 @@ TEST(cuda_optimizer_ops) {
 }
 
 // The whole model on the GPU: pgolf-cuda (the same model and loop on src/ops/cuda) against pgolf on the CPU
-// from the same weights and shards, every technique family on, both computing the linear layers at
+// from the same weights and shards, every technique family on, GPTQ's export (its calibration reads
+// the activations), both computing the linear layers at
 // `precision` (the CPU's bf16 mode rounds the same operands; its attention stays fp32): 8 training
 // steps' losses within loss_tol, the round-trip val_bpb within bpb_tol, every gradient tensor of the
 // first step within grad_tol (DUMP_GRADS) and, where weight_tol > 0, every final weight tensor within
@@ -563,7 +564,7 @@ static void model_tracks_cpu(const char *precision, double loss_tol, double bpb_
              "TRAIN_LOG_EVERY=1 ROPE_DIMS=8 LN_SCALE=1 NEGATIVE_SLOPE=0.5 XSA_LAST_N=4 SMEAR_GATE=1 GATED_ATTENTION=1 "
              "VALUE_RESIDUAL=1 BIGRAM_VOCAB_SIZE=64 BIGRAM_DIM=16 SKIP_GATES_ENABLED=1 RECUR_LAYERS=1-2 "
              "PARALLEL_RESIDUAL_START=3 VE_ENABLED=1 VE_DIM=16 VE_LAYERS=3 EMA_ENABLED=1 MUON_WD=0.04 ADAM_WD=0.04 "
-             "MUON_ROW_NORMALIZE=1 LATE_QAT=1 QAT_THRESHOLD=0.5 MATMUL_PRECISION=%s",
+             "MUON_ROW_NORMALIZE=1 LATE_QAT=1 QAT_THRESHOLD=0.5 QUANT_SCHEME=gptq GPTQ_CALIBRATION_BATCHES=2 MATMUL_PRECISION=%s",
              data, test_shared_data(), precision);
     // one set of initial weights for both: an export-only run writes them
     snprintf(cmd, sizeof cmd, "env %s OUT_DIR=%s/init ITERATIONS=0 ./pgolf train", env, dir);

@@ -122,6 +122,11 @@ void matmul_input_free(RoundedInput *r) {
     *r = (RoundedInput){0};
 }
 
+void matmul_input_values(real *out, const RoundedInput *r, size_t n) {
+    if (n > r->n) die("matmul_input_values: %zu values asked of a rounded input holding %zu", n, r->n);
+    memcpy(out, r->bf16 ? (const real *)r->rounded : r->of, n * sizeof(real));
+}
+
 // A linear layer's input (or output gradient) as its matmuls read it: from r when given (checked), else rounded here.
 static const real *input_operand(int slot, const real *x, const RoundedInput *r, size_t n) {
     if (!r) return matmul_operand(slot, x, n);

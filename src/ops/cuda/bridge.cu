@@ -63,6 +63,7 @@ void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, cons
 }
 void matmul_input_round(RoundedInput *r, const real *x, size_t n) { cuda_matmul_input_round(r, x, n); }
 void matmul_input_free(RoundedInput *r) { cuda_matmul_input_free(r); }
+void matmul_input_values(real *out, const RoundedInput *r, size_t n) { cuda_matmul_input_values(out, r, n); }
 void matmul_forward(real *out, const real *inp, const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out) {
     cuda_matmul_forward(out, inp, inp_r, w, N, C_in, C_out);
 }

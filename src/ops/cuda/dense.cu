@@ -107,6 +107,12 @@ extern "C" void cuda_matmul_input_free(RoundedInput *r) {
     *r = RoundedInput{};
 }
 
+extern "C" void cuda_matmul_input_values(float *out, const RoundedInput *r, size_t n) {
+    if (n > r->n) die("matmul_input_values: %zu values asked of a rounded input holding %zu", n, r->n);
+    if (r->bf16) cuda_bf16_to_float(out, (const __nv_bfloat16 *)r->rounded, n);
+    else CUDA_CHECK(cudaMemcpy(out, r->of, n * sizeof(float), cudaMemcpyDeviceToDevice));
+}
+
 const __nv_bfloat16 *cuda_rounded_values(const RoundedInput *r, const float *x, size_t n, const char *what) {
     if (!rounded_input_holds(r, x, n, 1)) die("CUDA %s: the rounded operand given does not hold bf16 values of its input", what);
     return (const __nv_bfloat16 *)r->rounded;

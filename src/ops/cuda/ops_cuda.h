@@ -31,6 +31,7 @@ int cuda_matmul_bf16(void);
 struct RoundedInput;
 void cuda_matmul_input_round(struct RoundedInput *r, const float *inp, size_t n);
 void cuda_matmul_input_free(struct RoundedInput *r);
+void cuda_matmul_input_values(float *out, const struct RoundedInput *r, size_t n);
 void cuda_matmul_forward(float *out, const float *inp, const struct RoundedInput *inp_r, const float *w, int N, int C_in,
                          int C_out);
 void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const struct RoundedInput *dout_r, const float *inp,
