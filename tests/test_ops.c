@@ -25,12 +25,12 @@ TEST(ops_matmul_bf16_rounds_operands) {
     rounded_copy(xr, x, N * I), rounded_copy(wr, w, O * I), rounded_copy(dr, d, N * O);
 
     CHECK(!ops_matmul_bf16(), "the CPU default is fp32");
-    matmul_forward(out_fp32, x, NULL, w, N, I, O);
-    matmul_forward(out_ref, xr, NULL, wr, N, I, O);
-    matmul_backward(dx_ref, dw_ref, dr, NULL, xr, NULL, wr, N, I, O, 0);
+    matmul_forward(out_fp32, x, NULL, w, N, I, O, NULL);
+    matmul_forward(out_ref, xr, NULL, wr, N, I, O, NULL);
+    matmul_backward(dx_ref, dw_ref, dr, NULL, xr, NULL, wr, N, I, O, 0, NULL);
     ops_set_matmul_bf16(1);
-    matmul_forward(out, x, NULL, w, N, I, O);
-    matmul_backward(dx, dw, d, NULL, x, NULL, w, N, I, O, 0);
+    matmul_forward(out, x, NULL, w, N, I, O, NULL);
+    matmul_backward(dx, dw, d, NULL, x, NULL, w, N, I, O, 0, NULL);
     ops_set_matmul_bf16(0);
     CHECK(!memcmp(out, out_ref, sizeof out), "bf16 forward differs from fp32 on rounded operands");
     CHECK(!memcmp(dx, dx_ref, sizeof dx), "bf16 dinp differs from fp32 on rounded operands");
@@ -72,7 +72,7 @@ TEST(ops_matmul_gemm_follows_matmul_precision) {
 static float g_rounded_x[8 * 16];
 static void matmul_wrong_input(void *arg) {
     float out[8 * 4], w[4 * 16] = {0};
-    matmul_forward(out, g_rounded_x + 16, arg, w, 7, 16, 4); // rounded from g_rounded_x, given x + 16
+    matmul_forward(out, g_rounded_x + 16, arg, w, 7, 16, 4, NULL); // rounded from g_rounded_x, given x + 16
 }
 
 TEST(ops_matmul_rounded_input) {
@@ -88,12 +88,12 @@ TEST(ops_matmul_rounded_input) {
     for (int bf16 = 0; bf16 < 2; bf16++) {
         ops_set_matmul_bf16(bf16);
         memset(dw, 0, sizeof dw), memset(dw_r, 0, sizeof dw_r);
-        matmul_forward(out, x, NULL, w, N, I, O);
-        matmul_backward(dx, dw, d, NULL, x, NULL, w, N, I, O, 0);
+        matmul_forward(out, x, NULL, w, N, I, O, NULL);
+        matmul_backward(dx, dw, d, NULL, x, NULL, w, N, I, O, 0, NULL);
         matmul_input_round(&ri, x, (size_t)N * I);
         for (int i = 0; i < N * I; i++) x[i] += 1e-3f * (float)fabs(x[i]); // rewritten after the rounding
-        matmul_forward(out_r, x, &ri, w, N, I, O);
-        matmul_backward(dx_r, dw_r, d, NULL, x, &ri, w, N, I, O, 0);
+        matmul_forward(out_r, x, &ri, w, N, I, O, NULL);
+        matmul_backward(dx_r, dw_r, d, NULL, x, &ri, w, N, I, O, 0, NULL);
         int same = !memcmp(out, out_r, sizeof out) && !memcmp(dw, dw_r, sizeof dw);
         CHECK(bf16 ? same : !same, "bf16 %d: results %s the values rounded before x changed", bf16,
               bf16 ? "differ from" : "come from");
@@ -106,12 +106,70 @@ TEST(ops_matmul_rounded_input) {
     ops_set_matmul_bf16(0);
 }
 
+// Results kept only rounded (bf16 mode, out NULL with out_r): a matmul's, bit for bit the rounding of
+// its fp32 result (also when its input gradient accumulates into the rounded values), and the
+// activation reading such inputs (inp NULL with inp_r) gives what it gives on the rounded values
+// themselves. In fp32 mode a missing output or input stops with an error.
+static void matmul_without_output(void *arg) {
+    float x[2 * 4] = {0}, w[3 * 4] = {0};
+    matmul_forward(NULL, x, NULL, w, 2, 4, 3, arg);
+}
+
+static void relu2_without_input(void *arg) {
+    float out[4];
+    relu2_forward(out, NULL, arg, 4, 0.5f, NULL);
+}
+
+static int same_as_rounded(const RoundedInput *r, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (((const float *)r->rounded)[i] != bf16_round(x[i])) return 0;
+    return r->of == NULL && r->bf16;
+}
+
+TEST(ops_rounded_only_inputs_and_products) {
+    enum { N = 6, I = 16, O = 5 };
+    static float x[N * I], w[O * I], d[N * O], out[N * O], dx[N * I], dw[O * I], h[N * O], g[N * O], hb[N * O], gb[N * O];
+    static float act[N * O], dact[N * O];
+    Rng r;
+    rng_seed(&r, 5);
+    for (int i = 0; i < N * I; i++) x[i] = (float)rng_normal(&r);
+    for (int i = 0; i < O * I; i++) w[i] = (float)rng_normal(&r);
+    for (int i = 0; i < N * O; i++) d[i] = (float)rng_normal(&r);
+    RoundedInput pre = {0}, grad = {0}, full = {0}, only = {0};
+    ops_set_matmul_bf16(1);
+    matmul_forward(out, x, NULL, w, N, I, O, NULL);
+    matmul_forward(NULL, x, NULL, w, N, I, O, &pre);
+    CHECK(same_as_rounded(&pre, out, N * O), "matmul's rounded-only output is not its result rounded");
+    matmul_backward(dx, dw, d, NULL, x, NULL, w, N, I, O, 0, NULL);
+    matmul_backward(NULL, dw, d, NULL, x, NULL, w, N, I, O, 0, &grad);
+    CHECK(same_as_rounded(&grad, dx, N * I), "matmul's rounded-only input gradient is not dinp rounded");
+    for (int i = 0; i < N * I; i++) dx[i] = bf16_round(dx[i]);
+    matmul_backward(dx, dw, d, NULL, x, NULL, w, N, I, O, 1, NULL);
+    matmul_backward(NULL, dw, d, NULL, x, NULL, w, N, I, O, 1, &grad);
+    CHECK(same_as_rounded(&grad, dx, N * I), "accumulating into a rounded-only input gradient differs");
+    // the activation on rounded-only inputs: pre (h_pre) and d rounded into grad (d(h_act)) as the model passes them
+    matmul_input_round(&grad, d, N * O);
+    for (int i = 0; i < N * O; i++) hb[i] = bf16_round(out[i]), gb[i] = bf16_round(d[i]);
+    relu2_forward(h, hb, NULL, N * O, 0.5f, NULL);
+    relu2_forward(act, NULL, &pre, N * O, 0.5f, NULL);
+    CHECK(!memcmp(h, act, sizeof h), "relu2 forward through a rounded-only input differs");
+    relu2_backward(g, gb, NULL, hb, NULL, N * O, 0.5f, &full);
+    relu2_backward(dact, d, &grad, NULL, &pre, N * O, 0.5f, &only);
+    CHECK(!memcmp(g, dact, sizeof g) && !memcmp(full.rounded, only.rounded, sizeof g),
+          "relu2 backward through rounded inputs differs");
+    ops_set_matmul_bf16(0);
+    RoundedInput empty = {.n = 4}; // holds a NULL buffer of 4 values, as a rounded-only result made in bf16 mode
+    CHECK(test_dies_with(matmul_without_output, &empty, "no output"), "matmul without any output in fp32 mode went on");
+    CHECK(test_dies_with(relu2_without_input, &empty, "no input"), "relu2 without any input in fp32 mode went on");
+    matmul_input_free(&pre), matmul_input_free(&grad), matmul_input_free(&full), matmul_input_free(&only);
+}
+
 // relu2 and scaled_add_backward without their fp32 output (bf16 mode, out NULL): the rounded copy
 // alone, the same values as the rounding of the full result, and a matmul reads it through the NULL
 // buffer it holds; in fp32 mode leaving the output out stops with an error.
 static void relu2_without_output(void *arg) {
     float x[4] = {1, -2, 3, -4};
-    relu2_forward(NULL, x, 4, 0.5f, arg);
+    relu2_forward(NULL, x, NULL, 4, 0.5f, arg);
 }
 
 TEST(ops_rounded_only_outputs) {
@@ -123,14 +181,14 @@ TEST(ops_rounded_only_outputs) {
     for (int i = 0; i < O * I; i++) w[i] = (float)rng_normal(&r);
     RoundedInput full = {0}, only = {0};
     ops_set_matmul_bf16(1);
-    relu2_forward(h, x, N * I, 0.5f, &full);
-    relu2_forward(NULL, x, N * I, 0.5f, &only);
+    relu2_forward(h, x, NULL, N * I, 0.5f, &full);
+    relu2_forward(NULL, x, NULL, N * I, 0.5f, &only);
     CHECK(only.of == NULL && only.bf16 && !memcmp(full.rounded, only.rounded, sizeof h), "relu2 forward's copy alone differs");
-    matmul_forward(out, h, &full, w, N, I, O);
-    matmul_forward(out_r, NULL, &only, w, N, I, O);
+    matmul_forward(out, h, &full, w, N, I, O, NULL);
+    matmul_forward(out_r, NULL, &only, w, N, I, O, NULL);
     CHECK(!memcmp(out, out_r, sizeof out), "a matmul through the copy alone differs");
-    relu2_backward(dh, d, x, N * I, 0.5f, &full);
-    relu2_backward(NULL, d, x, N * I, 0.5f, &only);
+    relu2_backward(dh, d, NULL, x, NULL, N * I, 0.5f, &full);
+    relu2_backward(NULL, d, NULL, x, NULL, N * I, 0.5f, &only);
     CHECK(!memcmp(full.rounded, only.rounded, sizeof dh), "relu2 backward's copy alone differs");
     float scale[I], ds[I] = {0}, ds_only[I] = {0};
     for (int i = 0; i < I; i++) scale[i] = (float)rng_normal(&r);

@@ -48,8 +48,8 @@ typedef struct {
 
 static void linear_step(void *p) {
     Linear *l = p;
-    cuda_matmul_forward(l->out, l->x, NULL, l->w, l->N, l->in, l->out_dim);
-    cuda_matmul_backward(l->dx, l->dw, l->out, NULL, l->x, NULL, l->w, l->N, l->in, l->out_dim, 0);
+    cuda_matmul_forward(l->out, l->x, NULL, l->w, l->N, l->in, l->out_dim, NULL);
+    cuda_matmul_backward(l->dx, l->dw, l->out, NULL, l->x, NULL, l->w, l->N, l->in, l->out_dim, 0, NULL);
 }
 
 typedef struct {

@@ -347,11 +347,12 @@ static void free_acts(Activations *a, int n_blocks) {
         matmul_input_free(&b->proj_r);
         matmul_input_free(&b->n2_r);
         matmul_input_free(&b->h_r);
+        matmul_input_free(&b->h_pre_r);
         for (int i = 0; i < 3; i++) matmul_input_free(&b->qkv_r[i]);
     }
     matmul_input_free(&a->nf_r);
-    RoundedInput *grads_r[] = {&a->dres_r, &a->dh_r, &a->dq_r, &a->dk_r};
-    for (int i = 0; i < 4; i++) matmul_input_free(grads_r[i]);
+    RoundedInput *grads_r[] = {&a->dres_r, &a->dh_r, &a->dq_r, &a->dk_r, &a->dha_r};
+    for (int i = 0; i < 5; i++) matmul_input_free(grads_r[i]);
     free(a->blocks);
     ops_free(a->emb);
     ops_free(a->backward_mem);
@@ -416,8 +417,8 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->blocks = xcalloc((size_t)c->looped_len, sizeof(BlockActs)); // every virtual position
         size_t lanes = c->lanes_from < c->layers ? pad(N * D) : 0;
         size_t G = c->attn_gates, gated = G ? pad(N * G) + pad(N * D) : 0, vr = c->value_residual ? pad(N * KV) : 0;
-        int h_act = !ops_matmul_bf16(); // in bf16 mode only its rounded copy exists (only_rounded)
-        size_t per_block = 10 * pad(N * D) + 3 * pad(N * KV) + (1 + h_act) * pad(N * F) + 3 * pad(N) + pad(N * H) * 2;
+        int hidden_fp32 = !ops_matmul_bf16(); // h_pre, h_act: in bf16 mode only their rounded copies exist (only_rounded)
+        size_t per_block = 10 * pad(N * D) + 3 * pad(N * KV) + 2 * hidden_fp32 * pad(N * F) + 3 * pad(N) + pad(N * H) * 2;
         per_block += pad(N * HK) + gated + vr + lanes;
         for (int l = 0; l < c->looped_len; l++) {
             real *cur = ops_alloc(per_block);
@@ -438,8 +439,8 @@ static void ensure_acts(GPT *m, int B, int T) {
             b->att_out = carve(&cur, N * D);
             b->n2 = carve(&cur, N * D);
             b->rstd2 = carve(&cur, N);
-            b->h_pre = carve(&cur, N * F);
-            b->h_act = h_act ? carve(&cur, N * F) : NULL;
+            b->h_pre = hidden_fp32 ? carve(&cur, N * F) : NULL;
+            b->h_act = hidden_fp32 ? carve(&cur, N * F) : NULL;
             b->mlp_out = carve(&cur, N * D);
             b->x_out = carve(&cur, N * D);
             b->gate = G ? carve(&cur, N * G) : NULL;
@@ -532,20 +533,21 @@ static real ve_coef(const GPT *m, int l) {
 // b->p = proj(embed[ids]) (b->p is b->e without a projection); the scale is applied by the caller.
 static void branch_forward(const BranchTensors *t, BranchActs *b, const int32_t *ids, int N, int width, int target) {
     embedding_forward(b->e, ids, t->embed, N, width);
-    if (t->proj) matmul_forward(b->p, b->e, NULL, t->proj, N, width, target);
+    if (t->proj) matmul_forward(b->p, b->e, NULL, t->proj, N, width, target, NULL);
 }
 
 // From b->dp = dL/d(proj(embed[ids])): the projection's and the table's gradients.
 static void branch_backward(const BranchTensors *t, BranchTensors *g, BranchActs *b, const int32_t *ids, int N, int width,
                             int target) {
-    if (t->proj) matmul_backward(b->de, g->proj, b->dp, NULL, b->e, NULL, t->proj, N, width, target, 0);
+    if (t->proj) matmul_backward(b->de, g->proj, b->dp, NULL, b->e, NULL, t->proj, N, width, target, 0, NULL);
     embedding_backward(g->embed, b->de, ids, N, width);
 }
 
-// A buffer that only matmuls read (h_act; the output gradients of fc and of the two projections into
-// the residual stream): in bf16 mode they read its RoundedInput, so the fp32 values are not written
-// and the buffer is passed as NULL (a reader of them would fail, not see stale values; h_act is not
-// even allocated); in fp32 mode the buffer itself.
+// A buffer whose readers all take its RoundedInput (h_act and the output gradients of fc and of the two
+// projections into the residual stream, read by matmuls; fc's output h_pre and mlp.proj's input
+// gradient, read by the activation): in bf16 mode they read the rounded values, so the fp32 values are
+// not written and the buffer is passed as NULL (a reader of them would fail, not see stale values;
+// h_pre and h_act are not even allocated); in fp32 mode the buffer itself.
 static real *only_rounded(real *x) { return ops_matmul_bf16() ? NULL : x; }
 
 // x_in -> x_out of the block at virtual position v (physical layer l = order[v]). x0 is the normed
@@ -566,14 +568,14 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     if (parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln, &s->n2_r);
     if (lane_in) rmsnorm_forward(s->n2, s->rstd2, lane_in, N, D, NORM_EPS, ln, &s->n2_r);
     // raw q, k go through scratch (att_y, att_out) and are consumed by qk_prep
-    matmul_forward(s->att_y, s->n1, &s->n1_r, w->c_q, N, D, D);
+    matmul_forward(s->att_y, s->n1, &s->n1_r, w->c_q, N, D, D, NULL);
     qk_prep_forward(s->qf, s->qn, s->rstd_q, s->att_y, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
                     c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[0]);
-    matmul_forward(s->att_out, s->n1, &s->n1_r, w->c_k, N, D, KV);
+    matmul_forward(s->att_out, s->n1, &s->n1_r, w->c_k, N, D, KV, NULL);
     qk_prep_forward(s->kf, s->kn, s->rstd_k, s->att_out, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
                     c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[1]);
     int mix_v = c->value_residual && v > 0; // the first block's own v is v0
-    matmul_forward(mix_v ? s->v_raw : s->v, s->n1, &s->n1_r, w->c_v, N, D, KV);
+    matmul_forward(mix_v ? s->v_raw : s->v, s->n1, &s->n1_r, w->c_v, N, D, KV, NULL);
     if (c->ve_slot[l] >= 0) axpy_forward(mix_v ? s->v_raw : s->v, ve_coef(m, l), m->acts.ve.p, (size_t)N * KV); // + VE
     real lam[2];
     if (mix_v) value_mix_forward(s->v, s->v_raw, m->acts.blocks[0].v, value_lambdas(m, w, lam), (size_t)N * KV);
@@ -581,18 +583,18 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     attention_forward(s->att_y, s->lse, s->qf, s->kf, s->v, s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim);
     if (l >= c->xsa_from) xsa_forward(s->att_x, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
     if (c->attn_gates) { // gate logits from the attention's input, computed in place into s->gate
-        matmul_forward(s->gate, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates);
+        matmul_forward(s->gate, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates, NULL);
         attn_gate_forward(s->att_g, s->gate, gpt_attn_output(m, v), s->gate, w->attn_gate_b, N, c->heads, c->head_dim,
                           c->attn_gates, 1);
     }
     matmul_input_round(&s->proj_r, gpt_proj_input(m, v), (size_t)N * D);
-    matmul_forward(s->att_out, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D);
+    matmul_forward(s->att_out, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, NULL);
     if (!parallel || lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
     if (!parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln, &s->n2_r);
-    matmul_forward(s->h_pre, s->n2, &s->n2_r, w->fc, N, D, c->hidden);
-    real *h_act = only_rounded(s->h_act);
-    relu2_forward(h_act, s->h_pre, (size_t)N * c->hidden, (real)c->negative_slope, &s->h_r);
-    matmul_forward(s->mlp_out, h_act, &s->h_r, w->mlp_proj, N, c->hidden, D);
+    real *h_pre = only_rounded(s->h_pre), *h_act = only_rounded(s->h_act);
+    matmul_forward(h_pre, s->n2, &s->n2_r, w->fc, N, D, c->hidden, &s->h_pre_r);
+    relu2_forward(h_act, h_pre, &s->h_pre_r, (size_t)N * c->hidden, (real)c->negative_slope, &s->h_r);
+    matmul_forward(s->mlp_out, h_act, &s->h_r, w->mlp_proj, N, c->hidden, D, NULL);
     if (parallel && !lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
     real *mlp_into = xm;
     if (lane_in) ops_copy(mlp_into = s->lane, lane_in, (size_t)N * D);
@@ -660,7 +662,7 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
         prev = a->lane_x;
     }
     rmsnorm_forward(a->nf, a->rstd_f, prev, N, D, NORM_EPS, 1, &a->nf_r);
-    matmul_forward(a->logits, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab);
+    matmul_forward(a->logits, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab, NULL);
     if (!targets) return 0;
     softcap_xent_forward(a->losses, a->logits, targets, N, c->vocab, (real)c->softcap);
     return sum_values(a->losses, (size_t)N) / N;
@@ -683,11 +685,12 @@ static void block_backward(GPT *m, int v, int lanes) {
     real *dres = only_rounded(a->dres); // the projections' output gradient, read only by their matmuls
     // x_out = x_mid + mlp_scale * mlp_out; dx stays the gradient of the residual stream
     scaled_add_backward(dres, g->mlp_scale, dmlp, w->mlp_scale, s->mlp_out, N, D, 0, &a->dres_r);
-    matmul_backward(a->dh, g->mlp_proj, dres, &a->dres_r, only_rounded(s->h_act), &s->h_r, w->mlp_proj, N, F, D, 0);
+    real *dh = only_rounded(a->dh); // d(h_act), then (fp32 mode: written over it) d(h_pre)
+    matmul_backward(dh, g->mlp_proj, dres, &a->dres_r, only_rounded(s->h_act), &s->h_r, w->mlp_proj, N, F, D, 0, &a->dha_r);
     real ln = block_ln_scale(c, l);
-    real *dh_pre = only_rounded(a->dh); // in fp32 mode written over d(h_act)
-    relu2_backward(dh_pre, a->dh, s->h_pre, (size_t)N * F, (real)c->negative_slope, &a->dh_r);
-    matmul_backward(a->dn, g->fc, dh_pre, &a->dh_r, s->n2, &s->n2_r, w->fc, N, D, F, 0);
+    real *dh_pre = dh;
+    relu2_backward(dh_pre, dh, &a->dha_r, only_rounded(s->h_pre), &s->h_pre_r, (size_t)N * F, (real)c->negative_slope, &a->dh_r);
+    matmul_backward(a->dn, g->fc, dh_pre, &a->dh_r, s->n2, &s->n2_r, w->fc, N, D, F, 0, NULL);
     if (parallel || lanes) { // the attention output adds to x_out itself: take its gradient before the MLP's norm path
         scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0, &a->dres_r);
         rmsnorm_backward(dmlp, a->dn, s->n2, s->rstd2, N, D, ln, 1);
@@ -695,7 +698,7 @@ static void block_backward(GPT *m, int v, int lanes) {
         rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, ln, 1);
         scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0, &a->dres_r);
     }
-    matmul_backward(a->datt, g->attn_proj, dres, &a->dres_r, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, 0);
+    matmul_backward(a->datt, g->attn_proj, dres, &a->dres_r, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, 0, NULL);
     if (c->attn_gates) // gate-logit gradients wait in dh until the input gradient dn is formed below
         attn_gate_backward(a->datt, a->dh, g->attn_gate_b, a->datt, gpt_attn_output(m, v), s->gate, N, c->heads,
                            c->head_dim, c->attn_gates, 1);
@@ -728,10 +731,11 @@ static void block_backward(GPT *m, int v, int lanes) {
                      c->head_dim, c->rope_dims, &a->dq_r);
     qk_prep_backward(a->dk, NULL, a->dk, s->kn, s->rstd_k, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
                      c->head_dim, c->rope_dims, &a->dk_r);
-    matmul_backward(a->dn, g->c_q, a->dq, &a->dq_r, s->n1, &s->n1_r, w->c_q, N, D, D, 0);
-    matmul_backward(a->dn, g->c_k, a->dk, &a->dk_r, s->n1, &s->n1_r, w->c_k, N, D, KV, 1);
-    matmul_backward(a->dn, g->c_v, a->dv, NULL, s->n1, &s->n1_r, w->c_v, N, D, KV, 1);
-    if (c->attn_gates) matmul_backward(a->dn, g->attn_gate_w, a->dh, NULL, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates, 1);
+    matmul_backward(a->dn, g->c_q, a->dq, &a->dq_r, s->n1, &s->n1_r, w->c_q, N, D, D, 0, NULL);
+    matmul_backward(a->dn, g->c_k, a->dk, &a->dk_r, s->n1, &s->n1_r, w->c_k, N, D, KV, 1, NULL);
+    matmul_backward(a->dn, g->c_v, a->dv, NULL, s->n1, &s->n1_r, w->c_v, N, D, KV, 1, NULL);
+    if (c->attn_gates)
+        matmul_backward(a->dn, g->attn_gate_w, a->dh, NULL, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates, 1, NULL);
     rmsnorm_backward(a->dx, a->dn, s->n1, s->rstd1, N, D, ln, 1);
     // xm = mix[0] * x_in + mix[1] * x0
     resid_mix_backward(a->dres, a->dx0, g->resid_mix, a->dx, s->x_in, a->x0, w->resid_mix, N, D);
@@ -747,7 +751,7 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     // head: logits = nf W^T, loss = softcap cross-entropy (z is overwritten by its gradient)
     softcap_xent_backward(a->logits, a->targets, N, c->vocab, (real)c->softcap, loss_scale / (real)N);
     real *dW = c->tied ? m->g.tok_emb : m->g.lm_head;
-    matmul_backward(a->dn, dW, a->logits, NULL, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab, 0);
+    matmul_backward(a->dn, dW, a->logits, NULL, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab, 0, NULL);
     rmsnorm_backward(a->dx, a->dn, a->nf, a->rstd_f, N, D, 1, 0);
     ops_zero(a->dx0, ND);
     if (c->value_residual) ops_zero(a->dv0, (size_t)N * c->kv_dim);

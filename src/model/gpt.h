@@ -71,13 +71,14 @@ typedef struct {
     const real *x_in; // the block's input: the previous output itself, or skip_sum where a U-Net skip joins
     real *skip_sum;   // that output plus the skip (owns the block's allocation)
     real *n1, *rstd1, *qn, *qf, *rstd_q, *kn, *kf, *rstd_k, *v, *att_y, *lse, *att_x, *att_out;
-    real *n2, *rstd2, *h_pre, *h_act, *mlp_out, *x_out; // h_act: NULL in bf16 mode (see gpt.c's only_rounded)
+    real *n2, *rstd2, *h_pre, *h_act, *mlp_out, *x_out; // h_pre, h_act: NULL in bf16 mode (see gpt.c's only_rounded)
     real *gate, *att_g; // GATED_ATTENTION: sigmoid gates [N, gates], gated output [N, D]; else NULL
     real *v_raw;        // VALUE_RESIDUAL, blocks after 0: this block's own v before mixing; else NULL
     real *lane;         // PARALLEL_START_LAYER: the MLP lane after this block [N, D]; else NULL
     // the linear layers' inputs rounded once for their matmuls, forward and backward: n1, the
-    // projection's input (gpt_proj_input), n2, h_act; and the attention's qf, kf, v
-    RoundedInput n1_r, proj_r, n2_r, h_r, qkv_r[3];
+    // projection's input (gpt_proj_input), n2, h_act; and the attention's qf, kf, v. h_pre_r: fc's output
+    // (in bf16 mode only this rounded one exists; the activation reads it forward and backward)
+    RoundedInput n1_r, proj_r, n2_r, h_r, qkv_r[3], h_pre_r;
 } BlockActs;
 
 // A projected embedding's activations: e = embed[ids] [N, width], p = proj(e) [N, target] (p == e
@@ -99,6 +100,7 @@ typedef struct {
     real *dx, *dx0, *dres, *dn, *dq, *dk, *dv, *dv_xsa, *dv0, *datt, *dh, *dskip;
     real *backward_mem; // owns them (dx and dres trade places after each block)
     RoundedInput dres_r, dh_r, dq_r, dk_r; // output gradients rounded by the ops that write them, for the matmuls
+    RoundedInput dha_r; // d(h_act) from mlp.proj's backward, for the activation's (in bf16 mode only rounded)
 } Activations;
 
 // The scalar parameters the model uses as host numbers (value-residual lambdas, the VE and BigramHash

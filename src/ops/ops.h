@@ -61,12 +61,17 @@ void matmul_input_values(real *out, const RoundedInput *r, size_t n);
 static inline int rounded_input_holds(const RoundedInput *r, const real *x, size_t n, int bf16) {
     return r->of == x && r->n >= n && (!bf16 || r->bf16);
 }
-// out[N,C_out] = inp[N,C_in] w[C_out,C_in]^T; inp_r: NULL, or inp rounded by matmul_input_round.
-void matmul_forward(real *out, const real *inp, const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out);
+// out[N,C_out] = inp[N,C_in] w[C_out,C_in]^T; inp_r: NULL, or inp rounded by matmul_input_round. out_r:
+// NULL, or made to hold out rounded (as rmsnorm_forward's); in bf16 mode out may then be NULL, and the
+// result exists only rounded (on CUDA the product writes bf16 itself), as the reference's linear outputs
+// are bf16: for a result that only ops taking its RoundedInput read (the MLP's pre-activation).
+void matmul_forward(real *out, const real *inp, const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out,
+                    RoundedInput *out_r);
 // dinp[N,C_in] = dout w (+= when accumulate), dw[C_out,C_in] += dout^T inp; dout_r, inp_r: NULL or their
-// RoundedInputs (the ops that write gradients fill dout_r in their pass).
+// RoundedInputs (the ops that write gradients fill dout_r in their pass); dinp_r as matmul_forward's out_r
+// (dinp NULL: accumulating adds to the rounded values).
 void matmul_backward(real *dinp, real *dw, const real *dout, const RoundedInput *dout_r, const real *inp,
-                     const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out, int accumulate);
+                     const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out, int accumulate, RoundedInput *dinp_r);
 
 // ---------------------------------------------------------------- embedding
 // out[N,D] = table[ids[n]]
@@ -133,10 +138,13 @@ void smear_backward(real *dx, real *dgate, const real *dout, const real *x, cons
 // out = leaky_relu(inp, slope)^2 (slope 0: relu^2); out_r as rmsnorm_forward's. In bf16 mode with out_r,
 // out may be NULL: only the rounded copy is written, for a result that only matmuls read (it is then
 // the NULL buffer that out_r holds, so a reader of the fp32 values fails instead of reading stale ones).
-void relu2_forward(real *out, const real *inp, size_t n, real slope, RoundedInput *out_r);
-// dinp = dout * 2 leaky_relu(inp) * (1 or slope); dinp_r as rmsnorm_forward's out_r, dinp may be NULL as
-// relu2_forward's out.
-void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope, RoundedInput *dinp_r);
+// inp_r: NULL, or inp's RoundedInput, whose values are read instead in bf16 mode (inp may then be NULL:
+// an input kept only rounded, as matmul_forward's out_r leaves it).
+void relu2_forward(real *out, const real *inp, const RoundedInput *inp_r, size_t n, real slope, RoundedInput *out_r);
+// dinp = dout * 2 leaky_relu(inp) * (1 or slope); dout_r, inp_r as relu2_forward's inp_r; dinp_r as
+// rmsnorm_forward's out_r, dinp may be NULL as relu2_forward's out; dinp may alias dout.
+void relu2_backward(real *dinp, const real *dout, const RoundedInput *dout_r, const real *inp, const RoundedInput *inp_r,
+                    size_t n, real slope, RoundedInput *dinp_r);
 // out[N,C] = mix[0] * x + mix[1] * x0, mix [2,C]
 void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C);
 // dx = dout * mix[0] (written), dx0 += dout * mix[1], dmix += column sums

@@ -62,6 +62,17 @@ static double compare_within(const char *what, const float *dev, const float *cp
 
 static void compare(const char *what, const float *dev, const float *cpu, size_t n) { compare_within(what, dev, cpu, n, TOL); }
 
+// A result kept only rounded on the device (r holds NULL) against the CPU's fp32 result rounded, within
+// 1e-2 of its largest magnitude (one bf16 step where the summation orders round differently).
+static void rounded_only_within(const char *what, const RoundedInput *r, const float *cpu, size_t n) {
+    CHECK(r->of == NULL && r->n == n && r->bf16, "%s: the RoundedInput does not hold a rounded-only result", what);
+    float *rounded = xmalloc(sizeof(float) * n), *values = cuda_alloc(n);
+    for (size_t i = 0; i < n; i++) rounded[i] = bf16_round(cpu[i]);
+    cuda_matmul_input_values(values, r, n);
+    compare_within(what, values, rounded, n, 1e-2);
+    free(rounded), cuda_free(values);
+}
+
 // The linear layers in both precisions: fp32, and bf16 operands (the CUDA default) against the CPU's
 // bf16 mode (the same rounded operands, so only summation orders differ); bf16 must differ from fp32 by
 // about bf16's precision (2^-8), proving the operands were rounded. `shift` places the device operands
@@ -71,15 +82,15 @@ static void matmul_case(int bf16, float *out, float *dx, float *dw, const float 
     ops_set_matmul_bf16(bf16);
     cuda_set_matmul_bf16(bf16);
     memset(dw, 0, sizeof(float) * O * I);
-    matmul_forward(out, x, NULL, w, N, I, O);
-    matmul_backward(dx, dw, dout, NULL, x, NULL, w, N, I, O, 0);
+    matmul_forward(out, x, NULL, w, N, I, O, NULL);
+    matmul_backward(dx, dw, dout, NULL, x, NULL, w, N, I, O, 0, NULL);
     float *gx = cuda_alloc((size_t)N * I + shift), *gw = cuda_alloc((size_t)O * I + shift), *gd = cuda_alloc((size_t)N * O + shift);
     cuda_upload(gx + shift, x, sizeof(float) * N * I);
     cuda_upload(gw + shift, w, sizeof(float) * O * I);
     cuda_upload(gd + shift, dout, sizeof(float) * N * O);
     float *gout = cuda_alloc((size_t)N * O), *gdx = cuda_alloc((size_t)N * I), *gdw = cuda_alloc((size_t)O * I);
-    cuda_matmul_forward(gout, gx + shift, NULL, gw + shift, N, I, O);
-    cuda_matmul_backward(gdx, gdw, gd + shift, NULL, gx + shift, NULL, gw + shift, N, I, O, 0);
+    cuda_matmul_forward(gout, gx + shift, NULL, gw + shift, N, I, O, NULL);
+    cuda_matmul_backward(gdx, gdw, gd + shift, NULL, gx + shift, NULL, gw + shift, N, I, O, 0, NULL);
     printf("    %s operands, [%d x %d] x [%d x %d]^T, %d floats into their buffers:\n", bf16 ? "bf16" : "fp32", N, I, O, I, shift);
     compare("matmul out", gout, out, (size_t)N * O);
     compare("matmul dinp", gdx, dx, (size_t)N * I);
@@ -89,8 +100,8 @@ static void matmul_case(int bf16, float *out, float *dx, float *dw, const float 
     float *rout = cuda_alloc((size_t)N * O), *rdx = cuda_alloc((size_t)N * I), *rdw = cuda_alloc((size_t)O * I);
     cuda_matmul_input_round(&ri, gx + shift, (size_t)N * I);
     cuda_matmul_input_round(&rd, gd + shift, (size_t)N * O);
-    cuda_matmul_forward(rout, gx + shift, &ri, gw + shift, N, I, O);
-    cuda_matmul_backward(rdx, rdw, gd + shift, &rd, gx + shift, &ri, gw + shift, N, I, O, 0);
+    cuda_matmul_forward(rout, gx + shift, &ri, gw + shift, N, I, O, NULL);
+    cuda_matmul_backward(rdx, rdw, gd + shift, &rd, gx + shift, &ri, gw + shift, N, I, O, 0, NULL);
     float *h = xmalloc(sizeof(float) * N * O), *hr = xmalloc(sizeof(float) * N * O);
     cuda_download(h, gout, sizeof(float) * N * O), cuda_download(hr, rout, sizeof(float) * N * O);
     CHECK(!memcmp(h, hr, sizeof(float) * N * O), "matmul out through a RoundedInput differs from rounding on use");
@@ -100,6 +111,14 @@ static void matmul_case(int bf16, float *out, float *dx, float *dw, const float 
     h = xrealloc(h, sizeof(float) * N * I), hr = xrealloc(hr, sizeof(float) * N * I);
     cuda_download(h, gdx, sizeof(float) * N * I), cuda_download(hr, rdx, sizeof(float) * N * I);
     CHECK(!memcmp(h, hr, sizeof(float) * N * I), "matmul dinp through a rounded dout differs from rounding on use");
+    if (bf16) { // results kept only rounded: the tensor cores' sums rounded, within a bf16 step of the CPU's
+        RoundedInput ro = {0}, rdi = {0};
+        cuda_matmul_forward(NULL, gx + shift, &ri, gw + shift, N, I, O, &ro);
+        cuda_matmul_backward(NULL, rdw, gd + shift, &rd, gx + shift, &ri, gw + shift, N, I, O, 0, &rdi);
+        rounded_only_within("matmul out, rounded only", &ro, out, (size_t)N * O);
+        rounded_only_within("matmul dinp, rounded only", &rdi, dx, (size_t)N * I);
+        cuda_matmul_input_free(&ro), cuda_matmul_input_free(&rdi);
+    }
     cuda_matmul_input_free(&ri), cuda_matmul_input_free(&rd);
     free(h), free(hr);
     cuda_free(gx), cuda_free(gw), cuda_free(gd), cuda_free(gout), cuda_free(gdx), cuda_free(gdw), cuda_free(rout), cuda_free(rdx);
@@ -218,20 +237,33 @@ TEST(cuda_elementwise) {
     float *gx = to_device(x, n), *gx0 = to_device(x0, n), *gdout = to_device(dout, n), *gmix = to_device(mix, 2 * (size_t)C);
     float *gout = cuda_alloc(n), *gdx = cuda_alloc(n), *gdx0 = to_device(dx0, n), *gdmix = cuda_alloc(2 * (size_t)C);
     RoundedInput rout = {0};
-    relu2_forward(out, x, n, 0.5f, NULL);
-    cuda_relu2_forward(gout, gx, n, 0.5f, &rout);
+    relu2_forward(out, x, NULL, n, 0.5f, NULL);
+    cuda_relu2_forward(gout, gx, NULL, n, 0.5f, &rout);
     compare("leaky relu^2", gout, out, n);
     check_rounded("leaky relu^2", &rout, gout, n);
-    relu2_backward(dx, dout, x, n, 0.5f, NULL);
-    cuda_relu2_backward(gdx, gdout, gx, n, 0.5f, &rout);
+    relu2_backward(dx, dout, NULL, x, NULL, n, 0.5f, NULL);
+    cuda_relu2_backward(gdx, gdout, NULL, gx, NULL, n, 0.5f, &rout);
     compare("leaky relu^2 dinp", gdx, dx, n);
     check_rounded("leaky relu^2 dinp", &rout, gdx, n);
     RoundedInput alone = {0}; // bf16 mode without the fp32 results: the same rounded values
-    cuda_relu2_backward(NULL, gdout, gx, n, 0.5f, &alone);
+    cuda_relu2_backward(NULL, gdout, NULL, gx, NULL, n, 0.5f, &alone);
     check_same_rounding("leaky relu^2 dinp", &alone, &rout, n);
-    cuda_relu2_forward(NULL, gx, n, 0.5f, &alone);
-    cuda_relu2_forward(gout, gx, n, 0.5f, &rout);
+    cuda_relu2_forward(NULL, gx, NULL, n, 0.5f, &alone);
+    cuda_relu2_forward(gout, gx, NULL, n, 0.5f, &rout);
     check_same_rounding("leaky relu^2", &alone, &rout, n);
+    // inputs read rounded (bf16 mode, through their RoundedInputs): as the CPU op on the rounded values
+    RoundedInput rx = {0}, rdout = {0};
+    cuda_matmul_input_round(&rx, gx, n), cuda_matmul_input_round(&rdout, gdout, n);
+    float *xb = xmalloc(sizeof(float) * n), *doutb = xmalloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) xb[i] = bf16_round(x[i]), doutb[i] = bf16_round(dout[i]);
+    relu2_forward(out, xb, NULL, n, 0.5f, NULL);
+    cuda_relu2_forward(gout, gx, &rx, n, 0.5f, NULL);
+    compare("leaky relu^2, rounded input", gout, out, n);
+    relu2_backward(dx, doutb, NULL, xb, NULL, n, 0.5f, NULL);
+    cuda_relu2_backward(gdx, gdout, &rdout, gx, &rx, n, 0.5f, NULL);
+    compare("leaky relu^2 dinp, rounded inputs", gdx, dx, n);
+    cuda_matmul_input_free(&rx), cuda_matmul_input_free(&rdout);
+    free(xb), free(doutb);
     resid_mix_forward(out, x, x0, mix, N, C);
     cuda_resid_mix_forward(gout, gx, gx0, gmix, N, C);
     compare("resid_mix", gout, out, n);

@@ -64,7 +64,7 @@ typedef struct {
 
 static double matmul_loss(void *p) {
     MatmulCtx *c = p;
-    matmul_forward(c->out, c->x, NULL, c->w, c->N, c->I, c->O);
+    matmul_forward(c->out, c->x, NULL, c->w, c->N, c->I, c->O, NULL);
     return dot(c->out, c->R, (size_t)c->N * c->O);
 }
 
@@ -74,7 +74,7 @@ TEST(grad_matmul) {
     real *dx = randn(35, 1), *dw = ops_alloc(21);
     real *dx_before = ops_alloc(35);
     ops_copy(dx_before, dx, 35);
-    matmul_backward(dx, dw, c.R, NULL, c.x, NULL, c.w, c.N, c.I, c.O, 1); // accumulate: dx = before + true grad
+    matmul_backward(dx, dw, c.R, NULL, c.x, NULL, c.w, c.N, c.I, c.O, 1, NULL); // accumulate: dx = before + true grad
     for (int i = 0; i < 35; i++) dx[i] -= dx_before[i];
     check_fd("matmul dx", c.x, 35, dx, matmul_loss, &c, 100);
     check_fd("matmul dw", c.w, 21, dw, matmul_loss, &c, 100);
@@ -276,7 +276,7 @@ typedef struct {
 
 static double relu2_loss(void *p) {
     EwCtx *c = p;
-    relu2_forward(c->out, c->x, (size_t)c->N * c->C, c->slope, NULL);
+    relu2_forward(c->out, c->x, NULL, (size_t)c->N * c->C, c->slope, NULL);
     return dot(c->out, c->R, (size_t)c->N * c->C);
 }
 
@@ -307,10 +307,10 @@ TEST(grad_elementwise) {
     for (size_t i = 0; i < n; i++)
         if (fabs(c.x[i]) < 1e-3) c.x[i] = 0.5; // keep finite differences off relu's kink
     real *dx = ops_alloc(n), *dx0 = randn(n, 1), *dmix = ops_alloc(10), *dscale = ops_alloc(5), *dy = ops_alloc(n);
-    relu2_backward(dx, c.R, c.x, n, 0, NULL);
+    relu2_backward(dx, c.R, NULL, c.x, NULL, n, 0, NULL);
     check_fd("relu2 dx", c.x, n, dx, relu2_loss, &c, 100);
     c.slope = 0.5;
-    relu2_backward(dx, c.R, c.x, n, c.slope, NULL);
+    relu2_backward(dx, c.R, NULL, c.x, NULL, n, c.slope, NULL);
     check_fd("leaky_relu(0.5)^2 dx", c.x, n, dx, relu2_loss, &c, 100);
     c.slope = 0;
     real *dx0_before = ops_alloc(n);

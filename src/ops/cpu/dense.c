@@ -117,6 +117,19 @@ void matmul_input_round(RoundedInput *r, const real *x, size_t n) {
     if (out) round_into(out, x, n);
 }
 
+real *cpu_rounded_output(const char *op, real *out, RoundedInput *out_r, size_t n) {
+    real *rounded = cpu_rounded_storage(out_r, out, n);
+    if (!out && !rounded) die("%s: no output (the fp32 result may be left out only in bf16 mode, with a RoundedInput)", op);
+    return rounded;
+}
+
+const real *cpu_input_values(const char *op, const real *x, const RoundedInput *r, size_t n) {
+    if (r && !rounded_input_holds(r, x, n, g_matmul_bf16)) die("%s: the rounded input given does not hold this operand", op);
+    const real *values = r && g_matmul_bf16 ? (const real *)r->rounded : x;
+    if (!values) die("%s: no input (an input may be given only rounded, in bf16 mode)", op);
+    return values;
+}
+
 void matmul_input_free(RoundedInput *r) {
     free(r->rounded);
     *r = (RoundedInput){0};
@@ -129,22 +142,43 @@ void matmul_input_values(real *out, const RoundedInput *r, size_t n) {
 
 // A linear layer's input (or output gradient) as its matmuls read it: from r when given (checked), else rounded here.
 static const real *input_operand(int slot, const real *x, const RoundedInput *r, size_t n) {
-    if (!r) return matmul_operand(slot, x, n);
-    if (!rounded_input_holds(r, x, n, g_matmul_bf16)) die("matmul: the rounded input given does not hold this operand");
-    return g_matmul_bf16 ? (const real *)r->rounded : x;
+    return r ? cpu_input_values("matmul", x, r, n) : matmul_operand(slot, x, n);
 }
 
-void matmul_forward(real *out, const real *inp, const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out) {
+// A product's result [n]: written into out, or, kept only rounded, into out_r's storage (the fp32 sums
+// then rounded in place, as the tensor cores round their fp32 accumulators into a bf16 output); `into`
+// is where the product goes, and out_r is rounded after it (linear_output_done).
+static real *linear_output(const char *op, real *out, RoundedInput *out_r, size_t n, int accumulate) {
+    if (accumulate && !out && (!out_r || out_r->of || out_r->n < n || !out_r->bf16))
+        die("%s: nothing to accumulate into", op); // checked before cpu_rounded_output resets out_r
+    real *rounded = cpu_rounded_output(op, out, out_r, n);
+    return out ? out : rounded;
+}
+
+static void linear_output_done(RoundedInput *out_r, const real *into, size_t n) {
+    if (out_r && out_r->bf16) round_into(out_r->rounded, into, n);
+}
+
+void matmul_forward(real *out, const real *inp, const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out,
+                    RoundedInput *out_r) {
     const real *a = input_operand(OPERAND_A, inp, inp_r, (size_t)N * C_in),
                *b = matmul_operand(OPERAND_B, w, (size_t)C_out * C_in);
-    gemm(0, 1, N, C_out, C_in, 1, a, C_in, b, C_in, 0, out, C_out);
+    size_t n = (size_t)N * C_out;
+    real *into = linear_output(__func__, out, out_r, n, 0);
+    gemm(0, 1, N, C_out, C_in, 1, a, C_in, b, C_in, 0, into, C_out);
+    linear_output_done(out_r, into, n);
 }
 
 void matmul_backward(real *dinp, real *dw, const real *dout, const RoundedInput *dout_r, const real *inp,
-                     const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out, int accumulate) {
+                     const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out, int accumulate, RoundedInput *dinp_r) {
     const real *d = input_operand(OPERAND_A, dout, dout_r, (size_t)N * C_out);
-    if (dinp) gemm(0, 0, N, C_in, C_out, 1, d, C_out, matmul_operand(OPERAND_B, w, (size_t)C_out * C_in), C_in,
-                   accumulate ? 1 : 0, dinp, C_in);
+    if (dinp || dinp_r) {
+        size_t n = (size_t)N * C_in;
+        real *into = linear_output(__func__, dinp, dinp_r, n, accumulate);
+        gemm(0, 0, N, C_in, C_out, 1, d, C_out, matmul_operand(OPERAND_B, w, (size_t)C_out * C_in), C_in, accumulate ? 1 : 0,
+             into, C_in);
+        linear_output_done(dinp_r, into, n);
+    }
     if (dw) gemm(1, 0, C_out, C_in, N, 1, d, C_out, input_operand(OPERAND_B, inp, inp_r, (size_t)N * C_in), C_in, 1, dw,
                  C_in);
 }

@@ -27,15 +27,9 @@ void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int 
 }
 
 // leaky_relu(x, slope)^2: the baseline's relu^2 at slope 0, #2005's LeakyReLU(0.5)^2 at 0.5.
-// Where an op's result goes: out, its rounded copy, or both (out NULL: the copy only, bf16 mode only).
-static real *rounded_output(const char *op, real *out, RoundedInput *out_r, size_t n) {
-    real *rounded = cpu_rounded_storage(out_r, out, n);
-    if (!out && !rounded) die("%s: no output (the fp32 result may be left out only in bf16 mode, with a RoundedInput)", op);
-    return rounded;
-}
-
-void relu2_forward(real *out, const real *inp, size_t n, real slope, RoundedInput *out_r) {
-    real *rounded = rounded_output("relu2_forward", out, out_r, n);
+void relu2_forward(real *out, const real *inp, const RoundedInput *inp_r, size_t n, real slope, RoundedInput *out_r) {
+    inp = cpu_input_values(__func__, inp, inp_r, n);
+    real *rounded = cpu_rounded_output(__func__, out, out_r, n);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         real r = inp[i] > 0 ? inp[i] : slope * inp[i];
@@ -44,8 +38,11 @@ void relu2_forward(real *out, const real *inp, size_t n, real slope, RoundedInpu
     }
 }
 
-void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope, RoundedInput *dinp_r) {
-    real *rounded = rounded_output("relu2_backward", dinp, dinp_r, n);
+void relu2_backward(real *dinp, const real *dout, const RoundedInput *dout_r, const real *inp, const RoundedInput *inp_r,
+                    size_t n, real slope, RoundedInput *dinp_r) {
+    dout = cpu_input_values(__func__, dout, dout_r, n);
+    inp = cpu_input_values(__func__, inp, inp_r, n);
+    real *rounded = cpu_rounded_output(__func__, dinp, dinp_r, n);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         real d = inp[i] > 0 ? 2 * inp[i] * dout[i] : 2 * slope * slope * inp[i] * dout[i];
@@ -103,7 +100,7 @@ void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C)
 
 void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, int N, int C,
                          int accumulate, RoundedInput *dy_r) {
-    real *rounded = rounded_output("scaled_add_backward", dy, dy_r, (size_t)N * C);
+    real *rounded = cpu_rounded_output(__func__, dy, dy_r, (size_t)N * C);
     if (!dy && accumulate) die("scaled_add_backward: nothing to accumulate into");
 #pragma omp parallel
     {

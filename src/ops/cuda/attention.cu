@@ -99,7 +99,8 @@ static int use_cudnn(void) {
         if (!e || !*e) chosen = linked;
         else if (!strcmp(e, "pgolf")) chosen = 0;
         else if (!strcmp(e, "cudnn") && linked) chosen = 1;
-        else if (!strcmp(e, "cudnn")) die("PGOLF_CUDA_ATTENTION=cudnn: this pgolf-cuda was built without cuDNN (make cuda CUDNN_HOME=... CUDNN_FRONTEND=...)");
+        else if (!strcmp(e, "cudnn"))
+            die("PGOLF_CUDA_ATTENTION=cudnn: this pgolf-cuda was built without cuDNN (make cuda $(bash scripts/cudnn.sh))");
         else die("PGOLF_CUDA_ATTENTION=%s: expected cudnn or pgolf", e);
     }
     return chosen;

@@ -64,12 +64,13 @@ void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, cons
 void matmul_input_round(RoundedInput *r, const real *x, size_t n) { cuda_matmul_input_round(r, x, n); }
 void matmul_input_free(RoundedInput *r) { cuda_matmul_input_free(r); }
 void matmul_input_values(real *out, const RoundedInput *r, size_t n) { cuda_matmul_input_values(out, r, n); }
-void matmul_forward(real *out, const real *inp, const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out) {
-    cuda_matmul_forward(out, inp, inp_r, w, N, C_in, C_out);
+void matmul_forward(real *out, const real *inp, const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out,
+                    RoundedInput *out_r) {
+    cuda_matmul_forward(out, inp, inp_r, w, N, C_in, C_out, out_r);
 }
 void matmul_backward(real *dinp, real *dw, const real *dout, const RoundedInput *dout_r, const real *inp,
-                     const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out, int accumulate) {
-    cuda_matmul_backward(dinp, dw, dout, dout_r, inp, inp_r, w, N, C_in, C_out, accumulate);
+                     const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out, int accumulate, RoundedInput *dinp_r) {
+    cuda_matmul_backward(dinp, dw, dout, dout_r, inp, inp_r, w, N, C_in, C_out, accumulate, dinp_r);
 }
 
 void embedding_forward(real *out, const int32_t *ids, const real *table, int N, int D) {
@@ -123,11 +124,12 @@ void smear_forward(real *out, const real *x, const real *gate, int B, int T, int
 void smear_backward(real *dx, real *dgate, const real *dout, const real *x, const real *gate, int B, int T, int C) {
     cuda_smear_backward(dx, dgate, dout, x, gate, B, T, C);
 }
-void relu2_forward(real *out, const real *inp, size_t n, real slope, RoundedInput *out_r) {
-    cuda_relu2_forward(out, inp, n, slope, out_r);
+void relu2_forward(real *out, const real *inp, const RoundedInput *inp_r, size_t n, real slope, RoundedInput *out_r) {
+    cuda_relu2_forward(out, inp, inp_r, n, slope, out_r);
 }
-void relu2_backward(real *dinp, const real *dout, const real *inp, size_t n, real slope, RoundedInput *dinp_r) {
-    cuda_relu2_backward(dinp, dout, inp, n, slope, dinp_r);
+void relu2_backward(real *dinp, const real *dout, const RoundedInput *dout_r, const real *inp, const RoundedInput *inp_r,
+                    size_t n, real slope, RoundedInput *dinp_r) {
+    cuda_relu2_backward(dinp, dout, dout_r, inp, inp_r, n, slope, dinp_r);
 }
 void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C) {
     cuda_resid_mix_forward(out, x, x0, mix, N, C);

@@ -70,6 +70,16 @@ struct RoundedInput;
 __nv_bfloat16 *cuda_rounded_storage(struct RoundedInput *r, const float *x, size_t n);
 // r's bf16 values of x [n], after checking that r holds them (a clear stop if not; `what` names the op).
 const __nv_bfloat16 *cuda_rounded_values(const struct RoundedInput *r, const float *x, size_t n, const char *what);
+// Where an op's result goes: out, its rounding (returned; NULL in fp32 mode or without out_r), or both;
+// out NULL (the rounding only) is allowed in bf16 mode only.
+__nv_bfloat16 *cuda_rounded_output(const char *op, float *out, struct RoundedInput *out_r, size_t n);
+// An op's input x [n] given with its RoundedInput r (NULL: x itself): in bf16 mode r's bf16 values,
+// returned (checked to be x's; x may then be NULL, an input kept only rounded); else NULL, and the op
+// reads x (checked: given, and held by r when r is).
+const __nv_bfloat16 *cuda_input_rounded(const char *op, const float *x, const struct RoundedInput *r, size_t n);
+// A kernel's input value as fp32, whether its buffer holds fp32 or bf16 (cuda_input_rounded).
+__device__ inline float as_float(float x) { return x; }
+__device__ inline float as_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 
 // Per-column sums over many rows, deterministic and parallel: a kernel gives each (chunk of
 // SUM_CHUNK_ROWS rows, column) pair one thread that writes its partial (double) to

@@ -76,11 +76,12 @@ static const void *operand(CudaScratch use, const float *x, size_t n) {
     return g_matmul_bf16 ? (const void *)cuda_bf16_copy(use, x, n) : (const void *)x;
 }
 
-// Column-major C[m x n] = alpha op(A) op(B) + beta C on operands from operand(); fp32 sums and results.
+// Column-major C[m x n] = alpha op(A) op(B) + beta C on operands from operand(); fp32 sums, and fp32
+// results (C_type CUDA_R_32F) or the sums rounded to bf16 (CUDA_R_16BF: C holds bf16).
 static void linear_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const void *A, int lda,
-                        const void *B, int ldb, float beta, float *C, int ldc) {
+                        const void *B, int ldb, float beta, void *C, cudaDataType C_type, int ldc) {
     cudaDataType type = g_matmul_bf16 ? CUDA_R_16BF : CUDA_R_32F;
-    CUBLAS_CHECK(cublasGemmEx(cuda_blas(), ta, tb, m, n, k, &alpha, A, type, lda, B, type, ldb, &beta, C, CUDA_R_32F, ldc,
+    CUBLAS_CHECK(cublasGemmEx(cuda_blas(), ta, tb, m, n, k, &alpha, A, type, lda, B, type, ldb, &beta, C, C_type, ldc,
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     cuda_profile_mark(__func__);
 }
@@ -118,33 +119,74 @@ const __nv_bfloat16 *cuda_rounded_values(const RoundedInput *r, const float *x, 
     return (const __nv_bfloat16 *)r->rounded;
 }
 
+__nv_bfloat16 *cuda_rounded_output(const char *op, float *out, RoundedInput *out_r, size_t n) {
+    __nv_bfloat16 *rounded = cuda_rounded_storage(out_r, out, n);
+    if (!out && !rounded) die("%s: no output (the fp32 result may be left out only in bf16 mode, with a RoundedInput)", op);
+    return rounded;
+}
+
+const __nv_bfloat16 *cuda_input_rounded(const char *op, const float *x, const RoundedInput *r, size_t n) {
+    if (r && g_matmul_bf16) return cuda_rounded_values(r, x, n, op);
+    if (r && !rounded_input_holds(r, x, n, 0)) die("CUDA %s: the rounded input given does not hold this operand", op);
+    if (!x) die("CUDA %s: no input (an input may be given only rounded, in bf16 mode)", op);
+    return nullptr;
+}
+
 // A linear layer's input (or output gradient) as cuBLAS reads it: from r when given (checked), else through operand().
 static const void *input_operand(CudaScratch use, const float *x, const RoundedInput *r, size_t n) {
     if (!r) return operand(use, x, n);
-    if (!g_matmul_bf16) {
-        if (!rounded_input_holds(r, x, n, 0)) die("CUDA matmul: the rounded input given does not hold this operand");
-        return x;
-    }
-    return cuda_rounded_values(r, x, n, "matmul");
+    const __nv_bfloat16 *rounded = cuda_input_rounded("matmul", x, r, n);
+    return rounded ? (const void *)rounded : (const void *)x;
+}
+
+// Where a product's result goes (ops.h's out and out_r): C and its type for the GEMM, fp32 into out, or,
+// kept only rounded (out NULL), the tensor cores' sums rounded straight into out_r's bf16 storage; after
+// the GEMM, linear_output_done rounds an fp32 result into out_r's copy when there is one.
+struct LinearOutput {
+    void *C;
+    cudaDataType type;
+    __nv_bfloat16 *copy;
+};
+
+static LinearOutput linear_output(const char *op, float *out, RoundedInput *out_r, size_t n, int accumulate) {
+    if (accumulate && !out && (!out_r || out_r->of || out_r->n < n || !out_r->bf16))
+        die("%s: nothing to accumulate into", op); // checked before cuda_rounded_output resets out_r
+    __nv_bfloat16 *rounded = cuda_rounded_output(op, out, out_r, n);
+    if (out) return LinearOutput{out, CUDA_R_32F, rounded};
+    return LinearOutput{rounded, CUDA_R_16BF, nullptr};
+}
+
+static void linear_output_done(const LinearOutput &o, size_t n) {
+    if (o.copy) launch_round_to_bf16(o.copy, (const float *)o.C, n);
 }
 
 // out[N, Cout] = inp[N, Cin] w[Cout, Cin]^T; column-major: out_cm [Cout x N] = (w_cm [Cin x Cout])^T inp_cm [Cin x N]
 extern "C" void cuda_matmul_forward(float *out, const float *inp, const RoundedInput *inp_r, const float *w, int N, int C_in,
-                                    int C_out) {
+                                    int C_out, RoundedInput *out_r) {
     const void *a = operand(SCRATCH_BF16_A, w, (size_t)C_out * C_in),
                *b = input_operand(SCRATCH_BF16_B, inp, inp_r, (size_t)N * C_in);
-    linear_gemm(CUBLAS_OP_T, CUBLAS_OP_N, C_out, N, C_in, 1, a, C_in, b, C_in, 0, out, C_out);
+    size_t n = (size_t)N * C_out;
+    LinearOutput o = linear_output(__func__, out, out_r, n, 0);
+    linear_gemm(CUBLAS_OP_T, CUBLAS_OP_N, C_out, N, C_in, 1, a, C_in, b, C_in, 0, o.C, o.type, C_out);
+    linear_output_done(o, n);
 }
 
 // dinp_cm [Cin x N] = w_cm [Cin x Cout] dout_cm [Cout x N]; dw_cm [Cin x Cout] += inp_cm [Cin x N] dout_cm^T
 // (dout is rounded once for both products, unless its producer did)
 extern "C" void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const RoundedInput *dout_r, const float *inp,
-                                     const RoundedInput *inp_r, const float *w, int N, int C_in, int C_out, int accumulate) {
+                                     const RoundedInput *inp_r, const float *w, int N, int C_in, int C_out, int accumulate,
+                                     RoundedInput *dinp_r) {
     const void *d = input_operand(SCRATCH_BF16_B, dout, dout_r, (size_t)N * C_out);
-    linear_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C_in, N, C_out, 1, operand(SCRATCH_BF16_A, w, (size_t)C_out * C_in), C_in, d, C_out,
-                accumulate ? 1.0f : 0.0f, dinp, C_in);
-    linear_gemm(CUBLAS_OP_N, CUBLAS_OP_T, C_in, C_out, N, 1, input_operand(SCRATCH_BF16_A, inp, inp_r, (size_t)N * C_in), C_in,
-                d, C_out, 1, dw, C_in);
+    if (dinp || dinp_r) {
+        size_t n = (size_t)N * C_in;
+        LinearOutput o = linear_output(__func__, dinp, dinp_r, n, accumulate);
+        linear_gemm(CUBLAS_OP_N, CUBLAS_OP_N, C_in, N, C_out, 1, operand(SCRATCH_BF16_A, w, (size_t)C_out * C_in), C_in, d,
+                    C_out, accumulate ? 1.0f : 0.0f, o.C, o.type, C_in);
+        linear_output_done(o, n);
+    }
+    if (dw)
+        linear_gemm(CUBLAS_OP_N, CUBLAS_OP_T, C_in, C_out, N, 1, input_operand(SCRATCH_BF16_A, inp, inp_r, (size_t)N * C_in),
+                    C_in, d, C_out, 1, dw, CUDA_R_32F, C_in);
 }
 
 // BLAS semantics on row-major buffers: C[M,N] = alpha op(A) op(B) + beta C. Column-major cuBLAS sees
@@ -156,7 +198,7 @@ extern "C" void cuda_matmul_gemm(int trans_a, int trans_b, int M, int N, int K, 
     size_t nb = trans_b ? gemm_operand_extent(N, K, ldb) : gemm_operand_extent(K, N, ldb);
     const void *a = operand(SCRATCH_BF16_A, A, na), *b = B == A && nb == na ? a : operand(SCRATCH_BF16_B, B, nb);
     linear_gemm(trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, alpha, b, ldb, a, lda, beta, C,
-                ldc);
+                CUDA_R_32F, ldc);
 }
 
 extern "C" void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,

@@ -17,40 +17,59 @@ extern "C" void cuda_embedding_forward(float *out, const int32_t *ids, const flo
     CUDA_CHECK_LAUNCH();
 }
 
-// out and/or its bf16 rounding (cuda_rounded_storage); either may be NULL
-__global__ static void relu2_fwd(float *out, __nv_bfloat16 *rounded, const float *inp, size_t n, float slope) {
+// out and/or its bf16 rounding (cuda_rounded_storage), either may be NULL; inp fp32 or bf16
+template <class In>
+__global__ static void relu2_fwd(float *out, __nv_bfloat16 *rounded, const In *inp, size_t n, float slope) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    float r = inp[i] > 0 ? inp[i] : slope * inp[i];
+    float x = as_float(inp[i]), r = x > 0 ? x : slope * x;
     if (out) out[i] = r * r;
     if (rounded) rounded[i] = __float2bfloat16_rn(r * r);
 }
 
-__global__ static void relu2_bwd(float *dinp, __nv_bfloat16 *rounded, const float *dout, const float *inp, size_t n,
-                                 float slope) {
+template <class Dout, class In>
+__global__ static void relu2_bwd(float *dinp, __nv_bfloat16 *rounded, const Dout *dout, const In *inp, size_t n, float slope) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    float d = inp[i] > 0 ? 2 * inp[i] * dout[i] : 2 * slope * slope * inp[i] * dout[i];
+    float x = as_float(inp[i]), g = as_float(dout[i]);
+    float d = x > 0 ? 2 * x * g : 2 * slope * slope * x * g;
     if (dinp) dinp[i] = d;
     if (rounded) rounded[i] = __float2bfloat16_rn(d);
 }
 
-// Where an op's result goes: out, its rounded copy, or both (out NULL: the copy only, bf16 mode only).
-static __nv_bfloat16 *rounded_output(const char *op, float *out, RoundedInput *out_r, size_t n) {
-    __nv_bfloat16 *rounded = cuda_rounded_storage(out_r, out, n);
-    if (!out && !rounded) die("%s: no output (the fp32 result may be left out only in bf16 mode, with a RoundedInput)", op);
-    return rounded;
+// The launches name their template arguments through a variable, as the emulator's launch rewrite
+// needs a plain kernel name.
+template <class In>
+static void launch_relu2_fwd(float *out, __nv_bfloat16 *rounded, const In *inp, size_t n, float slope) {
+    auto kernel = relu2_fwd<In>;
+    kernel<<<blocks_for(n, THREADS), THREADS>>>(out, rounded, inp, n, slope);
+    CUDA_CHECK_LAUNCH_AT("cuda_relu2_forward");
 }
 
-extern "C" void cuda_relu2_forward(float *out, const float *inp, size_t n, float slope, RoundedInput *out_r) {
-    relu2_fwd<<<blocks_for(n, THREADS), THREADS>>>(out, rounded_output(__func__, out, out_r, n), inp, n, slope);
-    CUDA_CHECK_LAUNCH();
+template <class Dout, class In>
+static void launch_relu2_bwd(float *dinp, __nv_bfloat16 *rounded, const Dout *dout, const In *inp, size_t n, float slope) {
+    auto kernel = relu2_bwd<Dout, In>;
+    kernel<<<blocks_for(n, THREADS), THREADS>>>(dinp, rounded, dout, inp, n, slope);
+    CUDA_CHECK_LAUNCH_AT("cuda_relu2_backward");
 }
 
-extern "C" void cuda_relu2_backward(float *dinp, const float *dout, const float *inp, size_t n, float slope,
-                                    RoundedInput *dinp_r) {
-    relu2_bwd<<<blocks_for(n, THREADS), THREADS>>>(dinp, rounded_output(__func__, dinp, dinp_r, n), dout, inp, n, slope);
-    CUDA_CHECK_LAUNCH();
+extern "C" void cuda_relu2_forward(float *out, const float *inp, const RoundedInput *inp_r, size_t n, float slope,
+                                   RoundedInput *out_r) {
+    const __nv_bfloat16 *inp_b = cuda_input_rounded(__func__, inp, inp_r, n); // before out_r is reset: it may be inp_r
+    __nv_bfloat16 *rounded = cuda_rounded_output(__func__, out, out_r, n);
+    if (inp_b) launch_relu2_fwd(out, rounded, inp_b, n, slope);
+    else launch_relu2_fwd(out, rounded, inp, n, slope);
+}
+
+extern "C" void cuda_relu2_backward(float *dinp, const float *dout, const RoundedInput *dout_r, const float *inp,
+                                    const RoundedInput *inp_r, size_t n, float slope, RoundedInput *dinp_r) {
+    const __nv_bfloat16 *dout_b = cuda_input_rounded(__func__, dout, dout_r, n),
+                        *inp_b = cuda_input_rounded(__func__, inp, inp_r, n);
+    __nv_bfloat16 *rounded = cuda_rounded_output(__func__, dinp, dinp_r, n);
+    if (dout_b && inp_b) launch_relu2_bwd(dinp, rounded, dout_b, inp_b, n, slope);
+    else if (dout_b) launch_relu2_bwd(dinp, rounded, dout_b, inp, n, slope);
+    else if (inp_b) launch_relu2_bwd(dinp, rounded, dout, inp_b, n, slope);
+    else launch_relu2_bwd(dinp, rounded, dout, inp, n, slope);
 }
 
 __global__ static void resid_mix_fwd(float *out, const float *x, const float *x0, const float *mix, int N, int C) {
@@ -121,7 +140,7 @@ extern "C" void cuda_scaled_add_forward(float *x, const float *scale, const floa
 extern "C" void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const float *scale, const float *y,
                                          int N, int C, int accumulate, RoundedInput *dy_r) {
     double *part = column_partials(N, C);
-    __nv_bfloat16 *dyr = rounded_output(__func__, dy, dy_r, (size_t)N * C);
+    __nv_bfloat16 *dyr = cuda_rounded_output(__func__, dy, dy_r, (size_t)N * C);
     if (!dy && accumulate) die("%s: nothing to accumulate into", __func__);
     scaled_add_bwd<<<dim3(blocks_for((size_t)C, THREADS), row_chunks(N)), THREADS>>>(dy, dyr, part, dout, scale, y, N, C,
                                                                                   accumulate);

@@ -33,9 +33,10 @@ void cuda_matmul_input_round(struct RoundedInput *r, const float *inp, size_t n)
 void cuda_matmul_input_free(struct RoundedInput *r);
 void cuda_matmul_input_values(float *out, const struct RoundedInput *r, size_t n);
 void cuda_matmul_forward(float *out, const float *inp, const struct RoundedInput *inp_r, const float *w, int N, int C_in,
-                         int C_out);
+                         int C_out, struct RoundedInput *out_r);
 void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const struct RoundedInput *dout_r, const float *inp,
-                          const struct RoundedInput *inp_r, const float *w, int N, int C_in, int C_out, int accumulate);
+                          const struct RoundedInput *inp_r, const float *w, int N, int C_in, int C_out, int accumulate,
+                          struct RoundedInput *dinp_r);
 
 // ---------------------------------------------------------------- rows: norm and head
 void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale,
@@ -47,8 +48,10 @@ void cuda_softcap_xent_backward(float *z, const int32_t *targets, int N, int V, 
 
 // ---------------------------------------------------------------- elementwise and per-channel
 void cuda_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int D);
-void cuda_relu2_forward(float *out, const float *inp, size_t n, float slope, struct RoundedInput *out_r);
-void cuda_relu2_backward(float *dinp, const float *dout, const float *inp, size_t n, float slope, struct RoundedInput *dinp_r);
+void cuda_relu2_forward(float *out, const float *inp, const struct RoundedInput *inp_r, size_t n, float slope,
+                        struct RoundedInput *out_r);
+void cuda_relu2_backward(float *dinp, const float *dout, const struct RoundedInput *dout_r, const float *inp,
+                         const struct RoundedInput *inp_r, size_t n, float slope, struct RoundedInput *dinp_r);
 void cuda_resid_mix_forward(float *out, const float *x, const float *x0, const float *mix, int N, int C);
 void cuda_resid_mix_backward(float *dx, float *dx0, float *dmix, const float *dout, const float *x, const float *x0,
                              const float *mix, int N, int C);

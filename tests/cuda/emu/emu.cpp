@@ -444,8 +444,8 @@ static size_t require_matrix(const void *p, size_t elem, int rows, int cols, int
 
 // What cublasSgemm and cublasGemmEx check of their arguments; false: nothing to compute.
 static bool check_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha, const void *A,
-                       size_t a_elem, int lda, const void *B, size_t b_elem, int ldb, const void *beta, const float *C,
-                       int ldc, const char *call, size_t *a_count, size_t *b_count) {
+                       size_t a_elem, int lda, const void *B, size_t b_elem, int ldb, const void *beta, const void *C,
+                       size_t c_elem, int ldc, const char *call, size_t *a_count, size_t *b_count) {
     if (!m || !n) return false;
     char what[64];
     snprintf(what, sizeof what, "%s alpha (host pointer mode)", call);
@@ -460,7 +460,7 @@ static bool check_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n,
         *b_count = require_matrix(B, b_elem, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb, what);
     }
     snprintf(what, sizeof what, "%s C", call);
-    require_matrix(C, sizeof(float), m, n, ldc, what);
+    require_matrix(C, c_elem, m, n, ldc, what);
     return true;
 }
 
@@ -475,7 +475,8 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOp
                            int ldc) {
     if (!handle || m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
     size_t na, nb;
-    if (!check_gemm(ta, tb, m, n, k, alpha, A, sizeof(float), lda, B, sizeof(float), ldb, beta, C, ldc, "cublasSgemm", &na, &nb))
+    if (!check_gemm(ta, tb, m, n, k, alpha, A, sizeof(float), lda, B, sizeof(float), ldb, beta, C, sizeof(float), ldc, "cublasSgemm",
+                    &na, &nb))
         return CUBLAS_STATUS_SUCCESS;
     device_access(true);
     sgemm(ta, tb, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc);
@@ -494,20 +495,29 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasO
                             int ldb, const void *beta, void *C, cudaDataType Ctype, int ldc, cublasComputeType_t compute,
                             cublasGemmAlgo_t) {
     if (!handle || m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
-    // the combinations pgolf uses (cuBLAS supports more)
-    if (Atype != Btype || Ctype != CUDA_R_32F || compute != CUBLAS_COMPUTE_32F || (Atype != CUDA_R_32F && Atype != CUDA_R_16BF))
+    // the combinations pgolf uses (cuBLAS supports more): fp32 or bf16 operands, fp32 results, or bf16
+    // operands and bf16 results (the fp32 sums rounded to nearest even)
+    if (Atype != Btype || compute != CUBLAS_COMPUTE_32F || (Atype != CUDA_R_32F && Atype != CUDA_R_16BF) ||
+        (Ctype != CUDA_R_32F && !(Ctype == CUDA_R_16BF && Atype == CUDA_R_16BF)))
         return CUBLAS_STATUS_NOT_SUPPORTED;
     size_t elem = Atype == CUDA_R_16BF ? sizeof(__nv_bfloat16) : sizeof(float), na, nb;
-    float *c = (float *)C;
-    if (!check_gemm(ta, tb, m, n, k, alpha, A, elem, lda, B, elem, ldb, beta, c, ldc, "cublasGemmEx", &na, &nb))
+    size_t c_elem = Ctype == CUDA_R_16BF ? sizeof(__nv_bfloat16) : sizeof(float);
+    if (!check_gemm(ta, tb, m, n, k, alpha, A, elem, lda, B, elem, ldb, beta, C, c_elem, ldc, "cublasGemmEx", &na, &nb))
         return CUBLAS_STATUS_SUCCESS;
     float al = *(const float *)alpha, be = *(const float *)beta;
     device_access(true);
     if (Atype == CUDA_R_32F) {
-        sgemm(ta, tb, m, n, k, al, (const float *)A, lda, (const float *)B, ldb, be, c, ldc);
-    } else {
+        sgemm(ta, tb, m, n, k, al, (const float *)A, lda, (const float *)B, ldb, be, (float *)C, ldc);
+    } else if (Ctype == CUDA_R_32F) {
         std::vector<float> a = widen_bf16(A, na), b = widen_bf16(B, nb);
-        sgemm(ta, tb, m, n, k, al, a.data(), lda, b.data(), ldb, be, c, ldc);
+        sgemm(ta, tb, m, n, k, al, a.data(), lda, b.data(), ldb, be, (float *)C, ldc);
+    } else { // C [ldc x n] column-major in bf16: widened, multiplied into, rounded back
+        size_t nc = (size_t)(n - 1) * ldc + m;
+        std::vector<float> a = widen_bf16(A, na), b = widen_bf16(B, nb), c = widen_bf16(C, nc);
+        sgemm(ta, tb, m, n, k, al, a.data(), lda, b.data(), ldb, be, c.data(), ldc);
+        __nv_bfloat16 *out = (__nv_bfloat16 *)C;
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < m; i++) out[(size_t)j * ldc + i] = __float2bfloat16_rn(c[(size_t)j * ldc + i]);
     }
     device_access(false);
     return CUBLAS_STATUS_SUCCESS;
