@@ -262,18 +262,21 @@ TEST(gptq_hessians_from_training_batch) {
         for (int i = 0; i < 64; i++) x[i] = tokens[i];
         gpt_forward(&m, x, NULL, 4, 16); // the same batch again: the activations the Hessians came from
         const BlockActs *b1 = &m.acts.blocks[1];
-        real *h_act = xmalloc(sizeof(real) * 64 * 64);
+        real *h_act = xmalloc(sizeof(real) * 64 * 64), *proj_in = xmalloc(sizeof(real) * 64 * 32);
         matmul_input_values(h_act, &b1->h_r, 64 * 64);
+        matmul_input_values(proj_in, &b1->proj_r, 64 * 32);
         if (bf16) CHECK(!b1->h_act, "bf16 mode keeps an fp32 MLP activation");
-        else CHECK(!memcmp(h_act, b1->h_act, sizeof(real) * 64 * 64), "fp32 mode: matmul_input_values is not the activation");
+        else CHECK(!memcmp(h_act, b1->h_act, sizeof(real) * 64 * 64) && !memcmp(proj_in, b1->att_y, sizeof(real) * 64 * 32),
+                   "fp32 mode: matmul_input_values is not the activation");
         double e[] = {max_diff_xtx(hessians_for("blocks.1.attn.c_k.weight", h), b1->n1, 64, 32),
-                      max_diff_xtx(hessians_for("blocks.1.attn.proj.weight", h), b1->att_y, 64, 32),
+                      max_diff_xtx(hessians_for("blocks.1.attn.proj.weight", h), proj_in, 64, 32),
                       max_diff_xtx(hessians_for("blocks.1.mlp.fc.weight", h), b1->n2, 64, 32),
                       max_diff_xtx(hessians_for("blocks.1.mlp.proj.weight", h), h_act, 64, 64),
                       max_diff_xtx(hessians_for("tok_emb.weight", h), m.acts.nf, 64, 32)};
-        for (int i = 0; i < 5; i++) CHECK(e[i] < 1e-5, "bf16 %d: hessian %d differs from X^T X by %.3g (relative)", bf16, i, e[i]);
+        for (int i = 0; i < 5; i++)
+            CHECK(e[i] < 1e-5, "bf16 %d: hessian %d differs from X^T X by %.3g (relative)", bf16, i, e[i]);
         CHECK(!hessians_for("blocks.1.attn_scale", h) && !hessians_for("blocks.7.mlp.fc.weight", h), "unexpected hessian");
-        free(h_act);
+        free(h_act), free(proj_in);
         hessians_free(h);
         gpt_free(&m);
     }

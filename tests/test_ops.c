@@ -157,6 +157,60 @@ TEST(ops_rounded_only_inputs_and_products) {
     relu2_backward(dact, d, &grad, NULL, &pre, N * O, 0.5f, &only);
     CHECK(!memcmp(g, dact, sizeof g) && !memcmp(full.rounded, only.rounded, sizeof g),
           "relu2 backward through rounded inputs differs");
+    // the residual add of a rounded-only projection output, forward and backward (dscale reads it)
+    float scale[O], xs[N * O] = {0}, xs_r[N * O] = {0}, ds[O] = {0}, ds_r[O] = {0};
+    for (int i = 0; i < O; i++) scale[i] = (float)rng_normal(&r);
+    scaled_add_forward(xs, scale, hb, NULL, N, O);
+    scaled_add_forward(xs_r, scale, NULL, &pre, N, O);
+    scaled_add_backward(g, ds, d, scale, hb, NULL, N, O, 0, NULL);
+    scaled_add_backward(dact, ds_r, d, scale, NULL, &pre, N, O, 0, NULL);
+    CHECK(!memcmp(xs, xs_r, sizeof xs) && !memcmp(ds, ds_r, sizeof ds) && !memcmp(g, dact, sizeof g),
+          "scaled_add through a rounded-only input differs");
+    // the q/k preparation from a rounded-only raw projection into a rounded-only output, and the
+    // attention reading rounded-only q, k (v given, rounded too): as on the rounded values themselves
+    enum { T = 5, NH = 2, DH = 8, NQ = T * NH * DH };
+    static float q[NQ], qb[NQ], xn[NQ], xn_r[NQ], rstd[T * NH], rstd_r[T * NH], cs[T * DH / 2], sn[T * DH / 2], y[NQ], y_r[NQ];
+    float gain[NH] = {1.5f, 0.5f}, lse[NH * T], lse_r[NH * T];
+    for (int i = 0; i < NQ; i++) q[i] = (float)rng_normal(&r), qb[i] = bf16_round(q[i]);
+    for (int i = 0; i < T * DH / 2; i++) cs[i] = cosf(0.3f * i), sn[i] = sinf(0.3f * i);
+    RoundedInput raw = {0}, qkv[3] = {{0}}, qkv_full = {0};
+    matmul_input_round(&raw, q, NQ);
+    qk_prep_forward(y, xn, rstd, qb, NULL, gain, cs, sn, 1, T, NH, DH, DH, 1e-6f, &qkv_full);
+    qk_prep_forward(NULL, xn_r, rstd_r, q, &raw, gain, cs, sn, 1, T, NH, DH, DH, 1e-6f, &qkv[0]);
+    CHECK(!memcmp(xn, xn_r, sizeof xn) && !memcmp(rstd, rstd_r, sizeof rstd) && qkv[0].of == NULL &&
+              !memcmp(qkv_full.rounded, qkv[0].rounded, sizeof xn),
+          "qk_prep through a rounded-only input into a rounded-only output differs");
+    qk_prep_forward(NULL, xn_r, rstd_r, q, &raw, NULL, cs, sn, 1, T, NH, DH, DH, 1e-6f, &qkv[1]); // k: the same rows, no gain
+    matmul_input_round(&qkv[2], q, NQ);
+    float *qr = qkv_full.rounded, kr[NQ];
+    qk_prep_forward(kr, xn, rstd, qb, NULL, NULL, cs, sn, 1, T, NH, DH, DH, 1e-6f, NULL);
+    for (int i = 0; i < NQ; i++) kr[i] = bf16_round(kr[i]);
+    ops_set_matmul_bf16(0);
+    attention_forward(y, lse, qr, kr, qb, NULL, 1, T, NH, NH, DH, NULL);
+    ops_set_matmul_bf16(1);
+    attention_forward(y_r, lse_r, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NULL);
+    CHECK(!memcmp(y, y_r, sizeof y) && !memcmp(lse, lse_r, sizeof lse), "attention on rounded-only q, k differs");
+    // its output kept only rounded, and the backward reading it so: as with y rounded by hand
+    RoundedInput yo = {0};
+    attention_forward(NULL, lse_r, NULL, NULL, q, qkv, 1, T, NH, NH, DH, &yo);
+    CHECK(same_as_rounded(&yo, y, NQ), "attention's rounded-only output is not its output rounded");
+    static float dyq[NQ], gq[NQ], gk[NQ], gv[NQ], gq_r[NQ], gk_r[NQ], gv_r[NQ];
+    for (int i = 0; i < NQ; i++) dyq[i] = (float)rng_normal(&r), y[i] = bf16_round(y[i]);
+    attention_backward(gq, gk, gv, dyq, NULL, y, NULL, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH);
+    attention_backward(gq_r, gk_r, gv_r, dyq, NULL, NULL, &yo, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH);
+    CHECK(!memcmp(gq, gq_r, sizeof gq) && !memcmp(gk, gk_r, sizeof gk) && !memcmp(gv, gv_r, sizeof gv),
+          "attention backward through a rounded-only output differs");
+    RoundedInput dyo = {0}; // and its output gradient kept only rounded too
+    matmul_input_round(&dyo, dyq, NQ);
+    dyo.of = NULL; // as a result kept only rounded holds (matmul_backward's dinp_r)
+    for (int i = 0; i < NQ; i++) dyq[i] = bf16_round(dyq[i]);
+    attention_backward(gq, gk, gv, dyq, NULL, y, NULL, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH);
+    attention_backward(gq_r, gk_r, gv_r, NULL, &dyo, NULL, &yo, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH);
+    CHECK(!memcmp(gq, gq_r, sizeof gq) && !memcmp(gk, gk_r, sizeof gk) && !memcmp(gv, gv_r, sizeof gv),
+          "attention backward through a rounded-only output gradient differs");
+    matmul_input_free(&yo), matmul_input_free(&dyo);
+    matmul_input_free(&raw), matmul_input_free(&qkv_full);
+    for (int i = 0; i < 3; i++) matmul_input_free(&qkv[i]);
     ops_set_matmul_bf16(0);
     RoundedInput empty = {.n = 4}; // holds a NULL buffer of 4 values, as a rounded-only result made in bf16 mode
     CHECK(test_dies_with(matmul_without_output, &empty, "no output"), "matmul without any output in fp32 mode went on");
@@ -192,8 +246,8 @@ TEST(ops_rounded_only_outputs) {
     CHECK(!memcmp(full.rounded, only.rounded, sizeof dh), "relu2 backward's copy alone differs");
     float scale[I], ds[I] = {0}, ds_only[I] = {0};
     for (int i = 0; i < I; i++) scale[i] = (float)rng_normal(&r);
-    scaled_add_backward(dh, ds, d, scale, x, N, I, 0, &full);
-    scaled_add_backward(NULL, ds_only, d, scale, x, N, I, 0, &only);
+    scaled_add_backward(dh, ds, d, scale, x, NULL, N, I, 0, &full);
+    scaled_add_backward(NULL, ds_only, d, scale, x, NULL, N, I, 0, &only);
     CHECK(!memcmp(full.rounded, only.rounded, sizeof dh) && !memcmp(ds, ds_only, sizeof ds),
           "scaled_add_backward without dy differs");
     ops_set_matmul_bf16(0);

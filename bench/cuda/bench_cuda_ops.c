@@ -59,8 +59,9 @@ typedef struct {
 
 static void attention_step(void *p) {
     Attention *a = p;
-    cuda_attention_forward(a->y, a->lse, a->q, a->k, a->v, NULL, a->B, a->T, a->H, a->Hkv, a->Dh);
-    cuda_attention_backward(a->dq, a->dk, a->dv, a->dy, a->y, a->lse, a->q, a->k, a->v, NULL, a->B, a->T, a->H, a->Hkv, a->Dh);
+    cuda_attention_forward(a->y, a->lse, a->q, a->k, a->v, NULL, a->B, a->T, a->H, a->Hkv, a->Dh, NULL);
+    cuda_attention_backward(a->dq, a->dk, a->dv, a->dy, NULL, a->y, NULL, a->lse, a->q, a->k, a->v, NULL, a->B, a->T, a->H,
+                            a->Hkv, a->Dh);
 }
 
 typedef struct {
@@ -88,7 +89,8 @@ typedef struct {
 
 static void qk_prep_step(void *p) {
     QkPrep *q = p;
-    cuda_qk_prep_forward(q->out, q->xn, q->rstd, q->x, q->gain, q->cos_t, q->sin_t, q->B, q->T, q->H, q->Dh, q->Dh, 1e-6f, NULL);
+    cuda_qk_prep_forward(q->out, q->xn, q->rstd, q->x, NULL, q->gain, q->cos_t, q->sin_t, q->B, q->T, q->H, q->Dh, q->Dh, 1e-6f,
+                         NULL);
     cuda_qk_prep_backward(q->x, q->dgain, q->out, q->xn, q->rstd, q->gain, q->cos_t, q->sin_t, q->B, q->T, q->H, q->Dh, q->Dh, NULL);
 }
 

@@ -40,19 +40,23 @@ void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T) {
     const GPTConfig *c = &m->cfg;
     int N = B * T, big = c->hidden > c->dim ? c->hidden : c->dim;
     real *tmp = ops_alloc((size_t)big * (size_t)big), *host = xmalloc(sizeof(real) * (size_t)big * (size_t)big);
-    real *h_act = ops_alloc((size_t)N * c->hidden); // in bf16 mode the model keeps it only rounded (gpt.c)
+    // the MLP activation and the projection's input as their products read them (in bf16 mode the model
+    // keeps them only rounded: gpt.c)
+    real *h_act = ops_alloc((size_t)N * c->hidden), *proj_in = ops_alloc((size_t)N * c->dim);
     gpt_forward(m, x, NULL, B, T);
     for (int v = 0; v < m->n_order; v++) { // a layer run more than once (depth recurrence) sums its inputs
         const BlockActs *s = &m->acts.blocks[v];
         int l = m->order[v];
         accumulate(h->attn_in[l], s->n1, N, c->dim, h->batches, tmp, host);
-        accumulate(h->attn_out[l], gpt_proj_input(m, v), N, c->dim, h->batches, tmp, host);
+        matmul_input_values(proj_in, &s->proj_r, (size_t)N * c->dim);
+        accumulate(h->attn_out[l], proj_in, N, c->dim, h->batches, tmp, host);
         accumulate(h->mlp_in[l], s->n2, N, c->dim, h->batches, tmp, host);
         matmul_input_values(h_act, &s->h_r, (size_t)N * c->hidden); // what mlp.proj read
         accumulate(h->mlp_hidden[l], h_act, N, c->hidden, h->batches, tmp, host);
     }
     accumulate(h->head_in, m->acts.nf, N, c->dim, h->batches, tmp, host);
     ops_free(h_act);
+    ops_free(proj_in);
     ops_free(tmp);
     free(host);
 }

@@ -348,11 +348,13 @@ static void free_acts(Activations *a, int n_blocks) {
         matmul_input_free(&b->n2_r);
         matmul_input_free(&b->h_r);
         matmul_input_free(&b->h_pre_r);
+        matmul_input_free(&b->att_out_r);
+        matmul_input_free(&b->mlp_out_r);
         for (int i = 0; i < 3; i++) matmul_input_free(&b->qkv_r[i]);
     }
     matmul_input_free(&a->nf_r);
-    RoundedInput *grads_r[] = {&a->dres_r, &a->dh_r, &a->dq_r, &a->dk_r, &a->dha_r};
-    for (int i = 0; i < 5; i++) matmul_input_free(grads_r[i]);
+    RoundedInput *grads_r[] = {&a->dres_r, &a->dh_r, &a->dq_r, &a->dk_r, &a->dha_r, &a->raw_r, &a->datt_r};
+    for (int i = 0; i < 7; i++) matmul_input_free(grads_r[i]);
     free(a->blocks);
     ops_free(a->emb);
     ops_free(a->backward_mem);
@@ -417,8 +419,9 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->blocks = xcalloc((size_t)c->looped_len, sizeof(BlockActs)); // every virtual position
         size_t lanes = c->lanes_from < c->layers ? pad(N * D) : 0;
         size_t G = c->attn_gates, gated = G ? pad(N * G) + pad(N * D) : 0, vr = c->value_residual ? pad(N * KV) : 0;
-        int hidden_fp32 = !ops_matmul_bf16(); // h_pre, h_act: in bf16 mode only their rounded copies exist (only_rounded)
-        size_t per_block = 10 * pad(N * D) + 3 * pad(N * KV) + 2 * hidden_fp32 * pad(N * F) + 3 * pad(N) + pad(N * H) * 2;
+        int fp32 = !ops_matmul_bf16(); // qf, kf, h_pre, h_act, mlp_out: in bf16 mode only rounded copies exist (only_rounded)
+        size_t per_block = (8 + 2 * fp32) * pad(N * D) + (2 + fp32) * pad(N * KV) + 2 * fp32 * pad(N * F) + 3 * pad(N) +
+                           pad(N * H) * 2;
         per_block += pad(N * HK) + gated + vr + lanes;
         for (int l = 0; l < c->looped_len; l++) {
             real *cur = ops_alloc(per_block);
@@ -427,10 +430,10 @@ static void ensure_acts(GPT *m, int B, int T) {
             b->n1 = carve(&cur, N * D);
             b->rstd1 = carve(&cur, N);
             b->qn = carve(&cur, N * D);
-            b->qf = carve(&cur, N * D);
+            b->qf = fp32 ? carve(&cur, N * D) : NULL;
             b->rstd_q = carve(&cur, N * H);
             b->kn = carve(&cur, N * KV);
-            b->kf = carve(&cur, N * KV);
+            b->kf = fp32 ? carve(&cur, N * KV) : NULL;
             b->rstd_k = carve(&cur, N * HK);
             b->v = carve(&cur, N * KV);
             b->att_y = carve(&cur, N * D);
@@ -439,9 +442,9 @@ static void ensure_acts(GPT *m, int B, int T) {
             b->att_out = carve(&cur, N * D);
             b->n2 = carve(&cur, N * D);
             b->rstd2 = carve(&cur, N);
-            b->h_pre = hidden_fp32 ? carve(&cur, N * F) : NULL;
-            b->h_act = hidden_fp32 ? carve(&cur, N * F) : NULL;
-            b->mlp_out = carve(&cur, N * D);
+            b->h_pre = fp32 ? carve(&cur, N * F) : NULL;
+            b->h_act = fp32 ? carve(&cur, N * F) : NULL;
+            b->mlp_out = fp32 ? carve(&cur, N * D) : NULL;
             b->x_out = carve(&cur, N * D);
             b->gate = G ? carve(&cur, N * G) : NULL;
             b->att_g = G ? carve(&cur, N * D) : NULL;
@@ -545,9 +548,12 @@ static void branch_backward(const BranchTensors *t, BranchTensors *g, BranchActs
 
 // A buffer whose readers all take its RoundedInput (h_act and the output gradients of fc and of the two
 // projections into the residual stream, read by matmuls; fc's output h_pre and mlp.proj's input
-// gradient, read by the activation): in bf16 mode they read the rounded values, so the fp32 values are
-// not written and the buffer is passed as NULL (a reader of them would fail, not see stale values;
-// h_pre and h_act are not even allocated); in fp32 mode the buffer itself.
+// gradient, read by the activation; the two projections' outputs, read by the residual adds; the raw
+// q and k, read by their preparation, and its outputs qf and kf, read by the attention; where only the
+// projection reads it (gpt_attn_plain), the attention's output and its gradient): in bf16 mode they read
+// the rounded values, so the fp32 values are not written and the buffer is passed as NULL (a reader of
+// them would fail, not see stale values; qf, kf, h_pre, h_act and mlp_out are not even allocated); in
+// fp32 mode the buffer itself.
 static real *only_rounded(real *x) { return ops_matmul_bf16() ? NULL : x; }
 
 // x_in -> x_out of the block at virtual position v (physical layer l = order[v]). x0 is the normed
@@ -567,38 +573,44 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     rmsnorm_forward(s->n1, s->rstd1, xm, N, D, NORM_EPS, ln, &s->n1_r);
     if (parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln, &s->n2_r);
     if (lane_in) rmsnorm_forward(s->n2, s->rstd2, lane_in, N, D, NORM_EPS, ln, &s->n2_r);
-    // raw q, k go through scratch (att_y, att_out) and are consumed by qk_prep
-    matmul_forward(s->att_y, s->n1, &s->n1_r, w->c_q, N, D, D, NULL);
-    qk_prep_forward(s->qf, s->qn, s->rstd_q, s->att_y, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
-                    c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[0]);
-    matmul_forward(s->att_out, s->n1, &s->n1_r, w->c_k, N, D, KV, NULL);
-    qk_prep_forward(s->kf, s->kn, s->rstd_k, s->att_out, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
-                    c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[1]);
+    // raw q, k go through scratch (att_y, att_out; in bf16 mode only rounded, in a->raw_r) into qk_prep,
+    // whose outputs only the attention reads (through qkv_r)
+    real *q = only_rounded(s->qf), *k = only_rounded(s->kf);
+    matmul_forward(only_rounded(s->att_y), s->n1, &s->n1_r, w->c_q, N, D, D, &m->acts.raw_r);
+    qk_prep_forward(q, s->qn, s->rstd_q, only_rounded(s->att_y), &m->acts.raw_r, w->q_gain, m->rope_cos, m->rope_sin, B, T,
+                    c->heads, c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[0]);
+    matmul_forward(only_rounded(s->att_out), s->n1, &s->n1_r, w->c_k, N, D, KV, &m->acts.raw_r);
+    qk_prep_forward(k, s->kn, s->rstd_k, only_rounded(s->att_out), &m->acts.raw_r, NULL, m->rope_cos, m->rope_sin, B, T,
+                    c->kv_heads, c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[1]);
     int mix_v = c->value_residual && v > 0; // the first block's own v is v0
     matmul_forward(mix_v ? s->v_raw : s->v, s->n1, &s->n1_r, w->c_v, N, D, KV, NULL);
     if (c->ve_slot[l] >= 0) axpy_forward(mix_v ? s->v_raw : s->v, ve_coef(m, l), m->acts.ve.p, (size_t)N * KV); // + VE
     real lam[2];
     if (mix_v) value_mix_forward(s->v, s->v_raw, m->acts.blocks[0].v, value_lambdas(m, w, lam), (size_t)N * KV);
     matmul_input_round(&s->qkv_r[2], s->v, (size_t)N * KV);
-    attention_forward(s->att_y, s->lse, s->qf, s->kf, s->v, s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim);
+    int plain = gpt_attn_plain(m, v); // the output goes straight into the projection's rounded input
+    attention_forward(plain ? only_rounded(s->att_y) : s->att_y, s->lse, q, k, s->v, s->qkv_r, B, T, c->heads, c->kv_heads,
+                      c->head_dim, plain ? &s->proj_r : NULL);
     if (l >= c->xsa_from) xsa_forward(s->att_x, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
     if (c->attn_gates) { // gate logits from the attention's input, computed in place into s->gate
         matmul_forward(s->gate, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates, NULL);
         attn_gate_forward(s->att_g, s->gate, gpt_attn_output(m, v), s->gate, w->attn_gate_b, N, c->heads, c->head_dim,
                           c->attn_gates, 1);
     }
-    matmul_input_round(&s->proj_r, gpt_proj_input(m, v), (size_t)N * D);
-    matmul_forward(s->att_out, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, NULL);
-    if (!parallel || lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
+    if (!plain) matmul_input_round(&s->proj_r, gpt_proj_input(m, v), (size_t)N * D);
+    real *att_out = only_rounded(s->att_out); // (its buffer also serves as the raw k's scratch above)
+    matmul_forward(att_out, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, &s->att_out_r);
+    if (!parallel || lane_in) scaled_add_forward(xm, w->attn_scale, att_out, &s->att_out_r, N, D);
     if (!parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln, &s->n2_r);
     real *h_pre = only_rounded(s->h_pre), *h_act = only_rounded(s->h_act);
     matmul_forward(h_pre, s->n2, &s->n2_r, w->fc, N, D, c->hidden, &s->h_pre_r);
     relu2_forward(h_act, h_pre, &s->h_pre_r, (size_t)N * c->hidden, (real)c->negative_slope, &s->h_r);
-    matmul_forward(s->mlp_out, h_act, &s->h_r, w->mlp_proj, N, c->hidden, D, NULL);
-    if (parallel && !lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, N, D);
+    real *mlp_out = only_rounded(s->mlp_out);
+    matmul_forward(mlp_out, h_act, &s->h_r, w->mlp_proj, N, c->hidden, D, &s->mlp_out_r);
+    if (parallel && !lane_in) scaled_add_forward(xm, w->attn_scale, att_out, &s->att_out_r, N, D);
     real *mlp_into = xm;
     if (lane_in) ops_copy(mlp_into = s->lane, lane_in, (size_t)N * D);
-    scaled_add_forward(mlp_into, w->mlp_scale, s->mlp_out, N, D);
+    scaled_add_forward(mlp_into, w->mlp_scale, mlp_out, &s->mlp_out_r, N, D);
 }
 
 // U-Net over the current order: the first half (enc) push their outputs; decoder position j takes
@@ -648,7 +660,7 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
                 skip_lerp_forward(s->skip_sum, prev, skip, sw, m->p.skip_gates + (size_t)dec * D, N, D);
             } else {
                 ops_copy(s->skip_sum, prev, ND);
-                scaled_add_forward(s->skip_sum, sw, skip, N, D);
+                scaled_add_forward(s->skip_sum, sw, skip, NULL, N, D);
             }
             s->x_in = s->skip_sum;
         }
@@ -683,8 +695,9 @@ static void block_backward(GPT *m, int v, int lanes) {
     int B = a->B, T = a->T, N = B * T, D = c->dim, KV = c->kv_dim, F = c->hidden, parallel = l >= c->parallel_from;
     real *dmlp = lanes ? a->dl1 : a->dx; // the gradient of the stream the MLP output is added to
     real *dres = only_rounded(a->dres); // the projections' output gradient, read only by their matmuls
+    const real *att_out = only_rounded(s->att_out); // the attention projection's output, as the forward kept it
     // x_out = x_mid + mlp_scale * mlp_out; dx stays the gradient of the residual stream
-    scaled_add_backward(dres, g->mlp_scale, dmlp, w->mlp_scale, s->mlp_out, N, D, 0, &a->dres_r);
+    scaled_add_backward(dres, g->mlp_scale, dmlp, w->mlp_scale, only_rounded(s->mlp_out), &s->mlp_out_r, N, D, 0, &a->dres_r);
     real *dh = only_rounded(a->dh); // d(h_act), then (fp32 mode: written over it) d(h_pre)
     matmul_backward(dh, g->mlp_proj, dres, &a->dres_r, only_rounded(s->h_act), &s->h_r, w->mlp_proj, N, F, D, 0, &a->dha_r);
     real ln = block_ln_scale(c, l);
@@ -692,20 +705,26 @@ static void block_backward(GPT *m, int v, int lanes) {
     relu2_backward(dh_pre, dh, &a->dha_r, only_rounded(s->h_pre), &s->h_pre_r, (size_t)N * F, (real)c->negative_slope, &a->dh_r);
     matmul_backward(a->dn, g->fc, dh_pre, &a->dh_r, s->n2, &s->n2_r, w->fc, N, D, F, 0, NULL);
     if (parallel || lanes) { // the attention output adds to x_out itself: take its gradient before the MLP's norm path
-        scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0, &a->dres_r);
+        scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, att_out, &s->att_out_r, N, D, 0, &a->dres_r);
         rmsnorm_backward(dmlp, a->dn, s->n2, s->rstd2, N, D, ln, 1);
     } else { // x_mid = xm + attn_scale * att_out
         rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, ln, 1);
-        scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, N, D, 0, &a->dres_r);
+        scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, att_out, &s->att_out_r, N, D, 0, &a->dres_r);
     }
-    matmul_backward(a->datt, g->attn_proj, dres, &a->dres_r, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, 0, NULL);
+    // the attention output's gradient: only rounded where only the attention's backward reads it (plain, as
+    // its output in the forward), else fp32 (XSA and the gate rewrite it in place)
+    int plain = gpt_attn_plain(m, v);
+    real *datt = plain ? only_rounded(a->datt) : a->datt;
+    matmul_backward(datt, g->attn_proj, dres, &a->dres_r, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, 0,
+                    plain ? &a->datt_r : NULL);
     if (c->attn_gates) // gate-logit gradients wait in dh until the input gradient dn is formed below
         attn_gate_backward(a->datt, a->dh, g->attn_gate_b, a->datt, gpt_attn_output(m, v), s->gate, N, c->heads,
                            c->head_dim, c->attn_gates, 1);
     int xsa = l >= c->xsa_from;
     if (xsa) xsa_backward(a->datt, a->dv_xsa, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
-    attention_backward(a->dq, a->dk, a->dv, a->datt, s->att_y, s->lse, s->qf, s->kf, s->v, s->qkv_r, B, T, c->heads,
-                       c->kv_heads, c->head_dim);
+    attention_backward(a->dq, a->dk, a->dv, datt, plain ? &a->datt_r : NULL, plain ? only_rounded(s->att_y) : s->att_y,
+                       plain ? &s->proj_r : NULL, s->lse, only_rounded(s->qf), only_rounded(s->kf), s->v, s->qkv_r, B, T,
+                       c->heads, c->kv_heads, c->head_dim);
     if (xsa) add_inplace(a->dv, a->dv_xsa, (size_t)N * KV);
     if (c->value_residual && v > 0) { // dv: d(mixed v) -> d(own v); dv0 collects the first block's share
         real lam[2];
@@ -778,7 +797,7 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
                 skip_lerp_backward(a->dx, dskip, dsw, m->g.skip_gates + (size_t)dec * D, a->dx, a->blocks[v - 1].x_out, skip,
                                    sw, m->p.skip_gates + (size_t)dec * D, N, D);
             else
-                scaled_add_backward(dskip, dsw, a->dx, sw, skip, N, D, 0, NULL);
+                scaled_add_backward(dskip, dsw, a->dx, sw, skip, NULL, N, D, 0, NULL);
         }
     }
     add_inplace(a->dx0, a->dx, ND); // block 0's input is x0 itself

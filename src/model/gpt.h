@@ -70,15 +70,16 @@ typedef enum { GROUP_MATRIX, GROUP_SCALAR, GROUP_EMBED, GROUP_HEAD, GROUP_UNUSED
 typedef struct {
     const real *x_in; // the block's input: the previous output itself, or skip_sum where a U-Net skip joins
     real *skip_sum;   // that output plus the skip (owns the block's allocation)
-    real *n1, *rstd1, *qn, *qf, *rstd_q, *kn, *kf, *rstd_k, *v, *att_y, *lse, *att_x, *att_out;
-    real *n2, *rstd2, *h_pre, *h_act, *mlp_out, *x_out; // h_pre, h_act: NULL in bf16 mode (see gpt.c's only_rounded)
+    real *n1, *rstd1, *qn, *qf, *rstd_q, *kn, *kf, *rstd_k, *v, *att_y, *lse, *att_x, *att_out; // qf, kf: NULL in bf16 mode
+    real *n2, *rstd2, *h_pre, *h_act, *mlp_out, *x_out; // h_pre, h_act, mlp_out: NULL in bf16 mode (gpt.c's only_rounded)
     real *gate, *att_g; // GATED_ATTENTION: sigmoid gates [N, gates], gated output [N, D]; else NULL
     real *v_raw;        // VALUE_RESIDUAL, blocks after 0: this block's own v before mixing; else NULL
     real *lane;         // PARALLEL_START_LAYER: the MLP lane after this block [N, D]; else NULL
     // the linear layers' inputs rounded once for their matmuls, forward and backward: n1, the
-    // projection's input (gpt_proj_input), n2, h_act; and the attention's qf, kf, v. h_pre_r: fc's output
-    // (in bf16 mode only this rounded one exists; the activation reads it forward and backward)
-    RoundedInput n1_r, proj_r, n2_r, h_r, qkv_r[3], h_pre_r;
+    // projection's input (gpt_proj_input), n2, h_act; and the attention's qf, kf, v. Outputs of linear
+    // layers that in bf16 mode exist only rounded: fc's (h_pre, read by the activation forward and
+    // backward) and the projections' (att_out, mlp_out, read by the residual adds forward and backward)
+    RoundedInput n1_r, proj_r, n2_r, h_r, qkv_r[3], h_pre_r, att_out_r, mlp_out_r;
 } BlockActs;
 
 // A projected embedding's activations: e = embed[ids] [N, width], p = proj(e) [N, target] (p == e
@@ -101,6 +102,8 @@ typedef struct {
     real *backward_mem; // owns them (dx and dres trade places after each block)
     RoundedInput dres_r, dh_r, dq_r, dk_r; // output gradients rounded by the ops that write them, for the matmuls
     RoundedInput dha_r; // d(h_act) from mlp.proj's backward, for the activation's (in bf16 mode only rounded)
+    RoundedInput raw_r; // the raw q, then the raw k, for their preparation (in bf16 mode only rounded)
+    RoundedInput datt_r; // d(attention output) where only the attention's backward reads it (gpt_attn_plain)
 } Activations;
 
 // The scalar parameters the model uses as host numbers (value-residual lambdas, the VE and BigramHash
@@ -152,8 +155,13 @@ void gpt_set_recurrence(GPT *m, int on);
 static inline const real *gpt_attn_output(const GPT *m, int v) {
     return m->order[v] >= m->cfg.xsa_from ? m->acts.blocks[v].att_x : m->acts.blocks[v].att_y;
 }
-// The input of the attention output projection: that output, gated where the gate is on.
+// Whether the attention output at position v feeds only the output projection (no XSA, no gate): the
+// attention then writes it into the block's proj_r, and in bf16 mode only there (only rounded).
+static inline int gpt_attn_plain(const GPT *m, int v) { return m->order[v] < m->cfg.xsa_from && !m->cfg.attn_gates; }
+// The input of the attention output projection: that output, gated where the gate is on; NULL where it
+// exists only rounded (bf16 mode, gpt_attn_plain; the block's proj_r holds it in every case).
 static inline const real *gpt_proj_input(const GPT *m, int v) {
+    if (gpt_attn_plain(m, v) && ops_matmul_bf16()) return NULL;
     return m->cfg.attn_gates ? m->acts.blocks[v].att_g : gpt_attn_output(m, v);
 }
 

@@ -92,9 +92,10 @@ void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real 
 // For q (gain != NULL) or k (gain == NULL), x is [B,T,nh,Dh]:
 //   xn = rmsnorm(x) over Dh (saved with rstd[B*T*nh]); out = rope(xn) * gain[h], where rope rotates
 //   the first `rot` dims of each head (rotate-half within them) and passes the rest through.
-// out_r: NULL, or out rounded for the attention (as rmsnorm_forward's).
-void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real *gain, const real *cos_t,
-                     const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r);
+// x_r as relu2_forward's inp_r (the raw projection kept only rounded); out_r: NULL, or out rounded for
+// the attention (as rmsnorm_forward's), out may then be NULL in bf16 mode as relu2_forward's out.
+void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const RoundedInput *x_r, const real *gain,
+                     const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r);
 // dx from dout; dgain[nh] += sum(dout * rope(xn)) when gain != NULL; dx_r as rmsnorm_forward's out_r.
 void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
                       const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, RoundedInput *dx_r);
@@ -103,18 +104,16 @@ void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, c
 // Causal GQA softmax attention. q [B,T,H,Dh], k/v [B,T,Hkv,Dh], y [B,T,H,Dh]; head h reads KV head
 // h / (H/Hkv). lse [B,H,T] (log-sum-exp of each score row) is saved so backward recomputes the
 // probabilities instead of storing B*H*T*T of them. qkv_r: NULL, or q, k, v rounded ([3], checked), which
-// an attention on bf16 products (CUDA's in bf16 mode) reads instead of rounding them itself; the CPU's
-// attention is fp32 and only checks them.
+// in bf16 mode it reads instead of q, k, v (any of which may then be NULL, kept only rounded; CUDA's
+// tensor cores multiply them as they are, the CPU and the fp32 kernels widen them). y_r as
+// matmul_forward's out_r: y rounded too, or, in bf16 mode with y NULL, only rounded (for an output read
+// only by the projection's matmuls and the backward).
 void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, const RoundedInput *qkv_r, int B,
-                       int T, int H, int Hkv, int Dh);
-// dq, dk, dv written (not accumulated).
-void attention_backward(real *dq, real *dk, real *dv, const real *dy, const real *y, const real *lse, const real *q,
-                        const real *k, const real *v, const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
-static inline int rounded_qkv_hold(const RoundedInput *r, const real *q, const real *k, const real *v, size_t nq, size_t nk,
-                                   int bf16) {
-    return rounded_input_holds(&r[0], q, nq, bf16) && rounded_input_holds(&r[1], k, nk, bf16) &&
-           rounded_input_holds(&r[2], v, nk, bf16);
-}
+                       int T, int H, int Hkv, int Dh, RoundedInput *y_r);
+// dq, dk, dv written (not accumulated). dy_r, y_r as relu2_forward's inp_r (dy, y kept only rounded).
+void attention_backward(real *dq, real *dk, real *dv, const real *dy, const RoundedInput *dy_r, const real *y,
+                        const RoundedInput *y_r, const real *lse, const real *q, const real *k, const real *v,
+                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
 
 // XSA: out = y - (y . u) u per head, u = v / |v| of the token's own KV head ([N, H, Dh], v [N, Hkv, Dh]).
 void xsa_forward(real *out, const real *y, const real *v, int N, int H, int Hkv, int Dh);
@@ -164,13 +163,13 @@ void skip_lerp_forward(real *out, const real *x, const real *y, const real *w, c
 // dx, dy written (dx may alias dout); dw, dgate accumulated.
 void skip_lerp_backward(real *dx, real *dy, real *dw, real *dgate, const real *dout, const real *x, const real *y,
                         const real *w, const real *gate, int N, int C);
-// x[N,C] += scale[C] * y
-void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C);
-// dy = dout * scale (written, or += when accumulate), dscale += sum_n dout * y; dy_r: NULL, or the final dy
-// rounded in the same pass (as rmsnorm_forward's out_r); dy may be NULL (not accumulating) as
-// relu2_forward's out.
-void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, int N, int C,
-                         int accumulate, RoundedInput *dy_r);
+// x[N,C] += scale[C] * y; y_r as relu2_forward's inp_r (the projections' outputs kept only rounded)
+void scaled_add_forward(real *x, const real *scale, const real *y, const RoundedInput *y_r, int N, int C);
+// dy = dout * scale (written, or += when accumulate), dscale += sum_n dout * y; y_r as scaled_add_forward's;
+// dy_r: NULL, or the final dy rounded in the same pass (as rmsnorm_forward's out_r); dy may be NULL (not
+// accumulating) as relu2_forward's out.
+void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, const RoundedInput *y_r,
+                         int N, int C, int accumulate, RoundedInput *dy_r);
 void add_inplace(real *dst, const real *src, size_t n); // dst += src
 
 // ---------------------------------------------------------------- head

@@ -116,7 +116,8 @@ typedef struct {
 
 static double qk_loss(void *p) {
     QkCtx *c = p;
-    qk_prep_forward(c->out, c->xn, c->rstd, c->x, c->gain, c->cos_t, c->sin_t, c->B, c->T, c->nh, c->Dh, c->rot, 1e-7, NULL);
+    qk_prep_forward(c->out, c->xn, c->rstd, c->x, NULL, c->gain, c->cos_t, c->sin_t, c->B, c->T, c->nh, c->Dh, c->rot, 1e-7,
+                    NULL);
     return dot(c->out, c->R, (size_t)c->B * c->T * c->nh * c->Dh);
 }
 
@@ -154,7 +155,7 @@ typedef struct {
 
 static double attn_loss(void *p) {
     AttnCtx *c = p;
-    attention_forward(c->y, c->lse, c->q, c->k, c->v, NULL, c->B, c->T, c->H, c->Hkv, c->Dh);
+    attention_forward(c->y, c->lse, c->q, c->k, c->v, NULL, c->B, c->T, c->H, c->Hkv, c->Dh, NULL);
     return dot(c->y, c->R, (size_t)c->B * c->T * c->H * c->Dh);
 }
 
@@ -165,7 +166,7 @@ static void attn_case(const char *label, int B, int T, int H, int Hkv, int Dh) {
     c.R = randn(nq, 1);
     attn_loss(&c);
     real *dq = ops_alloc(nq), *dk = ops_alloc(nk), *dv = ops_alloc(nk);
-    attention_backward(dq, dk, dv, c.R, c.y, c.lse, c.q, c.k, c.v, NULL, B, T, H, Hkv, Dh);
+    attention_backward(dq, dk, dv, c.R, NULL, c.y, NULL, c.lse, c.q, c.k, c.v, NULL, B, T, H, Hkv, Dh);
     char what[64];
     snprintf(what, sizeof what, "%s dq", label);
     check_fd(what, c.q, nq, dq, attn_loss, &c, 150);
@@ -289,7 +290,7 @@ static double mix_loss(void *p) {
 static double scaled_add_loss(void *p) {
     EwCtx *c = p;
     ops_copy(c->out, c->x, (size_t)c->N * c->C);
-    scaled_add_forward(c->out, c->scale, c->y, c->N, c->C);
+    scaled_add_forward(c->out, c->scale, c->y, NULL, c->N, c->C);
     return dot(c->out, c->R, (size_t)c->N * c->C);
 }
 
@@ -320,7 +321,7 @@ TEST(grad_elementwise) {
     check_fd("resid_mix dx", c.x, n, dx, mix_loss, &c, 100);
     check_fd("resid_mix dx0", c.x0, n, dx0, mix_loss, &c, 100);
     check_fd("resid_mix dmix", c.mix, 10, dmix, mix_loss, &c, 100);
-    scaled_add_backward(dy, dscale, c.R, c.scale, c.y, c.N, c.C, 0, NULL);
+    scaled_add_backward(dy, dscale, c.R, c.scale, c.y, NULL, c.N, c.C, 0, NULL);
     check_fd("scaled_add dy", c.y, n, dy, scaled_add_loss, &c, 100);
     check_fd("scaled_add dscale", c.scale, 5, dscale, scaled_add_loss, &c, 100);
     real *dgate = ops_alloc(5); // skip_lerp: mix[0..C) serves as the gate

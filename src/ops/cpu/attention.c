@@ -11,12 +11,15 @@
 
 #define BR 64 // query rows per block
 
-// The rounded q, k, v a caller passes are only checked: this attention multiplies fp32.
-static void check_rounded(const RoundedInput *r, const real *q, const real *k, const real *v, int B, int T, int H, int Hkv,
-                          int Dh) {
+// The q, k, v the products read: in bf16 mode the rounded ones a caller passes (as floats; q, k, v may
+// be NULL, kept only rounded), as the tensor cores read them; else q, k, v themselves (checked).
+static void operand_values(const RoundedInput *r, const real **q, const real **k, const real **v, int B, int T, int H,
+                           int Hkv, int Dh) {
     size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
-    if (r && !rounded_qkv_hold(r, q, k, v, nq, nk, ops_matmul_bf16()))
-        die("attention: the rounded q, k, v given do not hold its operands");
+    if (!r) return;
+    *q = cpu_input_values("attention", *q, &r[0], nq);
+    *k = cpu_input_values("attention", *k, &r[1], nk);
+    *v = cpu_input_values("attention", *v, &r[2], nk);
 }
 
 // P[nr, ncols] = exp(scale * S - lse) on the causal part (col <= r0 + i), 0 above it.
@@ -30,8 +33,10 @@ static void probs_from_scores(real *P, const real *lse, int r0, int nr, int ncol
 }
 
 void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, const RoundedInput *qkv_r, int B,
-                       int T, int H, int Hkv, int Dh) {
-    check_rounded(qkv_r, q, k, v, B, T, H, Hkv, Dh);
+                       int T, int H, int Hkv, int Dh, RoundedInput *y_r) {
+    operand_values(qkv_r, &q, &k, &v, B, T, H, Hkv, Dh);
+    size_t ny = (size_t)B * T * H * Dh;
+    real *rounded = cpu_rounded_output(__func__, y, y_r, ny), *out = y ? y : rounded;
     const int ldq = H * Dh, ldk = Hkv * Dh, group = H / Hkv;
     const real scale = (real)(1.0 / sqrt((double)Dh));
     double t0 = now_seconds();
@@ -43,7 +48,7 @@ void attention_forward(real *y, real *lse, const real *q, const real *k, const r
             int b = bh / H, h = bh % H, g = h / group;
             const real *Q = q + ((size_t)b * T * H + h) * Dh;
             const real *K = k + ((size_t)b * T * Hkv + g) * Dh, *V = v + ((size_t)b * T * Hkv + g) * Dh;
-            real *Y = y + ((size_t)b * T * H + h) * Dh, *L = lse + (size_t)bh * T;
+            real *Y = out + ((size_t)b * T * H + h) * Dh, *L = lse + (size_t)bh * T;
             for (int r0 = 0; r0 < T; r0 += BR) {
                 int nr = r0 + BR < T ? BR : T - r0, ncols = r0 + nr;
                 gemm(0, 1, nr, ncols, Dh, scale, Q + (size_t)r0 * ldq, ldq, K, ldk, 0, S, ncols);
@@ -62,12 +67,16 @@ void attention_forward(real *y, real *lse, const real *q, const real *k, const r
         }
         free(S);
     }
+    if (rounded) cpu_round_into(rounded, out, ny);
     ops_profile_attention(now_seconds() - t0);
 }
 
-void attention_backward(real *dq, real *dk, real *dv, const real *dy, const real *y, const real *lse, const real *q,
-                        const real *k, const real *v, const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
-    check_rounded(qkv_r, q, k, v, B, T, H, Hkv, Dh);
+void attention_backward(real *dq, real *dk, real *dv, const real *dy, const RoundedInput *dy_r, const real *y,
+                        const RoundedInput *y_r, const real *lse, const real *q, const real *k, const real *v,
+                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
+    operand_values(qkv_r, &q, &k, &v, B, T, H, Hkv, Dh);
+    dy = cpu_input_values(__func__, dy, dy_r, (size_t)B * T * H * Dh);
+    y = cpu_input_values(__func__, y, y_r, (size_t)B * T * H * Dh);
     const int ldq = H * Dh, ldk = Hkv * Dh, group = H / Hkv;
     const real scale = (real)(1.0 / sqrt((double)Dh));
     double t0 = now_seconds();

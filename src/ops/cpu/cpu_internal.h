@@ -16,6 +16,7 @@ void ops_profile_attention(double seconds); // adds to the running OpsProfile (d
 // where the rounded values go, or NULL in fp32 mode or without r (dense.c).
 struct RoundedInput;
 real *cpu_rounded_storage(struct RoundedInput *r, const real *x, size_t n);
+void cpu_round_into(real *out, const real *x, size_t n); // out = x rounded to bf16 values (may be in place; dense.c)
 // Where an op's result goes: out, its rounded copy (returned; NULL in fp32 mode or without out_r), or
 // both; out NULL (the copy only) is allowed in bf16 mode only (dense.c).
 real *cpu_rounded_output(const char *op, real *out, struct RoundedInput *out_r, size_t n);

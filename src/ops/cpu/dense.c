@@ -81,7 +81,7 @@ int ops_matmul_bf16(void) { return g_matmul_bf16; }
 
 enum { OPERAND_A, OPERAND_B, OPERANDS };
 
-static void round_into(real *out, const real *x, size_t n) {
+void cpu_round_into(real *out, const real *x, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = bf16_round((float)x[i]);
 }
@@ -96,7 +96,7 @@ static const real *matmul_operand(int slot, const real *x, size_t n) {
         buf[slot] = xmalloc(n * sizeof(real));
         cap[slot] = n;
     }
-    round_into(buf[slot], x, n);
+    cpu_round_into(buf[slot], x, n);
     return buf[slot];
 }
 
@@ -114,7 +114,7 @@ real *cpu_rounded_storage(RoundedInput *r, const real *x, size_t n) {
 
 void matmul_input_round(RoundedInput *r, const real *x, size_t n) {
     real *out = cpu_rounded_storage(r, x, n);
-    if (out) round_into(out, x, n);
+    if (out) cpu_round_into(out, x, n);
 }
 
 real *cpu_rounded_output(const char *op, real *out, RoundedInput *out_r, size_t n) {
@@ -156,7 +156,7 @@ static real *linear_output(const char *op, real *out, RoundedInput *out_r, size_
 }
 
 static void linear_output_done(RoundedInput *out_r, const real *into, size_t n) {
-    if (out_r && out_r->bf16) round_into(out_r->rounded, into, n);
+    if (out_r && out_r->bf16) cpu_round_into(out_r->rounded, into, n);
 }
 
 void matmul_forward(real *out, const real *inp, const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out,

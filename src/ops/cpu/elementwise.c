@@ -90,7 +90,8 @@ void resid_mix_backward(real *dx, real *dx0, real *dmix, const real *dout, const
     }
 }
 
-void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C) {
+void scaled_add_forward(real *x, const real *scale, const real *y, const RoundedInput *y_r, int N, int C) {
+    y = cpu_input_values(__func__, y, y_r, (size_t)N * C);
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         size_t o = (size_t)n * C;
@@ -98,8 +99,9 @@ void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C)
     }
 }
 
-void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, int N, int C,
-                         int accumulate, RoundedInput *dy_r) {
+void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, const RoundedInput *y_r,
+                         int N, int C, int accumulate, RoundedInput *dy_r) {
+    y = cpu_input_values(__func__, y, y_r, (size_t)N * C);
     real *rounded = cpu_rounded_output(__func__, dy, dy_r, (size_t)N * C);
     if (!dy && accumulate) die("scaled_add_backward: nothing to accumulate into");
 #pragma omp parallel

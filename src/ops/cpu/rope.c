@@ -7,16 +7,19 @@
 #include "ops/cpu/cpu_internal.h"
 #include "util.h"
 
-void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real *gain, const real *cos_t,
-                     const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r) {
+void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const RoundedInput *x_r, const real *gain,
+                     const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r) {
     int half = rot / 2;
+    size_t n = (size_t)B * T * nh * Dh;
+    x = cpu_input_values(__func__, x, x_r, n);
+    real *rounded = cpu_rounded_output(__func__, out, out_r, n), *dst = out ? out : rounded;
     rmsnorm_forward(xn, rstd, x, B * T * nh, Dh, eps, 1, NULL);
 #pragma omp parallel for schedule(static)
     for (int row = 0; row < B * T * nh; row++) {
         int t = (row / nh) % T, h = row % nh;
         const real *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
         const real *xr = xn + (size_t)row * Dh;
-        real *o = out + (size_t)row * Dh;
+        real *o = dst + (size_t)row * Dh;
         real g = gain ? gain[h] : 1;
         for (int j = 0; j < half; j++) {
             real x1 = xr[j], x2 = xr[j + half];
@@ -25,7 +28,7 @@ void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real 
         }
         for (int j = rot; j < Dh; j++) o[j] = xr[j] * g;
     }
-    if (out_r) matmul_input_round(out_r, out, (size_t)B * T * nh * Dh);
+    if (rounded) cpu_round_into(rounded, dst, n); // a separate pass: the CPU's bf16 mode is a parity aid
 }
 
 void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,

@@ -12,6 +12,9 @@
 
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
+extern "C" {
+#include "ops/ops.h"
+}
 
 #define ATT_THREADS 128
 #define ACC_MAX 16 // accumulator values per thread: tile * Dh / ATT_THREADS, at most 32 * 64 / 128
@@ -112,35 +115,72 @@ extern "C" const char *cuda_attention_name(void) { return use_cudnn() ? cuda_att
 // or ours, use_cudnn); fp32 mode on the fp32 kernels below.
 static int on_tensor_cores(int Dh) { return cuda_matmul_bf16() && cuda_attention_tc_supports(Dh); }
 
+// q, k, v as the fp32 kernels read them: the values themselves, or, for an operand kept only rounded
+// (bf16 mode with a head size the tensor cores do not take), its rounded values widened into scratch
+// (the tensor-core operand buffers, unused on this path).
+static void fp32_operands(const float **q, const float **k, const float **v, const RoundedInput *r, size_t nq, size_t nk) {
+    const float **x[3] = {q, k, v};
+    CudaScratch use[3] = {SCRATCH_ATTN_Q, SCRATCH_ATTN_K, SCRATCH_ATTN_V};
+    for (int i = 0; i < 3; i++) {
+        size_t n = i ? nk : nq;
+        const __nv_bfloat16 *rounded = cuda_input_rounded("attention", *x[i], r ? &r[i] : nullptr, n); // checked
+        if (*x[i]) continue;
+        float *wide = (float *)cuda_scratch(use[i], n * sizeof(float));
+        cuda_bf16_to_float(wide, rounded, n);
+        *x[i] = wide;
+    }
+}
+
 extern "C" void cuda_attention_forward(float *y, float *lse, const float *q, const float *k, const float *v,
-                                       const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
+                                       const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, RoundedInput *y_r) {
+    size_t ny = (size_t)B * T * H * Dh;
+    __nv_bfloat16 *yr = cuda_rounded_output(__func__, y, y_r, ny);
     if (on_tensor_cores(Dh)) {
-        if (!use_cudnn() || !cuda_attention_cudnn_forward(y, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh))
-            cuda_attention_tc_forward(y, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
+        if (!use_cudnn() || !cuda_attention_cudnn_forward(y, yr, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh))
+            cuda_attention_tc_forward(y, yr, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
         return;
-    } // the fp32 kernels read q, k, v themselves
+    } // the fp32 kernels read q, k, v themselves, and write y (into scratch where it is kept only rounded)
+    fp32_operands(&q, &k, &v, qkv_r, ny, (size_t)B * T * Hkv * Dh);
+    float *out = y ? y : (float *)cuda_scratch(SCRATCH_ATTN_O, ny * sizeof(float));
     int tile = att_tile(Dh);
     size_t shared = sizeof(float) * ((size_t)3 * tile * Dh + (size_t)tile * (tile + 1) + 3 * (size_t)tile);
-    attn_fwd<<<dim3(blocks_for((size_t)T, tile), H, B), ATT_THREADS, shared>>>(y, lse, q, k, v, T, H, Hkv, Dh, tile,
+    attn_fwd<<<dim3(blocks_for((size_t)T, tile), H, B), ATT_THREADS, shared>>>(out, lse, q, k, v, T, H, Hkv, Dh, tile,
                                                                                (float)(1.0 / sqrt((double)Dh)));
     CUDA_CHECK_LAUNCH();
+    if (yr) cuda_round_to_bf16(yr, out, ny);
 }
 
 // D [B,H,T] = rowsum(dy * y) of each (token, head) row of [B,T,H,Dh], lanes across the row; and, for
-// the tensor cores, dy rounded to bf16 into dyr in the same pass (dyr NULL: not needed).
-__global__ static void attn_rowdot(float *D, __nv_bfloat16 *dyr, const float *dy, const float *y, int rows, int T, int H,
-                                   int Dh) {
+// the tensor cores, dy rounded to bf16 into dyr in the same pass (dyr NULL: not needed). dy, y fp32 or
+// bf16 (kept only rounded).
+template <class Dy, class Y>
+__global__ static void attn_rowdot(float *D, __nv_bfloat16 *dyr, const Dy *dy, const Y *y, int rows, int T, int H, int Dh) {
     int row = warp_row(); // (b T + t) H + h
     if (row >= rows) return; // the whole warp
     double s = 0;
     for (int d = threadIdx.x % 32; d < Dh; d += 32) {
         size_t i = (size_t)row * Dh + d;
-        s += (double)dy[i] * y[i];
-        if (dyr) dyr[i] = __float2bfloat16_rn(dy[i]);
+        float g = as_float(dy[i]);
+        s += (double)g * as_float(y[i]);
+        if (dyr) dyr[i] = __float2bfloat16_rn(g);
     }
     s = warp_sum(s);
     int h = row % H, t = row / H % T, b = row / H / T;
     if (threadIdx.x % 32 == 0) D[((size_t)b * H + h) * T + t] = (float)s;
+}
+
+template <class Dy, class Y>
+static void launch_rowdot(float *D, __nv_bfloat16 *dyr, const Dy *dy, const Y *y, int rows, int T, int H, int Dh) {
+    auto kernel = attn_rowdot<Dy, Y>; // through a variable: the emulator's launch rewrite needs a plain name
+    kernel<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(D, dyr, dy, y, rows, T, H, Dh);
+    CUDA_CHECK_LAUNCH_AT("cuda_attention_backward");
+}
+
+template <class Dy> // y, or yb where given
+static void launch_rowdot(float *D, __nv_bfloat16 *dyr, const Dy *dy, const float *y, const __nv_bfloat16 *yb, int rows, int T,
+                          int H, int Dh) {
+    if (yb) launch_rowdot(D, dyr, dy, yb, rows, T, H, Dh);
+    else launch_rowdot(D, dyr, dy, y, rows, T, H, Dh);
 }
 
 // The (query tile at t0, key tile at j0) block of P = exp(scale q k^T - lse) and dS = P (dY V^T - D),
@@ -233,21 +273,29 @@ __global__ static void attn_dkv(float *dk, float *dv, const float *dy, const flo
     }
 }
 
-extern "C" void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
-                                        const float *q, const float *k, const float *v, const RoundedInput *qkv_r, int B,
-                                        int T, int H, int Hkv, int Dh) {
-    int tc = on_tensor_cores(Dh);
-    if (tc && use_cudnn() && cuda_attention_cudnn_backward(dq, dk, dv, dy, y, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh))
+extern "C" void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const RoundedInput *dy_r,
+                                        const float *y, const RoundedInput *y_r, const float *lse, const float *q, const float *k,
+                                        const float *v, const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
+    int tc = on_tensor_cores(Dh), rows = B * T * H;
+    size_t nq = (size_t)rows * Dh;
+    const __nv_bfloat16 *dyb = cuda_input_rounded(__func__, dy, dy_r, nq), *yb = cuda_input_rounded(__func__, y, y_r, nq);
+    if (tc && use_cudnn() && cuda_attention_cudnn_backward(dq, dk, dv, dy, dyb, y, yb, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh))
         return; // it forms D itself
     float *D = (float *)cuda_scratch(SCRATCH_ATTN_ROWDOT, sizeof(float) * B * H * T);
-    int rows = B * T * H;
-    __nv_bfloat16 *dyr = tc ? (__nv_bfloat16 *)cuda_scratch(SCRATCH_ATTN_DY, sizeof(__nv_bfloat16) * rows * Dh) : nullptr;
-    attn_rowdot<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(D, dyr, dy, y, rows, T, H, Dh);
-    CUDA_CHECK_LAUNCH();
-    if (tc) {
-        cuda_attention_tc_backward(dq, dk, dv, dyr, lse, D, q, k, v, qkv_r, B, T, H, Hkv, Dh);
+    if (tc) { // dy as bf16: as given, or rounded in the pass that forms D
+        __nv_bfloat16 *dyr = dyb ? nullptr : (__nv_bfloat16 *)cuda_scratch(SCRATCH_ATTN_DY, sizeof(__nv_bfloat16) * nq);
+        if (dyb) launch_rowdot(D, dyr, dyb, y, yb, rows, T, H, Dh);
+        else launch_rowdot(D, dyr, dy, y, yb, rows, T, H, Dh);
+        cuda_attention_tc_backward(dq, dk, dv, dyb ? dyb : dyr, lse, D, q, k, v, qkv_r, B, T, H, Hkv, Dh);
         return;
     }
+    if (!dy) { // the fp32 kernels read dy fp32: widened from its rounding (the bf16 dy scratch, unused here)
+        float *wide = (float *)cuda_scratch(SCRATCH_ATTN_DY, sizeof(float) * nq);
+        cuda_matmul_input_values(wide, dy_r, nq);
+        dy = wide;
+    }
+    launch_rowdot(D, nullptr, dy, y, yb, rows, T, H, Dh);
+    fp32_operands(&q, &k, &v, qkv_r, (size_t)B * T * H * Dh, (size_t)B * T * Hkv * Dh);
     int tile = att_tile(Dh);
     float scale = (float)(1.0 / sqrt((double)Dh));
     size_t operands = (size_t)tile * Dh, scores = (size_t)tile * (tile + 1);

@@ -6,8 +6,9 @@
 // Same layouts as the other kernels, given to cuDNN as strides: q, y [B,T,H,Dh], k, v [B,T,Hkv,Dh]
 // (cuDNN's dims are [b, h, s, d]); lse [B,H,T] is cuDNN's Stats, the natural-log logsumexp of each row
 // of scaled scores, as ours. cuDNN reads and writes bf16: q, k, v as the caller rounded them (or
-// rounded here), y and dy rounded here for the backward, and O, dQ, dK, dV come out bf16 and are
-// widened into the fp32 outputs (the reference's are bf16 under autocast too). Its backward adds dQ
+// rounded here), y and dy rounded here for the backward unless given rounded; O is y's rounding, and
+// dQ, dK, dV come out bf16 and are widened into the fp32 outputs (the reference's are bf16 under
+// autocast too). Its backward adds dQ
 // with atomics, so unlike our kernels it is not bit-reproducible (neither is the reference's).
 // Graphs are built once per shape and kept.
 #include <stdio.h>
@@ -90,10 +91,13 @@ static Graph build(Graph g, const char *what, Shape s) {
     return nullptr;
 }
 
-static Graph forward_graph(Shape s) {
-    static std::map<Shape, Graph> built;
+// The graph for shape s, made (and its plan built) on first use.
+static Graph cached(std::map<Shape, Graph> &built, Shape s, Graph (*make)(Shape)) {
     auto it = built.find(s);
-    if (it != built.end()) return it->second;
+    return it != built.end() ? it->second : (built[s] = make(s));
+}
+
+static Graph make_forward(Shape s) {
     auto [B, T, H, Hkv, Dh] = s;
     Layout lq = bthd(B, T, H, Dh), lk = bthd(B, T, Hkv, Dh);
     Graph g = new_graph();
@@ -102,13 +106,10 @@ static Graph forward_graph(Shape s) {
     auto [O, stats] = g->sdpa(input(g, "Q", Q_ID, lq), input(g, "K", K_ID, lk), input(g, "V", V_ID, lk), opts);
     output(O, O_ID, lq);
     stats->set_output(true).set_uid(STATS_ID).set_data_type(fe::DataType_t::FLOAT); // [b, h, s, 1] packed: lse's layout
-    return built[s] = build(g, "forward plan", s);
+    return build(g, "forward plan", s);
 }
 
-static Graph backward_graph(Shape s) {
-    static std::map<Shape, Graph> built;
-    auto it = built.find(s);
-    if (it != built.end()) return it->second;
+static Graph make_backward(Shape s) {
     auto [B, T, H, Hkv, Dh] = s;
     Layout lq = bthd(B, T, H, Dh), lk = bthd(B, T, Hkv, Dh);
     Graph g = new_graph();
@@ -125,8 +126,19 @@ static Graph backward_graph(Shape s) {
     output(dQ, DQ_ID, lq);
     output(dK, DK_ID, lk);
     output(dV, DV_ID, lk);
-    return built[s] = build(g, "backward plan", s);
+    return build(g, "backward plan", s);
 }
+
+static Graph forward_graph(Shape s) {
+    static std::map<Shape, Graph> built;
+    return cached(built, s, make_forward);
+}
+
+static Graph backward_graph(Shape s) {
+    static std::map<Shape, Graph> built;
+    return cached(built, s, make_backward);
+}
+
 static void run(Graph g, std::unordered_map<int64_t, void *> &pack, const char *what) {
     int64_t bytes = 0;
     check(g->get_workspace_size(bytes), what);
@@ -139,12 +151,12 @@ static __nv_bfloat16 *bf16_scratch(CudaScratch use, size_t n) {
     return (__nv_bfloat16 *)cuda_scratch(use, n * sizeof(__nv_bfloat16));
 }
 
-extern "C" int cuda_attention_cudnn_forward(float *y, float *lse, const float *q, const float *k, const float *v,
-                                             const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
+extern "C" int cuda_attention_cudnn_forward(float *y, __nv_bfloat16 *yr, float *lse, const float *q, const float *k,
+                                            const float *v, const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
     Graph g = forward_graph(Shape{B, T, H, Hkv, Dh});
     if (!g) return 0;
     size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
-    __nv_bfloat16 *o = bf16_scratch(SCRATCH_ATTN_O, nq);
+    __nv_bfloat16 *o = yr ? yr : bf16_scratch(SCRATCH_ATTN_O, nq); // cuDNN's O is y's rounding
     std::unordered_map<int64_t, void *> pack = {
         {Q_ID, (void *)cuda_attention_operand(SCRATCH_ATTN_Q, q, qkv_r, nq)},
         {K_ID, (void *)cuda_attention_operand(SCRATCH_ATTN_K, k, qkv_r ? qkv_r + 1 : NULL, nk)},
@@ -152,13 +164,14 @@ extern "C" int cuda_attention_cudnn_forward(float *y, float *lse, const float *q
         {O_ID, o},
         {STATS_ID, lse}};
     run(g, pack, "cudnn attention forward");
-    cuda_bf16_to_float(y, o, nq);
+    if (y) cuda_bf16_to_float(y, o, nq);
     return 1;
 }
 
-extern "C" int cuda_attention_cudnn_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
-                                              const float *q, const float *k, const float *v, const RoundedInput *qkv_r,
-                                              int B, int T, int H, int Hkv, int Dh) {
+extern "C" int cuda_attention_cudnn_backward(float *dq, float *dk, float *dv, const float *dy, const __nv_bfloat16 *dyb,
+                                             const float *y, const __nv_bfloat16 *yb, const float *lse, const float *q,
+                                             const float *k, const float *v, const RoundedInput *qkv_r, int B, int T, int H,
+                                             int Hkv, int Dh) {
     Graph g = backward_graph(Shape{B, T, H, Hkv, Dh});
     if (!g) return 0;
     size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
@@ -168,8 +181,8 @@ extern "C" int cuda_attention_cudnn_backward(float *dq, float *dk, float *dv, co
         {Q_ID, (void *)cuda_attention_operand(SCRATCH_ATTN_Q, q, qkv_r, nq)},
         {K_ID, (void *)cuda_attention_operand(SCRATCH_ATTN_K, k, qkv_r ? qkv_r + 1 : NULL, nk)},
         {V_ID, (void *)cuda_attention_operand(SCRATCH_ATTN_V, v, qkv_r ? qkv_r + 2 : NULL, nk)},
-        {O_ID, (void *)cuda_bf16_copy(SCRATCH_ATTN_O, y, nq)}, // the forward's bf16 O again: y holds its values
-        {DO_ID, (void *)cuda_bf16_copy(SCRATCH_ATTN_DY, dy, nq)},
+        {O_ID, (void *)(yb ? yb : cuda_bf16_copy(SCRATCH_ATTN_O, y, nq))}, // the forward's O again: y holds its values
+        {DO_ID, (void *)(dyb ? dyb : cuda_bf16_copy(SCRATCH_ATTN_DY, dy, nq))},
         {STATS_ID, (void *)lse},
         {DQ_ID, gq},
         {DK_ID, gk},

@@ -116,17 +116,22 @@ template <int Dh> __device__ static void warp_acc(float (*acc)[4], const float (
 }
 
 // Writes the warp's acc [16, Dh] times `scale` to rows row0 + [0, 16) of head `head` of x
-// [B,T,heads,Dh]; rows at or past T skipped.
+// [B,T,heads,Dh] and/or (xr, bf16) of its rounding, either may be NULL; rows at or past T skipped.
 template <int Dh>
-__device__ static void write_rows(float *x, const float (*acc)[4], float scale, int b, int row0, int head, int T, int heads) {
+__device__ static void write_rows(float *x, bf16 *xr, const float (*acc)[4], float scale, int b, int row0, int head, int T,
+                                  int heads) {
     int lane = threadIdx.x % 32;
 #pragma unroll
     for (int half = 0; half < 2; half++) { // rows lane / 4 and lane / 4 + 8 of the tiles
         int r = row0 + lane / 4 + 8 * half;
         if (r >= T) continue;
-        float *dst = x + (((size_t)b * T + r) * heads + head) * Dh + 2 * (lane % 4);
+        size_t at = (((size_t)b * T + r) * heads + head) * Dh + 2 * (lane % 4);
 #pragma unroll
-        for (int n = 0; n < Dh / 8; n++) *(float2 *)(dst + 8 * n) = make_float2(acc[n][2 * half] * scale, acc[n][2 * half + 1] * scale);
+        for (int n = 0; n < Dh / 8; n++) {
+            float lo = acc[n][2 * half] * scale, hi = acc[n][2 * half + 1] * scale;
+            if (x) *(float2 *)(x + at + 8 * n) = make_float2(lo, hi);
+            if (xr) *(unsigned *)(xr + at + 8 * n) = pack_bf16(lo, hi);
+        }
     }
 }
 
@@ -147,8 +152,8 @@ __device__ static float quad_max(float v) {
 // grid (query tiles of OWN, H, B), the last tiles (the longest walks) first; q, k, v bf16. Shared: Q
 // [OWN], K, V [WALK] (bf16, ld).
 template <int Dh>
-__global__ static void __launch_bounds__(THREADS) attn_fwd_tc(float *y, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
-                                                              int T, int H, int Hkv, float scale_log2) {
+__global__ static void __launch_bounds__(THREADS) attn_fwd_tc(float *y, bf16 *yr, float *lse, const bf16 *q, const bf16 *k,
+                                                              const bf16 *v, int T, int H, int Hkv, float scale_log2) {
     extern __shared__ __align__(16) bf16 sh[];
     const int ld = Dh + PAD;
     bf16 *Qs = sh, *Ks = Qs + OWN * ld, *Vs = Ks + WALK * ld;
@@ -198,7 +203,7 @@ __global__ static void __launch_bounds__(THREADS) attn_fwd_tc(float *y, float *l
         for (int n = 0; n < Dh / 8; n++) o[n][2 * half] *= inv, o[n][2 * half + 1] *= inv;
         if (lane % 4 == 0 && t < T) lse[((size_t)b * H + h) * T + t] = (m[half] + log2f(li)) / LOG2E;
     }
-    write_rows<Dh>(y, o, 1.0f, b, w0, h, T, H);
+    write_rows<Dh>(y, yr, o, 1.0f, b, w0, h, T, H);
 }
 
 // grid (query tiles of OWN, H, B), the last tiles first: dq_t = scale sum_j<=t dS[t, j] k_j with
@@ -239,7 +244,7 @@ __global__ static void __launch_bounds__(THREADS) attn_dq_tc(float *dq, const bf
             }
         warp_acc<Dh>(acc, s, Ks, ld);
     }
-    write_rows<Dh>(dq, acc, scale, b, w0, h, T, H);
+    write_rows<Dh>(dq, nullptr, acc, scale, b, w0, h, T, H);
 }
 
 // grid (key tiles of OWN, Hkv, B): for the keys of KV head g, over the query heads of its group and
@@ -284,8 +289,8 @@ __global__ static void __launch_bounds__(THREADS) attn_dkv_tc(float *dk, float *
             warp_acc<Dh>(acc_v, s, dYs, ld);
             warp_acc<Dh>(acc_k, dp, Qs, ld);
         }
-    write_rows<Dh>(dk, acc_k, scale, b, w0, g, T, Hkv);
-    write_rows<Dh>(dv, acc_v, 1.0f, b, w0, g, T, Hkv);
+    write_rows<Dh>(dk, nullptr, acc_k, scale, b, w0, g, T, Hkv);
+    write_rows<Dh>(dv, nullptr, acc_v, 1.0f, b, w0, g, T, Hkv);
 }
 
 // ---- launches
@@ -310,8 +315,8 @@ const bf16 *cuda_attention_operand(CudaScratch use, const float *x, const Rounde
     return r ? cuda_rounded_values(r, x, n, "attention") : cuda_bf16_copy(use, x, n);
 }
 
-void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float *k, const float *v, const RoundedInput *qkv_r,
-                               int B, int T, int H, int Hkv, int Dh) {
+void cuda_attention_tc_forward(float *y, bf16 *yr, float *lse, const float *q, const float *k, const float *v,
+                               const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
     size_t ld = Dh + PAD, nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
     size_t shared = sizeof(bf16) * (OWN + 2 * WALK) * ld;
     float scale_log2 = (float)(LOG2E / sqrt((double)Dh));
@@ -321,7 +326,7 @@ void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float
     with_head_dim(Dh, [&](auto dh) {
         auto kernel = attn_fwd_tc<decltype(dh)::value>;
         allow_shared(kernel, shared);
-        kernel<<<dim3(blocks_for((size_t)T, OWN), H, B), THREADS, shared>>>(y, lse, qh, kh, vh, T, H, Hkv, scale_log2);
+        kernel<<<dim3(blocks_for((size_t)T, OWN), H, B), THREADS, shared>>>(y, yr, lse, qh, kh, vh, T, H, Hkv, scale_log2);
         CUDA_CHECK_LAUNCH_AT("attention_tc forward");
     });
 }

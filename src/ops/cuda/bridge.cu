@@ -88,9 +88,9 @@ void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real 
     cuda_rmsnorm_backward(dinp, dout, out, rstd, rows, C, scale, accumulate);
 }
 
-void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const real *gain, const real *cos_t,
-                     const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r) {
-    cuda_qk_prep_forward(out, xn, rstd, x, gain, cos_t, sin_t, B, T, nh, Dh, rot, eps, out_r);
+void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const RoundedInput *x_r, const real *gain,
+                     const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r) {
+    cuda_qk_prep_forward(out, xn, rstd, x, x_r, gain, cos_t, sin_t, B, T, nh, Dh, rot, eps, out_r);
 }
 void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
                       const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, RoundedInput *dx_r) {
@@ -98,12 +98,13 @@ void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, c
 }
 
 void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, const RoundedInput *qkv_r, int B,
-                       int T, int H, int Hkv, int Dh) {
-    cuda_attention_forward(y, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
+                       int T, int H, int Hkv, int Dh, RoundedInput *y_r) {
+    cuda_attention_forward(y, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh, y_r);
 }
-void attention_backward(real *dq, real *dk, real *dv, const real *dy, const real *y, const real *lse, const real *q,
-                        const real *k, const real *v, const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
-    cuda_attention_backward(dq, dk, dv, dy, y, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
+void attention_backward(real *dq, real *dk, real *dv, const real *dy, const RoundedInput *dy_r, const real *y,
+                        const RoundedInput *y_r, const real *lse, const real *q, const real *k, const real *v,
+                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
+    cuda_attention_backward(dq, dk, dv, dy, dy_r, y, y_r, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
 }
 void xsa_forward(real *out, const real *y, const real *v, int N, int H, int Hkv, int Dh) {
     cuda_xsa_forward(out, y, v, N, H, Hkv, Dh);
@@ -154,10 +155,12 @@ void skip_lerp_backward(real *dx, real *dy, real *dw, real *dgate, const real *d
                         const real *w, const real *gate, int N, int C) {
     cuda_skip_lerp_backward(dx, dy, dw, dgate, dout, x, y, w, gate, N, C);
 }
-void scaled_add_forward(real *x, const real *scale, const real *y, int N, int C) { cuda_scaled_add_forward(x, scale, y, N, C); }
-void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, int N, int C,
-                         int accumulate, RoundedInput *dy_r) {
-    cuda_scaled_add_backward(dy, dscale, dout, scale, y, N, C, accumulate, dy_r);
+void scaled_add_forward(real *x, const real *scale, const real *y, const RoundedInput *y_r, int N, int C) {
+    cuda_scaled_add_forward(x, scale, y, y_r, N, C);
+}
+void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, const RoundedInput *y_r,
+                         int N, int C, int accumulate, RoundedInput *dy_r) {
+    cuda_scaled_add_backward(dy, dscale, dout, scale, y, y_r, N, C, accumulate, dy_r);
 }
 void add_inplace(real *dst, const real *src, size_t n) { cuda_axpy_forward(dst, 1, src, n); }
 

@@ -64,6 +64,8 @@ void *cuda_scratch(CudaScratch use, size_t bytes);
 const __nv_bfloat16 *cuda_bf16_copy(CudaScratch use, const float *x, size_t n);
 // out [n] = in widened to fp32 (exact)
 void cuda_bf16_to_float(float *out, const __nv_bfloat16 *in, size_t n);
+// out [n] (16-byte aligned, as cudaMalloc's) = x rounded to bf16
+void cuda_round_to_bf16(__nv_bfloat16 *out, const float *x, size_t n);
 // For an op that writes x [n] and its rounding in one pass: makes r hold x (as matmul_input_round) and
 // returns where the bf16 values go, or NULL in fp32 mode (nothing to write). r may be NULL (returns NULL).
 struct RoundedInput;
@@ -133,9 +135,9 @@ static inline unsigned warp_row_blocks(size_t rows) { return blocks_for(rows, WA
 // The rms norm's scale of a row x [C], 1 / sqrt(mean(x^2) + eps) with the squares summed in double,
 // from a warp across the row; every lane gets it (rmsnorm and the q/k preparation share it, so their
 // norms agree to the bit).
-__device__ inline float warp_rstd(const float *x, int C, float eps) {
+template <class In> __device__ inline float warp_rstd(const In *x, int C, float eps) {
     double ss = 0;
-    for (int i = threadIdx.x % 32; i < C; i += 32) ss += (double)x[i] * x[i];
+    for (int i = threadIdx.x % 32; i < C; i += 32) ss += (double)as_float(x[i]) * as_float(x[i]);
     return (float)(1.0 / sqrt(warp_sum(ss) / C + eps));
 }
 
@@ -158,7 +160,8 @@ int cuda_attention_tc_supports(int Dh);
 // An attention operand x [n] as bf16: r's values when given (checked), else x rounded into the scratch
 // buffer `use`.
 const __nv_bfloat16 *cuda_attention_operand(CudaScratch use, const float *x, const struct RoundedInput *r, size_t n);
-void cuda_attention_tc_forward(float *y, float *lse, const float *q, const float *k, const float *v,
+// y and/or yr (its bf16 rounding) written; either may be NULL.
+void cuda_attention_tc_forward(float *y, __nv_bfloat16 *yr, float *lse, const float *q, const float *k, const float *v,
                                const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
 void cuda_attention_tc_backward(float *dq, float *dk, float *dv, const __nv_bfloat16 *dyr, const float *lse, const float *D,
                                 const float *q, const float *k, const float *v, const struct RoundedInput *qkv_r, int B,
@@ -167,15 +170,16 @@ void cuda_attention_tc_backward(float *dq, float *dk, float *dv, const __nv_bflo
 // cuDNN's fused attention (attention_cudnn.cu), linked only into builds made with CUDNN_HOME and
 // CUDNN_FRONTEND: these symbols are weak, so a build without it sees null functions (attention.cu then
 // runs its own kernels). The same arguments and results as the tensor-core kernels, for the same head
-// sizes (the backward forms D itself); each returns 0, having done nothing, where cuDNN has no plan for
-// the shape (said once on stderr), and the caller runs pgolf's kernels instead. The version reads
-// like "cudnn-9.13.0".
+// sizes (the backward forms D itself, and reads dy, y as dyb, yb, their bf16 values, where given); each returns 0,
+// having done nothing, where cuDNN has no plan for the shape (said once on stderr), and the caller runs
+// pgolf's kernels instead. The version reads like "cudnn-9.13.0".
 extern "C" {
 __attribute__((weak)) const char *cuda_attention_cudnn_version(void);
-__attribute__((weak)) int cuda_attention_cudnn_forward(float *y, float *lse, const float *q, const float *k, const float *v,
-                                                       const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
-__attribute__((weak)) int cuda_attention_cudnn_backward(float *dq, float *dk, float *dv, const float *dy, const float *y,
+__attribute__((weak)) int cuda_attention_cudnn_forward(float *y, __nv_bfloat16 *yr, float *lse, const float *q, const float *k,
+                                                       const float *v, const struct RoundedInput *qkv_r, int B, int T, int H,
+                                                       int Hkv, int Dh);
+__attribute__((weak)) int cuda_attention_cudnn_backward(float *dq, float *dk, float *dv, const float *dy,
+                                                        const __nv_bfloat16 *dyb, const float *y, const __nv_bfloat16 *yb,
                                                         const float *lse, const float *q, const float *k, const float *v,
-                                                        const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv,
-                                                        int Dh);
+                                                        const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
 }

@@ -47,7 +47,7 @@ __global__ static void round_to_bf16(__nv_bfloat16 *out, const float *in, size_t
     for (size_t i = done + first; i < n; i += stride) out[i] = __float2bfloat16_rn(in[i]);
 }
 
-static void launch_round_to_bf16(__nv_bfloat16 *out, const float *x, size_t n) {
+void cuda_round_to_bf16(__nv_bfloat16 *out, const float *x, size_t n) {
     size_t blocks = (n / 4 + THREADS) / THREADS;
     round_to_bf16<<<(unsigned)(blocks < 4096 ? blocks : 4096), THREADS>>>(out, x, n);
     CUDA_CHECK_LAUNCH();
@@ -66,7 +66,7 @@ void cuda_bf16_to_float(float *out, const __nv_bfloat16 *in, size_t n) {
 
 const __nv_bfloat16 *cuda_bf16_copy(CudaScratch use, const float *x, size_t n) {
     __nv_bfloat16 *out = (__nv_bfloat16 *)cuda_scratch(use, n * sizeof(__nv_bfloat16));
-    launch_round_to_bf16(out, x, n);
+    cuda_round_to_bf16(out, x, n);
     return out;
 }
 
@@ -100,7 +100,7 @@ __nv_bfloat16 *cuda_rounded_storage(RoundedInput *r, const float *x, size_t n) {
 
 extern "C" void cuda_matmul_input_round(RoundedInput *r, const float *x, size_t n) {
     __nv_bfloat16 *out = cuda_rounded_storage(r, x, n);
-    if (out) launch_round_to_bf16(out, x, n);
+    if (out) cuda_round_to_bf16(out, x, n);
 }
 
 extern "C" void cuda_matmul_input_free(RoundedInput *r) {
@@ -157,7 +157,7 @@ static LinearOutput linear_output(const char *op, float *out, RoundedInput *out_
 }
 
 static void linear_output_done(const LinearOutput &o, size_t n) {
-    if (o.copy) launch_round_to_bf16(o.copy, (const float *)o.C, n);
+    if (o.copy) cuda_round_to_bf16(o.copy, (const float *)o.C, n);
 }
 
 // out[N, Cout] = inp[N, Cin] w[Cout, Cin]^T; column-major: out_cm [Cout x N] = (w_cm [Cin x Cout])^T inp_cm [Cin x N]

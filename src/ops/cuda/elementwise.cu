@@ -109,22 +109,24 @@ extern "C" void cuda_resid_mix_backward(float *dx, float *dx0, float *dmix, cons
     column_partials_add(dmix, part, N, 2 * C);
 }
 
-__global__ static void scaled_add_fwd(float *x, const float *scale, const float *y, int N, int C) {
+// y fp32 or bf16 (a projection's output kept only rounded)
+template <class Y> __global__ static void scaled_add_fwd(float *x, const float *scale, const Y *y, int N, int C) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * C) return;
-    x[i] += scale[i % C] * y[i];
+    x[i] += scale[i % C] * as_float(y[i]);
 }
 
 // grid (channels, row chunks), as resid_mix_bwd
 // dy and/or its bf16 rounding dyr; either may be NULL
+template <class Y>
 __global__ static void scaled_add_bwd(float *dy, __nv_bfloat16 *dyr, double *part, const float *dout, const float *scale,
-                                      const float *y, int N, int C, int accumulate) {
+                                      const Y *y, int N, int C, int accumulate) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     double s = 0;
     for (int n = chunk_begin(); n < chunk_end(N); n++) {
         size_t o = (size_t)n * C + c;
-        s += (double)dout[o] * y[o];
+        s += (double)dout[o] * as_float(y[o]);
         float d = (accumulate ? dy[o] : 0) + dout[o] * scale[c];
         if (dy) dy[o] = d;
         if (dyr) dyr[o] = __float2bfloat16_rn(d);
@@ -132,18 +134,33 @@ __global__ static void scaled_add_bwd(float *dy, __nv_bfloat16 *dyr, double *par
     part[(size_t)blockIdx.y * C + c] = s;
 }
 
-extern "C" void cuda_scaled_add_forward(float *x, const float *scale, const float *y, int N, int C) {
-    scaled_add_fwd<<<blocks_for((size_t)N * C, THREADS), THREADS>>>(x, scale, y, N, C);
-    CUDA_CHECK_LAUNCH();
+template <class Y> static void launch_scaled_add_fwd(float *x, const float *scale, const Y *y, int N, int C) {
+    auto kernel = scaled_add_fwd<Y>;
+    kernel<<<blocks_for((size_t)N * C, THREADS), THREADS>>>(x, scale, y, N, C);
+    CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_forward");
+}
+
+template <class Y>
+static void launch_scaled_add_bwd(float *dy, __nv_bfloat16 *dyr, double *part, const float *dout, const float *scale, const Y *y,
+                                  int N, int C, int accumulate) {
+    auto kernel = scaled_add_bwd<Y>;
+    kernel<<<dim3(blocks_for((size_t)C, THREADS), row_chunks(N)), THREADS>>>(dy, dyr, part, dout, scale, y, N, C, accumulate);
+    CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_backward");
+}
+
+extern "C" void cuda_scaled_add_forward(float *x, const float *scale, const float *y, const RoundedInput *y_r, int N, int C) {
+    const __nv_bfloat16 *yb = cuda_input_rounded(__func__, y, y_r, (size_t)N * C);
+    if (yb) launch_scaled_add_fwd(x, scale, yb, N, C);
+    else launch_scaled_add_fwd(x, scale, y, N, C);
 }
 
 extern "C" void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const float *scale, const float *y,
-                                         int N, int C, int accumulate, RoundedInput *dy_r) {
+                                         const RoundedInput *y_r, int N, int C, int accumulate, RoundedInput *dy_r) {
+    const __nv_bfloat16 *yb = cuda_input_rounded(__func__, y, y_r, (size_t)N * C);
     double *part = column_partials(N, C);
     __nv_bfloat16 *dyr = cuda_rounded_output(__func__, dy, dy_r, (size_t)N * C);
     if (!dy && accumulate) die("%s: nothing to accumulate into", __func__);
-    scaled_add_bwd<<<dim3(blocks_for((size_t)C, THREADS), row_chunks(N)), THREADS>>>(dy, dyr, part, dout, scale, y, N, C,
-                                                                                  accumulate);
-    CUDA_CHECK_LAUNCH();
+    if (yb) launch_scaled_add_bwd(dy, dyr, part, dout, scale, yb, N, C, accumulate);
+    else launch_scaled_add_bwd(dy, dyr, part, dout, scale, y, N, C, accumulate);
     column_partials_add(dscale, part, N, C);
 }

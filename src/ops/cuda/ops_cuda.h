@@ -4,7 +4,8 @@
 //
 // State (2026-11-26): every op of ops.h has a kernel here; bridge.cu binds them to the ops.h names for
 // pgolf-cuda. Tested against the CPU ops by tests/cuda, on the CPU emulator (tests/cuda/emu) in CI
-// and on an H200 (2026-11-25, before the mma.sync attention and the rounding changes).
+// and on an H200 (2026-11-25, before the mma.sync attention, the rounding changes, the bf16 linear
+// outputs and cuDNN's attention).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -55,25 +56,26 @@ void cuda_relu2_backward(float *dinp, const float *dout, const struct RoundedInp
 void cuda_resid_mix_forward(float *out, const float *x, const float *x0, const float *mix, int N, int C);
 void cuda_resid_mix_backward(float *dx, float *dx0, float *dmix, const float *dout, const float *x, const float *x0,
                              const float *mix, int N, int C);
-void cuda_scaled_add_forward(float *x, const float *scale, const float *y, int N, int C);
-void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const float *scale, const float *y, int N,
-                              int C, int accumulate, struct RoundedInput *dy_r);
+void cuda_scaled_add_forward(float *x, const float *scale, const float *y, const struct RoundedInput *y_r, int N, int C);
+void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const float *scale, const float *y,
+                              const struct RoundedInput *y_r, int N, int C, int accumulate, struct RoundedInput *dy_r);
 
 // ---------------------------------------------------------------- attention (causal GQA, lse saved)
 // FlashAttention-2's schedule: on tensor cores in bf16 mode (attention_tc.cu, or cuDNN's fused attention
 // where the build links it and PGOLF_CUDA_ATTENTION is not pgolf; qkv_r: NULL or q, k, v rounded, as
 // ops.h's), else fp32 tiles on CUDA cores (head dimension up to 128).
 void cuda_attention_forward(float *y, float *lse, const float *q, const float *k, const float *v,
-                            const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
-void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const float *y, const float *lse,
-                             const float *q, const float *k, const float *v, const struct RoundedInput *qkv_r, int B, int T,
-                             int H, int Hkv, int Dh);
+                            const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, struct RoundedInput *y_r);
+void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const struct RoundedInput *dy_r, const float *y,
+                             const struct RoundedInput *y_r, const float *lse, const float *q, const float *k, const float *v,
+                             const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
 // Whose tensor-core attention runs: "pgolf", or cuDNN's with its version ("cudnn-9.13.0").
 const char *cuda_attention_name(void);
 
 // ---------------------------------------------------------------- query/key preparation and the seed techniques
-void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const float *gain, const float *cos_t,
-                          const float *sin_t, int B, int T, int nh, int Dh, int rot, float eps, struct RoundedInput *out_r);
+void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const struct RoundedInput *x_r, const float *gain,
+                          const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh, int rot, float eps,
+                          struct RoundedInput *out_r);
 void cuda_qk_prep_backward(float *dx, float *dgain, const float *dout, const float *xn, const float *rstd, const float *gain,
                            const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh, int rot,
                            struct RoundedInput *dx_r);

@@ -18,37 +18,52 @@ __device__ static float sigm(float z) { return 1.0f / (1.0f + expf(-z)); }
 // in one pass over the row (x read once from memory). Each lane writes only the values of its own
 // pairs and tail, so the backward can run in place (dx == dout, as the model calls it).
 
-// xn = x rstd (rms norm, as cuda_rmsnorm_forward), out = rope(xn) gain[h]; outr: out in bf16 too, or NULL
-__global__ static void qk_prep_fwd(float *out, __nv_bfloat16 *outr, float *xn, float *rstd, const float *x, const float *gain,
+// xn = x rstd (rms norm, as cuda_rmsnorm_forward), out = rope(xn) gain[h]: out and/or its rounding outr
+// (either may be NULL); x fp32 or bf16 (the raw projection kept only rounded)
+template <class In>
+__global__ static void qk_prep_fwd(float *out, __nv_bfloat16 *outr, float *xn, float *rstd, const In *x, const float *gain,
                                    const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh, int rot, float eps) {
     int row = warp_row(), lane = threadIdx.x % 32;
     if (row >= rows) return; // the whole warp
     int t = (row / nh) % T, h = row % nh, half = rot / 2;
-    const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half, *xr = x + (size_t)row * Dh;
-    float *n = xn + (size_t)row * Dh, *o = out + (size_t)row * Dh, g = gain ? gain[h] : 1.0f;
+    const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
+    const In *xr = x + (size_t)row * Dh;
+    float *n = xn + (size_t)row * Dh, *o = out ? out + (size_t)row * Dh : nullptr, g = gain ? gain[h] : 1.0f;
     __nv_bfloat16 *ob = outr ? outr + (size_t)row * Dh : nullptr;
     float r = warp_rstd(xr, Dh, eps);
     if (lane == 0) rstd[row] = r;
     for (int j = lane; j < half; j += 32) {
-        float x1 = xr[j] * r, x2 = xr[j + half] * r;
+        float x1 = as_float(xr[j]) * r, x2 = as_float(xr[j + half]) * r;
+        float o1 = (x1 * c[j] + x2 * s[j]) * g, o2 = (-x1 * s[j] + x2 * c[j]) * g;
         n[j] = x1, n[j + half] = x2;
-        o[j] = (x1 * c[j] + x2 * s[j]) * g;
-        o[j + half] = (-x1 * s[j] + x2 * c[j]) * g;
-        if (ob) ob[j] = __float2bfloat16_rn(o[j]), ob[j + half] = __float2bfloat16_rn(o[j + half]);
+        if (o) o[j] = o1, o[j + half] = o2;
+        if (ob) ob[j] = __float2bfloat16_rn(o1), ob[j + half] = __float2bfloat16_rn(o2);
     }
     for (int j = rot + lane; j < Dh; j += 32) {
-        n[j] = xr[j] * r, o[j] = n[j] * g;
-        if (ob) ob[j] = __float2bfloat16_rn(o[j]);
+        n[j] = as_float(xr[j]) * r;
+        if (o) o[j] = n[j] * g;
+        if (ob) ob[j] = __float2bfloat16_rn(n[j] * g);
     }
 }
 
-extern "C" void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const float *gain, const float *cos_t,
-                                     const float *sin_t, int B, int T, int nh, int Dh, int rot, float eps, RoundedInput *out_r) {
+template <class In>
+static void launch_qk_prep_fwd(float *out, __nv_bfloat16 *outr, float *xn, float *rstd, const In *x, const float *gain,
+                               const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh, int rot, float eps) {
+    auto kernel = qk_prep_fwd<In>; // through a variable: the emulator's launch rewrite needs a plain name
+    kernel<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(out, outr, xn, rstd, x, gain, cos_t, sin_t, rows, T, nh, Dh, rot,
+                                                               eps);
+    CUDA_CHECK_LAUNCH_AT("cuda_qk_prep_forward");
+}
+
+extern "C" void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const RoundedInput *x_r,
+                                     const float *gain, const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh,
+                                     int rot, float eps, RoundedInput *out_r) {
     int rows = B * T * nh;
-    __nv_bfloat16 *outr = cuda_rounded_storage(out_r, out, (size_t)rows * Dh);
-    qk_prep_fwd<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(out, outr, xn, rstd, x, gain, cos_t, sin_t, rows, T, nh, Dh,
-                                                                 rot, eps);
-    CUDA_CHECK_LAUNCH();
+    size_t n = (size_t)rows * Dh;
+    const __nv_bfloat16 *xb = cuda_input_rounded(__func__, x, x_r, n);
+    __nv_bfloat16 *outr = cuda_rounded_output(__func__, out, out_r, n);
+    if (xb) launch_qk_prep_fwd(out, outr, xn, rstd, xb, gain, cos_t, sin_t, rows, T, nh, Dh, rot, eps);
+    else launch_qk_prep_fwd(out, outr, xn, rstd, x, gain, cos_t, sin_t, rows, T, nh, Dh, rot, eps);
 }
 
 // The rotation's backward into dx, then the norm's (as cuda_rmsnorm_backward) over the same values;
