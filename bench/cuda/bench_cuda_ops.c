@@ -1,11 +1,12 @@
 // Per-op figures for the CUDA backend on one micro-step of the baseline shape (65,536 tokens of
 // 9 x 512, 8 heads of 64, 4 KV heads, seq 1024, vocab 1024, MLP 2x): the linear layers' forward +
 // backward and the causal attention's in bf16 (tensor cores) and fp32, Muon's Newton-Schulz on one
-// 512 x 1024 matrix in both precisions, the norm, q's preparation (per-head norm, RoPE, gain) and
-// the softcapped cross-entropy. Shows where a step's time goes before bench_gpu.sh's end-to-end numbers. Built by
-// `make cuda` (build/bench_cuda_ops); BENCH_TOKENS and BENCH_SEQ shrink it (the emulator build runs
-// it tiny in `make cuda-emu-test`, to keep it working). Timing: host clock around synchronized runs,
-// repeated for at least BENCH_SECONDS (0.3) per op after one warm-up.
+// 512 x 1024 matrix in both precisions, the norm, q's preparation (per-head norm, RoPE, gain), the
+// residual stream's mixes and adds, the MLP's activation and the softcapped cross-entropy. Shows where
+// a step's time goes before bench_gpu.sh's end-to-end numbers. Built by `make cuda`
+// (build/bench_cuda_ops); BENCH_TOKENS and BENCH_SEQ shrink it (the emulator build runs it tiny in
+// `make cuda-emu-test`, to keep it working). Timing: host clock around synchronized runs, repeated for
+// at least BENCH_MS (300) milliseconds per op after one warm-up.
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -94,6 +95,31 @@ static void qk_prep_step(void *p) {
     cuda_qk_prep_backward(q->x, q->dgain, q->out, q->xn, q->rstd, q->gain, q->cos_t, q->sin_t, q->B, q->T, q->H, q->Dh, q->Dh, NULL);
 }
 
+// The residual stream's per-channel ops over [N, C] (their backward's column sums are the part to
+// watch: SUM_CHUNK_ROWS rows per thread), and the MLP's activation over [N, F].
+typedef struct {
+    float *x, *x0, *y, *out, *dout, *dx, *dx0, *mix, *dmix, *scale, *dscale, *h, *dh, *dhin;
+    int N, C, F;
+} Residual;
+
+static void resid_mix_step(void *p) {
+    Residual *r = p;
+    cuda_resid_mix_forward(r->out, r->x, r->x0, r->mix, r->N, r->C);
+    cuda_resid_mix_backward(r->dx, r->dx0, r->dmix, r->dout, r->x, r->x0, r->mix, r->N, r->C);
+}
+
+static void scaled_add_step(void *p) {
+    Residual *r = p;
+    cuda_scaled_add_forward(r->out, r->scale, r->y, NULL, r->N, r->C);
+    cuda_scaled_add_backward(r->dx, r->dscale, r->dout, r->scale, r->y, NULL, r->N, r->C, 0, NULL);
+}
+
+static void relu2_step(void *p) {
+    Residual *r = p;
+    cuda_relu2_forward(r->dhin, r->h, NULL, (size_t)r->N * r->F, 0.5f, NULL);
+    cuda_relu2_backward(r->dhin, r->dh, NULL, r->h, NULL, (size_t)r->N * r->F, 0.5f, NULL);
+}
+
 // Muon's Newton-Schulz (src/optim/muon.c) on a rows x cols matrix (rows <= cols): 5 steps of
 // A = X X^T, B = b A + c A A, X = a X + B X, here without the copies between.
 typedef struct {
@@ -180,6 +206,17 @@ int main(void) {
                  device_random((size_t)T * Dh / 2, &rng), N / T, T, H, Dh};
     s = time_op(qk_prep_step, &qk); // fwd: x in, xn and out; bwd: dout and xn in, dx, then dx and xn in, dx out
     report("qk_prep q (8 passes over N x 512)", "fp32", s, 8.0 * 4 * N * D / s / 1e9, "GB/s");
+    Residual res = {device_random((size_t)N * D, &rng), device_random((size_t)N * D, &rng), device_random((size_t)N * D, &rng),
+                    cuda_alloc((size_t)N * D), device_random((size_t)N * D, &rng), cuda_alloc((size_t)N * D),
+                    cuda_alloc((size_t)N * D), device_random(2 * (size_t)D, &rng), cuda_alloc(2 * (size_t)D),
+                    device_random((size_t)D, &rng), cuda_alloc((size_t)D), device_random((size_t)N * 2 * D, &rng),
+                    device_random((size_t)N * 2 * D, &rng), cuda_alloc((size_t)N * 2 * D), N, D, 2 * D};
+    s = time_op(resid_mix_step, &res); // fwd: x, x0 in, out; bwd: dout, x, x0, dx0 in, dx0, dx out
+    report("resid_mix (9 passes over N x 512)", "fp32", s, 9.0 * 4 * N * D / s / 1e9, "GB/s");
+    s = time_op(scaled_add_step, &res); // fwd: x, y in, x out; bwd: dout, y in, dy out
+    report("scaled_add (6 passes over N x 512)", "fp32", s, 6.0 * 4 * N * D / s / 1e9, "GB/s");
+    s = time_op(relu2_step, &res); // fwd: h in, out; bwd: dout, h in, dinp out
+    report("leaky relu^2 (5 passes over N x 1024)", "fp32", s, 5.0 * 4 * N * 2 * D / s / 1e9, "GB/s");
     Rows head = {device_random((size_t)N * V, &rng), NULL, NULL, NULL, cuda_alloc((size_t)N), dt, N, V};
     s = time_op(xent_step, &head);
     report("softcap xent (3 passes over N x 1024)", "fp32", s, 3.0 * 4 * N * V / s / 1e9, "GB/s");

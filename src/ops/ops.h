@@ -146,7 +146,7 @@ void relu2_backward(real *dinp, const real *dout, const RoundedInput *dout_r, co
                     size_t n, real slope, RoundedInput *dinp_r);
 // out[N,C] = mix[0] * x + mix[1] * x0, mix [2,C]
 void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C);
-// dx = dout * mix[0] (written), dx0 += dout * mix[1], dmix += column sums
+// dx = dout * mix[0] (written), dx0 += dout * mix[1], dmix += column sums; dx, dx0 alias no input
 void resid_mix_backward(real *dx, real *dx0, real *dmix, const real *dout, const real *x, const real *x0,
                         const real *mix, int N, int C);
 // Value residual: out[n] = lam[0] v + lam[1] v0
@@ -165,9 +165,9 @@ void skip_lerp_backward(real *dx, real *dy, real *dw, real *dgate, const real *d
                         const real *w, const real *gate, int N, int C);
 // x[N,C] += scale[C] * y; y_r as relu2_forward's inp_r (the projections' outputs kept only rounded)
 void scaled_add_forward(real *x, const real *scale, const real *y, const RoundedInput *y_r, int N, int C);
-// dy = dout * scale (written, or += when accumulate), dscale += sum_n dout * y; y_r as scaled_add_forward's;
-// dy_r: NULL, or the final dy rounded in the same pass (as rmsnorm_forward's out_r); dy may be NULL (not
-// accumulating) as relu2_forward's out.
+// dy = dout * scale (written, or += when accumulate; aliasing no input), dscale += sum_n dout * y; y_r as
+// scaled_add_forward's; dy_r: NULL, or the final dy rounded in the same pass (as rmsnorm_forward's
+// out_r); dy may be NULL (not accumulating) as relu2_forward's out.
 void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, const RoundedInput *y_r,
                          int N, int C, int accumulate, RoundedInput *dy_r);
 void add_inplace(real *dst, const real *src, size_t n); // dst += src

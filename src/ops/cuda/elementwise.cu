@@ -80,11 +80,15 @@ __global__ static void resid_mix_fwd(float *out, const float *x, const float *x0
 }
 
 // grid (channels, row chunks): dx, dx0 for the chunk's column, and its two column partials.
-__global__ static void resid_mix_bwd(float *dx, float *dx0, double *part, const float *dout, const float *x, const float *x0,
-                                     const float *mix, int N, int C) {
+// The outputs alias no input (ops.h), so the loads of later rows may be issued before this row's
+// stores: several rows' loads in flight per thread instead of one (the sums keep their order).
+__global__ static void resid_mix_bwd(float *__restrict__ dx, float *__restrict__ dx0, double *part, const float *__restrict__ dout,
+                                     const float *__restrict__ x, const float *__restrict__ x0, const float *__restrict__ mix, int N,
+                                     int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     double s0 = 0, s1 = 0;
+#pragma unroll 4
     for (int n = chunk_begin(); n < chunk_end(N); n++) {
         size_t o = (size_t)n * C + c;
         s0 += (double)dout[o] * x[o];
@@ -117,13 +121,15 @@ template <class Y> __global__ static void scaled_add_fwd(float *x, const float *
 }
 
 // grid (channels, row chunks), as resid_mix_bwd
-// dy and/or its bf16 rounding dyr; either may be NULL
+// dy and/or its bf16 rounding dyr; either may be NULL; restrict as resid_mix_bwd's
 template <class Y>
-__global__ static void scaled_add_bwd(float *dy, __nv_bfloat16 *dyr, double *part, const float *dout, const float *scale,
-                                      const Y *y, int N, int C, int accumulate) {
+__global__ static void scaled_add_bwd(float *__restrict__ dy, __nv_bfloat16 *__restrict__ dyr, double *part,
+                                      const float *__restrict__ dout, const float *__restrict__ scale, const Y *__restrict__ y, int N,
+                                      int C, int accumulate) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     double s = 0;
+#pragma unroll 4
     for (int n = chunk_begin(); n < chunk_end(N); n++) {
         size_t o = (size_t)n * C + c;
         s += (double)dout[o] * as_float(y[o]);
