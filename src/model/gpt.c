@@ -419,8 +419,8 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->blocks = xcalloc((size_t)c->looped_len, sizeof(BlockActs)); // every virtual position
         size_t lanes = c->lanes_from < c->layers ? pad(N * D) : 0;
         size_t G = c->attn_gates, gated = G ? pad(N * G) + pad(N * D) : 0, vr = c->value_residual ? pad(N * KV) : 0;
-        int fp32 = !ops_matmul_bf16(); // qf, kf, h_pre, h_act, mlp_out: in bf16 mode only rounded copies exist (only_rounded)
-        size_t per_block = (8 + 2 * fp32) * pad(N * D) + (2 + fp32) * pad(N * KV) + 2 * fp32 * pad(N * F) + 3 * pad(N) +
+        int fp32 = !ops_matmul_bf16(); // qf, kf, att_out, h_pre, h_act, mlp_out: in bf16 mode only rounded (only_rounded)
+        size_t per_block = (7 + 3 * fp32) * pad(N * D) + (2 + fp32) * pad(N * KV) + 2 * fp32 * pad(N * F) + 3 * pad(N) +
                            pad(N * H) * 2;
         per_block += pad(N * HK) + gated + vr + lanes;
         for (int l = 0; l < c->looped_len; l++) {
@@ -439,7 +439,7 @@ static void ensure_acts(GPT *m, int B, int T) {
             b->att_y = carve(&cur, N * D);
             b->lse = carve(&cur, N * H);
             b->att_x = carve(&cur, N * D);
-            b->att_out = carve(&cur, N * D);
+            b->att_out = fp32 ? carve(&cur, N * D) : NULL;
             b->n2 = carve(&cur, N * D);
             b->rstd2 = carve(&cur, N);
             b->h_pre = fp32 ? carve(&cur, N * F) : NULL;
@@ -546,14 +546,13 @@ static void branch_backward(const BranchTensors *t, BranchTensors *g, BranchActs
     embedding_backward(g->embed, b->de, ids, N, width);
 }
 
-// A buffer whose readers all take its RoundedInput (h_act and the output gradients of fc and of the two
-// projections into the residual stream, read by matmuls; fc's output h_pre and mlp.proj's input
-// gradient, read by the activation; the two projections' outputs, read by the residual adds; the raw
-// q and k, read by their preparation, and its outputs qf and kf, read by the attention; where only the
-// projection reads it (gpt_attn_plain), the attention's output and its gradient): in bf16 mode they read
-// the rounded values, so the fp32 values are not written and the buffer is passed as NULL (a reader of
-// them would fail, not see stale values; qf, kf, h_pre, h_act and mlp_out are not even allocated); in
-// fp32 mode the buffer itself.
+// Results whose readers all take their RoundedInput exist in bf16 mode only rounded: the fp32 values are
+// not written, and the buffer is NULL, so a reader of them fails instead of seeing stale values. Those
+// that only such results use are not allocated in bf16 mode (qf, kf, att_out, h_pre, h_act, mlp_out: the
+// prepared q and k, the projections' outputs, the MLP's pre-activation and activation). Buffers that
+// also serve in fp32 elsewhere are passed through this: the raw q's scratch att_y and the attention's
+// output in plain layers (gpt_attn_plain), and the backward's dres, dh and datt (the gradients of the
+// projections' outputs, of the MLP's hidden tensors and of a plain attention output).
 static real *only_rounded(real *x) { return ops_matmul_bf16() ? NULL : x; }
 
 // x_in -> x_out of the block at virtual position v (physical layer l = order[v]). x0 is the normed
@@ -575,13 +574,13 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     if (lane_in) rmsnorm_forward(s->n2, s->rstd2, lane_in, N, D, NORM_EPS, ln, &s->n2_r);
     // raw q, k go through scratch (att_y, att_out; in bf16 mode only rounded, in a->raw_r) into qk_prep,
     // whose outputs only the attention reads (through qkv_r)
-    real *q = only_rounded(s->qf), *k = only_rounded(s->kf);
-    matmul_forward(only_rounded(s->att_y), s->n1, &s->n1_r, w->c_q, N, D, D, &m->acts.raw_r);
-    qk_prep_forward(q, s->qn, s->rstd_q, only_rounded(s->att_y), &m->acts.raw_r, w->q_gain, m->rope_cos, m->rope_sin, B, T,
-                    c->heads, c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[0]);
-    matmul_forward(only_rounded(s->att_out), s->n1, &s->n1_r, w->c_k, N, D, KV, &m->acts.raw_r);
-    qk_prep_forward(k, s->kn, s->rstd_k, only_rounded(s->att_out), &m->acts.raw_r, NULL, m->rope_cos, m->rope_sin, B, T,
-                    c->kv_heads, c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[1]);
+    real *raw_q = only_rounded(s->att_y); // (also a plain layer's attention output, below)
+    matmul_forward(raw_q, s->n1, &s->n1_r, w->c_q, N, D, D, &m->acts.raw_r);
+    qk_prep_forward(s->qf, s->qn, s->rstd_q, raw_q, &m->acts.raw_r, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
+                    c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[0]);
+    matmul_forward(s->att_out, s->n1, &s->n1_r, w->c_k, N, D, KV, &m->acts.raw_r);
+    qk_prep_forward(s->kf, s->kn, s->rstd_k, s->att_out, &m->acts.raw_r, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
+                    c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[1]);
     int mix_v = c->value_residual && v > 0; // the first block's own v is v0
     matmul_forward(mix_v ? s->v_raw : s->v, s->n1, &s->n1_r, w->c_v, N, D, KV, NULL);
     if (c->ve_slot[l] >= 0) axpy_forward(mix_v ? s->v_raw : s->v, ve_coef(m, l), m->acts.ve.p, (size_t)N * KV); // + VE
@@ -589,8 +588,8 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     if (mix_v) value_mix_forward(s->v, s->v_raw, m->acts.blocks[0].v, value_lambdas(m, w, lam), (size_t)N * KV);
     matmul_input_round(&s->qkv_r[2], s->v, (size_t)N * KV);
     int plain = gpt_attn_plain(m, v); // the output goes straight into the projection's rounded input
-    attention_forward(plain ? only_rounded(s->att_y) : s->att_y, s->lse, q, k, s->v, s->qkv_r, B, T, c->heads, c->kv_heads,
-                      c->head_dim, plain ? &s->proj_r : NULL);
+    attention_forward(plain ? raw_q : s->att_y, s->lse, s->qf, s->kf, s->v, s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim,
+                      plain ? &s->proj_r : NULL);
     if (l >= c->xsa_from) xsa_forward(s->att_x, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
     if (c->attn_gates) { // gate logits from the attention's input, computed in place into s->gate
         matmul_forward(s->gate, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates, NULL);
@@ -598,19 +597,16 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
                           c->attn_gates, 1);
     }
     if (!plain) matmul_input_round(&s->proj_r, gpt_proj_input(m, v), (size_t)N * D);
-    real *att_out = only_rounded(s->att_out); // (its buffer also serves as the raw k's scratch above)
-    matmul_forward(att_out, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, &s->att_out_r);
-    if (!parallel || lane_in) scaled_add_forward(xm, w->attn_scale, att_out, &s->att_out_r, N, D);
+    matmul_forward(s->att_out, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, &s->att_out_r);
+    if (!parallel || lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, &s->att_out_r, N, D);
     if (!parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln, &s->n2_r);
-    real *h_pre = only_rounded(s->h_pre), *h_act = only_rounded(s->h_act);
-    matmul_forward(h_pre, s->n2, &s->n2_r, w->fc, N, D, c->hidden, &s->h_pre_r);
-    relu2_forward(h_act, h_pre, &s->h_pre_r, (size_t)N * c->hidden, (real)c->negative_slope, &s->h_r);
-    real *mlp_out = only_rounded(s->mlp_out);
-    matmul_forward(mlp_out, h_act, &s->h_r, w->mlp_proj, N, c->hidden, D, &s->mlp_out_r);
-    if (parallel && !lane_in) scaled_add_forward(xm, w->attn_scale, att_out, &s->att_out_r, N, D);
+    matmul_forward(s->h_pre, s->n2, &s->n2_r, w->fc, N, D, c->hidden, &s->h_pre_r);
+    relu2_forward(s->h_act, s->h_pre, &s->h_pre_r, (size_t)N * c->hidden, (real)c->negative_slope, &s->h_r);
+    matmul_forward(s->mlp_out, s->h_act, &s->h_r, w->mlp_proj, N, c->hidden, D, &s->mlp_out_r);
+    if (parallel && !lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, &s->att_out_r, N, D);
     real *mlp_into = xm;
     if (lane_in) ops_copy(mlp_into = s->lane, lane_in, (size_t)N * D);
-    scaled_add_forward(mlp_into, w->mlp_scale, mlp_out, &s->mlp_out_r, N, D);
+    scaled_add_forward(mlp_into, w->mlp_scale, s->mlp_out, &s->mlp_out_r, N, D);
 }
 
 // U-Net over the current order: the first half (enc) push their outputs; decoder position j takes
@@ -695,26 +691,24 @@ static void block_backward(GPT *m, int v, int lanes) {
     int B = a->B, T = a->T, N = B * T, D = c->dim, KV = c->kv_dim, F = c->hidden, parallel = l >= c->parallel_from;
     real *dmlp = lanes ? a->dl1 : a->dx; // the gradient of the stream the MLP output is added to
     real *dres = only_rounded(a->dres); // the projections' output gradient, read only by their matmuls
-    const real *att_out = only_rounded(s->att_out); // the attention projection's output, as the forward kept it
     // x_out = x_mid + mlp_scale * mlp_out; dx stays the gradient of the residual stream
-    scaled_add_backward(dres, g->mlp_scale, dmlp, w->mlp_scale, only_rounded(s->mlp_out), &s->mlp_out_r, N, D, 0, &a->dres_r);
-    real *dh = only_rounded(a->dh); // d(h_act), then (fp32 mode: written over it) d(h_pre)
-    matmul_backward(dh, g->mlp_proj, dres, &a->dres_r, only_rounded(s->h_act), &s->h_r, w->mlp_proj, N, F, D, 0, &a->dha_r);
+    scaled_add_backward(dres, g->mlp_scale, dmlp, w->mlp_scale, s->mlp_out, &s->mlp_out_r, N, D, 0, &a->dres_r);
+    real *dh = only_rounded(a->dh); // d(h_act), then (written over it) d(h_pre)
+    matmul_backward(dh, g->mlp_proj, dres, &a->dres_r, s->h_act, &s->h_r, w->mlp_proj, N, F, D, 0, &a->dha_r);
     real ln = block_ln_scale(c, l);
-    real *dh_pre = dh;
-    relu2_backward(dh_pre, dh, &a->dha_r, only_rounded(s->h_pre), &s->h_pre_r, (size_t)N * F, (real)c->negative_slope, &a->dh_r);
-    matmul_backward(a->dn, g->fc, dh_pre, &a->dh_r, s->n2, &s->n2_r, w->fc, N, D, F, 0, NULL);
+    relu2_backward(dh, dh, &a->dha_r, s->h_pre, &s->h_pre_r, (size_t)N * F, (real)c->negative_slope, &a->dh_r);
+    matmul_backward(a->dn, g->fc, dh, &a->dh_r, s->n2, &s->n2_r, w->fc, N, D, F, 0, NULL);
     if (parallel || lanes) { // the attention output adds to x_out itself: take its gradient before the MLP's norm path
-        scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, att_out, &s->att_out_r, N, D, 0, &a->dres_r);
+        scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, &s->att_out_r, N, D, 0, &a->dres_r);
         rmsnorm_backward(dmlp, a->dn, s->n2, s->rstd2, N, D, ln, 1);
     } else { // x_mid = xm + attn_scale * att_out
         rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, ln, 1);
-        scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, att_out, &s->att_out_r, N, D, 0, &a->dres_r);
+        scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, &s->att_out_r, N, D, 0, &a->dres_r);
     }
     // the attention output's gradient: only rounded where only the attention's backward reads it (plain, as
     // its output in the forward), else fp32 (XSA and the gate rewrite it in place)
     int plain = gpt_attn_plain(m, v);
-    real *datt = plain ? only_rounded(a->datt) : a->datt;
+    real *datt = plain ? only_rounded(a->datt) : a->datt, *att_y = plain ? only_rounded(s->att_y) : s->att_y;
     matmul_backward(datt, g->attn_proj, dres, &a->dres_r, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, 0,
                     plain ? &a->datt_r : NULL);
     if (c->attn_gates) // gate-logit gradients wait in dh until the input gradient dn is formed below
@@ -722,9 +716,8 @@ static void block_backward(GPT *m, int v, int lanes) {
                            c->head_dim, c->attn_gates, 1);
     int xsa = l >= c->xsa_from;
     if (xsa) xsa_backward(a->datt, a->dv_xsa, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
-    attention_backward(a->dq, a->dk, a->dv, datt, plain ? &a->datt_r : NULL, plain ? only_rounded(s->att_y) : s->att_y,
-                       plain ? &s->proj_r : NULL, s->lse, only_rounded(s->qf), only_rounded(s->kf), s->v, s->qkv_r, B, T,
-                       c->heads, c->kv_heads, c->head_dim);
+    attention_backward(a->dq, a->dk, a->dv, datt, plain ? &a->datt_r : NULL, att_y, plain ? &s->proj_r : NULL, s->lse, s->qf,
+                       s->kf, s->v, s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim);
     if (xsa) add_inplace(a->dv, a->dv_xsa, (size_t)N * KV);
     if (c->value_residual && v > 0) { // dv: d(mixed v) -> d(own v); dv0 collects the first block's share
         real lam[2];
