@@ -149,7 +149,7 @@ static const real *input_operand(int slot, const real *x, const RoundedInput *r,
 // then rounded in place, as the tensor cores round their fp32 accumulators into a bf16 output); `into`
 // is where the product goes, and out_r is rounded after it (linear_output_done).
 static real *linear_output(const char *op, real *out, RoundedInput *out_r, size_t n, int accumulate) {
-    if (accumulate && !out && (!out_r || out_r->of || out_r->n < n || !out_r->bf16))
+    if (accumulate && !out && (!out_r || !rounded_input_holds(out_r, NULL, n, 1)))
         die("%s: nothing to accumulate into", op); // checked before cpu_rounded_output resets out_r
     real *rounded = cpu_rounded_output(op, out, out_r, n);
     return out ? out : rounded;

@@ -149,7 +149,7 @@ struct LinearOutput {
 };
 
 static LinearOutput linear_output(const char *op, float *out, RoundedInput *out_r, size_t n, int accumulate) {
-    if (accumulate && !out && (!out_r || out_r->of || out_r->n < n || !out_r->bf16))
+    if (accumulate && !out && (!out_r || !rounded_input_holds(out_r, NULL, n, 1)))
         die("%s: nothing to accumulate into", op); // checked before cuda_rounded_output resets out_r
     __nv_bfloat16 *rounded = cuda_rounded_output(op, out, out_r, n);
     if (out) return LinearOutput{out, CUDA_R_32F, rounded};
