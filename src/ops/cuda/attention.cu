@@ -115,20 +115,21 @@ extern "C" const char *cuda_attention_name(void) { return use_cudnn() ? cuda_att
 // or ours, use_cudnn); fp32 mode on the fp32 kernels below.
 static int on_tensor_cores(int Dh) { return cuda_matmul_bf16() && cuda_attention_tc_supports(Dh); }
 
-// q, k, v as the fp32 kernels read them: the values themselves, or, for an operand kept only rounded
-// (bf16 mode with a head size the tensor cores do not take), its rounded values widened into scratch
-// (the tensor-core operand buffers, unused on this path).
+// An operand x [n] (r: its RoundedInput, or NULL) as the fp32 kernels read it: x itself, or, kept only
+// rounded (bf16 mode with a head size the tensor cores do not take), its rounded values widened into
+// the scratch buffer `use` (one of the tensor-core operand buffers, unused on this path).
+static const float *fp32_operand(CudaScratch use, const float *x, const RoundedInput *r, size_t n) {
+    const __nv_bfloat16 *rounded = cuda_input_rounded("attention", x, r, n); // checked
+    if (x) return x;
+    float *wide = (float *)cuda_scratch(use, n * sizeof(float));
+    cuda_bf16_to_float(wide, rounded, n);
+    return wide;
+}
+
 static void fp32_operands(const float **q, const float **k, const float **v, const RoundedInput *r, size_t nq, size_t nk) {
-    const float **x[3] = {q, k, v};
-    CudaScratch use[3] = {SCRATCH_ATTN_Q, SCRATCH_ATTN_K, SCRATCH_ATTN_V};
-    for (int i = 0; i < 3; i++) {
-        size_t n = i ? nk : nq;
-        const __nv_bfloat16 *rounded = cuda_input_rounded("attention", *x[i], r ? &r[i] : nullptr, n); // checked
-        if (*x[i]) continue;
-        float *wide = (float *)cuda_scratch(use[i], n * sizeof(float));
-        cuda_bf16_to_float(wide, rounded, n);
-        *x[i] = wide;
-    }
+    *q = fp32_operand(SCRATCH_ATTN_Q, *q, r ? &r[0] : nullptr, nq);
+    *k = fp32_operand(SCRATCH_ATTN_K, *k, r ? &r[1] : nullptr, nk);
+    *v = fp32_operand(SCRATCH_ATTN_V, *v, r ? &r[2] : nullptr, nk);
 }
 
 extern "C" void cuda_attention_forward(float *y, float *lse, const float *q, const float *k, const float *v,
@@ -289,13 +290,9 @@ extern "C" void cuda_attention_backward(float *dq, float *dk, float *dv, const f
         cuda_attention_tc_backward(dq, dk, dv, dyb ? dyb : dyr, lse, D, q, k, v, qkv_r, B, T, H, Hkv, Dh);
         return;
     }
-    if (!dy) { // the fp32 kernels read dy fp32: widened from its rounding (the bf16 dy scratch, unused here)
-        float *wide = (float *)cuda_scratch(SCRATCH_ATTN_DY, sizeof(float) * nq);
-        cuda_matmul_input_values(wide, dy_r, nq);
-        dy = wide;
-    }
+    dy = fp32_operand(SCRATCH_ATTN_DY, dy, dy_r, nq);
     launch_rowdot(D, nullptr, dy, y, yb, rows, T, H, Dh);
-    fp32_operands(&q, &k, &v, qkv_r, (size_t)B * T * H * Dh, (size_t)B * T * Hkv * Dh);
+    fp32_operands(&q, &k, &v, qkv_r, nq, (size_t)B * T * Hkv * Dh);
     int tile = att_tile(Dh);
     float scale = (float)(1.0 / sqrt((double)Dh));
     size_t operands = (size_t)tile * Dh, scores = (size_t)tile * (tile + 1);
