@@ -263,8 +263,8 @@ TEST(gptq_hessians_from_training_batch) {
         gpt_forward(&m, x, NULL, 4, 16); // the same batch again: the activations the Hessians came from
         const BlockActs *b1 = &m.acts.blocks[1];
         real *h_act = xmalloc(sizeof(real) * 64 * 64), *proj_in = xmalloc(sizeof(real) * 64 * 32);
-        matmul_input_values(h_act, &b1->h_r, 64 * 64);
-        matmul_input_values(proj_in, &b1->proj_r, 64 * 32);
+        matmul_input_values(h_act, &b1->h_r, 64, 64, 64);
+        matmul_input_values(proj_in, &b1->proj_r, 64, 32, 32);
         if (bf16) CHECK(!b1->h_act, "bf16 mode keeps an fp32 MLP activation");
         else CHECK(!memcmp(h_act, b1->h_act, sizeof(real) * 64 * 64) && !memcmp(proj_in, b1->att_y, sizeof(real) * 64 * 32),
                    "fp32 mode: matmul_input_values is not the activation");

@@ -175,15 +175,15 @@ TEST(ops_rounded_only_inputs_and_products) {
     for (int i = 0; i < T * DH / 2; i++) cs[i] = cosf(0.3f * i), sn[i] = sinf(0.3f * i);
     RoundedInput raw = {0}, qkv[3] = {{0}}, qkv_full = {0};
     matmul_input_round(&raw, q, NQ);
-    qk_prep_forward(y, xn, rstd, qb, NULL, gain, cs, sn, 1, T, NH, DH, DH, 1e-6f, &qkv_full);
-    qk_prep_forward(NULL, xn_r, rstd_r, q, &raw, gain, cs, sn, 1, T, NH, DH, DH, 1e-6f, &qkv[0]);
+    qk_prep_forward(y, xn, rstd, qb, NULL, NH * DH, gain, cs, sn, 1, T, NH, DH, DH, 1e-6f, &qkv_full);
+    qk_prep_forward(NULL, xn_r, rstd_r, q, &raw, NH * DH, gain, cs, sn, 1, T, NH, DH, DH, 1e-6f, &qkv[0]);
     CHECK(!memcmp(xn, xn_r, sizeof xn) && !memcmp(rstd, rstd_r, sizeof rstd) && qkv[0].of == NULL &&
               !memcmp(qkv_full.rounded, qkv[0].rounded, sizeof xn),
           "qk_prep through a rounded-only input into a rounded-only output differs");
-    qk_prep_forward(NULL, xn_r, rstd_r, q, &raw, NULL, cs, sn, 1, T, NH, DH, DH, 1e-6f, &qkv[1]); // k: the same rows, no gain
+    qk_prep_forward(NULL, xn_r, rstd_r, q, &raw, NH * DH, NULL, cs, sn, 1, T, NH, DH, DH, 1e-6f, &qkv[1]); // k: the same rows, no gain
     matmul_input_round(&qkv[2], q, NQ);
     float *qr = qkv_full.rounded, kr[NQ];
-    qk_prep_forward(kr, xn, rstd, qb, NULL, NULL, cs, sn, 1, T, NH, DH, DH, 1e-6f, NULL);
+    qk_prep_forward(kr, xn, rstd, qb, NULL, NH * DH, NULL, cs, sn, 1, T, NH, DH, DH, 1e-6f, NULL);
     for (int i = 0; i < NQ; i++) kr[i] = bf16_round(kr[i]);
     ops_set_matmul_bf16(0);
     attention_forward(y, lse, qr, kr, qb, NULL, 1, T, NH, NH, DH, NULL);
@@ -253,4 +253,69 @@ TEST(ops_rounded_only_outputs) {
     ops_set_matmul_bf16(0);
     CHECK(test_dies_with(relu2_without_output, &only, "no output"), "relu2 without any output in fp32 mode went on");
     matmul_input_free(&full), matmul_input_free(&only);
+}
+
+// The fused q/k/v projection's column blocks: qk_prep reading one block of a wide row-major matrix
+// (its rows W apart) and writing its gradient into one, matmul_input_values and copy_into_columns on
+// others; in both precisions, equal to the same ops on the block taken out by hand, and the other
+// columns untouched. In bf16 mode the wide matrix exists only rounded, as the model keeps it.
+static void view_overflow(void *arg) {
+    RoundedInput *whole = arg, v = matmul_input_columns(whole, 4);
+    static float x[1024];
+    copy_into_columns(NULL, 1, x, (int)whole->n, 1, &v); // 4 values too many
+}
+
+TEST(ops_column_blocks) {
+    enum { T = 5, NH = 2, DH = 8, Q = NH * DH, Z = 3, K = DH, W = Q + Z + 2 * K, KAT = Q + Z, VAT = Q + Z + K };
+    static float wide[T * W], blk[T * K], kb[T * K], out[T * K], ref[T * K], xn[T * K], xn_r[T * K], rstd[T], rstd_r[T];
+    static float dout[T * K], dwide[T * W], vals[T * K], cs[T * DH / 2], sn[T * DH / 2];
+    Rng r;
+    rng_seed(&r, 21);
+    for (int i = 0; i < T * W; i++) wide[i] = (float)rng_normal(&r);
+    for (int i = 0; i < T * K; i++) dout[i] = (float)rng_normal(&r);
+    for (int i = 0; i < T * DH / 2; i++) cs[i] = cosf(0.2f * i), sn[i] = sinf(0.2f * i);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        ops_set_matmul_bf16(bf16);
+        RoundedInput wide_r = {0}, grad_r = {0};
+        matmul_input_round(&wide_r, wide, T * W);
+        const float *x = wide + KAT;
+        if (bf16) wide_r.of = NULL, x = NULL; // only rounded
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < K; j++) {
+                float k = wide[t * W + KAT + j];
+                kb[t * K + j] = bf16 ? bf16_round(k) : k;
+            }
+        RoundedInput k_view = matmul_input_columns(&wide_r, KAT), v_view = matmul_input_columns(&wide_r, VAT);
+        qk_prep_forward(ref, xn, rstd, kb, NULL, K, NULL, cs, sn, 1, T, 1, DH, DH, 1e-6f, NULL);
+        qk_prep_forward(out, xn_r, rstd_r, x, &k_view, W, NULL, cs, sn, 1, T, 1, DH, DH, 1e-6f, NULL);
+        CHECK(!memcmp(ref, out, sizeof out) && !memcmp(xn, xn_r, sizeof xn) && !memcmp(rstd, rstd_r, sizeof rstd),
+              "qk_prep from a column block differs from the block taken out");
+        matmul_input_values(vals, &v_view, T, K, W);
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < K; j++) {
+                float v = wide[t * W + VAT + j];
+                blk[t * K + j] = bf16 ? bf16_round(v) : v;
+            }
+        CHECK(!memcmp(vals, blk, sizeof blk), "matmul_input_values of a column block differs");
+        // backward: the gradient's k block from qk_prep, its v block copied; the rest keeps its marks
+        for (int i = 0; i < T * W; i++) dwide[i] = 7;
+        matmul_input_round(&grad_r, dwide, T * W); // marks in the rounded storage too
+        float *dw = bf16 ? NULL : dwide;
+        matmul_input_hold(&grad_r, dw, T * W);
+        RoundedInput dk_view = matmul_input_columns(&grad_r, KAT), dv_view = matmul_input_columns(&grad_r, VAT);
+        qk_prep_backward(ref, K, NULL, dout, xn, rstd, NULL, cs, sn, 1, T, 1, DH, DH, NULL);
+        qk_prep_backward(dw ? dw + KAT : NULL, W, NULL, dout, xn, rstd, NULL, cs, sn, 1, T, 1, DH, DH, &dk_view);
+        copy_into_columns(dw ? dw + VAT : NULL, W, dout, T, K, &dv_view);
+        const float *got = bf16 ? grad_r.rounded : dwide;
+        int ok = grad_r.of == dw && grad_r.n == T * W;
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < W; j++) {
+                float want = j >= KAT && j < VAT ? ref[t * K + j - KAT] : j >= VAT ? dout[t * K + j - VAT] : 7;
+                ok &= got[t * W + j] == (bf16 ? bf16_round(want) : want);
+            }
+        CHECK(ok, "column blocks of a gradient written by qk_prep_backward and copy_into_columns differ");
+        if (bf16) CHECK(test_dies_with(view_overflow, &grad_r, "column view"), "a column view grew past its matrix");
+        matmul_input_free(&wide_r), matmul_input_free(&grad_r);
+    }
+    ops_set_matmul_bf16(0);
 }

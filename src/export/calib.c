@@ -48,10 +48,10 @@ void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T) {
         const BlockActs *s = &m->acts.blocks[v];
         int l = m->order[v];
         accumulate(h->attn_in[l], s->n1, N, c->dim, h->batches, tmp, host);
-        matmul_input_values(proj_in, &s->proj_r, (size_t)N * c->dim);
+        matmul_input_values(proj_in, &s->proj_r, N, c->dim, c->dim);
         accumulate(h->attn_out[l], proj_in, N, c->dim, h->batches, tmp, host);
         accumulate(h->mlp_in[l], s->n2, N, c->dim, h->batches, tmp, host);
-        matmul_input_values(h_act, &s->h_r, (size_t)N * c->hidden); // what mlp.proj read
+        matmul_input_values(h_act, &s->h_r, N, c->hidden, c->hidden); // what mlp.proj read
         accumulate(h->mlp_hidden[l], h_act, N, c->hidden, h->batches, tmp, host);
     }
     accumulate(h->head_in, m->acts.nf, N, c->dim, h->batches, tmp, host);

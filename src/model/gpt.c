@@ -327,7 +327,12 @@ void gpt_init(GPT *m, const GPTConfig *cfg) {
         const TensorView *t = &m->param_list.items[i];
         m->groups[i] = t->data && t->data == m->p.blocks[0].vr ? GROUP_UNUSED : group_of(t);
     }
-    for (int l = 0; l < cfg->layers; l++) m->plain[l] = l;
+    for (int l = 0; l < cfg->layers; l++) {
+        const BlockTensors *b = &m->p.blocks[l];
+        if (b->c_k != b->c_q + (size_t)gpt_q_rows(cfg) * cfg->dim || b->c_v != b->c_k + (size_t)cfg->kv_dim * cfg->dim)
+            die("internal: block %d's c_q, c_k, c_v are not consecutive (the fused q/k/v product needs them so)", l);
+        m->plain[l] = l;
+    }
     gpt_set_recurrence(m, 1);
     register_host_scalars(m);
 }
@@ -353,8 +358,8 @@ static void free_acts(Activations *a, int n_blocks) {
         for (int i = 0; i < 3; i++) matmul_input_free(&b->qkv_r[i]);
     }
     matmul_input_free(&a->nf_r);
-    RoundedInput *grads_r[] = {&a->dres_r, &a->dh_r, &a->dq_r, &a->dk_r, &a->dha_r, &a->raw_r, &a->datt_r};
-    for (int i = 0; i < 7; i++) matmul_input_free(grads_r[i]);
+    RoundedInput *grads_r[] = {&a->dres_r, &a->dh_r, &a->dqkv_r, &a->dha_r, &a->raw_r, &a->datt_r};
+    for (int i = 0; i < 6; i++) matmul_input_free(grads_r[i]);
     free(a->blocks);
     ops_free(a->emb);
     ops_free(a->backward_mem);
@@ -419,7 +424,7 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->blocks = xcalloc((size_t)c->looped_len, sizeof(BlockActs)); // every virtual position
         size_t lanes = c->lanes_from < c->layers ? pad(N * D) : 0;
         size_t G = c->attn_gates, gated = G ? pad(N * G) + pad(N * D) : 0, vr = c->value_residual ? pad(N * KV) : 0;
-        int fp32 = !ops_matmul_bf16(); // qf, kf, att_out, h_pre, h_act, mlp_out: in bf16 mode only rounded (only_rounded)
+        int fp32 = !ops_matmul_bf16(); // qf, kf, att_out, h_pre, h_act, mlp_out, raw, dqkv: in bf16 mode only rounded
         size_t per_block = (7 + 3 * fp32) * pad(N * D) + (2 + fp32) * pad(N * KV) + 2 * fp32 * pad(N * F) + 3 * pad(N) +
                            pad(N * H) * 2;
         per_block += pad(N * HK) + gated + vr + lanes;
@@ -451,8 +456,8 @@ static void ensure_acts(GPT *m, int B, int T) {
             b->v_raw = vr ? carve(&cur, N * KV) : NULL;
             b->lane = lanes ? carve(&cur, N * D) : NULL;
         }
-        size_t V = c->vocab;
-        real *cur = ops_alloc(5 * pad(N * D) + pad(N * V) + 3 * pad(N) + 2 * lanes);
+        size_t V = c->vocab, QKV = fp32 ? pad(N * gpt_qkv_width(c)) : 0; // raw, dqkv: in bf16 mode only rounded
+        real *cur = ops_alloc(5 * pad(N * D) + pad(N * V) + 3 * pad(N) + 2 * lanes + QKV);
         a->emb = cur; // owns the block
         carve(&cur, N * D);
         a->emb_rstd = carve(&cur, N);
@@ -464,9 +469,10 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->losses = carve(&cur, N);
         a->lane_x = lanes ? carve(&cur, N * D) : NULL;
         a->dl1 = lanes ? carve(&cur, N * D) : NULL;
+        a->raw = fp32 ? carve(&cur, N * gpt_qkv_width(c)) : NULL;
         // backward scratch; dskip holds one gradient per U-Net skip
         size_t FD = F > D ? F : D;
-        cur = ops_alloc(6 * pad(N * D) + 4 * pad(N * KV) + pad(N * FD) + (size_t)c->skips * pad(N * D));
+        cur = ops_alloc(6 * pad(N * D) + 4 * pad(N * KV) + pad(N * FD) + (size_t)c->skips * pad(N * D) + QKV);
         a->backward_mem = cur;
         a->dx = carve(&cur, N * D);
         a->dx0 = carve(&cur, N * D);
@@ -480,6 +486,7 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->dv0 = carve(&cur, N * KV);
         a->dh = carve(&cur, N * FD);
         a->dskip = carve(&cur, (size_t)c->skips * N * D);
+        a->dqkv = fp32 ? carve(&cur, N * gpt_qkv_width(c)) : NULL;
         if (c->bigram_buckets) {
             a->bigram_ids = xmalloc(sizeof(int32_t) * N);
             branch_alloc(&a->bigram, N, c->bigram_dim, D);
@@ -555,6 +562,9 @@ static void branch_backward(const BranchTensors *t, BranchTensors *g, BranchActs
 // projections' outputs, of the MLP's hidden tensors and of a plain attention output).
 static real *only_rounded(real *x) { return ops_matmul_bf16() ? NULL : x; }
 
+// x's values from column col on (a column block of a wider matrix), or NULL where x exists only rounded
+static real *columns_from(real *x, int col) { return x ? x + col : NULL; }
+
 // x_in -> x_out of the block at virtual position v (physical layer l = order[v]). x0 is the normed
 // embedding every block mixes back in. Serial: x += attn(norm(x)); x += mlp(norm(x)). Parallel (GPT-J,
 // from PARALLEL_RESIDUAL_START): both read norm(x) of the same x and both outputs are added. Lanes
@@ -572,27 +582,33 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     rmsnorm_forward(s->n1, s->rstd1, xm, N, D, NORM_EPS, ln, &s->n1_r);
     if (parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln, &s->n2_r);
     if (lane_in) rmsnorm_forward(s->n2, s->rstd2, lane_in, N, D, NORM_EPS, ln, &s->n2_r);
-    // raw q, k go through scratch (att_y, att_out; in bf16 mode only rounded, in a->raw_r) into qk_prep,
-    // whose outputs only the attention reads (through qkv_r)
-    real *raw_q = only_rounded(s->att_y); // (also a plain layer's attention output, below)
-    matmul_forward(raw_q, s->n1, &s->n1_r, w->c_q, N, D, D, &m->acts.raw_r);
-    qk_prep_forward(s->qf, s->qn, s->rstd_q, raw_q, &m->acts.raw_r, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
-                    c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[0]);
-    matmul_forward(s->att_out, s->n1, &s->n1_r, w->c_k, N, D, KV, &m->acts.raw_r);
-    qk_prep_forward(s->kf, s->kn, s->rstd_k, s->att_out, &m->acts.raw_r, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
-                    c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[1]);
+    // q, the gate rows' logits (GATED_ATTN), k and v in one product: each token's [q | z | k | v] in a->raw
+    // (in bf16 mode only rounded, in a->raw_r); qk_prep reads q and k from it, and its outputs only the
+    // attention reads (through qkv_r)
+    int Q = gpt_q_rows(c), W = gpt_qkv_width(c);
+    real *raw = m->acts.raw;
+    RoundedInput *raw_r = &m->acts.raw_r;
+    matmul_forward(raw, s->n1, &s->n1_r, w->c_q, N, D, W, raw_r); // (views of raw_r only after it holds raw)
+    RoundedInput q_raw = matmul_input_columns(raw_r, 0), k_raw = matmul_input_columns(raw_r, Q),
+                 v_raw = matmul_input_columns(raw_r, Q + KV);
+    qk_prep_forward(s->qf, s->qn, s->rstd_q, raw, &q_raw, W, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads, c->head_dim,
+                    c->rope_dims, NORM_EPS, &s->qkv_r[0]);
+    qk_prep_forward(s->kf, s->kn, s->rstd_k, columns_from(raw, Q), &k_raw, W, NULL, m->rope_cos, m->rope_sin, B, T,
+                    c->kv_heads, c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[1]);
     int mix_v = c->value_residual && v > 0; // the first block's own v is v0
-    matmul_forward(mix_v ? s->v_raw : s->v, s->n1, &s->n1_r, w->c_v, N, D, KV, NULL);
+    matmul_input_values(mix_v ? s->v_raw : s->v, &v_raw, N, KV, W);
     if (c->ve_slot[l] >= 0) axpy_forward(mix_v ? s->v_raw : s->v, ve_coef(m, l), m->acts.ve.p, (size_t)N * KV); // + VE
     real lam[2];
     if (mix_v) value_mix_forward(s->v, s->v_raw, m->acts.blocks[0].v, value_lambdas(m, w, lam), (size_t)N * KV);
     matmul_input_round(&s->qkv_r[2], s->v, (size_t)N * KV);
     int plain = gpt_attn_plain(m, v); // the output goes straight into the projection's rounded input
-    attention_forward(plain ? raw_q : s->att_y, s->lse, s->qf, s->kf, s->v, s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim,
+    attention_forward(plain ? only_rounded(s->att_y) : s->att_y, s->lse, s->qf, s->kf, s->v, s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim,
                       plain ? &s->proj_r : NULL);
     if (l >= c->xsa_from) xsa_forward(s->att_x, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
-    if (c->attn_gates) { // gate logits from the attention's input, computed in place into s->gate
-        matmul_forward(s->gate, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates, NULL);
+    if (c->attn_gates) { // gate logits from the attention's input (the fused product's, or attn_gate's), in place into s->gate
+        RoundedInput z = matmul_input_columns(raw_r, D);
+        if (c->gate_in_q) matmul_input_values(s->gate, &z, N, c->attn_gates, W);
+        else matmul_forward(s->gate, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates, NULL);
         attn_gate_forward(s->att_g, s->gate, gpt_attn_output(m, v), s->gate, w->attn_gate_b, N, c->heads, c->head_dim,
                           c->attn_gates, 1);
     }
@@ -739,14 +755,21 @@ static void block_backward(GPT *m, int v, int lanes) {
         add_scalar(m, m->g.ve_layer_scales + k, dcoef * scalar(m, m->p.ve.scale));
         add_scalar(m, m->g.ve.scale, dcoef * scalar(m, m->p.ve_layer_scales + k));
     }
-    qk_prep_backward(a->dq, g->q_gain, a->dq, s->qn, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
-                     c->head_dim, c->rope_dims, &a->dq_r);
-    qk_prep_backward(a->dk, NULL, a->dk, s->kn, s->rstd_k, NULL, m->rope_cos, m->rope_sin, B, T, c->kv_heads,
-                     c->head_dim, c->rope_dims, &a->dk_r);
-    matmul_backward(a->dn, g->c_q, a->dq, &a->dq_r, s->n1, &s->n1_r, w->c_q, N, D, D, 0, NULL);
-    matmul_backward(a->dn, g->c_k, a->dk, &a->dk_r, s->n1, &s->n1_r, w->c_k, N, D, KV, 1, NULL);
-    matmul_backward(a->dn, g->c_v, a->dv, NULL, s->n1, &s->n1_r, w->c_v, N, D, KV, 1, NULL);
-    if (c->attn_gates)
+    // the fused projection's output gradient [dq | dz | dk | dv] (as block_forward's raw), one column block
+    // per op, then its two products (in bf16 mode only rounded, in dqkv_r)
+    int Q = gpt_q_rows(c), W = gpt_qkv_width(c);
+    real *dqkv = a->dqkv;
+    matmul_input_hold(&a->dqkv_r, dqkv, (size_t)N * W);
+    RoundedInput dq_c = matmul_input_columns(&a->dqkv_r, 0), dz_c = matmul_input_columns(&a->dqkv_r, D),
+                 dk_c = matmul_input_columns(&a->dqkv_r, Q), dv_c = matmul_input_columns(&a->dqkv_r, Q + KV);
+    qk_prep_backward(dqkv, W, g->q_gain, a->dq, s->qn, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
+                     c->head_dim, c->rope_dims, &dq_c);
+    qk_prep_backward(columns_from(dqkv, Q), W, NULL, a->dk, s->kn, s->rstd_k, NULL, m->rope_cos, m->rope_sin, B, T,
+                     c->kv_heads, c->head_dim, c->rope_dims, &dk_c);
+    copy_into_columns(columns_from(dqkv, Q + KV), W, a->dv, N, KV, &dv_c);
+    if (c->gate_in_q) copy_into_columns(columns_from(dqkv, D), W, a->dh, N, c->attn_gates, &dz_c);
+    matmul_backward(a->dn, g->c_q, dqkv, &a->dqkv_r, s->n1, &s->n1_r, w->c_q, N, D, W, 0, NULL);
+    if (c->attn_gates && !c->gate_in_q)
         matmul_backward(a->dn, g->attn_gate_w, a->dh, NULL, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates, 1, NULL);
     rmsnorm_backward(a->dx, a->dn, s->n1, s->rstd1, N, D, ln, 1);
     // xm = mix[0] * x_in + mix[1] * x0

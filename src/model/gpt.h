@@ -99,10 +99,14 @@ typedef struct {
     const int32_t *targets;
     // backward scratch
     real *dx, *dx0, *dres, *dn, *dq, *dk, *dv, *dv_xsa, *dv0, *datt, *dh, *dskip;
+    real *dqkv;         // the fused q/k/v projection's output gradient [N, gpt_qkv_width] (NULL in bf16 mode)
     real *backward_mem; // owns them (dx and dres trade places after each block)
-    RoundedInput dres_r, dh_r, dq_r, dk_r; // output gradients rounded by the ops that write them, for the matmuls
+    RoundedInput dres_r, dh_r, dqkv_r; // output gradients rounded by the ops that write them, for the matmuls
     RoundedInput dha_r; // d(h_act) from mlp.proj's backward, for the activation's (in bf16 mode only rounded)
-    RoundedInput raw_r; // the raw q, then the raw k, for their preparation (in bf16 mode only rounded)
+    // the fused q/k/v projection's output [N, gpt_qkv_width] (each token's q, gate logits, k, v), for their
+    // preparation: raw (owned by emb; NULL in bf16 mode), raw_r (in bf16 mode the only copy)
+    real *raw;
+    RoundedInput raw_r;
     RoundedInput datt_r; // d(attention output) where only the attention's backward reads it (gpt_attn_plain)
 } Activations;
 
@@ -155,6 +159,10 @@ void gpt_set_recurrence(GPT *m, int on);
 static inline const real *gpt_attn_output(const GPT *m, int v) {
     return m->order[v] >= m->cfg.xsa_from ? m->acts.blocks[v].att_x : m->acts.blocks[v].att_y;
 }
+// The attention's input projections run as one product: c_q (with GATED_ATTN's gate rows), c_k and c_v
+// are consecutive rows of the parameter block, so each token gets [q | gate logits | k | v] at once.
+static inline int gpt_q_rows(const GPTConfig *c) { return c->dim + (c->gate_in_q ? c->attn_gates : 0); }
+static inline int gpt_qkv_width(const GPTConfig *c) { return gpt_q_rows(c) + 2 * c->kv_dim; }
 // Whether the attention output at position v feeds only the output projection (no XSA, no gate): the
 // attention then writes it into the block's proj_r, and in bf16 mode only there (only rounded).
 static inline int gpt_attn_plain(const GPT *m, int v) { return m->order[v] < m->cfg.xsa_from && !m->cfg.attn_gates; }

@@ -52,12 +52,24 @@ typedef struct RoundedInput {
     int bf16;       // rounded in bf16 mode (else it holds nothing)
     void *rounded;  // backend memory: bf16 on CUDA, floats holding bf16 values on the CPU
     size_t capacity;
+    int view;       // a column view (matmul_input_columns): owns nothing, cannot grow
 } RoundedInput;
 void matmul_input_round(RoundedInput *r, const real *x, size_t n);
 void matmul_input_free(RoundedInput *r);
-// out [n] = the first n values r holds as its products read them: rounded in bf16 mode, else the values
-// themselves. For readers of a result kept only rounded (GPTQ's calibration reads the MLP activation).
-void matmul_input_values(real *out, const RoundedInput *r, size_t n);
+// Makes r hold x [n] without writing it: the ops given its column views write the values (the fused
+// q/k/v projection's output gradient is assembled that way, one column block per op).
+void matmul_input_hold(RoundedInput *r, const real *x, size_t n);
+// The part of r from value `col` on, for an op that reads or writes one column block of a wider row-major
+// matrix r holds (the op is given the row stride): of and rounded shifted by col. Owns nothing.
+RoundedInput matmul_input_columns(const RoundedInput *r, size_t col);
+// out [rows, cols] (contiguous) = the values r holds as its products read them, rows `ld` apart: rounded
+// in bf16 mode, else r->of's. For readers of a result kept only rounded (GPTQ's calibration reads the MLP
+// activation) and for one column block of a wider result (v from the fused q/k/v projection).
+void matmul_input_values(real *out, const RoundedInput *r, int rows, int cols, int ld);
+// dst [rows, cols] at row stride ld (one column block of a wider matrix) = x [rows, cols] (contiguous);
+// dst_r: NULL, or a column view (matmul_input_columns) made to hold dst's block with x rounded into it.
+// dst may be NULL in bf16 mode with dst_r, as relu2_forward's out.
+void copy_into_columns(real *dst, int ld, const real *x, int rows, int cols, RoundedInput *dst_r);
 static inline int rounded_input_holds(const RoundedInput *r, const real *x, size_t n, int bf16) {
     return r->of == x && r->n >= n && (!bf16 || r->bf16);
 }
@@ -89,15 +101,20 @@ void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real 
 
 // ---------------------------------------------------------------- rotary + query/key preparation
 // (the cos/sin tables the rotary ops read come from model/host_tables.h, uploaded)
-// For q (gain != NULL) or k (gain == NULL), x is [B,T,nh,Dh]:
+// For q (gain != NULL) or k (gain == NULL), x is [B,T,nh,Dh], its B*T rows `ldx` apart (a column block
+// of the fused q/k/v projection's output; nh*Dh when alone):
 //   xn = rmsnorm(x) over Dh (saved with rstd[B*T*nh]); out = rope(xn) * gain[h], where rope rotates
 //   the first `rot` dims of each head (rotate-half within them) and passes the rest through.
-// x_r as relu2_forward's inp_r (the raw projection kept only rounded); out_r: NULL, or out rounded for
-// the attention (as rmsnorm_forward's), out may then be NULL in bf16 mode as relu2_forward's out.
-void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const RoundedInput *x_r, const real *gain,
+// x_r as relu2_forward's inp_r (the raw projection kept only rounded; a column view of it); out_r: NULL,
+// or out rounded for the attention (as rmsnorm_forward's), out may then be NULL in bf16 mode as
+// relu2_forward's out. xn, out contiguous.
+void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const RoundedInput *x_r, int ldx, const real *gain,
                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r);
-// dx from dout; dgain[nh] += sum(dout * rope(xn)) when gain != NULL; dx_r as rmsnorm_forward's out_r.
-void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
+// dx from dout (contiguous); dx's B*T rows `ld_dx` apart, as qk_prep_forward's x (a column block of the
+// fused projection's output gradient), aliasing dout only when ld_dx is nh*Dh; dx_r: NULL, or a column
+// view made to hold dx rounded (dx may then be NULL in bf16 mode, as relu2_forward's out);
+// dgain[nh] += sum(dout * rope(xn)) when gain != NULL.
+void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
                       const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, RoundedInput *dx_r);
 
 // ---------------------------------------------------------------- attention

@@ -110,30 +110,32 @@ TEST(grad_rmsnorm) {
 // ---------------------------------------------------------------- q/k preparation (norm + rope + gain)
 
 typedef struct {
-    int B, T, nh, Dh, rot;
+    int B, T, nh, Dh, rot, ld;
     real *x, *xn, *rstd, *out, *gain, *cos_t, *sin_t, *R;
 } QkCtx;
 
 static double qk_loss(void *p) {
     QkCtx *c = p;
-    qk_prep_forward(c->out, c->xn, c->rstd, c->x, NULL, c->gain, c->cos_t, c->sin_t, c->B, c->T, c->nh, c->Dh, c->rot, 1e-7,
-                    NULL);
+    qk_prep_forward(c->out, c->xn, c->rstd, c->x, NULL, c->ld, c->gain, c->cos_t, c->sin_t, c->B, c->T, c->nh, c->Dh, c->rot,
+                    1e-7, NULL);
     return dot(c->out, c->R, (size_t)c->B * c->T * c->nh * c->Dh);
 }
 
-static void qk_case(const char *label, int rot, int with_gain) {
-    QkCtx c = {2, 5, 3, 8, rot};
-    size_t n = (size_t)c.B * c.T * c.nh * c.Dh;
-    c.x = randn(n, 1), c.xn = ops_alloc(n), c.rstd = ops_alloc(n), c.out = ops_alloc(n), c.R = randn(n, 1);
+// pad: x's rows (and dx's) `pad` values longer than a token's heads, as a column block of a wider matrix;
+// the padding's gradient is zero, and dx must leave it so.
+static void qk_case(const char *label, int rot, int with_gain, int pad) {
+    QkCtx c = {2, 5, 3, 8, rot, 3 * 8 + pad};
+    size_t n = (size_t)c.B * c.T * c.nh * c.Dh, nx = (size_t)c.B * c.T * c.ld;
+    c.x = randn(nx, 1), c.xn = ops_alloc(n), c.rstd = ops_alloc(n), c.out = ops_alloc(n), c.R = randn(n, 1);
     c.gain = with_gain ? randn(3, 1) : NULL;
     c.cos_t = ops_alloc((size_t)c.T * rot / 2), c.sin_t = ops_alloc((size_t)c.T * rot / 2);
     rope_tables(c.cos_t, c.sin_t, c.T, rot, 100.0, 0);
     qk_loss(&c);
-    real *dx = ops_alloc(n), *dg = ops_alloc(3);
-    qk_prep_backward(dx, dg, c.R, c.xn, c.rstd, c.gain, c.cos_t, c.sin_t, c.B, c.T, c.nh, c.Dh, rot, NULL);
+    real *dx = ops_alloc(nx), *dg = ops_alloc(3);
+    qk_prep_backward(dx, c.ld, dg, c.R, c.xn, c.rstd, c.gain, c.cos_t, c.sin_t, c.B, c.T, c.nh, c.Dh, rot, NULL);
     char what[64];
     snprintf(what, sizeof what, "%s dx", label);
-    check_fd(what, c.x, n, dx, qk_loss, &c, 120);
+    check_fd(what, c.x, nx, dx, qk_loss, &c, 120);
     if (with_gain) {
         snprintf(what, sizeof what, "%s dgain", label);
         check_fd(what, c.gain, 3, dg, qk_loss, &c, 10);
@@ -141,9 +143,10 @@ static void qk_case(const char *label, int rot, int with_gain) {
 }
 
 TEST(grad_qk_prep) {
-    qk_case("qk_prep q", 8, 1);
-    qk_case("qk_prep k", 8, 0);
-    qk_case("qk_prep partial rope", 4, 1);
+    qk_case("qk_prep q", 8, 1, 0);
+    qk_case("qk_prep k", 8, 0, 0);
+    qk_case("qk_prep partial rope", 4, 1, 0);
+    qk_case("qk_prep from a column block", 4, 1, 5);
 }
 
 // ---------------------------------------------------------------- attention

@@ -102,9 +102,10 @@ static const real *matmul_operand(int slot, const real *x, size_t n) {
 
 real *cpu_rounded_storage(RoundedInput *r, const real *x, size_t n) {
     if (!r) return NULL;
-    *r = (RoundedInput){.of = x, .n = n, .bf16 = g_matmul_bf16, .rounded = r->rounded, .capacity = r->capacity};
+    *r = (RoundedInput){.of = x, .n = n, .bf16 = g_matmul_bf16, .rounded = r->rounded, .capacity = r->capacity, .view = r->view};
     if (!g_matmul_bf16) return NULL;
     if (n > r->capacity) {
+        if (r->view) die("internal: a column view of %zu values asked to hold %zu", r->capacity, n);
         free(r->rounded);
         r->rounded = xmalloc(n * sizeof(real));
         r->capacity = n;
@@ -131,13 +132,36 @@ const real *cpu_input_values(const char *op, const real *x, const RoundedInput *
 }
 
 void matmul_input_free(RoundedInput *r) {
+    if (r->view) die("internal: a column view owns nothing to free");
     free(r->rounded);
     *r = (RoundedInput){0};
 }
 
-void matmul_input_values(real *out, const RoundedInput *r, size_t n) {
+void matmul_input_hold(RoundedInput *r, const real *x, size_t n) { cpu_rounded_storage(r, x, n); }
+
+RoundedInput matmul_input_columns(const RoundedInput *r, size_t col) {
+    if (col > r->n) die("internal: column %zu of a rounded input holding %zu values", col, r->n);
+    return (RoundedInput){.of = r->of ? r->of + col : NULL, .n = r->n - col, .bf16 = r->bf16,
+                          .rounded = r->rounded ? (real *)r->rounded + col : NULL,
+                          .capacity = r->capacity > col ? r->capacity - col : 0, .view = 1};
+}
+
+void matmul_input_values(real *out, const RoundedInput *r, int rows, int cols, int ld) {
+    size_t n = gemm_operand_extent(rows, cols, ld);
     if (n > r->n) die("matmul_input_values: %zu values asked of a rounded input holding %zu", n, r->n);
-    memcpy(out, r->bf16 ? (const real *)r->rounded : r->of, n * sizeof(real));
+    const real *src = r->bf16 ? (const real *)r->rounded : r->of;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < rows; i++) memcpy(out + (size_t)i * cols, src + (size_t)i * ld, (size_t)cols * sizeof(real));
+}
+
+void copy_into_columns(real *dst, int ld, const real *x, int rows, int cols, RoundedInput *dst_r) {
+    real *rounded = cpu_rounded_output(__func__, dst, dst_r, gemm_operand_extent(rows, cols, ld));
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < rows; i++) {
+        const real *src = x + (size_t)i * cols;
+        if (dst) memcpy(dst + (size_t)i * ld, src, (size_t)cols * sizeof(real));
+        if (rounded) cpu_round_into(rounded + (size_t)i * ld, src, (size_t)cols);
+    }
 }
 
 // A linear layer's input (or output gradient) as its matmuls read it: from r when given (checked), else rounded here.

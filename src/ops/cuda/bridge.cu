@@ -63,7 +63,14 @@ void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, cons
 }
 void matmul_input_round(RoundedInput *r, const real *x, size_t n) { cuda_matmul_input_round(r, x, n); }
 void matmul_input_free(RoundedInput *r) { cuda_matmul_input_free(r); }
-void matmul_input_values(real *out, const RoundedInput *r, size_t n) { cuda_matmul_input_values(out, r, n); }
+void matmul_input_hold(RoundedInput *r, const real *x, size_t n) { cuda_matmul_input_hold(r, x, n); }
+RoundedInput matmul_input_columns(const RoundedInput *r, size_t col) { return cuda_matmul_input_columns(r, col); }
+void matmul_input_values(real *out, const RoundedInput *r, int rows, int cols, int ld) {
+    cuda_matmul_input_values(out, r, rows, cols, ld);
+}
+void copy_into_columns(real *dst, int ld, const real *x, int rows, int cols, RoundedInput *dst_r) {
+    cuda_copy_into_columns(dst, ld, x, rows, cols, dst_r);
+}
 void matmul_forward(real *out, const real *inp, const RoundedInput *inp_r, const real *w, int N, int C_in, int C_out,
                     RoundedInput *out_r) {
     cuda_matmul_forward(out, inp, inp_r, w, N, C_in, C_out, out_r);
@@ -88,13 +95,13 @@ void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real 
     cuda_rmsnorm_backward(dinp, dout, out, rstd, rows, C, scale, accumulate);
 }
 
-void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const RoundedInput *x_r, const real *gain,
+void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const RoundedInput *x_r, int ldx, const real *gain,
                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r) {
-    cuda_qk_prep_forward(out, xn, rstd, x, x_r, gain, cos_t, sin_t, B, T, nh, Dh, rot, eps, out_r);
+    cuda_qk_prep_forward(out, xn, rstd, x, x_r, ldx, gain, cos_t, sin_t, B, T, nh, Dh, rot, eps, out_r);
 }
-void qk_prep_backward(real *dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
+void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
                       const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, RoundedInput *dx_r) {
-    cuda_qk_prep_backward(dx, dgain, dout, xn, rstd, gain, cos_t, sin_t, B, T, nh, Dh, rot, dx_r);
+    cuda_qk_prep_backward(dx, ld_dx, dgain, dout, xn, rstd, gain, cos_t, sin_t, B, T, nh, Dh, rot, dx_r);
 }
 
 void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, const RoundedInput *qkv_r, int B,

@@ -88,9 +88,10 @@ static void linear_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n
 
 __nv_bfloat16 *cuda_rounded_storage(RoundedInput *r, const float *x, size_t n) {
     if (!r) return nullptr;
-    *r = RoundedInput{x, n, g_matmul_bf16, r->rounded, r->capacity};
+    *r = RoundedInput{x, n, g_matmul_bf16, r->rounded, r->capacity, r->view};
     if (!g_matmul_bf16) return nullptr;
     if (n > r->capacity) {
+        if (r->view) die("internal: a column view of %zu values asked to hold %zu", r->capacity, n);
         cuda_free(r->rounded);
         CUDA_CHECK(cudaMalloc(&r->rounded, n * sizeof(__nv_bfloat16))); // 256-byte aligned, as round_to_bf16 wants
         r->capacity = n;
@@ -104,14 +105,53 @@ extern "C" void cuda_matmul_input_round(RoundedInput *r, const float *x, size_t 
 }
 
 extern "C" void cuda_matmul_input_free(RoundedInput *r) {
+    if (r->view) die("internal: a column view owns nothing to free");
     cuda_free(r->rounded);
     *r = RoundedInput{};
 }
 
-extern "C" void cuda_matmul_input_values(float *out, const RoundedInput *r, size_t n) {
+extern "C" void cuda_matmul_input_hold(RoundedInput *r, const float *x, size_t n) { cuda_rounded_storage(r, x, n); }
+
+extern "C" RoundedInput cuda_matmul_input_columns(const RoundedInput *r, size_t col) {
+    if (col > r->n) die("internal: column %zu of a rounded input holding %zu values", col, r->n);
+    return RoundedInput{r->of ? r->of + col : nullptr, r->n - col, r->bf16,
+                        r->rounded ? (void *)((__nv_bfloat16 *)r->rounded + col) : nullptr,
+                        r->capacity > col ? r->capacity - col : 0, 1};
+}
+
+// out [rows, cols] = in's rows `ld` apart, widened from bf16 or copied (one thread per output value)
+template <class In> __global__ static void gather_columns(float *out, const In *in, int rows, int cols, int ld) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)rows * cols) return;
+    out[i] = as_float(in[i / cols * ld + i % cols]);
+}
+
+template <class In> static void launch_gather_columns(float *out, const In *in, int rows, int cols, int ld) {
+    auto kernel = gather_columns<In>; // through a variable: the emulator's launch rewrite needs a plain name
+    kernel<<<blocks_for((size_t)rows * cols, THREADS), THREADS>>>(out, in, rows, cols, ld);
+    CUDA_CHECK_LAUNCH_AT("cuda_matmul_input_values");
+}
+
+extern "C" void cuda_matmul_input_values(float *out, const RoundedInput *r, int rows, int cols, int ld) {
+    size_t n = gemm_operand_extent(rows, cols, ld);
     if (n > r->n) die("matmul_input_values: %zu values asked of a rounded input holding %zu", n, r->n);
-    if (r->bf16) cuda_bf16_to_float(out, (const __nv_bfloat16 *)r->rounded, n);
-    else CUDA_CHECK(cudaMemcpy(out, r->of, n * sizeof(float), cudaMemcpyDeviceToDevice));
+    if (r->bf16) launch_gather_columns(out, (const __nv_bfloat16 *)r->rounded, rows, cols, ld);
+    else launch_gather_columns(out, r->of, rows, cols, ld);
+}
+
+// dst's rows `ld` apart and/or their rounding dstr = x [rows, cols]
+__global__ static void scatter_columns(float *dst, __nv_bfloat16 *dstr, const float *x, int rows, int cols, int ld) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)rows * cols) return;
+    size_t at = i / cols * ld + i % cols;
+    if (dst) dst[at] = x[i];
+    if (dstr) dstr[at] = __float2bfloat16_rn(x[i]);
+}
+
+extern "C" void cuda_copy_into_columns(float *dst, int ld, const float *x, int rows, int cols, RoundedInput *dst_r) {
+    __nv_bfloat16 *rounded = cuda_rounded_output(__func__, dst, dst_r, gemm_operand_extent(rows, cols, ld));
+    scatter_columns<<<blocks_for((size_t)rows * cols, THREADS), THREADS>>>(dst, rounded, x, rows, cols, ld);
+    CUDA_CHECK_LAUNCH();
 }
 
 const __nv_bfloat16 *cuda_rounded_values(const RoundedInput *r, const float *x, size_t n, const char *what) {

@@ -32,7 +32,10 @@ int cuda_matmul_bf16(void);
 struct RoundedInput;
 void cuda_matmul_input_round(struct RoundedInput *r, const float *inp, size_t n);
 void cuda_matmul_input_free(struct RoundedInput *r);
-void cuda_matmul_input_values(float *out, const struct RoundedInput *r, size_t n);
+void cuda_matmul_input_hold(struct RoundedInput *r, const float *x, size_t n);
+struct RoundedInput cuda_matmul_input_columns(const struct RoundedInput *r, size_t col);
+void cuda_matmul_input_values(float *out, const struct RoundedInput *r, int rows, int cols, int ld);
+void cuda_copy_into_columns(float *dst, int ld, const float *x, int rows, int cols, struct RoundedInput *dst_r);
 void cuda_matmul_forward(float *out, const float *inp, const struct RoundedInput *inp_r, const float *w, int N, int C_in,
                          int C_out, struct RoundedInput *out_r);
 void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const struct RoundedInput *dout_r, const float *inp,
@@ -73,10 +76,10 @@ void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, c
 const char *cuda_attention_name(void);
 
 // ---------------------------------------------------------------- query/key preparation and the seed techniques
-void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const struct RoundedInput *x_r, const float *gain,
-                          const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh, int rot, float eps,
-                          struct RoundedInput *out_r);
-void cuda_qk_prep_backward(float *dx, float *dgain, const float *dout, const float *xn, const float *rstd, const float *gain,
+void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const struct RoundedInput *x_r, int ldx,
+                          const float *gain, const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh, int rot,
+                          float eps, struct RoundedInput *out_r);
+void cuda_qk_prep_backward(float *dx, int ld_dx, float *dgain, const float *dout, const float *xn, const float *rstd, const float *gain,
                            const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh, int rot,
                            struct RoundedInput *dx_r);
 void cuda_xsa_forward(float *out, const float *y, const float *v, int N, int H, int Hkv, int Dh);
