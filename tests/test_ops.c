@@ -166,6 +166,12 @@ TEST(ops_rounded_only_inputs_and_products) {
     scaled_add_backward(dact, ds_r, d, scale, NULL, &pre, N, O, 0, NULL);
     CHECK(!memcmp(xs, xs_r, sizeof xs) && !memcmp(ds, ds_r, sizeof ds) && !memcmp(g, dact, sizeof g),
           "scaled_add through a rounded-only input differs");
+    // a norm's backward from its output gradient kept only rounded (a linear layer's input gradient)
+    float ny[N * O], nrstd[N], ndx[N * O], ndx_r[N * O];
+    rmsnorm_forward(ny, nrstd, d, N, O, 1e-6f, 0.5f, NULL);
+    rmsnorm_backward(ndx, gb, NULL, ny, nrstd, N, O, 0.5f, 0);
+    rmsnorm_backward(ndx_r, d, &grad, ny, nrstd, N, O, 0.5f, 0);
+    CHECK(!memcmp(ndx, ndx_r, sizeof ndx), "rmsnorm backward through a rounded-only output gradient differs");
     // the q/k preparation from a rounded-only raw projection into a rounded-only output, and the
     // attention reading rounded-only q, k (v given, rounded too): as on the rounded values themselves
     enum { T = 5, NH = 2, DH = 8, NQ = T * NH * DH };

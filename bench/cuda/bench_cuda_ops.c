@@ -74,7 +74,7 @@ typedef struct {
 static void rmsnorm_step(void *p) {
     Rows *r = p;
     cuda_rmsnorm_forward(r->out, r->rstd, r->x, r->N, r->C, 1e-6f, 1.0f, NULL);
-    cuda_rmsnorm_backward(r->dx, r->out, r->out, r->rstd, r->N, r->C, 1.0f, 0);
+    cuda_rmsnorm_backward(r->dx, r->out, NULL, r->out, r->rstd, r->N, r->C, 1.0f, 0);
 }
 
 static void xent_step(void *p) {

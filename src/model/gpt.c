@@ -358,8 +358,8 @@ static void free_acts(Activations *a, int n_blocks) {
         for (int i = 0; i < 3; i++) matmul_input_free(&b->qkv_r[i]);
     }
     matmul_input_free(&a->nf_r);
-    RoundedInput *grads_r[] = {&a->dres_r, &a->dh_r, &a->dqkv_r, &a->dha_r, &a->raw_r, &a->datt_r};
-    for (int i = 0; i < 6; i++) matmul_input_free(grads_r[i]);
+    RoundedInput *grads_r[] = {&a->dres_r, &a->dh_r, &a->dqkv_r, &a->dha_r, &a->raw_r, &a->datt_r, &a->dn_r};
+    for (int i = 0; i < 7; i++) matmul_input_free(grads_r[i]);
     free(a->blocks);
     ops_free(a->emb);
     ops_free(a->backward_mem);
@@ -555,11 +555,12 @@ static void branch_backward(const BranchTensors *t, BranchTensors *g, BranchActs
 
 // Results whose readers all take their RoundedInput exist in bf16 mode only rounded: the fp32 values are
 // not written, and the buffer is NULL, so a reader of them fails instead of seeing stale values. Those
-// that only such results use are not allocated in bf16 mode (qf, kf, att_out, h_pre, h_act, mlp_out: the
-// prepared q and k, the projections' outputs, the MLP's pre-activation and activation). Buffers that
-// also serve in fp32 elsewhere are passed through this: the raw q's scratch att_y and the attention's
-// output in plain layers (gpt_attn_plain), and the backward's dres, dh and datt (the gradients of the
-// projections' outputs, of the MLP's hidden tensors and of a plain attention output).
+// that only such results use are not allocated in bf16 mode (qf, kf, att_out, h_pre, h_act, mlp_out, raw,
+// dqkv: the prepared q and k, the projections' outputs, the MLP's pre-activation and activation, the
+// fused q/k/v projection's output and its gradient). Buffers that also serve in fp32 elsewhere are
+// passed through this: the attention's output att_y in plain layers (gpt_attn_plain), and the
+// backward's dres, dh, datt and dn (the gradients of the projections' outputs, of the MLP's hidden
+// tensors, of a plain attention output and of the norms' outputs).
 static real *only_rounded(real *x) { return ops_matmul_bf16() ? NULL : x; }
 
 // x's values from column col on (a column block of a wider matrix), or NULL where x exists only rounded
@@ -713,12 +714,13 @@ static void block_backward(GPT *m, int v, int lanes) {
     matmul_backward(dh, g->mlp_proj, dres, &a->dres_r, s->h_act, &s->h_r, w->mlp_proj, N, F, D, 0, &a->dha_r);
     real ln = block_ln_scale(c, l);
     relu2_backward(dh, dh, &a->dha_r, s->h_pre, &s->h_pre_r, (size_t)N * F, (real)c->negative_slope, &a->dh_r);
-    matmul_backward(a->dn, g->fc, dh, &a->dh_r, s->n2, &s->n2_r, w->fc, N, D, F, 0, NULL);
+    real *dn = only_rounded(a->dn); // the norms' output gradients, read only by their backward (in dn_r)
+    matmul_backward(dn, g->fc, dh, &a->dh_r, s->n2, &s->n2_r, w->fc, N, D, F, 0, &a->dn_r);
     if (parallel || lanes) { // the attention output adds to x_out itself: take its gradient before the MLP's norm path
         scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, &s->att_out_r, N, D, 0, &a->dres_r);
-        rmsnorm_backward(dmlp, a->dn, s->n2, s->rstd2, N, D, ln, 1);
+        rmsnorm_backward(dmlp, dn, &a->dn_r, s->n2, s->rstd2, N, D, ln, 1);
     } else { // x_mid = xm + attn_scale * att_out
-        rmsnorm_backward(a->dx, a->dn, s->n2, s->rstd2, N, D, ln, 1);
+        rmsnorm_backward(a->dx, dn, &a->dn_r, s->n2, s->rstd2, N, D, ln, 1);
         scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, &s->att_out_r, N, D, 0, &a->dres_r);
     }
     // the attention output's gradient: only rounded where only the attention's backward reads it (plain, as
@@ -768,10 +770,10 @@ static void block_backward(GPT *m, int v, int lanes) {
                      c->kv_heads, c->head_dim, c->rope_dims, &dk_c);
     copy_into_columns(columns_from(dqkv, Q + KV), W, a->dv, N, KV, &dv_c);
     if (c->gate_in_q) copy_into_columns(columns_from(dqkv, D), W, a->dh, N, c->attn_gates, &dz_c);
-    matmul_backward(a->dn, g->c_q, dqkv, &a->dqkv_r, s->n1, &s->n1_r, w->c_q, N, D, W, 0, NULL);
+    matmul_backward(dn, g->c_q, dqkv, &a->dqkv_r, s->n1, &s->n1_r, w->c_q, N, D, W, 0, &a->dn_r);
     if (c->attn_gates && !c->gate_in_q)
-        matmul_backward(a->dn, g->attn_gate_w, a->dh, NULL, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates, 1, NULL);
-    rmsnorm_backward(a->dx, a->dn, s->n1, s->rstd1, N, D, ln, 1);
+        matmul_backward(dn, g->attn_gate_w, a->dh, NULL, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates, 1, &a->dn_r);
+    rmsnorm_backward(a->dx, dn, &a->dn_r, s->n1, s->rstd1, N, D, ln, 1);
     // xm = mix[0] * x_in + mix[1] * x0
     resid_mix_backward(a->dres, a->dx0, g->resid_mix, a->dx, s->x_in, a->x0, w->resid_mix, N, D);
     real *dx_in = a->dres; // dres holds dL/d(x_in): the buffers trade roles instead of copying
@@ -786,8 +788,9 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     // head: logits = nf W^T, loss = softcap cross-entropy (z is overwritten by its gradient)
     softcap_xent_backward(a->logits, a->targets, N, c->vocab, (real)c->softcap, loss_scale / (real)N);
     real *dW = c->tied ? m->g.tok_emb : m->g.lm_head;
-    matmul_backward(a->dn, dW, a->logits, NULL, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab, 0, NULL);
-    rmsnorm_backward(a->dx, a->dn, a->nf, a->rstd_f, N, D, 1, 0);
+    real *dn = only_rounded(a->dn);
+    matmul_backward(dn, dW, a->logits, NULL, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab, 0, &a->dn_r);
+    rmsnorm_backward(a->dx, dn, &a->dn_r, a->nf, a->rstd_f, N, D, 1, 0);
     ops_zero(a->dx0, ND);
     if (c->value_residual) ops_zero(a->dv0, (size_t)N * c->kv_dim);
     if (c->n_ve) ops_zero(a->ve.dp, (size_t)N * c->kv_dim);
@@ -819,10 +822,10 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     add_inplace(a->dx0, a->dx, ND); // block 0's input is x0 itself
     if (c->smear) {
         smear_backward(a->dn, m->g.smear_gate, a->dx0, a->emb_n, m->p.smear_gate, a->B, a->T, D);
-        rmsnorm_backward(a->dx0, a->dn, a->emb_n, a->emb_rstd, N, D, 1, 0);
+        rmsnorm_backward(a->dx0, a->dn, NULL, a->emb_n, a->emb_rstd, N, D, 1, 0);
         ops_copy(a->dn, a->dx0, ND);
     } else {
-        rmsnorm_backward(a->dn, a->dx0, a->x0, a->emb_rstd, N, D, 1, 0);
+        rmsnorm_backward(a->dn, a->dx0, NULL, a->x0, a->emb_rstd, N, D, 1, 0);
     }
     embedding_backward(m->g.tok_emb, a->dn, x, N, D);
     if (c->n_ve) branch_backward(&m->p.ve, &m->g.ve, &a->ve, x, N, c->ve_dim, c->kv_dim);

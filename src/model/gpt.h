@@ -108,6 +108,7 @@ typedef struct {
     real *raw;
     RoundedInput raw_r;
     RoundedInput datt_r; // d(attention output) where only the attention's backward reads it (gpt_attn_plain)
+    RoundedInput dn_r;   // a norm's output gradient from its readers' products (in bf16 mode only rounded)
 } Activations;
 
 // The scalar parameters the model uses as host numbers (value-residual lambdas, the VE and BigramHash

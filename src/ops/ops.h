@@ -96,8 +96,10 @@ void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int 
 // or out rounded for the matmuls that read it, as matmul_input_round(out_r, out) (CUDA: in the same pass).
 void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale, RoundedInput *out_r);
 // dinp = rstd * (scale dout - (out / scale) mean(dout * out)); accumulates into dinp when accumulate.
-void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real *rstd, int rows, int C, real scale,
-                      int accumulate);
+// dout_r as relu2_forward's inp_r: a linear layer's input gradient kept only rounded (the reference's is
+// bf16 too).
+void rmsnorm_backward(real *dinp, const real *dout, const RoundedInput *dout_r, const real *out, const real *rstd, int rows,
+                      int C, real scale, int accumulate);
 
 // ---------------------------------------------------------------- rotary + query/key preparation
 // (the cos/sin tables the rotary ops read come from model/host_tables.h, uploaded)

@@ -202,14 +202,23 @@ TEST(cuda_rmsnorm_and_head) {
         float *gx = to_device(x, (size_t)R * C), *gdy = to_device(dy, (size_t)R * C), *gdx = to_device(dx, (size_t)R * C);
         float *gy = cuda_alloc((size_t)R * C), *grstd = cuda_alloc((size_t)R);
         rmsnorm_forward(y, rstd, x, R, C, 1.1920929e-07f, 0.5f, NULL);
-        rmsnorm_backward(dx, dy, y, rstd, R, C, 0.5f, 1); // accumulate onto the random dx both sides start from
+        rmsnorm_backward(dx, dy, NULL, y, rstd, R, C, 0.5f, 1); // accumulate onto the random dx both sides start from
         RoundedInput ry = {0};
         cuda_rmsnorm_forward(gy, grstd, gx, R, C, 1.1920929e-07f, 0.5f, &ry);
-        cuda_rmsnorm_backward(gdx, gdy, gy, grstd, R, C, 0.5f, 1);
+        cuda_rmsnorm_backward(gdx, gdy, NULL, gy, grstd, R, C, 0.5f, 1);
         compare("rmsnorm out", gy, y, (size_t)R * C);
         check_rounded("rmsnorm out", &ry, gy, (size_t)R * C);
         cuda_matmul_input_free(&ry);
         compare("rmsnorm dinp (accum.)", gdx, dx, (size_t)R * C);
+        // from dout kept only rounded (a linear layer's input gradient in bf16 mode)
+        RoundedInput rdy = {0};
+        cuda_matmul_input_round(&rdy, gdy, (size_t)R * C);
+        rdy.of = NULL;
+        for (size_t i = 0; i < (size_t)R * C; i++) dy[i] = bf16_round(dy[i]);
+        rmsnorm_backward(dx, dy, NULL, y, rstd, R, C, 0.5f, 0);
+        cuda_rmsnorm_backward(gdx, NULL, &rdy, gy, grstd, R, C, 0.5f, 0);
+        compare("rmsnorm dinp, rounded dout", gdx, dx, (size_t)R * C);
+        cuda_matmul_input_free(&rdy);
         float *host[] = {x, dy, dx, y, rstd}, *dev[] = {gx, gdy, gdx, gy, grstd};
         for (int i = 0; i < 5; i++) free(host[i]), cuda_free(dev[i]);
     }

@@ -102,7 +102,7 @@ TEST(grad_rmsnorm) {
         c.x = randn(n, 2), c.out = ops_alloc(n), c.rstd = ops_alloc(4), c.R = randn(n, 1), c.scale = scales[k];
         norm_loss(&c);
         real *dx = ops_alloc(n);
-        rmsnorm_backward(dx, c.R, c.out, c.rstd, c.rows, c.C, c.scale, 0);
+        rmsnorm_backward(dx, c.R, NULL, c.out, c.rstd, c.rows, c.C, c.scale, 0);
         check_fd(k ? "rmsnorm (scaled) dx" : "rmsnorm dx", c.x, n, dx, norm_loss, &c, 100);
     }
 }

@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "ops/ops.h"
+#include "ops/cpu/cpu_internal.h"
 
 // inp, out [rows, C]; rstd [rows]; out = scale * x * rstd (scale: LN_SCALE's 1/sqrt(layer+1), else 1)
 void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale, RoundedInput *out_r) {
@@ -19,8 +20,9 @@ void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, re
 }
 
 // y = a * x * s with s = (mean(x^2) + eps)^-1/2  =>  dx = s * (a dy - (y / a) mean(dy * y))
-void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real *rstd, int rows, int C, real scale,
-                      int accumulate) {
+void rmsnorm_backward(real *dinp, const real *dout, const RoundedInput *dout_r, const real *out, const real *rstd, int rows,
+                      int C, real scale, int accumulate) {
+    dout = cpu_input_values(__func__, dout, dout_r, (size_t)rows * C);
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++) {
         const real *dy = dout + (size_t)r * C, *y = out + (size_t)r * C;

@@ -90,9 +90,9 @@ void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int 
 void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale, RoundedInput *out_r) {
     cuda_rmsnorm_forward(out, rstd, inp, rows, C, eps, scale, out_r);
 }
-void rmsnorm_backward(real *dinp, const real *dout, const real *out, const real *rstd, int rows, int C, real scale,
-                      int accumulate) {
-    cuda_rmsnorm_backward(dinp, dout, out, rstd, rows, C, scale, accumulate);
+void rmsnorm_backward(real *dinp, const real *dout, const RoundedInput *dout_r, const real *out, const real *rstd, int rows,
+                      int C, real scale, int accumulate) {
+    cuda_rmsnorm_backward(dinp, dout, dout_r, out, rstd, rows, C, scale, accumulate);
 }
 
 void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const RoundedInput *x_r, int ldx, const real *gain,

@@ -45,8 +45,8 @@ void cuda_matmul_backward(float *dinp, float *dw, const float *dout, const struc
 // ---------------------------------------------------------------- rows: norm and head
 void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale,
                           struct RoundedInput *out_r);
-void cuda_rmsnorm_backward(float *dinp, const float *dout, const float *out, const float *rstd, int rows, int C,
-                           float scale, int accumulate);
+void cuda_rmsnorm_backward(float *dinp, const float *dout, const struct RoundedInput *dout_r, const float *out,
+                           const float *rstd, int rows, int C, float scale, int accumulate);
 void cuda_softcap_xent_forward(float *loss, const float *z, const int32_t *targets, int N, int V, float cap);
 void cuda_softcap_xent_backward(float *z, const int32_t *targets, int N, int V, float cap, float scale);
 
