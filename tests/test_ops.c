@@ -175,21 +175,20 @@ TEST(ops_rounded_only_inputs_and_products) {
     // the q/k preparation from a rounded-only raw projection into a rounded-only output, and the
     // attention reading rounded-only q, k (v given, rounded too): as on the rounded values themselves
     enum { T = 5, NH = 2, DH = 8, NQ = T * NH * DH };
-    static float q[NQ], qb[NQ], xn[NQ], xn_r[NQ], rstd[T * NH], rstd_r[T * NH], cs[T * DH / 2], sn[T * DH / 2], y[NQ], y_r[NQ];
+    static float q[NQ], qb[NQ], rstd[T * NH], rstd_r[T * NH], cs[T * DH / 2], sn[T * DH / 2], y[NQ], y_r[NQ];
     float gain[NH] = {1.5f, 0.5f}, lse[NH * T], lse_r[NH * T];
     for (int i = 0; i < NQ; i++) q[i] = (float)rng_normal(&r), qb[i] = bf16_round(q[i]);
     for (int i = 0; i < T * DH / 2; i++) cs[i] = cosf(0.3f * i), sn[i] = sinf(0.3f * i);
     RoundedInput raw = {0}, qkv[3] = {{0}}, qkv_full = {0};
     matmul_input_round(&raw, q, NQ);
-    qk_prep_forward(y, xn, rstd, qb, NULL, NH * DH, gain, cs, sn, 1, T, NH, DH, DH, 1e-6f, &qkv_full);
-    qk_prep_forward(NULL, xn_r, rstd_r, q, &raw, NH * DH, gain, cs, sn, 1, T, NH, DH, DH, 1e-6f, &qkv[0]);
-    CHECK(!memcmp(xn, xn_r, sizeof xn) && !memcmp(rstd, rstd_r, sizeof rstd) && qkv[0].of == NULL &&
-              !memcmp(qkv_full.rounded, qkv[0].rounded, sizeof xn),
+    qk_prep_forward(y, rstd, qb, NULL, NH * DH, gain, cs, sn, 1, T, NH, DH, DH, 1e-6f, &qkv_full);
+    qk_prep_forward(NULL, rstd_r, q, &raw, NH * DH, gain, cs, sn, 1, T, NH, DH, DH, 1e-6f, &qkv[0]);
+    CHECK(!memcmp(rstd, rstd_r, sizeof rstd) && qkv[0].of == NULL && !memcmp(qkv_full.rounded, qkv[0].rounded, sizeof y),
           "qk_prep through a rounded-only input into a rounded-only output differs");
-    qk_prep_forward(NULL, xn_r, rstd_r, q, &raw, NH * DH, NULL, cs, sn, 1, T, NH, DH, DH, 1e-6f, &qkv[1]); // k: the same rows, no gain
+    qk_prep_forward(NULL, rstd_r, q, &raw, NH * DH, NULL, cs, sn, 1, T, NH, DH, DH, 1e-6f, &qkv[1]); // k: the same rows, no gain
     matmul_input_round(&qkv[2], q, NQ);
     float *qr = qkv_full.rounded, kr[NQ];
-    qk_prep_forward(kr, xn, rstd, qb, NULL, NH * DH, NULL, cs, sn, 1, T, NH, DH, DH, 1e-6f, NULL);
+    qk_prep_forward(kr, rstd, qb, NULL, NH * DH, NULL, cs, sn, 1, T, NH, DH, DH, 1e-6f, NULL);
     for (int i = 0; i < NQ; i++) kr[i] = bf16_round(kr[i]);
     ops_set_matmul_bf16(0);
     attention_forward(y, lse, qr, kr, qb, NULL, 1, T, NH, NH, DH, NULL);
@@ -273,7 +272,7 @@ static void view_overflow(void *arg) {
 
 TEST(ops_column_blocks) {
     enum { T = 5, NH = 2, DH = 8, Q = NH * DH, Z = 3, K = DH, W = Q + Z + 2 * K, KAT = Q + Z, VAT = Q + Z + K };
-    static float wide[T * W], blk[T * K], kb[T * K], out[T * K], ref[T * K], xn[T * K], xn_r[T * K], rstd[T], rstd_r[T];
+    static float wide[T * W], blk[T * K], kb[T * K], out[T * K], ref[T * K], rstd[T], rstd_r[T];
     static float dout[T * K], dwide[T * W], vals[T * K], cs[T * DH / 2], sn[T * DH / 2];
     Rng r;
     rng_seed(&r, 21);
@@ -292,9 +291,9 @@ TEST(ops_column_blocks) {
                 kb[t * K + j] = bf16 ? bf16_round(k) : k;
             }
         RoundedInput k_view = matmul_input_columns(&wide_r, KAT), v_view = matmul_input_columns(&wide_r, VAT);
-        qk_prep_forward(ref, xn, rstd, kb, NULL, K, NULL, cs, sn, 1, T, 1, DH, DH, 1e-6f, NULL);
-        qk_prep_forward(out, xn_r, rstd_r, x, &k_view, W, NULL, cs, sn, 1, T, 1, DH, DH, 1e-6f, NULL);
-        CHECK(!memcmp(ref, out, sizeof out) && !memcmp(xn, xn_r, sizeof xn) && !memcmp(rstd, rstd_r, sizeof rstd),
+        qk_prep_forward(ref, rstd, kb, NULL, K, NULL, cs, sn, 1, T, 1, DH, DH, 1e-6f, NULL);
+        qk_prep_forward(out, rstd_r, x, &k_view, W, NULL, cs, sn, 1, T, 1, DH, DH, 1e-6f, NULL);
+        CHECK(!memcmp(ref, out, sizeof out) && !memcmp(rstd, rstd_r, sizeof rstd),
               "qk_prep from a column block differs from the block taken out");
         matmul_input_values(vals, &v_view, T, K, W);
         for (int t = 0; t < T; t++)
@@ -309,8 +308,8 @@ TEST(ops_column_blocks) {
         float *dw = bf16 ? NULL : dwide;
         matmul_input_hold(&grad_r, dw, T * W);
         RoundedInput dk_view = matmul_input_columns(&grad_r, KAT), dv_view = matmul_input_columns(&grad_r, VAT);
-        qk_prep_backward(ref, K, NULL, dout, xn, rstd, NULL, cs, sn, 1, T, 1, DH, DH, NULL);
-        qk_prep_backward(dw ? dw + KAT : NULL, W, NULL, dout, xn, rstd, NULL, cs, sn, 1, T, 1, DH, DH, &dk_view);
+        qk_prep_backward(ref, K, NULL, dout, kb, NULL, K, rstd, NULL, cs, sn, 1, T, 1, DH, DH, NULL);
+        qk_prep_backward(dw ? dw + KAT : NULL, W, NULL, dout, x, &k_view, W, rstd, NULL, cs, sn, 1, T, 1, DH, DH, &dk_view);
         copy_into_columns(dw ? dw + VAT : NULL, W, dout, T, K, &dv_view);
         const float *got = bf16 ? grad_r.rounded : dwide;
         int ok = grad_r.of == dw && grad_r.n == T * W;

@@ -355,11 +355,12 @@ static void free_acts(Activations *a, int n_blocks) {
         matmul_input_free(&b->h_pre_r);
         matmul_input_free(&b->att_out_r);
         matmul_input_free(&b->mlp_out_r);
+        matmul_input_free(&b->raw_r);
         for (int i = 0; i < 3; i++) matmul_input_free(&b->qkv_r[i]);
     }
     matmul_input_free(&a->nf_r);
-    RoundedInput *grads_r[] = {&a->dres_r, &a->dh_r, &a->dqkv_r, &a->dha_r, &a->raw_r, &a->datt_r, &a->dn_r};
-    for (int i = 0; i < 7; i++) matmul_input_free(grads_r[i]);
+    RoundedInput *grads_r[] = {&a->dres_r, &a->dh_r, &a->dqkv_r, &a->dha_r, &a->datt_r, &a->dn_r};
+    for (int i = 0; i < 6; i++) matmul_input_free(grads_r[i]);
     free(a->blocks);
     ops_free(a->emb);
     ops_free(a->backward_mem);
@@ -425,8 +426,9 @@ static void ensure_acts(GPT *m, int B, int T) {
         size_t lanes = c->lanes_from < c->layers ? pad(N * D) : 0;
         size_t G = c->attn_gates, gated = G ? pad(N * G) + pad(N * D) : 0, vr = c->value_residual ? pad(N * KV) : 0;
         int fp32 = !ops_matmul_bf16(); // qf, kf, att_out, h_pre, h_act, mlp_out, raw, dqkv: in bf16 mode only rounded
-        size_t per_block = (7 + 3 * fp32) * pad(N * D) + (2 + fp32) * pad(N * KV) + 2 * fp32 * pad(N * F) + 3 * pad(N) +
-                           pad(N * H) * 2;
+        size_t QKV = fp32 ? pad(N * gpt_qkv_width(c)) : 0; // raw, dqkv: in bf16 mode only rounded
+        size_t per_block = (6 + 3 * fp32) * pad(N * D) + (1 + fp32) * pad(N * KV) + 2 * fp32 * pad(N * F) + 3 * pad(N) +
+                           pad(N * H) * 2 + QKV;
         per_block += pad(N * HK) + gated + vr + lanes;
         for (int l = 0; l < c->looped_len; l++) {
             real *cur = ops_alloc(per_block);
@@ -434,10 +436,8 @@ static void ensure_acts(GPT *m, int B, int T) {
             b->skip_sum = carve(&cur, N * D);
             b->n1 = carve(&cur, N * D);
             b->rstd1 = carve(&cur, N);
-            b->qn = carve(&cur, N * D);
             b->qf = fp32 ? carve(&cur, N * D) : NULL;
             b->rstd_q = carve(&cur, N * H);
-            b->kn = carve(&cur, N * KV);
             b->kf = fp32 ? carve(&cur, N * KV) : NULL;
             b->rstd_k = carve(&cur, N * HK);
             b->v = carve(&cur, N * KV);
@@ -455,9 +455,10 @@ static void ensure_acts(GPT *m, int B, int T) {
             b->att_g = G ? carve(&cur, N * D) : NULL;
             b->v_raw = vr ? carve(&cur, N * KV) : NULL;
             b->lane = lanes ? carve(&cur, N * D) : NULL;
+            b->raw = fp32 ? carve(&cur, N * gpt_qkv_width(c)) : NULL;
         }
-        size_t V = c->vocab, QKV = fp32 ? pad(N * gpt_qkv_width(c)) : 0; // raw, dqkv: in bf16 mode only rounded
-        real *cur = ops_alloc(5 * pad(N * D) + pad(N * V) + 3 * pad(N) + 2 * lanes + QKV);
+        size_t V = c->vocab;
+        real *cur = ops_alloc(5 * pad(N * D) + pad(N * V) + 3 * pad(N) + 2 * lanes);
         a->emb = cur; // owns the block
         carve(&cur, N * D);
         a->emb_rstd = carve(&cur, N);
@@ -469,7 +470,6 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->losses = carve(&cur, N);
         a->lane_x = lanes ? carve(&cur, N * D) : NULL;
         a->dl1 = lanes ? carve(&cur, N * D) : NULL;
-        a->raw = fp32 ? carve(&cur, N * gpt_qkv_width(c)) : NULL;
         // backward scratch; dskip holds one gradient per U-Net skip
         size_t FD = F > D ? F : D;
         cur = ops_alloc(6 * pad(N * D) + 4 * pad(N * KV) + pad(N * FD) + (size_t)c->skips * pad(N * D) + QKV);
@@ -583,18 +583,18 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     rmsnorm_forward(s->n1, s->rstd1, xm, N, D, NORM_EPS, ln, &s->n1_r);
     if (parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln, &s->n2_r);
     if (lane_in) rmsnorm_forward(s->n2, s->rstd2, lane_in, N, D, NORM_EPS, ln, &s->n2_r);
-    // q, the gate rows' logits (GATED_ATTN), k and v in one product: each token's [q | z | k | v] in a->raw
-    // (in bf16 mode only rounded, in a->raw_r); qk_prep reads q and k from it, and its outputs only the
-    // attention reads (through qkv_r)
+    // q, the gate rows' logits (GATED_ATTN), k and v in one product: each token's [q | z | k | v] in s->raw
+    // (in bf16 mode only rounded, in s->raw_r); qk_prep reads q and k from it (and again in the backward,
+    // instead of a saved normed copy), and its outputs only the attention reads (through qkv_r)
     int Q = gpt_q_rows(c), W = gpt_qkv_width(c);
-    real *raw = m->acts.raw;
-    RoundedInput *raw_r = &m->acts.raw_r;
+    real *raw = s->raw;
+    RoundedInput *raw_r = &s->raw_r;
     matmul_forward(raw, s->n1, &s->n1_r, w->c_q, N, D, W, raw_r); // (views of raw_r only after it holds raw)
     RoundedInput q_raw = matmul_input_columns(raw_r, 0), k_raw = matmul_input_columns(raw_r, Q),
                  v_raw = matmul_input_columns(raw_r, Q + KV);
-    qk_prep_forward(s->qf, s->qn, s->rstd_q, raw, &q_raw, W, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads, c->head_dim,
+    qk_prep_forward(s->qf, s->rstd_q, raw, &q_raw, W, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads, c->head_dim,
                     c->rope_dims, NORM_EPS, &s->qkv_r[0]);
-    qk_prep_forward(s->kf, s->kn, s->rstd_k, columns_from(raw, Q), &k_raw, W, NULL, m->rope_cos, m->rope_sin, B, T,
+    qk_prep_forward(s->kf, s->rstd_k, columns_from(raw, Q), &k_raw, W, NULL, m->rope_cos, m->rope_sin, B, T,
                     c->kv_heads, c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[1]);
     int mix_v = c->value_residual && v > 0; // the first block's own v is v0
     matmul_input_values(mix_v ? s->v_raw : s->v, &v_raw, N, KV, W);
@@ -764,10 +764,11 @@ static void block_backward(GPT *m, int v, int lanes) {
     matmul_input_hold(&a->dqkv_r, dqkv, (size_t)N * W);
     RoundedInput dq_c = matmul_input_columns(&a->dqkv_r, 0), dz_c = matmul_input_columns(&a->dqkv_r, D),
                  dk_c = matmul_input_columns(&a->dqkv_r, Q), dv_c = matmul_input_columns(&a->dqkv_r, Q + KV);
-    qk_prep_backward(dqkv, W, g->q_gain, a->dq, s->qn, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T, c->heads,
-                     c->head_dim, c->rope_dims, &dq_c);
-    qk_prep_backward(columns_from(dqkv, Q), W, NULL, a->dk, s->kn, s->rstd_k, NULL, m->rope_cos, m->rope_sin, B, T,
-                     c->kv_heads, c->head_dim, c->rope_dims, &dk_c);
+    RoundedInput q_raw = matmul_input_columns(&s->raw_r, 0), k_raw = matmul_input_columns(&s->raw_r, Q);
+    qk_prep_backward(dqkv, W, g->q_gain, a->dq, s->raw, &q_raw, W, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T,
+                     c->heads, c->head_dim, c->rope_dims, &dq_c);
+    qk_prep_backward(columns_from(dqkv, Q), W, NULL, a->dk, columns_from(s->raw, Q), &k_raw, W, s->rstd_k, NULL, m->rope_cos,
+                     m->rope_sin, B, T, c->kv_heads, c->head_dim, c->rope_dims, &dk_c);
     copy_into_columns(columns_from(dqkv, Q + KV), W, a->dv, N, KV, &dv_c);
     if (c->gate_in_q) copy_into_columns(columns_from(dqkv, D), W, a->dh, N, c->attn_gates, &dz_c);
     matmul_backward(dn, g->c_q, dqkv, &a->dqkv_r, s->n1, &s->n1_r, w->c_q, N, D, W, 0, &a->dn_r);

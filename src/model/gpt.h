@@ -70,7 +70,11 @@ typedef enum { GROUP_MATRIX, GROUP_SCALAR, GROUP_EMBED, GROUP_HEAD, GROUP_UNUSED
 typedef struct {
     const real *x_in; // the block's input: the previous output itself, or skip_sum where a U-Net skip joins
     real *skip_sum;   // that output plus the skip (owns the block's allocation)
-    real *n1, *rstd1, *qn, *qf, *rstd_q, *kn, *kf, *rstd_k, *v, *att_y, *lse, *att_x, *att_out; // qf, kf: NULL in bf16 mode
+    real *n1, *rstd1, *qf, *rstd_q, *kf, *rstd_k, *v, *att_y, *lse, *att_x, *att_out; // qf, kf: NULL in bf16 mode
+    // the fused q/k/v projection's output [N, gpt_qkv_width] (each token's q, gate logits, k, v), which
+    // qk_prep reads forward and backward: raw (NULL in bf16 mode), raw_r (in bf16 mode the only copy)
+    real *raw;
+    RoundedInput raw_r;
     real *n2, *rstd2, *h_pre, *h_act, *mlp_out, *x_out; // h_pre, h_act, mlp_out: NULL in bf16 mode (gpt.c's only_rounded)
     real *gate, *att_g; // GATED_ATTENTION: sigmoid gates [N, gates], gated output [N, D]; else NULL
     real *v_raw;        // VALUE_RESIDUAL, blocks after 0: this block's own v before mixing; else NULL
@@ -103,10 +107,6 @@ typedef struct {
     real *backward_mem; // owns them (dx and dres trade places after each block)
     RoundedInput dres_r, dh_r, dqkv_r; // output gradients rounded by the ops that write them, for the matmuls
     RoundedInput dha_r; // d(h_act) from mlp.proj's backward, for the activation's (in bf16 mode only rounded)
-    // the fused q/k/v projection's output [N, gpt_qkv_width] (each token's q, gate logits, k, v), for their
-    // preparation: raw (owned by emb; NULL in bf16 mode), raw_r (in bf16 mode the only copy)
-    real *raw;
-    RoundedInput raw_r;
     RoundedInput datt_r; // d(attention output) where only the attention's backward reads it (gpt_attn_plain)
     RoundedInput dn_r;   // a norm's output gradient from its readers' products (in bf16 mode only rounded)
 } Activations;

@@ -105,19 +105,21 @@ void rmsnorm_backward(real *dinp, const real *dout, const RoundedInput *dout_r, 
 // (the cos/sin tables the rotary ops read come from model/host_tables.h, uploaded)
 // For q (gain != NULL) or k (gain == NULL), x is [B,T,nh,Dh], its B*T rows `ldx` apart (a column block
 // of the fused q/k/v projection's output; nh*Dh when alone):
-//   xn = rmsnorm(x) over Dh (saved with rstd[B*T*nh]); out = rope(xn) * gain[h], where rope rotates
-//   the first `rot` dims of each head (rotate-half within them) and passes the rest through.
+//   xn = rmsnorm(x) over Dh (rstd[B*T*nh] saved); out = rope(xn) * gain[h], where rope rotates the
+//   first `rot` dims of each head (rotate-half within them) and passes the rest through.
 // x_r as relu2_forward's inp_r (the raw projection kept only rounded; a column view of it); out_r: NULL,
 // or out rounded for the attention (as rmsnorm_forward's), out may then be NULL in bf16 mode as
-// relu2_forward's out. xn, out contiguous.
-void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const RoundedInput *x_r, int ldx, const real *gain,
+// relu2_forward's out. out contiguous.
+void qk_prep_forward(real *out, real *rstd, const real *x, const RoundedInput *x_r, int ldx, const real *gain,
                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r);
-// dx from dout (contiguous); dx's B*T rows `ld_dx` apart, as qk_prep_forward's x (a column block of the
-// fused projection's output gradient), aliasing dout only when ld_dx is nh*Dh; dx_r: NULL, or a column
-// view made to hold dx rounded (dx may then be NULL in bf16 mode, as relu2_forward's out);
-// dgain[nh] += sum(dout * rope(xn)) when gain != NULL.
-void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
-                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, RoundedInput *dx_r);
+// dx from dout (contiguous), with x, x_r, ldx and rstd as the forward had them (xn = x rstd is
+// recomputed, the same values: the raw projection is kept instead of its normed copy). dx's B*T rows
+// `ld_dx` apart, as x's (a column block of the fused projection's output gradient), aliasing dout only
+// when ld_dx is nh*Dh; dx_r: NULL, or a column view made to hold dx rounded (dx may then be NULL in
+// bf16 mode, as relu2_forward's out); dgain[nh] += sum(dout * rope(xn)) when gain != NULL.
+void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const real *x, const RoundedInput *x_r, int ldx,
+                      const real *rstd, const real *gain, const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot,
+                      RoundedInput *dx_r);
 
 // ---------------------------------------------------------------- attention
 // Causal GQA softmax attention. q [B,T,H,Dh], k/v [B,T,Hkv,Dh], y [B,T,H,Dh]; head h reads KV head

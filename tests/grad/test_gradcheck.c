@@ -111,12 +111,12 @@ TEST(grad_rmsnorm) {
 
 typedef struct {
     int B, T, nh, Dh, rot, ld;
-    real *x, *xn, *rstd, *out, *gain, *cos_t, *sin_t, *R;
+    real *x, *rstd, *out, *gain, *cos_t, *sin_t, *R;
 } QkCtx;
 
 static double qk_loss(void *p) {
     QkCtx *c = p;
-    qk_prep_forward(c->out, c->xn, c->rstd, c->x, NULL, c->ld, c->gain, c->cos_t, c->sin_t, c->B, c->T, c->nh, c->Dh, c->rot,
+    qk_prep_forward(c->out, c->rstd, c->x, NULL, c->ld, c->gain, c->cos_t, c->sin_t, c->B, c->T, c->nh, c->Dh, c->rot,
                     1e-7, NULL);
     return dot(c->out, c->R, (size_t)c->B * c->T * c->nh * c->Dh);
 }
@@ -126,13 +126,13 @@ static double qk_loss(void *p) {
 static void qk_case(const char *label, int rot, int with_gain, int pad) {
     QkCtx c = {2, 5, 3, 8, rot, 3 * 8 + pad};
     size_t n = (size_t)c.B * c.T * c.nh * c.Dh, nx = (size_t)c.B * c.T * c.ld;
-    c.x = randn(nx, 1), c.xn = ops_alloc(n), c.rstd = ops_alloc(n), c.out = ops_alloc(n), c.R = randn(n, 1);
+    c.x = randn(nx, 1), c.rstd = ops_alloc(n), c.out = ops_alloc(n), c.R = randn(n, 1);
     c.gain = with_gain ? randn(3, 1) : NULL;
     c.cos_t = ops_alloc((size_t)c.T * rot / 2), c.sin_t = ops_alloc((size_t)c.T * rot / 2);
     rope_tables(c.cos_t, c.sin_t, c.T, rot, 100.0, 0);
     qk_loss(&c);
     real *dx = ops_alloc(nx), *dg = ops_alloc(3);
-    qk_prep_backward(dx, c.ld, dg, c.R, c.xn, c.rstd, c.gain, c.cos_t, c.sin_t, c.B, c.T, c.nh, c.Dh, rot, NULL);
+    qk_prep_backward(dx, c.ld, dg, c.R, c.x, NULL, c.ld, c.rstd, c.gain, c.cos_t, c.sin_t, c.B, c.T, c.nh, c.Dh, rot, NULL);
     char what[64];
     snprintf(what, sizeof what, "%s dx", label);
     check_fd(what, c.x, nx, dx, qk_loss, &c, 120);

@@ -7,7 +7,7 @@
 #include "ops/cpu/cpu_internal.h"
 #include "util.h"
 
-void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const RoundedInput *x_r, int ldx, const real *gain,
+void qk_prep_forward(real *out, real *rstd, const real *x, const RoundedInput *x_r, int ldx, const real *gain,
                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r) {
     int half = rot / 2, rows = B * T * nh;
     size_t n = (size_t)rows * Dh;
@@ -18,41 +18,43 @@ void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const Round
         int t = (row / nh) % T, h = row % nh;
         const real *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
         const real *xi = x + (size_t)(row / nh) * ldx + (size_t)h * Dh;
-        real *xr = xn + (size_t)row * Dh, *o = dst + (size_t)row * Dh;
+        real *o = dst + (size_t)row * Dh;
         double ss = 0; // rmsnorm_forward's arithmetic, on a row of the strided input
         for (int j = 0; j < Dh; j++) ss += (double)xi[j] * xi[j];
         real r = (real)(1.0 / sqrt(ss / Dh + eps));
         rstd[row] = r;
-        for (int j = 0; j < Dh; j++) xr[j] = xi[j] * r;
         real g = gain ? gain[h] : 1;
         for (int j = 0; j < half; j++) {
-            real x1 = xr[j], x2 = xr[j + half];
+            real x1 = xi[j] * r, x2 = xi[j + half] * r;
             o[j] = (x1 * c[j] + x2 * s[j]) * g;
             o[j + half] = (-x1 * s[j] + x2 * c[j]) * g;
         }
-        for (int j = rot; j < Dh; j++) o[j] = xr[j] * g;
+        for (int j = rot; j < Dh; j++) o[j] = xi[j] * r * g;
     }
     if (rounded) cpu_round_into(rounded, dst, n); // a separate pass: the CPU's bf16 mode is a parity aid
 }
 
-void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
-                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, RoundedInput *dx_r) {
+void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const real *x, const RoundedInput *x_r, int ldx,
+                      const real *rstd, const real *gain, const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot,
+                      RoundedInput *dx_r) {
     int half = rot / 2, rows = B * T * nh;
+    x = cpu_input_values(__func__, x, x_r, gemm_operand_extent(B * T, nh * Dh, ldx));
     if (dx == dout && ld_dx != nh * Dh) die("%s: dx aliases dout with rows %d apart instead of %d", __func__, ld_dx, nh * Dh);
     real *rounded = cpu_rounded_output(__func__, dx, dx_r, gemm_operand_extent(B * T, nh * Dh, ld_dx));
     // dgain partial sums per thread, merged in thread order so results do not depend on timing
     int max_threads = omp_get_max_threads();
     double *partial = xcalloc((size_t)max_threads * nh, sizeof(double));
-    real *scratch = xmalloc(sizeof(real) * (size_t)max_threads * Dh); // a row's d(xn), per thread
+    real *scratch = xmalloc(sizeof(real) * (size_t)max_threads * 2 * Dh); // a row's d(xn) and xn, per thread
 #pragma omp parallel
     {
         double *dg = partial + (size_t)omp_get_thread_num() * nh;
-        real *o = scratch + (size_t)omp_get_thread_num() * Dh;
+        real *o = scratch + (size_t)omp_get_thread_num() * 2 * Dh, *xr = o + Dh;
 #pragma omp for schedule(static)
         for (int row = 0; row < rows; row++) {
             int t = (row / nh) % T, h = row % nh;
             const real *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
-            const real *xr = xn + (size_t)row * Dh, *d = dout + (size_t)row * Dh;
+            const real *xi = x + (size_t)(row / nh) * ldx + (size_t)h * Dh, *d = dout + (size_t)row * Dh;
+            for (int j = 0; j < Dh; j++) xr[j] = xi[j] * rstd[row]; // xn as the forward computed it
             real g = gain ? gain[h] : 1;
             double acc = 0;
             for (int j = 0; j < half; j++) {

@@ -95,13 +95,14 @@ void rmsnorm_backward(real *dinp, const real *dout, const RoundedInput *dout_r, 
     cuda_rmsnorm_backward(dinp, dout, dout_r, out, rstd, rows, C, scale, accumulate);
 }
 
-void qk_prep_forward(real *out, real *xn, real *rstd, const real *x, const RoundedInput *x_r, int ldx, const real *gain,
+void qk_prep_forward(real *out, real *rstd, const real *x, const RoundedInput *x_r, int ldx, const real *gain,
                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r) {
-    cuda_qk_prep_forward(out, xn, rstd, x, x_r, ldx, gain, cos_t, sin_t, B, T, nh, Dh, rot, eps, out_r);
+    cuda_qk_prep_forward(out, rstd, x, x_r, ldx, gain, cos_t, sin_t, B, T, nh, Dh, rot, eps, out_r);
 }
-void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const real *xn, const real *rstd, const real *gain,
-                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, RoundedInput *dx_r) {
-    cuda_qk_prep_backward(dx, ld_dx, dgain, dout, xn, rstd, gain, cos_t, sin_t, B, T, nh, Dh, rot, dx_r);
+void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const real *x, const RoundedInput *x_r, int ldx,
+                      const real *rstd, const real *gain, const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot,
+                      RoundedInput *dx_r) {
+    cuda_qk_prep_backward(dx, ld_dx, dgain, dout, x, x_r, ldx, rstd, gain, cos_t, sin_t, B, T, nh, Dh, rot, dx_r);
 }
 
 void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, const RoundedInput *qkv_r, int B,

@@ -24,99 +24,109 @@ __device__ static float sigm(float z) { return 1.0f / (1.0f + expf(-z)); }
 // xn = x rstd (rms norm, as cuda_rmsnorm_forward), out = rope(xn) gain[h]: out and/or its rounding outr
 // (either may be NULL); x fp32 or bf16 (the raw projection kept only rounded)
 template <class In>
-__global__ static void qk_prep_fwd(float *out, __nv_bfloat16 *outr, float *xn, float *rstd, const In *x, int ldx,
-                                   const float *gain, const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh,
-                                   int rot, float eps) {
+__global__ static void qk_prep_fwd(float *out, __nv_bfloat16 *outr, float *rstd, const In *x, int ldx, const float *gain,
+                                   const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh, int rot, float eps) {
     int row = warp_row(), lane = threadIdx.x % 32;
     if (row >= rows) return; // the whole warp
     int t = (row / nh) % T, h = row % nh, half = rot / 2;
     const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
     const In *xr = x + (size_t)(row / nh) * ldx + (size_t)h * Dh;
-    float *n = xn + (size_t)row * Dh, *o = out ? out + (size_t)row * Dh : nullptr, g = gain ? gain[h] : 1.0f;
+    float *o = out ? out + (size_t)row * Dh : nullptr, g = gain ? gain[h] : 1.0f;
     __nv_bfloat16 *ob = outr ? outr + (size_t)row * Dh : nullptr;
     float r = warp_rstd(xr, Dh, eps);
     if (lane == 0) rstd[row] = r;
     for (int j = lane; j < half; j += 32) {
         float x1 = as_float(xr[j]) * r, x2 = as_float(xr[j + half]) * r;
         float o1 = (x1 * c[j] + x2 * s[j]) * g, o2 = (-x1 * s[j] + x2 * c[j]) * g;
-        n[j] = x1, n[j + half] = x2;
         if (o) o[j] = o1, o[j + half] = o2;
         if (ob) ob[j] = __float2bfloat16_rn(o1), ob[j + half] = __float2bfloat16_rn(o2);
     }
     for (int j = rot + lane; j < Dh; j += 32) {
-        n[j] = as_float(xr[j]) * r;
-        if (o) o[j] = n[j] * g;
-        if (ob) ob[j] = __float2bfloat16_rn(n[j] * g);
+        float v = as_float(xr[j]) * r * g;
+        if (o) o[j] = v;
+        if (ob) ob[j] = __float2bfloat16_rn(v);
     }
 }
 
 template <class In>
-static void launch_qk_prep_fwd(float *out, __nv_bfloat16 *outr, float *xn, float *rstd, const In *x, int ldx, const float *gain,
+static void launch_qk_prep_fwd(float *out, __nv_bfloat16 *outr, float *rstd, const In *x, int ldx, const float *gain,
                                const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh, int rot, float eps) {
     auto kernel = qk_prep_fwd<In>; // through a variable: the emulator's launch rewrite needs a plain name
-    kernel<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(out, outr, xn, rstd, x, ldx, gain, cos_t, sin_t, rows, T, nh, Dh,
-                                                               rot, eps);
+    kernel<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(out, outr, rstd, x, ldx, gain, cos_t, sin_t, rows, T, nh, Dh, rot,
+                                                               eps);
     CUDA_CHECK_LAUNCH_AT("cuda_qk_prep_forward");
 }
 
-extern "C" void cuda_qk_prep_forward(float *out, float *xn, float *rstd, const float *x, const RoundedInput *x_r, int ldx,
+extern "C" void cuda_qk_prep_forward(float *out, float *rstd, const float *x, const RoundedInput *x_r, int ldx,
                                      const float *gain, const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh,
                                      int rot, float eps, RoundedInput *out_r) {
     int rows = B * T * nh;
     const __nv_bfloat16 *xb = cuda_input_rounded(__func__, x, x_r, gemm_operand_extent(B * T, nh * Dh, ldx));
     __nv_bfloat16 *outr = cuda_rounded_output(__func__, out, out_r, (size_t)rows * Dh);
-    if (xb) launch_qk_prep_fwd(out, outr, xn, rstd, xb, ldx, gain, cos_t, sin_t, rows, T, nh, Dh, rot, eps);
-    else launch_qk_prep_fwd(out, outr, xn, rstd, x, ldx, gain, cos_t, sin_t, rows, T, nh, Dh, rot, eps);
+    if (xb) launch_qk_prep_fwd(out, outr, rstd, xb, ldx, gain, cos_t, sin_t, rows, T, nh, Dh, rot, eps);
+    else launch_qk_prep_fwd(out, outr, rstd, x, ldx, gain, cos_t, sin_t, rows, T, nh, Dh, rot, eps);
 }
 
 // The rotation's backward g = d(xn), then the norm's (as cuda_rmsnorm_backward) over the same values:
-// dx = rstd (g - xn mean(g xn)) into dx and/or its rounding dxr (either may be NULL). g is computed
-// twice (before and after the row's dot) instead of stored, so that dx may be left out; each lane
-// reads and writes only its own pairs and tail, so dx may alias dout. acc[row] gets the row's
-// contribution to its head's gain gradient.
+// dx = rstd (g - xn mean(g xn)) into dx and/or its rounding dxr (either may be NULL), xn = x rstd
+// recomputed from the forward's input (the same values). g is computed twice (before and after the
+// row's dot) instead of stored, so that dx may be left out; each lane reads and writes only its own
+// pairs and tail, so dx may alias dout. acc[row] gets the row's contribution to its head's gain gradient.
 __device__ static void qk_rope_grad(float &g1, float &g2, const float *d, const float *c, const float *s, int j, int half, float g) {
     float d1 = d[j], d2 = d[j + half];
     g1 = d1 * g * c[j] - d2 * g * s[j], g2 = d1 * g * s[j] + d2 * g * c[j];
 }
 
-__global__ static void qk_prep_bwd(float *dx, __nv_bfloat16 *dxr, int ld, double *acc, const float *dout, const float *xn,
+template <class In>
+__global__ static void qk_prep_bwd(float *dx, __nv_bfloat16 *dxr, int ld, double *acc, const float *dout, const In *x, int ldx,
                                    const float *rstd, const float *gain, const float *cos_t, const float *sin_t, int rows, int T,
                                    int nh, int Dh, int rot) {
     int row = warp_row(), lane = threadIdx.x % 32;
     if (row >= rows) return; // the whole warp
     int t = (row / nh) % T, h = row % nh, half = rot / 2;
-    const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
-    const float *xr = xn + (size_t)row * Dh, *d = dout + (size_t)row * Dh;
-    float g = gain ? gain[h] : 1.0f;
+    const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half, *d = dout + (size_t)row * Dh;
+    const In *xr = x + (size_t)(row / nh) * ldx + (size_t)h * Dh;
+    float g = gain ? gain[h] : 1.0f, r = rstd[row];
     double a = 0, dot = 0; // the gain's gradient, and d(xn) . xn for the norm
     for (int j = lane; j < half; j += 32) {
-        float x1 = xr[j], x2 = xr[j + half], g1, g2;
+        float x1 = as_float(xr[j]) * r, x2 = as_float(xr[j + half]) * r, g1, g2;
         qk_rope_grad(g1, g2, d, c, s, j, half, g);
         a += (double)d[j] * (x1 * c[j] + x2 * s[j]) + (double)d[j + half] * (-x1 * s[j] + x2 * c[j]);
         dot += (double)g1 * x1 + (double)g2 * x2;
     }
     for (int j = rot + lane; j < Dh; j += 32) {
-        a += (double)d[j] * xr[j];
-        dot += (double)(d[j] * g) * xr[j];
+        float xn = as_float(xr[j]) * r;
+        a += (double)d[j] * xn;
+        dot += (double)(d[j] * g) * xn;
     }
     a = warp_sum(a);
     if (lane == 0) acc[row] = a;
-    float m = (float)(warp_sum(dot) / Dh), r = rstd[row];
+    float m = (float)(warp_sum(dot) / Dh);
     size_t at = (size_t)(row / nh) * ld + (size_t)h * Dh;
     float *o = dx ? dx + at : nullptr;
     __nv_bfloat16 *ob = dxr ? dxr + at : nullptr;
     for (int j = lane; j < half; j += 32) {
         float g1, g2;
         qk_rope_grad(g1, g2, d, c, s, j, half, g);
-        float v1 = r * (g1 - xr[j] * m), v2 = r * (g2 - xr[j + half] * m);
+        float v1 = r * (g1 - as_float(xr[j]) * r * m), v2 = r * (g2 - as_float(xr[j + half]) * r * m);
         if (o) o[j] = v1, o[j + half] = v2;
         if (ob) ob[j] = __float2bfloat16_rn(v1), ob[j + half] = __float2bfloat16_rn(v2);
     }
     for (int j = rot + lane; j < Dh; j += 32) {
-        float v = r * (d[j] * g - xr[j] * m);
+        float v = r * (d[j] * g - as_float(xr[j]) * r * m);
         if (o) o[j] = v;
         if (ob) ob[j] = __float2bfloat16_rn(v);
     }
+}
+
+template <class In>
+static void launch_qk_prep_bwd(float *dx, __nv_bfloat16 *dxr, int ld, double *acc, const float *dout, const In *x, int ldx,
+                               const float *rstd, const float *gain, const float *cos_t, const float *sin_t, int rows, int T, int nh,
+                               int Dh, int rot) {
+    auto kernel = qk_prep_bwd<In>;
+    kernel<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(dx, dxr, ld, acc, dout, x, ldx, rstd, gain, cos_t, sin_t, rows, T,
+                                                               nh, Dh, rot);
+    CUDA_CHECK_LAUNCH_AT("cuda_qk_prep_backward");
 }
 
 // One block per head: its rows strided over the threads, then a fixed tree.
@@ -127,16 +137,16 @@ __global__ static void gain_sum(float *dgain, const double *acc, int rows, int n
     if (threadIdx.x == 0) dgain[blockIdx.x] += (float)s;
 }
 
-extern "C" void cuda_qk_prep_backward(float *dx, int ld_dx, float *dgain, const float *dout, const float *xn, const float *rstd,
-                                      const float *gain, const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh,
-                                      int rot, RoundedInput *dx_r) {
+extern "C" void cuda_qk_prep_backward(float *dx, int ld_dx, float *dgain, const float *dout, const float *x,
+                                      const RoundedInput *x_r, int ldx, const float *rstd, const float *gain, const float *cos_t,
+                                      const float *sin_t, int B, int T, int nh, int Dh, int rot, RoundedInput *dx_r) {
     int rows = B * T * nh;
     if (dx == dout && ld_dx != nh * Dh) die("%s: dx aliases dout with rows %d apart instead of %d", __func__, ld_dx, nh * Dh);
+    const __nv_bfloat16 *xb = cuda_input_rounded(__func__, x, x_r, gemm_operand_extent(B * T, nh * Dh, ldx));
     double *acc = (double *)cuda_scratch(SCRATCH_ROW_SUMS, sizeof(double) * rows);
     __nv_bfloat16 *dxr = cuda_rounded_output(__func__, dx, dx_r, gemm_operand_extent(B * T, nh * Dh, ld_dx));
-    qk_prep_bwd<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(dx, dxr, ld_dx, acc, dout, xn, rstd, gain, cos_t, sin_t, rows,
-                                                                 T, nh, Dh, rot);
-    CUDA_CHECK_LAUNCH();
+    if (xb) launch_qk_prep_bwd(dx, dxr, ld_dx, acc, dout, xb, ldx, rstd, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
+    else launch_qk_prep_bwd(dx, dxr, ld_dx, acc, dout, x, ldx, rstd, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
     if (gain && dgain) {
         gain_sum<<<nh, THREADS>>>(dgain, acc, rows, nh);
         CUDA_CHECK_LAUNCH();
