@@ -268,7 +268,10 @@ TEST(gptq_hessians_from_training_batch) {
         if (bf16) CHECK(!b1->h_act, "bf16 mode keeps an fp32 MLP activation");
         else CHECK(!memcmp(h_act, b1->h_act, sizeof(real) * 64 * 64) && !memcmp(proj_in, b1->att_y, sizeof(real) * 64 * 32),
                    "fp32 mode: matmul_input_values is not the activation");
-        double e[] = {max_diff_xtx(hessians_for("blocks.1.attn.c_k.weight", h), b1->n1, 64, 32),
+        real *n1 = xmalloc(sizeof(real) * 64 * 32); // (in bf16 mode only rounded)
+        matmul_input_values(n1, &b1->n1_r, 64, 32, 32);
+        if (!bf16) CHECK(!memcmp(n1, b1->n1, sizeof(real) * 64 * 32), "fp32 mode: matmul_input_values is not the normed input");
+        double e[] = {max_diff_xtx(hessians_for("blocks.1.attn.c_k.weight", h), n1, 64, 32),
                       max_diff_xtx(hessians_for("blocks.1.attn.proj.weight", h), proj_in, 64, 32),
                       max_diff_xtx(hessians_for("blocks.1.mlp.fc.weight", h), b1->n2, 64, 32),
                       max_diff_xtx(hessians_for("blocks.1.mlp.proj.weight", h), h_act, 64, 64),
@@ -276,7 +279,7 @@ TEST(gptq_hessians_from_training_batch) {
         for (int i = 0; i < 5; i++)
             CHECK(e[i] < 1e-5, "bf16 %d: hessian %d differs from X^T X by %.3g (relative)", bf16, i, e[i]);
         CHECK(!hessians_for("blocks.1.attn_scale", h) && !hessians_for("blocks.7.mlp.fc.weight", h), "unexpected hessian");
-        free(h_act), free(proj_in);
+        free(h_act), free(proj_in), free(n1);
         hessians_free(h);
         gpt_free(&m);
     }

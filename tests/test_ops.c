@@ -324,3 +324,38 @@ TEST(ops_column_blocks) {
     }
     ops_set_matmul_bf16(0);
 }
+
+// The residual stream's updates fused with the norm of their result: the same values as the ops
+// apart (the mix by hand), in both precisions; in bf16 mode also with the norm kept only rounded.
+TEST(ops_fused_norm_updates) {
+    enum { N = 7, C = 12 };
+    static float x[N * C], x0[N * C], y[N * C], mix[2 * C], xm[N * C], xm_f[N * C], nr[N * C], nf[N * C], rs[N], rs_f[N];
+    Rng r;
+    rng_seed(&r, 31);
+    for (int i = 0; i < N * C; i++) x[i] = (float)rng_normal(&r), x0[i] = (float)rng_normal(&r), y[i] = (float)rng_normal(&r);
+    for (int i = 0; i < 2 * C; i++) mix[i] = (float)rng_normal(&r);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        ops_set_matmul_bf16(bf16);
+        RoundedInput ref_r = {0}, fused_r = {0}, only = {0};
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < C; c++) xm[n * C + c] = mix[c] * x[n * C + c] + mix[C + c] * x0[n * C + c];
+        rmsnorm_forward(nr, rs, xm, N, C, 1e-6f, 0.6f, &ref_r);
+        resid_mix_rmsnorm_forward(xm_f, x, x0, mix, N, C, nf, rs_f, 1e-6f, 0.6f, &fused_r);
+        CHECK(!memcmp(xm, xm_f, sizeof xm) && !memcmp(nr, nf, sizeof nr) && !memcmp(rs, rs_f, sizeof rs) &&
+                  (!bf16 || !memcmp(ref_r.rounded, fused_r.rounded, sizeof nr)),
+              "resid_mix_rmsnorm_forward differs from the mix and the norm apart");
+        if (bf16) {
+            resid_mix_rmsnorm_forward(xm_f, x, x0, mix, N, C, NULL, rs_f, 1e-6f, 0.6f, &only);
+            CHECK(same_as_rounded(&only, nr, N * C), "resid_mix_rmsnorm_forward's norm kept only rounded differs");
+        }
+        memcpy(xm_f, xm, sizeof xm);
+        scaled_add_forward(xm, mix, y, NULL, N, C);
+        rmsnorm_forward(nr, rs, xm, N, C, 1e-6f, 0.6f, &ref_r);
+        scaled_add_rmsnorm_forward(xm_f, mix, y, NULL, N, C, nf, rs_f, 1e-6f, 0.6f, &fused_r);
+        CHECK(!memcmp(xm, xm_f, sizeof xm) && !memcmp(nr, nf, sizeof nr) && !memcmp(rs, rs_f, sizeof rs) &&
+                  (!bf16 || !memcmp(ref_r.rounded, fused_r.rounded, sizeof nr)),
+              "scaled_add_rmsnorm_forward differs from the add and the norm apart");
+        matmul_input_free(&ref_r), matmul_input_free(&fused_r), matmul_input_free(&only);
+    }
+    ops_set_matmul_bf16(0);
+}

@@ -100,14 +100,14 @@ static void qk_prep_step(void *p) {
 // The residual stream's per-channel ops over [N, C] (their backward's column sums are the part to
 // watch: SUM_CHUNK_ROWS rows per thread), and the MLP's activation over [N, F].
 typedef struct {
-    float *x, *x0, *y, *out, *dout, *dx, *dx0, *mix, *dmix, *scale, *dscale, *h, *dh, *dhin;
+    float *x, *x0, *y, *out, *dout, *dx, *dx0, *mix, *dmix, *scale, *dscale, *h, *dh, *dhin, *rstd;
     int N, C, F;
 } Residual;
 
 static void resid_mix_step(void *p) {
     Residual *r = p;
-    cuda_resid_mix_forward(r->out, r->x, r->x0, r->mix, r->N, r->C);
-    cuda_resid_mix_backward(r->dx, r->dx0, r->dmix, r->dout, r->x, r->x0, r->mix, r->N, r->C);
+    cuda_resid_mix_rmsnorm_forward(r->out, r->x, r->x0, r->mix, r->N, r->C, r->y, r->rstd, 1e-6f, 1.0f, NULL);
+    cuda_rmsnorm_resid_mix_backward(r->dx, r->dx0, r->dmix, r->y, NULL, r->dout, r->x, r->x0, r->mix, r->rstd, r->N, r->C, 1.0f);
 }
 
 static void scaled_add_step(void *p) {
@@ -213,9 +213,10 @@ int main(void) {
                     cuda_alloc((size_t)N * D), device_random((size_t)N * D, &rng), cuda_alloc((size_t)N * D),
                     cuda_alloc((size_t)N * D), device_random(2 * (size_t)D, &rng), cuda_alloc(2 * (size_t)D),
                     device_random((size_t)D, &rng), cuda_alloc((size_t)D), device_random((size_t)N * 2 * D, &rng),
-                    device_random((size_t)N * 2 * D, &rng), cuda_alloc((size_t)N * 2 * D), N, D, 2 * D};
-    s = time_op(resid_mix_step, &res); // fwd: x, x0 in, out; bwd: dout, x, x0, dx0 in, dx0, dx out
-    report("resid_mix (9 passes over N x 512)", "fp32", s, 9.0 * 4 * N * D / s / 1e9, "GB/s");
+                    device_random((size_t)N * 2 * D, &rng), cuda_alloc((size_t)N * 2 * D), device_random((size_t)N, &rng), N, D,
+                    2 * D};
+    s = time_op(resid_mix_step, &res); // fwd: x, x0 in, xm and n out; bwd: dn, dout, x, x0, dx0 in, dx0, dx out
+    report("resid_mix + norm (11 passes over N x 512)", "fp32", s, 11.0 * 4 * N * D / s / 1e9, "GB/s");
     s = time_op(scaled_add_step, &res); // fwd: x, y in, x out; bwd: dout, y in, dy out
     report("scaled_add (6 passes over N x 512)", "fp32", s, 6.0 * 4 * N * D / s / 1e9, "GB/s");
     s = time_op(relu2_step, &res); // fwd: h in, out; bwd: dout, h in, dinp out

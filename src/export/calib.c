@@ -40,14 +40,15 @@ void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T) {
     const GPTConfig *c = &m->cfg;
     int N = B * T, big = c->hidden > c->dim ? c->hidden : c->dim;
     real *tmp = ops_alloc((size_t)big * (size_t)big), *host = xmalloc(sizeof(real) * (size_t)big * (size_t)big);
-    // the MLP activation and the projection's input as their products read them (in bf16 mode the model
-    // keeps them only rounded: gpt.c)
+    // the attention's normed input, the MLP activation and the projection's input as their products read
+    // them (in bf16 mode the model keeps them only rounded: gpt.c)
     real *h_act = ops_alloc((size_t)N * c->hidden), *proj_in = ops_alloc((size_t)N * c->dim);
     gpt_forward(m, x, NULL, B, T);
     for (int v = 0; v < m->n_order; v++) { // a layer run more than once (depth recurrence) sums its inputs
         const BlockActs *s = &m->acts.blocks[v];
         int l = m->order[v];
-        accumulate(h->attn_in[l], s->n1, N, c->dim, h->batches, tmp, host);
+        matmul_input_values(proj_in, &s->n1_r, N, c->dim, c->dim); // (in bf16 mode n1 exists only rounded)
+        accumulate(h->attn_in[l], proj_in, N, c->dim, h->batches, tmp, host);
         matmul_input_values(proj_in, &s->proj_r, N, c->dim, c->dim);
         accumulate(h->attn_out[l], proj_in, N, c->dim, h->batches, tmp, host);
         accumulate(h->mlp_in[l], s->n2, N, c->dim, h->batches, tmp, host);

@@ -425,16 +425,16 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->blocks = xcalloc((size_t)c->looped_len, sizeof(BlockActs)); // every virtual position
         size_t lanes = c->lanes_from < c->layers ? pad(N * D) : 0;
         size_t G = c->attn_gates, gated = G ? pad(N * G) + pad(N * D) : 0, vr = c->value_residual ? pad(N * KV) : 0;
-        int fp32 = !ops_matmul_bf16(); // qf, kf, att_out, h_pre, h_act, mlp_out, raw, dqkv: in bf16 mode only rounded
+        int fp32 = !ops_matmul_bf16(); // n1, qf, kf, att_out, h_pre, h_act, mlp_out, raw, dqkv: in bf16 mode only rounded
         size_t QKV = fp32 ? pad(N * gpt_qkv_width(c)) : 0; // raw, dqkv: in bf16 mode only rounded
-        size_t per_block = (6 + 3 * fp32) * pad(N * D) + (1 + fp32) * pad(N * KV) + 2 * fp32 * pad(N * F) + 3 * pad(N) +
+        size_t per_block = (5 + 4 * fp32) * pad(N * D) + (1 + fp32) * pad(N * KV) + 2 * fp32 * pad(N * F) + 3 * pad(N) +
                            pad(N * H) * 2 + QKV;
         per_block += pad(N * HK) + gated + vr + lanes;
         for (int l = 0; l < c->looped_len; l++) {
             real *cur = ops_alloc(per_block);
             BlockActs *b = &a->blocks[l];
             b->skip_sum = carve(&cur, N * D);
-            b->n1 = carve(&cur, N * D);
+            b->n1 = fp32 ? carve(&cur, N * D) : NULL;
             b->rstd1 = carve(&cur, N);
             b->qf = fp32 ? carve(&cur, N * D) : NULL;
             b->rstd_q = carve(&cur, N * H);
@@ -555,9 +555,9 @@ static void branch_backward(const BranchTensors *t, BranchTensors *g, BranchActs
 
 // Results whose readers all take their RoundedInput exist in bf16 mode only rounded: the fp32 values are
 // not written, and the buffer is NULL, so a reader of them fails instead of seeing stale values. Those
-// that only such results use are not allocated in bf16 mode (qf, kf, att_out, h_pre, h_act, mlp_out, raw,
-// dqkv: the prepared q and k, the projections' outputs, the MLP's pre-activation and activation, the
-// fused q/k/v projection's output and its gradient). Buffers that also serve in fp32 elsewhere are
+// that only such results use are not allocated in bf16 mode (n1, qf, kf, att_out, h_pre, h_act, mlp_out,
+// raw, dqkv: the block's first norm (its backward recomputes it), the prepared q and k, the projections'
+// outputs, the MLP's pre-activation and activation, the fused q/k/v projection's output and its gradient). Buffers that also serve in fp32 elsewhere are
 // passed through this: the attention's output att_y in plain layers (gpt_attn_plain), and the
 // backward's dres, dh, datt and dn (the gradients of the projections' outputs, of the MLP's hidden
 // tensors, of a plain attention output and of the norms' outputs).
@@ -579,8 +579,7 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     int B = m->acts.B, T = m->acts.T, N = B * T, D = c->dim, KV = c->kv_dim, parallel = l >= c->parallel_from;
     real *xm = s->x_out; // x_out doubles as the residual stream inside the block
     real ln = block_ln_scale(c, l);
-    resid_mix_forward(xm, s->x_in, x0, w->resid_mix, N, D);
-    rmsnorm_forward(s->n1, s->rstd1, xm, N, D, NORM_EPS, ln, &s->n1_r);
+    resid_mix_rmsnorm_forward(xm, s->x_in, x0, w->resid_mix, N, D, s->n1, s->rstd1, NORM_EPS, ln, &s->n1_r);
     if (parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln, &s->n2_r);
     if (lane_in) rmsnorm_forward(s->n2, s->rstd2, lane_in, N, D, NORM_EPS, ln, &s->n2_r);
     // q, the gate rows' logits (GATED_ATTN), k and v in one product: each token's [q | z | k | v] in s->raw
@@ -615,8 +614,10 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     }
     if (!plain) matmul_input_round(&s->proj_r, gpt_proj_input(m, v), (size_t)N * D);
     matmul_forward(s->att_out, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, &s->att_out_r);
-    if (!parallel || lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, &s->att_out_r, N, D);
-    if (!parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln, &s->n2_r);
+    if (!parallel && !lane_in) // serial: x_mid = xm + attn_scale * att_out, and the MLP's norm of x_mid
+        scaled_add_rmsnorm_forward(xm, w->attn_scale, s->att_out, &s->att_out_r, N, D, s->n2, s->rstd2, NORM_EPS, ln, &s->n2_r);
+    else if (lane_in)
+        scaled_add_forward(xm, w->attn_scale, s->att_out, &s->att_out_r, N, D);
     matmul_forward(s->h_pre, s->n2, &s->n2_r, w->fc, N, D, c->hidden, &s->h_pre_r);
     relu2_forward(s->h_act, s->h_pre, &s->h_pre_r, (size_t)N * c->hidden, (real)c->negative_slope, &s->h_r);
     matmul_forward(s->mlp_out, s->h_act, &s->h_r, w->mlp_proj, N, c->hidden, D, &s->mlp_out_r);
@@ -720,8 +721,8 @@ static void block_backward(GPT *m, int v, int lanes) {
         scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, &s->att_out_r, N, D, 0, &a->dres_r);
         rmsnorm_backward(dmlp, dn, &a->dn_r, s->n2, s->rstd2, N, D, ln, 1);
     } else { // x_mid = xm + attn_scale * att_out
-        rmsnorm_backward(a->dx, dn, &a->dn_r, s->n2, s->rstd2, N, D, ln, 1);
-        scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, &s->att_out_r, N, D, 0, &a->dres_r);
+        scaled_add_rmsnorm_backward(a->dx, dres, g->attn_scale, dn, &a->dn_r, s->n2, s->rstd2, w->attn_scale, s->att_out,
+                                    &s->att_out_r, N, D, ln, &a->dres_r);
     }
     // the attention output's gradient: only rounded where only the attention's backward reads it (plain, as
     // its output in the forward), else fp32 (XSA and the gate rewrite it in place)
@@ -774,9 +775,9 @@ static void block_backward(GPT *m, int v, int lanes) {
     matmul_backward(dn, g->c_q, dqkv, &a->dqkv_r, s->n1, &s->n1_r, w->c_q, N, D, W, 0, &a->dn_r);
     if (c->attn_gates && !c->gate_in_q)
         matmul_backward(dn, g->attn_gate_w, a->dh, NULL, s->n1, &s->n1_r, w->attn_gate_w, N, D, c->attn_gates, 1, &a->dn_r);
-    rmsnorm_backward(a->dx, dn, &a->dn_r, s->n1, s->rstd1, N, D, ln, 1);
-    // xm = mix[0] * x_in + mix[1] * x0
-    resid_mix_backward(a->dres, a->dx0, g->resid_mix, a->dx, s->x_in, a->x0, w->resid_mix, N, D);
+    // n1 = norm(xm), xm = mix[0] * x_in + mix[1] * x0 (recomputed: in bf16 mode n1 exists only rounded)
+    rmsnorm_resid_mix_backward(a->dres, a->dx0, g->resid_mix, dn, &a->dn_r, a->dx, s->x_in, a->x0, w->resid_mix, s->rstd1, N, D,
+                               ln);
     real *dx_in = a->dres; // dres holds dL/d(x_in): the buffers trade roles instead of copying
     a->dres = a->dx, a->dx = dx_in;
 }

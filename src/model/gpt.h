@@ -70,7 +70,7 @@ typedef enum { GROUP_MATRIX, GROUP_SCALAR, GROUP_EMBED, GROUP_HEAD, GROUP_UNUSED
 typedef struct {
     const real *x_in; // the block's input: the previous output itself, or skip_sum where a U-Net skip joins
     real *skip_sum;   // that output plus the skip (owns the block's allocation)
-    real *n1, *rstd1, *qf, *rstd_q, *kf, *rstd_k, *v, *att_y, *lse, *att_x, *att_out; // qf, kf: NULL in bf16 mode
+    real *n1, *rstd1, *qf, *rstd_q, *kf, *rstd_k, *v, *att_y, *lse, *att_x, *att_out; // n1, qf, kf: NULL in bf16 mode
     // the fused q/k/v projection's output [N, gpt_qkv_width] (each token's q, gate logits, k, v), which
     // qk_prep reads forward and backward: raw (NULL in bf16 mode), raw_r (in bf16 mode the only copy)
     real *raw;

@@ -93,7 +93,9 @@ void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int 
 
 // ---------------------------------------------------------------- normalization
 // out = scale * inp / sqrt(mean(inp^2) + eps) per row of C; rstd[rows] saved for backward. out_r: NULL,
-// or out rounded for the matmuls that read it, as matmul_input_round(out_r, out) (CUDA: in the same pass).
+// or out rounded for the matmuls that read it, as matmul_input_round(out_r, out) (CUDA: in the same pass);
+// out may then be NULL in bf16 mode, as relu2_forward's out (a block's first norm, whose backward
+// recomputes it: resid_mix_rmsnorm_forward's backward, rmsnorm_resid_mix_backward).
 void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale, RoundedInput *out_r);
 // dinp = rstd * (scale dout - (out / scale) mean(dout * out)); accumulates into dinp when accumulate.
 // dout_r as relu2_forward's inp_r: a linear layer's input gradient kept only rounded (the reference's is
@@ -165,11 +167,18 @@ void relu2_forward(real *out, const real *inp, const RoundedInput *inp_r, size_t
 // rmsnorm_forward's out_r, dinp may be NULL as relu2_forward's out; dinp may alias dout.
 void relu2_backward(real *dinp, const real *dout, const RoundedInput *dout_r, const real *inp, const RoundedInput *inp_r,
                     size_t n, real slope, RoundedInput *dinp_r);
-// out[N,C] = mix[0] * x + mix[1] * x0, mix [2,C]
-void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C);
-// dx = dout * mix[0] (written), dx0 += dout * mix[1], dmix += column sums; dx, dx0 alias no input
-void resid_mix_backward(real *dx, real *dx0, real *dmix, const real *dout, const real *x, const real *x0,
-                        const real *mix, int N, int C);
+// out[N,C] = mix[0] * x + mix[1] * x0, mix [2,C] (a block's residual mix), and its norm n (rmsnorm_forward's
+// out, with rstd, eps, scale and n_r as there): one pass over each row.
+void resid_mix_rmsnorm_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C, real *n, real *rstd,
+                               real eps, real scale, RoundedInput *n_r);
+// resid_mix_rmsnorm_forward's backward, in one pass: xm = mix[0] x_in + mix[1] x0, y = rmsnorm(xm) scale
+// with the forward's rstd (xm and y are recomputed, not read, so the forward may keep y only as its
+// matmuls' RoundedInput, and xm may have been overwritten). dxm: dL/dxm through the residual stream;
+// dn: dL/dy (dn_r as rmsnorm_backward's dout_r). With g = dxm + rmsnorm's backward of dn:
+// dx_in = mix[0] g (written), dx0 += mix[1] g, dmix += the column sums of g x_in and g x0.
+// dx_in and dx0 alias no input.
+void rmsnorm_resid_mix_backward(real *dx_in, real *dx0, real *dmix, const real *dn, const RoundedInput *dn_r, const real *dxm,
+                                const real *x_in, const real *x0, const real *mix, const real *rstd, int N, int C, real scale);
 // Value residual: out[n] = lam[0] v + lam[1] v0
 void value_mix_forward(real *out, const real *v, const real *v0, const real lam[2], size_t n);
 // dv = lam[0] dout (written; may alias dout), dv0 += lam[1] dout, dlam = (sum dout v, sum dout v0) (written)
@@ -186,6 +195,16 @@ void skip_lerp_backward(real *dx, real *dy, real *dw, real *dgate, const real *d
                         const real *w, const real *gate, int N, int C);
 // x[N,C] += scale[C] * y; y_r as relu2_forward's inp_r (the projections' outputs kept only rounded)
 void scaled_add_forward(real *x, const real *scale, const real *y, const RoundedInput *y_r, int N, int C);
+// scaled_add_forward and the norm of its result (rmsnorm_forward's, scale ln): one pass over each row
+// (the attention's output added to the residual stream, and the MLP's norm of it).
+void scaled_add_rmsnorm_forward(real *x, const real *scale, const real *y, const RoundedInput *y_r, int N, int C, real *n,
+                                real *rstd, real eps, real ln, RoundedInput *n_r);
+// Its backward in one pass: dx holds dL/dx through the stream after the add, and gets the norm's
+// backward of dn (n, rstd the forward's; dn_r as rmsnorm_backward's dout_r) added: dL/dx, before the add
+// as after it; then scaled_add_backward from it (dy written, dy_r, y_r as there; dscale accumulated).
+void scaled_add_rmsnorm_backward(real *dx, real *dy, real *dscale, const real *dn, const RoundedInput *dn_r, const real *n,
+                                 const real *rstd, const real *scale, const real *y, const RoundedInput *y_r, int N, int C, real ln,
+                                 RoundedInput *dy_r);
 // dy = dout * scale (written, or += when accumulate; aliasing no input), dscale += sum_n dout * y; y_r as
 // scaled_add_forward's; dy_r: NULL, or the final dy rounded in the same pass (as rmsnorm_forward's
 // out_r); dy may be NULL (not accumulating) as relu2_forward's out.

@@ -236,15 +236,84 @@ TEST(cuda_rmsnorm_and_head) {
     compare("softcap xent dz", gz, z, (size_t)R * V);
 }
 
+// The residual stream's updates fused with their norms on N x C: the mix and its norm forward, and
+// their backward (C: below one column per thread of the backward's block, and several per thread, the
+// last partial; dn fp32 and kept only rounded); the scaled add of a rounded-only y and its norm, kept
+// only rounded.
+static void check_norm_mix(int N, int C) {
+    size_t n = (size_t)N * C;
+    float *x = host_randn(n, 1), *x0 = host_randn(n, 1), *dn = host_randn(n, 1), *dxm = host_randn(n, 1);
+    float *mix = host_randn(2 * (size_t)C, 1), *dx0 = host_randn(n, 1), *xm = xmalloc(sizeof(float) * n);
+    float *y = xmalloc(sizeof(float) * n), *rstd = xmalloc(sizeof(float) * N), *dx = xmalloc(sizeof(float) * n);
+    float *dmix = calloc(2 * (size_t)C, sizeof(float));
+    resid_mix_rmsnorm_forward(xm, x, x0, mix, N, C, y, rstd, 1.1920929e-07f, 0.7f, NULL);
+    float *gx = to_device(x, n), *gx0 = to_device(x0, n), *gdn = to_device(dn, n), *gdxm = to_device(dxm, n);
+    float *gmix = to_device(mix, 2 * (size_t)C), *grstd = cuda_alloc((size_t)N), *gdx0 = to_device(dx0, n);
+    float *gdx = cuda_alloc(n), *gdmix = cuda_alloc(2 * (size_t)C), *gxm = cuda_alloc(n), *gy = cuda_alloc(n);
+    RoundedInput ry = {0};
+    cuda_resid_mix_rmsnorm_forward(gxm, gx, gx0, gmix, N, C, gy, grstd, 1.1920929e-07f, 0.7f, &ry);
+    compare("mix+norm xm", gxm, xm, n);
+    compare("mix+norm n", gy, y, n);
+    compare("mix+norm rstd", grstd, rstd, (size_t)N);
+    check_rounded("mix+norm n", &ry, gy, n);
+    cuda_upload(grstd, rstd, sizeof(float) * N); // the backward from the same rstd on both sides
+    for (int rounded = 0; rounded < 2; rounded++) {
+        RoundedInput rdn = {0};
+        if (rounded) {
+            cuda_matmul_input_round(&rdn, gdn, n);
+            rdn.of = NULL; // only rounded, as the model's dn in bf16 mode
+            for (size_t i = 0; i < n; i++) dn[i] = bf16_round(dn[i]);
+        }
+        rmsnorm_resid_mix_backward(dx, dx0, dmix, dn, NULL, dxm, x, x0, mix, rstd, N, C, 0.7f);
+        cuda_rmsnorm_resid_mix_backward(gdx, gdx0, gdmix, rounded ? NULL : gdn, rounded ? &rdn : NULL, gdxm, gx, gx0, gmix, grstd, N,
+                                        C, 0.7f);
+        compare(rounded ? "norm+mix dx_in, rounded dn" : "norm+mix dx_in", gdx, dx, n);
+        compare(rounded ? "norm+mix dx0 (accum.), rounded dn" : "norm+mix dx0 (accum.)", gdx0, dx0, n);
+        compare(rounded ? "norm+mix dmix (accum.), rounded dn" : "norm+mix dmix", gdmix, dmix, 2 * (size_t)C);
+        cuda_matmul_input_free(&rdn);
+    }
+    // x_mid = xm + mix[0..C) dxm (dxm kept only rounded, as a projection's output), its norm only rounded
+    RoundedInput radd = {0}, alone = {0};
+    cuda_matmul_input_round(&radd, gdxm, n);
+    radd.of = NULL;
+    for (size_t i = 0; i < n; i++) dxm[i] = bf16_round(dxm[i]);
+    scaled_add_rmsnorm_forward(xm, mix, dxm, NULL, N, C, y, rstd, 1.1920929e-07f, 0.7f, NULL);
+    cuda_scaled_add_rmsnorm_forward(gxm, gmix, NULL, &radd, N, C, NULL, grstd, 1.1920929e-07f, 0.7f, &alone);
+    compare("add+norm x", gxm, xm, n);
+    compare("add+norm rstd", grstd, rstd, (size_t)N);
+    rounded_only_within("add+norm n, only rounded", &alone, y, n);
+    // and its backward from the same n, rstd and dn on both sides: dy kept only rounded
+    float *dxs = host_randn(n, 1), *dys = xmalloc(sizeof(float) * n), *ds = calloc((size_t)C, sizeof(float));
+    float *gdxs = to_device(dxs, n), *gds = cuda_alloc((size_t)C);
+    cuda_upload(gy, y, sizeof(float) * n), cuda_upload(grstd, rstd, sizeof(float) * N), cuda_upload(gdn, dn, sizeof(float) * n);
+    scaled_add_rmsnorm_backward(dxs, dys, ds, dn, NULL, y, rstd, mix, dxm, NULL, N, C, 0.7f, NULL);
+    RoundedInput dyo = {0};
+    cuda_scaled_add_rmsnorm_backward(gdxs, NULL, gds, gdn, NULL, gy, grstd, gmix, NULL, &radd, N, C, 0.7f, &dyo);
+    compare("add+norm dx", gdxs, dxs, n);
+    compare("add+norm dscale", gds, ds, (size_t)C);
+    rounded_only_within("add+norm dy, only rounded", &dyo, dys, n);
+    free(dxs), free(dys), free(ds), cuda_free(gdxs), cuda_free(gds), cuda_matmul_input_free(&dyo);
+    cuda_matmul_input_free(&ry), cuda_matmul_input_free(&radd), cuda_matmul_input_free(&alone);
+    float *host[] = {x, x0, dn, dxm, mix, dx0, xm, y, rstd, dx, dmix};
+    float *dev[] = {gx, gx0, gdn, gdxm, gmix, grstd, gdx0, gdx, gdmix, gxm, gy};
+    for (int i = 0; i < 11; i++) free(host[i]);
+    for (int i = 0; i < 11; i++) cuda_free(dev[i]);
+}
+
+TEST(cuda_norm_updates) {
+    if (!have_gpu()) return;
+    check_norm_mix(601, 33); // rows past two SUM_CHUNK_ROWS chunks, the last one partial
+    check_norm_mix(300, 600);
+}
+
 TEST(cuda_elementwise) {
     if (!have_gpu()) return;
     int N = 601, C = 33; // rows past two SUM_CHUNK_ROWS chunks, the last one partial
     size_t n = (size_t)N * C;
     float *x = host_randn(n, 1), *x0 = host_randn(n, 1), *dout = host_randn(n, 1), *mix = host_randn(2 * (size_t)C, 1);
-    float *out = xmalloc(sizeof(float) * n), *dx = xmalloc(sizeof(float) * n), *dx0 = host_randn(n, 1);
-    float *dmix = calloc(2 * (size_t)C, sizeof(float));
+    float *out = xmalloc(sizeof(float) * n), *dx = xmalloc(sizeof(float) * n);
     float *gx = to_device(x, n), *gx0 = to_device(x0, n), *gdout = to_device(dout, n), *gmix = to_device(mix, 2 * (size_t)C);
-    float *gout = cuda_alloc(n), *gdx = cuda_alloc(n), *gdx0 = to_device(dx0, n), *gdmix = cuda_alloc(2 * (size_t)C);
+    float *gout = cuda_alloc(n), *gdx = cuda_alloc(n);
     RoundedInput rout = {0};
     relu2_forward(out, x, NULL, n, 0.5f, NULL);
     cuda_relu2_forward(gout, gx, NULL, n, 0.5f, &rout);
@@ -284,14 +353,6 @@ TEST(cuda_elementwise) {
     free(ds), cuda_free(gds);
     cuda_matmul_input_free(&rx), cuda_matmul_input_free(&rdout);
     free(xb), free(doutb);
-    resid_mix_forward(out, x, x0, mix, N, C);
-    cuda_resid_mix_forward(gout, gx, gx0, gmix, N, C);
-    compare("resid_mix", gout, out, n);
-    resid_mix_backward(dx, dx0, dmix, dout, x, x0, mix, N, C);
-    cuda_resid_mix_backward(gdx, gdx0, gdmix, gdout, gx, gx0, gmix, N, C);
-    compare("resid_mix dx", gdx, dx, n);
-    compare("resid_mix dx0 (accum.)", gdx0, dx0, n);
-    compare("resid_mix dmix", gdmix, dmix, 2 * (size_t)C);
     float *dscale = calloc((size_t)C, sizeof(float)), *gdscale = cuda_alloc((size_t)C);
     memcpy(out, x, sizeof(float) * n);
     cuda_upload(gout, x, sizeof(float) * n);

@@ -275,7 +275,9 @@ TEST(grad_value_mix) {
 typedef struct {
     int N, C;
     real *x, *x0, *mix, *scale, *y, *out, *R;
-    real slope; // leaky_relu's negative slope
+    real slope;          // leaky_relu's negative slope
+    real *ny, *rstd, *Rn; // the residual mix's norm (rmsnorm_resid_mix_backward), with its own weights
+    real ln;
 } EwCtx;
 
 static double relu2_loss(void *p) {
@@ -284,10 +286,19 @@ static double relu2_loss(void *p) {
     return dot(c->out, c->R, (size_t)c->N * c->C);
 }
 
+// the mix xm read twice, as in a block: by the residual stream (R) and through its norm (Rn)
 static double mix_loss(void *p) {
     EwCtx *c = p;
-    resid_mix_forward(c->out, c->x, c->x0, c->mix, c->N, c->C);
-    return dot(c->out, c->R, (size_t)c->N * c->C);
+    resid_mix_rmsnorm_forward(c->out, c->x, c->x0, c->mix, c->N, c->C, c->ny, c->rstd, 1e-6, c->ln, NULL);
+    return dot(c->out, c->R, (size_t)c->N * c->C) + dot(c->ny, c->Rn, (size_t)c->N * c->C);
+}
+
+// the attention's scaled add and the MLP's norm of its result, both read (as mix_loss)
+static double add_norm_loss(void *p) {
+    EwCtx *c = p;
+    ops_copy(c->out, c->x, (size_t)c->N * c->C);
+    scaled_add_rmsnorm_forward(c->out, c->scale, c->y, NULL, c->N, c->C, c->ny, c->rstd, 1e-6, c->ln, NULL);
+    return dot(c->out, c->R, (size_t)c->N * c->C) + dot(c->ny, c->Rn, (size_t)c->N * c->C);
 }
 
 static double scaled_add_loss(void *p) {
@@ -319,14 +330,23 @@ TEST(grad_elementwise) {
     c.slope = 0;
     real *dx0_before = ops_alloc(n);
     ops_copy(dx0_before, dx0, n);
-    resid_mix_backward(dx, dx0, dmix, c.R, c.x, c.x0, c.mix, c.N, c.C);
+    c.ny = ops_alloc(n), c.rstd = ops_alloc(6), c.Rn = randn(n, 1), c.ln = 0.7;
+    mix_loss(&c);
+    rmsnorm_resid_mix_backward(dx, dx0, dmix, c.Rn, NULL, c.R, c.x, c.x0, c.mix, c.rstd, c.N, c.C, c.ln);
     for (size_t i = 0; i < n; i++) dx0[i] -= dx0_before[i];
-    check_fd("resid_mix dx", c.x, n, dx, mix_loss, &c, 100);
-    check_fd("resid_mix dx0", c.x0, n, dx0, mix_loss, &c, 100);
-    check_fd("resid_mix dmix", c.mix, 10, dmix, mix_loss, &c, 100);
+    check_fd("resid_mix + norm dx", c.x, n, dx, mix_loss, &c, 100);
+    check_fd("resid_mix + norm dx0", c.x0, n, dx0, mix_loss, &c, 100);
+    check_fd("resid_mix + norm dmix", c.mix, 10, dmix, mix_loss, &c, 100);
     scaled_add_backward(dy, dscale, c.R, c.scale, c.y, NULL, c.N, c.C, 0, NULL);
     check_fd("scaled_add dy", c.y, n, dy, scaled_add_loss, &c, 100);
     check_fd("scaled_add dscale", c.scale, 5, dscale, scaled_add_loss, &c, 100);
+    add_norm_loss(&c);
+    ops_copy(dx, c.R, n);
+    ops_zero(dscale, 5);
+    scaled_add_rmsnorm_backward(dx, dy, dscale, c.Rn, NULL, c.ny, c.rstd, c.scale, c.y, NULL, c.N, c.C, c.ln, NULL);
+    check_fd("scaled_add + norm dx", c.x, n, dx, add_norm_loss, &c, 100);
+    check_fd("scaled_add + norm dy", c.y, n, dy, add_norm_loss, &c, 100);
+    check_fd("scaled_add + norm dscale", c.scale, 5, dscale, add_norm_loss, &c, 100);
     real *dgate = ops_alloc(5); // skip_lerp: mix[0..C) serves as the gate
     ops_zero(dscale, 5);
     skip_lerp_backward(dx, dy, dscale, dgate, c.R, c.x, c.y, c.scale, c.mix, c.N, c.C);

@@ -51,20 +51,13 @@ void relu2_backward(real *dinp, const real *dout, const RoundedInput *dout_r, co
     }
 }
 
-void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C) {
-    const real *m0 = mix, *m1 = mix + C;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        size_t o = (size_t)n * C;
-        for (int c = 0; c < C; c++) out[o + c] = m0[c] * x[o + c] + m1[c] * x0[o + c];
-    }
-}
-
 // Column sums (over N rows) are split by columns across threads for the same no-race reason.
 // Per-channel sums over tokens: each thread owns a range of channels and walks the rows in order, so
 // memory is read row by row (not with a stride of C) and every sum has the same order at any thread count.
-void resid_mix_backward(real *dx, real *dx0, real *dmix, const real *dout, const real *x, const real *x0,
-                        const real *mix, int N, int C) {
+// The residual mix's backward from g = dL/dxm: dx = g mix[0] (written; may alias g), dx0 += g mix[1],
+// dmix += the column sums of g x and g x0.
+static void resid_mix_columns_backward(real *dx, real *dx0, real *dmix, const real *g, const real *x, const real *x0,
+                                       const real *mix, int N, int C) {
     const real *m0 = mix, *m1 = mix + C;
 #pragma omp parallel
     {
@@ -76,10 +69,10 @@ void resid_mix_backward(real *dx, real *dx0, real *dmix, const real *dout, const
             size_t row = (size_t)n * C;
             for (int c = c0; c < c1; c++) {
                 size_t o = row + c;
-                s0[c - c0] += (double)dout[o] * x[o];
-                s1[c - c0] += (double)dout[o] * x0[o];
-                dx0[o] += dout[o] * m1[c];
-                dx[o] = dout[o] * m0[c];
+                s0[c - c0] += (double)g[o] * x[o];
+                s1[c - c0] += (double)g[o] * x0[o];
+                dx0[o] += g[o] * m1[c];
+                dx[o] = g[o] * m0[c];
             }
         }
         for (int c = c0; c < c1; c++) {
@@ -88,6 +81,30 @@ void resid_mix_backward(real *dx, real *dx0, real *dmix, const real *dout, const
         }
         free(s);
     }
+}
+
+// g row by row into dx_in (rmsnorm_backward's arithmetic on the recomputed norm: the forward's
+// expressions (norm.c), so the same values), then the mix's backward in place.
+void rmsnorm_resid_mix_backward(real *dx_in, real *dx0, real *dmix, const real *dn, const RoundedInput *dn_r, const real *dxm,
+                                const real *x_in, const real *x0, const real *mix, const real *rstd, int N, int C, real scale) {
+    dn = cpu_input_values(__func__, dn, dn_r, (size_t)N * C);
+    const real *m0 = mix, *m1 = mix + C;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        size_t o = (size_t)n * C;
+        real s = rstd[n];
+        double dot = 0;
+        for (int c = 0; c < C; c++) {
+            real xm = m0[c] * x_in[o + c] + m1[c] * x0[o + c];
+            dot += (double)dn[o + c] * (xm * s * scale);
+        }
+        real m = (real)(dot / C) / scale;
+        for (int c = 0; c < C; c++) {
+            real xm = m0[c] * x_in[o + c] + m1[c] * x0[o + c];
+            dx_in[o + c] = dxm[o + c] + s * (scale * dn[o + c] - xm * s * scale * m);
+        }
+    }
+    resid_mix_columns_backward(dx_in, dx0, dmix, dx_in, x_in, x0, mix, N, C);
 }
 
 void scaled_add_forward(real *x, const real *scale, const real *y, const RoundedInput *y_r, int N, int C) {

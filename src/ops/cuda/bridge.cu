@@ -140,12 +140,22 @@ void relu2_backward(real *dinp, const real *dout, const RoundedInput *dout_r, co
                     size_t n, real slope, RoundedInput *dinp_r) {
     cuda_relu2_backward(dinp, dout, dout_r, inp, inp_r, n, slope, dinp_r);
 }
-void resid_mix_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C) {
-    cuda_resid_mix_forward(out, x, x0, mix, N, C);
+void resid_mix_rmsnorm_forward(real *out, const real *x, const real *x0, const real *mix, int N, int C, real *n, real *rstd,
+                               real eps, real scale, RoundedInput *n_r) {
+    cuda_resid_mix_rmsnorm_forward(out, x, x0, mix, N, C, n, rstd, eps, scale, n_r);
 }
-void resid_mix_backward(real *dx, real *dx0, real *dmix, const real *dout, const real *x, const real *x0, const real *mix,
-                        int N, int C) {
-    cuda_resid_mix_backward(dx, dx0, dmix, dout, x, x0, mix, N, C);
+void scaled_add_rmsnorm_forward(real *x, const real *scale, const real *y, const RoundedInput *y_r, int N, int C, real *n,
+                                real *rstd, real eps, real ln, RoundedInput *n_r) {
+    cuda_scaled_add_rmsnorm_forward(x, scale, y, y_r, N, C, n, rstd, eps, ln, n_r);
+}
+void scaled_add_rmsnorm_backward(real *dx, real *dy, real *dscale, const real *dn, const RoundedInput *dn_r, const real *n,
+                                 const real *rstd, const real *scale, const real *y, const RoundedInput *y_r, int N, int C, real ln,
+                                 RoundedInput *dy_r) {
+    cuda_scaled_add_rmsnorm_backward(dx, dy, dscale, dn, dn_r, n, rstd, scale, y, y_r, N, C, ln, dy_r);
+}
+void rmsnorm_resid_mix_backward(real *dx_in, real *dx0, real *dmix, const real *dn, const RoundedInput *dn_r, const real *dxm,
+                                const real *x_in, const real *x0, const real *mix, const real *rstd, int N, int C, real scale) {
+    cuda_rmsnorm_resid_mix_backward(dx_in, dx0, dmix, dn, dn_r, dxm, x_in, x0, mix, rstd, N, C, scale);
 }
 void value_mix_forward(real *out, const real *v, const real *v0, const real lam[2], size_t n) {
     cuda_value_mix_forward(out, v, v0, lam, n);

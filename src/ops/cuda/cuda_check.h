@@ -101,20 +101,6 @@ void cuda_dots(double out[2], const float *a, const float *b, const float *c, si
 // The same two sums left in device memory (valid until the next reduction), for a kernel to read.
 const double *cuda_dots_on_device(const float *a, const float *b, const float *c, size_t n);
 
-// The sum of v over a block of at most 256 threads, in a fixed tree order, returned to every thread.
-__device__ inline double block_sum(double v) {
-    __shared__ double buf[256];
-    buf[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if ((int)threadIdx.x < s) buf[threadIdx.x] += buf[threadIdx.x + s];
-        __syncthreads();
-    }
-    double r = buf[0];
-    __syncthreads();
-    return r;
-}
-
 // The sum of v over the calling lane's group of `width` consecutive lanes (a power of two; the whole
 // warp by default), returned to each of them: a butterfly of shuffles, the same additions in the same
 // order on every run, and the same result on every lane of a group (each step adds a pair both ways
@@ -122,6 +108,20 @@ __device__ inline double block_sum(double v) {
 __device__ inline double warp_sum(double v, int width = 32) {
     for (int s = width / 2; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
     return v;
+}
+
+// The sum of v over a block (a multiple of 32 threads, at most 1024), returned to every thread: each
+// warp's butterfly, then the warps' sums in warp order: fixed, and two barriers, not one per tree level
+// (the fused norm backward sums every row this way).
+__device__ inline double block_sum(double v) {
+    __shared__ double buf[32];
+    v = warp_sum(v);
+    if (threadIdx.x % 32 == 0) buf[threadIdx.x / 32] = v;
+    __syncthreads();
+    double r = 0;
+    for (int w = 0; w < (int)(blockDim.x / 32); w++) r += buf[w];
+    __syncthreads(); // the next call writes buf again
+    return r;
 }
 
 // Kernels with a warp per row (its lanes across the row: neighbouring lanes, neighbouring floats)

@@ -1,5 +1,5 @@
 // Embedding lookup, relu^2 and the per-channel mixes of the residual stream. Per-channel parameter
-// gradients sum over tokens with one thread per channel walking the rows in order: deterministic.
+// gradients sum over tokens, each column's rows walked in order by one thread: deterministic.
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
 
@@ -72,45 +72,131 @@ extern "C" void cuda_relu2_backward(float *dinp, const float *dout, const Rounde
     else launch_relu2_bwd(dinp, rounded, dout, inp, n, slope);
 }
 
-__global__ static void resid_mix_fwd(float *out, const float *x, const float *x0, const float *mix, int N, int C) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)N * C) return;
-    int c = (int)(i % C);
-    out[i] = mix[c] * x[i] + mix[C + c] * x0[i];
-}
-
-// grid (channels, row chunks): dx, dx0 for the chunk's column, and its two column partials.
-// The outputs alias no input (ops.h), so the loads of later rows may be issued before this row's
-// stores: several rows' loads in flight per thread instead of one (the sums keep their order).
-__global__ static void resid_mix_bwd(float *__restrict__ dx, float *__restrict__ dx0, double *part, const float *__restrict__ dout,
-                                     const float *__restrict__ x, const float *__restrict__ x0, const float *__restrict__ mix, int N,
-                                     int C) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    double s0 = 0, s1 = 0;
-#pragma unroll 4
+// The residual mix's and its norm's backward (ops.h's rmsnorm_resid_mix_backward). Grid: row chunks
+// (blockIdx.y, as the column kernels); each thread owns the columns threadIdx.x + k blockDim.x, k <
+// NORM_MIX_COLS. Per row: xm and y recomputed, the norm's dot a block sum, then each thread forms g for
+// its columns, writes dx_in and dx0 and adds to its columns' partials (in row order, as every column
+// kernel's). One pass over the row's inputs instead of the norm's backward and the mix's.
+#define NORM_MIX_THREADS 256
+#define NORM_MIX_COLS 8
+template <class Dn>
+__global__ static void norm_mix_bwd(float *__restrict__ dx_in, float *__restrict__ dx0, double *part, const Dn *__restrict__ dn,
+                                    const float *__restrict__ dxm, const float *__restrict__ x_in, const float *__restrict__ x0,
+                                    const float *__restrict__ mix, const float *__restrict__ rstd, int N, int C, float scale) {
+    double s0[NORM_MIX_COLS] = {0}, s1[NORM_MIX_COLS] = {0};
     for (int n = chunk_begin(); n < chunk_end(N); n++) {
-        size_t o = (size_t)n * C + c;
-        s0 += (double)dout[o] * x[o];
-        s1 += (double)dout[o] * x0[o];
-        dx0[o] += dout[o] * mix[C + c];
-        dx[o] = dout[o] * mix[c];
+        size_t row = (size_t)n * C;
+        float r = rstd[n], xi[NORM_MIX_COLS], xz[NORM_MIX_COLS], d[NORM_MIX_COLS];
+        double dot = 0;
+#pragma unroll
+        for (int k = 0; k < NORM_MIX_COLS; k++) {
+            int c = threadIdx.x + k * blockDim.x;
+            if (c >= C) break;
+            xi[k] = x_in[row + c], xz[k] = x0[row + c], d[k] = as_float(dn[row + c]);
+            float xm = mix[c] * xi[k] + mix[C + c] * xz[k];
+            dot += (double)d[k] * (xm * r * scale);
+        }
+        float m = (float)(block_sum(dot) / C) / scale;
+#pragma unroll
+        for (int k = 0; k < NORM_MIX_COLS; k++) {
+            int c = threadIdx.x + k * blockDim.x;
+            if (c >= C) break;
+            float xm = mix[c] * xi[k] + mix[C + c] * xz[k];
+            float g = dxm[row + c] + r * (scale * d[k] - xm * r * scale * m);
+            dx_in[row + c] = g * mix[c];
+            dx0[row + c] += g * mix[C + c];
+            s0[k] += (double)g * xi[k];
+            s1[k] += (double)g * xz[k];
+        }
     }
-    part[(size_t)blockIdx.y * 2 * C + c] = s0;
-    part[(size_t)blockIdx.y * 2 * C + C + c] = s1;
+    for (int k = 0; k < NORM_MIX_COLS; k++) {
+        int c = threadIdx.x + k * blockDim.x;
+        if (c >= C) break;
+        part[(size_t)blockIdx.y * 2 * C + c] = s0[k];
+        part[(size_t)blockIdx.y * 2 * C + C + c] = s1[k];
+    }
 }
 
-extern "C" void cuda_resid_mix_forward(float *out, const float *x, const float *x0, const float *mix, int N, int C) {
-    resid_mix_fwd<<<blocks_for((size_t)N * C, THREADS), THREADS>>>(out, x, x0, mix, N, C);
-    CUDA_CHECK_LAUNCH();
+template <class Dn>
+static void launch_norm_mix_bwd(float *dx_in, float *dx0, double *part, const Dn *dn, const float *dxm, const float *x_in,
+                                const float *x0, const float *mix, const float *rstd, int N, int C, float scale) {
+    auto kernel = norm_mix_bwd<Dn>; // through a variable: the emulator's launch rewrite needs a plain name
+    kernel<<<dim3(1, row_chunks(N)), NORM_MIX_THREADS>>>(dx_in, dx0, part, dn, dxm, x_in, x0, mix, rstd, N, C, scale);
+    CUDA_CHECK_LAUNCH_AT("cuda_rmsnorm_resid_mix_backward");
 }
 
-extern "C" void cuda_resid_mix_backward(float *dx, float *dx0, float *dmix, const float *dout, const float *x, const float *x0,
-                                        const float *mix, int N, int C) {
+extern "C" void cuda_rmsnorm_resid_mix_backward(float *dx_in, float *dx0, float *dmix, const float *dn, const RoundedInput *dn_r,
+                                                const float *dxm, const float *x_in, const float *x0, const float *mix,
+                                                const float *rstd, int N, int C, float scale) {
+    if (C > NORM_MIX_THREADS * NORM_MIX_COLS)
+        die("CUDA rmsnorm_resid_mix_backward: model_dim %d above the %d its kernel covers", C, NORM_MIX_THREADS * NORM_MIX_COLS);
+    const __nv_bfloat16 *dnb = cuda_input_rounded(__func__, dn, dn_r, (size_t)N * C);
     double *part = column_partials(N, 2 * C);
-    resid_mix_bwd<<<dim3(blocks_for((size_t)C, THREADS), row_chunks(N)), THREADS>>>(dx, dx0, part, dout, x, x0, mix, N, C);
-    CUDA_CHECK_LAUNCH();
+    if (dnb) launch_norm_mix_bwd(dx_in, dx0, part, dnb, dxm, x_in, x0, mix, rstd, N, C, scale);
+    else launch_norm_mix_bwd(dx_in, dx0, part, dn, dxm, x_in, x0, mix, rstd, N, C, scale);
     column_partials_add(dmix, part, N, 2 * C);
+}
+
+// ops.h's scaled_add_rmsnorm_backward: per row the norm's dot (a block sum), then g = dx + the norm's
+// backward into dx, dy = scale g and/or its rounding dyr, and the columns' partials of g y. Grid and
+// columns as norm_mix_bwd's; dn and y fp32 or bf16.
+template <class Dn, class Y>
+__global__ static void add_norm_bwd(float *__restrict__ dx, float *__restrict__ dy, __nv_bfloat16 *__restrict__ dyr, double *part,
+                                    const Dn *__restrict__ dn, const float *__restrict__ n, const float *__restrict__ rstd,
+                                    const float *__restrict__ scale, const Y *__restrict__ y, int N, int C, float ln) {
+    double s[NORM_MIX_COLS] = {0};
+    for (int i = chunk_begin(); i < chunk_end(N); i++) {
+        size_t row = (size_t)i * C;
+        float r = rstd[i], d[NORM_MIX_COLS], v[NORM_MIX_COLS];
+        double dot = 0;
+#pragma unroll
+        for (int k = 0; k < NORM_MIX_COLS; k++) {
+            int c = threadIdx.x + k * blockDim.x;
+            if (c >= C) break;
+            d[k] = as_float(dn[row + c]), v[k] = n[row + c];
+            dot += (double)d[k] * v[k];
+        }
+        float m = (float)(block_sum(dot) / C) / ln;
+#pragma unroll
+        for (int k = 0; k < NORM_MIX_COLS; k++) {
+            int c = threadIdx.x + k * blockDim.x;
+            if (c >= C) break;
+            float g = dx[row + c] + r * (ln * d[k] - v[k] * m), t = g * scale[c];
+            dx[row + c] = g;
+            if (dy) dy[row + c] = t;
+            if (dyr) dyr[row + c] = __float2bfloat16_rn(t);
+            s[k] += (double)g * as_float(y[row + c]);
+        }
+    }
+    for (int k = 0; k < NORM_MIX_COLS; k++) {
+        int c = threadIdx.x + k * blockDim.x;
+        if (c >= C) break;
+        part[(size_t)blockIdx.y * C + c] = s[k];
+    }
+}
+
+template <class Dn, class Y>
+static void launch_add_norm_bwd(float *dx, float *dy, __nv_bfloat16 *dyr, double *part, const Dn *dn, const float *n, const float *rstd,
+                                const float *scale, const Y *y, int N, int C, float ln) {
+    auto kernel = add_norm_bwd<Dn, Y>;
+    kernel<<<dim3(1, row_chunks(N)), NORM_MIX_THREADS>>>(dx, dy, dyr, part, dn, n, rstd, scale, y, N, C, ln);
+    CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_rmsnorm_backward");
+}
+
+extern "C" void cuda_scaled_add_rmsnorm_backward(float *dx, float *dy, float *dscale, const float *dn, const RoundedInput *dn_r,
+                                                 const float *n, const float *rstd, const float *scale, const float *y,
+                                                 const RoundedInput *y_r, int N, int C, float ln, RoundedInput *dy_r) {
+    if (C > NORM_MIX_THREADS * NORM_MIX_COLS)
+        die("CUDA scaled_add_rmsnorm_backward: model_dim %d above the %d its kernel covers", C, NORM_MIX_THREADS * NORM_MIX_COLS);
+    size_t total = (size_t)N * C;
+    const __nv_bfloat16 *dnb = cuda_input_rounded(__func__, dn, dn_r, total), *yb = cuda_input_rounded(__func__, y, y_r, total);
+    __nv_bfloat16 *dyr = cuda_rounded_output(__func__, dy, dy_r, total);
+    double *part = column_partials(N, C);
+    if (dnb && yb) launch_add_norm_bwd(dx, dy, dyr, part, dnb, n, rstd, scale, yb, N, C, ln);
+    else if (dnb) launch_add_norm_bwd(dx, dy, dyr, part, dnb, n, rstd, scale, y, N, C, ln);
+    else if (yb) launch_add_norm_bwd(dx, dy, dyr, part, dn, n, rstd, scale, yb, N, C, ln);
+    else launch_add_norm_bwd(dx, dy, dyr, part, dn, n, rstd, scale, y, N, C, ln);
+    column_partials_add(dscale, part, N, C);
 }
 
 // y fp32 or bf16 (a projection's output kept only rounded)
@@ -120,8 +206,9 @@ template <class Y> __global__ static void scaled_add_fwd(float *x, const float *
     x[i] += scale[i % C] * as_float(y[i]);
 }
 
-// grid (channels, row chunks), as resid_mix_bwd
-// dy and/or its bf16 rounding dyr; either may be NULL; restrict as resid_mix_bwd's
+// grid (channels, row chunks): one thread per column of a chunk of rows. dy and/or its bf16 rounding
+// dyr; either may be NULL. The outputs alias no input (ops.h, hence restrict), so the loads of later
+// rows may be issued before this row's stores (several rows' loads in flight; the sums keep their order).
 template <class Y>
 __global__ static void scaled_add_bwd(float *__restrict__ dy, __nv_bfloat16 *__restrict__ dyr, double *part,
                                       const float *__restrict__ dout, const float *__restrict__ scale, const Y *__restrict__ y, int N,

@@ -56,9 +56,16 @@ void cuda_relu2_forward(float *out, const float *inp, const struct RoundedInput 
                         struct RoundedInput *out_r);
 void cuda_relu2_backward(float *dinp, const float *dout, const struct RoundedInput *dout_r, const float *inp,
                          const struct RoundedInput *inp_r, size_t n, float slope, struct RoundedInput *dinp_r);
-void cuda_resid_mix_forward(float *out, const float *x, const float *x0, const float *mix, int N, int C);
-void cuda_resid_mix_backward(float *dx, float *dx0, float *dmix, const float *dout, const float *x, const float *x0,
-                             const float *mix, int N, int C);
+void cuda_resid_mix_rmsnorm_forward(float *xm, const float *x, const float *x0, const float *mix, int N, int C, float *n,
+                                    float *rstd, float eps, float scale, struct RoundedInput *n_r);
+void cuda_scaled_add_rmsnorm_forward(float *x, const float *scale, const float *y, const struct RoundedInput *y_r, int N, int C,
+                                     float *n, float *rstd, float eps, float ln, struct RoundedInput *n_r);
+void cuda_scaled_add_rmsnorm_backward(float *dx, float *dy, float *dscale, const float *dn, const struct RoundedInput *dn_r,
+                                      const float *n, const float *rstd, const float *scale, const float *y,
+                                      const struct RoundedInput *y_r, int N, int C, float ln, struct RoundedInput *dy_r);
+void cuda_rmsnorm_resid_mix_backward(float *dx_in, float *dx0, float *dmix, const float *dn, const struct RoundedInput *dn_r,
+                                     const float *dxm, const float *x_in, const float *x0, const float *mix, const float *rstd,
+                                     int N, int C, float scale);
 void cuda_scaled_add_forward(float *x, const float *scale, const float *y, const struct RoundedInput *y_r, int N, int C);
 void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const float *scale, const float *y,
                               const struct RoundedInput *y_r, int N, int C, int accumulate, struct RoundedInput *dy_r);

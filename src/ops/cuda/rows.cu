@@ -1,4 +1,4 @@
-// Row ops: rms norm (a warp per row) and the softcapped cross-entropy (a block per row). Row sums in a
+// Row ops: rms norm (a warp per row; alone, or after the residual stream's update it normalizes) and the softcapped cross-entropy (a block per row). Row sums in a
 // fixed order (shuffle butterflies, shared-memory trees), so results are deterministic.
 #include <math.h>
 
@@ -23,19 +23,54 @@ __device__ static double block_max(double v) {
 // rms norm: a warp per row (cuda_check.h's WARP_ROWS), its sums warp_sum's fixed butterfly. A block
 // per row made the per-head norms of q and k (64 values) half a million tiny blocks per call.
 
-// yr: out rounded to bf16 as well (cuda_rounded_storage), or NULL
-__global__ static void rmsnorm_fwd(float *out, __nv_bfloat16 *yr, float *rstd, const float *inp, int rows, int C, float eps,
-                                   float scale) {
-    int row = warp_row(), lane = threadIdx.x % 32;
-    if (row >= rows) return; // the whole warp
-    const float *x = inp + (size_t)row * C;
-    float *y = out + (size_t)row * C;
+// Row `row` of the norm (the calling warp): y = x rstd scale into out and/or its rounding yr (either may
+// be NULL). Each lane reads the x[i] it may have just written itself (the fused updates below).
+__device__ static void norm_row(float *out, __nv_bfloat16 *yr, float *rstd, const float *x, int row, int C, float eps,
+                                float scale) {
+    int lane = threadIdx.x % 32;
     float s = warp_rstd(x, C, eps);
     if (lane == 0) rstd[row] = s;
     for (int i = lane; i < C; i += 32) {
-        y[i] = x[i] * s * scale;
-        if (yr) yr[(size_t)row * C + i] = __float2bfloat16_rn(y[i]);
+        float y = x[i] * s * scale;
+        if (out) out[(size_t)row * C + i] = y;
+        if (yr) yr[(size_t)row * C + i] = __float2bfloat16_rn(y);
     }
+}
+
+__global__ static void rmsnorm_fwd(float *out, __nv_bfloat16 *yr, float *rstd, const float *inp, int rows, int C, float eps,
+                                   float scale) {
+    int row = warp_row();
+    if (row >= rows) return; // the whole warp
+    norm_row(out, yr, rstd, inp + (size_t)row * C, row, C, eps, scale);
+}
+
+// ops.h's resid_mix_rmsnorm_forward: xm = mix[0] x + mix[1] x0, then its norm (xm read back from cache)
+__global__ static void mix_norm_fwd(float *xm, float *out, __nv_bfloat16 *yr, float *rstd, const float *x, const float *x0,
+                                    const float *mix, int rows, int C, float eps, float scale) {
+    int row = warp_row();
+    if (row >= rows) return; // the whole warp
+    size_t at = (size_t)row * C;
+    for (int i = threadIdx.x % 32; i < C; i += 32) xm[at + i] = mix[i] * x[at + i] + mix[C + i] * x0[at + i];
+    norm_row(out, yr, rstd, xm + at, row, C, eps, scale);
+}
+
+// ops.h's scaled_add_rmsnorm_forward: x += scale y (y fp32 or bf16), then its norm
+template <class Y>
+__global__ static void add_norm_fwd(float *x, const float *scale, const Y *y, float *out, __nv_bfloat16 *yr, float *rstd, int rows,
+                                    int C, float eps, float ln) {
+    int row = warp_row();
+    if (row >= rows) return; // the whole warp
+    size_t at = (size_t)row * C;
+    for (int i = threadIdx.x % 32; i < C; i += 32) x[at + i] += scale[i] * as_float(y[at + i]);
+    norm_row(out, yr, rstd, x + at, row, C, eps, ln);
+}
+
+template <class Y>
+static void launch_add_norm_fwd(float *x, const float *scale, const Y *y, float *out, __nv_bfloat16 *yr, float *rstd, int rows,
+                                int C, float eps, float ln) {
+    auto kernel = add_norm_fwd<Y>; // through a variable: the emulator's launch rewrite needs a plain name
+    kernel<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(x, scale, y, out, yr, rstd, rows, C, eps, ln);
+    CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_rmsnorm_forward");
 }
 
 // dout fp32 or bf16 (a linear layer's input gradient kept only rounded)
@@ -67,9 +102,24 @@ static void launch_rmsnorm_bwd(float *dinp, const Dout *dout, const float *out, 
 
 extern "C" void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale,
                                      RoundedInput *out_r) {
-    __nv_bfloat16 *yr = cuda_rounded_storage(out_r, out, (size_t)rows * C);
+    __nv_bfloat16 *yr = cuda_rounded_output(__func__, out, out_r, (size_t)rows * C);
     rmsnorm_fwd<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(out, yr, rstd, inp, rows, C, eps, scale);
     CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void cuda_resid_mix_rmsnorm_forward(float *xm, const float *x, const float *x0, const float *mix, int N, int C, float *n,
+                                               float *rstd, float eps, float scale, RoundedInput *n_r) {
+    __nv_bfloat16 *yr = cuda_rounded_output(__func__, n, n_r, (size_t)N * C);
+    mix_norm_fwd<<<warp_row_blocks((size_t)N), WARP_ROW_THREADS>>>(xm, n, yr, rstd, x, x0, mix, N, C, eps, scale);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void cuda_scaled_add_rmsnorm_forward(float *x, const float *scale, const float *y, const RoundedInput *y_r, int N, int C,
+                                                float *n, float *rstd, float eps, float ln, RoundedInput *n_r) {
+    const __nv_bfloat16 *yb = cuda_input_rounded(__func__, y, y_r, (size_t)N * C); // before n_r is reset: it may be y_r
+    __nv_bfloat16 *yr = cuda_rounded_output(__func__, n, n_r, (size_t)N * C);
+    if (yb) launch_add_norm_fwd(x, scale, yb, n, yr, rstd, N, C, eps, ln);
+    else launch_add_norm_fwd(x, scale, y, n, yr, rstd, N, C, eps, ln);
 }
 
 extern "C" void cuda_rmsnorm_backward(float *dinp, const float *dout, const RoundedInput *dout_r, const float *out,
