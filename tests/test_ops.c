@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ops/ops.h"
+#include "optim/optim.h"
 #include "test.h"
 #include "util.h"
 
@@ -54,14 +55,48 @@ TEST(ops_matmul_gemm_follows_matmul_precision) {
         ops_set_matmul_bf16(bf16);
         for (int tb = 0; tb < 2; tb++) { // B as [K, N], or read transposed as [N, K] from the same floats
             for (int i = 0; i < M * N; i++) c[i] = c_ref[i] = 0.5f;
-            matmul_gemm(0, tb, M, N, K, 1.5f, a, LD, b, tb ? K : N, 0.25f, c, N);
+            matmul_gemm(0, tb, M, N, K, 1.5f, a, LD, 0, b, tb ? K : N, 0, 0.25f, c, N, 0, 1);
             gemm(0, tb, M, N, K, 1.5f, bf16 ? ar : a, LD, bf16 ? br : b, tb ? K : N, 0.25f, c_ref, N);
             CHECK(!memcmp(c, c_ref, sizeof c), "matmul_gemm (bf16 %d, B transposed %d) differs from gemm on %s operands", bf16,
                   tb, bf16 ? "rounded" : "the same");
         }
-        matmul_gemm(0, 1, M, M, K, 1, a, LD, a, LD, 0, s, M);
+        matmul_gemm(0, 1, M, M, K, 1, a, LD, 0, a, LD, 0, 0, s, M, 0, 1);
         gemm(0, 1, M, M, K, 1, bf16 ? ar : a, LD, bf16 ? ar : a, LD, 0, s_ref, M);
         CHECK(!memcmp(s, s_ref, sizeof s), "matmul_gemm A A^T (bf16 %d) differs from gemm", bf16);
+    }
+    ops_set_matmul_bf16(0);
+}
+
+// Batches of matmul_gemm products (Muon's Newton-Schulz over every matrix of a shape): each product as
+// alone, with strides that leave gaps between the matrices; and Newton-Schulz over three matrices
+// (wide and tall) as over each alone.
+TEST(ops_matmul_gemm_batches) {
+    enum { M = 6, K = 10, COUNT = 3, SA = M * K + 5, SC = M * M + 3 };
+    static float a[COUNT * SA], c[COUNT * SC], c1[M * M], g[COUNT * 8 * 20], x[COUNT * 8 * 20], x1[8 * 20];
+    Rng r;
+    rng_seed(&r, 41);
+    for (int i = 0; i < COUNT * SA; i++) a[i] = (float)rng_normal(&r);
+    for (int i = 0; i < COUNT * 8 * 20; i++) g[i] = (float)rng_normal(&r);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        ops_set_matmul_bf16(bf16);
+        for (int i = 0; i < COUNT * SC; i++) c[i] = 0.5f;
+        matmul_gemm(0, 1, M, M, K, 1.5f, a, K, SA, a, K, SA, 0.25f, c, M, SC, COUNT); // A_i A_i^T, one operand
+        for (int i = 0; i < COUNT; i++) {
+            for (int j = 0; j < M * M; j++) c1[j] = 0.5f;
+            matmul_gemm(0, 1, M, M, K, 1.5f, a + i * SA, K, 0, a + i * SA, K, 0, 0.25f, c1, M, 0, 1);
+            CHECK(!memcmp(c + i * SC, c1, sizeof c1), "batched matmul_gemm product %d (bf16 %d) differs from it alone", i, bf16);
+        }
+        for (int tall = 0; tall < 2; tall++) {
+            int rows = tall ? 20 : 8, cols = tall ? 8 : 20;
+            float *scratch = xmalloc(sizeof(float) * newton_schulz5_scratch(COUNT, rows, cols));
+            newton_schulz5(x, g, COUNT, rows, cols, 5, scratch);
+            for (int i = 0; i < COUNT; i++) {
+                newton_schulz5(x1, g + i * 160, 1, rows, cols, 5, scratch);
+                CHECK(!memcmp(x + i * 160, x1, sizeof x1), "Newton-Schulz of matrix %d in a batch (bf16 %d, %dx%d) differs",
+                      i, bf16, rows, cols);
+            }
+            free(scratch);
+        }
     }
     ops_set_matmul_bf16(0);
 }

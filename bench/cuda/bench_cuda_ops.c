@@ -122,20 +122,21 @@ static void relu2_step(void *p) {
     cuda_relu2_backward(r->dhin, r->dh, NULL, r->h, NULL, (size_t)r->N * r->F, 0.5f, NULL);
 }
 
-// Muon's Newton-Schulz (src/optim/muon.c) on a rows x cols matrix (rows <= cols): 5 steps of
-// A = X X^T, B = b A + c A A, X = a X + B X, here without the copies between.
+// Muon's Newton-Schulz (src/optim/muon.c) on `count` rows x cols matrices at once (rows <= cols): 5
+// steps of A = X X^T, B = b A + c A A, X = a X + B X, here without the copies between.
 typedef struct {
     float *X, *A, *Bm, *Xn;
-    int rows, cols;
+    int rows, cols, count;
 } NewtonSchulz;
 
 static void newton_schulz_step(void *p) {
     NewtonSchulz *n = p;
-    int r = n->rows, k = n->cols;
+    int r = n->rows, k = n->cols, c = n->count;
+    size_t rk = (size_t)r * k, rr = (size_t)r * r;
     for (int s = 0; s < 5; s++) {
-        cuda_matmul_gemm(0, 1, r, r, k, 1, n->X, k, n->X, k, 0, n->A, r);
-        cuda_matmul_gemm(0, 0, r, r, r, 2.0315f, n->A, r, n->A, r, -4.7750f, n->Bm, r);
-        cuda_matmul_gemm(0, 0, r, k, r, 1, n->Bm, r, n->X, k, 3.4445f, n->Xn, k);
+        cuda_matmul_gemm(0, 1, r, r, k, 1, n->X, k, rk, n->X, k, rk, 0, n->A, r, rr, c);
+        cuda_matmul_gemm(0, 0, r, r, r, 2.0315f, n->A, r, rr, n->A, r, rr, -4.7750f, n->Bm, r, rr, c);
+        cuda_matmul_gemm(0, 0, r, k, r, 1, n->Bm, r, rr, n->X, k, rk, 3.4445f, n->Xn, k, rk, c);
     }
 }
 
@@ -188,12 +189,17 @@ int main(void) {
     }
     for (int bf16 = 1; bf16 >= 0; bf16--) {
         cuda_set_matmul_bf16(bf16);
-        NewtonSchulz ns = {device_random((size_t)D * 2 * D, &rng), cuda_alloc((size_t)D * D), cuda_alloc((size_t)D * D),
-                           cuda_alloc((size_t)D * 2 * D), D, 2 * D};
-        double s = time_op(newton_schulz_step, &ns), flops = 5 * (4.0 * D * D * 2 * D + 2.0 * D * D * D);
-        report("Newton-Schulz 512x1024, 5 iterations", bf16 ? "bf16" : "fp32", s, flops / s / 1e12, "TFLOP/s");
-        float *bufs[] = {ns.X, ns.A, ns.Bm, ns.Xn};
-        for (int j = 0; j < 4; j++) cuda_free(bufs[j]);
+        for (int count = 1; count <= 9; count += 8) { // one matrix, and the baseline's 9 mlp.fc as Muon batches them
+            size_t c = (size_t)count;
+            NewtonSchulz ns = {device_random(c * D * 2 * D, &rng), cuda_alloc(c * D * D), cuda_alloc(c * D * D),
+                               cuda_alloc(c * D * 2 * D), D, 2 * D, count};
+            double s = time_op(newton_schulz_step, &ns), flops = count * 5 * (4.0 * D * D * 2 * D + 2.0 * D * D * D);
+            char name[64];
+            snprintf(name, sizeof name, "Newton-Schulz %d x 512x1024, 5 iterations", count);
+            report(name, bf16 ? "bf16" : "fp32", s, flops / s / 1e12, "TFLOP/s");
+            float *bufs[] = {ns.X, ns.A, ns.Bm, ns.Xn};
+            for (int j = 0; j < 4; j++) cuda_free(bufs[j]);
+        }
     }
     cuda_set_matmul_bf16(1);
     int32_t *targets = xmalloc(sizeof(int32_t) * N), *dt = cuda_alloc_i32((size_t)N);

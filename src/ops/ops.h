@@ -36,10 +36,12 @@ void ops_set_matmul_bf16(int on);
 int ops_matmul_bf16(void);
 // Elements a row-major gemm operand of `rows` rows of `cols` values, `ld` apart, spans.
 static inline size_t gemm_operand_extent(int rows, int cols, int ld) { return rows > 0 ? (size_t)(rows - 1) * ld + cols : 0; }
-// gemm in the linear layers' precision: with bf16 on, A and B are rounded to bf16 first (fp32 sums and
-// results), as the reference's Newton-Schulz multiplies bf16 matrices (Muon's is the caller).
-void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
-                 real beta, real *C, int ldc);
+// `count` gemm products in the linear layers' precision: with bf16 on, A and B are rounded to bf16 first
+// (fp32 sums and results), as the reference's Newton-Schulz multiplies bf16 matrices (Muon's is the
+// caller). Product i reads A + i stride_a and B + i stride_b and writes C + i stride_c: Muon
+// orthogonalizes every matrix of one shape in one batch (one launch per product on a GPU, not count).
+void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, size_t stride_a,
+                 const real *B, int ldb, size_t stride_b, real beta, real *C, int ldc, size_t stride_c, int count);
 // An operand rounded once to the products' precision, for every product that reads it: a block's
 // normed input feeds q, k, v (and the gate) forward and backward, which would otherwise round it up to
 // eight times; attention's q, k, v are read by its forward and its backward. The caller (or the op

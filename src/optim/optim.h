@@ -42,14 +42,22 @@ void ema_apply(const OptimState *s, GPT *m);
 // and "optim.ema.<param>" when the EMA is on.
 TensorList optim_state_views(const OptimState *s, const GPT *m);
 
-// Muon's orthogonalization of G [rows, cols] into out (may alias G), train_gpt.py's quintic
-// Newton-Schulz in fp32 (the reference runs it in bf16 on GPU).
-void newton_schulz5(real *out, const real *G, int rows, int cols, int steps, real *scratch);
+// Muon's orthogonalization of `count` matrices G [count, rows, cols] (consecutive) into out (may alias
+// G), train_gpt.py's quintic Newton-Schulz, each matrix on its own, the products of all of them batched
+// (scratch: newton_schulz5_scratch values).
+void newton_schulz5(real *out, const real *G, int count, int rows, int cols, int steps, real *scratch);
+size_t newton_schulz5_scratch(int count, int rows, int cols);
 
-// Building blocks, one tensor at a time.
-// Muon: buf = m buf + g; p -= lr * NS(g + m buf) * max(1, rows/cols)^0.5 (update: n values of scratch)
-void muon_update(real *p, const real *g, real *buf, int rows, int cols, const OptimSettings *o, double lr,
-                 real *scratch, real *update);
+// Building blocks.
+// Muon for `count` matrices of one shape: buf = m buf + g; p -= lr * NS(g + m buf) * max(1, rows/cols)^0.5
+// (update: count rows cols values; scratch: newton_schulz5_scratch)
+typedef struct {
+    real *p;
+    const real *g;
+    real *buf;
+} MuonMatrix;
+void muon_update(const MuonMatrix *mats, int count, int rows, int cols, const OptimSettings *o, double lr, real *scratch,
+                 real *update);
 // torch.optim.Adam (bias-corrected, no weight decay) with the step count already incremented.
 void adam_update(real *p, const real *g, real *m, real *v, size_t n, const OptimSettings *o, double lr, int64_t step);
 

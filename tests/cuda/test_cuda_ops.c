@@ -152,12 +152,16 @@ TEST(cuda_matmul) {
         ops_set_matmul_bf16(bf16);
         cuda_set_matmul_bf16(bf16);
         printf("    matmul_gemm, %s operands:\n", bf16 ? "bf16" : "fp32");
-        matmul_gemm(0, 1, M, Nb, K, 1.5f, a, LD, b, K, 0, c, Nb);
-        cuda_matmul_gemm(0, 1, M, Nb, K, 1.5f, ga, LD, gb, K, 0, gc, Nb);
+        matmul_gemm(0, 1, M, Nb, K, 1.5f, a, LD, 0, b, K, 0, 0, c, Nb, 0, 1);
+        cuda_matmul_gemm(0, 1, M, Nb, K, 1.5f, ga, LD, 0, gb, K, 0, 0, gc, Nb, 0, 1);
         compare("matmul_gemm A B^T", gc, c, (size_t)M * Nb);
-        matmul_gemm(0, 1, M, M, K, 1, a, LD, a, LD, 0, c, M);
-        cuda_matmul_gemm(0, 1, M, M, K, 1, ga, LD, ga, LD, 0, gc, M);
+        matmul_gemm(0, 1, M, M, K, 1, a, LD, 0, a, LD, 0, 0, c, M, 0, 1);
+        cuda_matmul_gemm(0, 1, M, M, K, 1, ga, LD, 0, ga, LD, 0, 0, gc, M, 0, 1);
         compare("matmul_gemm A A^T", gc, c, (size_t)M * M);
+        // a batch: the two row blocks of A ([6, 21] each, 6 * 25 apart) times B^T, into C 60 apart
+        matmul_gemm(0, 1, 6, Nb, K, 1.5f, a, LD, 6 * LD, b, K, 0, 0, c, Nb, 60, 2);
+        cuda_matmul_gemm(0, 1, 6, Nb, K, 1.5f, ga, LD, 6 * LD, gb, K, 0, 0, gc, Nb, 60, 2);
+        compare("matmul_gemm, a batch of 2", gc, c, 60 + 6 * (size_t)Nb);
     }
     ops_set_matmul_bf16(0);
     cuda_set_matmul_bf16(1);

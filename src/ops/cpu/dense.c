@@ -207,12 +207,15 @@ void matmul_backward(real *dinp, real *dw, const real *dout, const RoundedInput 
                  C_in);
 }
 
-void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
-                 real beta, real *C, int ldc) {
-    size_t na = trans_a ? gemm_operand_extent(K, M, lda) : gemm_operand_extent(M, K, lda);
-    size_t nb = trans_b ? gemm_operand_extent(N, K, ldb) : gemm_operand_extent(K, N, ldb);
-    const real *a = matmul_operand(OPERAND_A, A, na), *b = B == A && nb == na ? a : matmul_operand(OPERAND_B, B, nb);
-    gemm(trans_a, trans_b, M, N, K, alpha, a, lda, b, ldb, beta, C, ldc);
+void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, size_t stride_a,
+                 const real *B, int ldb, size_t stride_b, real beta, real *C, int ldc, size_t stride_c, int count) {
+    if (count <= 0) return;
+    size_t na = (size_t)(count - 1) * stride_a + (trans_a ? gemm_operand_extent(K, M, lda) : gemm_operand_extent(M, K, lda));
+    size_t nb = (size_t)(count - 1) * stride_b + (trans_b ? gemm_operand_extent(N, K, ldb) : gemm_operand_extent(K, N, ldb));
+    const real *a = matmul_operand(OPERAND_A, A, na);
+    const real *b = B == A && nb == na && stride_b == stride_a ? a : matmul_operand(OPERAND_B, B, nb);
+    for (int i = 0; i < count; i++)
+        gemm(trans_a, trans_b, M, N, K, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta, C + i * stride_c, ldc);
 }
 
 // Fixed blocks summed in block order: the result does not depend on the thread count or timing.

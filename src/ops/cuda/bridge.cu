@@ -57,9 +57,9 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real 
           real beta, real *C, int ldc) {
     cuda_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
-                 real beta, real *C, int ldc) {
-    cuda_matmul_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, size_t stride_a,
+                 const real *B, int ldb, size_t stride_b, real beta, real *C, int ldc, size_t stride_c, int count) {
+    cuda_matmul_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, count);
 }
 void matmul_input_round(RoundedInput *r, const real *x, size_t n) { cuda_matmul_input_round(r, x, n); }
 void matmul_input_free(RoundedInput *r) { cuda_matmul_input_free(r); }

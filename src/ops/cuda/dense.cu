@@ -230,15 +230,23 @@ extern "C" void cuda_matmul_backward(float *dinp, float *dw, const float *dout, 
 }
 
 // BLAS semantics on row-major buffers: C[M,N] = alpha op(A) op(B) + beta C. Column-major cuBLAS sees
-// C^T = op(B)^T op(A)^T, so the operands swap places. cuda_matmul_gemm: the same in the linear layers'
-// precision (bf16 operands on tensor cores; a shared operand rounded once).
+// C^T = op(B)^T op(A)^T, so the operands swap places. cuda_matmul_gemm: `count` such products (ops.h's
+// matmul_gemm) in the linear layers' precision, one strided batched call (bf16 operands on tensor
+// cores, each operand's whole batch rounded once; a shared operand once for both).
 extern "C" void cuda_matmul_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                                 const float *B, int ldb, float beta, float *C, int ldc) {
-    size_t na = trans_a ? gemm_operand_extent(K, M, lda) : gemm_operand_extent(M, K, lda);
-    size_t nb = trans_b ? gemm_operand_extent(N, K, ldb) : gemm_operand_extent(K, N, ldb);
-    const void *a = operand(SCRATCH_BF16_A, A, na), *b = B == A && nb == na ? a : operand(SCRATCH_BF16_B, B, nb);
-    linear_gemm(trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, alpha, b, ldb, a, lda, beta, C,
-                CUDA_R_32F, ldc);
+                                 size_t stride_a, const float *B, int ldb, size_t stride_b, float beta, float *C, int ldc,
+                                 size_t stride_c, int count) {
+    if (count <= 0) return;
+    size_t na = (size_t)(count - 1) * stride_a + (trans_a ? gemm_operand_extent(K, M, lda) : gemm_operand_extent(M, K, lda));
+    size_t nb = (size_t)(count - 1) * stride_b + (trans_b ? gemm_operand_extent(N, K, ldb) : gemm_operand_extent(K, N, ldb));
+    const void *a = operand(SCRATCH_BF16_A, A, na);
+    const void *b = B == A && nb == na && stride_b == stride_a ? a : operand(SCRATCH_BF16_B, B, nb);
+    cudaDataType type = g_matmul_bf16 ? CUDA_R_16BF : CUDA_R_32F;
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(cuda_blas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N,
+                                            M, K, &alpha, b, type, ldb, (long long)stride_b, a, type, lda, (long long)stride_a,
+                                            &beta, C, CUDA_R_32F, ldc, (long long)stride_c, count, CUBLAS_COMPUTE_32F,
+                                            CUBLAS_GEMM_DEFAULT));
+    cuda_profile_mark(__func__);
 }
 
 extern "C" void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,

@@ -109,8 +109,8 @@ double cuda_axpy_backward(float *dy, const float *dout, float a, const float *y,
 void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int D); // ids: host array
 
 // ---------------------------------------------------------------- optimizer work and reductions (as ops.h)
-void cuda_matmul_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                      int ldb, float beta, float *C, int ldc);
+void cuda_matmul_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, size_t stride_a,
+                      const float *B, int ldb, size_t stride_b, float beta, float *C, int ldc, size_t stride_c, int count);
 void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                float beta, float *C, int ldc);
 void cuda_nesterov_momentum(float *update, float *buf, const float *g, size_t n, float momentum);
