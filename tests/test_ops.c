@@ -236,18 +236,30 @@ TEST(ops_rounded_only_inputs_and_products) {
     CHECK(same_as_rounded(&yo, y, NQ), "attention's rounded-only output is not its output rounded");
     static float dyq[NQ], gq[NQ], gk[NQ], gv[NQ], gq_r[NQ], gk_r[NQ], gv_r[NQ];
     for (int i = 0; i < NQ; i++) dyq[i] = (float)rng_normal(&r), y[i] = bf16_round(y[i]);
-    attention_backward(gq, gk, gv, dyq, NULL, y, NULL, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH);
-    attention_backward(gq_r, gk_r, gv_r, dyq, NULL, NULL, &yo, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH);
+    attention_backward(gq, gk, gv, dyq, NULL, y, NULL, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NULL, NULL);
+    attention_backward(gq_r, gk_r, gv_r, dyq, NULL, NULL, &yo, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NULL, NULL);
     CHECK(!memcmp(gq, gq_r, sizeof gq) && !memcmp(gk, gk_r, sizeof gk) && !memcmp(gv, gv_r, sizeof gv),
           "attention backward through a rounded-only output differs");
     RoundedInput dyo = {0}; // and its output gradient kept only rounded too
     matmul_input_round(&dyo, dyq, NQ);
     dyo.of = NULL; // as a result kept only rounded holds (matmul_backward's dinp_r)
     for (int i = 0; i < NQ; i++) dyq[i] = bf16_round(dyq[i]);
-    attention_backward(gq, gk, gv, dyq, NULL, y, NULL, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH);
-    attention_backward(gq_r, gk_r, gv_r, NULL, &dyo, NULL, &yo, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH);
+    attention_backward(gq, gk, gv, dyq, NULL, y, NULL, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NULL, NULL);
+    attention_backward(gq_r, gk_r, gv_r, NULL, &dyo, NULL, &yo, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NULL, NULL);
     CHECK(!memcmp(gq, gq_r, sizeof gq) && !memcmp(gk, gk_r, sizeof gk) && !memcmp(gv, gv_r, sizeof gv),
           "attention backward through a rounded-only output gradient differs");
+    // dq, dk kept only rounded (q's and k's preparation reads them so): the rounding of the fp32 ones,
+    // and qk_prep's backward through them as through the rounded values by hand
+    RoundedInput dqo = {0}, dko = {0};
+    attention_backward(NULL, NULL, gv_r, NULL, &dyo, NULL, &yo, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH, &dqo, &dko);
+    CHECK(same_as_rounded(&dqo, gq, NQ) && same_as_rounded(&dko, gk, NQ) && !memcmp(gv, gv_r, sizeof gv),
+          "attention's rounded-only dq, dk are not its dq, dk rounded");
+    static float dxq[NQ], dxq_r[NQ];
+    for (int i = 0; i < NQ; i++) gq[i] = bf16_round(gq[i]);
+    qk_prep_backward(dxq, NH * DH, NULL, gq, NULL, q, NULL, NH * DH, rstd, gain, cs, sn, 1, T, NH, DH, DH, NULL);
+    qk_prep_backward(dxq_r, NH * DH, NULL, NULL, &dqo, q, NULL, NH * DH, rstd, gain, cs, sn, 1, T, NH, DH, DH, NULL);
+    CHECK(!memcmp(dxq, dxq_r, sizeof dxq), "qk_prep backward through a rounded-only dout differs");
+    matmul_input_free(&dqo), matmul_input_free(&dko);
     matmul_input_free(&yo), matmul_input_free(&dyo);
     matmul_input_free(&raw), matmul_input_free(&qkv_full);
     for (int i = 0; i < 3; i++) matmul_input_free(&qkv[i]);
@@ -343,8 +355,8 @@ TEST(ops_column_blocks) {
         float *dw = bf16 ? NULL : dwide;
         matmul_input_hold(&grad_r, dw, T * W);
         RoundedInput dk_view = matmul_input_columns(&grad_r, KAT), dv_view = matmul_input_columns(&grad_r, VAT);
-        qk_prep_backward(ref, K, NULL, dout, kb, NULL, K, rstd, NULL, cs, sn, 1, T, 1, DH, DH, NULL);
-        qk_prep_backward(dw ? dw + KAT : NULL, W, NULL, dout, x, &k_view, W, rstd, NULL, cs, sn, 1, T, 1, DH, DH, &dk_view);
+        qk_prep_backward(ref, K, NULL, dout, NULL, kb, NULL, K, rstd, NULL, cs, sn, 1, T, 1, DH, DH, NULL);
+        qk_prep_backward(dw ? dw + KAT : NULL, W, NULL, dout, NULL, x, &k_view, W, rstd, NULL, cs, sn, 1, T, 1, DH, DH, &dk_view);
         copy_into_columns(dw ? dw + VAT : NULL, W, dout, T, K, &dv_view);
         const float *got = bf16 ? grad_r.rounded : dwide;
         int ok = grad_r.of == dw && grad_r.n == T * W;

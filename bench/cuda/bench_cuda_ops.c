@@ -62,7 +62,7 @@ static void attention_step(void *p) {
     Attention *a = p;
     cuda_attention_forward(a->y, a->lse, a->q, a->k, a->v, NULL, a->B, a->T, a->H, a->Hkv, a->Dh, NULL);
     cuda_attention_backward(a->dq, a->dk, a->dv, a->dy, NULL, a->y, NULL, a->lse, a->q, a->k, a->v, NULL, a->B, a->T, a->H,
-                            a->Hkv, a->Dh);
+                            a->Hkv, a->Dh, NULL, NULL);
 }
 
 typedef struct {
@@ -93,7 +93,7 @@ static void qk_prep_step(void *p) {
     int w = q->H * q->Dh;
     cuda_qk_prep_forward(q->out, q->rstd, q->x, NULL, w, q->gain, q->cos_t, q->sin_t, q->B, q->T, q->H, q->Dh, q->Dh, 1e-6f,
                          NULL);
-    cuda_qk_prep_backward(q->dx, w, q->dgain, q->out, q->x, NULL, w, q->rstd, q->gain, q->cos_t, q->sin_t, q->B, q->T, q->H, q->Dh, q->Dh,
+    cuda_qk_prep_backward(q->dx, w, q->dgain, q->out, NULL, q->x, NULL, w, q->rstd, q->gain, q->cos_t, q->sin_t, q->B, q->T, q->H, q->Dh, q->Dh,
                           NULL);
 }
 

@@ -359,8 +359,8 @@ static void free_acts(Activations *a, int n_blocks) {
         for (int i = 0; i < 3; i++) matmul_input_free(&b->qkv_r[i]);
     }
     matmul_input_free(&a->nf_r);
-    RoundedInput *grads_r[] = {&a->dres_r, &a->dh_r, &a->dqkv_r, &a->dha_r, &a->datt_r, &a->dn_r};
-    for (int i = 0; i < 6; i++) matmul_input_free(grads_r[i]);
+    RoundedInput *grads_r[] = {&a->dres_r, &a->dh_r, &a->dqkv_r, &a->dha_r, &a->datt_r, &a->dn_r, &a->dq_r, &a->dk_r};
+    for (int i = 0; i < 8; i++) matmul_input_free(grads_r[i]);
     free(a->blocks);
     ops_free(a->emb);
     ops_free(a->backward_mem);
@@ -425,7 +425,7 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->blocks = xcalloc((size_t)c->looped_len, sizeof(BlockActs)); // every virtual position
         size_t lanes = c->lanes_from < c->layers ? pad(N * D) : 0;
         size_t G = c->attn_gates, gated = G ? pad(N * G) + pad(N * D) : 0, vr = c->value_residual ? pad(N * KV) : 0;
-        int fp32 = !ops_matmul_bf16(); // n1, qf, kf, att_out, h_pre, h_act, mlp_out, raw, dqkv: in bf16 mode only rounded
+        int fp32 = !ops_matmul_bf16(); // n1, qf, kf, att_out, h_pre, h_act, mlp_out, raw, dqkv, dq, dk: in bf16 mode only rounded
         size_t QKV = fp32 ? pad(N * gpt_qkv_width(c)) : 0; // raw, dqkv: in bf16 mode only rounded
         size_t per_block = (5 + 4 * fp32) * pad(N * D) + (1 + fp32) * pad(N * KV) + 2 * fp32 * pad(N * F) + 3 * pad(N) +
                            pad(N * H) * 2 + QKV;
@@ -472,15 +472,15 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->dl1 = lanes ? carve(&cur, N * D) : NULL;
         // backward scratch; dskip holds one gradient per U-Net skip
         size_t FD = F > D ? F : D;
-        cur = ops_alloc(6 * pad(N * D) + 4 * pad(N * KV) + pad(N * FD) + (size_t)c->skips * pad(N * D) + QKV);
+        cur = ops_alloc((5 + fp32) * pad(N * D) + (3 + fp32) * pad(N * KV) + pad(N * FD) + (size_t)c->skips * pad(N * D) + QKV);
         a->backward_mem = cur;
         a->dx = carve(&cur, N * D);
         a->dx0 = carve(&cur, N * D);
         a->dres = carve(&cur, N * D);
         a->dn = carve(&cur, N * D);
-        a->dq = carve(&cur, N * D);
+        a->dq = fp32 ? carve(&cur, N * D) : NULL; // dq, dk: in bf16 mode only rounded
         a->datt = carve(&cur, N * D);
-        a->dk = carve(&cur, N * KV);
+        a->dk = fp32 ? carve(&cur, N * KV) : NULL;
         a->dv = carve(&cur, N * KV);
         a->dv_xsa = carve(&cur, N * KV);
         a->dv0 = carve(&cur, N * KV);
@@ -555,12 +555,13 @@ static void branch_backward(const BranchTensors *t, BranchTensors *g, BranchActs
 
 // Results whose readers all take their RoundedInput exist in bf16 mode only rounded: the fp32 values are
 // not written, and the buffer is NULL, so a reader of them fails instead of seeing stale values. Those
-// that only such results use are not allocated in bf16 mode (n1, qf, kf, att_out, h_pre, h_act, mlp_out,
-// raw, dqkv: the block's first norm (its backward recomputes it), the prepared q and k, the projections'
-// outputs, the MLP's pre-activation and activation, the fused q/k/v projection's output and its gradient). Buffers that also serve in fp32 elsewhere are
-// passed through this: the attention's output att_y in plain layers (gpt_attn_plain), and the
-// backward's dres, dh, datt and dn (the gradients of the projections' outputs, of the MLP's hidden
-// tensors, of a plain attention output and of the norms' outputs).
+// that only such results use are not allocated in bf16 mode: n1 (the block's first norm; its backward
+// recomputes it), qf, kf (the prepared q and k), att_out, mlp_out (the projections' outputs), h_pre,
+// h_act (the MLP's pre-activation and activation), raw, dqkv (the fused q/k/v projection's output and
+// its gradient), dq, dk (the attention's). Buffers that also serve in fp32 elsewhere are passed through
+// this: the attention's output att_y in plain layers (gpt_attn_plain), and the backward's dres, dh,
+// datt and dn (the gradients of the projections' outputs, of the MLP's hidden tensors, of a plain
+// attention output and of the norms' outputs).
 static real *only_rounded(real *x) { return ops_matmul_bf16() ? NULL : x; }
 
 // x's values from column col on (a column block of a wider matrix), or NULL where x exists only rounded
@@ -735,8 +736,8 @@ static void block_backward(GPT *m, int v, int lanes) {
                            c->head_dim, c->attn_gates, 1);
     int xsa = l >= c->xsa_from;
     if (xsa) xsa_backward(a->datt, a->dv_xsa, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
-    attention_backward(a->dq, a->dk, a->dv, datt, plain ? &a->datt_r : NULL, att_y, plain ? &s->proj_r : NULL, s->lse, s->qf,
-                       s->kf, s->v, s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim);
+    attention_backward(a->dq, a->dk, a->dv, datt, plain ? &a->datt_r : NULL, att_y, plain ? &s->proj_r : NULL, s->lse, s->qf, s->kf,
+                       s->v, s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim, &a->dq_r, &a->dk_r);
     if (xsa) add_inplace(a->dv, a->dv_xsa, (size_t)N * KV);
     if (c->value_residual && v > 0) { // dv: d(mixed v) -> d(own v); dv0 collects the first block's share
         real lam[2];
@@ -766,9 +767,9 @@ static void block_backward(GPT *m, int v, int lanes) {
     RoundedInput dq_c = matmul_input_columns(&a->dqkv_r, 0), dz_c = matmul_input_columns(&a->dqkv_r, D),
                  dk_c = matmul_input_columns(&a->dqkv_r, Q), dv_c = matmul_input_columns(&a->dqkv_r, Q + KV);
     RoundedInput q_raw = matmul_input_columns(&s->raw_r, 0), k_raw = matmul_input_columns(&s->raw_r, Q);
-    qk_prep_backward(dqkv, W, g->q_gain, a->dq, s->raw, &q_raw, W, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T,
+    qk_prep_backward(dqkv, W, g->q_gain, a->dq, &a->dq_r, s->raw, &q_raw, W, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T,
                      c->heads, c->head_dim, c->rope_dims, &dq_c);
-    qk_prep_backward(columns_from(dqkv, Q), W, NULL, a->dk, columns_from(s->raw, Q), &k_raw, W, s->rstd_k, NULL, m->rope_cos,
+    qk_prep_backward(columns_from(dqkv, Q), W, NULL, a->dk, &a->dk_r, columns_from(s->raw, Q), &k_raw, W, s->rstd_k, NULL, m->rope_cos,
                      m->rope_sin, B, T, c->kv_heads, c->head_dim, c->rope_dims, &dk_c);
     copy_into_columns(columns_from(dqkv, Q + KV), W, a->dv, N, KV, &dv_c);
     if (c->gate_in_q) copy_into_columns(columns_from(dqkv, D), W, a->dh, N, c->attn_gates, &dz_c);

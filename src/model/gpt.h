@@ -102,13 +102,14 @@ typedef struct {
     BlockActs *blocks;
     const int32_t *targets;
     // backward scratch
-    real *dx, *dx0, *dres, *dn, *dq, *dk, *dv, *dv_xsa, *dv0, *datt, *dh, *dskip;
+    real *dx, *dx0, *dres, *dn, *dq, *dk, *dv, *dv_xsa, *dv0, *datt, *dh, *dskip; // dq, dk: NULL in bf16 mode
     real *dqkv;         // the fused q/k/v projection's output gradient [N, gpt_qkv_width] (NULL in bf16 mode)
     real *backward_mem; // owns them (dx and dres trade places after each block)
     RoundedInput dres_r, dh_r, dqkv_r; // output gradients rounded by the ops that write them, for the matmuls
     RoundedInput dha_r; // d(h_act) from mlp.proj's backward, for the activation's (in bf16 mode only rounded)
     RoundedInput datt_r; // d(attention output) where only the attention's backward reads it (gpt_attn_plain)
     RoundedInput dn_r;   // a norm's output gradient from its readers' products (in bf16 mode only rounded)
+    RoundedInput dq_r, dk_r; // the attention's dq, dk for q's and k's preparation (in bf16 mode only rounded)
 } Activations;
 
 // The scalar parameters the model uses as host numbers (value-residual lambdas, the VE and BigramHash

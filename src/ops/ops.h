@@ -116,14 +116,15 @@ void rmsnorm_backward(real *dinp, const real *dout, const RoundedInput *dout_r, 
 // relu2_forward's out. out contiguous.
 void qk_prep_forward(real *out, real *rstd, const real *x, const RoundedInput *x_r, int ldx, const real *gain,
                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r);
-// dx from dout (contiguous), with x, x_r, ldx and rstd as the forward had them (xn = x rstd is
-// recomputed, the same values: the raw projection is kept instead of its normed copy). dx's B*T rows
-// `ld_dx` apart, as x's (a column block of the fused projection's output gradient), aliasing dout only
-// when ld_dx is nh*Dh; dx_r: NULL, or a column view made to hold dx rounded (dx may then be NULL in
-// bf16 mode, as relu2_forward's out); dgain[nh] += sum(dout * rope(xn)) when gain != NULL.
-void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const real *x, const RoundedInput *x_r, int ldx,
-                      const real *rstd, const real *gain, const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot,
-                      RoundedInput *dx_r);
+// dx from dout (contiguous; dout_r as relu2_forward's inp_r: the attention's gradient kept only
+// rounded), with x, x_r, ldx and rstd as the forward had them (xn = x rstd is recomputed, the same
+// values: the raw projection is kept instead of its normed copy). dx's B*T rows `ld_dx` apart, as x's
+// (a column block of the fused projection's output gradient), aliasing dout only when ld_dx is nh*Dh;
+// dx_r: NULL, or a column view made to hold dx rounded (dx may then be NULL in bf16 mode, as
+// relu2_forward's out); dgain[nh] += sum(dout * rope(xn)) when gain != NULL.
+void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const RoundedInput *dout_r, const real *x,
+                      const RoundedInput *x_r, int ldx, const real *rstd, const real *gain, const real *cos_t, const real *sin_t, int B,
+                      int T, int nh, int Dh, int rot, RoundedInput *dx_r);
 
 // ---------------------------------------------------------------- attention
 // Causal GQA softmax attention. q [B,T,H,Dh], k/v [B,T,Hkv,Dh], y [B,T,H,Dh]; head h reads KV head
@@ -136,9 +137,11 @@ void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const 
 void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, const RoundedInput *qkv_r, int B,
                        int T, int H, int Hkv, int Dh, RoundedInput *y_r);
 // dq, dk, dv written (not accumulated). dy_r, y_r as relu2_forward's inp_r (dy, y kept only rounded).
+// dq_r, dk_r as rmsnorm_forward's out_r: dq, dk rounded too, or, in bf16 mode with dq (dk) NULL, only
+// rounded (for q's and k's preparation, which take them so; the reference's are bf16; cuDNN's come so).
 void attention_backward(real *dq, real *dk, real *dv, const real *dy, const RoundedInput *dy_r, const real *y,
                         const RoundedInput *y_r, const real *lse, const real *q, const real *k, const real *v,
-                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
+                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, RoundedInput *dq_r, RoundedInput *dk_r);
 
 // XSA: out = y - (y . u) u per head, u = v / |v| of the token's own KV head ([N, H, Dh], v [N, Hkv, Dh]).
 void xsa_forward(real *out, const real *y, const real *v, int N, int H, int Hkv, int Dh);

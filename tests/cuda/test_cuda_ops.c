@@ -394,12 +394,12 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
     float *y = xmalloc(sizeof(float) * nq), *lse = xmalloc(sizeof(float) * nl);
     float *dq = xmalloc(sizeof(float) * nq), *dk = xmalloc(sizeof(float) * nk), *dv = xmalloc(sizeof(float) * nk);
     attention_forward(y, lse, q, k, v, NULL, B, T, H, Hkv, Dh, NULL);
-    attention_backward(dq, dk, dv, dy, NULL, y, NULL, lse, q, k, v, NULL, B, T, H, Hkv, Dh);
+    attention_backward(dq, dk, dv, dy, NULL, y, NULL, lse, q, k, v, NULL, B, T, H, Hkv, Dh, NULL, NULL);
     float *gq = to_device(q, nq), *gk = to_device(k, nk), *gv = to_device(v, nk), *gdy = to_device(dy, nq);
     float *gy = cuda_alloc(nq), *glse = cuda_alloc(nl), *gdq = cuda_alloc(nq), *gdk = cuda_alloc(nk), *gdv = cuda_alloc(nk);
     cuda_set_matmul_bf16(bf16);
     cuda_attention_forward(gy, glse, gq, gk, gv, NULL, B, T, H, Hkv, Dh, NULL);
-    cuda_attention_backward(gdq, gdk, gdv, gdy, NULL, gy, NULL, glse, gq, gk, gv, NULL, B, T, H, Hkv, Dh);
+    cuda_attention_backward(gdq, gdk, gdv, gdy, NULL, gy, NULL, glse, gq, gk, gv, NULL, B, T, H, Hkv, Dh, NULL, NULL);
     if (tc) { // q, k, v rounded beforehand (RoundedInput, as the model passes them): the same bits, except
               // from cuDNN's backward, which adds dQ with atomics (then within tolerance of the CPU)
         int exact = !strcmp(cuda_attention_name(), "pgolf");
@@ -407,7 +407,7 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
         cuda_matmul_input_round(&r[0], gq, nq), cuda_matmul_input_round(&r[1], gk, nk), cuda_matmul_input_round(&r[2], gv, nk);
         float *ry = cuda_alloc(nq), *rlse = cuda_alloc(nl), *rdq = cuda_alloc(nq), *rdk = cuda_alloc(nk), *rdv = cuda_alloc(nk);
         cuda_attention_forward(ry, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, NULL);
-        cuda_attention_backward(rdq, rdk, rdv, gdy, NULL, ry, NULL, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh);
+        cuda_attention_backward(rdq, rdk, rdv, gdy, NULL, ry, NULL, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, NULL, NULL);
         const float *plain[] = {gy, gdq, gdk, gdv}, *pre[] = {ry, rdq, rdk, rdv}, *cpu[] = {y, dq, dk, dv};
         size_t sizes[] = {nq, nq, nk, nk};
         for (int i = 0; i < 4; i++) {
@@ -426,17 +426,24 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
         check_rounded("attention y", &yfull, ry, nq);
         cuda_attention_forward(NULL, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, &yonly);
         check_same_rounding("attention y", &yonly, &yfull, nq);
-        cuda_attention_backward(rdq, rdk, rdv, gdy, NULL, NULL, &yonly, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh);
+        cuda_attention_backward(rdq, rdk, rdv, gdy, NULL, NULL, &yonly, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, NULL, NULL);
         compare_within("attention dq, y only rounded", rdq, dq, nq, BF16_ATT_TOL);
         compare_within("attention dk, y only rounded", rdk, dk, nk, BF16_ATT_TOL);
         compare_within("attention dv, y only rounded", rdv, dv, nk, BF16_ATT_TOL);
         RoundedInput dyonly = {0}; // and dy too
         cuda_matmul_input_round(&dyonly, gdy, nq);
         dyonly.of = NULL; // as a result kept only rounded holds (matmul_backward's dinp_r)
-        cuda_attention_backward(rdq, rdk, rdv, NULL, &dyonly, NULL, &yonly, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh);
+        cuda_attention_backward(rdq, rdk, rdv, NULL, &dyonly, NULL, &yonly, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, NULL, NULL);
         compare_within("attention dq, dy y only rounded", rdq, dq, nq, BF16_ATT_TOL);
         compare_within("attention dk, dy y only rounded", rdk, dk, nk, BF16_ATT_TOL);
         compare_within("attention dv, dy y only rounded", rdv, dv, nk, BF16_ATT_TOL);
+        RoundedInput dqo = {0}, dko = {0}; // and dq, dk kept only rounded, as q's and k's preparation reads them
+        cuda_attention_backward(NULL, NULL, rdv, NULL, &dyonly, NULL, &yonly, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, &dqo, &dko);
+        cuda_matmul_input_values(rdq, &dqo, 1, (int)nq, (int)nq), cuda_matmul_input_values(rdk, &dko, 1, (int)nk, (int)nk);
+        compare_within("attention dq, only rounded", rdq, dq, nq, BF16_ATT_TOL);
+        compare_within("attention dk, only rounded", rdk, dk, nk, BF16_ATT_TOL);
+        compare_within("attention dv, dq dk only rounded", rdv, dv, nk, BF16_ATT_TOL);
+        cuda_matmul_input_free(&dqo), cuda_matmul_input_free(&dko);
         cuda_matmul_input_free(&yfull), cuda_matmul_input_free(&yonly), cuda_matmul_input_free(&dyonly);
         for (int i = 0; i < 3; i++) cuda_matmul_input_free(&r[i]);
         cuda_free(ry), cuda_free(rlse), cuda_free(rdq), cuda_free(rdk), cuda_free(rdv);
@@ -468,11 +475,16 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
         cuda_free(gyb);
         for (size_t i = 0; i < nq; i++) dyb[i] = bf16_round(dy[i]);
         for (int i = 0; i < 3; i++) rd[i] = xmalloc(sizeof(float) * sz[i]), grd[i] = cuda_alloc(sz[i]);
-        attention_backward(rd[0], rd[1], rd[2], dyb, NULL, yb, NULL, rlse, qb, kb, vb, NULL, B, T, H, Hkv, Dh);
-        cuda_attention_backward(grd[0], grd[1], grd[2], NULL, &dyr, NULL, &yr, grlse, NULL, NULL, NULL, r, B, T, H, Hkv, Dh);
+        attention_backward(rd[0], rd[1], rd[2], dyb, NULL, yb, NULL, rlse, qb, kb, vb, NULL, B, T, H, Hkv, Dh, NULL, NULL);
+        cuda_attention_backward(grd[0], grd[1], grd[2], NULL, &dyr, NULL, &yr, grlse, NULL, NULL, NULL, r, B, T, H, Hkv, Dh, NULL, NULL);
         compare("attention dq, all only rounded", grd[0], rd[0], nq);
         compare("attention dk, all only rounded", grd[1], rd[1], nk);
         compare("attention dv, all only rounded", grd[2], rd[2], nk);
+        RoundedInput dqo = {0}, dko = {0}; // dq, dk kept only rounded too: the fp32 kernels' results rounded
+        cuda_attention_backward(NULL, NULL, grd[2], NULL, &dyr, NULL, &yr, grlse, NULL, NULL, NULL, r, B, T, H, Hkv, Dh, &dqo, &dko);
+        rounded_only_within("attention dq, fp32 kernels, only rounded", &dqo, rd[0], nq);
+        rounded_only_within("attention dk, fp32 kernels, only rounded", &dko, rd[1], nk);
+        cuda_matmul_input_free(&dqo), cuda_matmul_input_free(&dko);
         for (int i = 0; i < 3; i++) free(rd[i]), cuda_free(grd[i]);
         free(dyb), free(yb);
         cuda_matmul_input_free(&yr), cuda_matmul_input_free(&dyr);
@@ -520,7 +532,7 @@ static void check_qk_prep_column_block(const float *x, const float *dout, const 
     for (int t = 0; t < bt; t++) memcpy(wide + (size_t)t * ld + at, x + (size_t)t * w, sizeof(float) * w);
     float *o = xmalloc(sizeof(float) * n);
     qk_prep_forward(o, rstd, x, NULL, w, gain, cs, sn, B, T, nh, Dh, rot, 1e-6f, NULL);
-    qk_prep_backward(dx, w, NULL, dout, x, NULL, w, rstd, gain, cs, sn, B, T, nh, Dh, rot, NULL);
+    qk_prep_backward(dx, w, NULL, dout, NULL, x, NULL, w, rstd, gain, cs, sn, B, T, nh, Dh, rot, NULL);
     float *gwide = to_device(wide, nw), *gout = cuda_alloc(n), *grstd = cuda_alloc((size_t)rows), *gdw = cuda_alloc(nw);
     float *gdout = to_device(dout, n), *gvals = cuda_alloc(n);
     cuda_qk_prep_forward(gout, grstd, gwide + at, NULL, ld, ggain, gcs, gsn, B, T, nh, Dh, rot, 1e-6f, NULL);
@@ -534,7 +546,7 @@ static void check_qk_prep_column_block(const float *x, const float *dout, const 
     // backward from the block (the forward's input) into the block of an fp32 wide gradient (a copy of
     // the wide matrix): the block is dx, the rest untouched
     cuda_upload(gdw, wide, sizeof(float) * nw);
-    cuda_qk_prep_backward(gdw + at, ld, NULL, gdout, gwide + at, NULL, ld, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, NULL);
+    cuda_qk_prep_backward(gdw + at, ld, NULL, gdout, NULL, gwide + at, NULL, ld, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, NULL);
     cuda_download(got, gdw, sizeof(float) * nw);
     int kept = 1;
     for (int t = 0; t < bt; t++) {
@@ -549,7 +561,7 @@ static void check_qk_prep_column_block(const float *x, const float *dout, const 
     RoundedInput grad = {0};
     cuda_matmul_input_hold(&grad, NULL, nw);
     RoundedInput dx_view = cuda_matmul_input_columns(&grad, at), copy_view = cuda_matmul_input_columns(&grad, at + w);
-    cuda_qk_prep_backward(NULL, ld, NULL, gdout, NULL, &view, ld, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, &dx_view);
+    cuda_qk_prep_backward(NULL, ld, NULL, gdout, NULL, NULL, &view, ld, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, &dx_view);
     cuda_copy_into_columns(NULL, ld, gdout, bt, w, &copy_view);
     CHECK(grad.of == NULL && grad.n == nw && grad.bf16, "the held gradient changed what it holds");
     float *rounded = xmalloc(sizeof(float) * n);
@@ -580,19 +592,19 @@ static void check_qk_prep(int B, int T, int nh, int Dh, int rot) {
     float *dx = xmalloc(sizeof(float) * n), *dgain = calloc((size_t)nh, sizeof(float));
     int w = nh * Dh;
     qk_prep_forward(out, rstd, x, NULL, w, gain, cs, sn, B, T, nh, Dh, rot, 1e-6f, NULL);
-    qk_prep_backward(dx, w, dgain, dout, x, NULL, w, rstd, gain, cs, sn, B, T, nh, Dh, rot, NULL);
+    qk_prep_backward(dx, w, dgain, dout, NULL, x, NULL, w, rstd, gain, cs, sn, B, T, nh, Dh, rot, NULL);
     float *gx = to_device(x, n), *gdout = to_device(dout, n), *ggain = to_device(gain, (size_t)nh);
     float *gcs = to_device(cs, (size_t)T * rot / 2), *gsn = to_device(sn, (size_t)T * rot / 2);
     float *gout = cuda_alloc(n), *grstd = cuda_alloc((size_t)rows), *gdx = cuda_alloc(n);
     float *gdgain = cuda_alloc((size_t)nh);
     RoundedInput rout = {0};
     cuda_qk_prep_forward(gout, grstd, gx, NULL, w, ggain, gcs, gsn, B, T, nh, Dh, rot, 1e-6f, &rout);
-    cuda_qk_prep_backward(gdx, w, gdgain, gdout, gx, NULL, w, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, NULL);
+    cuda_qk_prep_backward(gdx, w, gdgain, gdout, NULL, gx, NULL, w, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, NULL);
     compare("qk_prep out", gout, out, n);
     check_rounded("qk_prep out", &rout, gout, n);
     compare("qk_prep dx", gdx, dx, n);
     compare("qk_prep dgain", gdgain, dgain, (size_t)nh);
-    cuda_qk_prep_backward(gdout, w, NULL, gdout, gx, NULL, w, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, &rout); // in place
+    cuda_qk_prep_backward(gdout, w, NULL, gdout, NULL, gx, NULL, w, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, &rout); // in place
     compare("qk_prep dx in place", gdout, dx, n);
     check_rounded("qk_prep dx in place", &rout, gdout, n);
     // from a raw projection kept only rounded, into an output kept only rounded (bf16 mode, as the model)
@@ -603,10 +615,19 @@ static void check_qk_prep(int B, int T, int nh, int Dh, int rot) {
     cuda_qk_prep_forward(NULL, grstd, gx, &rx, w, ggain, gcs, gsn, B, T, nh, Dh, rot, 1e-6f, &alone);
     compare("qk_prep rstd, rounded in", grstd, rstd, (size_t)rows);
     rounded_only_within("qk_prep out, rounded in", &alone, out, n);
-    qk_prep_backward(dx, w, NULL, dout, x, NULL, w, rstd, gain, cs, sn, B, T, nh, Dh, rot, NULL); // xn from the rounded x
+    qk_prep_backward(dx, w, NULL, dout, NULL, x, NULL, w, rstd, gain, cs, sn, B, T, nh, Dh, rot, NULL); // xn from the rounded x
     float *gdout2 = to_device(dout, n);
-    cuda_qk_prep_backward(gdx, w, NULL, gdout2, gx, &rx, w, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, NULL);
+    cuda_qk_prep_backward(gdx, w, NULL, gdout2, NULL, gx, &rx, w, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, NULL);
     compare("qk_prep dx, rounded in", gdx, dx, n);
+    RoundedInput rd = {0}; // dout kept only rounded too (the attention's dq in bf16 mode)
+    cuda_matmul_input_round(&rd, gdout2, n);
+    rd.of = NULL;
+    float *doutb = xmalloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) doutb[i] = bf16_round(dout[i]);
+    qk_prep_backward(dx, w, NULL, doutb, NULL, x, NULL, w, rstd, gain, cs, sn, B, T, nh, Dh, rot, NULL);
+    cuda_qk_prep_backward(gdx, w, NULL, NULL, &rd, gx, &rx, w, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, NULL);
+    compare("qk_prep dx, rounded dout and x", gdx, dx, n);
+    free(doutb), cuda_matmul_input_free(&rd);
     cuda_free(gdout2);
     check_qk_prep_column_block(x, dout, gain, cs, sn, ggain, gcs, gsn, B, T, nh, Dh, rot);
     cuda_matmul_input_free(&rout), cuda_matmul_input_free(&rx), cuda_matmul_input_free(&alone);
@@ -869,7 +890,7 @@ TEST(cuda_model_tracks_cpu_loss_curve_fp32) {
 TEST(cuda_model_tracks_cpu_loss_curve_bf16) {
     if (!have_gpu()) return;
     // bf16 rounding turns summation-order differences into 2^-8 steps, and the GPU's attention rounds
-    // its probabilities where the CPU's does not (measured on the emulator: loss 2e-4, bpb 2e-6,
+    // its probabilities where the CPU's does not (measured on the emulator: loss 5e-4, bpb 4e-6,
     // gradients 1.1e-3). The weights are not compared: tensors still near their zero init (attn_gate)
     // differ by up to 30% of their own small size after Adam's normalized steps, while the losses agree.
     model_tracks_cpu("bf16", 1, 5e-3, 2e-3, 2e-2, 0);

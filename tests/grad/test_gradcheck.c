@@ -132,7 +132,7 @@ static void qk_case(const char *label, int rot, int with_gain, int pad) {
     rope_tables(c.cos_t, c.sin_t, c.T, rot, 100.0, 0);
     qk_loss(&c);
     real *dx = ops_alloc(nx), *dg = ops_alloc(3);
-    qk_prep_backward(dx, c.ld, dg, c.R, c.x, NULL, c.ld, c.rstd, c.gain, c.cos_t, c.sin_t, c.B, c.T, c.nh, c.Dh, rot, NULL);
+    qk_prep_backward(dx, c.ld, dg, c.R, NULL, c.x, NULL, c.ld, c.rstd, c.gain, c.cos_t, c.sin_t, c.B, c.T, c.nh, c.Dh, rot, NULL);
     char what[64];
     snprintf(what, sizeof what, "%s dx", label);
     check_fd(what, c.x, nx, dx, qk_loss, &c, 120);
@@ -169,7 +169,7 @@ static void attn_case(const char *label, int B, int T, int H, int Hkv, int Dh) {
     c.R = randn(nq, 1);
     attn_loss(&c);
     real *dq = ops_alloc(nq), *dk = ops_alloc(nk), *dv = ops_alloc(nk);
-    attention_backward(dq, dk, dv, c.R, NULL, c.y, NULL, c.lse, c.q, c.k, c.v, NULL, B, T, H, Hkv, Dh);
+    attention_backward(dq, dk, dv, c.R, NULL, c.y, NULL, c.lse, c.q, c.k, c.v, NULL, B, T, H, Hkv, Dh, NULL, NULL);
     char what[64];
     snprintf(what, sizeof what, "%s dq", label);
     check_fd(what, c.q, nq, dq, attn_loss, &c, 150);

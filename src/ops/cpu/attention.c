@@ -73,10 +73,15 @@ void attention_forward(real *y, real *lse, const real *q, const real *k, const r
 
 void attention_backward(real *dq, real *dk, real *dv, const real *dy, const RoundedInput *dy_r, const real *y,
                         const RoundedInput *y_r, const real *lse, const real *q, const real *k, const real *v,
-                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
+                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, RoundedInput *dq_r, RoundedInput *dk_r) {
     operand_values(qkv_r, &q, &k, &v, B, T, H, Hkv, Dh);
-    dy = cpu_input_values(__func__, dy, dy_r, (size_t)B * T * H * Dh);
-    y = cpu_input_values(__func__, y, y_r, (size_t)B * T * H * Dh);
+    size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
+    dy = cpu_input_values(__func__, dy, dy_r, nq);
+    y = cpu_input_values(__func__, y, y_r, nq);
+    // dq, dk kept only rounded: computed in their rounded storage, rounded in place at the end
+    real *rq = cpu_rounded_output(__func__, dq, dq_r, nq), *rk = cpu_rounded_output(__func__, dk, dk_r, nk);
+    if (!dq) dq = rq;
+    if (!dk) dk = rk;
     const int ldq = H * Dh, ldk = Hkv * Dh, group = H / Hkv;
     const real scale = (real)(1.0 / sqrt((double)Dh));
     double t0 = now_seconds();
@@ -117,5 +122,7 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dy, const Roun
         free(P);
         free(dP);
     }
+    if (rq) cpu_round_into(rq, dq, nq);
+    if (rk) cpu_round_into(rk, dk, nk);
     ops_profile_attention(now_seconds() - t0);
 }

@@ -274,14 +274,13 @@ __global__ static void attn_dkv(float *dk, float *dv, const float *dy, const flo
     }
 }
 
-extern "C" void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const RoundedInput *dy_r,
-                                        const float *y, const RoundedInput *y_r, const float *lse, const float *q, const float *k,
-                                        const float *v, const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
+// pgolf's kernels (tensor-core or fp32): fp32 dq, dk, dv
+static void pgolf_attention_backward(float *dq, float *dk, float *dv, const float *dy, const RoundedInput *dy_r,
+                                     const __nv_bfloat16 *dyb, const float *y, const __nv_bfloat16 *yb, const float *lse,
+                                     const float *q, const float *k, const float *v, const RoundedInput *qkv_r, int B, int T, int H,
+                                     int Hkv, int Dh) {
     int tc = on_tensor_cores(Dh), rows = B * T * H;
     size_t nq = (size_t)rows * Dh;
-    const __nv_bfloat16 *dyb = cuda_input_rounded(__func__, dy, dy_r, nq), *yb = cuda_input_rounded(__func__, y, y_r, nq);
-    if (tc && use_cudnn() && cuda_attention_cudnn_backward(dq, dk, dv, dy, dyb, y, yb, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh))
-        return; // it forms D itself
     float *D = (float *)cuda_scratch(SCRATCH_ATTN_ROWDOT, sizeof(float) * B * H * T);
     if (tc) { // dy as bf16: as given, or rounded in the pass that forms D
         __nv_bfloat16 *dyr = dyb ? nullptr : (__nv_bfloat16 *)cuda_scratch(SCRATCH_ATTN_DY, sizeof(__nv_bfloat16) * nq);
@@ -303,4 +302,22 @@ extern "C" void cuda_attention_backward(float *dq, float *dk, float *dv, const f
     CUDA_CHECK_LAUNCH();
     attn_dkv<<<tiles_k, ATT_THREADS, shared_dkv>>>(dk, dv, dy, lse, D, q, k, v, T, H, Hkv, Dh, tile, scale);
     CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const RoundedInput *dy_r,
+                                        const float *y, const RoundedInput *y_r, const float *lse, const float *q, const float *k,
+                                        const float *v, const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh,
+                                        RoundedInput *dq_r, RoundedInput *dk_r) {
+    size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
+    const __nv_bfloat16 *dyb = cuda_input_rounded(__func__, dy, dy_r, nq), *yb = cuda_input_rounded(__func__, y, y_r, nq);
+    __nv_bfloat16 *dqr = cuda_rounded_output(__func__, dq, dq_r, nq), *dkr = cuda_rounded_output(__func__, dk, dk_r, nk);
+    if (on_tensor_cores(Dh) && use_cudnn() &&
+        cuda_attention_cudnn_backward(dq, dk, dv, dqr, dkr, dy, dyb, y, yb, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh))
+        return; // it forms D itself, and writes dQ, dK as bf16
+    // pgolf's kernels write fp32: into dq, dk, or, kept only rounded, into scratch, rounded after
+    float *gq = dq ? dq : (float *)cuda_scratch(SCRATCH_ATTN_DQ, sizeof(float) * nq);
+    float *gk = dk ? dk : (float *)cuda_scratch(SCRATCH_ATTN_DK, sizeof(float) * nk);
+    pgolf_attention_backward(gq, gk, dv, dy, dy_r, dyb, y, yb, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
+    if (dqr) cuda_round_to_bf16(dqr, gq, nq);
+    if (dkr) cuda_round_to_bf16(dkr, gk, nk);
 }

@@ -7,9 +7,9 @@
 // (cuDNN's dims are [b, h, s, d]); lse [B,H,T] is cuDNN's Stats, the natural-log logsumexp of each row
 // of scaled scores, as ours. cuDNN reads and writes bf16: q, k, v as the caller rounded them (or
 // rounded here), y and dy rounded here for the backward unless given rounded; O is y's rounding, and
-// dQ, dK, dV come out bf16 and are widened into the fp32 outputs (the reference's are bf16 under
-// autocast too). Its backward adds dQ
-// with atomics, so unlike our kernels it is not bit-reproducible (neither is the reference's).
+// dQ, dK, dV come out bf16 (the reference's are bf16 under autocast too): dQ, dK as the rounded
+// outputs asked for, widened into the fp32 ones given. Its backward adds dQ with atomics, so unlike
+// our kernels it is not bit-reproducible (neither is the reference's).
 // Graphs are built once per shape and kept.
 #include <stdio.h>
 
@@ -168,14 +168,16 @@ extern "C" int cuda_attention_cudnn_forward(float *y, __nv_bfloat16 *yr, float *
     return 1;
 }
 
-extern "C" int cuda_attention_cudnn_backward(float *dq, float *dk, float *dv, const float *dy, const __nv_bfloat16 *dyb,
-                                             const float *y, const __nv_bfloat16 *yb, const float *lse, const float *q,
-                                             const float *k, const float *v, const RoundedInput *qkv_r, int B, int T, int H,
-                                             int Hkv, int Dh) {
+// dQ and dK straight into dqr, dkr where given (the rounded outputs ops.h's attention_backward asks
+// for), else into scratch; widened into dq, dk where those are given.
+extern "C" int cuda_attention_cudnn_backward(float *dq, float *dk, float *dv, __nv_bfloat16 *dqr, __nv_bfloat16 *dkr,
+                                             const float *dy, const __nv_bfloat16 *dyb, const float *y, const __nv_bfloat16 *yb,
+                                             const float *lse, const float *q, const float *k, const float *v,
+                                             const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
     Graph g = backward_graph(Shape{B, T, H, Hkv, Dh});
     if (!g) return 0;
     size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
-    __nv_bfloat16 *gq = bf16_scratch(SCRATCH_ATTN_DQ, nq), *gk = bf16_scratch(SCRATCH_ATTN_DK, nk),
+    __nv_bfloat16 *gq = dqr ? dqr : bf16_scratch(SCRATCH_ATTN_DQ, nq), *gk = dkr ? dkr : bf16_scratch(SCRATCH_ATTN_DK, nk),
                   *gv = bf16_scratch(SCRATCH_ATTN_DV, nk);
     std::unordered_map<int64_t, void *> pack = {
         {Q_ID, (void *)cuda_attention_operand(SCRATCH_ATTN_Q, q, qkv_r, nq)},
@@ -188,8 +190,8 @@ extern "C" int cuda_attention_cudnn_backward(float *dq, float *dk, float *dv, co
         {DK_ID, gk},
         {DV_ID, gv}};
     run(g, pack, "cudnn attention backward");
-    cuda_bf16_to_float(dq, gq, nq);
-    cuda_bf16_to_float(dk, gk, nk);
+    if (dq) cuda_bf16_to_float(dq, gq, nq);
+    if (dk) cuda_bf16_to_float(dk, gk, nk);
     cuda_bf16_to_float(dv, gv, nk);
     return 1;
 }

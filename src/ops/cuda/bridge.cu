@@ -99,10 +99,10 @@ void qk_prep_forward(real *out, real *rstd, const real *x, const RoundedInput *x
                      const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot, real eps, RoundedInput *out_r) {
     cuda_qk_prep_forward(out, rstd, x, x_r, ldx, gain, cos_t, sin_t, B, T, nh, Dh, rot, eps, out_r);
 }
-void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const real *x, const RoundedInput *x_r, int ldx,
-                      const real *rstd, const real *gain, const real *cos_t, const real *sin_t, int B, int T, int nh, int Dh, int rot,
-                      RoundedInput *dx_r) {
-    cuda_qk_prep_backward(dx, ld_dx, dgain, dout, x, x_r, ldx, rstd, gain, cos_t, sin_t, B, T, nh, Dh, rot, dx_r);
+void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const RoundedInput *dout_r, const real *x,
+                      const RoundedInput *x_r, int ldx, const real *rstd, const real *gain, const real *cos_t, const real *sin_t, int B,
+                      int T, int nh, int Dh, int rot, RoundedInput *dx_r) {
+    cuda_qk_prep_backward(dx, ld_dx, dgain, dout, dout_r, x, x_r, ldx, rstd, gain, cos_t, sin_t, B, T, nh, Dh, rot, dx_r);
 }
 
 void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, const RoundedInput *qkv_r, int B,
@@ -111,8 +111,8 @@ void attention_forward(real *y, real *lse, const real *q, const real *k, const r
 }
 void attention_backward(real *dq, real *dk, real *dv, const real *dy, const RoundedInput *dy_r, const real *y,
                         const RoundedInput *y_r, const real *lse, const real *q, const real *k, const real *v,
-                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh) {
-    cuda_attention_backward(dq, dk, dv, dy, dy_r, y, y_r, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
+                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, RoundedInput *dq_r, RoundedInput *dk_r) {
+    cuda_attention_backward(dq, dk, dv, dy, dy_r, y, y_r, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh, dq_r, dk_r);
 }
 void xsa_forward(real *out, const real *y, const real *v, int N, int H, int Hkv, int Dh) {
     cuda_xsa_forward(out, y, v, N, H, Hkv, Dh);

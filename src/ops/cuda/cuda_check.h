@@ -178,8 +178,9 @@ __attribute__((weak)) const char *cuda_attention_cudnn_version(void);
 __attribute__((weak)) int cuda_attention_cudnn_forward(float *y, __nv_bfloat16 *yr, float *lse, const float *q, const float *k,
                                                        const float *v, const struct RoundedInput *qkv_r, int B, int T, int H,
                                                        int Hkv, int Dh);
-__attribute__((weak)) int cuda_attention_cudnn_backward(float *dq, float *dk, float *dv, const float *dy,
-                                                        const __nv_bfloat16 *dyb, const float *y, const __nv_bfloat16 *yb,
-                                                        const float *lse, const float *q, const float *k, const float *v,
-                                                        const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
+__attribute__((weak)) int cuda_attention_cudnn_backward(float *dq, float *dk, float *dv, __nv_bfloat16 *dqr, __nv_bfloat16 *dkr,
+                                                        const float *dy, const __nv_bfloat16 *dyb, const float *y,
+                                                        const __nv_bfloat16 *yb, const float *lse, const float *q, const float *k,
+                                                        const float *v, const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv,
+                                                        int Dh);
 }

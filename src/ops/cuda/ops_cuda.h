@@ -78,7 +78,8 @@ void cuda_attention_forward(float *y, float *lse, const float *q, const float *k
                             const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, struct RoundedInput *y_r);
 void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const struct RoundedInput *dy_r, const float *y,
                              const struct RoundedInput *y_r, const float *lse, const float *q, const float *k, const float *v,
-                             const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh);
+                             const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, struct RoundedInput *dq_r,
+                             struct RoundedInput *dk_r);
 // Whose tensor-core attention runs: "pgolf", or cuDNN's with its version ("cudnn-9.13.0").
 const char *cuda_attention_name(void);
 
@@ -86,9 +87,9 @@ const char *cuda_attention_name(void);
 void cuda_qk_prep_forward(float *out, float *rstd, const float *x, const struct RoundedInput *x_r, int ldx,
                           const float *gain, const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh, int rot,
                           float eps, struct RoundedInput *out_r);
-void cuda_qk_prep_backward(float *dx, int ld_dx, float *dgain, const float *dout, const float *x, const struct RoundedInput *x_r,
-                           int ldx, const float *rstd, const float *gain, const float *cos_t, const float *sin_t, int B, int T,
-                           int nh, int Dh, int rot, struct RoundedInput *dx_r);
+void cuda_qk_prep_backward(float *dx, int ld_dx, float *dgain, const float *dout, const struct RoundedInput *dout_r,
+                           const float *x, const struct RoundedInput *x_r, int ldx, const float *rstd, const float *gain,
+                           const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh, int rot, struct RoundedInput *dx_r);
 void cuda_xsa_forward(float *out, const float *y, const float *v, int N, int H, int Hkv, int Dh);
 void cuda_xsa_backward(float *dy, float *dv, const float *y, const float *v, int N, int H, int Hkv, int Dh);
 void cuda_attn_gate_forward(float *out, float *gate, const float *y, const float *z, const float *bias, int N, int H, int Dh,

@@ -72,32 +72,34 @@ extern "C" void cuda_qk_prep_forward(float *out, float *rstd, const float *x, co
 // recomputed from the forward's input (the same values). g is computed twice (before and after the
 // row's dot) instead of stored, so that dx may be left out; each lane reads and writes only its own
 // pairs and tail, so dx may alias dout. acc[row] gets the row's contribution to its head's gain gradient.
-__device__ static void qk_rope_grad(float &g1, float &g2, const float *d, const float *c, const float *s, int j, int half, float g) {
-    float d1 = d[j], d2 = d[j + half];
+template <class Dout>
+__device__ static void qk_rope_grad(float &g1, float &g2, const Dout *d, const float *c, const float *s, int j, int half, float g) {
+    float d1 = as_float(d[j]), d2 = as_float(d[j + half]);
     g1 = d1 * g * c[j] - d2 * g * s[j], g2 = d1 * g * s[j] + d2 * g * c[j];
 }
 
-template <class In>
-__global__ static void qk_prep_bwd(float *dx, __nv_bfloat16 *dxr, int ld, double *acc, const float *dout, const In *x, int ldx,
+template <class Dout, class In>
+__global__ static void qk_prep_bwd(float *dx, __nv_bfloat16 *dxr, int ld, double *acc, const Dout *dout, const In *x, int ldx,
                                    const float *rstd, const float *gain, const float *cos_t, const float *sin_t, int rows, int T,
                                    int nh, int Dh, int rot) {
     int row = warp_row(), lane = threadIdx.x % 32;
     if (row >= rows) return; // the whole warp
     int t = (row / nh) % T, h = row % nh, half = rot / 2;
-    const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half, *d = dout + (size_t)row * Dh;
+    const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
+    const Dout *d = dout + (size_t)row * Dh;
     const In *xr = x + (size_t)(row / nh) * ldx + (size_t)h * Dh;
     float g = gain ? gain[h] : 1.0f, r = rstd[row];
     double a = 0, dot = 0; // the gain's gradient, and d(xn) . xn for the norm
     for (int j = lane; j < half; j += 32) {
         float x1 = as_float(xr[j]) * r, x2 = as_float(xr[j + half]) * r, g1, g2;
         qk_rope_grad(g1, g2, d, c, s, j, half, g);
-        a += (double)d[j] * (x1 * c[j] + x2 * s[j]) + (double)d[j + half] * (-x1 * s[j] + x2 * c[j]);
+        a += (double)as_float(d[j]) * (x1 * c[j] + x2 * s[j]) + (double)as_float(d[j + half]) * (-x1 * s[j] + x2 * c[j]);
         dot += (double)g1 * x1 + (double)g2 * x2;
     }
     for (int j = rot + lane; j < Dh; j += 32) {
-        float xn = as_float(xr[j]) * r;
-        a += (double)d[j] * xn;
-        dot += (double)(d[j] * g) * xn;
+        float xn = as_float(xr[j]) * r, dj = as_float(d[j]);
+        a += (double)dj * xn;
+        dot += (double)(dj * g) * xn;
     }
     a = warp_sum(a);
     if (lane == 0) acc[row] = a;
@@ -113,17 +115,17 @@ __global__ static void qk_prep_bwd(float *dx, __nv_bfloat16 *dxr, int ld, double
         if (ob) ob[j] = __float2bfloat16_rn(v1), ob[j + half] = __float2bfloat16_rn(v2);
     }
     for (int j = rot + lane; j < Dh; j += 32) {
-        float v = r * (d[j] * g - as_float(xr[j]) * r * m);
+        float v = r * (as_float(d[j]) * g - as_float(xr[j]) * r * m);
         if (o) o[j] = v;
         if (ob) ob[j] = __float2bfloat16_rn(v);
     }
 }
 
-template <class In>
-static void launch_qk_prep_bwd(float *dx, __nv_bfloat16 *dxr, int ld, double *acc, const float *dout, const In *x, int ldx,
+template <class Dout, class In>
+static void launch_qk_prep_bwd(float *dx, __nv_bfloat16 *dxr, int ld, double *acc, const Dout *dout, const In *x, int ldx,
                                const float *rstd, const float *gain, const float *cos_t, const float *sin_t, int rows, int T, int nh,
                                int Dh, int rot) {
-    auto kernel = qk_prep_bwd<In>;
+    auto kernel = qk_prep_bwd<Dout, In>;
     kernel<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(dx, dxr, ld, acc, dout, x, ldx, rstd, gain, cos_t, sin_t, rows, T,
                                                                nh, Dh, rot);
     CUDA_CHECK_LAUNCH_AT("cuda_qk_prep_backward");
@@ -137,15 +139,19 @@ __global__ static void gain_sum(float *dgain, const double *acc, int rows, int n
     if (threadIdx.x == 0) dgain[blockIdx.x] += (float)s;
 }
 
-extern "C" void cuda_qk_prep_backward(float *dx, int ld_dx, float *dgain, const float *dout, const float *x,
-                                      const RoundedInput *x_r, int ldx, const float *rstd, const float *gain, const float *cos_t,
-                                      const float *sin_t, int B, int T, int nh, int Dh, int rot, RoundedInput *dx_r) {
+extern "C" void cuda_qk_prep_backward(float *dx, int ld_dx, float *dgain, const float *dout, const RoundedInput *dout_r,
+                                      const float *x, const RoundedInput *x_r, int ldx, const float *rstd, const float *gain,
+                                      const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh, int rot,
+                                      RoundedInput *dx_r) {
     int rows = B * T * nh;
-    if (dx == dout && ld_dx != nh * Dh) die("%s: dx aliases dout with rows %d apart instead of %d", __func__, ld_dx, nh * Dh);
-    const __nv_bfloat16 *xb = cuda_input_rounded(__func__, x, x_r, gemm_operand_extent(B * T, nh * Dh, ldx));
+    if (dx && dx == dout && ld_dx != nh * Dh) die("%s: dx aliases dout with rows %d apart instead of %d", __func__, ld_dx, nh * Dh);
+    const __nv_bfloat16 *xb = cuda_input_rounded(__func__, x, x_r, gemm_operand_extent(B * T, nh * Dh, ldx)),
+                        *db = cuda_input_rounded(__func__, dout, dout_r, (size_t)rows * Dh);
     double *acc = (double *)cuda_scratch(SCRATCH_ROW_SUMS, sizeof(double) * rows);
     __nv_bfloat16 *dxr = cuda_rounded_output(__func__, dx, dx_r, gemm_operand_extent(B * T, nh * Dh, ld_dx));
-    if (xb) launch_qk_prep_bwd(dx, dxr, ld_dx, acc, dout, xb, ldx, rstd, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
+    if (db && xb) launch_qk_prep_bwd(dx, dxr, ld_dx, acc, db, xb, ldx, rstd, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
+    else if (db) launch_qk_prep_bwd(dx, dxr, ld_dx, acc, db, x, ldx, rstd, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
+    else if (xb) launch_qk_prep_bwd(dx, dxr, ld_dx, acc, dout, xb, ldx, rstd, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
     else launch_qk_prep_bwd(dx, dxr, ld_dx, acc, dout, x, ldx, rstd, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
     if (gain && dgain) {
         gain_sum<<<nh, THREADS>>>(dgain, acc, rows, nh);
