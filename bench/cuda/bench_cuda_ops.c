@@ -93,8 +93,8 @@ static void qk_prep_step(void *p) {
     int w = q->H * q->Dh;
     cuda_qk_prep_forward(q->out, q->rstd, q->x, NULL, w, q->gain, q->cos_t, q->sin_t, q->B, q->T, q->H, q->Dh, q->Dh, 1e-6f,
                          NULL);
-    cuda_qk_prep_backward(q->dx, w, q->dgain, q->out, NULL, q->x, NULL, w, q->rstd, q->gain, q->cos_t, q->sin_t, q->B, q->T, q->H, q->Dh, q->Dh,
-                          NULL);
+    cuda_qk_prep_backward(q->dx, w, q->dgain, q->out, NULL, q->x, NULL, w, q->rstd, q->gain, q->cos_t, q->sin_t, q->B, q->T,
+                          q->H, q->Dh, q->Dh, NULL);
 }
 
 // The residual stream's per-channel ops over [N, C] (their backward's column sums are the part to

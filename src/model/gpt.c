@@ -603,8 +603,8 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     if (mix_v) value_mix_forward(s->v, s->v_raw, m->acts.blocks[0].v, value_lambdas(m, w, lam), (size_t)N * KV);
     matmul_input_round(&s->qkv_r[2], s->v, (size_t)N * KV);
     int plain = gpt_attn_plain(m, v); // the output goes straight into the projection's rounded input
-    attention_forward(plain ? only_rounded(s->att_y) : s->att_y, s->lse, s->qf, s->kf, s->v, s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim,
-                      plain ? &s->proj_r : NULL);
+    attention_forward(plain ? only_rounded(s->att_y) : s->att_y, s->lse, s->qf, s->kf, s->v, s->qkv_r, B, T, c->heads,
+                      c->kv_heads, c->head_dim, plain ? &s->proj_r : NULL);
     if (l >= c->xsa_from) xsa_forward(s->att_x, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
     if (c->attn_gates) { // gate logits from the attention's input (the fused product's, or attn_gate's), in place into s->gate
         RoundedInput z = matmul_input_columns(raw_r, D);
@@ -736,8 +736,8 @@ static void block_backward(GPT *m, int v, int lanes) {
                            c->head_dim, c->attn_gates, 1);
     int xsa = l >= c->xsa_from;
     if (xsa) xsa_backward(a->datt, a->dv_xsa, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
-    attention_backward(a->dq, a->dk, a->dv, datt, plain ? &a->datt_r : NULL, att_y, plain ? &s->proj_r : NULL, s->lse, s->qf, s->kf,
-                       s->v, s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim, &a->dq_r, &a->dk_r);
+    attention_backward(a->dq, a->dk, a->dv, datt, plain ? &a->datt_r : NULL, att_y, plain ? &s->proj_r : NULL, s->lse, s->qf,
+                       s->kf, s->v, s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim, &a->dq_r, &a->dk_r);
     if (xsa) add_inplace(a->dv, a->dv_xsa, (size_t)N * KV);
     if (c->value_residual && v > 0) { // dv: d(mixed v) -> d(own v); dv0 collects the first block's share
         real lam[2];
@@ -769,8 +769,8 @@ static void block_backward(GPT *m, int v, int lanes) {
     RoundedInput q_raw = matmul_input_columns(&s->raw_r, 0), k_raw = matmul_input_columns(&s->raw_r, Q);
     qk_prep_backward(dqkv, W, g->q_gain, a->dq, &a->dq_r, s->raw, &q_raw, W, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T,
                      c->heads, c->head_dim, c->rope_dims, &dq_c);
-    qk_prep_backward(columns_from(dqkv, Q), W, NULL, a->dk, &a->dk_r, columns_from(s->raw, Q), &k_raw, W, s->rstd_k, NULL, m->rope_cos,
-                     m->rope_sin, B, T, c->kv_heads, c->head_dim, c->rope_dims, &dk_c);
+    qk_prep_backward(columns_from(dqkv, Q), W, NULL, a->dk, &a->dk_r, columns_from(s->raw, Q), &k_raw, W, s->rstd_k, NULL,
+                     m->rope_cos, m->rope_sin, B, T, c->kv_heads, c->head_dim, c->rope_dims, &dk_c);
     copy_into_columns(columns_from(dqkv, Q + KV), W, a->dv, N, KV, &dv_c);
     if (c->gate_in_q) copy_into_columns(columns_from(dqkv, D), W, a->dh, N, c->attn_gates, &dz_c);
     matmul_backward(dn, g->c_q, dqkv, &a->dqkv_r, s->n1, &s->n1_r, w->c_q, N, D, W, 0, &a->dn_r);

@@ -39,7 +39,7 @@ static inline size_t gemm_operand_extent(int rows, int cols, int ld) { return ro
 // `count` gemm products in the linear layers' precision: with bf16 on, A and B are rounded to bf16 first
 // (fp32 sums and results), as the reference's Newton-Schulz multiplies bf16 matrices (Muon's is the
 // caller). Product i reads A + i stride_a and B + i stride_b and writes C + i stride_c: Muon
-// orthogonalizes every matrix of one shape in one batch (one launch per product on a GPU, not count).
+// orthogonalizes every matrix of one shape in one batch (on a GPU one batched call, not count launches).
 void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, size_t stride_a,
                  const real *B, int ldb, size_t stride_b, real beta, real *C, int ldc, size_t stride_c, int count);
 // An operand rounded once to the products' precision, for every product that reads it: a block's
@@ -96,8 +96,8 @@ void embedding_backward(real *dtable, const real *dout, const int32_t *ids, int 
 // ---------------------------------------------------------------- normalization
 // out = scale * inp / sqrt(mean(inp^2) + eps) per row of C; rstd[rows] saved for backward. out_r: NULL,
 // or out rounded for the matmuls that read it, as matmul_input_round(out_r, out) (CUDA: in the same pass);
-// out may then be NULL in bf16 mode, as relu2_forward's out (a block's first norm, whose backward
-// recomputes it: resid_mix_rmsnorm_forward's backward, rmsnorm_resid_mix_backward).
+// out may then be NULL in bf16 mode, as relu2_forward's out (for a norm whose backward recomputes it,
+// as a block's first norm: resid_mix_rmsnorm_forward, whose n and n_r are these).
 void rmsnorm_forward(real *out, real *rstd, const real *inp, int rows, int C, real eps, real scale, RoundedInput *out_r);
 // dinp = rstd * (scale dout - (out / scale) mean(dout * out)); accumulates into dinp when accumulate.
 // dout_r as relu2_forward's inp_r: a linear layer's input gradient kept only rounded (the reference's is
@@ -123,8 +123,8 @@ void qk_prep_forward(real *out, real *rstd, const real *x, const RoundedInput *x
 // dx_r: NULL, or a column view made to hold dx rounded (dx may then be NULL in bf16 mode, as
 // relu2_forward's out); dgain[nh] += sum(dout * rope(xn)) when gain != NULL.
 void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const RoundedInput *dout_r, const real *x,
-                      const RoundedInput *x_r, int ldx, const real *rstd, const real *gain, const real *cos_t, const real *sin_t, int B,
-                      int T, int nh, int Dh, int rot, RoundedInput *dx_r);
+                      const RoundedInput *x_r, int ldx, const real *rstd, const real *gain, const real *cos_t,
+                      const real *sin_t, int B, int T, int nh, int Dh, int rot, RoundedInput *dx_r);
 
 // ---------------------------------------------------------------- attention
 // Causal GQA softmax attention. q [B,T,H,Dh], k/v [B,T,Hkv,Dh], y [B,T,H,Dh]; head h reads KV head
@@ -208,8 +208,8 @@ void scaled_add_rmsnorm_forward(real *x, const real *scale, const real *y, const
 // backward of dn (n, rstd the forward's; dn_r as rmsnorm_backward's dout_r) added: dL/dx, before the add
 // as after it; then scaled_add_backward from it (dy written, dy_r, y_r as there; dscale accumulated).
 void scaled_add_rmsnorm_backward(real *dx, real *dy, real *dscale, const real *dn, const RoundedInput *dn_r, const real *n,
-                                 const real *rstd, const real *scale, const real *y, const RoundedInput *y_r, int N, int C, real ln,
-                                 RoundedInput *dy_r);
+                                 const real *rstd, const real *scale, const real *y, const RoundedInput *y_r, int N, int C,
+                                 real ln, RoundedInput *dy_r);
 // dy = dout * scale (written, or += when accumulate; aliasing no input), dscale += sum_n dout * y; y_r as
 // scaled_add_forward's; dy_r: NULL, or the final dy rounded in the same pass (as rmsnorm_forward's
 // out_r); dy may be NULL (not accumulating) as relu2_forward's out.

@@ -269,8 +269,8 @@ static void check_norm_mix(int N, int C) {
             for (size_t i = 0; i < n; i++) dn[i] = bf16_round(dn[i]);
         }
         rmsnorm_resid_mix_backward(dx, dx0, dmix, dn, NULL, dxm, x, x0, mix, rstd, N, C, 0.7f);
-        cuda_rmsnorm_resid_mix_backward(gdx, gdx0, gdmix, rounded ? NULL : gdn, rounded ? &rdn : NULL, gdxm, gx, gx0, gmix, grstd, N,
-                                        C, 0.7f);
+        cuda_rmsnorm_resid_mix_backward(gdx, gdx0, gdmix, rounded ? NULL : gdn, rounded ? &rdn : NULL, gdxm, gx, gx0, gmix,
+                                        grstd, N, C, 0.7f);
         compare(rounded ? "norm+mix dx_in, rounded dn" : "norm+mix dx_in", gdx, dx, n);
         compare(rounded ? "norm+mix dx0 (accum.), rounded dn" : "norm+mix dx0 (accum.)", gdx0, dx0, n);
         compare(rounded ? "norm+mix dmix (accum.), rounded dn" : "norm+mix dmix", gdmix, dmix, 2 * (size_t)C);
@@ -476,12 +476,14 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
         for (size_t i = 0; i < nq; i++) dyb[i] = bf16_round(dy[i]);
         for (int i = 0; i < 3; i++) rd[i] = xmalloc(sizeof(float) * sz[i]), grd[i] = cuda_alloc(sz[i]);
         attention_backward(rd[0], rd[1], rd[2], dyb, NULL, yb, NULL, rlse, qb, kb, vb, NULL, B, T, H, Hkv, Dh, NULL, NULL);
-        cuda_attention_backward(grd[0], grd[1], grd[2], NULL, &dyr, NULL, &yr, grlse, NULL, NULL, NULL, r, B, T, H, Hkv, Dh, NULL, NULL);
+        cuda_attention_backward(grd[0], grd[1], grd[2], NULL, &dyr, NULL, &yr, grlse, NULL, NULL, NULL, r, B, T, H, Hkv, Dh,
+                                NULL, NULL);
         compare("attention dq, all only rounded", grd[0], rd[0], nq);
         compare("attention dk, all only rounded", grd[1], rd[1], nk);
         compare("attention dv, all only rounded", grd[2], rd[2], nk);
         RoundedInput dqo = {0}, dko = {0}; // dq, dk kept only rounded too: the fp32 kernels' results rounded
-        cuda_attention_backward(NULL, NULL, grd[2], NULL, &dyr, NULL, &yr, grlse, NULL, NULL, NULL, r, B, T, H, Hkv, Dh, &dqo, &dko);
+        cuda_attention_backward(NULL, NULL, grd[2], NULL, &dyr, NULL, &yr, grlse, NULL, NULL, NULL, r, B, T, H, Hkv, Dh, &dqo,
+                                &dko);
         rounded_only_within("attention dq, fp32 kernels, only rounded", &dqo, rd[0], nq);
         rounded_only_within("attention dk, fp32 kernels, only rounded", &dko, rd[1], nk);
         cuda_matmul_input_free(&dqo), cuda_matmul_input_free(&dko);
@@ -522,9 +524,9 @@ TEST(cuda_attention) {
 // fused q/k/v projection's output holds it (rows `ld` apart), read in fp32 and kept only rounded; dx
 // written into such a block, fp32 and only rounded, and copy_into_columns next to it. The columns
 // around the blocks keep their values.
-static void check_qk_prep_column_block(const float *x, const float *dout, const float *gain, const float *cs,
-                                       const float *sn, const float *ggain, const float *gcs, const float *gsn, int B, int T, int nh,
-                                       int Dh, int rot) {
+static void check_qk_prep_column_block(const float *x, const float *dout, const float *gain, const float *cs, const float *sn,
+                                       const float *ggain, const float *gcs, const float *gsn, int B, int T, int nh, int Dh,
+                                       int rot) {
     int rows = B * T * nh, w = nh * Dh, ld = 2 * w + 3, at = 3, bt = B * T;
     size_t n = (size_t)rows * Dh, nw = (size_t)bt * ld;
     float *wide = host_randn(nw, 1), *rstd = xmalloc(sizeof(float) * rows);

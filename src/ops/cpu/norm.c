@@ -72,8 +72,8 @@ void rmsnorm_backward(real *dinp, const real *dout, const RoundedInput *dout_r, 
 
 // The composition itself on the CPU (the fusion saves memory passes on a GPU)
 void scaled_add_rmsnorm_backward(real *dx, real *dy, real *dscale, const real *dn, const RoundedInput *dn_r, const real *n,
-                                 const real *rstd, const real *scale, const real *y, const RoundedInput *y_r, int N, int C, real ln,
-                                 RoundedInput *dy_r) {
+                                 const real *rstd, const real *scale, const real *y, const RoundedInput *y_r, int N, int C,
+                                 real ln, RoundedInput *dy_r) {
     rmsnorm_backward(dx, dn, dn_r, n, rstd, N, C, ln, 1);
     scaled_add_backward(dy, dscale, dx, scale, y, y_r, N, C, 0, dy_r);
 }

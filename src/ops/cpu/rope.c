@@ -35,10 +35,11 @@ void qk_prep_forward(real *out, real *rstd, const real *x, const RoundedInput *x
 }
 
 void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const RoundedInput *dout_r, const real *x,
-                      const RoundedInput *x_r, int ldx, const real *rstd, const real *gain, const real *cos_t, const real *sin_t, int B,
-                      int T, int nh, int Dh, int rot, RoundedInput *dx_r) {
+                      const RoundedInput *x_r, int ldx, const real *rstd, const real *gain, const real *cos_t,
+                      const real *sin_t, int B, int T, int nh, int Dh, int rot, RoundedInput *dx_r) {
     int half = rot / 2, rows = B * T * nh;
-    if (dx && dx == dout && ld_dx != nh * Dh) die("%s: dx aliases dout with rows %d apart instead of %d", __func__, ld_dx, nh * Dh);
+    if (dx && dx == dout && ld_dx != nh * Dh)
+        die("%s: dx aliases dout with rows %d apart instead of %d", __func__, ld_dx, nh * Dh);
     x = cpu_input_values(__func__, x, x_r, gemm_operand_extent(B * T, nh * Dh, ldx));
     dout = cpu_input_values(__func__, dout, dout_r, (size_t)rows * Dh);
     real *rounded = cpu_rounded_output(__func__, dx, dx_r, gemm_operand_extent(B * T, nh * Dh, ld_dx));

@@ -277,8 +277,8 @@ __global__ static void attn_dkv(float *dk, float *dv, const float *dy, const flo
 // pgolf's kernels (tensor-core or fp32): fp32 dq, dk, dv
 static void pgolf_attention_backward(float *dq, float *dk, float *dv, const float *dy, const RoundedInput *dy_r,
                                      const __nv_bfloat16 *dyb, const float *y, const __nv_bfloat16 *yb, const float *lse,
-                                     const float *q, const float *k, const float *v, const RoundedInput *qkv_r, int B, int T, int H,
-                                     int Hkv, int Dh) {
+                                     const float *q, const float *k, const float *v, const RoundedInput *qkv_r, int B, int T,
+                                     int H, int Hkv, int Dh) {
     int tc = on_tensor_cores(Dh), rows = B * T * H;
     size_t nq = (size_t)rows * Dh;
     float *D = (float *)cuda_scratch(SCRATCH_ATTN_ROWDOT, sizeof(float) * B * H * T);

@@ -100,8 +100,8 @@ void qk_prep_forward(real *out, real *rstd, const real *x, const RoundedInput *x
     cuda_qk_prep_forward(out, rstd, x, x_r, ldx, gain, cos_t, sin_t, B, T, nh, Dh, rot, eps, out_r);
 }
 void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const RoundedInput *dout_r, const real *x,
-                      const RoundedInput *x_r, int ldx, const real *rstd, const real *gain, const real *cos_t, const real *sin_t, int B,
-                      int T, int nh, int Dh, int rot, RoundedInput *dx_r) {
+                      const RoundedInput *x_r, int ldx, const real *rstd, const real *gain, const real *cos_t,
+                      const real *sin_t, int B, int T, int nh, int Dh, int rot, RoundedInput *dx_r) {
     cuda_qk_prep_backward(dx, ld_dx, dgain, dout, dout_r, x, x_r, ldx, rstd, gain, cos_t, sin_t, B, T, nh, Dh, rot, dx_r);
 }
 
@@ -149,8 +149,8 @@ void scaled_add_rmsnorm_forward(real *x, const real *scale, const real *y, const
     cuda_scaled_add_rmsnorm_forward(x, scale, y, y_r, N, C, n, rstd, eps, ln, n_r);
 }
 void scaled_add_rmsnorm_backward(real *dx, real *dy, real *dscale, const real *dn, const RoundedInput *dn_r, const real *n,
-                                 const real *rstd, const real *scale, const real *y, const RoundedInput *y_r, int N, int C, real ln,
-                                 RoundedInput *dy_r) {
+                                 const real *rstd, const real *scale, const real *y, const RoundedInput *y_r, int N, int C,
+                                 real ln, RoundedInput *dy_r) {
     cuda_scaled_add_rmsnorm_backward(dx, dy, dscale, dn, dn_r, n, rstd, scale, y, y_r, N, C, ln, dy_r);
 }
 void rmsnorm_resid_mix_backward(real *dx_in, real *dx0, real *dmix, const real *dn, const RoundedInput *dn_r, const real *dxm,

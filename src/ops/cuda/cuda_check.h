@@ -180,7 +180,7 @@ __attribute__((weak)) int cuda_attention_cudnn_forward(float *y, __nv_bfloat16 *
                                                        int Hkv, int Dh);
 __attribute__((weak)) int cuda_attention_cudnn_backward(float *dq, float *dk, float *dv, __nv_bfloat16 *dqr, __nv_bfloat16 *dkr,
                                                         const float *dy, const __nv_bfloat16 *dyb, const float *y,
-                                                        const __nv_bfloat16 *yb, const float *lse, const float *q, const float *k,
-                                                        const float *v, const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv,
-                                                        int Dh);
+                                                        const __nv_bfloat16 *yb, const float *lse, const float *q,
+                                                        const float *k, const float *v, const struct RoundedInput *qkv_r, int B,
+                                                        int T, int H, int Hkv, int Dh);
 }

@@ -242,10 +242,10 @@ extern "C" void cuda_matmul_gemm(int trans_a, int trans_b, int M, int N, int K, 
     const void *a = operand(SCRATCH_BF16_A, A, na);
     const void *b = B == A && nb == na && stride_b == stride_a ? a : operand(SCRATCH_BF16_B, B, nb);
     cudaDataType type = g_matmul_bf16 ? CUDA_R_16BF : CUDA_R_32F;
-    CUBLAS_CHECK(cublasGemmStridedBatchedEx(cuda_blas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N,
-                                            M, K, &alpha, b, type, ldb, (long long)stride_b, a, type, lda, (long long)stride_a,
-                                            &beta, C, CUDA_R_32F, ldc, (long long)stride_c, count, CUBLAS_COMPUTE_32F,
-                                            CUBLAS_GEMM_DEFAULT));
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(cuda_blas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                            trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, b, type, ldb,
+                                            (long long)stride_b, a, type, lda, (long long)stride_a, &beta, C, CUDA_R_32F, ldc,
+                                            (long long)stride_c, count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     cuda_profile_mark(__func__);
 }
 

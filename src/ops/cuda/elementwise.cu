@@ -176,8 +176,8 @@ __global__ static void add_norm_bwd(float *__restrict__ dx, float *__restrict__ 
 }
 
 template <class Dn, class Y>
-static void launch_add_norm_bwd(float *dx, float *dy, __nv_bfloat16 *dyr, double *part, const Dn *dn, const float *n, const float *rstd,
-                                const float *scale, const Y *y, int N, int C, float ln) {
+static void launch_add_norm_bwd(float *dx, float *dy, __nv_bfloat16 *dyr, double *part, const Dn *dn, const float *n,
+                                const float *rstd, const float *scale, const Y *y, int N, int C, float ln) {
     auto kernel = add_norm_bwd<Dn, Y>;
     kernel<<<dim3(1, row_chunks(N)), NORM_MIX_THREADS>>>(dx, dy, dyr, part, dn, n, rstd, scale, y, N, C, ln);
     CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_rmsnorm_backward");

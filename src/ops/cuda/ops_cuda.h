@@ -89,7 +89,8 @@ void cuda_qk_prep_forward(float *out, float *rstd, const float *x, const struct 
                           float eps, struct RoundedInput *out_r);
 void cuda_qk_prep_backward(float *dx, int ld_dx, float *dgain, const float *dout, const struct RoundedInput *dout_r,
                            const float *x, const struct RoundedInput *x_r, int ldx, const float *rstd, const float *gain,
-                           const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh, int rot, struct RoundedInput *dx_r);
+                           const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh, int rot,
+                           struct RoundedInput *dx_r);
 void cuda_xsa_forward(float *out, const float *y, const float *v, int N, int H, int Hkv, int Dh);
 void cuda_xsa_backward(float *dy, float *dv, const float *y, const float *v, int N, int H, int Hkv, int Dh);
 void cuda_attn_gate_forward(float *out, float *gate, const float *y, const float *z, const float *bias, int N, int H, int Dh,

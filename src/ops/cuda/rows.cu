@@ -1,5 +1,6 @@
-// Row ops: rms norm (a warp per row; alone, or after the residual stream's update it normalizes) and the softcapped cross-entropy (a block per row). Row sums in a
-// fixed order (shuffle butterflies, shared-memory trees), so results are deterministic.
+// Row ops: rms norm (a warp per row; alone, or after the residual stream's update it normalizes) and the softcapped
+// cross-entropy (a block per row). Row sums in a fixed order (shuffle butterflies, shared-memory trees), so results are
+// deterministic.
 #include <math.h>
 
 #include "ops/cuda/cuda_check.h"
@@ -56,8 +57,8 @@ __global__ static void mix_norm_fwd(float *xm, float *out, __nv_bfloat16 *yr, fl
 
 // ops.h's scaled_add_rmsnorm_forward: x += scale y (y fp32 or bf16), then its norm
 template <class Y>
-__global__ static void add_norm_fwd(float *x, const float *scale, const Y *y, float *out, __nv_bfloat16 *yr, float *rstd, int rows,
-                                    int C, float eps, float ln) {
+__global__ static void add_norm_fwd(float *x, const float *scale, const Y *y, float *out, __nv_bfloat16 *yr, float *rstd,
+                                    int rows, int C, float eps, float ln) {
     int row = warp_row();
     if (row >= rows) return; // the whole warp
     size_t at = (size_t)row * C;
@@ -107,15 +108,15 @@ extern "C" void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, 
     CUDA_CHECK_LAUNCH();
 }
 
-extern "C" void cuda_resid_mix_rmsnorm_forward(float *xm, const float *x, const float *x0, const float *mix, int N, int C, float *n,
-                                               float *rstd, float eps, float scale, RoundedInput *n_r) {
+extern "C" void cuda_resid_mix_rmsnorm_forward(float *xm, const float *x, const float *x0, const float *mix, int N, int C,
+                                               float *n, float *rstd, float eps, float scale, RoundedInput *n_r) {
     __nv_bfloat16 *yr = cuda_rounded_output(__func__, n, n_r, (size_t)N * C);
     mix_norm_fwd<<<warp_row_blocks((size_t)N), WARP_ROW_THREADS>>>(xm, n, yr, rstd, x, x0, mix, N, C, eps, scale);
     CUDA_CHECK_LAUNCH();
 }
 
-extern "C" void cuda_scaled_add_rmsnorm_forward(float *x, const float *scale, const float *y, const RoundedInput *y_r, int N, int C,
-                                                float *n, float *rstd, float eps, float ln, RoundedInput *n_r) {
+extern "C" void cuda_scaled_add_rmsnorm_forward(float *x, const float *scale, const float *y, const RoundedInput *y_r, int N,
+                                                int C, float *n, float *rstd, float eps, float ln, RoundedInput *n_r) {
     const __nv_bfloat16 *yb = cuda_input_rounded(__func__, y, y_r, (size_t)N * C); // before n_r is reset: it may be y_r
     __nv_bfloat16 *yr = cuda_rounded_output(__func__, n, n_r, (size_t)N * C);
     if (yb) launch_add_norm_fwd(x, scale, yb, n, yr, rstd, N, C, eps, ln);

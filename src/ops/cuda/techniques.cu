@@ -73,7 +73,8 @@ extern "C" void cuda_qk_prep_forward(float *out, float *rstd, const float *x, co
 // row's dot) instead of stored, so that dx may be left out; each lane reads and writes only its own
 // pairs and tail, so dx may alias dout. acc[row] gets the row's contribution to its head's gain gradient.
 template <class Dout>
-__device__ static void qk_rope_grad(float &g1, float &g2, const Dout *d, const float *c, const float *s, int j, int half, float g) {
+__device__ static void qk_rope_grad(float &g1, float &g2, const Dout *d, const float *c, const float *s, int j, int half,
+                                    float g) {
     float d1 = as_float(d[j]), d2 = as_float(d[j + half]);
     g1 = d1 * g * c[j] - d2 * g * s[j], g2 = d1 * g * s[j] + d2 * g * c[j];
 }
@@ -123,8 +124,8 @@ __global__ static void qk_prep_bwd(float *dx, __nv_bfloat16 *dxr, int ld, double
 
 template <class Dout, class In>
 static void launch_qk_prep_bwd(float *dx, __nv_bfloat16 *dxr, int ld, double *acc, const Dout *dout, const In *x, int ldx,
-                               const float *rstd, const float *gain, const float *cos_t, const float *sin_t, int rows, int T, int nh,
-                               int Dh, int rot) {
+                               const float *rstd, const float *gain, const float *cos_t, const float *sin_t, int rows, int T,
+                               int nh, int Dh, int rot) {
     auto kernel = qk_prep_bwd<Dout, In>;
     kernel<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(dx, dxr, ld, acc, dout, x, ldx, rstd, gain, cos_t, sin_t, rows, T,
                                                                nh, Dh, rot);
@@ -144,7 +145,8 @@ extern "C" void cuda_qk_prep_backward(float *dx, int ld_dx, float *dgain, const 
                                       const float *cos_t, const float *sin_t, int B, int T, int nh, int Dh, int rot,
                                       RoundedInput *dx_r) {
     int rows = B * T * nh;
-    if (dx && dx == dout && ld_dx != nh * Dh) die("%s: dx aliases dout with rows %d apart instead of %d", __func__, ld_dx, nh * Dh);
+    if (dx && dx == dout && ld_dx != nh * Dh)
+        die("%s: dx aliases dout with rows %d apart instead of %d", __func__, ld_dx, nh * Dh);
     const __nv_bfloat16 *xb = cuda_input_rounded(__func__, x, x_r, gemm_operand_extent(B * T, nh * Dh, ldx)),
                         *db = cuda_input_rounded(__func__, dout, dout_r, (size_t)rows * Dh);
     double *acc = (double *)cuda_scratch(SCRATCH_ROW_SUMS, sizeof(double) * rows);

@@ -524,18 +524,19 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasO
 }
 
 // count cublasGemmEx products, each operand `stride` elements after the previous one's
-cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                                          const void *alpha, const void *A, cudaDataType Atype, int lda, long long stride_a,
-                                          const void *B, cudaDataType Btype, int ldb, long long stride_b, const void *beta, void *C,
-                                          cudaDataType Ctype, int ldc, long long stride_c, int count, cublasComputeType_t compute,
-                                          cublasGemmAlgo_t algo) {
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                          int k, const void *alpha, const void *A, cudaDataType Atype, int lda,
+                                          long long stride_a, const void *B, cudaDataType Btype, int ldb, long long stride_b,
+                                          const void *beta, void *C, cudaDataType Ctype, int ldc, long long stride_c, int count,
+                                          cublasComputeType_t compute, cublasGemmAlgo_t algo) {
     if (count < 0 || stride_a < 0 || stride_b < 0 || stride_c < 0) return CUBLAS_STATUS_INVALID_VALUE;
-    size_t ea = Atype == CUDA_R_16BF ? sizeof(__nv_bfloat16) : sizeof(float), eb = Btype == CUDA_R_16BF ? sizeof(__nv_bfloat16) : sizeof(float);
+    size_t ea = Atype == CUDA_R_16BF ? sizeof(__nv_bfloat16) : sizeof(float),
+           eb = Btype == CUDA_R_16BF ? sizeof(__nv_bfloat16) : sizeof(float);
     size_t ec = Ctype == CUDA_R_16BF ? sizeof(__nv_bfloat16) : sizeof(float);
     for (int i = 0; i < count; i++) {
         cublasStatus_t st = cublasGemmEx(handle, ta, tb, m, n, k, alpha, (const char *)A + i * stride_a * ea, Atype, lda,
-                                         (const char *)B + i * stride_b * eb, Btype, ldb, beta, (char *)C + i * stride_c * ec, Ctype,
-                                         ldc, compute, algo);
+                                         (const char *)B + i * stride_b * eb, Btype, ldb, beta, (char *)C + i * stride_c * ec,
+                                         Ctype, ldc, compute, algo);
         if (st != CUBLAS_STATUS_SUCCESS) return st;
     }
     return CUBLAS_STATUS_SUCCESS;

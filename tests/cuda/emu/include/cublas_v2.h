@@ -22,8 +22,8 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasO
                             int ldb, const void *beta, void *C, cudaDataType Ctype, int ldc, cublasComputeType_t compute,
                             cublasGemmAlgo_t algo);
 // count cublasGemmEx products, operand i at A + i stride_a (in elements), and so on.
-cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                                          const void *alpha, const void *A, cudaDataType Atype, int lda, long long stride_a,
-                                          const void *B, cudaDataType Btype, int ldb, long long stride_b, const void *beta, void *C,
-                                          cudaDataType Ctype, int ldc, long long stride_c, int count, cublasComputeType_t compute,
-                                          cublasGemmAlgo_t algo);
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                          int k, const void *alpha, const void *A, cudaDataType Atype, int lda,
+                                          long long stride_a, const void *B, cudaDataType Btype, int ldb, long long stride_b,
+                                          const void *beta, void *C, cudaDataType Ctype, int ldc, long long stride_c, int count,
+                                          cublasComputeType_t compute, cublasGemmAlgo_t algo);
