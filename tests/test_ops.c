@@ -349,6 +349,13 @@ TEST(ops_column_blocks) {
                 blk[t * K + j] = bf16 ? bf16_round(v) : v;
             }
         CHECK(!memcmp(vals, blk, sizeof blk), "matmul_input_values of a column block differs");
+        RoundedInput gathered = {0}; // the same values gathered into a contiguous rounded input
+        static float gvals[T * K];
+        matmul_input_gather(&gathered, bf16 ? NULL : gvals, &v_view, T, K, W);
+        CHECK(bf16 ? gathered.of == NULL && gathered.bf16 && !memcmp(gathered.rounded, blk, sizeof blk)
+                   : gathered.of == gvals && !memcmp(gvals, blk, sizeof blk),
+              "matmul_input_gather of a column block differs");
+        matmul_input_free(&gathered);
         // backward: the gradient's k block from qk_prep, its v block copied; the rest keeps its marks
         for (int i = 0; i < T * W; i++) dwide[i] = 7;
         matmul_input_round(&grad_r, dwide, T * W); // marks in the rounded storage too

@@ -559,13 +559,26 @@ static void branch_backward(const BranchTensors *t, BranchTensors *g, BranchActs
 // recomputes it), qf, kf (the prepared q and k), att_out, mlp_out (the projections' outputs), h_pre,
 // h_act (the MLP's pre-activation and activation), raw, dqkv (the fused q/k/v projection's output and
 // its gradient), dq, dk (the attention's). Buffers that also serve in fp32 elsewhere are passed through
-// this: the attention's output att_y in plain layers (gpt_attn_plain), and the backward's dres, dh,
-// datt and dn (the gradients of the projections' outputs, of the MLP's hidden tensors, of a plain
-// attention output and of the norms' outputs).
+// this: the attention's output att_y in plain layers (gpt_attn_plain), v where only the attention reads
+// it (attention_v), and the backward's dres, dh, datt and dn (the gradients of the projections'
+// outputs, of the MLP's hidden tensors, of a plain attention output and of the norms' outputs).
 static real *only_rounded(real *x) { return ops_matmul_bf16() ? NULL : x; }
 
 // x's values from column col on (a column block of a wider matrix), or NULL where x exists only rounded
 static real *columns_from(real *x, int col) { return x ? x + col : NULL; }
+
+// Whether only the attention reads v at position v (no value embedding, value residual or XSA there):
+// then v comes from the fused product straight into the attention's rounded input (attention_v: in bf16 mode
+// only rounded).
+static int v_attention_only(const GPT *m, int v) {
+    int l = m->order[v];
+    return m->cfg.ve_slot[l] < 0 && !m->cfg.value_residual && l < m->cfg.xsa_from;
+}
+
+static real *attention_v(const GPT *m, int v) {
+    real *x = m->acts.blocks[v].v;
+    return v_attention_only(m, v) ? only_rounded(x) : x;
+}
 
 // x_in -> x_out of the block at virtual position v (physical layer l = order[v]). x0 is the normed
 // embedding every block mixes back in. Serial: x += attn(norm(x)); x += mlp(norm(x)). Parallel (GPT-J,
@@ -597,13 +610,17 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     qk_prep_forward(s->kf, s->rstd_k, columns_from(raw, Q), &k_raw, W, NULL, m->rope_cos, m->rope_sin, B, T,
                     c->kv_heads, c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[1]);
     int mix_v = c->value_residual && v > 0; // the first block's own v is v0
-    matmul_input_values(mix_v ? s->v_raw : s->v, &v_raw, N, KV, W);
-    if (c->ve_slot[l] >= 0) axpy_forward(mix_v ? s->v_raw : s->v, ve_coef(m, l), m->acts.ve.p, (size_t)N * KV); // + VE
-    real lam[2];
-    if (mix_v) value_mix_forward(s->v, s->v_raw, m->acts.blocks[0].v, value_lambdas(m, w, lam), (size_t)N * KV);
-    matmul_input_round(&s->qkv_r[2], s->v, (size_t)N * KV);
+    if (v_attention_only(m, v)) { // v straight from the product for the attention (in bf16 mode only rounded)
+        matmul_input_gather(&s->qkv_r[2], attention_v(m, v), &v_raw, N, KV, W);
+    } else {
+        matmul_input_values(mix_v ? s->v_raw : s->v, &v_raw, N, KV, W);
+        if (c->ve_slot[l] >= 0) axpy_forward(mix_v ? s->v_raw : s->v, ve_coef(m, l), m->acts.ve.p, (size_t)N * KV); // + VE
+        real lam[2];
+        if (mix_v) value_mix_forward(s->v, s->v_raw, m->acts.blocks[0].v, value_lambdas(m, w, lam), (size_t)N * KV);
+        matmul_input_round(&s->qkv_r[2], s->v, (size_t)N * KV);
+    }
     int plain = gpt_attn_plain(m, v); // the output goes straight into the projection's rounded input
-    attention_forward(plain ? only_rounded(s->att_y) : s->att_y, s->lse, s->qf, s->kf, s->v, s->qkv_r, B, T, c->heads,
+    attention_forward(plain ? only_rounded(s->att_y) : s->att_y, s->lse, s->qf, s->kf, attention_v(m, v), s->qkv_r, B, T, c->heads,
                       c->kv_heads, c->head_dim, plain ? &s->proj_r : NULL);
     if (l >= c->xsa_from) xsa_forward(s->att_x, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
     if (c->attn_gates) { // gate logits from the attention's input (the fused product's, or attn_gate's), in place into s->gate
@@ -737,7 +754,7 @@ static void block_backward(GPT *m, int v, int lanes) {
     int xsa = l >= c->xsa_from;
     if (xsa) xsa_backward(a->datt, a->dv_xsa, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
     attention_backward(a->dq, a->dk, a->dv, datt, plain ? &a->datt_r : NULL, att_y, plain ? &s->proj_r : NULL, s->lse, s->qf,
-                       s->kf, s->v, s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim, &a->dq_r, &a->dk_r);
+                       s->kf, attention_v(m, v), s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim, &a->dq_r, &a->dk_r);
     if (xsa) add_inplace(a->dv, a->dv_xsa, (size_t)N * KV);
     if (c->value_residual && v > 0) { // dv: d(mixed v) -> d(own v); dv0 collects the first block's share
         real lam[2];

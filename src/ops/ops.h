@@ -68,6 +68,10 @@ RoundedInput matmul_input_columns(const RoundedInput *r, size_t col);
 // in bf16 mode, else r->of's. For readers of a result kept only rounded (GPTQ's calibration reads the MLP
 // activation) and for one column block of a wider result (v from the fused q/k/v projection).
 void matmul_input_values(real *out, const RoundedInput *r, int rows, int cols, int ld);
+// values [rows, cols] = matmul_input_values(src, rows, cols, ld), and dst made to hold them rounded, in
+// one pass; values may be NULL in bf16 mode (dst then holds them only rounded): a column block of the
+// fused q/k/v product that only the attention reads (v where no VE, value residual or XSA touches it).
+void matmul_input_gather(RoundedInput *dst, real *values, const RoundedInput *src, int rows, int cols, int ld);
 // dst [rows, cols] at row stride ld (one column block of a wider matrix) = x [rows, cols] (contiguous);
 // dst_r: NULL, or a column view (matmul_input_columns) made to hold dst's block with x rounded into it.
 // dst may be NULL in bf16 mode with dst_r, as relu2_forward's out.

@@ -575,6 +575,13 @@ static void check_qk_prep_column_block(const float *x, const float *dout, const 
     copy_view = cuda_matmul_input_columns(&grad, at + w);
     cuda_matmul_input_values(gvals, &copy_view, bt, w, ld);
     compare_within("copy_into_columns, rounded", gvals, rounded, n, 0);
+    RoundedInput gathered = {0}; // the block gathered from the rounded wide matrix: x's values (rounded already)
+    cuda_matmul_input_gather(&gathered, gvals, &view, bt, w, ld);
+    compare_within("matmul_input_gather values", gvals, x, n, 0);
+    check_rounded("matmul_input_gather", &gathered, gvals, n);
+    cuda_matmul_input_gather(&gathered, NULL, &view, bt, w, ld);
+    rounded_only_within("matmul_input_gather, only rounded", &gathered, x, n);
+    cuda_matmul_input_free(&gathered);
     cuda_matmul_input_free(&rw), cuda_matmul_input_free(&alone), cuda_matmul_input_free(&grad);
     float *host[] = {wide, rstd, dx, got, block, o, rounded};
     for (int i = 0; i < 7; i++) free(host[i]);

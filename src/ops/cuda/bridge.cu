@@ -68,6 +68,9 @@ RoundedInput matmul_input_columns(const RoundedInput *r, size_t col) { return cu
 void matmul_input_values(real *out, const RoundedInput *r, int rows, int cols, int ld) {
     cuda_matmul_input_values(out, r, rows, cols, ld);
 }
+void matmul_input_gather(RoundedInput *dst, real *values, const RoundedInput *src, int rows, int cols, int ld) {
+    cuda_matmul_input_gather(dst, values, src, rows, cols, ld);
+}
 void copy_into_columns(real *dst, int ld, const real *x, int rows, int cols, RoundedInput *dst_r) {
     cuda_copy_into_columns(dst, ld, x, rows, cols, dst_r);
 }

@@ -119,24 +119,38 @@ extern "C" RoundedInput cuda_matmul_input_columns(const RoundedInput *r, size_t 
                         r->capacity > col ? r->capacity - col : 0, 1};
 }
 
-// out [rows, cols] = in's rows `ld` apart, widened from bf16 or copied (one thread per output value)
-template <class In> __global__ static void gather_columns(float *out, const In *in, int rows, int cols, int ld) {
+// out and/or outr (bf16) [rows, cols] = in's rows `ld` apart (one thread per output value)
+template <class In>
+__global__ static void gather_columns(float *out, __nv_bfloat16 *outr, const In *in, int rows, int cols, int ld) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)rows * cols) return;
-    out[i] = as_float(in[i / cols * ld + i % cols]);
+    float x = as_float(in[i / cols * ld + i % cols]);
+    if (out) out[i] = x;
+    if (outr) outr[i] = __float2bfloat16_rn(x);
 }
 
-template <class In> static void launch_gather_columns(float *out, const In *in, int rows, int cols, int ld) {
-    auto kernel = gather_columns<In>; // through a variable: the emulator's launch rewrite needs a plain name
-    kernel<<<blocks_for((size_t)rows * cols, THREADS), THREADS>>>(out, in, rows, cols, ld);
-    CUDA_CHECK_LAUNCH_AT("cuda_matmul_input_values");
+// the values r holds at row stride ld (matmul_input_values) into out and/or outr
+static void gather_held(float *out, __nv_bfloat16 *outr, const RoundedInput *r, int rows, int cols, int ld, const char *op) {
+    size_t n = gemm_operand_extent(rows, cols, ld);
+    if (n > r->n) die("%s: %zu values asked of a rounded input holding %zu", op, n, r->n);
+    size_t blocks = blocks_for((size_t)rows * cols, THREADS);
+    if (r->bf16) {
+        auto kernel = gather_columns<__nv_bfloat16>; // through a variable: the emulator's launch rewrite needs a plain name
+        kernel<<<blocks, THREADS>>>(out, outr, (const __nv_bfloat16 *)r->rounded, rows, cols, ld);
+    } else {
+        auto kernel = gather_columns<float>;
+        kernel<<<blocks, THREADS>>>(out, outr, r->of, rows, cols, ld);
+    }
+    CUDA_CHECK_LAUNCH_AT(op);
 }
 
 extern "C" void cuda_matmul_input_values(float *out, const RoundedInput *r, int rows, int cols, int ld) {
-    size_t n = gemm_operand_extent(rows, cols, ld);
-    if (n > r->n) die("matmul_input_values: %zu values asked of a rounded input holding %zu", n, r->n);
-    if (r->bf16) launch_gather_columns(out, (const __nv_bfloat16 *)r->rounded, rows, cols, ld);
-    else launch_gather_columns(out, r->of, rows, cols, ld);
+    gather_held(out, nullptr, r, rows, cols, ld, "matmul_input_values");
+}
+
+extern "C" void cuda_matmul_input_gather(RoundedInput *dst, float *values, const RoundedInput *src, int rows, int cols, int ld) {
+    __nv_bfloat16 *rounded = cuda_rounded_output(__func__, values, dst, (size_t)rows * cols);
+    gather_held(values, rounded, src, rows, cols, ld, "matmul_input_gather");
 }
 
 // dst's rows `ld` apart and/or their rounding dstr = x [rows, cols]

@@ -35,6 +35,7 @@ void cuda_matmul_input_free(struct RoundedInput *r);
 void cuda_matmul_input_hold(struct RoundedInput *r, const float *x, size_t n);
 struct RoundedInput cuda_matmul_input_columns(const struct RoundedInput *r, size_t col);
 void cuda_matmul_input_values(float *out, const struct RoundedInput *r, int rows, int cols, int ld);
+void cuda_matmul_input_gather(struct RoundedInput *dst, float *values, const struct RoundedInput *src, int rows, int cols, int ld);
 void cuda_copy_into_columns(float *dst, int ld, const float *x, int rows, int cols, struct RoundedInput *dst_r);
 void cuda_matmul_forward(float *out, const float *inp, const struct RoundedInput *inp_r, const float *w, int N, int C_in,
                          int C_out, struct RoundedInput *out_r);
