@@ -53,7 +53,7 @@ enum CudaScratch {
     SCRATCH_ATTN_V,
     SCRATCH_ATTN_DY,
     SCRATCH_ATTN_O, // cuDNN's attention (attention_cudnn.cu): its bf16 output O, and y rounded again for its backward
-    SCRATCH_ATTN_DQ,
+    SCRATCH_ATTN_DQ, // dQ, dK, dV: cuDNN's bf16 ones; dQ, dK also pgolf's fp32 ones where they are kept only rounded
     SCRATCH_ATTN_DK,
     SCRATCH_ATTN_DV,
     SCRATCH_CUDNN_WORKSPACE,

@@ -79,6 +79,12 @@ extern "C" void cuda_relu2_backward(float *dinp, const float *dout, const Rounde
 // kernel's). One pass over the row's inputs instead of the norm's backward and the mix's.
 #define NORM_MIX_THREADS 256
 #define NORM_MIX_COLS 8
+
+// The widest row these norm backward kernels cover: NORM_MIX_COLS columns per thread
+static void check_norm_row_width(const char *op, int C) {
+    if (C > NORM_MIX_THREADS * NORM_MIX_COLS)
+        die("CUDA %s: model_dim %d above the %d its kernel covers", op, C, NORM_MIX_THREADS * NORM_MIX_COLS);
+}
 template <class Dn>
 __global__ static void norm_mix_bwd(float *__restrict__ dx_in, float *__restrict__ dx0, double *part, const Dn *__restrict__ dn,
                                     const float *__restrict__ dxm, const float *__restrict__ x_in, const float *__restrict__ x0,
@@ -128,8 +134,7 @@ static void launch_norm_mix_bwd(float *dx_in, float *dx0, double *part, const Dn
 extern "C" void cuda_rmsnorm_resid_mix_backward(float *dx_in, float *dx0, float *dmix, const float *dn, const RoundedInput *dn_r,
                                                 const float *dxm, const float *x_in, const float *x0, const float *mix,
                                                 const float *rstd, int N, int C, float scale) {
-    if (C > NORM_MIX_THREADS * NORM_MIX_COLS)
-        die("CUDA rmsnorm_resid_mix_backward: model_dim %d above the %d its kernel covers", C, NORM_MIX_THREADS * NORM_MIX_COLS);
+    check_norm_row_width("rmsnorm_resid_mix_backward", C);
     const __nv_bfloat16 *dnb = cuda_input_rounded(__func__, dn, dn_r, (size_t)N * C);
     double *part = column_partials(N, 2 * C);
     if (dnb) launch_norm_mix_bwd(dx_in, dx0, part, dnb, dxm, x_in, x0, mix, rstd, N, C, scale);
@@ -186,8 +191,7 @@ static void launch_add_norm_bwd(float *dx, float *dy, __nv_bfloat16 *dyr, double
 extern "C" void cuda_scaled_add_rmsnorm_backward(float *dx, float *dy, float *dscale, const float *dn, const RoundedInput *dn_r,
                                                  const float *n, const float *rstd, const float *scale, const float *y,
                                                  const RoundedInput *y_r, int N, int C, float ln, RoundedInput *dy_r) {
-    if (C > NORM_MIX_THREADS * NORM_MIX_COLS)
-        die("CUDA scaled_add_rmsnorm_backward: model_dim %d above the %d its kernel covers", C, NORM_MIX_THREADS * NORM_MIX_COLS);
+    check_norm_row_width("scaled_add_rmsnorm_backward", C);
     size_t total = (size_t)N * C;
     const __nv_bfloat16 *dnb = cuda_input_rounded(__func__, dn, dn_r, total), *yb = cuda_input_rounded(__func__, y, y_r, total);
     __nv_bfloat16 *dyr = cuda_rounded_output(__func__, dy, dy_r, total);
