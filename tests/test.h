@@ -5,6 +5,9 @@
 #include <stdio.h>
 
 typedef void (*TestFn)(void);
+// The larger of a running worst difference and d, where a NaN d counts as infinite (fmax would drop
+// it, and a comparison of NaN results would pass).
+static inline double worse_of(double worst, double d) { return d <= worst ? worst : isnan(d) ? INFINITY : d; }
 void test_register(const char *name, TestFn fn, const char *file);
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 // Directory of ../shared/data (PGOLF_SHARED_DATA overrides) and of fixtures written by tests/ref_gpt.py.

@@ -192,7 +192,7 @@ TEST(cli_loss_curve_matches_pytorch) {
         CHECK(a && a->numel == b->numel, "%s missing or reshaped", st_name(theirs, k));
         if (!a || a->numel != b->numel) continue;
         double big = 1e-12, diff = 0;
-        for (int64_t i = 0; i < b->numel; i++) big = fmax(big, fabs(b->f[i])), diff = fmax(diff, fabs(a->f[i] - b->f[i]));
+        for (int64_t i = 0; i < b->numel; i++) big = fmax(big, fabs(b->f[i])), diff = worse_of(diff, fabs(a->f[i] - b->f[i]));
         worst_w = fmax(worst_w, diff / big);
     }
     CHECK(strstr(out, "ema:applying EMA weights") && worst_w < 1e-3, "EMA weights differ by %.3g (relative)", worst_w);

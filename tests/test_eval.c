@@ -122,9 +122,9 @@ TEST(eval_ppm_distributions_sum_to_one) {
                 double sum = 0;
                 for (int s = 0; s < 50; s++) {
                     sum += dist[s];
-                    worst = fmax(worst, fabs(dist[s] - ppm_prob(p, seq, i, s)));
+                    worst = worse_of(worst, fabs(dist[s] - ppm_prob(p, seq, i, s)));
                 }
-                worst = fmax(worst, fabs(sum - 1));
+                worst = worse_of(worst, fabs(sum - 1));
             }
             ppm_update(p, seq, i, seq[i]);
         }

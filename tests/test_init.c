@@ -19,7 +19,7 @@ static double gram_error(const real *w, int rows, int cols, double gain) {
             for (int k = 0; k < len; k++)
                 d += tall ? (double)w[(size_t)k * cols + i] * w[(size_t)k * cols + j]
                           : (double)w[(size_t)i * cols + k] * w[(size_t)j * cols + k];
-            worst = fmax(worst, fabs(d - (i == j ? gain * gain : 0)));
+            worst = worse_of(worst, fabs(d - (i == j ? gain * gain : 0)));
         }
     return worst;
 }
@@ -69,7 +69,7 @@ TEST(init_default_is_kaiming_uniform_and_zero_bigram_proj) {
     init_model(&m, 0, 1);
     const real *q = param(&m, "blocks.0.attn.c_q.weight"), *bp = param(&m, "bigram.proj.weight");
     double bound = 1 / sqrt(128.0), big = 0;
-    for (int i = 0; i < 128 * 128; i++) big = fmax(big, fabs(q[i]));
+    for (int i = 0; i < 128 * 128; i++) big = worse_of(big, fabs(q[i]));
     CHECK(big <= bound * 1.004 && big > 0.9 * bound, "c_q max %.4g, bound %.4g", big, bound); // bf16 may round up
     CHECK(gram_error(q, 128, 128, 1) > 0.1, "kaiming-uniform c_q should not be orthogonal");
     int zero = 1;

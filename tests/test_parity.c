@@ -58,7 +58,7 @@ static void compare_tensor(const char *what, const real *a, const StTensor *ref,
     const float *b = ref->f;
     double worst = 0, scale = 0;
     for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
-    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
+    for (size_t i = 0; i < n; i++) worst = worse_of(worst, fabs((double)a[i] - b[i]));
     double rel = worst / fmax(scale, 1e-12);
     CHECK(rel <= GRAD_TOL, "%s: max diff %.3g, relative %.3g (scale %.3g)", what, worst, rel, scale);
 }
