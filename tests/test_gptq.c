@@ -234,7 +234,7 @@ static double max_diff_xtx(const double *H, const real *X, int N, int n) {
         for (int b = 0; b < n; b++) {
             double v = 0;
             for (int t = 0; t < N; t++) v += (double)X[(size_t)t * n + a] * X[(size_t)t * n + b];
-            worst = fmax(worst, fabs(v - H[a * n + b]));
+            worst = worse_of(worst, fabs(v - H[a * n + b]));
             scale = fmax(scale, fabs(v));
         }
     return worst / scale;
@@ -279,6 +279,23 @@ TEST(gptq_hessians_from_training_batch) {
         for (int i = 0; i < 5; i++)
             CHECK(e[i] < 1e-5, "bf16 %d: hessian %d differs from X^T X by %.3g (relative)", bf16, i, e[i]);
         CHECK(!hessians_for("blocks.1.attn_scale", h) && !hessians_for("blocks.7.mlp.fc.weight", h), "unexpected hessian");
+        // the logits of one row as the samplers read them (in bf16 mode kept only rounded, widened here)
+        int V = m.cfg.vocab, row = 37;
+        real *z = xmalloc(sizeof(real) * (size_t)V);
+        gpt_logits_row(&m, row, z);
+        const real *W = m.cfg.tied ? m.p.tok_emb : m.p.lm_head, *nf = m.acts.nf + (size_t)row * 32;
+        double worst = 0, big = 0;
+        for (int v = 0; v < V; v++) {
+            double e = 0;
+            for (int d = 0; d < 32; d++) {
+                real a = nf[d], w = W[(size_t)v * 32 + d];
+                e += bf16 ? (double)bf16_round(a) * bf16_round(w) : (double)a * w;
+            }
+            big = fmax(big, fabs(e)), worst = worse_of(worst, fabs(z[v] - (bf16 ? bf16_round((float)e) : e)));
+        }
+        CHECK(worst <= (bf16 ? 1e-2 : 1e-5) * big, "bf16 %d: logits row %d off by %.3g (largest %.3g)", bf16, row, worst, big);
+        CHECK(!bf16 || !m.acts.logits, "bf16 mode keeps fp32 logits");
+        free(z);
         free(h_act), free(proj_in), free(n1);
         hessians_free(h);
         gpt_free(&m);

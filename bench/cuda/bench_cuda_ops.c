@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "ops/cuda/ops_cuda.h"
+#include "ops/ops.h"
 #include "util.h"
 
 static double g_seconds;
@@ -69,6 +70,7 @@ typedef struct {
     float *x, *out, *rstd, *dx, *loss;
     int32_t *targets;
     int N, C;
+    RoundedInput *xr; // the logits kept only rounded (the bf16 head's), or NULL: x in fp32
 } Rows;
 
 static void rmsnorm_step(void *p) {
@@ -79,8 +81,9 @@ static void rmsnorm_step(void *p) {
 
 static void xent_step(void *p) {
     Rows *r = p;
-    cuda_softcap_xent_forward(r->loss, r->x, r->targets, r->N, r->C, 30.0f);
-    cuda_softcap_xent_backward(r->x, r->targets, r->N, r->C, 30.0f, 1.0f);
+    float *x = r->xr ? NULL : r->x; // the gradient written over the logits, as the model's
+    cuda_softcap_xent_forward(r->loss, x, r->xr, r->targets, r->N, r->C, 30.0f);
+    cuda_softcap_xent_backward(x, r->xr, x, r->xr, r->targets, r->N, r->C, 30.0f, 1.0f);
 }
 
 typedef struct {
@@ -206,7 +209,7 @@ int main(void) {
     for (int i = 0; i < N; i++) targets[i] = (int32_t)(rng_u64(&rng) % V);
     cuda_upload(dt, targets, sizeof(int32_t) * N);
     Rows norm = {device_random((size_t)N * D, &rng), cuda_alloc((size_t)N * D), cuda_alloc((size_t)N), cuda_alloc((size_t)N * D),
-                 NULL, NULL, N, D};
+                 NULL, NULL, N, D, NULL};
     double s = time_op(rmsnorm_step, &norm);
     report("rmsnorm (5 passes over N x 512)", "fp32", s, 5.0 * 4 * N * D / s / 1e9, "GB/s");
     int H = 8, Dh = 64;
@@ -227,9 +230,16 @@ int main(void) {
     report("scaled_add (6 passes over N x 512)", "fp32", s, 6.0 * 4 * N * D / s / 1e9, "GB/s");
     s = time_op(relu2_step, &res); // fwd: h in, out; bwd: dout, h in, dinp out
     report("leaky relu^2 (5 passes over N x 1024)", "fp32", s, 5.0 * 4 * N * 2 * D / s / 1e9, "GB/s");
-    Rows head = {device_random((size_t)N * V, &rng), NULL, NULL, NULL, cuda_alloc((size_t)N), dt, N, V};
-    s = time_op(xent_step, &head);
+    Rows head = {device_random((size_t)N * V, &rng), NULL, NULL, NULL, cuda_alloc((size_t)N), dt, N, V, NULL};
+    s = time_op(xent_step, &head); // fwd: z in; bwd: z in, dz out
     report("softcap xent (3 passes over N x 1024)", "fp32", s, 3.0 * 4 * N * V / s / 1e9, "GB/s");
+    RoundedInput logits_r = {0};
+    cuda_matmul_input_round(&logits_r, head.x, (size_t)N * V);
+    logits_r.of = NULL;
+    head.xr = &logits_r;
+    s = time_op(xent_step, &head);
+    report("softcap xent (3 passes over N x 1024)", "bf16", s, 3.0 * 2 * N * V / s / 1e9, "GB/s");
+    cuda_matmul_input_free(&logits_r);
     free(targets);
     return 0;
 }

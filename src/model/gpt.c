@@ -359,6 +359,7 @@ static void free_acts(Activations *a, int n_blocks) {
         for (int i = 0; i < 3; i++) matmul_input_free(&b->qkv_r[i]);
     }
     matmul_input_free(&a->nf_r);
+    matmul_input_free(&a->logits_r);
     RoundedInput *grads_r[] = {&a->dres_r, &a->dh_r, &a->dqkv_r, &a->dha_r, &a->datt_r, &a->dn_r, &a->dq_r, &a->dk_r};
     for (int i = 0; i < 8; i++) matmul_input_free(grads_r[i]);
     free(a->blocks);
@@ -393,7 +394,15 @@ const real *gpt_token_losses(GPT *m) {
 }
 
 void gpt_logits_row(const GPT *m, int64_t row, real *out) {
-    ops_to_host(out, m->acts.logits + (size_t)row * m->cfg.vocab, (size_t)m->cfg.vocab);
+    const Activations *a = &m->acts;
+    int V = m->cfg.vocab;
+    if (a->logits) {
+        ops_to_host(out, a->logits + (size_t)row * V, (size_t)V);
+        return;
+    }
+    RoundedInput at_row = matmul_input_columns(&a->logits_r, (size_t)row * V); // only rounded (bf16 mode)
+    matmul_input_values(a->logit_row, &at_row, 1, V, V);
+    ops_to_host(out, a->logit_row, (size_t)V);
 }
 
 // ---------------------------------------------------------------- activations
@@ -425,7 +434,8 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->blocks = xcalloc((size_t)c->looped_len, sizeof(BlockActs)); // every virtual position
         size_t lanes = c->lanes_from < c->layers ? pad(N * D) : 0;
         size_t G = c->attn_gates, gated = G ? pad(N * G) + pad(N * D) : 0, vr = c->value_residual ? pad(N * KV) : 0;
-        int fp32 = !ops_matmul_bf16(); // n1, qf, kf, att_out, h_pre, h_act, mlp_out, raw, dqkv, dq, dk: in bf16 mode only rounded
+        // n1, qf, kf, att_out, h_pre, h_act, mlp_out, raw, dqkv, dq, dk, logits: in bf16 mode only rounded
+        int fp32 = !ops_matmul_bf16();
         size_t QKV = fp32 ? pad(N * gpt_qkv_width(c)) : 0; // raw, dqkv: in bf16 mode only rounded
         size_t per_block = (5 + 4 * fp32) * pad(N * D) + (1 + fp32) * pad(N * KV) + 2 * fp32 * pad(N * F) + 3 * pad(N) +
                            pad(N * H) * 2 + QKV;
@@ -458,7 +468,7 @@ static void ensure_acts(GPT *m, int B, int T) {
             b->raw = fp32 ? carve(&cur, N * gpt_qkv_width(c)) : NULL;
         }
         size_t V = c->vocab;
-        real *cur = ops_alloc(5 * pad(N * D) + pad(N * V) + 3 * pad(N) + 2 * lanes);
+        real *cur = ops_alloc(5 * pad(N * D) + (fp32 ? pad(N * V) : pad(V)) + 3 * pad(N) + 2 * lanes);
         a->emb = cur; // owns the block
         carve(&cur, N * D);
         a->emb_rstd = carve(&cur, N);
@@ -466,7 +476,8 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->x0 = carve(&cur, N * D);
         a->nf = carve(&cur, N * D);
         a->rstd_f = carve(&cur, N);
-        a->logits = carve(&cur, N * V);
+        a->logits = fp32 ? carve(&cur, N * V) : NULL; // in bf16 mode only rounded, in logits_r
+        a->logit_row = fp32 ? NULL : carve(&cur, V);
         a->losses = carve(&cur, N);
         a->lane_x = lanes ? carve(&cur, N * D) : NULL;
         a->dl1 = lanes ? carve(&cur, N * D) : NULL;
@@ -706,9 +717,9 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
         prev = a->lane_x;
     }
     rmsnorm_forward(a->nf, a->rstd_f, prev, N, D, NORM_EPS, 1, &a->nf_r);
-    matmul_forward(a->logits, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab, NULL);
+    matmul_forward(a->logits, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab, &a->logits_r);
     if (!targets) return 0;
-    softcap_xent_forward(a->losses, a->logits, targets, N, c->vocab, (real)c->softcap);
+    softcap_xent_forward(a->losses, a->logits, &a->logits_r, targets, N, c->vocab, (real)c->softcap);
     return sum_values(a->losses, (size_t)N) / N;
 }
 
@@ -805,11 +816,12 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     Activations *a = &m->acts;
     int N = a->B * a->T, D = c->dim;
     size_t ND = (size_t)N * D;
-    // head: logits = nf W^T, loss = softcap cross-entropy (z is overwritten by its gradient)
-    softcap_xent_backward(a->logits, a->targets, N, c->vocab, (real)c->softcap, loss_scale / (real)N);
+    // head: logits = nf W^T, loss = softcap cross-entropy (the logits are overwritten by their gradient)
+    softcap_xent_backward(a->logits, &a->logits_r, a->logits, &a->logits_r, a->targets, N, c->vocab, (real)c->softcap,
+                          loss_scale / (real)N);
     real *dW = c->tied ? m->g.tok_emb : m->g.lm_head;
     real *dn = only_rounded(a->dn);
-    matmul_backward(dn, dW, a->logits, NULL, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab, 0, &a->dn_r);
+    matmul_backward(dn, dW, a->logits, &a->logits_r, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab, 0, &a->dn_r);
     rmsnorm_backward(a->dx, dn, &a->dn_r, a->nf, a->rstd_f, N, D, 1, 0);
     ops_zero(a->dx0, ND);
     if (c->value_residual) ops_zero(a->dv0, (size_t)N * c->kv_dim);

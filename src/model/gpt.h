@@ -98,6 +98,10 @@ typedef struct {
     int32_t *bigram_ids;  // BigramHash bucket of each token
     BranchActs bigram, ve; // their embeddings and projections, with gradients
     RoundedInput nf_r;    // nf rounded for the head's matmuls
+    // the logits z (and, in place, the backward's dL/dz): in bf16 mode only rounded, in logits_r (logits
+    // NULL; gpt_logits_row widens a row into logit_row), as the reference's bf16 ones
+    RoundedInput logits_r;
+    real *logit_row;
     real *lane_x, *dl1;   // the merged lanes (input of the final norm) and the MLP lane's gradient
     BlockActs *blocks;
     const int32_t *targets;
@@ -176,7 +180,7 @@ static inline const real *gpt_proj_input(const GPT *m, int v) {
 }
 
 // Forward over x [B,T]. With targets, returns the mean loss and keeps per-token losses in
-// m->acts.losses; without, returns 0 and leaves raw logits z in m->acts.logits.
+// m->acts.losses; without, returns 0 and leaves the raw logits z (gpt_logits_row reads them).
 double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int T);
 // Accumulates into m->grads the gradient of loss_scale * mean loss of the last forward.
 void gpt_backward(GPT *m, const int32_t *x, real loss_scale);

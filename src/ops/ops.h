@@ -222,10 +222,14 @@ void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *s
 void add_inplace(real *dst, const real *src, size_t n); // dst += src
 
 // ---------------------------------------------------------------- head
-// z [N,V] are the raw logits x E^T. Per token: l = cap * tanh(z / cap); loss[n] = logsumexp(l) - l[target].
-void softcap_xent_forward(real *loss, const real *z, const int32_t *targets, int N, int V, real cap);
-// In place: z becomes dL/dz for L = scale * sum_n loss[n].
-void softcap_xent_backward(real *z, const int32_t *targets, int N, int V, real cap, real scale);
+// z [N,V] are the raw logits x E^T; z_r as relu2_forward's inp_r (in bf16 mode the logits come out of the
+// product only rounded, as the reference's are bf16). Per token: l = cap * tanh(z / cap);
+// loss[n] = logsumexp(l) - l[target].
+void softcap_xent_forward(real *loss, const real *z, const RoundedInput *z_r, const int32_t *targets, int N, int V, real cap);
+// dz = dL/dz for L = scale * sum_n loss[n], from z, z_r as the forward's. dz_r as rmsnorm_forward's out_r
+// (for the head's matmuls; dz may then be NULL in bf16 mode). In place: dz may be z, and dz_r z_r.
+void softcap_xent_backward(real *dz, RoundedInput *dz_r, const real *z, const RoundedInput *z_r, const int32_t *targets, int N,
+                           int V, real cap, real scale);
 
 // ---------------------------------------------------------------- reductions
 double sum_squares(const real *x, size_t n); // in double, for norms

@@ -185,11 +185,12 @@ void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *s
 }
 void add_inplace(real *dst, const real *src, size_t n) { cuda_axpy_forward(dst, 1, src, n); }
 
-void softcap_xent_forward(real *loss, const real *z, const int32_t *targets, int N, int V, real cap) {
-    cuda_softcap_xent_forward(loss, z, device_ids(targets, (size_t)N), N, V, cap);
+void softcap_xent_forward(real *loss, const real *z, const RoundedInput *z_r, const int32_t *targets, int N, int V, real cap) {
+    cuda_softcap_xent_forward(loss, z, z_r, device_ids(targets, (size_t)N), N, V, cap);
 }
-void softcap_xent_backward(real *z, const int32_t *targets, int N, int V, real cap, real scale) {
-    cuda_softcap_xent_backward(z, device_ids(targets, (size_t)N), N, V, cap, scale);
+void softcap_xent_backward(real *dz, RoundedInput *dz_r, const real *z, const RoundedInput *z_r, const int32_t *targets, int N,
+                           int V, real cap, real scale) {
+    cuda_softcap_xent_backward(dz, dz_r, z, z_r, device_ids(targets, (size_t)N), N, V, cap, scale);
 }
 
 double sum_squares(const real *x, size_t n) { return cuda_sum_squares(x, n); }

@@ -48,8 +48,10 @@ void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int rows, i
                           struct RoundedInput *out_r);
 void cuda_rmsnorm_backward(float *dinp, const float *dout, const struct RoundedInput *dout_r, const float *out,
                            const float *rstd, int rows, int C, float scale, int accumulate);
-void cuda_softcap_xent_forward(float *loss, const float *z, const int32_t *targets, int N, int V, float cap);
-void cuda_softcap_xent_backward(float *z, const int32_t *targets, int N, int V, float cap, float scale);
+void cuda_softcap_xent_forward(float *loss, const float *z, const struct RoundedInput *z_r, const int32_t *targets, int N,
+                               int V, float cap);
+void cuda_softcap_xent_backward(float *dz, struct RoundedInput *dz_r, const float *z, const struct RoundedInput *z_r,
+                                const int32_t *targets, int N, int V, float cap, float scale);
 
 // ---------------------------------------------------------------- elementwise and per-channel
 void cuda_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int D);

@@ -1,25 +1,9 @@
-// Row ops: rms norm (a warp per row; alone, or after the residual stream's update it normalizes) and the softcapped
-// cross-entropy (a block per row). Row sums in a fixed order (shuffle butterflies, shared-memory trees), so results are
-// deterministic.
+// Row ops, a warp per row: rms norm (alone, or after the residual stream's update it normalizes) and the softcapped
+// cross-entropy. Row sums in a fixed order (shuffle butterflies), so results are deterministic.
 #include <math.h>
 
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
-
-#define ROW_THREADS 256
-
-__device__ static double block_max(double v) {
-    __shared__ double buf[ROW_THREADS];
-    buf[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if ((int)threadIdx.x < s) buf[threadIdx.x] = fmax(buf[threadIdx.x], buf[threadIdx.x + s]);
-        __syncthreads();
-    }
-    double r = buf[0];
-    __syncthreads();
-    return r;
-}
 
 // rms norm: a warp per row (cuda_check.h's WARP_ROWS), its sums warp_sum's fixed butterfly. A block
 // per row made the per-head norms of q and k (64 values) half a million tiny blocks per call.
@@ -130,38 +114,79 @@ extern "C" void cuda_rmsnorm_backward(float *dinp, const float *dout, const Roun
     else launch_rmsnorm_bwd(dinp, dout, out, rstd, rows, C, scale, accumulate);
 }
 
-__global__ static void xent_fwd(float *loss, const float *z, const int32_t *targets, int V, float cap) {
-    const float *zr = z + (size_t)blockIdx.x * V;
-    double m = -INFINITY, sum = 0;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) m = fmax(m, (double)(cap * tanhf(zr[v] / cap)));
-    m = block_max(m);
-    for (int v = threadIdx.x; v < V; v += blockDim.x) sum += exp(cap * tanhf(zr[v] / cap) - m);
-    sum = block_sum(sum);
-    if (threadIdx.x == 0) loss[blockIdx.x] = (float)(m + log(sum) - cap * tanhf(zr[targets[blockIdx.x]] / cap));
+// The softcapped cross-entropy, a warp per row (lanes across it: v = lane, lane + 32, ...). softcap_stats:
+// l = cap tanh(z / cap) and each lane's running max and sum of exp(l - max) in one pass, then a butterfly
+// that combines the lanes' pairs (each step both ways round, so every lane ends with the row's, equal
+// to the bit). fp32 arithmetic: one tanh and about one exp per value and pass.
+template <class Z> __device__ static void softcap_stats(const Z *z, int V, float cap, float *max, float *sum) {
+    float m = -INFINITY, s = 0;
+    for (int v = threadIdx.x % 32; v < V; v += 32) {
+        float l = cap * tanhf(as_float(z[v]) / cap);
+        if (l > m) s = s * expf(m - l) + 1, m = l;
+        else s += expf(l - m);
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float mo = __shfl_xor_sync(0xffffffffu, m, o), so = __shfl_xor_sync(0xffffffffu, s, o), mn = fmaxf(m, mo);
+        s = (s > 0 ? s * expf(m - mn) : 0) + (so > 0 ? so * expf(mo - mn) : 0); // a lane without values has s 0, m -inf
+        m = mn;
+    }
+    *max = m, *sum = s;
 }
 
-// In place: z becomes scale * (softmax(l) - onehot) * (1 - tanh^2), l = cap tanh(z / cap).
-__global__ static void xent_bwd(float *z, const int32_t *targets, int V, float cap, float scale) {
-    float *zr = z + (size_t)blockIdx.x * V;
-    double m = -INFINITY, sum = 0;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) m = fmax(m, (double)(cap * tanhf(zr[v] / cap)));
-    m = block_max(m);
-    for (int v = threadIdx.x; v < V; v += blockDim.x) sum += exp(cap * tanhf(zr[v] / cap) - m);
-    sum = block_sum(sum);
-    int target = targets[blockIdx.x];
-    for (int v = threadIdx.x; v < V; v += blockDim.x) {
-        float t = tanhf(zr[v] / cap);
-        double p = exp(cap * t - m) / sum - (v == target ? 1.0 : 0.0);
-        zr[v] = (float)(scale * p * (1.0 - (double)t * t));
+template <class Z> __global__ static void xent_fwd(float *loss, const Z *z, const int32_t *targets, int N, int V, float cap) {
+    int row = warp_row();
+    if (row >= N) return; // the whole warp
+    const Z *zr = z + (size_t)row * V;
+    float m, s;
+    softcap_stats(zr, V, cap, &m, &s);
+    if (threadIdx.x % 32 == 0) loss[row] = m + logf(s) - cap * tanhf(as_float(zr[targets[row]]) / cap);
+}
+
+// dz and/or its rounding dzr = scale (softmax(l) - onehot) (1 - tanh^2), l = cap tanh(z / cap); either may
+// be z itself (each lane reads its values before it writes them)
+template <class Z>
+__global__ static void xent_bwd(float *dz, __nv_bfloat16 *dzr, const Z *z, const int32_t *targets, int N, int V, float cap,
+                                float scale) {
+    int row = warp_row();
+    if (row >= N) return; // the whole warp
+    size_t at = (size_t)row * V;
+    float m, s;
+    softcap_stats(z + at, V, cap, &m, &s);
+    int target = targets[row];
+    for (int v = threadIdx.x % 32; v < V; v += 32) {
+        float t = tanhf(as_float(z[at + v]) / cap), g = scale * (expf(cap * t - m) / s - (v == target)) * (1 - t * t);
+        if (dz) dz[at + v] = g;
+        if (dzr) dzr[at + v] = __float2bfloat16_rn(g);
     }
 }
 
-extern "C" void cuda_softcap_xent_forward(float *loss, const float *z, const int32_t *targets, int N, int V, float cap) {
-    xent_fwd<<<N, ROW_THREADS>>>(loss, z, targets, V, cap);
-    CUDA_CHECK_LAUNCH();
+template <class Z>
+static void launch_xent_fwd(float *loss, const Z *z, const int32_t *targets, int N, int V, float cap) {
+    auto kernel = xent_fwd<Z>; // through a variable: the emulator's launch rewrite needs a plain name
+    kernel<<<warp_row_blocks((size_t)N), WARP_ROW_THREADS>>>(loss, z, targets, N, V, cap);
+    CUDA_CHECK_LAUNCH_AT("cuda_softcap_xent_forward");
 }
 
-extern "C" void cuda_softcap_xent_backward(float *z, const int32_t *targets, int N, int V, float cap, float scale) {
-    xent_bwd<<<N, ROW_THREADS>>>(z, targets, V, cap, scale);
-    CUDA_CHECK_LAUNCH();
+template <class Z>
+static void launch_xent_bwd(float *dz, __nv_bfloat16 *dzr, const Z *z, const int32_t *targets, int N, int V, float cap,
+                            float scale) {
+    auto kernel = xent_bwd<Z>;
+    kernel<<<warp_row_blocks((size_t)N), WARP_ROW_THREADS>>>(dz, dzr, z, targets, N, V, cap, scale);
+    CUDA_CHECK_LAUNCH_AT("cuda_softcap_xent_backward");
+}
+
+extern "C" void cuda_softcap_xent_forward(float *loss, const float *z, const RoundedInput *z_r, const int32_t *targets, int N,
+                                          int V, float cap) {
+    const __nv_bfloat16 *zb = cuda_input_rounded(__func__, z, z_r, (size_t)N * V);
+    if (zb) launch_xent_fwd(loss, zb, targets, N, V, cap);
+    else launch_xent_fwd(loss, z, targets, N, V, cap);
+}
+
+extern "C" void cuda_softcap_xent_backward(float *dz, RoundedInput *dz_r, const float *z, const RoundedInput *z_r,
+                                           const int32_t *targets, int N, int V, float cap, float scale) {
+    size_t n = (size_t)N * V;
+    const __nv_bfloat16 *zb = cuda_input_rounded(__func__, z, z_r, n); // before dz_r is reset: it may be z_r
+    __nv_bfloat16 *dzr = cuda_rounded_output(__func__, dz, dz_r, n);
+    if (zb) launch_xent_bwd(dz, dzr, zb, targets, N, V, cap, scale);
+    else launch_xent_bwd(dz, dzr, z, targets, N, V, cap, scale);
 }
