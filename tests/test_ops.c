@@ -84,7 +84,8 @@ TEST(ops_matmul_gemm_batches) {
         for (int i = 0; i < COUNT; i++) {
             for (int j = 0; j < M * M; j++) c1[j] = 0.5f;
             matmul_gemm(0, 1, M, M, K, 1.5f, a + i * SA, K, 0, a + i * SA, K, 0, 0.25f, c1, M, 0, 1);
-            CHECK(!memcmp(c + i * SC, c1, sizeof c1), "batched matmul_gemm product %d (bf16 %d) differs from it alone", i, bf16);
+            CHECK(!memcmp(c + i * SC, c1, sizeof c1), "batched matmul_gemm product %d (bf16 %d) differs from it alone", i,
+                  bf16);
         }
         for (int tall = 0; tall < 2; tall++) {
             int rows = tall ? 20 : 8, cols = tall ? 8 : 20;
@@ -226,32 +227,35 @@ TEST(ops_rounded_only_inputs_and_products) {
     qk_prep_forward(kr, rstd, qb, NULL, NH * DH, NULL, cs, sn, 1, T, NH, DH, DH, 1e-6f, NULL);
     for (int i = 0; i < NQ; i++) kr[i] = bf16_round(kr[i]);
     ops_set_matmul_bf16(0);
-    attention_forward(y, lse, qr, kr, qb, NULL, 1, T, NH, NH, DH, NULL);
+    attention_forward(y, lse, qr, kr, qb, NULL, 1, T, NH, NH, DH, NH * DH, NULL);
     ops_set_matmul_bf16(1);
-    attention_forward(y_r, lse_r, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NULL);
+    attention_forward(y_r, lse_r, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NH * DH, NULL);
     CHECK(!memcmp(y, y_r, sizeof y) && !memcmp(lse, lse_r, sizeof lse), "attention on rounded-only q, k differs");
     // its output kept only rounded, and the backward reading it so: as with y rounded by hand
     RoundedInput yo = {0};
-    attention_forward(NULL, lse_r, NULL, NULL, q, qkv, 1, T, NH, NH, DH, &yo);
+    attention_forward(NULL, lse_r, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NH * DH, &yo);
     CHECK(same_as_rounded(&yo, y, NQ), "attention's rounded-only output is not its output rounded");
     static float dyq[NQ], gq[NQ], gk[NQ], gv[NQ], gq_r[NQ], gk_r[NQ], gv_r[NQ];
     for (int i = 0; i < NQ; i++) dyq[i] = (float)rng_normal(&r), y[i] = bf16_round(y[i]);
-    attention_backward(gq, gk, gv, dyq, NULL, y, NULL, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NULL, NULL);
-    attention_backward(gq_r, gk_r, gv_r, dyq, NULL, NULL, &yo, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NULL, NULL);
+    attention_backward(gq, gk, gv, dyq, NULL, y, NULL, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NH * DH, NULL, NULL, NULL);
+    attention_backward(gq_r, gk_r, gv_r, dyq, NULL, NULL, &yo, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NH * DH, NULL, NULL,
+                       NULL);
     CHECK(!memcmp(gq, gq_r, sizeof gq) && !memcmp(gk, gk_r, sizeof gk) && !memcmp(gv, gv_r, sizeof gv),
           "attention backward through a rounded-only output differs");
     RoundedInput dyo = {0}; // and its output gradient kept only rounded too
     matmul_input_round(&dyo, dyq, NQ);
     dyo.of = NULL; // as a result kept only rounded holds (matmul_backward's dinp_r)
     for (int i = 0; i < NQ; i++) dyq[i] = bf16_round(dyq[i]);
-    attention_backward(gq, gk, gv, dyq, NULL, y, NULL, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NULL, NULL);
-    attention_backward(gq_r, gk_r, gv_r, NULL, &dyo, NULL, &yo, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NULL, NULL);
+    attention_backward(gq, gk, gv, dyq, NULL, y, NULL, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NH * DH, NULL, NULL, NULL);
+    attention_backward(gq_r, gk_r, gv_r, NULL, &dyo, NULL, &yo, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NH * DH, NULL, NULL,
+                       NULL);
     CHECK(!memcmp(gq, gq_r, sizeof gq) && !memcmp(gk, gk_r, sizeof gk) && !memcmp(gv, gv_r, sizeof gv),
           "attention backward through a rounded-only output gradient differs");
     // dq, dk kept only rounded (q's and k's preparation reads them so): the rounding of the fp32 ones,
     // and qk_prep's backward through them as through the rounded values by hand
     RoundedInput dqo = {0}, dko = {0};
-    attention_backward(NULL, NULL, gv_r, NULL, &dyo, NULL, &yo, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH, &dqo, &dko);
+    attention_backward(NULL, NULL, gv_r, NULL, &dyo, NULL, &yo, lse, NULL, NULL, q, qkv, 1, T, NH, NH, DH, NH * DH, &dqo, &dko,
+                       NULL);
     CHECK(same_as_rounded(&dqo, gq, NQ) && same_as_rounded(&dko, gk, NQ) && !memcmp(gv, gv_r, sizeof gv),
           "attention's rounded-only dq, dk are not its dq, dk rounded");
     static float dxq[NQ], dxq_r[NQ];
@@ -349,13 +353,6 @@ TEST(ops_column_blocks) {
                 blk[t * K + j] = bf16 ? bf16_round(v) : v;
             }
         CHECK(!memcmp(vals, blk, sizeof blk), "matmul_input_values of a column block differs");
-        RoundedInput gathered = {0}; // the same values gathered into a contiguous rounded input
-        static float gvals[T * K];
-        matmul_input_gather(&gathered, bf16 ? NULL : gvals, &v_view, T, K, W);
-        CHECK(bf16 ? gathered.of == NULL && gathered.bf16 && !memcmp(gathered.rounded, blk, sizeof blk)
-                   : gathered.of == gvals && !memcmp(gvals, blk, sizeof blk),
-              "matmul_input_gather of a column block differs");
-        matmul_input_free(&gathered);
         // backward: the gradient's k block from qk_prep, its v block copied; the rest keeps its marks
         for (int i = 0; i < T * W; i++) dwide[i] = 7;
         matmul_input_round(&grad_r, dwide, T * W); // marks in the rounded storage too
@@ -363,7 +360,8 @@ TEST(ops_column_blocks) {
         matmul_input_hold(&grad_r, dw, T * W);
         RoundedInput dk_view = matmul_input_columns(&grad_r, KAT), dv_view = matmul_input_columns(&grad_r, VAT);
         qk_prep_backward(ref, K, NULL, dout, NULL, kb, NULL, K, rstd, NULL, cs, sn, 1, T, 1, DH, DH, NULL);
-        qk_prep_backward(dw ? dw + KAT : NULL, W, NULL, dout, NULL, x, &k_view, W, rstd, NULL, cs, sn, 1, T, 1, DH, DH, &dk_view);
+        qk_prep_backward(dw ? dw + KAT : NULL, W, NULL, dout, NULL, x, &k_view, W, rstd, NULL, cs, sn, 1, T, 1, DH, DH,
+                         &dk_view);
         copy_into_columns(dw ? dw + VAT : NULL, W, dout, T, K, &dv_view);
         const float *got = bf16 ? grad_r.rounded : dwide;
         int ok = grad_r.of == dw && grad_r.n == T * W;

@@ -61,9 +61,9 @@ typedef struct {
 
 static void attention_step(void *p) {
     Attention *a = p;
-    cuda_attention_forward(a->y, a->lse, a->q, a->k, a->v, NULL, a->B, a->T, a->H, a->Hkv, a->Dh, NULL);
+    cuda_attention_forward(a->y, a->lse, a->q, a->k, a->v, NULL, a->B, a->T, a->H, a->Hkv, a->Dh, a->Hkv * a->Dh, NULL);
     cuda_attention_backward(a->dq, a->dk, a->dv, a->dy, NULL, a->y, NULL, a->lse, a->q, a->k, a->v, NULL, a->B, a->T, a->H,
-                            a->Hkv, a->Dh, NULL, NULL);
+                            a->Hkv, a->Dh, a->Hkv * a->Dh, NULL, NULL, NULL);
 }
 
 typedef struct {
@@ -110,7 +110,8 @@ typedef struct {
 static void resid_mix_step(void *p) {
     Residual *r = p;
     cuda_resid_mix_rmsnorm_forward(r->out, r->x, r->x0, r->mix, r->N, r->C, r->y, r->rstd, 1e-6f, 1.0f, NULL);
-    cuda_rmsnorm_resid_mix_backward(r->dx, r->dx0, r->dmix, r->y, NULL, r->dout, r->x, r->x0, r->mix, r->rstd, r->N, r->C, 1.0f);
+    cuda_rmsnorm_resid_mix_backward(r->dx, r->dx0, r->dmix, r->y, NULL, r->dout, r->x, r->x0, r->mix, r->rstd, r->N, r->C,
+                                    1.0f);
 }
 
 static void scaled_add_step(void *p) {

@@ -35,7 +35,8 @@ static void recurrence_order(GPTConfig *g, const Config *c) {
         }
         if (*end) die("RECUR_LAYERS=%s: unexpected '%s'", c->recur_layers, end);
         if (first < 1 || last < first || last >= g->layers)
-            die("RECUR_LAYERS=%s must lie within layers 1..%d (layer 0 provides the value residual)", c->recur_layers, g->layers - 1);
+            die("RECUR_LAYERS=%s must lie within layers 1..%d (layer 0 provides the value residual)", c->recur_layers,
+                g->layers - 1);
         n = (last - first + 1) * (int)c->num_loops;
     }
     if (g->layers + n > GPT_MAX_VIRTUAL) die("%d virtual layers exceed pgolf's %d", g->layers + n, GPT_MAX_VIRTUAL);
@@ -221,7 +222,8 @@ int64_t gpt_count_params(const GPTConfig *cfg) {
 // The records' split: embedding tables with tok_emb (AdamW at the token lr), every other matrix outside the
 // control patterns (block matrices, bigram.proj) to Muon, the rest to the scalar AdamW.
 static ParamGroup group_of(const TensorView *t) {
-    if (!strcmp(t->name, "tok_emb.weight") || !strcmp(t->name, "bigram.embed.weight") || !strcmp(t->name, "ve_shared.embed.weight"))
+    if (!strcmp(t->name, "tok_emb.weight") || !strcmp(t->name, "bigram.embed.weight") || !strcmp(t->name,
+        "ve_shared.embed.weight"))
         return GROUP_EMBED;
     if (!strcmp(t->name, "lm_head.weight")) return GROUP_HEAD;
     if (tensor_is_control(t->name)) return GROUP_SCALAR;
@@ -578,17 +580,28 @@ static real *only_rounded(real *x) { return ops_matmul_bf16() ? NULL : x; }
 // x's values from column col on (a column block of a wider matrix), or NULL where x exists only rounded
 static real *columns_from(real *x, int col) { return x ? x + col : NULL; }
 
-// Whether only the attention reads v at position v (no value embedding, value residual or XSA there):
-// then v comes from the fused product straight into the attention's rounded input (attention_v: in bf16 mode
-// only rounded).
+// Whether only the attention reads v at position v (no value embedding, value residual or XSA there).
 static int v_attention_only(const GPT *m, int v) {
     int l = m->order[v];
     return m->cfg.ve_slot[l] < 0 && !m->cfg.value_residual && l < m->cfg.xsa_from;
 }
 
-static real *attention_v(const GPT *m, int v) {
-    real *x = m->acts.blocks[v].v;
-    return v_attention_only(m, v) ? only_rounded(x) : x;
+// The attention's v at position v (*v_in) and its q, k, v rounded (qkv); returns v's row stride. Where
+// only the attention reads v, v is the fused product's column block itself, read in place (its rows the
+// product's apart; in bf16 mode only rounded, a column view of raw_r), and the backward writes dv into the
+// product's gradient the same way; elsewhere s->v with s->qkv_r[2].
+static int attention_inputs(const GPT *m, int v, const real **v_in, RoundedInput qkv[3]) {
+    const GPTConfig *c = &m->cfg;
+    const BlockActs *s = &m->acts.blocks[v];
+    qkv[0] = s->qkv_r[0], qkv[1] = s->qkv_r[1];
+    if (!v_attention_only(m, v)) {
+        *v_in = s->v, qkv[2] = s->qkv_r[2];
+        return c->kv_dim;
+    }
+    int col = gpt_q_rows(c) + c->kv_dim;
+    *v_in = columns_from(s->raw, col);
+    qkv[2] = matmul_input_columns(&s->raw_r, (size_t)col);
+    return gpt_qkv_width(c);
 }
 
 // x_in -> x_out of the block at virtual position v (physical layer l = order[v]). x0 is the normed
@@ -621,9 +634,7 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     qk_prep_forward(s->kf, s->rstd_k, columns_from(raw, Q), &k_raw, W, NULL, m->rope_cos, m->rope_sin, B, T,
                     c->kv_heads, c->head_dim, c->rope_dims, NORM_EPS, &s->qkv_r[1]);
     int mix_v = c->value_residual && v > 0; // the first block's own v is v0
-    if (v_attention_only(m, v)) { // v straight from the product for the attention (in bf16 mode only rounded)
-        matmul_input_gather(&s->qkv_r[2], attention_v(m, v), &v_raw, N, KV, W);
-    } else {
+    if (!v_attention_only(m, v)) { // v widened from the product for VE, value residual and XSA
         matmul_input_values(mix_v ? s->v_raw : s->v, &v_raw, N, KV, W);
         if (c->ve_slot[l] >= 0) axpy_forward(mix_v ? s->v_raw : s->v, ve_coef(m, l), m->acts.ve.p, (size_t)N * KV); // + VE
         real lam[2];
@@ -631,8 +642,11 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
         matmul_input_round(&s->qkv_r[2], s->v, (size_t)N * KV);
     }
     int plain = gpt_attn_plain(m, v); // the output goes straight into the projection's rounded input
-    attention_forward(plain ? only_rounded(s->att_y) : s->att_y, s->lse, s->qf, s->kf, attention_v(m, v), s->qkv_r, B, T, c->heads,
-                      c->kv_heads, c->head_dim, plain ? &s->proj_r : NULL);
+    const real *v_in;
+    RoundedInput qkv[3];
+    int ldv = attention_inputs(m, v, &v_in, qkv);
+    attention_forward(plain ? only_rounded(s->att_y) : s->att_y, s->lse, s->qf, s->kf, v_in, qkv, B, T, c->heads, c->kv_heads,
+                      c->head_dim, ldv, plain ? &s->proj_r : NULL);
     if (l >= c->xsa_from) xsa_forward(s->att_x, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
     if (c->attn_gates) { // gate logits from the attention's input (the fused product's, or attn_gate's), in place into s->gate
         RoundedInput z = matmul_input_columns(raw_r, D);
@@ -764,8 +778,20 @@ static void block_backward(GPT *m, int v, int lanes) {
                            c->head_dim, c->attn_gates, 1);
     int xsa = l >= c->xsa_from;
     if (xsa) xsa_backward(a->datt, a->dv_xsa, s->att_y, s->v, N, c->heads, c->kv_heads, c->head_dim);
-    attention_backward(a->dq, a->dk, a->dv, datt, plain ? &a->datt_r : NULL, att_y, plain ? &s->proj_r : NULL, s->lse, s->qf,
-                       s->kf, attention_v(m, v), s->qkv_r, B, T, c->heads, c->kv_heads, c->head_dim, &a->dq_r, &a->dk_r);
+    // the fused projection's output gradient [dq | dz | dk | dv] (as block_forward's raw), one column block
+    // per op, then its two products (in bf16 mode only rounded, in dqkv_r)
+    int Q = gpt_q_rows(c), W = gpt_qkv_width(c);
+    real *dqkv = a->dqkv;
+    matmul_input_hold(&a->dqkv_r, dqkv, (size_t)N * W);
+    RoundedInput dq_c = matmul_input_columns(&a->dqkv_r, 0), dz_c = matmul_input_columns(&a->dqkv_r, D),
+                 dk_c = matmul_input_columns(&a->dqkv_r, Q), dv_c = matmul_input_columns(&a->dqkv_r, Q + KV);
+    const real *v_in;
+    RoundedInput qkv[3];
+    int ldv = attention_inputs(m, v, &v_in, qkv), v_only = v_attention_only(m, v);
+    real *dv = v_only ? columns_from(dqkv, Q + KV) : a->dv; // v read in place: dv written in place
+    attention_backward(a->dq, a->dk, dv, datt, plain ? &a->datt_r : NULL, att_y, plain ? &s->proj_r : NULL, s->lse, s->qf,
+                       s->kf, v_in, qkv, B, T, c->heads, c->kv_heads, c->head_dim, ldv, &a->dq_r, &a->dk_r,
+                       v_only ? &dv_c : NULL);
     if (xsa) add_inplace(a->dv, a->dv_xsa, (size_t)N * KV);
     if (c->value_residual && v > 0) { // dv: d(mixed v) -> d(own v); dv0 collects the first block's share
         real lam[2];
@@ -787,19 +813,13 @@ static void block_backward(GPT *m, int v, int lanes) {
         add_scalar(m, m->g.ve_layer_scales + k, dcoef * scalar(m, m->p.ve.scale));
         add_scalar(m, m->g.ve.scale, dcoef * scalar(m, m->p.ve_layer_scales + k));
     }
-    // the fused projection's output gradient [dq | dz | dk | dv] (as block_forward's raw), one column block
-    // per op, then its two products (in bf16 mode only rounded, in dqkv_r)
-    int Q = gpt_q_rows(c), W = gpt_qkv_width(c);
-    real *dqkv = a->dqkv;
-    matmul_input_hold(&a->dqkv_r, dqkv, (size_t)N * W);
-    RoundedInput dq_c = matmul_input_columns(&a->dqkv_r, 0), dz_c = matmul_input_columns(&a->dqkv_r, D),
-                 dk_c = matmul_input_columns(&a->dqkv_r, Q), dv_c = matmul_input_columns(&a->dqkv_r, Q + KV);
     RoundedInput q_raw = matmul_input_columns(&s->raw_r, 0), k_raw = matmul_input_columns(&s->raw_r, Q);
-    qk_prep_backward(dqkv, W, g->q_gain, a->dq, &a->dq_r, s->raw, &q_raw, W, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B, T,
+    qk_prep_backward(dqkv, W, g->q_gain, a->dq, &a->dq_r, s->raw, &q_raw, W, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B,
+                     T,
                      c->heads, c->head_dim, c->rope_dims, &dq_c);
     qk_prep_backward(columns_from(dqkv, Q), W, NULL, a->dk, &a->dk_r, columns_from(s->raw, Q), &k_raw, W, s->rstd_k, NULL,
                      m->rope_cos, m->rope_sin, B, T, c->kv_heads, c->head_dim, c->rope_dims, &dk_c);
-    copy_into_columns(columns_from(dqkv, Q + KV), W, a->dv, N, KV, &dv_c);
+    if (!v_only) copy_into_columns(columns_from(dqkv, Q + KV), W, a->dv, N, KV, &dv_c);
     if (c->gate_in_q) copy_into_columns(columns_from(dqkv, D), W, a->dh, N, c->attn_gates, &dz_c);
     matmul_backward(dn, g->c_q, dqkv, &a->dqkv_r, s->n1, &s->n1_r, w->c_q, N, D, W, 0, &a->dn_r);
     if (c->attn_gates && !c->gate_in_q)

@@ -68,10 +68,6 @@ RoundedInput matmul_input_columns(const RoundedInput *r, size_t col);
 // in bf16 mode, else r->of's. For readers of a result kept only rounded (GPTQ's calibration reads the MLP
 // activation) and for one column block of a wider result (v from the fused q/k/v projection).
 void matmul_input_values(real *out, const RoundedInput *r, int rows, int cols, int ld);
-// values [rows, cols] = matmul_input_values(src, rows, cols, ld), and dst made to hold them rounded, in
-// one pass; values may be NULL in bf16 mode (dst then holds them only rounded): a column block of the
-// fused q/k/v product that only the attention reads (v where no VE, value residual or XSA touches it).
-void matmul_input_gather(RoundedInput *dst, real *values, const RoundedInput *src, int rows, int cols, int ld);
 // dst [rows, cols] at row stride ld (one column block of a wider matrix) = x [rows, cols] (contiguous);
 // dst_r: NULL, or a column view (matmul_input_columns) made to hold dst's block with x rounded into it.
 // dst may be NULL in bf16 mode with dst_r, as relu2_forward's out.
@@ -132,20 +128,25 @@ void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const 
 
 // ---------------------------------------------------------------- attention
 // Causal GQA softmax attention. q [B,T,H,Dh], k/v [B,T,Hkv,Dh], y [B,T,H,Dh]; head h reads KV head
-// h / (H/Hkv). lse [B,H,T] (log-sum-exp of each score row) is saved so backward recomputes the
-// probabilities instead of storing B*H*T*T of them. qkv_r: NULL, or q, k, v rounded ([3], checked), which
-// in bf16 mode it reads instead of q, k, v (any of which may then be NULL, kept only rounded; CUDA's
-// tensor cores multiply them as they are, the CPU and the fp32 kernels widen them). y_r as
-// matmul_forward's out_r: y rounded too, or, in bf16 mode with y NULL, only rounded (for an output read
-// only by the projection's matmuls and the backward).
+// h / (H/Hkv). v's B*T rows (tokens) are ldv apart: Hkv*Dh when alone, wider where v is a column block
+// of the fused q/k/v product's output, read in place (qkv_r[2] then a column view of its RoundedInput).
+// lse [B,H,T] (log-sum-exp of each score row) is saved so backward recomputes the probabilities instead
+// of storing B*H*T*T of them. qkv_r: NULL, or q, k, v rounded ([3], checked), which in bf16 mode it
+// reads instead of q, k, v (any of which may then be NULL, kept only rounded; CUDA's tensor cores
+// multiply them as they are, the CPU and the fp32 kernels widen them). y_r as matmul_forward's out_r: y
+// rounded too, or, in bf16 mode with y NULL, only rounded (for an output read only by the projection's
+// matmuls and the backward).
 void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, const RoundedInput *qkv_r, int B,
-                       int T, int H, int Hkv, int Dh, RoundedInput *y_r);
-// dq, dk, dv written (not accumulated). dy_r, y_r as relu2_forward's inp_r (dy, y kept only rounded).
-// dq_r, dk_r as rmsnorm_forward's out_r: dq, dk rounded too, or, in bf16 mode with dq (dk) NULL, only
-// rounded (for q's and k's preparation, which take them so; the reference's are bf16; cuDNN's come so).
+                       int T, int H, int Hkv, int Dh, int ldv, RoundedInput *y_r);
+// dq, dk, dv written (not accumulated; dv's rows ldv apart as v's, the columns between untouched: the
+// v block of the fused product's output gradient). dy_r, y_r as relu2_forward's inp_r (dy, y kept only
+// rounded). dq_r, dk_r, dv_r as rmsnorm_forward's out_r: dq, dk, dv rounded too, or, in bf16 mode with
+// dq (dk, dv) NULL, only rounded (for q's and k's preparation and the product's backward, which take
+// them so; the reference's are bf16; cuDNN's come so); dv_r a column view where ldv is wider.
 void attention_backward(real *dq, real *dk, real *dv, const real *dy, const RoundedInput *dy_r, const real *y,
                         const RoundedInput *y_r, const real *lse, const real *q, const real *k, const real *v,
-                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, RoundedInput *dq_r, RoundedInput *dk_r);
+                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, int ldv, RoundedInput *dq_r,
+                        RoundedInput *dk_r, RoundedInput *dv_r);
 
 // XSA: out = y - (y . u) u per head, u = v / |v| of the token's own KV head ([N, H, Dh], v [N, Hkv, Dh]).
 void xsa_forward(real *out, const real *y, const real *v, int N, int H, int Hkv, int Dh);

@@ -91,7 +91,8 @@ static void matmul_case(int bf16, float *out, float *dx, float *dw, const float 
     float *gout = cuda_alloc((size_t)N * O), *gdx = cuda_alloc((size_t)N * I), *gdw = cuda_alloc((size_t)O * I);
     cuda_matmul_forward(gout, gx + shift, NULL, gw + shift, N, I, O, NULL);
     cuda_matmul_backward(gdx, gdw, gd + shift, NULL, gx + shift, NULL, gw + shift, N, I, O, 0, NULL);
-    printf("    %s operands, [%d x %d] x [%d x %d]^T, %d floats into their buffers:\n", bf16 ? "bf16" : "fp32", N, I, O, I, shift);
+    printf("    %s operands, [%d x %d] x [%d x %d]^T, %d floats into their buffers:\n", bf16 ? "bf16" : "fp32", N, I, O, I,
+           shift);
     compare("matmul out", gout, out, (size_t)N * O);
     compare("matmul dinp", gdx, dx, (size_t)N * I);
     compare("matmul dw", gdw, dw, (size_t)O * I);
@@ -420,21 +421,23 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
     float *q = host_randn(nq, 1), *k = host_randn(nk, 1), *v = host_randn(nk, 1), *dy = host_randn(nq, 1);
     float *y = xmalloc(sizeof(float) * nq), *lse = xmalloc(sizeof(float) * nl);
     float *dq = xmalloc(sizeof(float) * nq), *dk = xmalloc(sizeof(float) * nk), *dv = xmalloc(sizeof(float) * nk);
-    attention_forward(y, lse, q, k, v, NULL, B, T, H, Hkv, Dh, NULL);
-    attention_backward(dq, dk, dv, dy, NULL, y, NULL, lse, q, k, v, NULL, B, T, H, Hkv, Dh, NULL, NULL);
+    attention_forward(y, lse, q, k, v, NULL, B, T, H, Hkv, Dh, Hkv * Dh, NULL);
+    attention_backward(dq, dk, dv, dy, NULL, y, NULL, lse, q, k, v, NULL, B, T, H, Hkv, Dh, Hkv * Dh, NULL, NULL, NULL);
     float *gq = to_device(q, nq), *gk = to_device(k, nk), *gv = to_device(v, nk), *gdy = to_device(dy, nq);
     float *gy = cuda_alloc(nq), *glse = cuda_alloc(nl), *gdq = cuda_alloc(nq), *gdk = cuda_alloc(nk), *gdv = cuda_alloc(nk);
     cuda_set_matmul_bf16(bf16);
-    cuda_attention_forward(gy, glse, gq, gk, gv, NULL, B, T, H, Hkv, Dh, NULL);
-    cuda_attention_backward(gdq, gdk, gdv, gdy, NULL, gy, NULL, glse, gq, gk, gv, NULL, B, T, H, Hkv, Dh, NULL, NULL);
+    cuda_attention_forward(gy, glse, gq, gk, gv, NULL, B, T, H, Hkv, Dh, Hkv * Dh, NULL);
+    cuda_attention_backward(gdq, gdk, gdv, gdy, NULL, gy, NULL, glse, gq, gk, gv, NULL, B, T, H, Hkv, Dh, Hkv * Dh, NULL, NULL,
+                            NULL);
     if (tc) { // q, k, v rounded beforehand (RoundedInput, as the model passes them): the same bits, except
               // from cuDNN's backward, which adds dQ with atomics (then within tolerance of the CPU)
         int exact = !strcmp(cuda_attention_name(), "pgolf");
         RoundedInput r[3] = {{0}};
         cuda_matmul_input_round(&r[0], gq, nq), cuda_matmul_input_round(&r[1], gk, nk), cuda_matmul_input_round(&r[2], gv, nk);
         float *ry = cuda_alloc(nq), *rlse = cuda_alloc(nl), *rdq = cuda_alloc(nq), *rdk = cuda_alloc(nk), *rdv = cuda_alloc(nk);
-        cuda_attention_forward(ry, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, NULL);
-        cuda_attention_backward(rdq, rdk, rdv, gdy, NULL, ry, NULL, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, NULL, NULL);
+        cuda_attention_forward(ry, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, Hkv * Dh, NULL);
+        cuda_attention_backward(rdq, rdk, rdv, gdy, NULL, ry, NULL, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, Hkv * Dh, NULL,
+                                NULL, NULL);
         const float *plain[] = {gy, gdq, gdk, gdv}, *pre[] = {ry, rdq, rdk, rdv}, *cpu[] = {y, dq, dk, dv};
         size_t sizes[] = {nq, nq, nk, nk};
         for (int i = 0; i < 4; i++) {
@@ -449,23 +452,26 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
         }
         // y rounded too, and kept only rounded: the same bits, and a backward reading it so stays close
         RoundedInput yfull = {0}, yonly = {0};
-        cuda_attention_forward(ry, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, &yfull);
+        cuda_attention_forward(ry, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, Hkv * Dh, &yfull);
         check_rounded("attention y", &yfull, ry, nq);
-        cuda_attention_forward(NULL, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, &yonly);
+        cuda_attention_forward(NULL, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, Hkv * Dh, &yonly);
         check_same_rounding("attention y", &yonly, &yfull, nq);
-        cuda_attention_backward(rdq, rdk, rdv, gdy, NULL, NULL, &yonly, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, NULL, NULL);
+        cuda_attention_backward(rdq, rdk, rdv, gdy, NULL, NULL, &yonly, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, Hkv * Dh, NULL,
+                                NULL, NULL);
         compare_within("attention dq, y only rounded", rdq, dq, nq, BF16_ATT_TOL);
         compare_within("attention dk, y only rounded", rdk, dk, nk, BF16_ATT_TOL);
         compare_within("attention dv, y only rounded", rdv, dv, nk, BF16_ATT_TOL);
         RoundedInput dyonly = {0}; // and dy too
         cuda_matmul_input_round(&dyonly, gdy, nq);
         dyonly.of = NULL; // as a result kept only rounded holds (matmul_backward's dinp_r)
-        cuda_attention_backward(rdq, rdk, rdv, NULL, &dyonly, NULL, &yonly, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, NULL, NULL);
+        cuda_attention_backward(rdq, rdk, rdv, NULL, &dyonly, NULL, &yonly, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, Hkv * Dh,
+                                NULL, NULL, NULL);
         compare_within("attention dq, dy y only rounded", rdq, dq, nq, BF16_ATT_TOL);
         compare_within("attention dk, dy y only rounded", rdk, dk, nk, BF16_ATT_TOL);
         compare_within("attention dv, dy y only rounded", rdv, dv, nk, BF16_ATT_TOL);
         RoundedInput dqo = {0}, dko = {0}; // and dq, dk kept only rounded, as q's and k's preparation reads them
-        cuda_attention_backward(NULL, NULL, rdv, NULL, &dyonly, NULL, &yonly, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, &dqo, &dko);
+        cuda_attention_backward(NULL, NULL, rdv, NULL, &dyonly, NULL, &yonly, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, Hkv * Dh,
+                                &dqo, &dko, NULL);
         cuda_matmul_input_values(rdq, &dqo, 1, (int)nq, (int)nq), cuda_matmul_input_values(rdk, &dko, 1, (int)nk, (int)nk);
         compare_within("attention dq, only rounded", rdq, dq, nq, BF16_ATT_TOL);
         compare_within("attention dk, only rounded", rdk, dk, nk, BF16_ATT_TOL);
@@ -483,10 +489,10 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
         for (size_t i = 0; i < nq; i++) qb[i] = bf16_round(q[i]);
         for (size_t i = 0; i < nk; i++) kb[i] = bf16_round(k[i]), vb[i] = bf16_round(v[i]);
         float *ry = xmalloc(sizeof(float) * nq), *rlse = xmalloc(sizeof(float) * nl);
-        attention_forward(ry, rlse, qb, kb, vb, NULL, B, T, H, Hkv, Dh, NULL);
+        attention_forward(ry, rlse, qb, kb, vb, NULL, B, T, H, Hkv, Dh, Hkv * Dh, NULL);
         float *gry = cuda_alloc(nq), *grlse = cuda_alloc(nl);
         RoundedInput yr = {0};
-        cuda_attention_forward(gry, grlse, NULL, NULL, NULL, r, B, T, H, Hkv, Dh, &yr);
+        cuda_attention_forward(gry, grlse, NULL, NULL, NULL, r, B, T, H, Hkv, Dh, Hkv * Dh, &yr);
         compare("attention y, only rounded q k v", gry, ry, nq);
         compare("attention lse, only rounded q k v", grlse, rlse, nl);
         check_rounded("attention y, fp32 kernels", &yr, gry, nq);
@@ -502,15 +508,16 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
         cuda_free(gyb);
         for (size_t i = 0; i < nq; i++) dyb[i] = bf16_round(dy[i]);
         for (int i = 0; i < 3; i++) rd[i] = xmalloc(sizeof(float) * sz[i]), grd[i] = cuda_alloc(sz[i]);
-        attention_backward(rd[0], rd[1], rd[2], dyb, NULL, yb, NULL, rlse, qb, kb, vb, NULL, B, T, H, Hkv, Dh, NULL, NULL);
+        attention_backward(rd[0], rd[1], rd[2], dyb, NULL, yb, NULL, rlse, qb, kb, vb, NULL, B, T, H, Hkv, Dh, Hkv * Dh, NULL,
+                           NULL, NULL);
         cuda_attention_backward(grd[0], grd[1], grd[2], NULL, &dyr, NULL, &yr, grlse, NULL, NULL, NULL, r, B, T, H, Hkv, Dh,
-                                NULL, NULL);
+                                Hkv * Dh, NULL, NULL, NULL);
         compare("attention dq, all only rounded", grd[0], rd[0], nq);
         compare("attention dk, all only rounded", grd[1], rd[1], nk);
         compare("attention dv, all only rounded", grd[2], rd[2], nk);
         RoundedInput dqo = {0}, dko = {0}; // dq, dk kept only rounded too: the fp32 kernels' results rounded
-        cuda_attention_backward(NULL, NULL, grd[2], NULL, &dyr, NULL, &yr, grlse, NULL, NULL, NULL, r, B, T, H, Hkv, Dh, &dqo,
-                                &dko);
+        cuda_attention_backward(NULL, NULL, grd[2], NULL, &dyr, NULL, &yr, grlse, NULL, NULL, NULL, r, B, T, H, Hkv, Dh,
+                                Hkv * Dh, &dqo, &dko, NULL);
         rounded_only_within("attention dq, fp32 kernels, only rounded", &dqo, rd[0], nq);
         rounded_only_within("attention dk, fp32 kernels, only rounded", &dko, rd[1], nk);
         cuda_matmul_input_free(&dqo), cuda_matmul_input_free(&dko);
@@ -532,6 +539,92 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
     for (int i = 0; i < 9; i++) free(host[i]), cuda_free(dev[i]);
 }
 
+// v as a column block of a wider matrix (rows ldv apart, from column `at`: the fused q/k/v product's v),
+// and dv written into the same columns of another, whose other columns keep their values: against the
+// CPU op on packed v, and, from pgolf's kernels, to the bit as the same call on packed v. In bf16 mode
+// q, k, v and dv only rounded (v a column view of the wide matrix's rounding, dv of a held gradient's).
+static void check_attention_strided_v(int B, int T, int H, int Hkv, int Dh, int ldv, int at, int bf16) {
+    int rows = B * T, kv = Hkv * Dh, exact = !bf16 || !strcmp(cuda_attention_name(), "pgolf");
+    size_t nq = (size_t)rows * H * Dh, nk = (size_t)rows * kv, nw = (size_t)rows * ldv, nl = (size_t)B * H * T;
+    printf("    B=%d T=%d H=%d Hkv=%d Dh=%d, v's rows %d apart, %s\n", B, T, H, Hkv, Dh, ldv, bf16 ? "bf16" : "fp32");
+    float *q = host_randn(nq, 1), *k = host_randn(nk, 1), *v = host_randn(nk, 1), *dy = host_randn(nq, 1);
+    float *wide = host_randn(nw, 1), *marks = xmalloc(sizeof(float) * nw);
+    for (size_t i = 0; i < nw; i++) marks[i] = 7;
+    for (int t = 0; t < rows; t++) memcpy(wide + (size_t)t * ldv + at, v + (size_t)t * kv, sizeof(float) * kv);
+    if (bf16) // the CPU reference on the values the products read
+        for (size_t i = 0; i < nk; i++) v[i] = bf16_round(v[i]);
+    float *y = xmalloc(sizeof(float) * nq), *lse = xmalloc(sizeof(float) * nl), *dq = xmalloc(sizeof(float) * nq);
+    float *dk = xmalloc(sizeof(float) * nk), *dv = xmalloc(sizeof(float) * nk);
+    float *qc = xmalloc(sizeof(float) * nq), *kc = xmalloc(sizeof(float) * nk);
+    for (size_t i = 0; i < nq; i++) qc[i] = bf16 ? bf16_round(q[i]) : q[i];
+    for (size_t i = 0; i < nk; i++) kc[i] = bf16 ? bf16_round(k[i]) : k[i];
+    attention_forward(y, lse, qc, kc, v, NULL, B, T, H, Hkv, Dh, kv, NULL);
+    attention_backward(dq, dk, dv, dy, NULL, y, NULL, lse, qc, kc, v, NULL, B, T, H, Hkv, Dh, kv, NULL, NULL, NULL);
+    float *gq = to_device(q, nq), *gk = to_device(k, nk), *gv = to_device(v, nk), *gw = to_device(wide, nw);
+    float *gdy = to_device(dy, nq), *gdw = to_device(marks, nw), *gy = cuda_alloc(nq), *glse = cuda_alloc(nl);
+    float *gdq = cuda_alloc(nq), *gdk = cuda_alloc(nk), *py = cuda_alloc(nq), *pdv = cuda_alloc(nk);
+    cuda_set_matmul_bf16(bf16);
+    RoundedInput r[3] = {{0}}, rw = {0}, packed[3] = {{0}}, grad = {0};
+    cuda_matmul_input_round(&r[0], gq, nq), cuda_matmul_input_round(&r[1], gk, nk), cuda_matmul_input_round(&rw, gw, nw);
+    r[2] = cuda_matmul_input_columns(&rw, (size_t)at);
+    packed[0] = r[0], packed[1] = r[1];
+    cuda_matmul_input_round(&packed[2], gv, nk);
+    const float *vin = bf16 ? NULL : gw + at;
+    float *dvw = bf16 ? NULL : gdw + at;
+    if (bf16) { // only rounded: q, k, v as results kept only rounded hold them, dv into a held gradient's view
+        r[0].of = r[1].of = r[2].of = packed[2].of = NULL;
+        packed[0] = r[0], packed[1] = r[1];
+        cuda_matmul_input_round(&grad, gdw, nw);
+        cuda_matmul_input_hold(&grad, NULL, nw);
+    }
+    RoundedInput dv_view = bf16 ? cuda_matmul_input_columns(&grad, (size_t)at) : (RoundedInput){0};
+    cuda_attention_forward(gy, glse, bf16 ? NULL : gq, bf16 ? NULL : gk, vin, r, B, T, H, Hkv, Dh, ldv, NULL);
+    cuda_attention_backward(gdq, gdk, dvw, gdy, NULL, gy, NULL, glse, bf16 ? NULL : gq, bf16 ? NULL : gk, vin, r, B, T, H, Hkv,
+                            Dh, ldv, NULL, NULL, bf16 ? &dv_view : NULL);
+    float *got = xmalloc(sizeof(float) * nw), *block = xmalloc(sizeof(float) * nk), *gblock = cuda_alloc(nk);
+    if (bf16) {
+        float *gall = cuda_alloc(nw);
+        cuda_matmul_input_values(gall, &grad, 1, (int)nw, (int)nw);
+        cuda_download(got, gall, sizeof(float) * nw);
+        cuda_free(gall);
+    } else {
+        cuda_download(got, gdw, sizeof(float) * nw);
+    }
+    int kept = 1;
+    for (int t = 0; t < rows; t++)
+        for (int c = 0; c < ldv; c++) {
+            float x = got[(size_t)t * ldv + c];
+            if (c >= at && c < at + kv) block[(size_t)t * kv + c - at] = x;
+            else kept &= x == 7;
+        }
+    CHECK(kept, "attention backward wrote dv outside its columns");
+    cuda_upload(gblock, block, sizeof(float) * nk);
+    double tol = bf16 ? BF16_ATT_TOL : TOL;
+    compare_within("attention y, strided v", gy, y, nq, tol);
+    compare_within("attention dq, strided v", gdq, dq, nq, tol);
+    compare_within("attention dv, strided", gblock, dv, nk, tol);
+    if (exact) { // the same call on packed v
+        cuda_attention_forward(py, glse, bf16 ? NULL : gq, bf16 ? NULL : gk, bf16 ? NULL : gv, packed, B, T, H, Hkv, Dh, kv,
+                               NULL);
+        cuda_attention_backward(gdq, gdk, pdv, gdy, NULL, py, NULL, glse, bf16 ? NULL : gq, bf16 ? NULL : gk,
+                                bf16 ? NULL : gv, packed, B, T, H, Hkv, Dh, kv, NULL, NULL, NULL);
+        float *a = xmalloc(sizeof(float) * nq), *b = xmalloc(sizeof(float) * nq);
+        cuda_download(a, gy, sizeof(float) * nq), cuda_download(b, py, sizeof(float) * nq);
+        CHECK(!memcmp(a, b, sizeof(float) * nq), "attention y from a strided v differs from packed v's");
+        cuda_download(a, pdv, sizeof(float) * nk);
+        for (size_t i = 0; i < nk; i++) a[i] = bf16 ? bf16_round(a[i]) : a[i];
+        CHECK(!memcmp(a, block, sizeof(float) * nk), "attention dv into a column block differs from packed dv");
+        free(a), free(b);
+    }
+    cuda_set_matmul_bf16(1);
+    for (int i = 0; i < 2; i++) cuda_matmul_input_free(&r[i]);
+    cuda_matmul_input_free(&rw), cuda_matmul_input_free(&packed[2]), cuda_matmul_input_free(&grad);
+    float *host[] = {q, k, v, dy, wide, marks, y, lse, dq, dk, dv, qc, kc, got, block};
+    for (int i = 0; i < 15; i++) free(host[i]);
+    float *dev[] = {gq, gk, gv, gw, gdy, gdw, gy, glse, gdq, gdk, py, pdv, gblock};
+    for (int i = 0; i < 13; i++) cuda_free(dev[i]);
+}
+
 // fp32: the tiled kernels at both tile sizes (32 rows up to Dh 64, 16 above); bf16: the tensor-core
 // kernels (64-row tiles) over several tiles, and a head size they leave to the fp32 kernels. Sequences
 // ending mid-tile, one shorter than a tile, GQA and MHA.
@@ -545,6 +638,8 @@ TEST(cuda_attention) {
     check_attention(1, 150, 4, 2, 64, 1);
     check_attention(1, 70, 2, 1, 128, 1); // the largest head: over 48 KiB of shared memory (the opt-in)
     check_attention(1, 40, 2, 2, 24, 1);
+    for (int bf16 = 0; bf16 < 2; bf16++) check_attention_strided_v(2, 37, 4, 2, 16, 56, 8, bf16);
+    check_attention_strided_v(1, 21, 2, 1, 12, 20, 4, 1); // a head size the tensor cores leave to the fp32 kernels
 }
 
 // x [B T, nh Dh] (on the host) as a column block of a wider matrix, as the
@@ -575,7 +670,8 @@ static void check_qk_prep_column_block(const float *x, const float *dout, const 
     // backward from the block (the forward's input) into the block of an fp32 wide gradient (a copy of
     // the wide matrix): the block is dx, the rest untouched
     cuda_upload(gdw, wide, sizeof(float) * nw);
-    cuda_qk_prep_backward(gdw + at, ld, NULL, gdout, NULL, gwide + at, NULL, ld, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, NULL);
+    cuda_qk_prep_backward(gdw + at, ld, NULL, gdout, NULL, gwide + at, NULL, ld, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot,
+                          NULL);
     cuda_download(got, gdw, sizeof(float) * nw);
     int kept = 1;
     for (int t = 0; t < bt; t++) {
@@ -602,13 +698,6 @@ static void check_qk_prep_column_block(const float *x, const float *dout, const 
     copy_view = cuda_matmul_input_columns(&grad, at + w);
     cuda_matmul_input_values(gvals, &copy_view, bt, w, ld);
     compare_within("copy_into_columns, rounded", gvals, rounded, n, 0);
-    RoundedInput gathered = {0}; // the block gathered from the rounded wide matrix: x's values (rounded already)
-    cuda_matmul_input_gather(&gathered, gvals, &view, bt, w, ld);
-    compare_within("matmul_input_gather values", gvals, x, n, 0);
-    check_rounded("matmul_input_gather", &gathered, gvals, n);
-    cuda_matmul_input_gather(&gathered, NULL, &view, bt, w, ld);
-    rounded_only_within("matmul_input_gather, only rounded", &gathered, x, n);
-    cuda_matmul_input_free(&gathered);
     cuda_matmul_input_free(&rw), cuda_matmul_input_free(&alone), cuda_matmul_input_free(&grad);
     float *host[] = {wide, rstd, dx, got, block, o, rounded};
     for (int i = 0; i < 7; i++) free(host[i]);
@@ -640,7 +729,8 @@ static void check_qk_prep(int B, int T, int nh, int Dh, int rot) {
     check_rounded("qk_prep out", &rout, gout, n);
     compare("qk_prep dx", gdx, dx, n);
     compare("qk_prep dgain", gdgain, dgain, (size_t)nh);
-    cuda_qk_prep_backward(gdout, w, NULL, gdout, NULL, gx, NULL, w, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, &rout); // in place
+    cuda_qk_prep_backward(gdout, w, NULL, gdout, NULL, gx, NULL, w, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot,
+                          &rout); // in place
     compare("qk_prep dx in place", gdout, dx, n);
     check_rounded("qk_prep dx in place", &rout, gdout, n);
     // from a raw projection kept only rounded, into an output kept only rounded (bf16 mode, as the model)

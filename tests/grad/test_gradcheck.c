@@ -132,7 +132,8 @@ static void qk_case(const char *label, int rot, int with_gain, int pad) {
     rope_tables(c.cos_t, c.sin_t, c.T, rot, 100.0, 0);
     qk_loss(&c);
     real *dx = ops_alloc(nx), *dg = ops_alloc(3);
-    qk_prep_backward(dx, c.ld, dg, c.R, NULL, c.x, NULL, c.ld, c.rstd, c.gain, c.cos_t, c.sin_t, c.B, c.T, c.nh, c.Dh, rot, NULL);
+    qk_prep_backward(dx, c.ld, dg, c.R, NULL, c.x, NULL, c.ld, c.rstd, c.gain, c.cos_t, c.sin_t, c.B, c.T, c.nh, c.Dh, rot,
+                     NULL);
     char what[64];
     snprintf(what, sizeof what, "%s dx", label);
     check_fd(what, c.x, nx, dx, qk_loss, &c, 120);
@@ -152,37 +153,46 @@ TEST(grad_qk_prep) {
 // ---------------------------------------------------------------- attention
 
 typedef struct {
-    int B, T, H, Hkv, Dh;
+    int B, T, H, Hkv, Dh, ldv;
     real *q, *k, *v, *y, *lse, *R;
 } AttnCtx;
 
 static double attn_loss(void *p) {
     AttnCtx *c = p;
-    attention_forward(c->y, c->lse, c->q, c->k, c->v, NULL, c->B, c->T, c->H, c->Hkv, c->Dh, NULL);
+    attention_forward(c->y, c->lse, c->q, c->k, c->v, NULL, c->B, c->T, c->H, c->Hkv, c->Dh, c->ldv, NULL);
     return dot(c->y, c->R, (size_t)c->B * c->T * c->H * c->Dh);
 }
 
-static void attn_case(const char *label, int B, int T, int H, int Hkv, int Dh) {
-    AttnCtx c = {B, T, H, Hkv, Dh};
-    size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
-    c.q = randn(nq, 1), c.k = randn(nk, 1), c.v = randn(nk, 1), c.y = ops_alloc(nq), c.lse = ops_alloc((size_t)B * H * T);
+// v's rows ldv apart: a column block of a wider matrix (the fused q/k/v product's), dv written into the
+// same columns of another, its other columns untouched (and with no gradient: the finite differences
+// there are 0)
+static void attn_case(const char *label, int B, int T, int H, int Hkv, int Dh, int ldv) {
+    AttnCtx c = {B, T, H, Hkv, Dh, ldv};
+    size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh, nv = (size_t)B * T * ldv;
+    c.q = randn(nq, 1), c.k = randn(nk, 1), c.v = randn(nv, 1), c.y = ops_alloc(nq), c.lse = ops_alloc((size_t)B * H * T);
     c.R = randn(nq, 1);
     attn_loss(&c);
-    real *dq = ops_alloc(nq), *dk = ops_alloc(nk), *dv = ops_alloc(nk);
-    attention_backward(dq, dk, dv, c.R, NULL, c.y, NULL, c.lse, c.q, c.k, c.v, NULL, B, T, H, Hkv, Dh, NULL, NULL);
+    real *dq = ops_alloc(nq), *dk = ops_alloc(nk), *dv = ops_alloc(nv);
+    for (size_t i = 0; i < nv; i++) dv[i] = 7;
+    attention_backward(dq, dk, dv, c.R, NULL, c.y, NULL, c.lse, c.q, c.k, c.v, NULL, B, T, H, Hkv, Dh, ldv, NULL, NULL, NULL);
+    int kept = 1;
+    for (size_t i = 0; i < nv; i++)
+        if ((int)(i % ldv) >= Hkv * Dh) kept &= dv[i] == 7, dv[i] = 0;
+    CHECK(kept, "%s: dv written outside its columns", label);
     char what[64];
     snprintf(what, sizeof what, "%s dq", label);
     check_fd(what, c.q, nq, dq, attn_loss, &c, 150);
     snprintf(what, sizeof what, "%s dk", label);
     check_fd(what, c.k, nk, dk, attn_loss, &c, 150);
     snprintf(what, sizeof what, "%s dv", label);
-    check_fd(what, c.v, nk, dv, attn_loss, &c, 150);
+    check_fd(what, c.v, nv, dv, attn_loss, &c, 150);
 }
 
 TEST(grad_attention) {
-    attn_case("attention gqa", 2, 7, 4, 2, 4);
-    attn_case("attention mha", 1, 5, 2, 2, 6);
-    attn_case("attention >1 row block", 1, 70, 2, 1, 4); // crosses the 64-row block boundary
+    attn_case("attention gqa", 2, 7, 4, 2, 4, 8);
+    attn_case("attention mha", 1, 5, 2, 2, 6, 12);
+    attn_case("attention >1 row block", 1, 70, 2, 1, 4, 4); // crosses the 64-row block boundary
+    attn_case("attention, v a column block", 2, 9, 4, 2, 4, 13);
 }
 
 // ---------------------------------------------------------------- XSA

@@ -11,15 +11,20 @@
 
 #define BR 64 // query rows per block
 
+// v's rows (and dv's) are ldv apart: at least a row's Hkv * Dh values.
+static void check_v_rows(int Hkv, int Dh, int ldv) {
+    if (ldv < Hkv * Dh) die("attention: v's rows %d values apart, fewer than their %d values", ldv, Hkv * Dh);
+}
+
 // The q, k, v the products read: in bf16 mode the rounded ones a caller passes (as floats; q, k, v may
 // be NULL, kept only rounded), as the tensor cores read them; else q, k, v themselves (checked).
 static void operand_values(const RoundedInput *r, const real **q, const real **k, const real **v, int B, int T, int H,
-                           int Hkv, int Dh) {
+                           int Hkv, int Dh, int ldv) {
     size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
     if (!r) return;
     *q = cpu_input_values("attention", *q, &r[0], nq);
     *k = cpu_input_values("attention", *k, &r[1], nk);
-    *v = cpu_input_values("attention", *v, &r[2], nk);
+    *v = cpu_input_values("attention", *v, &r[2], gemm_operand_extent(B * T, Hkv * Dh, ldv));
 }
 
 // P[nr, ncols] = exp(scale * S - lse) on the causal part (col <= r0 + i), 0 above it.
@@ -33,8 +38,9 @@ static void probs_from_scores(real *P, const real *lse, int r0, int nr, int ncol
 }
 
 void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, const RoundedInput *qkv_r, int B,
-                       int T, int H, int Hkv, int Dh, RoundedInput *y_r) {
-    operand_values(qkv_r, &q, &k, &v, B, T, H, Hkv, Dh);
+                       int T, int H, int Hkv, int Dh, int ldv, RoundedInput *y_r) {
+    check_v_rows(Hkv, Dh, ldv);
+    operand_values(qkv_r, &q, &k, &v, B, T, H, Hkv, Dh, ldv);
     size_t ny = (size_t)B * T * H * Dh;
     real *rounded = cpu_rounded_output(__func__, y, y_r, ny), *out = y ? y : rounded;
     const int ldq = H * Dh, ldk = Hkv * Dh, group = H / Hkv;
@@ -47,7 +53,7 @@ void attention_forward(real *y, real *lse, const real *q, const real *k, const r
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H, g = h / group;
             const real *Q = q + ((size_t)b * T * H + h) * Dh;
-            const real *K = k + ((size_t)b * T * Hkv + g) * Dh, *V = v + ((size_t)b * T * Hkv + g) * Dh;
+            const real *K = k + ((size_t)b * T * Hkv + g) * Dh, *V = v + (size_t)b * T * ldv + (size_t)g * Dh;
             real *Y = out + ((size_t)b * T * H + h) * Dh, *L = lse + (size_t)bh * T;
             for (int r0 = 0; r0 < T; r0 += BR) {
                 int nr = r0 + BR < T ? BR : T - r0, ncols = r0 + nr;
@@ -62,7 +68,7 @@ void attention_forward(real *y, real *lse, const real *q, const real *k, const r
                     L[last] = m + (real)log(sum);
                 }
                 probs_from_scores(S, L, r0, nr, ncols);
-                gemm(0, 0, nr, Dh, ncols, 1, S, ncols, V, ldk, 0, Y + (size_t)r0 * ldq, ldq);
+                gemm(0, 0, nr, Dh, ncols, 1, S, ncols, V, ldv, 0, Y + (size_t)r0 * ldq, ldq);
             }
         }
         free(S);
@@ -73,15 +79,19 @@ void attention_forward(real *y, real *lse, const real *q, const real *k, const r
 
 void attention_backward(real *dq, real *dk, real *dv, const real *dy, const RoundedInput *dy_r, const real *y,
                         const RoundedInput *y_r, const real *lse, const real *q, const real *k, const real *v,
-                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, RoundedInput *dq_r, RoundedInput *dk_r) {
-    operand_values(qkv_r, &q, &k, &v, B, T, H, Hkv, Dh);
-    size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
+                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, int ldv, RoundedInput *dq_r,
+                        RoundedInput *dk_r, RoundedInput *dv_r) {
+    check_v_rows(Hkv, Dh, ldv);
+    operand_values(qkv_r, &q, &k, &v, B, T, H, Hkv, Dh, ldv);
+    size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh, nv = gemm_operand_extent(B * T, Hkv * Dh, ldv);
     dy = cpu_input_values(__func__, dy, dy_r, nq);
     y = cpu_input_values(__func__, y, y_r, nq);
-    // dq, dk kept only rounded: computed in their rounded storage, rounded in place at the end
+    // dq, dk, dv kept only rounded: computed in their rounded storage, rounded in place at the end
     real *rq = cpu_rounded_output(__func__, dq, dq_r, nq), *rk = cpu_rounded_output(__func__, dk, dk_r, nk);
+    real *rv = cpu_rounded_output(__func__, dv, dv_r, nv);
     if (!dq) dq = rq;
     if (!dk) dk = rk;
+    if (!dv) dv = rv;
     const int ldq = H * Dh, ldk = Hkv * Dh, group = H / Hkv;
     const real scale = (real)(1.0 / sqrt((double)Dh));
     double t0 = now_seconds();
@@ -92,10 +102,11 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dy, const Roun
 #pragma omp for schedule(dynamic, 1)
         for (int bg = 0; bg < B * Hkv; bg++) {
             int b = bg / Hkv, g = bg % Hkv;
-            const real *K = k + ((size_t)b * T * Hkv + g) * Dh, *V = v + ((size_t)b * T * Hkv + g) * Dh;
-            real *dK = dk + ((size_t)b * T * Hkv + g) * Dh, *dV = dv + ((size_t)b * T * Hkv + g) * Dh;
+            size_t at_v = (size_t)b * T * ldv + (size_t)g * Dh;
+            const real *K = k + ((size_t)b * T * Hkv + g) * Dh, *V = v + at_v;
+            real *dK = dk + ((size_t)b * T * Hkv + g) * Dh, *dV = dv + at_v;
             for (int t = 0; t < T; t++)
-                for (int d = 0; d < Dh; d++) dK[(size_t)t * ldk + d] = dV[(size_t)t * ldk + d] = 0;
+                for (int d = 0; d < Dh; d++) dK[(size_t)t * ldk + d] = dV[(size_t)t * ldv + d] = 0;
             for (int h = g * group; h < (g + 1) * group; h++) {
                 size_t off = ((size_t)b * T * H + h) * Dh;
                 const real *Q = q + off, *Y = y + off, *dY = dy + off, *L = lse + ((size_t)b * H + h) * T;
@@ -104,8 +115,8 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dy, const Roun
                     int nr = r0 + BR < T ? BR : T - r0, ncols = r0 + nr;
                     gemm(0, 1, nr, ncols, Dh, scale, Q + (size_t)r0 * ldq, ldq, K, ldk, 0, P, ncols);
                     probs_from_scores(P, L, r0, nr, ncols);
-                    gemm(1, 0, ncols, Dh, nr, 1, P, ncols, dY + (size_t)r0 * ldq, ldq, 1, dV, ldk);
-                    gemm(0, 1, nr, ncols, Dh, 1, dY + (size_t)r0 * ldq, ldq, V, ldk, 0, dP, ncols);
+                    gemm(1, 0, ncols, Dh, nr, 1, P, ncols, dY + (size_t)r0 * ldq, ldq, 1, dV, ldv);
+                    gemm(0, 1, nr, ncols, Dh, 1, dY + (size_t)r0 * ldq, ldq, V, ldv, 0, dP, ncols);
                     // dS = P * (dP - rowsum(P * dP)), and rowsum(P * dP) = dY . Y for each row
                     for (int i = 0; i < nr; i++) {
                         const real *yi = Y + (size_t)(r0 + i) * ldq, *dyi = dY + (size_t)(r0 + i) * ldq;
@@ -124,5 +135,7 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dy, const Roun
     }
     if (rq) cpu_round_into(rq, dq, nq);
     if (rk) cpu_round_into(rk, dk, nk);
+    if (rv) // row by row: the columns between dv's rows are another op's
+        for (int t = 0; t < B * T; t++) cpu_round_into(rv + (size_t)t * ldv, dv + (size_t)t * ldv, (size_t)Hkv * Dh);
     ops_profile_attention(now_seconds() - t0);
 }

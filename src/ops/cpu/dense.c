@@ -155,13 +155,6 @@ void matmul_input_values(real *out, const RoundedInput *r, int rows, int cols, i
 }
 
 // src's values are rounded already in bf16 mode: copied into dst's storage, they are dst's rounding
-void matmul_input_gather(RoundedInput *dst, real *values, const RoundedInput *src, int rows, int cols, int ld) {
-    size_t n = (size_t)rows * cols;
-    real *rounded = cpu_rounded_output(__func__, values, dst, n);
-    if (values) matmul_input_values(values, src, rows, cols, ld);
-    if (rounded) matmul_input_values(rounded, src, rows, cols, ld);
-}
-
 void copy_into_columns(real *dst, int ld, const real *x, int rows, int cols, RoundedInput *dst_r) {
     real *rounded = cpu_rounded_output(__func__, dst, dst_r, gemm_operand_extent(rows, cols, ld));
 #pragma omp parallel for schedule(static)

@@ -7,6 +7,8 @@
 // a fixed order, and dK/dV are owned by one block each (no atomics).
 // Layouts as the CPU op: q, y [B,T,H,Dh]; k, v [B,T,Hkv,Dh]; lse [B,H,T] (of the scaled scores).
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,13 +134,55 @@ static void fp32_operands(const float **q, const float **k, const float **v, con
     *v = fp32_operand(SCRATCH_ATTN_V, *v, r ? &r[2] : nullptr, nk);
 }
 
+static void check_v_rows(int Hkv, int Dh, int ldv) {
+    if (ldv < Hkv * Dh) die("CUDA attention: v's rows %d values apart, fewer than their %d values", ldv, Hkv * Dh);
+}
+
+// pgolf's kernels read v, and write dv, packed [B,T,Hkv,Dh] (cuDNN takes the strides). A v whose rows
+// are ldv > kv apart (ops.h's: a column block of the fused q/k/v product) is copied packed into scratch
+// first, as the values the products read (the rounded ones where qkv_r holds them); the result is
+// qkv_r with v's entry describing that copy (in `packed`; NULL without qkv_r), and *v the copy's fp32
+// values (NULL where only rounded).
+static const RoundedInput *pack_v(const float **v, const RoundedInput *qkv_r, RoundedInput packed[3], int rows, int kv,
+                                  int ldv) {
+    if (ldv == kv) return qkv_r;
+    size_t n = (size_t)rows * kv;
+    const __nv_bfloat16 *rounded = cuda_input_rounded("attention", *v, qkv_r ? &qkv_r[2] : nullptr,
+                                                      gemm_operand_extent(rows, kv, ldv)); // checked
+    void *to = cuda_scratch(SCRATCH_ATTN_PACKED_V, n * (rounded ? sizeof(__nv_bfloat16) : sizeof(float)));
+    if (rounded) cuda_copy_columns(nullptr, (__nv_bfloat16 *)to, kv, rounded, ldv, rows, kv);
+    else cuda_copy_columns((float *)to, nullptr, kv, *v, ldv, rows, kv);
+    *v = rounded ? nullptr : (const float *)to;
+    if (!qkv_r) return nullptr;
+    packed[0] = qkv_r[0], packed[1] = qkv_r[1];
+    packed[2] = RoundedInput{*v, n, rounded != nullptr, rounded ? to : nullptr, rounded ? n : 0, 1};
+    return packed;
+}
+
+// cuDNN reads v, and writes dv, with their rows ldv apart in place where each row starts 16-byte
+// aligned, as its kernels load them (every preset's fused product is so: the v block starts a multiple
+// of 8 columns in); else pgolf's kernels run the call (said once on stderr). vr, dvr: the bf16 values
+// where given (NULL: cuDNN's own aligned scratch).
+static int cudnn_takes_v(const void *vr, const void *dvr, int ldv, int kv) {
+    if (ldv == kv || (ldv % 8 == 0 && (uintptr_t)vr % 16 == 0 && (uintptr_t)dvr % 16 == 0)) return 1;
+    static int said;
+    if (!said++) fprintf(stderr, "cuDNN attention: v's rows (%d apart) are not 16-byte aligned: pgolf's kernels run it\n", ldv);
+    return 0;
+}
+
 extern "C" void cuda_attention_forward(float *y, float *lse, const float *q, const float *k, const float *v,
-                                       const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, RoundedInput *y_r) {
+                                       const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, int ldv,
+                                       RoundedInput *y_r) {
+    check_v_rows(Hkv, Dh, ldv);
     size_t ny = (size_t)B * T * H * Dh;
     __nv_bfloat16 *yr = cuda_rounded_output(__func__, y, y_r, ny);
+    if (on_tensor_cores(Dh) && use_cudnn() && cudnn_takes_v(qkv_r ? qkv_r[2].rounded : nullptr, nullptr, ldv, Hkv * Dh) &&
+        cuda_attention_cudnn_forward(y, yr, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh, ldv))
+        return;
+    RoundedInput packed[3];
+    qkv_r = pack_v(&v, qkv_r, packed, B * T, Hkv * Dh, ldv);
     if (on_tensor_cores(Dh)) {
-        if (!use_cudnn() || !cuda_attention_cudnn_forward(y, yr, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh))
-            cuda_attention_tc_forward(y, yr, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
+        cuda_attention_tc_forward(y, yr, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
         return;
     } // the fp32 kernels read q, k, v themselves, and write y (into scratch where it is kept only rounded)
     fp32_operands(&q, &k, &v, qkv_r, ny, (size_t)B * T * Hkv * Dh);
@@ -307,17 +351,25 @@ static void pgolf_attention_backward(float *dq, float *dk, float *dv, const floa
 extern "C" void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const RoundedInput *dy_r,
                                         const float *y, const RoundedInput *y_r, const float *lse, const float *q, const float *k,
                                         const float *v, const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh,
-                                        RoundedInput *dq_r, RoundedInput *dk_r) {
-    size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * Hkv * Dh;
+                                        int ldv, RoundedInput *dq_r, RoundedInput *dk_r, RoundedInput *dv_r) {
+    check_v_rows(Hkv, Dh, ldv);
+    int rows = B * T, kv = Hkv * Dh;
+    size_t nq = (size_t)rows * H * Dh, nk = (size_t)rows * kv, nv = gemm_operand_extent(rows, kv, ldv);
     const __nv_bfloat16 *dyb = cuda_input_rounded(__func__, dy, dy_r, nq), *yb = cuda_input_rounded(__func__, y, y_r, nq);
     __nv_bfloat16 *dqr = cuda_rounded_output(__func__, dq, dq_r, nq), *dkr = cuda_rounded_output(__func__, dk, dk_r, nk);
-    if (on_tensor_cores(Dh) && use_cudnn() &&
-        cuda_attention_cudnn_backward(dq, dk, dv, dqr, dkr, dy, dyb, y, yb, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh))
-        return; // it forms D itself, and writes dQ, dK as bf16
-    // pgolf's kernels write fp32: into dq, dk, or, kept only rounded, into scratch, rounded after
+    __nv_bfloat16 *dvr = cuda_rounded_output(__func__, dv, dv_r, nv);
+    if (on_tensor_cores(Dh) && use_cudnn() && cudnn_takes_v(qkv_r ? qkv_r[2].rounded : nullptr, dvr, ldv, kv) &&
+        cuda_attention_cudnn_backward(dq, dk, dv, dqr, dkr, dvr, dy, dyb, y, yb, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh, ldv))
+        return; // it forms D itself, and writes dQ, dK, dV as bf16
+    RoundedInput packed[3];
+    qkv_r = pack_v(&v, qkv_r, packed, rows, kv, ldv);
+    // pgolf's kernels write fp32, packed: into dq, dk, dv, or, kept only rounded (or dv strided), into
+    // scratch, rounded (and dv spread to its rows) after
     float *gq = dq ? dq : (float *)cuda_scratch(SCRATCH_ATTN_DQ, sizeof(float) * nq);
     float *gk = dk ? dk : (float *)cuda_scratch(SCRATCH_ATTN_DK, sizeof(float) * nk);
-    pgolf_attention_backward(gq, gk, dv, dy, dy_r, dyb, y, yb, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
+    float *gv = dv && ldv == kv ? dv : (float *)cuda_scratch(SCRATCH_ATTN_DV, sizeof(float) * nk);
+    pgolf_attention_backward(gq, gk, gv, dy, dy_r, dyb, y, yb, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
     if (dqr) cuda_round_to_bf16(dqr, gq, nq);
     if (dkr) cuda_round_to_bf16(dkr, gk, nk);
+    if (gv != dv || dvr) cuda_copy_columns(gv != dv ? dv : nullptr, dvr, ldv, gv, kv, rows, kv);
 }

@@ -68,9 +68,6 @@ RoundedInput matmul_input_columns(const RoundedInput *r, size_t col) { return cu
 void matmul_input_values(real *out, const RoundedInput *r, int rows, int cols, int ld) {
     cuda_matmul_input_values(out, r, rows, cols, ld);
 }
-void matmul_input_gather(RoundedInput *dst, real *values, const RoundedInput *src, int rows, int cols, int ld) {
-    cuda_matmul_input_gather(dst, values, src, rows, cols, ld);
-}
 void copy_into_columns(real *dst, int ld, const real *x, int rows, int cols, RoundedInput *dst_r) {
     cuda_copy_into_columns(dst, ld, x, rows, cols, dst_r);
 }
@@ -109,13 +106,14 @@ void qk_prep_backward(real *dx, int ld_dx, real *dgain, const real *dout, const 
 }
 
 void attention_forward(real *y, real *lse, const real *q, const real *k, const real *v, const RoundedInput *qkv_r, int B,
-                       int T, int H, int Hkv, int Dh, RoundedInput *y_r) {
-    cuda_attention_forward(y, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh, y_r);
+                       int T, int H, int Hkv, int Dh, int ldv, RoundedInput *y_r) {
+    cuda_attention_forward(y, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh, ldv, y_r);
 }
 void attention_backward(real *dq, real *dk, real *dv, const real *dy, const RoundedInput *dy_r, const real *y,
                         const RoundedInput *y_r, const real *lse, const real *q, const real *k, const real *v,
-                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, RoundedInput *dq_r, RoundedInput *dk_r) {
-    cuda_attention_backward(dq, dk, dv, dy, dy_r, y, y_r, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh, dq_r, dk_r);
+                        const RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, int ldv, RoundedInput *dq_r,
+                        RoundedInput *dk_r, RoundedInput *dv_r) {
+    cuda_attention_backward(dq, dk, dv, dy, dy_r, y, y_r, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh, ldv, dq_r, dk_r, dv_r);
 }
 void xsa_forward(real *out, const real *y, const real *v, int N, int H, int Hkv, int Dh) {
     cuda_xsa_forward(out, y, v, N, H, Hkv, Dh);
@@ -132,7 +130,8 @@ void attn_gate_backward(real *dy, real *dz, real *dbias, const real *dout, const
     cuda_attn_gate_backward(dy, dz, dbias, dout, y, gate, N, H, Dh, G, gain);
 }
 
-void smear_forward(real *out, const real *x, const real *gate, int B, int T, int C) { cuda_smear_forward(out, x, gate, B, T, C); }
+void smear_forward(real *out, const real *x, const real *gate, int B, int T, int C) { cuda_smear_forward(out, x, gate, B, T,
+                                                                                                         C); }
 void smear_backward(real *dx, real *dgate, const real *dout, const real *x, const real *gate, int B, int T, int C) {
     cuda_smear_backward(dx, dgate, dout, x, gate, B, T, C);
 }
@@ -168,7 +167,8 @@ void value_mix_backward(real *dv, real *dv0, double dlam[2], const real *dout, c
     cuda_value_mix_backward(dv, dv0, dlam, dout, v, v0, lam, n);
 }
 void axpy_forward(real *x, real a, const real *y, size_t n) { cuda_axpy_forward(x, a, y, n); }
-double axpy_backward(real *dy, const real *dout, real a, const real *y, size_t n) { return cuda_axpy_backward(dy, dout, a, y, n); }
+double axpy_backward(real *dy, const real *dout, real a, const real *y, size_t n) { return cuda_axpy_backward(dy, dout, a, y,
+                                                                                                              n); }
 void skip_lerp_forward(real *out, const real *x, const real *y, const real *w, const real *gate, int N, int C) {
     cuda_skip_lerp_forward(out, x, y, w, gate, N, C);
 }

@@ -53,9 +53,10 @@ enum CudaScratch {
     SCRATCH_ATTN_V,
     SCRATCH_ATTN_DY,
     SCRATCH_ATTN_O, // cuDNN's attention (attention_cudnn.cu): its bf16 output O, and y rounded again for its backward
-    SCRATCH_ATTN_DQ, // dQ, dK, dV: cuDNN's bf16 ones; dQ, dK also pgolf's fp32 ones where they are kept only rounded
+    SCRATCH_ATTN_DQ, // dQ, dK, dV: cuDNN's bf16 ones; also pgolf's fp32 ones where they are kept only rounded (dV: or strided)
     SCRATCH_ATTN_DK,
     SCRATCH_ATTN_DV,
+    SCRATCH_ATTN_PACKED_V, // a strided v packed for pgolf's kernels (attention.cu)
     SCRATCH_CUDNN_WORKSPACE,
     SCRATCH_COUNT
 };
@@ -66,6 +67,10 @@ const __nv_bfloat16 *cuda_bf16_copy(CudaScratch use, const float *x, size_t n);
 void cuda_bf16_to_float(float *out, const __nv_bfloat16 *in, size_t n);
 // out [n] (16-byte aligned, as cudaMalloc's) = x rounded to bf16
 void cuda_round_to_bf16(__nv_bfloat16 *out, const float *x, size_t n);
+// out and/or its rounding outr [rows, cols], rows ld_out apart, = in [rows, cols], rows ld_in apart: a
+// column block of a wider row-major matrix gathered, scattered, widened or rounded (dense.cu)
+void cuda_copy_columns(float *out, __nv_bfloat16 *outr, int ld_out, const float *in, int ld_in, int rows, int cols);
+void cuda_copy_columns(float *out, __nv_bfloat16 *outr, int ld_out, const __nv_bfloat16 *in, int ld_in, int rows, int cols);
 // For an op that writes x [n] and its rounding in one pass: makes r hold x (as matmul_input_round) and
 // returns where the bf16 values go, or NULL in fp32 mode (nothing to write). r may be NULL (returns NULL).
 struct RoundedInput;
@@ -170,17 +175,19 @@ void cuda_attention_tc_backward(float *dq, float *dk, float *dv, const __nv_bflo
 // cuDNN's fused attention (attention_cudnn.cu), linked only into builds made with CUDNN_HOME and
 // CUDNN_FRONTEND: these symbols are weak, so a build without it sees null functions (attention.cu then
 // runs its own kernels). The same arguments and results as the tensor-core kernels, for the same head
-// sizes (the backward forms D itself, and reads dy, y as dyb, yb, their bf16 values, where given); each returns 0,
+// sizes, but v (and dv, dvr) with rows ldv apart as ops.h's (the backward forms D itself, and reads dy, y
+// as dyb, yb, their bf16 values, where given); each returns 0,
 // having done nothing, where cuDNN has no plan for the shape (said once on stderr), and the caller runs
 // pgolf's kernels instead. The version reads like "cudnn-9.13.0".
 extern "C" {
 __attribute__((weak)) const char *cuda_attention_cudnn_version(void);
 __attribute__((weak)) int cuda_attention_cudnn_forward(float *y, __nv_bfloat16 *yr, float *lse, const float *q, const float *k,
                                                        const float *v, const struct RoundedInput *qkv_r, int B, int T, int H,
-                                                       int Hkv, int Dh);
+                                                       int Hkv, int Dh, int ldv);
 __attribute__((weak)) int cuda_attention_cudnn_backward(float *dq, float *dk, float *dv, __nv_bfloat16 *dqr, __nv_bfloat16 *dkr,
-                                                        const float *dy, const __nv_bfloat16 *dyb, const float *y,
-                                                        const __nv_bfloat16 *yb, const float *lse, const float *q,
-                                                        const float *k, const float *v, const struct RoundedInput *qkv_r, int B,
-                                                        int T, int H, int Hkv, int Dh);
+                                                        __nv_bfloat16 *dvr, const float *dy, const __nv_bfloat16 *dyb,
+                                                        const float *y, const __nv_bfloat16 *yb, const float *lse,
+                                                        const float *q, const float *k, const float *v,
+                                                        const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh,
+                                                        int ldv);
 }

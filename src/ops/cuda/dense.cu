@@ -119,57 +119,48 @@ extern "C" RoundedInput cuda_matmul_input_columns(const RoundedInput *r, size_t 
                         r->capacity > col ? r->capacity - col : 0, 1};
 }
 
-// out and/or outr (bf16) [rows, cols] = in's rows `ld` apart (one thread per output value)
+// out and/or outr (bf16) [rows, cols], rows ld_out apart, = in [rows, cols], rows ld_in apart (one thread
+// per value): a column block of a wider matrix gathered, scattered, widened or rounded
 template <class In>
-__global__ static void gather_columns(float *out, __nv_bfloat16 *outr, const In *in, int rows, int cols, int ld) {
+__global__ static void copy_columns(float *out, __nv_bfloat16 *outr, int ld_out, const In *in, int ld_in, int rows, int cols) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)rows * cols) return;
-    float x = as_float(in[i / cols * ld + i % cols]);
-    if (out) out[i] = x;
-    if (outr) outr[i] = __float2bfloat16_rn(x);
+    size_t r = i / cols, c = i % cols;
+    float x = as_float(in[r * ld_in + c]);
+    if (out) out[r * ld_out + c] = x;
+    if (outr) outr[r * ld_out + c] = __float2bfloat16_rn(x);
 }
 
-// the values r holds at row stride ld (matmul_input_values) into out and/or outr
-static void gather_held(float *out, __nv_bfloat16 *outr, const RoundedInput *r, int rows, int cols, int ld, const char *op) {
-    size_t n = gemm_operand_extent(rows, cols, ld);
-    if (n > r->n) die("%s: %zu values asked of a rounded input holding %zu", op, n, r->n);
-    size_t blocks = blocks_for((size_t)rows * cols, THREADS);
-    if (r->bf16) {
-        auto kernel = gather_columns<__nv_bfloat16>; // through a variable: the emulator's launch rewrite needs a plain name
-        kernel<<<blocks, THREADS>>>(out, outr, (const __nv_bfloat16 *)r->rounded, rows, cols, ld);
-    } else {
-        auto kernel = gather_columns<float>;
-        kernel<<<blocks, THREADS>>>(out, outr, r->of, rows, cols, ld);
-    }
-    CUDA_CHECK_LAUNCH_AT(op);
+template <class In>
+static void launch_copy_columns(float *out, __nv_bfloat16 *outr, int ld_out, const In *in, int ld_in, int rows, int cols) {
+    auto kernel = copy_columns<In>; // through a variable: the emulator's launch rewrite needs a plain name
+    kernel<<<blocks_for((size_t)rows * cols, THREADS), THREADS>>>(out, outr, ld_out, in, ld_in, rows, cols);
+    CUDA_CHECK_LAUNCH_AT("cuda_copy_columns");
+}
+
+void cuda_copy_columns(float *out, __nv_bfloat16 *outr, int ld_out, const float *in, int ld_in, int rows, int cols) {
+    launch_copy_columns(out, outr, ld_out, in, ld_in, rows, cols);
+}
+
+void cuda_copy_columns(float *out, __nv_bfloat16 *outr, int ld_out, const __nv_bfloat16 *in, int ld_in, int rows, int cols) {
+    launch_copy_columns(out, outr, ld_out, in, ld_in, rows, cols);
 }
 
 extern "C" void cuda_matmul_input_values(float *out, const RoundedInput *r, int rows, int cols, int ld) {
-    gather_held(out, nullptr, r, rows, cols, ld, "matmul_input_values");
-}
-
-extern "C" void cuda_matmul_input_gather(RoundedInput *dst, float *values, const RoundedInput *src, int rows, int cols, int ld) {
-    __nv_bfloat16 *rounded = cuda_rounded_output(__func__, values, dst, (size_t)rows * cols);
-    gather_held(values, rounded, src, rows, cols, ld, "matmul_input_gather");
-}
-
-// dst's rows `ld` apart and/or their rounding dstr = x [rows, cols]
-__global__ static void scatter_columns(float *dst, __nv_bfloat16 *dstr, const float *x, int rows, int cols, int ld) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)rows * cols) return;
-    size_t at = i / cols * ld + i % cols;
-    if (dst) dst[at] = x[i];
-    if (dstr) dstr[at] = __float2bfloat16_rn(x[i]);
+    size_t n = gemm_operand_extent(rows, cols, ld);
+    if (n > r->n) die("matmul_input_values: %zu values asked of a rounded input holding %zu", n, r->n);
+    if (r->bf16) cuda_copy_columns(out, nullptr, cols, (const __nv_bfloat16 *)r->rounded, ld, rows, cols);
+    else cuda_copy_columns(out, nullptr, cols, r->of, ld, rows, cols);
 }
 
 extern "C" void cuda_copy_into_columns(float *dst, int ld, const float *x, int rows, int cols, RoundedInput *dst_r) {
     __nv_bfloat16 *rounded = cuda_rounded_output(__func__, dst, dst_r, gemm_operand_extent(rows, cols, ld));
-    scatter_columns<<<blocks_for((size_t)rows * cols, THREADS), THREADS>>>(dst, rounded, x, rows, cols, ld);
-    CUDA_CHECK_LAUNCH();
+    cuda_copy_columns(dst, rounded, ld, x, cols, rows, cols);
 }
 
 const __nv_bfloat16 *cuda_rounded_values(const RoundedInput *r, const float *x, size_t n, const char *what) {
-    if (!rounded_input_holds(r, x, n, 1)) die("CUDA %s: the rounded operand given does not hold bf16 values of its input", what);
+    if (!rounded_input_holds(r, x, n, 1)) die("CUDA %s: the rounded operand given does not hold bf16 values of its input",
+                                              what);
     return (const __nv_bfloat16 *)r->rounded;
 }
 

@@ -35,7 +35,6 @@ void cuda_matmul_input_free(struct RoundedInput *r);
 void cuda_matmul_input_hold(struct RoundedInput *r, const float *x, size_t n);
 struct RoundedInput cuda_matmul_input_columns(const struct RoundedInput *r, size_t col);
 void cuda_matmul_input_values(float *out, const struct RoundedInput *r, int rows, int cols, int ld);
-void cuda_matmul_input_gather(struct RoundedInput *dst, float *values, const struct RoundedInput *src, int rows, int cols, int ld);
 void cuda_copy_into_columns(float *dst, int ld, const float *x, int rows, int cols, struct RoundedInput *dst_r);
 void cuda_matmul_forward(float *out, const float *inp, const struct RoundedInput *inp_r, const float *w, int N, int C_in,
                          int C_out, struct RoundedInput *out_r);
@@ -78,11 +77,12 @@ void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const
 // where the build links it and PGOLF_CUDA_ATTENTION is not pgolf; qkv_r: NULL or q, k, v rounded, as
 // ops.h's), else fp32 tiles on CUDA cores (head dimension up to 128).
 void cuda_attention_forward(float *y, float *lse, const float *q, const float *k, const float *v,
-                            const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, struct RoundedInput *y_r);
+                            const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, int ldv,
+                            struct RoundedInput *y_r);
 void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dy, const struct RoundedInput *dy_r, const float *y,
                              const struct RoundedInput *y_r, const float *lse, const float *q, const float *k, const float *v,
-                             const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, struct RoundedInput *dq_r,
-                             struct RoundedInput *dk_r);
+                             const struct RoundedInput *qkv_r, int B, int T, int H, int Hkv, int Dh, int ldv,
+                             struct RoundedInput *dq_r, struct RoundedInput *dk_r, struct RoundedInput *dv_r);
 // Whose tensor-core attention runs: "pgolf", or cuDNN's with its version ("cudnn-9.13.0").
 const char *cuda_attention_name(void);
 
