@@ -268,12 +268,14 @@ TEST(gptq_hessians_from_training_batch) {
         if (bf16) CHECK(!b1->h_act, "bf16 mode keeps an fp32 MLP activation");
         else CHECK(!memcmp(h_act, b1->h_act, sizeof(real) * 64 * 64) && !memcmp(proj_in, b1->att_y, sizeof(real) * 64 * 32),
                    "fp32 mode: matmul_input_values is not the activation");
-        real *n1 = xmalloc(sizeof(real) * 64 * 32); // (in bf16 mode only rounded)
+        real *n1 = xmalloc(sizeof(real) * 64 * 32), *n2 = xmalloc(sizeof(real) * 64 * 32); // (in bf16 mode only rounded)
         matmul_input_values(n1, &b1->n1_r, 64, 32, 32);
-        if (!bf16) CHECK(!memcmp(n1, b1->n1, sizeof(real) * 64 * 32), "fp32 mode: matmul_input_values is not the normed input");
+        matmul_input_values(n2, &b1->n2_r, 64, 32, 32);
+        if (!bf16) CHECK(!memcmp(n1, b1->n1, sizeof(real) * 64 * 32) && !memcmp(n2, b1->n2, sizeof(real) * 64 * 32),
+                         "fp32 mode: matmul_input_values is not the normed input");
         double e[] = {max_diff_xtx(hessians_for("blocks.1.attn.c_k.weight", h), n1, 64, 32),
                       max_diff_xtx(hessians_for("blocks.1.attn.proj.weight", h), proj_in, 64, 32),
-                      max_diff_xtx(hessians_for("blocks.1.mlp.fc.weight", h), b1->n2, 64, 32),
+                      max_diff_xtx(hessians_for("blocks.1.mlp.fc.weight", h), n2, 64, 32),
                       max_diff_xtx(hessians_for("blocks.1.mlp.proj.weight", h), h_act, 64, 64),
                       max_diff_xtx(hessians_for("tok_emb.weight", h), m.acts.nf, 64, 32)};
         for (int i = 0; i < 5; i++)
@@ -296,7 +298,7 @@ TEST(gptq_hessians_from_training_batch) {
         CHECK(worst <= (bf16 ? 1e-2 : 1e-5) * big, "bf16 %d: logits row %d off by %.3g (largest %.3g)", bf16, row, worst, big);
         CHECK(!bf16 || !m.acts.logits, "bf16 mode keeps fp32 logits");
         free(z);
-        free(h_act), free(proj_in), free(n1);
+        free(h_act), free(proj_in), free(n1), free(n2);
         hessians_free(h);
         gpt_free(&m);
     }

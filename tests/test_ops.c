@@ -196,8 +196,8 @@ TEST(ops_rounded_only_inputs_and_products) {
     // the residual add of a rounded-only projection output, forward and backward (dscale reads it)
     float scale[O], xs[N * O] = {0}, xs_r[N * O] = {0}, ds[O] = {0}, ds_r[O] = {0};
     for (int i = 0; i < O; i++) scale[i] = (float)rng_normal(&r);
-    scaled_add_forward(xs, scale, hb, NULL, N, O);
-    scaled_add_forward(xs_r, scale, NULL, &pre, N, O);
+    scaled_add_forward(xs, xs, scale, hb, NULL, N, O);
+    scaled_add_forward(xs_r, xs_r, scale, NULL, &pre, N, O);
     scaled_add_backward(g, ds, d, scale, hb, NULL, N, O, 0, NULL);
     scaled_add_backward(dact, ds_r, d, scale, NULL, &pre, N, O, 0, NULL);
     CHECK(!memcmp(xs, xs_r, sizeof xs) && !memcmp(ds, ds_r, sizeof ds) && !memcmp(g, dact, sizeof g),
@@ -401,7 +401,7 @@ TEST(ops_fused_norm_updates) {
             CHECK(same_as_rounded(&only, nr, N * C), "resid_mix_rmsnorm_forward's norm kept only rounded differs");
         }
         memcpy(xm_f, xm, sizeof xm);
-        scaled_add_forward(xm, mix, y, NULL, N, C);
+        scaled_add_forward(xm, xm, mix, y, NULL, N, C);
         rmsnorm_forward(nr, rs, xm, N, C, 1e-6f, 0.6f, &ref_r);
         scaled_add_rmsnorm_forward(xm_f, mix, y, NULL, N, C, nf, rs_f, 1e-6f, 0.6f, &fused_r);
         CHECK(!memcmp(xm, xm_f, sizeof xm) && !memcmp(nr, nf, sizeof nr) && !memcmp(rs, rs_f, sizeof rs) &&

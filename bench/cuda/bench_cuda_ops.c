@@ -66,6 +66,29 @@ static void attention_step(void *p) {
                             a->Hkv, a->Dh, a->Hkv * a->Dh, NULL, NULL, NULL);
 }
 
+// The attention as a baseline layer runs it in bf16: q, k rounded by their preparation, v read in place
+// from the fused q/k/v product ([N, 1024], v from column 768), y and dy only rounded, dq, dk only
+// rounded and dv written into the product's gradient.
+typedef struct {
+    RoundedInput qkv[3], product, y, dy, dq, dk, grad, dv;
+    float *lse;
+    int B, T, H, Hkv, Dh, ldv;
+} ModelAttention;
+
+static void model_attention_step(void *p) {
+    ModelAttention *a = p;
+    cuda_attention_forward(NULL, a->lse, NULL, NULL, NULL, a->qkv, a->B, a->T, a->H, a->Hkv, a->Dh, a->ldv, &a->y);
+    cuda_attention_backward(NULL, NULL, NULL, NULL, &a->dy, NULL, &a->y, a->lse, NULL, NULL, NULL, a->qkv, a->B, a->T, a->H,
+                            a->Hkv, a->Dh, a->ldv, &a->dq, &a->dk, &a->dv);
+}
+
+// d [n] on the device kept only rounded in r (as a result the model keeps only rounded)
+static void only_rounded(RoundedInput *r, float *d, size_t n) {
+    cuda_matmul_input_round(r, d, n);
+    r->of = NULL;
+    cuda_free(d);
+}
+
 typedef struct {
     float *x, *out, *rstd, *dx, *loss;
     int32_t *targets;
@@ -116,7 +139,7 @@ static void resid_mix_step(void *p) {
 
 static void scaled_add_step(void *p) {
     Residual *r = p;
-    cuda_scaled_add_forward(r->out, r->scale, r->y, NULL, r->N, r->C);
+    cuda_scaled_add_forward(r->out, r->out, r->scale, r->y, NULL, r->N, r->C);
     cuda_scaled_add_backward(r->dx, r->dscale, r->dout, r->scale, r->y, NULL, r->N, r->C, 0, NULL);
 }
 
@@ -190,6 +213,21 @@ int main(void) {
         report(name, bf16 ? "bf16" : "fp32", s, 3.5 * fwd / s / 1e12, "TFLOP/s");
         float *bufs[] = {a.q, a.k, a.v, a.y, a.lse, a.dy, a.dq, a.dk, a.dv};
         for (int j = 0; j < 9; j++) cuda_free(bufs[j]);
+        if (!bf16) continue;
+        int W = (H + 2 * Hkv) * Dh; // the fused product's row: q, k, v
+        ModelAttention ma = {.lse = cuda_alloc((size_t)B * H * T), .B = B, .T = T, .H = H, .Hkv = Hkv, .Dh = Dh, .ldv = W};
+        only_rounded(&ma.qkv[0], device_random(nq, &rng), nq);
+        only_rounded(&ma.qkv[1], device_random(nk, &rng), nk);
+        only_rounded(&ma.product, device_random((size_t)N * W, &rng), (size_t)N * W);
+        only_rounded(&ma.dy, device_random(nq, &rng), nq);
+        ma.qkv[2] = cuda_matmul_input_columns(&ma.product, (size_t)(H + Hkv) * Dh);
+        cuda_matmul_input_hold(&ma.grad, NULL, (size_t)N * W);
+        ma.dv = cuda_matmul_input_columns(&ma.grad, (size_t)(H + Hkv) * Dh);
+        s = time_op(model_attention_step, &ma);
+        report("attention, as a layer runs it (v in place)", "bf16", s, 3.5 * fwd / s / 1e12, "TFLOP/s");
+        RoundedInput *owned[] = {&ma.qkv[0], &ma.qkv[1], &ma.product, &ma.y, &ma.dy, &ma.dq, &ma.dk, &ma.grad};
+        for (int j = 0; j < 8; j++) cuda_matmul_input_free(owned[j]);
+        cuda_free(ma.lse);
     }
     for (int bf16 = 1; bf16 >= 0; bf16--) {
         cuda_set_matmul_bf16(bf16);

@@ -40,7 +40,7 @@ void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T) {
     const GPTConfig *c = &m->cfg;
     int N = B * T, big = c->hidden > c->dim ? c->hidden : c->dim;
     real *tmp = ops_alloc((size_t)big * (size_t)big), *host = xmalloc(sizeof(real) * (size_t)big * (size_t)big);
-    // the attention's normed input, the MLP activation and the projection's input as their products read
+    // the block's two normed inputs, the MLP activation and the projection's input as their products read
     // them (in bf16 mode the model keeps them only rounded: gpt.c)
     real *h_act = ops_alloc((size_t)N * c->hidden), *proj_in = ops_alloc((size_t)N * c->dim);
     gpt_forward(m, x, NULL, B, T);
@@ -51,7 +51,8 @@ void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T) {
         accumulate(h->attn_in[l], proj_in, N, c->dim, h->batches, tmp, host);
         matmul_input_values(proj_in, &s->proj_r, N, c->dim, c->dim);
         accumulate(h->attn_out[l], proj_in, N, c->dim, h->batches, tmp, host);
-        accumulate(h->mlp_in[l], s->n2, N, c->dim, h->batches, tmp, host);
+        matmul_input_values(proj_in, &s->n2_r, N, c->dim, c->dim); // (in bf16 mode serial blocks keep n2 only rounded)
+        accumulate(h->mlp_in[l], proj_in, N, c->dim, h->batches, tmp, host);
         matmul_input_values(h_act, &s->h_r, N, c->hidden, c->hidden); // what mlp.proj read
         accumulate(h->mlp_hidden[l], h_act, N, c->hidden, h->batches, tmp, host);
     }

@@ -439,7 +439,7 @@ static void ensure_acts(GPT *m, int B, int T) {
         // n1, qf, kf, att_out, h_pre, h_act, mlp_out, raw, dqkv, dq, dk, logits: in bf16 mode only rounded
         int fp32 = !ops_matmul_bf16();
         size_t QKV = fp32 ? pad(N * gpt_qkv_width(c)) : 0; // raw, dqkv: in bf16 mode only rounded
-        size_t per_block = (5 + 4 * fp32) * pad(N * D) + (1 + fp32) * pad(N * KV) + 2 * fp32 * pad(N * F) + 3 * pad(N) +
+        size_t per_block = (6 + 4 * fp32) * pad(N * D) + (1 + fp32) * pad(N * KV) + 2 * fp32 * pad(N * F) + 3 * pad(N) +
                            pad(N * H) * 2 + QKV;
         per_block += pad(N * HK) + gated + vr + lanes;
         for (int l = 0; l < c->looped_len; l++) {
@@ -462,6 +462,7 @@ static void ensure_acts(GPT *m, int B, int T) {
             b->h_pre = fp32 ? carve(&cur, N * F) : NULL;
             b->h_act = fp32 ? carve(&cur, N * F) : NULL;
             b->mlp_out = fp32 ? carve(&cur, N * D) : NULL;
+            b->x_mid = carve(&cur, N * D);
             b->x_out = carve(&cur, N * D);
             b->gate = G ? carve(&cur, N * G) : NULL;
             b->att_g = G ? carve(&cur, N * D) : NULL;
@@ -604,6 +605,13 @@ static int attention_inputs(const GPT *m, int v, const real **v_in, RoundedInput
     return gpt_qkv_width(c);
 }
 
+// The MLP's norm n2 at position v: in a serial block only rounded in bf16 mode (its backward recomputes
+// it from x_mid), else kept (parallel blocks and lanes: rmsnorm_backward reads it).
+static real *mlp_norm(const GPT *m, int v, int serial) {
+    real *n2 = m->acts.blocks[v].n2;
+    return serial ? only_rounded(n2) : n2;
+}
+
 // x_in -> x_out of the block at virtual position v (physical layer l = order[v]). x0 is the normed
 // embedding every block mixes back in. Serial: x += attn(norm(x)); x += mlp(norm(x)). Parallel (GPT-J,
 // from PARALLEL_RESIDUAL_START): both read norm(x) of the same x and both outputs are added. Lanes
@@ -615,7 +623,11 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     const BlockTensors *w = &m->p.blocks[l];
     BlockActs *s = &m->acts.blocks[v];
     int B = m->acts.B, T = m->acts.T, N = B * T, D = c->dim, KV = c->kv_dim, parallel = l >= c->parallel_from;
-    real *xm = s->x_out; // x_out doubles as the residual stream inside the block
+    int serial = !parallel && !lane_in;
+    // the residual stream inside the block: x_out itself, or, serial, x_mid (the stream after the
+    // attention's add, kept: the MLP norm's backward recomputes n2 from it, so in bf16 mode n2 exists
+    // only rounded) and x_out = x_mid + mlp_scale * mlp_out
+    real *xm = serial ? s->x_mid : s->x_out, *n2 = mlp_norm(m, v, serial);
     real ln = block_ln_scale(c, l);
     resid_mix_rmsnorm_forward(xm, s->x_in, x0, w->resid_mix, N, D, s->n1, s->rstd1, NORM_EPS, ln, &s->n1_r);
     if (parallel && !lane_in) rmsnorm_forward(s->n2, s->rstd2, xm, N, D, NORM_EPS, ln, &s->n2_r);
@@ -657,17 +669,16 @@ static void block_forward(GPT *m, int v, const real *x0, const real *lane_in) {
     }
     if (!plain) matmul_input_round(&s->proj_r, gpt_proj_input(m, v), (size_t)N * D);
     matmul_forward(s->att_out, gpt_proj_input(m, v), &s->proj_r, w->attn_proj, N, D, D, &s->att_out_r);
-    if (!parallel && !lane_in) // serial: x_mid = xm + attn_scale * att_out, and the MLP's norm of x_mid
-        scaled_add_rmsnorm_forward(xm, w->attn_scale, s->att_out, &s->att_out_r, N, D, s->n2, s->rstd2, NORM_EPS, ln, &s->n2_r);
+    if (serial) // x_mid = xm + attn_scale * att_out, and the MLP's norm of x_mid
+        scaled_add_rmsnorm_forward(xm, w->attn_scale, s->att_out, &s->att_out_r, N, D, n2, s->rstd2, NORM_EPS, ln, &s->n2_r);
     else if (lane_in)
-        scaled_add_forward(xm, w->attn_scale, s->att_out, &s->att_out_r, N, D);
-    matmul_forward(s->h_pre, s->n2, &s->n2_r, w->fc, N, D, c->hidden, &s->h_pre_r);
+        scaled_add_forward(xm, xm, w->attn_scale, s->att_out, &s->att_out_r, N, D);
+    matmul_forward(s->h_pre, n2, &s->n2_r, w->fc, N, D, c->hidden, &s->h_pre_r);
     relu2_forward(s->h_act, s->h_pre, &s->h_pre_r, (size_t)N * c->hidden, (real)c->negative_slope, &s->h_r);
     matmul_forward(s->mlp_out, s->h_act, &s->h_r, w->mlp_proj, N, c->hidden, D, &s->mlp_out_r);
-    if (parallel && !lane_in) scaled_add_forward(xm, w->attn_scale, s->att_out, &s->att_out_r, N, D);
-    real *mlp_into = xm;
-    if (lane_in) ops_copy(mlp_into = s->lane, lane_in, (size_t)N * D);
-    scaled_add_forward(mlp_into, w->mlp_scale, s->mlp_out, &s->mlp_out_r, N, D);
+    if (parallel && !lane_in) scaled_add_forward(xm, xm, w->attn_scale, s->att_out, &s->att_out_r, N, D);
+    if (lane_in) scaled_add_forward(s->lane, lane_in, w->mlp_scale, s->mlp_out, &s->mlp_out_r, N, D);
+    else scaled_add_forward(s->x_out, xm, w->mlp_scale, s->mlp_out, &s->mlp_out_r, N, D);
 }
 
 // U-Net over the current order: the first half (enc) push their outputs; decoder position j takes
@@ -716,8 +727,7 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
             if (c->skip_gates) {
                 skip_lerp_forward(s->skip_sum, prev, skip, sw, m->p.skip_gates + (size_t)dec * D, N, D);
             } else {
-                ops_copy(s->skip_sum, prev, ND);
-                scaled_add_forward(s->skip_sum, sw, skip, NULL, N, D);
+                scaled_add_forward(s->skip_sum, prev, sw, skip, NULL, N, D);
             }
             s->x_in = s->skip_sum;
         }
@@ -750,6 +760,7 @@ static void block_backward(GPT *m, int v, int lanes) {
     BlockActs *s = &m->acts.blocks[v];
     Activations *a = &m->acts;
     int B = a->B, T = a->T, N = B * T, D = c->dim, KV = c->kv_dim, F = c->hidden, parallel = l >= c->parallel_from;
+    int serial = !parallel && !lanes;
     real *dmlp = lanes ? a->dl1 : a->dx; // the gradient of the stream the MLP output is added to
     real *dres = only_rounded(a->dres); // the projections' output gradient, read only by their matmuls
     // x_out = x_mid + mlp_scale * mlp_out; dx stays the gradient of the residual stream
@@ -759,12 +770,12 @@ static void block_backward(GPT *m, int v, int lanes) {
     real ln = block_ln_scale(c, l);
     relu2_backward(dh, dh, &a->dha_r, s->h_pre, &s->h_pre_r, (size_t)N * F, (real)c->negative_slope, &a->dh_r);
     real *dn = only_rounded(a->dn); // the norms' output gradients, read only by their backward (in dn_r)
-    matmul_backward(dn, g->fc, dh, &a->dh_r, s->n2, &s->n2_r, w->fc, N, D, F, 0, &a->dn_r);
-    if (parallel || lanes) { // the attention output adds to x_out itself: take its gradient before the MLP's norm path
+    matmul_backward(dn, g->fc, dh, &a->dh_r, mlp_norm(m, v, serial), &s->n2_r, w->fc, N, D, F, 0, &a->dn_r);
+    if (!serial) { // the attention output adds to x_out itself: take its gradient before the MLP's norm path
         scaled_add_backward(dres, g->attn_scale, a->dx, w->attn_scale, s->att_out, &s->att_out_r, N, D, 0, &a->dres_r);
         rmsnorm_backward(dmlp, dn, &a->dn_r, s->n2, s->rstd2, N, D, ln, 1);
-    } else { // x_mid = xm + attn_scale * att_out
-        scaled_add_rmsnorm_backward(a->dx, dres, g->attn_scale, dn, &a->dn_r, s->n2, s->rstd2, w->attn_scale, s->att_out,
+    } else { // x_mid = xm + attn_scale * att_out; the norm recomputed from x_mid
+        scaled_add_rmsnorm_backward(a->dx, dres, g->attn_scale, dn, &a->dn_r, s->x_mid, s->rstd2, w->attn_scale, s->att_out,
                                     &s->att_out_r, N, D, ln, &a->dres_r);
     }
     // the attention output's gradient: only rounded where only the attention's backward reads it (plain, as

@@ -76,6 +76,7 @@ typedef struct {
     real *raw;
     RoundedInput raw_r;
     real *n2, *rstd2, *h_pre, *h_act, *mlp_out, *x_out; // h_pre, h_act, mlp_out: NULL in bf16 mode (gpt.c's only_rounded)
+    real *x_mid; // serial blocks: the stream after the attention's add (n2's input; n2 kept only rounded in bf16 mode)
     real *gate, *att_g; // GATED_ATTENTION: sigmoid gates [N, gates], gated output [N, D]; else NULL
     real *v_raw;        // VALUE_RESIDUAL, blocks after 0: this block's own v before mixing; else NULL
     real *lane;         // PARALLEL_START_LAYER: the MLP lane after this block [N, D]; else NULL

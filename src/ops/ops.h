@@ -203,16 +203,19 @@ void skip_lerp_forward(real *out, const real *x, const real *y, const real *w, c
 // dx, dy written (dx may alias dout); dw, dgate accumulated.
 void skip_lerp_backward(real *dx, real *dy, real *dw, real *dgate, const real *dout, const real *x, const real *y,
                         const real *w, const real *gate, int N, int C);
-// x[N,C] += scale[C] * y; y_r as relu2_forward's inp_r (the projections' outputs kept only rounded)
-void scaled_add_forward(real *x, const real *scale, const real *y, const RoundedInput *y_r, int N, int C);
-// scaled_add_forward and the norm of its result (rmsnorm_forward's, scale ln): one pass over each row
-// (the attention's output added to the residual stream, and the MLP's norm of it).
+// out[N,C] = x + scale[C] * y (out may be x); y_r as relu2_forward's inp_r (the projections' outputs kept
+// only rounded)
+void scaled_add_forward(real *out, const real *x, const real *scale, const real *y, const RoundedInput *y_r, int N, int C);
+// x += scale * y and the norm of the result (rmsnorm_forward's, scale ln): one pass over each row (the
+// attention's output added to the residual stream, and the MLP's norm of it).
 void scaled_add_rmsnorm_forward(real *x, const real *scale, const real *y, const RoundedInput *y_r, int N, int C, real *n,
                                 real *rstd, real eps, real ln, RoundedInput *n_r);
 // Its backward in one pass: dx holds dL/dx through the stream after the add, and gets the norm's
-// backward of dn (n, rstd the forward's; dn_r as rmsnorm_backward's dout_r) added: dL/dx, before the add
-// as after it; then scaled_add_backward from it (dy written, dy_r, y_r as there; dscale accumulated).
-void scaled_add_rmsnorm_backward(real *dx, real *dy, real *dscale, const real *dn, const RoundedInput *dn_r, const real *n,
+// backward of dn added (dn_r as rmsnorm_backward's dout_r; the norm's output recomputed from x, the
+// stream after the add, and the forward's rstd, the same values: in bf16 mode the forward may keep it
+// only rounded): dL/dx, before the add as after it; then scaled_add_backward from it (dy written, dy_r,
+// y_r as there; dscale accumulated).
+void scaled_add_rmsnorm_backward(real *dx, real *dy, real *dscale, const real *dn, const RoundedInput *dn_r, const real *x,
                                  const real *rstd, const real *scale, const real *y, const RoundedInput *y_r, int N, int C,
                                  real ln, RoundedInput *dy_r);
 // dy = dout * scale (written, or += when accumulate; aliasing no input), dscale += sum_n dout * y; y_r as

@@ -314,13 +314,14 @@ static void check_norm_mix(int N, int C) {
     compare("add+norm x", gxm, xm, n);
     compare("add+norm rstd", grstd, rstd, (size_t)N);
     rounded_only_within("add+norm n, only rounded", &alone, y, n);
-    // and its backward from the same n, rstd and dn on both sides: dy kept only rounded
+    // and its backward from the same x_mid, rstd and dn on both sides (the norm recomputed): dy kept only rounded
     float *dxs = host_randn(n, 1), *dys = xmalloc(sizeof(float) * n), *ds = calloc((size_t)C, sizeof(float));
     float *gdxs = to_device(dxs, n), *gds = cuda_alloc((size_t)C);
-    cuda_upload(gy, y, sizeof(float) * n), cuda_upload(grstd, rstd, sizeof(float) * N), cuda_upload(gdn, dn, sizeof(float) * n);
-    scaled_add_rmsnorm_backward(dxs, dys, ds, dn, NULL, y, rstd, mix, dxm, NULL, N, C, 0.7f, NULL);
+    cuda_upload(gxm, xm, sizeof(float) * n), cuda_upload(grstd, rstd, sizeof(float) * N);
+    cuda_upload(gdn, dn, sizeof(float) * n);
+    scaled_add_rmsnorm_backward(dxs, dys, ds, dn, NULL, xm, rstd, mix, dxm, NULL, N, C, 0.7f, NULL);
     RoundedInput dyo = {0};
-    cuda_scaled_add_rmsnorm_backward(gdxs, NULL, gds, gdn, NULL, gy, grstd, gmix, NULL, &radd, N, C, 0.7f, &dyo);
+    cuda_scaled_add_rmsnorm_backward(gdxs, NULL, gds, gdn, NULL, gxm, grstd, gmix, NULL, &radd, N, C, 0.7f, &dyo);
     compare("add+norm dx", gdxs, dxs, n);
     compare("add+norm dscale", gds, ds, (size_t)C);
     rounded_only_within("add+norm dy, only rounded", &dyo, dys, n);
@@ -375,8 +376,8 @@ TEST(cuda_elementwise) {
     float *ds = calloc((size_t)C, sizeof(float)), *gds = cuda_alloc((size_t)C);
     memcpy(out, x0, sizeof(float) * n);
     cuda_upload(gout, x0, sizeof(float) * n);
-    scaled_add_forward(out, mix, xb, NULL, N, C);
-    cuda_scaled_add_forward(gout, gmix, gx, &rx, N, C);
+    scaled_add_forward(out, out, mix, xb, NULL, N, C);
+    cuda_scaled_add_forward(gout, gout, gmix, gx, &rx, N, C);
     compare("scaled_add, rounded y", gout, out, n);
     scaled_add_backward(dx, ds, dout, mix, xb, NULL, N, C, 0, NULL);
     cuda_scaled_add_backward(gdx, gds, gdout, gmix, gx, &rx, N, C, 0, NULL);
@@ -386,10 +387,8 @@ TEST(cuda_elementwise) {
     cuda_matmul_input_free(&rx), cuda_matmul_input_free(&rdout);
     free(xb), free(doutb);
     float *dscale = calloc((size_t)C, sizeof(float)), *gdscale = cuda_alloc((size_t)C);
-    memcpy(out, x, sizeof(float) * n);
-    cuda_upload(gout, x, sizeof(float) * n);
-    scaled_add_forward(out, mix, x0, NULL, N, C);
-    cuda_scaled_add_forward(gout, gmix, gx0, NULL, N, C);
+    scaled_add_forward(out, x, mix, x0, NULL, N, C); // out of place
+    cuda_scaled_add_forward(gout, gx, gmix, gx0, NULL, N, C);
     compare("scaled_add", gout, out, n);
     scaled_add_backward(dx, dscale, dout, mix, x0, NULL, N, C, 0, NULL);
     cuda_scaled_add_backward(gdx, gdscale, gdout, gmix, gx0, NULL, N, C, 0, &rout);

@@ -313,8 +313,7 @@ static double add_norm_loss(void *p) {
 
 static double scaled_add_loss(void *p) {
     EwCtx *c = p;
-    ops_copy(c->out, c->x, (size_t)c->N * c->C);
-    scaled_add_forward(c->out, c->scale, c->y, NULL, c->N, c->C);
+    scaled_add_forward(c->out, c->x, c->scale, c->y, NULL, c->N, c->C);
     return dot(c->out, c->R, (size_t)c->N * c->C);
 }
 
@@ -350,10 +349,10 @@ TEST(grad_elementwise) {
     scaled_add_backward(dy, dscale, c.R, c.scale, c.y, NULL, c.N, c.C, 0, NULL);
     check_fd("scaled_add dy", c.y, n, dy, scaled_add_loss, &c, 100);
     check_fd("scaled_add dscale", c.scale, 5, dscale, scaled_add_loss, &c, 100);
-    add_norm_loss(&c);
+    add_norm_loss(&c); // c.out: the stream after the add, whose norm the backward recomputes
     ops_copy(dx, c.R, n);
     ops_zero(dscale, 5);
-    scaled_add_rmsnorm_backward(dx, dy, dscale, c.Rn, NULL, c.ny, c.rstd, c.scale, c.y, NULL, c.N, c.C, c.ln, NULL);
+    scaled_add_rmsnorm_backward(dx, dy, dscale, c.Rn, NULL, c.out, c.rstd, c.scale, c.y, NULL, c.N, c.C, c.ln, NULL);
     check_fd("scaled_add + norm dx", c.x, n, dx, add_norm_loss, &c, 100);
     check_fd("scaled_add + norm dy", c.y, n, dy, add_norm_loss, &c, 100);
     check_fd("scaled_add + norm dscale", c.scale, 5, dscale, add_norm_loss, &c, 100);

@@ -107,12 +107,12 @@ void rmsnorm_resid_mix_backward(real *dx_in, real *dx0, real *dmix, const real *
     resid_mix_columns_backward(dx_in, dx0, dmix, dx_in, x_in, x0, mix, N, C);
 }
 
-void scaled_add_forward(real *x, const real *scale, const real *y, const RoundedInput *y_r, int N, int C) {
+void scaled_add_forward(real *out, const real *x, const real *scale, const real *y, const RoundedInput *y_r, int N, int C) {
     y = cpu_input_values(__func__, y, y_r, (size_t)N * C);
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         size_t o = (size_t)n * C;
-        for (int c = 0; c < C; c++) x[o + c] += scale[c] * y[o + c];
+        for (int c = 0; c < C; c++) out[o + c] = x[o + c] + scale[c] * y[o + c];
     }
 }
 

@@ -70,10 +70,20 @@ void rmsnorm_backward(real *dinp, const real *dout, const RoundedInput *dout_r, 
     }
 }
 
-// The composition itself on the CPU (the fusion saves memory passes on a GPU)
-void scaled_add_rmsnorm_backward(real *dx, real *dy, real *dscale, const real *dn, const RoundedInput *dn_r, const real *n,
+// The norm's backward from its input x (its output x rstd ln recomputed, as the forward's norm_row
+// formed it), then scaled_add_backward: the fusion saves memory passes on a GPU, not here.
+void scaled_add_rmsnorm_backward(real *dx, real *dy, real *dscale, const real *dn, const RoundedInput *dn_r, const real *x,
                                  const real *rstd, const real *scale, const real *y, const RoundedInput *y_r, int N, int C,
                                  real ln, RoundedInput *dy_r) {
-    rmsnorm_backward(dx, dn, dn_r, n, rstd, N, C, ln, 1);
+    dn = cpu_input_values(__func__, dn, dn_r, (size_t)N * C);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        const real *d = dn + (size_t)r * C, *xr = x + (size_t)r * C;
+        real *g = dx + (size_t)r * C, s = rstd[r];
+        double dot = 0;
+        for (int i = 0; i < C; i++) dot += (double)d[i] * (xr[i] * s * ln);
+        real m = (real)(dot / C) / ln;
+        for (int i = 0; i < C; i++) g[i] += s * (ln * d[i] - xr[i] * s * ln * m);
+    }
     scaled_add_backward(dy, dscale, dx, scale, y, y_r, N, C, 0, dy_r);
 }

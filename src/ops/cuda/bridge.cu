@@ -150,10 +150,10 @@ void scaled_add_rmsnorm_forward(real *x, const real *scale, const real *y, const
                                 real *rstd, real eps, real ln, RoundedInput *n_r) {
     cuda_scaled_add_rmsnorm_forward(x, scale, y, y_r, N, C, n, rstd, eps, ln, n_r);
 }
-void scaled_add_rmsnorm_backward(real *dx, real *dy, real *dscale, const real *dn, const RoundedInput *dn_r, const real *n,
+void scaled_add_rmsnorm_backward(real *dx, real *dy, real *dscale, const real *dn, const RoundedInput *dn_r, const real *x,
                                  const real *rstd, const real *scale, const real *y, const RoundedInput *y_r, int N, int C,
                                  real ln, RoundedInput *dy_r) {
-    cuda_scaled_add_rmsnorm_backward(dx, dy, dscale, dn, dn_r, n, rstd, scale, y, y_r, N, C, ln, dy_r);
+    cuda_scaled_add_rmsnorm_backward(dx, dy, dscale, dn, dn_r, x, rstd, scale, y, y_r, N, C, ln, dy_r);
 }
 void rmsnorm_resid_mix_backward(real *dx_in, real *dx0, real *dmix, const real *dn, const RoundedInput *dn_r, const real *dxm,
                                 const real *x_in, const real *x0, const real *mix, const real *rstd, int N, int C, real scale) {
@@ -176,8 +176,8 @@ void skip_lerp_backward(real *dx, real *dy, real *dw, real *dgate, const real *d
                         const real *w, const real *gate, int N, int C) {
     cuda_skip_lerp_backward(dx, dy, dw, dgate, dout, x, y, w, gate, N, C);
 }
-void scaled_add_forward(real *x, const real *scale, const real *y, const RoundedInput *y_r, int N, int C) {
-    cuda_scaled_add_forward(x, scale, y, y_r, N, C);
+void scaled_add_forward(real *out, const real *x, const real *scale, const real *y, const RoundedInput *y_r, int N, int C) {
+    cuda_scaled_add_forward(out, x, scale, y, y_r, N, C);
 }
 void scaled_add_backward(real *dy, real *dscale, const real *dout, const real *scale, const real *y, const RoundedInput *y_r,
                          int N, int C, int accumulate, RoundedInput *dy_r) {

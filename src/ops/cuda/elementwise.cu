@@ -142,12 +142,13 @@ extern "C" void cuda_rmsnorm_resid_mix_backward(float *dx_in, float *dx0, float 
     column_partials_add(dmix, part, N, 2 * C);
 }
 
-// ops.h's scaled_add_rmsnorm_backward: per row the norm's dot (a block sum), then g = dx + the norm's
-// backward into dx, dy = scale g and/or its rounding dyr, and the columns' partials of g y. Grid and
-// columns as norm_mix_bwd's; dn and y fp32 or bf16.
+// ops.h's scaled_add_rmsnorm_backward: per row the norm's output recomputed from its input x as the
+// forward formed it (x rstd ln), the norm's dot (a block sum), then g = dx + the norm's backward into
+// dx, dy = scale g and/or its rounding dyr, and the columns' partials of g y. Grid and columns as
+// norm_mix_bwd's; dn and y fp32 or bf16.
 template <class Dn, class Y>
 __global__ static void add_norm_bwd(float *__restrict__ dx, float *__restrict__ dy, __nv_bfloat16 *__restrict__ dyr, double *part,
-                                    const Dn *__restrict__ dn, const float *__restrict__ n, const float *__restrict__ rstd,
+                                    const Dn *__restrict__ dn, const float *__restrict__ x, const float *__restrict__ rstd,
                                     const float *__restrict__ scale, const Y *__restrict__ y, int N, int C, float ln) {
     double s[NORM_MIX_COLS] = {0};
     for (int i = chunk_begin(); i < chunk_end(N); i++) {
@@ -158,7 +159,7 @@ __global__ static void add_norm_bwd(float *__restrict__ dx, float *__restrict__ 
         for (int k = 0; k < NORM_MIX_COLS; k++) {
             int c = threadIdx.x + k * blockDim.x;
             if (c >= C) break;
-            d[k] = as_float(dn[row + c]), v[k] = n[row + c];
+            d[k] = as_float(dn[row + c]), v[k] = x[row + c] * r * ln;
             dot += (double)d[k] * v[k];
         }
         float m = (float)(block_sum(dot) / C) / ln;
@@ -181,33 +182,34 @@ __global__ static void add_norm_bwd(float *__restrict__ dx, float *__restrict__ 
 }
 
 template <class Dn, class Y>
-static void launch_add_norm_bwd(float *dx, float *dy, __nv_bfloat16 *dyr, double *part, const Dn *dn, const float *n,
+static void launch_add_norm_bwd(float *dx, float *dy, __nv_bfloat16 *dyr, double *part, const Dn *dn, const float *x,
                                 const float *rstd, const float *scale, const Y *y, int N, int C, float ln) {
     auto kernel = add_norm_bwd<Dn, Y>;
-    kernel<<<dim3(1, row_chunks(N)), NORM_MIX_THREADS>>>(dx, dy, dyr, part, dn, n, rstd, scale, y, N, C, ln);
+    kernel<<<dim3(1, row_chunks(N)), NORM_MIX_THREADS>>>(dx, dy, dyr, part, dn, x, rstd, scale, y, N, C, ln);
     CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_rmsnorm_backward");
 }
 
 extern "C" void cuda_scaled_add_rmsnorm_backward(float *dx, float *dy, float *dscale, const float *dn, const RoundedInput *dn_r,
-                                                 const float *n, const float *rstd, const float *scale, const float *y,
+                                                 const float *x, const float *rstd, const float *scale, const float *y,
                                                  const RoundedInput *y_r, int N, int C, float ln, RoundedInput *dy_r) {
     check_norm_row_width("scaled_add_rmsnorm_backward", C);
     size_t total = (size_t)N * C;
     const __nv_bfloat16 *dnb = cuda_input_rounded(__func__, dn, dn_r, total), *yb = cuda_input_rounded(__func__, y, y_r, total);
     __nv_bfloat16 *dyr = cuda_rounded_output(__func__, dy, dy_r, total);
     double *part = column_partials(N, C);
-    if (dnb && yb) launch_add_norm_bwd(dx, dy, dyr, part, dnb, n, rstd, scale, yb, N, C, ln);
-    else if (dnb) launch_add_norm_bwd(dx, dy, dyr, part, dnb, n, rstd, scale, y, N, C, ln);
-    else if (yb) launch_add_norm_bwd(dx, dy, dyr, part, dn, n, rstd, scale, yb, N, C, ln);
-    else launch_add_norm_bwd(dx, dy, dyr, part, dn, n, rstd, scale, y, N, C, ln);
+    if (dnb && yb) launch_add_norm_bwd(dx, dy, dyr, part, dnb, x, rstd, scale, yb, N, C, ln);
+    else if (dnb) launch_add_norm_bwd(dx, dy, dyr, part, dnb, x, rstd, scale, y, N, C, ln);
+    else if (yb) launch_add_norm_bwd(dx, dy, dyr, part, dn, x, rstd, scale, yb, N, C, ln);
+    else launch_add_norm_bwd(dx, dy, dyr, part, dn, x, rstd, scale, y, N, C, ln);
     column_partials_add(dscale, part, N, C);
 }
 
-// y fp32 or bf16 (a projection's output kept only rounded)
-template <class Y> __global__ static void scaled_add_fwd(float *x, const float *scale, const Y *y, int N, int C) {
+// out = x + scale y (out may be x); y fp32 or bf16 (a projection's output kept only rounded)
+template <class Y>
+__global__ static void scaled_add_fwd(float *out, const float *x, const float *scale, const Y *y, int N, int C) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * C) return;
-    x[i] += scale[i % C] * as_float(y[i]);
+    out[i] = x[i] + scale[i % C] * as_float(y[i]);
 }
 
 // grid (channels, row chunks): one thread per column of a chunk of rows. dy and/or its bf16 rounding
@@ -231,9 +233,9 @@ __global__ static void scaled_add_bwd(float *__restrict__ dy, __nv_bfloat16 *__r
     part[(size_t)blockIdx.y * C + c] = s;
 }
 
-template <class Y> static void launch_scaled_add_fwd(float *x, const float *scale, const Y *y, int N, int C) {
+template <class Y> static void launch_scaled_add_fwd(float *out, const float *x, const float *scale, const Y *y, int N, int C) {
     auto kernel = scaled_add_fwd<Y>;
-    kernel<<<blocks_for((size_t)N * C, THREADS), THREADS>>>(x, scale, y, N, C);
+    kernel<<<blocks_for((size_t)N * C, THREADS), THREADS>>>(out, x, scale, y, N, C);
     CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_forward");
 }
 
@@ -245,10 +247,11 @@ static void launch_scaled_add_bwd(float *dy, __nv_bfloat16 *dyr, double *part, c
     CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_backward");
 }
 
-extern "C" void cuda_scaled_add_forward(float *x, const float *scale, const float *y, const RoundedInput *y_r, int N, int C) {
+extern "C" void cuda_scaled_add_forward(float *out, const float *x, const float *scale, const float *y, const RoundedInput *y_r,
+                                        int N, int C) {
     const __nv_bfloat16 *yb = cuda_input_rounded(__func__, y, y_r, (size_t)N * C);
-    if (yb) launch_scaled_add_fwd(x, scale, yb, N, C);
-    else launch_scaled_add_fwd(x, scale, y, N, C);
+    if (yb) launch_scaled_add_fwd(out, x, scale, yb, N, C);
+    else launch_scaled_add_fwd(out, x, scale, y, N, C);
 }
 
 extern "C" void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const float *scale, const float *y,

@@ -63,12 +63,13 @@ void cuda_resid_mix_rmsnorm_forward(float *xm, const float *x, const float *x0, 
 void cuda_scaled_add_rmsnorm_forward(float *x, const float *scale, const float *y, const struct RoundedInput *y_r, int N, int C,
                                      float *n, float *rstd, float eps, float ln, struct RoundedInput *n_r);
 void cuda_scaled_add_rmsnorm_backward(float *dx, float *dy, float *dscale, const float *dn, const struct RoundedInput *dn_r,
-                                      const float *n, const float *rstd, const float *scale, const float *y,
+                                      const float *x, const float *rstd, const float *scale, const float *y,
                                       const struct RoundedInput *y_r, int N, int C, float ln, struct RoundedInput *dy_r);
 void cuda_rmsnorm_resid_mix_backward(float *dx_in, float *dx0, float *dmix, const float *dn, const struct RoundedInput *dn_r,
                                      const float *dxm, const float *x_in, const float *x0, const float *mix, const float *rstd,
                                      int N, int C, float scale);
-void cuda_scaled_add_forward(float *x, const float *scale, const float *y, const struct RoundedInput *y_r, int N, int C);
+void cuda_scaled_add_forward(float *out, const float *x, const float *scale, const float *y, const struct RoundedInput *y_r,
+                             int N, int C);
 void cuda_scaled_add_backward(float *dy, float *dscale, const float *dout, const float *scale, const float *y,
                               const struct RoundedInput *y_r, int N, int C, int accumulate, struct RoundedInput *dy_r);
 
