@@ -6,12 +6,27 @@
 #include <string.h>
 
 #include "ops/ops.h"
+#include "ops/cpu/cpu_internal.h"
 #include "optim/optim.h"
 #include "test.h"
 #include "util.h"
 
 static void rounded_copy(float *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = bf16_round(src[i]);
+}
+
+// The attention's softmax exp (a plain-arithmetic expf, so that its loops vectorize): close to e^x
+// over the range a softmax feeds it, exact at 0, underflowing to ~0 far below.
+TEST(ops_softmax_exp_accuracy) {
+    double worst = 0;
+    for (int i = 0; i <= 1000000; i++) {
+        real x = (real)(-87.0 * i / 1000000);
+        double e = exp((double)x);
+        worst = worse_of(worst, fabs(cpu_softmax_exp(x) - e) / e);
+    }
+    CHECK(worst < 1e-7, "softmax exp: relative error %.3g", worst);
+    CHECK(cpu_softmax_exp(0) == 1 && cpu_softmax_exp(-1000) < 2e-38f, "softmax exp: exp(0) %.9g, exp(-1000) %g",
+          cpu_softmax_exp(0), cpu_softmax_exp(-1000));
 }
 
 TEST(ops_matmul_bf16_rounds_operands) {

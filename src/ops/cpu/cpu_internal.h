@@ -1,5 +1,11 @@
 // Shared by the CPU op files only.
 #pragma once
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "real.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #define omp_get_num_threads_safe() omp_get_num_threads()
@@ -23,3 +29,30 @@ real *cpu_rounded_output(const char *op, real *out, struct RoundedInput *out_r, 
 // The values an op reads of its input x [n] given with its RoundedInput r (NULL: x itself): r's rounded
 // values in bf16 mode (checked to be x's; x may then be NULL, an input kept only rounded), else x (dense.c).
 const real *cpu_input_values(const char *op, const real *x, const struct RoundedInput *r, size_t n);
+
+// e^x for softmax arguments (x <= 0; below -87, where e^x underflows, about 1e-38). In fp32 a
+// plain-arithmetic expf (Cephes': x = n ln2 + r, |r| <= ln2/2, e^r by a degree-7 polynomial, 2^n through
+// the exponent bits; within 1e-7 of e^x relative, libm's expf 6e-8) so that the row loops around it
+// vectorize: libm's expf is a call per value, and the attention exps every score twice per step
+// (forward, and the backward's recompute).
+static inline real cpu_softmax_exp(real x) {
+#ifdef PGOLF_F64
+    return exp(x);
+#else
+    x = x < -87.0f ? -87.0f : x;
+    float n = x * 1.44269504088896341f + 12582912.0f; // round to nearest: 1.5 * 2^23 drops the fraction
+    n -= 12582912.0f;
+    float r = x - n * 0.693359375f - n * -2.12194440e-4f; // ln2 in two parts: r exact to a rounding
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float two_n;
+    memcpy(&two_n, &bits, sizeof two_n);
+    return p * two_n;
+#endif
+}
