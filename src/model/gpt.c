@@ -222,8 +222,8 @@ int64_t gpt_count_params(const GPTConfig *cfg) {
 // The records' split: embedding tables with tok_emb (AdamW at the token lr), every other matrix outside the
 // control patterns (block matrices, bigram.proj) to Muon, the rest to the scalar AdamW.
 static ParamGroup group_of(const TensorView *t) {
-    if (!strcmp(t->name, "tok_emb.weight") || !strcmp(t->name, "bigram.embed.weight") || !strcmp(t->name,
-        "ve_shared.embed.weight"))
+    if (!strcmp(t->name, "tok_emb.weight") || !strcmp(t->name, "bigram.embed.weight") ||
+        !strcmp(t->name, "ve_shared.embed.weight"))
         return GROUP_EMBED;
     if (!strcmp(t->name, "lm_head.weight")) return GROUP_HEAD;
     if (tensor_is_control(t->name)) return GROUP_SCALAR;
@@ -825,9 +825,8 @@ static void block_backward(GPT *m, int v, int lanes) {
         add_scalar(m, m->g.ve.scale, dcoef * scalar(m, m->p.ve_layer_scales + k));
     }
     RoundedInput q_raw = matmul_input_columns(&s->raw_r, 0), k_raw = matmul_input_columns(&s->raw_r, Q);
-    qk_prep_backward(dqkv, W, g->q_gain, a->dq, &a->dq_r, s->raw, &q_raw, W, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin, B,
-                     T,
-                     c->heads, c->head_dim, c->rope_dims, &dq_c);
+    qk_prep_backward(dqkv, W, g->q_gain, a->dq, &a->dq_r, s->raw, &q_raw, W, s->rstd_q, w->q_gain, m->rope_cos, m->rope_sin,
+                     B, T, c->heads, c->head_dim, c->rope_dims, &dq_c);
     qk_prep_backward(columns_from(dqkv, Q), W, NULL, a->dk, &a->dk_r, columns_from(s->raw, Q), &k_raw, W, s->rstd_k, NULL,
                      m->rope_cos, m->rope_sin, B, T, c->kv_heads, c->head_dim, c->rope_dims, &dk_c);
     if (!v_only) copy_into_columns(columns_from(dqkv, Q + KV), W, a->dv, N, KV, &dv_c);

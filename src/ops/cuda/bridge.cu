@@ -130,8 +130,9 @@ void attn_gate_backward(real *dy, real *dz, real *dbias, const real *dout, const
     cuda_attn_gate_backward(dy, dz, dbias, dout, y, gate, N, H, Dh, G, gain);
 }
 
-void smear_forward(real *out, const real *x, const real *gate, int B, int T, int C) { cuda_smear_forward(out, x, gate, B, T,
-                                                                                                         C); }
+void smear_forward(real *out, const real *x, const real *gate, int B, int T, int C) {
+    cuda_smear_forward(out, x, gate, B, T, C);
+}
 void smear_backward(real *dx, real *dgate, const real *dout, const real *x, const real *gate, int B, int T, int C) {
     cuda_smear_backward(dx, dgate, dout, x, gate, B, T, C);
 }
@@ -167,8 +168,9 @@ void value_mix_backward(real *dv, real *dv0, double dlam[2], const real *dout, c
     cuda_value_mix_backward(dv, dv0, dlam, dout, v, v0, lam, n);
 }
 void axpy_forward(real *x, real a, const real *y, size_t n) { cuda_axpy_forward(x, a, y, n); }
-double axpy_backward(real *dy, const real *dout, real a, const real *y, size_t n) { return cuda_axpy_backward(dy, dout, a, y,
-                                                                                                              n); }
+double axpy_backward(real *dy, const real *dout, real a, const real *y, size_t n) {
+    return cuda_axpy_backward(dy, dout, a, y, n);
+}
 void skip_lerp_forward(real *out, const real *x, const real *y, const real *w, const real *gate, int N, int C) {
     cuda_skip_lerp_forward(out, x, y, w, gate, N, C);
 }

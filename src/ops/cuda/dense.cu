@@ -159,8 +159,8 @@ extern "C" void cuda_copy_into_columns(float *dst, int ld, const float *x, int r
 }
 
 const __nv_bfloat16 *cuda_rounded_values(const RoundedInput *r, const float *x, size_t n, const char *what) {
-    if (!rounded_input_holds(r, x, n, 1)) die("CUDA %s: the rounded operand given does not hold bf16 values of its input",
-                                              what);
+    if (!rounded_input_holds(r, x, n, 1))
+        die("CUDA %s: the rounded operand given does not hold bf16 values of its input", what);
     return (const __nv_bfloat16 *)r->rounded;
 }
 
