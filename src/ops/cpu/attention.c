@@ -27,28 +27,6 @@ static void operand_values(const RoundedInput *r, const real **q, const real **k
     *v = cpu_input_values("attention", *v, &r[2], gemm_operand_extent(B * T, Hkv * Dh, ldv));
 }
 
-// max of s[0..n) (n >= 1), eight running maxima (not one compare's latency per value; any order gives
-// the same max)
-static real row_max(const real *s, int n) {
-    real m[8];
-    for (int k = 0; k < 8; k++) m[k] = s[0];
-    int j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int k = 0; k < 8; k++) m[k] = s[j + k] > m[k] ? s[j + k] : m[k];
-    for (; j < n; j++) m[0] = s[j] > m[0] ? s[j] : m[0];
-    for (int k = 1; k < 8; k++) m[0] = m[k] > m[0] ? m[k] : m[0];
-    return m[0];
-}
-
-// sum of p[0..n) in double, four running sums (a fixed order, and not one add's latency per value)
-static double row_sum(const real *p, int n) {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int j = 0;
-    for (; j + 4 <= n; j += 4) s0 += p[j], s1 += p[j + 1], s2 += p[j + 2], s3 += p[j + 3];
-    for (; j < n; j++) s0 += p[j];
-    return (s0 + s1) + (s2 + s3);
-}
-
 // P[nr, ncols] = exp(scale * S - lse) on the causal part (col <= r0 + i), 0 above it.
 static void probs_from_scores(real *P, const real *lse, int r0, int nr, int ncols) {
     for (int i = 0; i < nr; i++) {
@@ -83,9 +61,9 @@ void attention_forward(real *y, real *lse, const real *q, const real *k, const r
                 for (int i = 0; i < nr; i++) { // P = exp(S - max) / sum, each exp once
                     real *s = S + (size_t)i * ncols;
                     int last = r0 + i;
-                    real m = row_max(s, last + 1);
+                    real m = cpu_row_max(s, last + 1);
                     for (int j = 0; j <= last; j++) s[j] = cpu_softmax_exp(s[j] - m);
-                    double sum = row_sum(s, last + 1);
+                    double sum = cpu_row_sum(s, last + 1);
                     real inv = (real)(1 / sum);
                     for (int j = 0; j <= last; j++) s[j] *= inv;
                     for (int j = last + 1; j < ncols; j++) s[j] = 0;

@@ -56,3 +56,25 @@ static inline real cpu_softmax_exp(real x) {
     return p * two_n;
 #endif
 }
+
+// max of s[0..n) (n >= 1), eight running maxima (not one compare's latency per value; any order gives
+// the same max)
+static inline real cpu_row_max(const real *s, int n) {
+    real m[8];
+    for (int k = 0; k < 8; k++) m[k] = s[0];
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) m[k] = s[j + k] > m[k] ? s[j + k] : m[k];
+    for (; j < n; j++) m[0] = s[j] > m[0] ? s[j] : m[0];
+    for (int k = 1; k < 8; k++) m[0] = m[k] > m[0] ? m[k] : m[0];
+    return m[0];
+}
+
+// sum of p[0..n) in double, four running sums (a fixed order, and not one add's latency per value)
+static inline double cpu_row_sum(const real *p, int n) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int j = 0;
+    for (; j + 4 <= n; j += 4) s0 += p[j], s1 += p[j + 1], s2 += p[j + 2], s3 += p[j + 3];
+    for (; j < n; j++) s0 += p[j];
+    return (s0 + s1) + (s2 + s3);
+}
