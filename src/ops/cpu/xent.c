@@ -15,8 +15,11 @@ static void softcap_row(real *t, real *e, const real *z, int V, real cap, real *
     *max = m, *sum = cpu_row_sum(e, V);
 }
 
-void softcap_xent_forward(real *loss, const real *z, const RoundedInput *z_r, const int32_t *targets, int N, int V, real cap) {
-    z = cpu_input_values(__func__, z, z_r, (size_t)N * V);
+// Each row's softcap_row, then its loss (into loss), or the gradient of L = scale * sum_n loss[n] (into
+// dz and/or its rounding; either may be z itself: a row is read before it is written over). Each thread
+// keeps its rows' t and e in its own buffers.
+static void softcap_rows(real *loss, real *dz, real *rounded, const real *z, const int32_t *targets, int N, int V, real cap,
+                         real scale) {
 #pragma omp parallel
     {
         real *t = xmalloc(sizeof(real) * 2 * (size_t)V), *e = t + V;
@@ -25,34 +28,30 @@ void softcap_xent_forward(real *loss, const real *z, const RoundedInput *z_r, co
             real m;
             double sum;
             softcap_row(t, e, z + (size_t)n * V, V, cap, &m, &sum);
-            loss[n] = (real)(m + log(sum) - cap * t[targets[n]]);
+            if (loss)
+                loss[n] = (real)(m + log(sum) - cap * t[targets[n]]);
+            else
+                for (int v = 0; v < V; v++) { // dL/dl = scale (softmax(l) - onehot(target)); dl/dz = 1 - t^2
+                    double p = e[v] / sum - (v == targets[n] ? 1.0 : 0.0);
+                    real g = (real)(scale * p * (1.0 - (double)t[v] * t[v]));
+                    size_t at = (size_t)n * V + v;
+                    if (dz) dz[at] = g;
+                    if (rounded) rounded[at] = bf16_round((float)g);
+                }
         }
         free(t);
     }
 }
 
-// dL/dl = scale * (softmax(l) - onehot(target));  dl/dz = 1 - tanh(z / cap)^2
+void softcap_xent_forward(real *loss, const real *z, const RoundedInput *z_r, const int32_t *targets, int N, int V, real cap) {
+    z = cpu_input_values(__func__, z, z_r, (size_t)N * V);
+    softcap_rows(loss, NULL, NULL, z, targets, N, V, cap, 0);
+}
+
 void softcap_xent_backward(real *dz, RoundedInput *dz_r, const real *z, const RoundedInput *z_r, const int32_t *targets, int N,
                            int V, real cap, real scale) {
-    size_t n_all = (size_t)N * V;
-    z = cpu_input_values(__func__, z, z_r, n_all); // before dz_r is reset: it may be z_r
-    real *rounded = cpu_rounded_output(__func__, dz, dz_r, n_all);
-#pragma omp parallel
-    {
-        real *t = xmalloc(sizeof(real) * 2 * (size_t)V), *e = t + V;
-#pragma omp for schedule(static)
-        for (int n = 0; n < N; n++) {
-            real m;
-            double sum;
-            softcap_row(t, e, z + (size_t)n * V, V, cap, &m, &sum); // the row is read before it is written over
-            for (int v = 0; v < V; v++) {
-                double p = e[v] / sum - (v == targets[n] ? 1.0 : 0.0);
-                real g = (real)(scale * p * (1.0 - (double)t[v] * t[v]));
-                size_t at = (size_t)n * V + v;
-                if (dz) dz[at] = g;
-                if (rounded) rounded[at] = bf16_round((float)g);
-            }
-        }
-        free(t);
-    }
+    size_t n = (size_t)N * V;
+    z = cpu_input_values(__func__, z, z_r, n); // before dz_r is reset: it may be z_r
+    real *rounded = cpu_rounded_output(__func__, dz, dz_r, n);
+    softcap_rows(NULL, dz, rounded, z, targets, N, V, cap, scale);
 }
