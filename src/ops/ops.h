@@ -36,6 +36,11 @@ void ops_set_matmul_bf16(int on);
 int ops_matmul_bf16(void);
 // Elements a row-major gemm operand of `rows` rows of `cols` values, `ld` apart, spans.
 static inline size_t gemm_operand_extent(int rows, int cols, int ld) { return rows > 0 ? (size_t)(rows - 1) * ld + cols : 0; }
+// Elements `count` operands `stride` apart span, each op(X) of `rows` x `cols` (X itself transposed when
+// trans), X's rows `ld` apart (matmul_gemm's batches).
+static inline size_t gemm_batch_extent(int count, size_t stride, int trans, int rows, int cols, int ld) {
+    return (size_t)(count - 1) * stride + (trans ? gemm_operand_extent(cols, rows, ld) : gemm_operand_extent(rows, cols, ld));
+}
 // `count` gemm products in the linear layers' precision: with bf16 on, A and B are rounded to bf16 first
 // (fp32 sums and results), as the reference's Newton-Schulz multiplies bf16 matrices (Muon's is the
 // caller). Product i reads A + i stride_a and B + i stride_b and writes C + i stride_c: Muon

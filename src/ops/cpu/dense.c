@@ -211,8 +211,8 @@ void matmul_backward(real *dinp, real *dw, const real *dout, const RoundedInput 
 void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, size_t stride_a,
                  const real *B, int ldb, size_t stride_b, real beta, real *C, int ldc, size_t stride_c, int count) {
     if (count <= 0) return;
-    size_t na = (size_t)(count - 1) * stride_a + (trans_a ? gemm_operand_extent(K, M, lda) : gemm_operand_extent(M, K, lda));
-    size_t nb = (size_t)(count - 1) * stride_b + (trans_b ? gemm_operand_extent(N, K, ldb) : gemm_operand_extent(K, N, ldb));
+    size_t na = gemm_batch_extent(count, stride_a, trans_a, M, K, lda);
+    size_t nb = gemm_batch_extent(count, stride_b, trans_b, K, N, ldb);
     const real *a = matmul_operand(OPERAND_A, A, na);
     const real *b = B == A && nb == na && stride_b == stride_a ? a : matmul_operand(OPERAND_B, B, nb);
     for (int i = 0; i < count; i++)

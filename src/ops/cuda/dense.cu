@@ -242,8 +242,8 @@ extern "C" void cuda_matmul_gemm(int trans_a, int trans_b, int M, int N, int K, 
                                  size_t stride_a, const float *B, int ldb, size_t stride_b, float beta, float *C, int ldc,
                                  size_t stride_c, int count) {
     if (count <= 0) return;
-    size_t na = (size_t)(count - 1) * stride_a + (trans_a ? gemm_operand_extent(K, M, lda) : gemm_operand_extent(M, K, lda));
-    size_t nb = (size_t)(count - 1) * stride_b + (trans_b ? gemm_operand_extent(N, K, ldb) : gemm_operand_extent(K, N, ldb));
+    size_t na = gemm_batch_extent(count, stride_a, trans_a, M, K, lda);
+    size_t nb = gemm_batch_extent(count, stride_b, trans_b, K, N, ldb);
     const void *a = operand(SCRATCH_BF16_A, A, na);
     const void *b = B == A && nb == na && stride_b == stride_a ? a : operand(SCRATCH_BF16_B, B, nb);
     cudaDataType type = g_matmul_bf16 ? CUDA_R_16BF : CUDA_R_32F;
