@@ -8,21 +8,41 @@
 #include "ops/ops.h"
 #include "util.h"
 
-// Muon runs every matrix of one shape as one batch (muon_step): the matrices of shape t's.
+// Muon runs every matrix of one shape as one batch (muon_step): whether tensor u is a Muon matrix of
+// tensor t's shape.
 static int same_shape(const GPT *m, int t, int u) {
     const TensorView *a = &m->param_list.items[t], *b = &m->param_list.items[u];
     return m->groups[u] == GROUP_MATRIX && a->shape[0] == b->shape[0] && a->shape[1] == b->shape[1];
 }
 
+// The Muon matrices (param_list indices) grouped by shape into s->muon_order: each shape's in layout
+// order, shapes in the order they first appear.
+static void group_muon_matrices(OptimState *s, const GPT *m) {
+    int count = m->param_list.count;
+    s->muon_order = xmalloc(sizeof(int) * (size_t)(count ? count : 1));
+    s->n_muon = 0;
+    for (int t = 0; t < count; t++) {
+        int seen = m->groups[t] != GROUP_MATRIX;
+        for (int i = 0; i < s->n_muon && !seen; i++) seen = same_shape(m, s->muon_order[i], t);
+        for (int u = t; u < count && !seen; u++)
+            if (same_shape(m, t, u)) s->muon_order[s->n_muon++] = u;
+    }
+}
+
+// The number of same-shaped matrices from muon_order[i] on: one batch.
+static int batch_len(const OptimState *s, const GPT *m, int i) {
+    int k = 1;
+    while (i + k < s->n_muon && same_shape(m, s->muon_order[i], s->muon_order[i + k])) k++;
+    return k;
+}
+
 // Scratch for the largest batch: the updates, then Newton-Schulz's work space.
-static size_t scratch_size(const GPT *m) {
+static size_t scratch_size(const OptimState *s, const GPT *m) {
     size_t best = 0;
-    for (int t = 0; t < m->param_list.count; t++) {
-        const TensorView *v = &m->param_list.items[t];
-        if (m->groups[t] != GROUP_MATRIX) continue;
-        int count = 0;
-        for (int u = 0; u < m->param_list.count; u++) count += same_shape(m, t, u);
-        size_t need = (size_t)count * (size_t)tensor_numel(v) + newton_schulz5_scratch(count, (int)v->shape[0], (int)v->shape[1]);
+    for (int i = 0, k; i < s->n_muon; i += k) {
+        k = batch_len(s, m, i);
+        const TensorView *v = &m->param_list.items[s->muon_order[i]];
+        size_t need = (size_t)k * (size_t)tensor_numel(v) + newton_schulz5_scratch(k, (int)v->shape[0], (int)v->shape[1]);
         if (need > best) best = need;
     }
     return best;
@@ -33,7 +53,8 @@ void optim_init(OptimState *s, const GPT *m) {
     s->muon_buf = ops_alloc(s->n);
     s->adam_m = ops_alloc(s->n);
     s->adam_v = ops_alloc(s->n);
-    s->ns_scratch = ops_alloc(scratch_size(m));
+    group_muon_matrices(s, m);
+    s->ns_scratch = ops_alloc(scratch_size(s, m));
     s->ema = NULL; // ema_enable
     s->adam_step = 0;
 }
@@ -43,6 +64,7 @@ void optim_free(OptimState *s) {
     ops_free(s->adam_m);
     ops_free(s->adam_v);
     ops_free(s->ns_scratch);
+    free(s->muon_order);
     ops_free(s->ema);
 }
 
@@ -90,26 +112,20 @@ static void decay_weights(real *p, size_t n, double lr_wd) {
 // The Muon group, one batch per shape (each matrix's update is its own; batching only shares the
 // products' launches): the baseline's 54 matrices are 4 batches.
 static void muon_step(OptimState *s, GPT *m, const OptimSettings *o, double lr_mul) {
-    int count = m->param_list.count;
-    MuonMatrix *batch = xmalloc(sizeof(MuonMatrix) * (size_t)count);
-    char *done = xcalloc((size_t)count, 1);
+    MuonMatrix *batch = xmalloc(sizeof(MuonMatrix) * (size_t)(s->n_muon ? s->n_muon : 1));
     double lr = o->lr_matrix * lr_mul;
-    for (int t = 0; t < count; t++) {
-        if (m->groups[t] != GROUP_MATRIX || done[t]) continue;
-        const TensorView *p = &m->param_list.items[t];
+    for (int i = 0, k; i < s->n_muon; i += k) {
+        k = batch_len(s, m, i);
+        const TensorView *p = &m->param_list.items[s->muon_order[i]];
         size_t n = (size_t)tensor_numel(p);
-        int k = 0;
-        for (int u = t; u < count; u++) {
-            if (done[u] || !same_shape(m, t, u)) continue;
-            real *w = m->param_list.items[u].data;
+        for (int j = 0; j < k; j++) {
+            real *w = m->param_list.items[s->muon_order[i + j]].data;
             size_t off = (size_t)(w - m->params);
             decay_weights(w, n, lr * o->muon_wd);
-            batch[k++] = (MuonMatrix){w, m->grads + off, s->muon_buf + off};
-            done[u] = 1;
+            batch[j] = (MuonMatrix){w, m->grads + off, s->muon_buf + off};
         }
         muon_update(batch, k, (int)p->shape[0], (int)p->shape[1], o, lr, s->ns_scratch + (size_t)k * n, s->ns_scratch);
     }
-    free(done);
     free(batch);
 }
 

@@ -12,6 +12,7 @@ typedef struct {
     real *adam_m, *adam_v; // moments, used for the other groups
     int64_t adam_step;    // torch.optim.Adam's per-parameter step (the same for every parameter here)
     real *ns_scratch;     // Newton-Schulz work space
+    int *muon_order, n_muon; // the Muon matrices (param_list indices), each shape's consecutive: one batch each
     real *ema;            // EMA of the weights (#638's EMA_ENABLED), NULL when off
     size_t n;
 } OptimState;
