@@ -9,15 +9,9 @@ typedef float real;
 #define REAL_NAME "f32"
 #endif
 
-// libm functions at the precision of `real`.
+// libm's square root at the precision of `real`.
 #ifdef PGOLF_F64
-#define rexp exp
-#define rlog log
-#define rtanh tanh
 #define rsqrt sqrt
 #else
-#define rexp expf
-#define rlog logf
-#define rtanh tanhf
 #define rsqrt sqrtf
 #endif

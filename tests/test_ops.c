@@ -29,6 +29,20 @@ TEST(ops_softmax_exp_accuracy) {
           cpu_softmax_exp(0), cpu_softmax_exp(-1000));
 }
 
+TEST(ops_tanh_accuracy) {
+    double worst = 0;
+    for (int i = -1000000; i <= 1000000; i++) {
+        real x = (real)(20.0 * i / 1000000);
+        double t = tanh((double)x);
+        worst = worse_of(worst, x ? fabs(cpu_tanh(x) - t) / fabs(t) : fabs(cpu_tanh(x)));
+    }
+    CHECK(worst < 2e-7, "tanh: relative error %.3g", worst);
+
+    CHECK(cpu_tanh(0.625f) < 0.5546f && cpu_tanh(100) == 1 && cpu_tanh(-100) == -1 && cpu_tanh(1e-30f) == 1e-30f,
+          "tanh: tanh(0.625) %.9g, tanh(+-100) %g %g, tanh(1e-30) %g", cpu_tanh(0.625f), cpu_tanh(100), cpu_tanh(-100),
+          cpu_tanh(1e-30f));
+}
+
 TEST(ops_matmul_bf16_rounds_operands) {
     enum { N = 29, I = 40, O = 24 };
     static float x[N * I], w[O * I], d[N * O], xr[N * I], wr[O * I], dr[N * O];

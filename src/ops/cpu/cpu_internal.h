@@ -57,6 +57,22 @@ static inline real cpu_softmax_exp(real x) {
 #endif
 }
 
+// tanh(x) in the same plain arithmetic (Cephes' tanhf: an odd polynomial below |x| = 0.625, above it
+// 1 - 2e/(1 + e) with e = e^(-2|x|) <= 0.29 by cpu_softmax_exp; within 2e-7 of tanh relative, libm's
+// tanhf 1e-7), both computed and one selected, so that the cross-entropy's loop over a row of logits
+// vectorizes (libm's tanhf is a call per value and an expm1f inside).
+static inline real cpu_tanh(real x) {
+#ifdef PGOLF_F64
+    return tanh(x);
+#else
+    float a = fabsf(x), z = x * x;
+    float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
+                   3.33332819422e-1f) * z * x + x;
+    float e = cpu_softmax_exp(-2 * a), big = copysignf(1 - 2 * e / (1 + e), x);
+    return a < 0.625f ? small : big;
+#endif
+}
+
 // max of s[0..n) (n >= 1), eight running maxima (not one compare's latency per value; any order gives
 // the same max)
 static inline real cpu_row_max(const real *s, int n) {

@@ -7,9 +7,9 @@
 #include "ops/cpu/cpu_internal.h"
 
 // One row [V]: t = tanh(z / cap) and e = exp(l - max l), l = cap t (each computed once, into the
-// calling thread's buffers; e by the vectorizable softmax exp), the largest l and the sum of e.
+// calling thread's buffers, by the vectorizable tanh and softmax exp), the largest l and the sum of e.
 static void softcap_row(real *t, real *e, const real *z, int V, real cap, real *max, double *sum) {
-    for (int v = 0; v < V; v++) t[v] = rtanh(z[v] / cap);
+    for (int v = 0; v < V; v++) t[v] = cpu_tanh(z[v] / cap);
     real m = cap * cpu_row_max(t, V); // cap > 0: the largest l, as rounded
     for (int v = 0; v < V; v++) e[v] = cpu_softmax_exp(cap * t[v] - m);
     *max = m, *sum = cpu_row_sum(e, V);
