@@ -121,8 +121,7 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dy, const Roun
                     // dS = P * (dP - rowsum(P * dP)), and rowsum(P * dP) = dY . Y for each row
                     for (int i = 0; i < nr; i++) {
                         const real *yi = Y + (size_t)(r0 + i) * ldq, *dyi = dY + (size_t)(r0 + i) * ldq;
-                        double D = 0;
-                        for (int d = 0; d < Dh; d++) D += (double)yi[d] * dyi[d];
+                        double D = cpu_row_dot(yi, dyi, Dh);
                         real *p = P + (size_t)i * ncols, *dp = dP + (size_t)i * ncols;
                         for (int j = 0; j <= r0 + i; j++) p[j] = p[j] * (dp[j] - (real)D) * scale;
                     }

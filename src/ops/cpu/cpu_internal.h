@@ -86,6 +86,17 @@ static inline real cpu_row_max(const real *s, int n) {
     return m[0];
 }
 
+// sum of a[i] b[i] over [0, n) in double, eight running sums: a fixed order that vectorizes (one running
+// sum waits an add's latency per value; the norms' and RoPE's row reductions were bound by it)
+static inline double cpu_row_dot(const real *a, const real *b, int n) {
+    double s[8] = {0};
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) s[k] += (double)a[j + k] * b[j + k];
+    for (; j < n; j++) s[0] += (double)a[j] * b[j];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
 // sum of p[0..n) in double, four running sums (a fixed order, and not one add's latency per value)
 static inline double cpu_row_sum(const real *p, int n) {
     double s0 = 0, s1 = 0, s2 = 0, s3 = 0;

@@ -83,26 +83,24 @@ static void resid_mix_columns_backward(real *dx, real *dx0, real *dmix, const re
     }
 }
 
-// g row by row into dx_in (rmsnorm_backward's arithmetic on the recomputed norm: the forward's
-// expressions (norm.c), so the same values), then the mix's backward in place.
+// g row by row into dx_in (rmsnorm_backward's arithmetic on the recomputed norm y, in each thread's
+// row buffer: the forward's expressions (norm.c), so the same values), then the mix's backward in place.
 void rmsnorm_resid_mix_backward(real *dx_in, real *dx0, real *dmix, const real *dn, const RoundedInput *dn_r, const real *dxm,
                                 const real *x_in, const real *x0, const real *mix, const real *rstd, int N, int C, real scale) {
     dn = cpu_input_values(__func__, dn, dn_r, (size_t)N * C);
     const real *m0 = mix, *m1 = mix + C;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        size_t o = (size_t)n * C;
-        real s = rstd[n];
-        double dot = 0;
-        for (int c = 0; c < C; c++) {
-            real xm = m0[c] * x_in[o + c] + m1[c] * x0[o + c];
-            dot += (double)dn[o + c] * (xm * s * scale);
+#pragma omp parallel
+    {
+        real *y = xmalloc(sizeof(real) * (size_t)C);
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            size_t o = (size_t)n * C;
+            real s = rstd[n];
+            for (int c = 0; c < C; c++) y[c] = (m0[c] * x_in[o + c] + m1[c] * x0[o + c]) * s * scale;
+            real m = (real)(cpu_row_dot(dn + o, y, C) / C) / scale;
+            for (int c = 0; c < C; c++) dx_in[o + c] = dxm[o + c] + s * (scale * dn[o + c] - y[c] * m);
         }
-        real m = (real)(dot / C) / scale;
-        for (int c = 0; c < C; c++) {
-            real xm = m0[c] * x_in[o + c] + m1[c] * x0[o + c];
-            dx_in[o + c] = dxm[o + c] + s * (scale * dn[o + c] - xm * s * scale * m);
-        }
+        free(y);
     }
     resid_mix_columns_backward(dx_in, dx0, dmix, dx_in, x_in, x0, mix, N, C);
 }

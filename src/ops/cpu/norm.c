@@ -1,14 +1,14 @@
 // RMS normalization without a weight (train_gpt.py's F.rms_norm with eps = float32 epsilon).
 #include <math.h>
+#include <stdlib.h>
 
 #include "ops/ops.h"
 #include "ops/cpu/cpu_internal.h"
+#include "util.h"
 
 // One row: y = scale * x * rstd (scale: LN_SCALE's 1/sqrt(layer+1), else 1); returns rstd.
 static real norm_row(real *y, const real *x, int C, real eps, real scale) {
-    double ss = 0;
-    for (int i = 0; i < C; i++) ss += (double)x[i] * x[i];
-    real s = (real)(1.0 / sqrt(ss / C + eps));
+    real s = (real)(1.0 / sqrt(cpu_row_dot(x, x, C) / C + eps));
     for (int i = 0; i < C; i++) y[i] = x[i] * s * scale;
     return s;
 }
@@ -60,9 +60,7 @@ void rmsnorm_backward(real *dinp, const real *dout, const RoundedInput *dout_r, 
     for (int r = 0; r < rows; r++) {
         const real *dy = dout + (size_t)r * C, *y = out + (size_t)r * C;
         real *dx = dinp + (size_t)r * C;
-        double dot = 0;
-        for (int i = 0; i < C; i++) dot += (double)dy[i] * y[i];
-        real m = (real)(dot / C) / scale, s = rstd[r];
+        real m = (real)(cpu_row_dot(dy, y, C) / C) / scale, s = rstd[r];
         if (accumulate)
             for (int i = 0; i < C; i++) dx[i] += s * (scale * dy[i] - y[i] * m);
         else
@@ -70,20 +68,25 @@ void rmsnorm_backward(real *dinp, const real *dout, const RoundedInput *dout_r, 
     }
 }
 
-// The norm's backward from its input x (its output x rstd ln recomputed, as the forward's norm_row
-// formed it), then scaled_add_backward: the fusion saves memory passes on a GPU, not here.
+// The norm's backward from its input x (its output x rstd ln recomputed into each thread's row buffer, as
+// the forward's norm_row formed it), then scaled_add_backward: the fusion saves memory passes on a GPU,
+// not here.
 void scaled_add_rmsnorm_backward(real *dx, real *dy, real *dscale, const real *dn, const RoundedInput *dn_r, const real *x,
                                  const real *rstd, const real *scale, const real *y, const RoundedInput *y_r, int N, int C,
                                  real ln, RoundedInput *dy_r) {
     dn = cpu_input_values(__func__, dn, dn_r, (size_t)N * C);
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < N; r++) {
-        const real *d = dn + (size_t)r * C, *xr = x + (size_t)r * C;
-        real *g = dx + (size_t)r * C, s = rstd[r];
-        double dot = 0;
-        for (int i = 0; i < C; i++) dot += (double)d[i] * (xr[i] * s * ln);
-        real m = (real)(dot / C) / ln;
-        for (int i = 0; i < C; i++) g[i] += s * (ln * d[i] - xr[i] * s * ln * m);
+#pragma omp parallel
+    {
+        real *out = xmalloc(sizeof(real) * (size_t)C);
+#pragma omp for schedule(static)
+        for (int r = 0; r < N; r++) {
+            const real *d = dn + (size_t)r * C, *xr = x + (size_t)r * C;
+            real *g = dx + (size_t)r * C, s = rstd[r];
+            for (int i = 0; i < C; i++) out[i] = xr[i] * s * ln;
+            real m = (real)(cpu_row_dot(d, out, C) / C) / ln;
+            for (int i = 0; i < C; i++) g[i] += s * (ln * d[i] - out[i] * m);
+        }
+        free(out);
     }
     scaled_add_backward(dy, dscale, dx, scale, y, y_r, N, C, 0, dy_r);
 }

@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "ops/ops.h"
+#include "ops/cpu/cpu_internal.h"
 
 void nesterov_momentum(real *update, real *buf, const real *g, size_t n, real momentum) {
 #pragma omp parallel for schedule(static)
@@ -17,9 +18,7 @@ void normalize_rows(real *x, int rows, int cols, double s) {
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++) {
         real *row = x + (size_t)r * cols;
-        double ss = 0;
-        for (int c = 0; c < cols; c++) ss += (double)row[c] * row[c];
-        real f = (real)(s / fmax(s * sqrt(ss), 1e-7));
+        real f = (real)(s / fmax(s * sqrt(cpu_row_dot(row, row, cols)), 1e-7));
         for (int c = 0; c < cols; c++) row[c] *= f;
     }
 }

@@ -3,9 +3,8 @@
 // as F.normalize computes it.
 #include <math.h>
 
-#include <string.h>
-
 #include "ops/ops.h"
+#include "ops/cpu/cpu_internal.h"
 
 #define XSA_EPS 1e-12
 
@@ -16,8 +15,7 @@ void xsa_forward(real *out, const real *y, const real *v, int N, int H, int Hkv,
         for (int h = 0; h < H; h++) {
             const real *vr = v + ((size_t)n * Hkv + h / group) * Dh, *yr = y + ((size_t)n * H + h) * Dh;
             real *o = out + ((size_t)n * H + h) * Dh;
-            double vv = 0, yv = 0;
-            for (int i = 0; i < Dh; i++) vv += (double)vr[i] * vr[i], yv += (double)yr[i] * vr[i];
+            double vv = cpu_row_dot(vr, vr, Dh), yv = cpu_row_dot(yr, vr, Dh);
             double norm = fmax(sqrt(vv), XSA_EPS), a = yv / (norm * norm); // (y . u) / |v|
             for (int i = 0; i < Dh; i++) o[i] = yr[i] - (real)(a * vr[i]);
         }
@@ -31,8 +29,7 @@ void xsa_backward(real *dy, real *dv, const real *y, const real *v, int N, int H
         for (int j = 0; j < Hkv; j++) {
             const real *vr = v + ((size_t)n * Hkv + j) * Dh;
             real *dvr = dv + ((size_t)n * Hkv + j) * Dh;
-            double vv = 0;
-            for (int i = 0; i < Dh; i++) vv += (double)vr[i] * vr[i];
+            double vv = cpu_row_dot(vr, vr, Dh);
             double len = sqrt(vv), norm = fmax(len, XSA_EPS);
             double du[XSA_MAX_HEAD_DIM]; // Dh <= XSA_MAX_HEAD_DIM, checked by the model config
             for (int i = 0; i < Dh; i++) du[i] = 0;
@@ -40,8 +37,7 @@ void xsa_backward(real *dy, real *dv, const real *y, const real *v, int N, int H
                 int h = j * group + g;
                 const real *yr = y + ((size_t)n * H + h) * Dh;
                 real *gr = dy + ((size_t)n * H + h) * Dh;
-                double a = 0, b = 0; // a = y . u, b = g . u
-                for (int i = 0; i < Dh; i++) a += (double)yr[i] * vr[i] / norm, b += (double)gr[i] * vr[i] / norm;
+                double a = cpu_row_dot(yr, vr, Dh) / norm, b = cpu_row_dot(gr, vr, Dh) / norm; // y . u, g . u
                 for (int i = 0; i < Dh; i++) {
                     du[i] -= a * gr[i] + b * yr[i];
                     gr[i] -= (real)(b * vr[i] / norm);
