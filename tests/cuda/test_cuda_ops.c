@@ -639,6 +639,7 @@ TEST(cuda_attention) {
     check_attention(1, 40, 2, 2, 24, 1);
     for (int bf16 = 0; bf16 < 2; bf16++) check_attention_strided_v(2, 37, 4, 2, 16, 56, 8, bf16);
     check_attention_strided_v(1, 21, 2, 1, 12, 20, 4, 1); // a head size the tensor cores leave to the fp32 kernels
+    check_attention_strided_v(2, 37, 4, 2, 16, 52, 4, 1); // bf16 rows 104 bytes apart: cuDNN gets v copied packed
 }
 
 // x [B T, nh Dh] (on the host) as a column block of a wider matrix, as the

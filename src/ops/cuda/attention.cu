@@ -161,12 +161,13 @@ static const RoundedInput *pack_v(const float **v, const RoundedInput *qkv_r, Ro
 
 // cuDNN reads v, and writes dv, with their rows ldv apart in place where each row starts 16-byte
 // aligned, as its kernels load them (every preset's fused product is so: the v block starts a multiple
-// of 8 columns in); else pgolf's kernels run the call (said once on stderr). vr, dvr: the bf16 values
-// where given (NULL: cuDNN's own aligned scratch).
+// of 8 columns in); else (said once on stderr), or where cuDNN has no plan for the strides, v is copied
+// packed for it and dv spread after. vr, dvr: the bf16 values where given (NULL: cuDNN's own aligned
+// scratch).
 static int cudnn_takes_v(const void *vr, const void *dvr, int ldv, int kv) {
     if (ldv == kv || (ldv % 8 == 0 && (uintptr_t)vr % 16 == 0 && (uintptr_t)dvr % 16 == 0)) return 1;
     static int said;
-    if (!said++) fprintf(stderr, "cuDNN attention: v's rows (%d apart) are not 16-byte aligned: pgolf's kernels run it\n", ldv);
+    if (!said++) fprintf(stderr, "cuDNN attention: v's rows (%d apart) are not 16-byte aligned: v copied packed for it\n", ldv);
     return 0;
 }
 
@@ -176,11 +177,13 @@ extern "C" void cuda_attention_forward(float *y, float *lse, const float *q, con
     check_v_rows(Hkv, Dh, ldv);
     size_t ny = (size_t)B * T * H * Dh;
     __nv_bfloat16 *yr = cuda_rounded_output(__func__, y, y_r, ny);
-    if (on_tensor_cores(Dh) && use_cudnn() && cudnn_takes_v(qkv_r ? qkv_r[2].rounded : nullptr, nullptr, ldv, Hkv * Dh) &&
+    int cudnn = on_tensor_cores(Dh) && use_cudnn(), kv = Hkv * Dh;
+    if (cudnn && cudnn_takes_v(qkv_r ? qkv_r[2].rounded : nullptr, nullptr, ldv, kv) &&
         cuda_attention_cudnn_forward(y, yr, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh, ldv))
         return;
     RoundedInput packed[3];
-    qkv_r = pack_v(&v, qkv_r, packed, B * T, Hkv * Dh, ldv);
+    qkv_r = pack_v(&v, qkv_r, packed, B * T, kv, ldv);
+    if (cudnn && ldv != kv && cuda_attention_cudnn_forward(y, yr, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh, kv)) return;
     if (on_tensor_cores(Dh)) {
         cuda_attention_tc_forward(y, yr, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh);
         return;
@@ -358,11 +361,20 @@ extern "C" void cuda_attention_backward(float *dq, float *dk, float *dv, const f
     const __nv_bfloat16 *dyb = cuda_input_rounded(__func__, dy, dy_r, nq), *yb = cuda_input_rounded(__func__, y, y_r, nq);
     __nv_bfloat16 *dqr = cuda_rounded_output(__func__, dq, dq_r, nq), *dkr = cuda_rounded_output(__func__, dk, dk_r, nk);
     __nv_bfloat16 *dvr = cuda_rounded_output(__func__, dv, dv_r, nv);
-    if (on_tensor_cores(Dh) && use_cudnn() && cudnn_takes_v(qkv_r ? qkv_r[2].rounded : nullptr, dvr, ldv, kv) &&
+    int cudnn = on_tensor_cores(Dh) && use_cudnn();
+    if (cudnn && cudnn_takes_v(qkv_r ? qkv_r[2].rounded : nullptr, dvr, ldv, kv) &&
         cuda_attention_cudnn_backward(dq, dk, dv, dqr, dkr, dvr, dy, dyb, y, yb, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh, ldv))
         return; // it forms D itself, and writes dQ, dK, dV as bf16
     RoundedInput packed[3];
     qkv_r = pack_v(&v, qkv_r, packed, rows, kv, ldv);
+    if (cudnn && ldv != kv) { // on v packed, dV packed into scratch, then spread to dv's rows
+        __nv_bfloat16 *gv = (__nv_bfloat16 *)cuda_scratch(SCRATCH_ATTN_DV, nk * sizeof(__nv_bfloat16));
+        if (cuda_attention_cudnn_backward(dq, dk, nullptr, dqr, dkr, gv, dy, dyb, y, yb, lse, q, k, v, qkv_r, B, T, H, Hkv, Dh,
+                                          kv)) {
+            cuda_copy_columns(dv, dvr, ldv, gv, kv, rows, kv);
+            return;
+        }
+    }
     // pgolf's kernels write fp32, packed: into dq, dk, dv, or, kept only rounded (or dv strided), into
     // scratch, rounded (and dv spread to its rows) after
     float *gq = dq ? dq : (float *)cuda_scratch(SCRATCH_ATTN_DQ, sizeof(float) * nq);

@@ -82,13 +82,14 @@ static Graph new_graph(void) {
 
 static float attn_scale(int Dh) { return (float)(1.0 / sqrt((double)Dh)); }
 
-// g built into an execution plan, or null where cuDNN has none for it (said once per graph on stderr)
+// g built into an execution plan, or null where cuDNN has none for it (said once per graph on stderr;
+// attention.cu then gives cuDNN v packed, or, v packed already, runs pgolf's kernels)
 static Graph build(Graph g, const char *what, Shape s) {
     fe::error_t status = g->build(handle(), {fe::HeurMode_t::A, fe::HeurMode_t::FALLBACK});
     if (status.is_good()) return g;
     auto [B, T, H, Hkv, Dh, ldv] = s;
-    fprintf(stderr, "cuDNN attention: no %s for B=%d T=%d H=%d Hkv=%d Dh=%d, v rows %d apart (%s): pgolf's kernels run it\n",
-            what, B, T, H, Hkv, Dh, ldv, status.get_message().c_str());
+    fprintf(stderr, "cuDNN attention: no %s for B=%d T=%d H=%d Hkv=%d Dh=%d, v rows %d apart (%s)%s\n", what, B, T, H, Hkv,
+            Dh, ldv, status.get_message().c_str(), ldv == Hkv * Dh ? ": pgolf's kernels run it" : ": v copied packed for it");
     return nullptr;
 }
 
