@@ -174,14 +174,16 @@ static char *loss_curve_vs_torch(const char *name, const char *settings, char **
 
 // Data order, gradient accumulation, Muon momentum warmup, LR warmdown, gradient clipping, the records'
 // Muon/AdamW weight decay and MuonEq-R, with #413/#638's model techniques switched on; the exported
-// weights are the EMA (decay 0.8) of both runs: every tensor within 1e-3 of its largest value.
+// weights are the EMA (decay 0.8) of both runs: every tensor within 1e-3 of its largest value. pgolf
+// runs each 512-token micro-batch as 4 passes of 128 tokens (MAX_PASS_TOKENS; PyTorch in one).
 TEST(cli_loss_curve_matches_pytorch) {
     char *dir, *out = loss_curve_vs_torch(
         "curve", "ITERATIONS=12 WARMDOWN_ITERS=5 WARMUP_STEPS=0 MUON_MOMENTUM_WARMUP_STEPS=6 GRAD_CLIP_NORM=0.5 "
                  "VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=1024 EMA_ENABLED=1 EMA_DECAY=0.8 MUON_WD=0.5 ADAM_WD=0.3 "
                  "MUON_ROW_NORMALIZE=1 ROPE_DIMS=8 LN_SCALE=1 NEGATIVE_SLOPE=0.5 XSA_LAST_N=1 SMEAR_GATE=1 "
-                 "GATED_ATTENTION=1 VALUE_RESIDUAL=1 BIGRAM_VOCAB_SIZE=64 BIGRAM_DIM=16",
+                 "GATED_ATTENTION=1 VALUE_RESIDUAL=1 BIGRAM_VOCAB_SIZE=64 BIGRAM_DIM=16 MAX_PASS_TOKENS=128",
         &dir);
+    CHECK(strstr(out, "micro_batch_passes:4 tokens_per_pass:128"), "no passes logged:\n%s", out);
     char path_a[1100], path_b[1100];
     snprintf(path_a, sizeof path_a, "%s/final_model.safetensors", dir);
     snprintf(path_b, sizeof path_b, "%s/torch_final.safetensors", dir);

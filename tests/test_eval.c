@@ -194,6 +194,67 @@ TEST(eval_ttt_scores_before_training) {
     gpt_free(&m);
 }
 
+// Passes (MAX_PASS_TOKENS): a batch run as equal passes of whole sequences gives the batch's loss and
+// gradient (training, TTT) and the same evaluation; the pass planning takes the largest divisor that fits.
+TEST(eval_passes_give_the_batch_results) {
+    const int plans[][4] = {{12, 16, 80, 4}, {12, 16, 16, 1}, {12, 16, 8, 1}, {7, 16, 96, 1}, {12, 16, 0, 12}, {12, 16, 999, 12}};
+    for (size_t k = 0; k < sizeof plans / sizeof *plans; k++)
+        CHECK(gpt_pass_seqs(plans[k][0], plans[k][1], plans[k][2]) == plans[k][3], "%d sequences of %d in %d tokens: %d, not %d",
+              plans[k][0], plans[k][1], plans[k][2], gpt_pass_seqs(plans[k][0], plans[k][1], plans[k][2]), plans[k][3]);
+    GPT m;
+    Config c;
+    tiny_model(&m, &c);
+    CHECK(gpt_pass_token_cap(&m.cfg, 77) == 77 && gpt_pass_token_cap(&m.cfg, 0) > 1000, "pass caps %lld, %lld",
+          (long long)gpt_pass_token_cap(&m.cfg, 77), (long long)gpt_pass_token_cap(&m.cfg, 0));
+    size_t b1 = gpt_activation_bytes(&m.cfg, 1024), b2 = gpt_activation_bytes(&m.cfg, 2048);
+    CHECK(b1 > 1024 * 4 * 32 * 10 && b2 > 2 * b1 - 4096 && b2 < 2 * b1 + 4096, "activation bytes %zu, %zu", b1, b2);
+
+    enum { B = 4, T = 16, N = B * T };
+    int64_t n = 16 * 20 + 1;
+    uint16_t *val = tiny_val(n);
+    int32_t x[N], y[N];
+    for (int i = 0; i < N; i++) x[i] = val[i], y[i] = val[i + 1];
+    real *whole = xmalloc(sizeof(real) * m.n_params);
+    gpt_zero_grad(&m);
+    double loss = gpt_train_batch(&m, x, y, B, T, B, 0.5f);
+    memcpy(whole, m.grads, sizeof(real) * m.n_params);
+    for (int per = 1; per < B; per *= 2) {
+        gpt_zero_grad(&m);
+        double l = gpt_train_batch(&m, x, y, B, T, per, 0.5f);
+        double worst = 0, big = 0;
+        for (size_t i = 0; i < m.n_params; i++)
+            worst = worse_of(worst, fabs(m.grads[i] - whole[i])), big = fmax(big, fabs(whole[i]));
+        CHECK(fabs(l - loss) < 1e-6 && worst < 1e-5 * big, "passes of %d: loss %.8f vs %.8f, gradients off by %.3g of %.3g", per,
+              l, loss, worst, big);
+    }
+    // evaluation and TTT on a fresh copy of the model, in passes of one sequence: its activations
+    // never held more than one sequence
+    ByteTables bt = unit_bytes();
+    GPT q;
+    Config cq;
+    tiny_model(&q, &cq);
+    cq.max_pass_tokens = 16;
+    double l0, b0, l1, b1_;
+    eval_val(&m, &c, val, n, &bt, 64, &l0, &b0);
+    eval_val(&q, &cq, val, n, &bt, 64, &l1, &b1_);
+    CHECK(q.acts_tokens == 16, "eval_val held %zu tokens in a pass", q.acts_tokens);
+    CHECK_CLOSE(l1, l0, 1e-12, 1e-9, "eval_val in passes of one sequence (loss)");
+    CHECK_CLOSE(b1_, b0, 1e-12, 1e-9, "eval_val in passes of one sequence (bpb)");
+    double *nll0 = xmalloc(sizeof(double) * (size_t)n), *nll1 = xmalloc(sizeof(double) * (size_t)n);
+    TttOptions o = {.chunk_tokens = 100, .epochs = 2, .lr = 0.05, .momentum = 0.9, .seq_len = 16};
+    ttt_score_first(&m, val, n, 16, 16, 64, &o, nll0, NULL, NULL);
+    o.pass_tokens = 16;
+    ttt_score_first(&q, val, n, 16, 16, 64, &o, nll1, NULL, NULL);
+    CHECK(q.acts_tokens == 16, "TTT held %zu tokens in a pass", q.acts_tokens);
+    double worst = 0;
+    for (int64_t p = 0; p < n - 1; p++) worst = worse_of(worst, fabs(nll1[p] - nll0[p]));
+    CHECK(worst < 1e-4, "TTT with its batches in passes of one sequence: scores off by %.3g", worst);
+    free(nll0), free(nll1), free(whole), free(val);
+    byte_tables_free(&bt);
+    gpt_free(&q);
+    gpt_free(&m);
+}
+
 // Student-t tails against numerical integration of the density (tests' reference values), and a
 // Welch test worked by hand.
 TEST(eval_stats_student_t_and_welch) {

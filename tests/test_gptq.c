@@ -256,8 +256,16 @@ TEST(gptq_hessians_from_training_batch) {
         GPT m;
         tiny_gpt(&m);
         TokenStream *s = token_stream_open(pattern, 64);
-        Hessians *h = hessians_from_stream(&m, s, 1, 64, 16);
+        Hessians *h = hessians_from_stream(&m, s, 1, 64, 16, 0);
         token_stream_close(s);
+        s = token_stream_open(pattern, 64); // the batch again, in forward passes of one sequence
+        Hessians *hp = hessians_from_stream(&m, s, 1, 64, 16, 16);
+        token_stream_close(s);
+        double off = 0, most = 0;
+        for (int i = 0; i < 32 * 32; i++)
+            off = worse_of(off, fabs(hp->attn_in[1][i] - h->attn_in[1][i])), most = fmax(most, fabs(h->attn_in[1][i]));
+        CHECK(off < 1e-6 * most, "bf16 %d: Hessians from passes off by %.3g of %.3g", bf16, off, most);
+        hessians_free(hp);
         int32_t x[64];
         for (int i = 0; i < 64; i++) x[i] = tokens[i];
         gpt_forward(&m, x, NULL, 4, 16); // the same batch again: the activations the Hessians came from
@@ -305,15 +313,20 @@ TEST(gptq_hessians_from_training_batch) {
     ops_set_matmul_bf16(0);
 }
 
-// Self-generated calibration text: deterministic for a seed, different for another.
+// Self-generated calibration text: deterministic for a seed, different for another; generated in
+// forward passes of one sequence, the same text (its draws in the same order) and Hessians.
 TEST(gptq_hessians_from_generated_text) {
     GPT m;
     tiny_gpt(&m);
-    Hessians *a = hessians_from_generated(&m, 1, 2, 12, 0.8, 7), *b = hessians_from_generated(&m, 1, 2, 12, 0.8, 7),
-             *c = hessians_from_generated(&m, 1, 2, 12, 0.8, 8);
+    Hessians *a = hessians_from_generated(&m, 1, 2, 12, 0.8, 7, 0), *b = hessians_from_generated(&m, 1, 2, 12, 0.8, 7, 0),
+             *c = hessians_from_generated(&m, 1, 2, 12, 0.8, 8, 0), *d = hessians_from_generated(&m, 1, 2, 12, 0.8, 7, 12);
     size_t n = 32 * 32;
     CHECK(!memcmp(a->head_in, b->head_in, n * sizeof(double)), "same seed, different Hessians");
     CHECK(memcmp(a->head_in, c->head_in, n * sizeof(double)), "another seed gave the same Hessians");
+    double worst = 0, big = 0;
+    for (size_t i = 0; i < n; i++) worst = worse_of(worst, fabs(d->head_in[i] - a->head_in[i])), big = fmax(big, fabs(a->head_in[i]));
+    CHECK(worst < 1e-6 * big, "generated in passes: Hessians off by %.3g of %.3g", worst, big);
+    hessians_free(d);
     double trace = 0;
     for (int i = 0; i < 32; i++) trace += a->attn_in[0][i * 32 + i];
     CHECK(trace > 0, "empty Hessian");

@@ -33,7 +33,8 @@ typedef struct {
     TokenStream *stream;
     ByteTables bt;
     uint16_t *val;
-    int64_t n_val, micro_tokens;
+    int64_t n_val, micro_tokens, pass_cap; // pass_cap: gpt_pass_token_cap
+    int pass_seqs;                         // sequences per pass of a micro-batch (gpt_pass_seqs)
     int32_t *x, *y;
     char *config_text, *checkpoint_path;
     QatState qat;
@@ -54,7 +55,8 @@ static char *data_glob(const Config *c, const char *split) {
     return p;
 }
 
-// One optimizer step's gradients: GRAD_ACCUM_STEPS micro-batches, each scaled by 1/GRAD_ACCUM_STEPS.
+// One optimizer step's gradients: GRAD_ACCUM_STEPS micro-batches, each scaled by 1/GRAD_ACCUM_STEPS
+// (each in passes where its activations would not fit: MAX_PASS_TOKENS).
 static double accumulate_gradients(Trainer *t) {
     const Config *c = &t->c;
     int T = (int)c->train_seq_len, B = (int)(t->micro_tokens / T);
@@ -62,8 +64,7 @@ static double accumulate_gradients(Trainer *t) {
     gpt_zero_grad(&t->m);
     for (int64_t micro = 0; micro < c->grad_accum_steps; micro++) {
         loader_next_batch(t->stream, c->train_batch_tokens, c->train_seq_len, c->grad_accum_steps, t->x, t->y);
-        loss += gpt_forward(&t->m, t->x, t->y, B, T);
-        gpt_backward(&t->m, t->x, (real)(1.0 / (double)c->grad_accum_steps));
+        loss += gpt_train_batch(&t->m, t->x, t->y, B, T, t->pass_seqs, (real)(1.0 / (double)c->grad_accum_steps));
     }
     return loss / (double)c->grad_accum_steps;
 }
@@ -122,11 +123,12 @@ static void export_and_roundtrip(Trainer *t) {
     Hessians *h = NULL;
     if (scheme.id == SCHEME_GPTQ && !strcmp(c->gptq_calibration_source, "generated")) {
         h = hessians_from_generated(&t->m, (int)c->gptq_calibration_batches, (int)(t->micro_tokens / c->train_seq_len),
-                                    (int)c->train_seq_len, c->gptq_calibration_temperature, (uint64_t)c->seed);
+                                    (int)c->train_seq_len, c->gptq_calibration_temperature, (uint64_t)c->seed, t->pass_cap);
     } else if (scheme.id == SCHEME_GPTQ) { // training data, read afresh from its first shard
         char *pattern = data_glob(c, "train");
         TokenStream *calib = token_stream_open(pattern, c->vocab_size);
-        h = hessians_from_stream(&t->m, calib, (int)c->gptq_calibration_batches, t->micro_tokens, (int)c->train_seq_len);
+        h = hessians_from_stream(&t->m, calib, (int)c->gptq_calibration_batches, t->micro_tokens, (int)c->train_seq_len,
+                                 t->pass_cap);
         token_stream_close(calib);
         free(pattern);
     }
@@ -212,9 +214,16 @@ static void setup(Trainer *t) {
     t->micro_tokens = c->train_batch_tokens / c->grad_accum_steps;
     t->x = xmalloc(sizeof(int32_t) * (size_t)t->micro_tokens);
     t->y = xmalloc(sizeof(int32_t) * (size_t)t->micro_tokens);
+    t->pass_cap = gpt_pass_token_cap(&t->m.cfg, c->max_pass_tokens);
+    t->pass_seqs = gpt_pass_seqs((int)(t->micro_tokens / c->train_seq_len), (int)c->train_seq_len, t->pass_cap);
 
     log0("model_params:%lld", (long long)t->m.n_params);
     log0("world_size:1 grad_accum_steps:%lld", (long long)c->grad_accum_steps);
+    int64_t pass_tokens = t->pass_seqs * c->train_seq_len;
+    if (pass_tokens < t->micro_tokens)
+        log0("micro_batch_passes:%lld tokens_per_pass:%lld activations_per_pass:%.2fGB (MAX_PASS_TOKENS=%lld)",
+             (long long)(t->micro_tokens / pass_tokens), (long long)pass_tokens,
+             gpt_activation_bytes(&t->m.cfg, pass_tokens) / 1e9, (long long)c->max_pass_tokens);
     log0("backend:%s matmul:%s", ops_backend(), ops_matmul_bf16() ? "bf16" : "fp32");
     log0("attention_mode:gqa num_heads:%lld num_kv_heads:%lld", (long long)c->num_heads, (long long)c->num_kv_heads);
     char f[4][32];

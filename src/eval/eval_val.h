@@ -22,6 +22,7 @@ static inline int token_bytes(const ByteTables *t, int prev, int tgt) {
 
 // val: n = whole sequences * seq_len + 1 tokens. Sequences are evaluated VAL_BATCH_SIZE /
 // GRAD_ACCUM_STEPS tokens at a time as in the reference, each batch run in forward passes of at
-// most `max_tokens` (per-token losses do not depend on how sequences are grouped).
+// most `max_tokens` and gpt_pass_token_cap's (MAX_PASS_TOKENS) tokens (per-token losses do not depend
+// on how sequences are grouped).
 void eval_val(GPT *m, const Config *c, const uint16_t *val, int64_t n, const ByteTables *bt, int64_t max_tokens,
               double *val_loss, double *val_bpb);

@@ -60,6 +60,7 @@ static void ttt_step(GPT *m, TttState *st, const TttOptions *o) {
 static void adapt(GPT *m, const uint16_t *val, int64_t c0, int64_t c1, int64_t max_tokens, const TttOptions *o,
                   TttState *st, TttObserver observe, void *ctx) {
     int64_t T = o->seq_len, n_seq = (c1 - c0) / T, per = max_tokens / T > 0 ? max_tokens / T : 1;
+    int64_t pass_cap = o->pass_tokens > 0 ? o->pass_tokens : max_tokens;
     int32_t *x = xmalloc(sizeof(int32_t) * (size_t)(per * T)), *y = xmalloc(sizeof(int32_t) * (size_t)(per * T));
     for (int e = 0; e < o->epochs; e++)
         for (int64_t s0 = 0; s0 < n_seq; s0 += per) {
@@ -70,8 +71,7 @@ static void adapt(GPT *m, const uint16_t *val, int64_t c0, int64_t c1, int64_t m
             }
             if (observe) observe(1, c0 + s0 * T, c0 + (s0 + B) * T, ctx);
             gpt_zero_grad(m);
-            gpt_forward(m, x, y, (int)B, (int)T);
-            gpt_backward(m, x, 1.0f);
+            gpt_train_batch(m, x, y, (int)B, (int)T, gpt_pass_seqs((int)B, (int)T, pass_cap), 1.0f);
             ttt_step(m, st, o);
         }
     free(x);
@@ -99,7 +99,9 @@ void ttt_score_first(GPT *m, const uint16_t *val, int64_t n, int64_t window, int
     for (int64_t i0 = 0, chunk = 0; i0 < nw; chunk++) {
         int64_t c0 = w[i0].start + w[i0].score_from, i1 = chunk_end(w, nw, i0, o->chunk_tokens);
         int64_t c1 = w[i1 - 1].start + w[i1 - 1].len;
-        score_windows(m, val, w + i0, i1 - i0, max_tokens, nll); // first: the score of every position in the chunk
+        // first: the score of every position in the chunk
+        score_windows(m, val, w + i0, i1 - i0, o->pass_tokens > 0 && o->pass_tokens < max_tokens ? o->pass_tokens : max_tokens,
+                      nll);
         if (observe) observe(0, c0, c1, ctx);
         TttOptions oc = *o; // #2005's cosine: lr * 0.5 (1 + cos(pi chunk / (chunks - 1)))
         if (o->cosine && n_chunks > 1) oc.lr = o->lr * 0.5 * (1 + cos(M_PI * (double)chunk / (double)(n_chunks - 1)));

@@ -63,12 +63,19 @@ void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T) {
     free(host);
 }
 
-Hessians *hessians_from_stream(GPT *m, TokenStream *stream, int batches, int64_t tokens_per_batch, int seq_len) {
+// A batch's sequences as passes of at most pass_cap tokens (gpt_pass_seqs): X^T X is a sum over tokens.
+static void add_batch_in_passes(Hessians *h, GPT *m, const int32_t *x, int B, int T, int64_t pass_cap) {
+    int per = gpt_pass_seqs(B, T, pass_cap);
+    for (int b0 = 0; b0 < B; b0 += per) hessians_add_batch(h, m, x + (size_t)b0 * T, per, T);
+}
+
+Hessians *hessians_from_stream(GPT *m, TokenStream *stream, int batches, int64_t tokens_per_batch, int seq_len,
+                               int64_t pass_cap) {
     Hessians *h = hessians_new(&m->cfg, batches);
     int32_t *x = xmalloc(sizeof(int32_t) * (size_t)tokens_per_batch), *y = xmalloc(sizeof(int32_t) * (size_t)tokens_per_batch);
     for (int b = 0; b < batches; b++) {
         loader_next_batch(stream, tokens_per_batch, seq_len, 1, x, y);
-        hessians_add_batch(h, m, x, (int)(tokens_per_batch / seq_len), seq_len);
+        add_batch_in_passes(h, m, x, (int)(tokens_per_batch / seq_len), seq_len, pass_cap);
         progress("export: gptq calibration", b + 1, batches);
     }
     free(x);
@@ -98,21 +105,25 @@ static void sample_next(GPT *m, int32_t *x, int B, int t, int T, double temperat
     free(p);
 }
 
-Hessians *hessians_from_generated(GPT *m, int batches, int B, int T, double temperature, uint64_t seed) {
+Hessians *hessians_from_generated(GPT *m, int batches, int B, int T, double temperature, uint64_t seed, int64_t pass_cap) {
     if (!(temperature > 0)) die("GPTQ calibration temperature must be > 0 (got %g)", temperature);
     Hessians *h = hessians_new(&m->cfg, batches);
     int32_t *x = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)T), *prefix = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)T);
+    int per = gpt_pass_seqs(B, T, pass_cap); // rows per forward; the rows sampled in order whatever per is
     Rng rng;
     rng_seed(&rng, seed);
     for (int b = 0; b < batches; b++) {
         for (int r = 0; r < B; r++) x[(size_t)r * T] = 1; // BOS, as every document starts
-        for (int t = 1; t < T; t++) { // no KV cache: each step reruns the prefix [B, t]
-            for (int r = 0; r < B; r++) memcpy(prefix + (size_t)r * t, x + (size_t)r * T, sizeof(int32_t) * (size_t)t);
-            gpt_forward(m, prefix, NULL, B, t);
-            sample_next(m, x, B, t, T, temperature, &rng);
+        for (int t = 1; t < T; t++) { // no KV cache: each step reruns the prefix [per, t]
+            for (int r0 = 0; r0 < B; r0 += per) {
+                for (int r = 0; r < per; r++)
+                    memcpy(prefix + (size_t)r * t, x + (size_t)(r0 + r) * T, sizeof(int32_t) * (size_t)t);
+                gpt_forward(m, prefix, NULL, per, t);
+                sample_next(m, x + (size_t)r0 * T, per, t, T, temperature, &rng);
+            }
             progress("export: generating calibration text", (int64_t)b * T + t + 1, (int64_t)batches * T);
         }
-        hessians_add_batch(h, m, x, B, T);
+        add_batch_in_passes(h, m, x, B, T, pass_cap);
     }
     free(x);
     free(prefix);

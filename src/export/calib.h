@@ -20,11 +20,14 @@ typedef struct {
 Hessians *hessians_new(const GPTConfig *c, int batches);
 // One forward pass over x [B, T] and the Hessian update from its activations.
 void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T);
-// Training data as the calibration set: `batches` loader batches of tokens_per_batch tokens.
-Hessians *hessians_from_stream(GPT *m, TokenStream *stream, int batches, int64_t tokens_per_batch, int seq_len);
+// Training data as the calibration set: `batches` loader batches of tokens_per_batch tokens (each run
+// as forward passes of at most pass_cap tokens: gpt_pass_seqs; the same Hessians up to float rounding).
+Hessians *hessians_from_stream(GPT *m, TokenStream *stream, int batches, int64_t tokens_per_batch, int seq_len,
+                               int64_t pass_cap);
 // Text the model writes itself as the calibration set (no data needed, as some records do): B sequences
-// of T tokens sampled from BOS at `temperature` per batch, from a generator seeded with `seed`.
-Hessians *hessians_from_generated(GPT *m, int batches, int B, int T, double temperature, uint64_t seed);
+// of T tokens sampled from BOS at `temperature` per batch, from a generator seeded with `seed` (its
+// draws in the same order whatever pass_cap splits the forwards into).
+Hessians *hessians_from_generated(GPT *m, int batches, int B, int T, double temperature, uint64_t seed, int64_t pass_cap);
 // HessianFn for quant_scheme_state: ctx is a Hessians*; the name is a state_dict name.
 const double *hessians_for(const char *name, void *ctx);
 void hessians_free(Hessians *h);

@@ -418,13 +418,52 @@ static real *carve(real **cursor, size_t n) {
 static size_t pad(size_t n) { return (n + 15) & ~(size_t)15; }
 
 // One block for a projected embedding's activations and gradients (b->e owns it).
+static size_t branch_values(size_t N, size_t width, size_t target) {
+    return 2 * pad(N * width) + (width != target ? 2 * pad(N * target) : 0);
+}
+
 static void branch_alloc(BranchActs *b, size_t N, size_t width, size_t target) {
     int proj = width != target;
-    real *cur = ops_alloc(2 * pad(N * width) + (proj ? 2 * pad(N * target) : 0));
+    real *cur = ops_alloc(branch_values(N, width, target));
     b->e = carve(&cur, N * width);
     b->de = carve(&cur, N * width);
     b->p = proj ? carve(&cur, N * target) : b->e;
     b->dp = proj ? carve(&cur, N * target) : b->de;
+}
+
+// The values ensure_acts allocates for N tokens: each virtual position's block, the embedding's and
+// head's, the backward scratch, and the projected embeddings' (branch_alloc). In bf16 mode n1, qf, kf,
+// att_out, h_pre, h_act, mlp_out, raw, dqkv, dq, dk and the logits exist only rounded (RoundedInput
+// storage, allocated by the ops that write them: `rounded` estimates how many; bf16 on a GPU, floats
+// in the CPU's bf16 mode, a parity aid).
+typedef struct {
+    size_t per_block, head, backward, branches, rounded;
+} ActSizes;
+
+static ActSizes act_sizes(const GPTConfig *c, size_t N) {
+    size_t D = c->dim, KV = c->kv_dim, F = c->hidden, H = c->heads, HK = c->kv_heads, W = gpt_qkv_width(c), V = c->vocab;
+    int fp32 = !ops_matmul_bf16();
+    size_t lanes = c->lanes_from < c->layers ? pad(N * D) : 0;
+    size_t G = c->attn_gates, gated = G ? pad(N * G) + pad(N * D) : 0, vr = c->value_residual ? pad(N * KV) : 0;
+    size_t QKV = fp32 ? pad(N * W) : 0, FD = F > D ? F : D;
+    ActSizes s;
+    s.per_block = (6 + 4 * fp32) * pad(N * D) + (1 + fp32) * pad(N * KV) + 2 * fp32 * pad(N * F) + 3 * pad(N) + pad(N * H) * 2 +
+                  QKV + pad(N * HK) + gated + vr + lanes;
+    s.head = 5 * pad(N * D) + (fp32 ? pad(N * V) : pad(V)) + 3 * pad(N) + 2 * lanes;
+    s.backward = (5 + fp32) * pad(N * D) + (3 + fp32) * pad(N * KV) + pad(N * FD) + (size_t)c->skips * pad(N * D) + QKV;
+    s.branches = (c->bigram_buckets ? branch_values(N, c->bigram_dim, D) : 0) + (c->n_ve ? branch_values(N, c->ve_dim, KV) : 0);
+    // the matmuls' rounded operands and outputs: per block n1, proj, n2, h, h_pre, att_out, mlp_out, raw,
+    // q, k, v; the head's nf and logits; the gradients dres, dh, dqkv, dha, datt, dn, dq, dk
+    s.rounded = ops_matmul_bf16() ? (size_t)c->looped_len * N * (6 * D + 2 * F + W + 2 * KV) + N * (D + V) +
+                                        N * (5 * D + 2 * F + W + KV)
+                                  : 0;
+    return s;
+}
+
+size_t gpt_activation_bytes(const GPTConfig *c, int64_t tokens) {
+    ActSizes s = act_sizes(c, (size_t)tokens);
+    return sizeof(real) * ((size_t)c->looped_len * s.per_block + s.head + s.backward + s.branches) + 2 * s.rounded +
+           sizeof(int32_t) * (size_t)tokens * (c->bigram_buckets ? 1 : 0);
 }
 
 static void ensure_acts(GPT *m, int B, int T) {
@@ -434,16 +473,11 @@ static void ensure_acts(GPT *m, int B, int T) {
     if (N > m->acts_tokens) {
         free_acts(a, c->looped_len);
         a->blocks = xcalloc((size_t)c->looped_len, sizeof(BlockActs)); // every virtual position
-        size_t lanes = c->lanes_from < c->layers ? pad(N * D) : 0;
-        size_t G = c->attn_gates, gated = G ? pad(N * G) + pad(N * D) : 0, vr = c->value_residual ? pad(N * KV) : 0;
-        // n1, qf, kf, att_out, h_pre, h_act, mlp_out, raw, dqkv, dq, dk, logits: in bf16 mode only rounded
-        int fp32 = !ops_matmul_bf16();
-        size_t QKV = fp32 ? pad(N * gpt_qkv_width(c)) : 0; // raw, dqkv: in bf16 mode only rounded
-        size_t per_block = (6 + 4 * fp32) * pad(N * D) + (1 + fp32) * pad(N * KV) + 2 * fp32 * pad(N * F) + 3 * pad(N) +
-                           pad(N * H) * 2 + QKV;
-        per_block += pad(N * HK) + gated + vr + lanes;
+        ActSizes sizes = act_sizes(c, N);
+        int fp32 = !ops_matmul_bf16(), lanes = c->lanes_from < c->layers;
+        size_t G = c->attn_gates;
         for (int l = 0; l < c->looped_len; l++) {
-            real *cur = ops_alloc(per_block);
+            real *cur = ops_alloc(sizes.per_block);
             BlockActs *b = &a->blocks[l];
             b->skip_sum = carve(&cur, N * D);
             b->n1 = fp32 ? carve(&cur, N * D) : NULL;
@@ -466,12 +500,12 @@ static void ensure_acts(GPT *m, int B, int T) {
             b->x_out = carve(&cur, N * D);
             b->gate = G ? carve(&cur, N * G) : NULL;
             b->att_g = G ? carve(&cur, N * D) : NULL;
-            b->v_raw = vr ? carve(&cur, N * KV) : NULL;
+            b->v_raw = c->value_residual ? carve(&cur, N * KV) : NULL;
             b->lane = lanes ? carve(&cur, N * D) : NULL;
             b->raw = fp32 ? carve(&cur, N * gpt_qkv_width(c)) : NULL;
         }
         size_t V = c->vocab;
-        real *cur = ops_alloc(5 * pad(N * D) + (fp32 ? pad(N * V) : pad(V)) + 3 * pad(N) + 2 * lanes);
+        real *cur = ops_alloc(sizes.head);
         a->emb = cur; // owns the block
         carve(&cur, N * D);
         a->emb_rstd = carve(&cur, N);
@@ -486,7 +520,7 @@ static void ensure_acts(GPT *m, int B, int T) {
         a->dl1 = lanes ? carve(&cur, N * D) : NULL;
         // backward scratch; dskip holds one gradient per U-Net skip
         size_t FD = F > D ? F : D;
-        cur = ops_alloc((5 + fp32) * pad(N * D) + (3 + fp32) * pad(N * KV) + pad(N * FD) + (size_t)c->skips * pad(N * D) + QKV);
+        cur = ops_alloc(sizes.backward);
         a->backward_mem = cur;
         a->dx = carve(&cur, N * D);
         a->dx0 = carve(&cur, N * D);
@@ -745,6 +779,33 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
     if (!targets) return 0;
     softcap_xent_forward(a->losses, a->logits, &a->logits_r, targets, N, c->vocab, (real)c->softcap);
     return sum_values(a->losses, (size_t)N) / N;
+}
+
+int64_t gpt_pass_token_cap(const GPTConfig *c, int64_t max_pass_tokens) {
+    if (max_pass_tokens < 0) die("MAX_PASS_TOKENS=%lld must not be negative (0: automatic)", (long long)max_pass_tokens);
+    if (max_pass_tokens > 0) return max_pass_tokens;
+    double per_token = (double)gpt_activation_bytes(c, 4096) / 4096; // the buffers' padding spread thin
+    int64_t cap = (int64_t)((double)ops_activation_budget() / per_token);
+    return cap > 0 ? cap : 1;
+}
+
+int gpt_pass_seqs(int seqs, int T, int64_t cap) {
+    if (cap <= 0) return seqs;
+    for (int per = seqs; per > 1; per--)
+        if (seqs % per == 0 && (int64_t)per * T <= cap) return per;
+    return 1;
+}
+
+double gpt_train_batch(GPT *m, const int32_t *x, const int32_t *y, int B, int T, int pass_seqs, real loss_scale) {
+    if (pass_seqs < 1 || B % pass_seqs) die("internal: %d sequences in passes of %d", B, pass_seqs);
+    int passes = B / pass_seqs;
+    double loss = 0;
+    for (int p = 0; p < passes; p++) { // equal passes: the batch's mean is the mean of theirs
+        size_t at = (size_t)p * pass_seqs * T;
+        loss += gpt_forward(m, x + at, y + at, pass_seqs, T);
+        gpt_backward(m, x + at, loss_scale / (real)passes);
+    }
+    return loss / passes;
 }
 
 // ---------------------------------------------------------------- backward

@@ -185,6 +185,21 @@ static inline const real *gpt_proj_input(const GPT *m, int v) {
 double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int T);
 // Accumulates into m->grads the gradient of loss_scale * mean loss of the last forward.
 void gpt_backward(GPT *m, const int32_t *x, real loss_scale);
+
+// Passes: a batch whose activations would not fit runs as equal passes of whole sequences, each a
+// forward and backward of its own (memory of one pass), the gradients summed: the batch's gradient up
+// to float rounding. The activations of one pass over `tokens` tokens take gpt_activation_bytes (in
+// bf16 mode with an estimate of the rounded copies).
+size_t gpt_activation_bytes(const GPTConfig *c, int64_t tokens);
+// The most tokens one pass may hold: max_pass_tokens (MAX_PASS_TOKENS) where > 0, else as many as
+// ops_activation_budget holds.
+int64_t gpt_pass_token_cap(const GPTConfig *c, int64_t max_pass_tokens);
+// Sequences per pass for a batch of `seqs` sequences of T tokens: the largest divisor of seqs whose pass
+// holds at most cap tokens (cap <= 0: seqs), at least 1.
+int gpt_pass_seqs(int seqs, int T, int64_t cap);
+// Forward and backward over x, y [B, T] in passes of pass_seqs sequences (a divisor of B): accumulates
+// into m->grads the gradient of loss_scale * the batch's mean loss; returns that mean loss.
+double gpt_train_batch(GPT *m, const int32_t *x, const int32_t *y, int B, int T, int pass_seqs, real loss_scale);
 void gpt_zero_grad(GPT *m);
 // Host copies of the last forward's outputs: the per-token losses [B*T] (valid until the next call)
 // and the raw logits z of one token row.

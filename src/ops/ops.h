@@ -15,7 +15,10 @@
 const char *ops_backend(void);
 
 // ---------------------------------------------------------------- memory
-real *ops_alloc(size_t n);          // zeroed
+real *ops_alloc(size_t n); // zeroed
+// The bytes of activations one forward/backward pass may take when MAX_PASS_TOKENS is automatic
+// (gpt_pass_token_cap): a quarter of the machine's RAM on the CPU, half of the GPU's memory.
+size_t ops_activation_budget(void);
 void ops_free(real *p);
 void ops_zero(real *p, size_t n);
 void ops_copy(real *dst, const real *src, size_t n);

@@ -34,6 +34,11 @@ real *ops_alloc(size_t n) {
     checked = 1;
     return cuda_alloc(n);
 }
+size_t ops_activation_budget(void) { // the process has the GPU to itself
+    size_t free_bytes = 0, total = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
+    return total / 2;
+}
 void ops_free(real *p) { cuda_free(p); }
 void ops_zero(real *p, size_t n) {
     CUDA_CHECK(cudaMemset(p, 0, n * sizeof(real)));

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <map>
 #include <vector>
@@ -394,6 +395,12 @@ cudaError_t cudaFree(void *p) {
     poison(p, it->second, false);
     g_allocations.erase(it);
     free(p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
+    *total = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+    *free_bytes = *total; // nothing the emulator could know better
     return cudaSuccess;
 }
 
