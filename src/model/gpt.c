@@ -417,7 +417,7 @@ static real *carve(real **cursor, size_t n) {
 
 static size_t pad(size_t n) { return (n + 15) & ~(size_t)15; }
 
-// One block for a projected embedding's activations and gradients (b->e owns it).
+// One block for a projected embedding's activations and gradients (b->e owns it), of branch_values.
 static size_t branch_values(size_t N, size_t width, size_t target) {
     return 2 * pad(N * width) + (width != target ? 2 * pad(N * target) : 0);
 }
