@@ -365,6 +365,24 @@ TEST(cli_ablate_table) {
     free(dir);
 }
 
+// `pgolf info`: the parameter count, and how a micro-step of 8 sequences of 64 runs under MAX_PASS_TOKENS.
+TEST(cli_info_prints_params_and_passes) {
+    char env[4096], cmd[8192], *out;
+    tiny_env(env, sizeof env, "unused", "unused", "");
+    const char *cases[][2] = {{"--max-pass-tokens 128", "passes:4 tokens_per_pass:128"},
+                              {"--max-pass-tokens 200", "passes:4 tokens_per_pass:128"},
+                              {"--max-pass-tokens 10", "passes:8 tokens_per_pass:64"},
+                              {"", "passes:1 tokens_per_pass:512"}};
+    for (int i = 0; i < 4; i++) {
+        snprintf(cmd, sizeof cmd, "env %s ./pgolf info %s", env, cases[i][0]);
+        int rc = test_run(cmd, &out);
+        CHECK(rc == 0 && strstr(out, "micro_batch_tokens:512 activations:") && strstr(out, cases[i][1]) &&
+                  strstr(out, "model_params:"),
+              "pgolf info %s (rc %d), expected %s:\n%s", cases[i][0], rc, cases[i][1], out);
+        free(out);
+    }
+}
+
 // Depth recurrence switches on at RECUR_START_STEP (#1435) and the run stays finite through the switch.
 TEST(cli_recurrence_switches_on_at_its_step) {
     const char *data = test_markov_dataset("recur_data");
