@@ -192,6 +192,7 @@ TEST(grad_attention) {
     attn_case("attention gqa", 2, 7, 4, 2, 4, 8);
     attn_case("attention mha", 1, 5, 2, 2, 6, 12);
     attn_case("attention >1 row block", 1, 70, 2, 1, 4, 4); // crosses the 64-row block boundary
+    attn_case("attention, 128-row blocks", 1, 1030, 1, 1, 2, 2); // long sequences' blocks, the last one short
     attn_case("attention, v a column block", 2, 9, 4, 2, 4, 13);
 }
 
