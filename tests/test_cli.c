@@ -239,6 +239,8 @@ TEST(cli_bad_input_fails_clearly) {
         {"BIGRAM_VOCAB_SIZE=1 ./pgolf train", "BIGRAM_VOCAB_SIZE=1 must be 0 (off) or at least 2"},
         {"TTT_LR_SCHEDULE=linear ./pgolf train", "TTT_LR_SCHEDULE=linear is not constant or cosine"},
         {"MATMUL_PRECISION=fp16 ./pgolf train", "MATMUL_PRECISION=fp16 must be fp32, bf16 or auto"},
+        {"MAX_PASS_TOKENS=-1 ./pgolf train", "MAX_PASS_TOKENS=-1 must not be negative"},
+        {"./pgolf eval --max-pass-tokens -5 /nonexistent.ptz", "MAX_PASS_TOKENS=-5 must not be negative"},
     };
     char env[4096], cmd[8192], *out;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

@@ -32,5 +32,6 @@ int cli_setup(Config *c, int argc, char **argv, unsigned groups, const char *cmd
         ops_set_matmul_bf16(!strcmp(c->matmul_precision, "bf16"));
     else if (strcmp(c->matmul_precision, "auto"))
         die("MATMUL_PRECISION=%s must be fp32, bf16 or auto", c->matmul_precision);
+    if (c->max_pass_tokens < 0) die("MAX_PASS_TOKENS=%lld must not be negative (0: automatic)", (long long)c->max_pass_tokens);
     return argc - 1;
 }

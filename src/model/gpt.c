@@ -782,7 +782,6 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
 }
 
 int64_t gpt_pass_token_cap(const GPTConfig *c, int64_t max_pass_tokens) {
-    if (max_pass_tokens < 0) die("MAX_PASS_TOKENS=%lld must not be negative (0: automatic)", (long long)max_pass_tokens);
     if (max_pass_tokens > 0) return max_pass_tokens;
     double per_token = (double)gpt_activation_bytes(c, 4096) / 4096; // the buffers' padding spread thin
     int64_t cap = (int64_t)((double)ops_activation_budget() / per_token);
