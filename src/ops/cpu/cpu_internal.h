@@ -97,6 +97,18 @@ static inline double cpu_row_dot(const real *a, const real *b, int n) {
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
+// One row of the norm's backward, y = scale x rstd => dx = base + rstd (scale dy - (y / scale) mean(dy y))
+// (base NULL: none; base may be dx, accumulating). rmsnorm_backward's row, and the fused backwards' on
+// their recomputed y.
+static inline void cpu_norm_row_backward(real *dx, const real *base, const real *dy, const real *y, int C, real rstd,
+                                         real scale) {
+    real m = (real)(cpu_row_dot(dy, y, C) / C) / scale;
+    if (base)
+        for (int i = 0; i < C; i++) dx[i] = base[i] + rstd * (scale * dy[i] - y[i] * m);
+    else
+        for (int i = 0; i < C; i++) dx[i] = rstd * (scale * dy[i] - y[i] * m);
+}
+
 // sum of p[0..n) in double, four running sums (a fixed order, and not one add's latency per value)
 static inline double cpu_row_sum(const real *p, int n) {
     double s0 = 0, s1 = 0, s2 = 0, s3 = 0;

@@ -97,8 +97,7 @@ void rmsnorm_resid_mix_backward(real *dx_in, real *dx0, real *dmix, const real *
             size_t o = (size_t)n * C;
             real s = rstd[n];
             for (int c = 0; c < C; c++) y[c] = (m0[c] * x_in[o + c] + m1[c] * x0[o + c]) * s * scale;
-            real m = (real)(cpu_row_dot(dn + o, y, C) / C) / scale;
-            for (int c = 0; c < C; c++) dx_in[o + c] = dxm[o + c] + s * (scale * dn[o + c] - y[c] * m);
+            cpu_norm_row_backward(dx_in + o, dxm + o, dn + o, y, C, s, scale);
         }
         free(y);
     }

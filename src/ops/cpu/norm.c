@@ -58,13 +58,8 @@ void rmsnorm_backward(real *dinp, const real *dout, const RoundedInput *dout_r, 
     dout = cpu_input_values(__func__, dout, dout_r, (size_t)rows * C);
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++) {
-        const real *dy = dout + (size_t)r * C, *y = out + (size_t)r * C;
         real *dx = dinp + (size_t)r * C;
-        real m = (real)(cpu_row_dot(dy, y, C) / C) / scale, s = rstd[r];
-        if (accumulate)
-            for (int i = 0; i < C; i++) dx[i] += s * (scale * dy[i] - y[i] * m);
-        else
-            for (int i = 0; i < C; i++) dx[i] = s * (scale * dy[i] - y[i] * m);
+        cpu_norm_row_backward(dx, accumulate ? dx : NULL, dout + (size_t)r * C, out + (size_t)r * C, C, rstd[r], scale);
     }
 }
 
@@ -80,11 +75,10 @@ void scaled_add_rmsnorm_backward(real *dx, real *dy, real *dscale, const real *d
         real *out = xmalloc(sizeof(real) * (size_t)C);
 #pragma omp for schedule(static)
         for (int r = 0; r < N; r++) {
-            const real *d = dn + (size_t)r * C, *xr = x + (size_t)r * C;
+            const real *xr = x + (size_t)r * C;
             real *g = dx + (size_t)r * C, s = rstd[r];
             for (int i = 0; i < C; i++) out[i] = xr[i] * s * ln;
-            real m = (real)(cpu_row_dot(d, out, C) / C) / ln;
-            for (int i = 0; i < C; i++) g[i] += s * (ln * d[i] - out[i] * m);
+            cpu_norm_row_backward(g, g, dn + (size_t)r * C, out, C, s, ln);
         }
         free(out);
     }
