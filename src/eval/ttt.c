@@ -56,11 +56,11 @@ static void ttt_step(GPT *m, TttState *st, const TttOptions *o) {
     }
 }
 
-// Epochs over the chunk's whole sequences: targets lie in [c0, c1), all already scored.
-static void adapt(GPT *m, const uint16_t *val, int64_t c0, int64_t c1, int64_t max_tokens, const TttOptions *o,
-                  TttState *st, TttObserver observe, void *ctx) {
+// Epochs over the chunk's whole sequences: targets lie in [c0, c1), all already scored. Each step's batch
+// holds max_tokens, run in passes of at most pass_cap.
+static void adapt(GPT *m, const uint16_t *val, int64_t c0, int64_t c1, int64_t max_tokens, int64_t pass_cap,
+                  const TttOptions *o, TttState *st, TttObserver observe, void *ctx) {
     int64_t T = o->seq_len, n_seq = (c1 - c0) / T, per = max_tokens / T > 0 ? max_tokens / T : 1;
-    int64_t pass_cap = o->pass_tokens > 0 ? o->pass_tokens : max_tokens;
     int32_t *x = xmalloc(sizeof(int32_t) * (size_t)(per * T)), *y = xmalloc(sizeof(int32_t) * (size_t)(per * T));
     for (int e = 0; e < o->epochs; e++)
         for (int64_t s0 = 0; s0 < n_seq; s0 += per) {
@@ -96,16 +96,15 @@ void ttt_score_first(GPT *m, const uint16_t *val, int64_t n, int64_t window, int
     int64_t nw = window_plan(0, n - 1, window, stride, &w), total = n - 1, n_chunks = 0;
     for (int64_t i0 = 0; i0 < nw; n_chunks++) i0 = chunk_end(w, nw, i0, o->chunk_tokens);
     TttState st = ttt_state(m, o);
+    int64_t pass_cap = o->pass_tokens > 0 && o->pass_tokens < max_tokens ? o->pass_tokens : max_tokens;
     for (int64_t i0 = 0, chunk = 0; i0 < nw; chunk++) {
         int64_t c0 = w[i0].start + w[i0].score_from, i1 = chunk_end(w, nw, i0, o->chunk_tokens);
         int64_t c1 = w[i1 - 1].start + w[i1 - 1].len;
-        // first: the score of every position in the chunk
-        score_windows(m, val, w + i0, i1 - i0, o->pass_tokens > 0 && o->pass_tokens < max_tokens ? o->pass_tokens : max_tokens,
-                      nll);
+        score_windows(m, val, w + i0, i1 - i0, pass_cap, nll); // first: the score of every position in the chunk
         if (observe) observe(0, c0, c1, ctx);
         TttOptions oc = *o; // #2005's cosine: lr * 0.5 (1 + cos(pi chunk / (chunks - 1)))
         if (o->cosine && n_chunks > 1) oc.lr = o->lr * 0.5 * (1 + cos(M_PI * (double)chunk / (double)(n_chunks - 1)));
-        if (c1 < total) adapt(m, val, c0, c1, max_tokens, &oc, &st, observe, ctx); // then: learn from it
+        if (c1 < total) adapt(m, val, c0, c1, max_tokens, pass_cap, &oc, &st, observe, ctx); // then: learn from it
         progress("ttt: positions", c1, total);
         i0 = i1;
     }
