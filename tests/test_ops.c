@@ -96,6 +96,31 @@ TEST(ops_matmul_gemm_follows_matmul_precision) {
     ops_set_matmul_bf16(0);
 }
 
+// gram_upper (GPTQ's Hessians): X^T X + beta C's upper triangle for X in rows LD apart, in fp32 whatever
+// the linear layers' precision; the lower triangle keeps what it held.
+TEST(ops_gram_upper) {
+    enum { N = 37, D = 11, LD = 14 };
+    static float x[N * LD], c[D * D];
+    Rng r;
+    rng_seed(&r, 9);
+    for (int i = 0; i < N * LD; i++) x[i] = (float)rng_normal(&r);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        ops_set_matmul_bf16(bf16);
+        real beta = bf16 ? 1 : 0;
+        for (int i = 0; i < D * D; i++) c[i] = -7;
+        gram_upper(D, N, x, LD, beta, c);
+        double worst = 0;
+        for (int i = 0; i < D; i++)
+            for (int j = 0; j < D; j++) {
+                double e = -7 * beta;
+                for (int t = 0; t < N; t++) e += (double)x[t * LD + i] * x[t * LD + j];
+                worst = worse_of(worst, fabs(c[i * D + j] - (j >= i ? e : -7)));
+            }
+        CHECK(worst < 1e-4, "gram_upper (bf16 %d, beta %g) off by %.3g", bf16, beta, worst);
+    }
+    ops_set_matmul_bf16(0);
+}
+
 // Batches of matmul_gemm products (Muon's Newton-Schulz over every matrix of a shape): each product as
 // alone, with strides that leave gaps between the matrices; and Newton-Schulz over three matrices
 // (wide and tall) as over each alone.

@@ -8,17 +8,17 @@
 #include "ops/ops.h"
 #include "util.h"
 
-static double *alloc_h(int n) { return xcalloc((size_t)n * (size_t)n, sizeof(double)); }
-
-// H += X^T X / batches for X [N x n]; the product in fp32 sgemm (backend memory), the sum on the host
-// in double (host: n x n values).
-static void accumulate(double *H, const real *X, int N, int n, int batches, real *tmp, real *host) {
-    gemm(1, 0, n, n, N, 1, X, n, X, n, 0, tmp, n);
-    ops_to_host(host, tmp, (size_t)n * (size_t)n);
-    for (size_t i = 0; i < (size_t)n * (size_t)n; i++) H[i] += (double)host[i] / batches;
+// Hessian `i` of h and its width: per layer attn_in, attn_out, mlp_in, mlp_hidden, then head_in.
+static double *slot(const Hessians *h, int i, int *n) {
+    if (i == 4 * h->layers) return *n = h->dim, h->head_in;
+    double **per_layer[4] = {h->attn_in, h->attn_out, h->mlp_in, h->mlp_hidden};
+    *n = i % 4 == 3 ? h->hidden : h->dim;
+    return per_layer[i % 4][i / 4];
 }
+static int slots(const Hessians *h) { return 4 * h->layers + 1; }
 
-Hessians *hessians_new(const GPTConfig *c, int batches) {
+// Empty Hessians for a model.
+static Hessians *hessians_new(const GPTConfig *c, int batches) {
     if (batches < 1) die("GPTQ_CALIBRATION_BATCHES=%d must be at least 1", batches);
     Hessians *h = xcalloc(1, sizeof *h);
     h->layers = c->layers, h->dim = c->dim, h->hidden = c->hidden, h->batches = batches, h->tied = c->tied;
@@ -27,60 +27,85 @@ Hessians *hessians_new(const GPTConfig *c, int batches) {
     h->mlp_in = xcalloc((size_t)c->layers, sizeof(double *));
     h->mlp_hidden = xcalloc((size_t)c->layers, sizeof(double *));
     for (int l = 0; l < c->layers; l++) {
-        h->attn_in[l] = alloc_h(c->dim);
-        h->attn_out[l] = alloc_h(c->dim);
-        h->mlp_in[l] = alloc_h(c->dim);
-        h->mlp_hidden[l] = alloc_h(c->hidden);
+        h->attn_in[l] = xcalloc((size_t)c->dim * c->dim, sizeof(double));
+        h->attn_out[l] = xcalloc((size_t)c->dim * c->dim, sizeof(double));
+        h->mlp_in[l] = xcalloc((size_t)c->dim * c->dim, sizeof(double));
+        h->mlp_hidden[l] = xcalloc((size_t)c->hidden * c->hidden, sizeof(double));
     }
-    h->head_in = alloc_h(c->dim);
+    h->head_in = xcalloc((size_t)c->dim * c->dim, sizeof(double));
     return h;
 }
 
-void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T) {
+// Each Hessian's fp32 sum of X^T X in backend memory (zeroed), in slot order; finished frees them.
+static real **sums_new(const Hessians *h) {
+    real **sums = xcalloc((size_t)slots(h), sizeof(real *));
+    for (int i = 0, n; i < slots(h); i++) {
+        slot(h, i, &n);
+        sums[i] = ops_alloc((size_t)n * n);
+    }
+    return sums;
+}
+
+// One forward pass over x [B, T]; each input's X^T X added to its sum (upper triangle: gram_upper).
+static void add_batch(real **sums, GPT *m, const int32_t *x, int B, int T) {
     const GPTConfig *c = &m->cfg;
-    int N = B * T, big = c->hidden > c->dim ? c->hidden : c->dim;
-    real *tmp = ops_alloc((size_t)big * (size_t)big), *host = xmalloc(sizeof(real) * (size_t)big * (size_t)big);
+    int N = B * T;
     // the block's two normed inputs, the MLP activation and the projection's input as their products read
     // them (in bf16 mode the model keeps them only rounded: gpt.c)
     real *h_act = ops_alloc((size_t)N * c->hidden), *proj_in = ops_alloc((size_t)N * c->dim);
     gpt_forward(m, x, NULL, B, T);
     for (int v = 0; v < m->n_order; v++) { // a layer run more than once (depth recurrence) sums its inputs
         const BlockActs *s = &m->acts.blocks[v];
-        int l = m->order[v];
+        real **sum = sums + 4 * m->order[v];
         matmul_input_values(proj_in, &s->n1_r, N, c->dim, c->dim); // (in bf16 mode n1 exists only rounded)
-        accumulate(h->attn_in[l], proj_in, N, c->dim, h->batches, tmp, host);
+        gram_upper(c->dim, N, proj_in, c->dim, 1, sum[0]);
         matmul_input_values(proj_in, &s->proj_r, N, c->dim, c->dim);
-        accumulate(h->attn_out[l], proj_in, N, c->dim, h->batches, tmp, host);
+        gram_upper(c->dim, N, proj_in, c->dim, 1, sum[1]);
         matmul_input_values(proj_in, &s->n2_r, N, c->dim, c->dim); // (in bf16 mode serial blocks keep n2 only rounded)
-        accumulate(h->mlp_in[l], proj_in, N, c->dim, h->batches, tmp, host);
+        gram_upper(c->dim, N, proj_in, c->dim, 1, sum[2]);
         matmul_input_values(h_act, &s->h_r, N, c->hidden, c->hidden); // what mlp.proj read
-        accumulate(h->mlp_hidden[l], h_act, N, c->hidden, h->batches, tmp, host);
+        gram_upper(c->hidden, N, h_act, c->hidden, 1, sum[3]);
     }
-    accumulate(h->head_in, m->acts.nf, N, c->dim, h->batches, tmp, host);
+    gram_upper(c->dim, N, m->acts.nf, c->dim, 1, sums[4 * c->layers]);
     ops_free(h_act);
     ops_free(proj_in);
-    ops_free(tmp);
+}
+
+// The sums as Hessians: H = sum / batches in double, both triangles; the sums freed.
+static Hessians *finished(Hessians *h, real **sums) {
+    int big = h->hidden > h->dim ? h->hidden : h->dim;
+    real *host = xmalloc(sizeof(real) * (size_t)big * big);
+    for (int i = 0, n; i < slots(h); i++) {
+        double *H = slot(h, i, &n);
+        ops_to_host(host, sums[i], (size_t)n * n);
+        ops_free(sums[i]);
+        for (size_t r = 0; r < (size_t)n; r++)
+            for (size_t k = r; k < (size_t)n; k++) H[r * n + k] = H[k * n + r] = (double)host[r * n + k] / h->batches;
+    }
     free(host);
+    free(sums);
+    return h;
 }
 
 // A batch's sequences as passes of at most pass_cap tokens (gpt_pass_seqs): X^T X is a sum over tokens.
-static void add_batch_in_passes(Hessians *h, GPT *m, const int32_t *x, int B, int T, int64_t pass_cap) {
+static void add_batch_in_passes(real **sums, GPT *m, const int32_t *x, int B, int T, int64_t pass_cap) {
     int per = gpt_pass_seqs(B, T, pass_cap);
-    for (int b0 = 0; b0 < B; b0 += per) hessians_add_batch(h, m, x + (size_t)b0 * T, per, T);
+    for (int b0 = 0; b0 < B; b0 += per) add_batch(sums, m, x + (size_t)b0 * T, per, T);
 }
 
 Hessians *hessians_from_stream(GPT *m, TokenStream *stream, int batches, int64_t tokens_per_batch, int seq_len,
                                int64_t pass_cap) {
     Hessians *h = hessians_new(&m->cfg, batches);
+    real **sums = sums_new(h);
     int32_t *x = xmalloc(sizeof(int32_t) * (size_t)tokens_per_batch), *y = xmalloc(sizeof(int32_t) * (size_t)tokens_per_batch);
     for (int b = 0; b < batches; b++) {
         loader_next_batch(stream, tokens_per_batch, seq_len, 1, x, y);
-        add_batch_in_passes(h, m, x, (int)(tokens_per_batch / seq_len), seq_len, pass_cap);
+        add_batch_in_passes(sums, m, x, (int)(tokens_per_batch / seq_len), seq_len, pass_cap);
         progress("export: gptq calibration", b + 1, batches);
     }
     free(x);
     free(y);
-    return h;
+    return finished(h, sums);
 }
 
 // Samples token t of every row from the logits at position t-1 (softcapped, / temperature).
@@ -108,6 +133,7 @@ static void sample_next(GPT *m, int32_t *x, int B, int t, int T, double temperat
 Hessians *hessians_from_generated(GPT *m, int batches, int B, int T, double temperature, uint64_t seed, int64_t pass_cap) {
     if (!(temperature > 0)) die("GPTQ calibration temperature must be > 0 (got %g)", temperature);
     Hessians *h = hessians_new(&m->cfg, batches);
+    real **sums = sums_new(h);
     int32_t *x = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)T), *prefix = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)T);
     int per = gpt_pass_seqs(B, T, pass_cap); // rows per forward; the rows sampled in order whatever per is
     Rng rng;
@@ -123,11 +149,11 @@ Hessians *hessians_from_generated(GPT *m, int batches, int B, int T, double temp
             }
             progress("export: generating calibration text", (int64_t)b * T + t + 1, (int64_t)batches * T);
         }
-        add_batch_in_passes(h, m, x, B, T, pass_cap);
+        add_batch_in_passes(sums, m, x, B, T, pass_cap);
     }
     free(x);
     free(prefix);
-    return h;
+    return finished(h, sums);
 }
 
 const double *hessians_for(const char *name, void *ctx) {

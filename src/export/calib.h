@@ -2,7 +2,8 @@
 // GPTQ quantizes, read from the activations the forward pass keeps for backward (#1435/#2005 hook the
 // same inputs): c_q/c_k/c_v share the normed attention input, attn.proj sees the attention output,
 // mlp.fc the normed MLP input, mlp.proj relu^2 of the hidden layer, and the tied embedding (or lm_head)
-// the final-norm output.
+// the final-norm output. The sums over tokens and batches are fp32 (the reference's addmm_ into an fp32
+// accumulator), kept in backend memory until the end; H is their double copy divided by batches.
 #pragma once
 #include <stdint.h>
 
@@ -16,10 +17,6 @@ typedef struct {
     int tied;
 } Hessians;
 
-// Empty Hessians for a model; each of the `batches` calls of hessians_add_batch adds 1/batches of its X^T X.
-Hessians *hessians_new(const GPTConfig *c, int batches);
-// One forward pass over x [B, T] and the Hessian update from its activations.
-void hessians_add_batch(Hessians *h, GPT *m, const int32_t *x, int B, int T);
 // Training data as the calibration set: `batches` loader batches of tokens_per_batch tokens (each run
 // as forward passes of at most pass_cap tokens: gpt_pass_seqs; the same Hessians up to float rounding).
 Hessians *hessians_from_stream(GPT *m, TokenStream *stream, int batches, int64_t tokens_per_batch, int seq_len,

@@ -880,6 +880,17 @@ TEST(cuda_optimizer_ops) {
             snprintf(what, sizeof what, "gemm T%d%d", ta, tb);
             compare(what, gC, C, nc);
         }
+    { // GPTQ's X^T X: the upper triangle of a row-major C from X's rows 28 apart, the lower one untouched
+        float *X = host_randn((size_t)N * 28, 1), *G = host_randn((size_t)M * M, 1);
+        float *gX = to_device(X, (size_t)N * 28), *gG = to_device(G, (size_t)M * M);
+        gram_upper(M, N, X, 28, 0, G);
+        cuda_gram_upper(M, N, gX, 28, 0, gG);
+        compare("gram_upper", gG, G, (size_t)M * M);
+        gram_upper(M, N, X, 28, 1, G);
+        cuda_gram_upper(M, N, gX, 28, 1, gG);
+        compare("gram_upper, added", gG, G, (size_t)M * M);
+        free(X), free(G), cuda_free(gX), cuda_free(gG);
+    }
     int rows = 48, cols = 32;
     size_t n = (size_t)rows * cols;
     float *g = host_randn(n, 1), *buf = host_randn(n, 0.5), *u = xmalloc(sizeof(float) * n), *t = xmalloc(sizeof(float) * n);

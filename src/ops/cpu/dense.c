@@ -14,8 +14,10 @@
 
 #ifdef PGOLF_F64
 #define cblas_gemm cblas_dgemm
+#define cblas_syrk cblas_dsyrk
 #else
 #define cblas_gemm cblas_sgemm
+#define cblas_syrk cblas_ssyrk
 #endif
 
 const char *ops_backend(void) {
@@ -88,6 +90,11 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real 
         g_profile.gemm_seconds += now_seconds() - t0;
         g_profile.gemm_flops += 2.0 * M * N * K;
     }
+}
+
+void gram_upper(int n, int N, const real *X, int ldx, real beta, real *C) {
+    if (n == 0) return;
+    cblas_syrk(CblasRowMajor, CblasUpper, CblasTrans, n, N, 1, X, ldx, beta, C, n);
 }
 
 // bf16 operands on the CPU reproduce the CUDA backend's tensor-core numerics: the operands are

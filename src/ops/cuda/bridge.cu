@@ -62,6 +62,7 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real 
           real beta, real *C, int ldc) {
     cuda_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+void gram_upper(int n, int N, const real *X, int ldx, real beta, real *C) { cuda_gram_upper(n, N, X, ldx, beta, C); }
 void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, size_t stride_a,
                  const real *B, int ldb, size_t stride_b, real beta, real *C, int ldc, size_t stride_c, int count) {
     cuda_matmul_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, count);

@@ -5,9 +5,9 @@
 // linear layers are rounded to bf16 into scratch buffers and multiplied on tensor cores with fp32
 // accumulation and fp32 results (cublasGemmEx; no epilogue is needed, so not cuBLASLt). Weights stay
 // fp32 masters; weight gradients come out fp32 (the reference's come out bf16). Off: fp32 SGEMM
-// without TF32, matching the CPU to rounding. gemm (GPTQ's Hessians) always
-// runs in fp32 SGEMM; matmul_gemm (Muon's Newton-Schulz, which the reference runs in bf16) follows the
-// linear layers' precision.
+// without TF32, matching the CPU to rounding. gemm and gram_upper (GPTQ's Hessians, SSYRK) always run
+// in fp32; matmul_gemm (Muon's Newton-Schulz, which the reference runs in bf16) follows the linear
+// layers' precision.
 #include <cuda_bf16.h>
 
 #include "ops/cuda/cuda_check.h"
@@ -258,5 +258,13 @@ extern "C" void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float a
                           int ldb, float beta, float *C, int ldc) {
     CUBLAS_CHECK(cublasSgemm(cuda_blas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
                              &alpha, B, ldb, A, lda, &beta, C, ldc));
+    cuda_profile_mark(__func__);
+}
+
+// Row-major X [N x n] is column-major X^T [n x N]; X^T X's row-major upper triangle is its column-major
+// lower one.
+extern "C" void cuda_gram_upper(int n, int N, const float *X, int ldx, float beta, float *C) {
+    const float one = 1;
+    CUBLAS_CHECK(cublasSsyrk(cuda_blas(), CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, n, N, &one, X, ldx, &beta, C, n));
     cuda_profile_mark(__func__);
 }

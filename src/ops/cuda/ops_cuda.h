@@ -119,6 +119,7 @@ void cuda_matmul_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha
                       const float *B, int ldb, size_t stride_b, float beta, float *C, int ldc, size_t stride_c, int count);
 void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                float beta, float *C, int ldc);
+void cuda_gram_upper(int n, int N, const float *X, int ldx, float beta, float *C);
 void cuda_nesterov_momentum(float *update, float *buf, const float *g, size_t n, float momentum);
 void cuda_normalize_rows(float *x, int rows, int cols, double s);
 void cuda_transpose(float *out, const float *in, int rows, int cols);

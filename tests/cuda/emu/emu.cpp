@@ -491,6 +491,21 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t ta, cublasOp
     return CUBLAS_STATUS_SUCCESS;
 }
 
+cublasStatus_t cublasSsyrk(cublasHandle_t handle, cublasFillMode_t uplo, cublasOperation_t trans, int n, int k,
+                           const float *alpha, const float *A, int lda, const float *beta, float *C, int ldc) {
+    if (!handle || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    if (!n) return CUBLAS_STATUS_SUCCESS;
+    require_host(alpha, "cublasSsyrk alpha (host pointer mode)");
+    require_host(beta, "cublasSsyrk beta (host pointer mode)");
+    if (k) require_matrix(A, sizeof(float), trans == CUBLAS_OP_N ? n : k, trans == CUBLAS_OP_N ? k : n, lda, "cublasSsyrk A");
+    require_matrix(C, sizeof(float), n, n, ldc, "cublasSsyrk C");
+    device_access(true);
+    cblas_ssyrk(CblasColMajor, uplo == CUBLAS_FILL_MODE_LOWER ? CblasLower : CblasUpper,
+                trans == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, n, k, *alpha, A, lda, *beta, C, ldc);
+    device_access(false);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
 static std::vector<float> widen_bf16(const void *p, size_t count) {
     std::vector<float> out(count);
     for (size_t i = 0; i < count; i++) out[i] = __bfloat162float(((const __nv_bfloat16 *)p)[i]);
