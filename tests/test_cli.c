@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "cli/commands.h"
 #include "data/shard.h"
 #include "data/spm.h"
 #include "io/safetensors.h"
@@ -383,6 +384,14 @@ TEST(cli_info_prints_params_and_passes) {
               "pgolf info %s (rc %d), expected %s:\n%s", cases[i][0], rc, cases[i][1], out);
         free(out);
     }
+}
+
+// The code bytes pgolf counts against the limit are the sizes of the files that build it: src's .c and
+// .h files outside src/ops/cuda, and the Makefile (pgolf-cuda's count: tests/cuda/test_cuda_ops.c).
+TEST(cli_code_bytes_are_the_cpu_build_files) {
+    long long want = test_code_bytes("src/ops/cuda/", 0, NULL);
+    CHECK(want > 0 && pgolf_code_bytes() == want, "pgolf counts %lld code bytes, its source files hold %lld",
+          pgolf_code_bytes(), want);
 }
 
 // Depth recurrence switches on at RECUR_START_STEP (#1435) and the run stays finite through the switch.

@@ -1,6 +1,8 @@
 // Helpers of the tests that run commands and need data (declared in test.h).
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 #include "data/shard.h"
@@ -51,4 +53,27 @@ const char *test_markov_dataset(const char *name) {
     snprintf(path, sizeof path, "%s/fineweb_val_000000.bin", dir);
     write_markov_shard(path, 8193, 3);
     return dir;
+}
+
+// test_code_bytes' walk: its rules and running sum
+static struct {
+    const char *skip_dir, *skip_cu;
+    int cu;
+    long long bytes;
+} code_walk;
+
+static int count_code_file(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    const char *ext = strrchr(path, '.');
+    if (type != FTW_F || !ext || !strncmp(path, code_walk.skip_dir, strlen(code_walk.skip_dir))) return 0;
+    int counted = !strcmp(ext, ".c") || !strcmp(ext, ".h") || (code_walk.cu && !strcmp(ext, ".cu") &&
+                                                               (!code_walk.skip_cu || strcmp(path, code_walk.skip_cu)));
+    if (counted) code_walk.bytes += st->st_size;
+    return 0;
+}
+
+long long test_code_bytes(const char *skip_dir, int cu, const char *skip_cu) {
+    code_walk.skip_dir = skip_dir, code_walk.skip_cu = skip_cu, code_walk.cu = cu, code_walk.bytes = 0;
+    struct stat st;
+    if (nftw("src", count_code_file, 16, FTW_PHYS) != 0 || stat("Makefile", &st) != 0) return -1;
+    return code_walk.bytes + st.st_size;
 }

@@ -1002,6 +1002,12 @@ static void model_tracks_cpu(const char *precision, int techniques, double loss_
         CHECK(fabs(a - b) < loss_tol, "step %d: GPU train_loss %.4f, CPU %.4f", i, a, b);
         worst = worse_of(worst, fabs(a - b));
     }
+    // pgolf-cuda's code: src's .c/.h outside src/ops/cpu, its .cu files (cuDNN's in a cuDNN build), the Makefile
+    double code = value_after(gpu, "Code size:", "Code size:");
+    long long plain = test_code_bytes("src/ops/cpu/", 1, "src/ops/cuda/attention_cudnn.cu");
+    long long cudnn = test_code_bytes("src/ops/cpu/", 1, NULL);
+    CHECK(plain > 0 && (code == plain || code == cudnn), "pgolf-cuda counts %.0f code bytes: its files hold %lld (%lld "
+          "with cuDNN's attention)", code, plain, cudnn);
     double a = value_after(gpu, "_roundtrip_exact", "val_bpb:"), b = value_after(cpu, "_roundtrip_exact", "val_bpb:");
     CHECK(fabs(a - b) < bpb_tol, "round-trip val_bpb: GPU %.6f, CPU %.6f", a, b);
     char gpu_file[1024], cpu_file[1024];
