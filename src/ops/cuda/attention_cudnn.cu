@@ -17,6 +17,7 @@
 #include <cstring> // before cudnn_frontend.h, which uses std::strlen without it
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -93,10 +94,19 @@ static Graph build(Graph g, const char *what, Shape s) {
     return nullptr;
 }
 
-// The graph for shape s, made (and its plan built) on first use.
+// The graph for shape s, made (and its plan built) on first use; null, as where build finds no plan, if
+// cudnn-frontend throws (its C++ exceptions must not cross into pgolf's C).
 static Graph cached(std::map<Shape, Graph> &built, Shape s, Graph (*make)(Shape)) {
     auto it = built.find(s);
-    return it != built.end() ? it->second : (built[s] = make(s));
+    if (it != built.end()) return it->second;
+    try {
+        return built[s] = make(s);
+    } catch (const std::exception &e) {
+        auto [B, T, H, Hkv, Dh, ldv] = s;
+        fprintf(stderr, "cuDNN attention: making the graph for B=%d T=%d H=%d Hkv=%d Dh=%d, v rows %d apart, threw (%s)\n", B,
+                T, H, Hkv, Dh, ldv, e.what());
+        return built[s] = nullptr;
+    }
 }
 
 static Graph make_forward(Shape s) {
@@ -143,9 +153,13 @@ static Graph backward_graph(Shape s) {
 
 static void run(Graph g, std::unordered_map<int64_t, void *> &pack, const char *what) {
     int64_t bytes = 0;
-    check(g->get_workspace_size(bytes), what);
-    void *workspace = bytes > 0 ? cuda_scratch(SCRATCH_CUDNN_WORKSPACE, (size_t)bytes) : nullptr;
-    check(g->execute(handle(), pack, workspace), what);
+    try {
+        check(g->get_workspace_size(bytes), what);
+        void *workspace = bytes > 0 ? cuda_scratch(SCRATCH_CUDNN_WORKSPACE, (size_t)bytes) : nullptr;
+        check(g->execute(handle(), pack, workspace), what);
+    } catch (const std::exception &e) {
+        die("%s: cudnn-frontend threw: %s (PGOLF_CUDA_ATTENTION=pgolf runs pgolf's own kernels instead)", what, e.what());
+    }
     cuda_profile_mark(what);
 }
 
