@@ -204,8 +204,14 @@ TEST(eval_passes_give_the_batch_results) {
     GPT m;
     Config c;
     tiny_model(&m, &c);
-    CHECK(gpt_pass_token_cap(&m.cfg, 77) == 77 && gpt_pass_token_cap(&m.cfg, 0) > 1000, "pass caps %lld, %lld",
-          (long long)gpt_pass_token_cap(&m.cfg, 77), (long long)gpt_pass_token_cap(&m.cfg, 0));
+    int64_t train_cap = gpt_pass_token_cap(&m.cfg, 0, PASS_TRAIN), forward_cap = gpt_pass_token_cap(&m.cfg, 0, PASS_FORWARD);
+    CHECK(gpt_pass_token_cap(&m.cfg, 77, PASS_TRAIN) == 77 && gpt_pass_token_cap(&m.cfg, 77, PASS_FORWARD) == 77 &&
+              forward_cap > 1000 && forward_cap <= train_cap,
+          "pass caps: 77 given, automatic %lld for training, %lld forward only", (long long)train_cap, (long long)forward_cap);
+    // the CPU's budgets: a quarter of the RAM for training passes, at most 1 GiB for a forward
+    size_t quarter = ops_activation_budget(PASS_TRAIN), forward = ops_activation_budget(PASS_FORWARD);
+    CHECK(forward == (quarter < ((size_t)1 << 30) ? quarter : (size_t)1 << 30), "forward budget %zu, training %zu", forward,
+          quarter);
     size_t b1 = gpt_activation_bytes(&m.cfg, 1024), b2 = gpt_activation_bytes(&m.cfg, 2048);
     CHECK(b1 > 1024 * 4 * 32 * 10 && b2 > 2 * b1 - 4096 && b2 < 2 * b1 + 4096, "activation bytes %zu, %zu", b1, b2);
 
@@ -243,7 +249,7 @@ TEST(eval_passes_give_the_batch_results) {
     double *nll0 = xmalloc(sizeof(double) * (size_t)n), *nll1 = xmalloc(sizeof(double) * (size_t)n);
     TttOptions o = {.chunk_tokens = 100, .epochs = 2, .lr = 0.05, .momentum = 0.9, .seq_len = 16};
     ttt_score_first(&m, val, n, 16, 16, 64, &o, nll0, NULL, NULL);
-    o.pass_tokens = 16;
+    o.pass_tokens = o.score_pass_tokens = 16;
     ttt_score_first(&q, val, n, 16, 16, 64, &o, nll1, NULL, NULL);
     CHECK(q.acts_tokens == 16, "TTT held %zu tokens in a pass", q.acts_tokens);
     double worst = 0;

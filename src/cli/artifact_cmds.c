@@ -99,7 +99,7 @@ int cmd_info(int argc, char **argv) {
     printf("model_params:%lld\n", (long long)m.n_params);
     int64_t T = c.train_seq_len, micro = c.grad_accum_steps > 0 ? c.train_batch_tokens / c.grad_accum_steps : 0;
     if (T > 0 && micro >= T) { // what a training micro-step's activations take here, and its passes (MAX_PASS_TOKENS)
-        int per = gpt_pass_seqs((int)(micro / T), (int)T, gpt_pass_token_cap(&g, c.max_pass_tokens));
+        int per = gpt_pass_seqs((int)(micro / T), (int)T, gpt_pass_token_cap(&g, c.max_pass_tokens, PASS_TRAIN));
         printf("micro_batch_tokens:%lld activations:%.2fGB passes:%lld tokens_per_pass:%lld (%s)\n", (long long)micro,
                gpt_activation_bytes(&g, micro) / 1e9, (long long)(micro / (per * T)), (long long)(per * T), ops_backend());
     }

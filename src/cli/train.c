@@ -33,7 +33,7 @@ typedef struct {
     TokenStream *stream;
     ByteTables bt;
     uint16_t *val;
-    int64_t n_val, micro_tokens, pass_cap; // pass_cap: gpt_pass_token_cap
+    int64_t n_val, micro_tokens, pass_cap; // pass_cap: gpt_pass_token_cap of a training pass
     int pass_seqs;                         // sequences per pass of a micro-batch (gpt_pass_seqs)
     int32_t *x, *y;
     char *config_text, *checkpoint_path;
@@ -121,14 +121,15 @@ static void export_and_roundtrip(Trainer *t) {
     const char *cname = compressor_name(comp.compressor), *qname = quant_scheme_label(&scheme);
     double t_export = now_seconds();
     Hessians *h = NULL;
+    int64_t calib_cap = gpt_pass_token_cap(&t->m.cfg, c->max_pass_tokens, PASS_FORWARD); // forwards only
     if (scheme.id == SCHEME_GPTQ && !strcmp(c->gptq_calibration_source, "generated")) {
         h = hessians_from_generated(&t->m, (int)c->gptq_calibration_batches, (int)(t->micro_tokens / c->train_seq_len),
-                                    (int)c->train_seq_len, c->gptq_calibration_temperature, (uint64_t)c->seed, t->pass_cap);
+                                    (int)c->train_seq_len, c->gptq_calibration_temperature, (uint64_t)c->seed, calib_cap);
     } else if (scheme.id == SCHEME_GPTQ) { // training data, read afresh from its first shard
         char *pattern = data_glob(c, "train");
         TokenStream *calib = token_stream_open(pattern, c->vocab_size);
         h = hessians_from_stream(&t->m, calib, (int)c->gptq_calibration_batches, t->micro_tokens, (int)c->train_seq_len,
-                                 t->pass_cap);
+                                 calib_cap);
         token_stream_close(calib);
         free(pattern);
     }
@@ -214,7 +215,7 @@ static void setup(Trainer *t) {
     t->micro_tokens = c->train_batch_tokens / c->grad_accum_steps;
     t->x = xmalloc(sizeof(int32_t) * (size_t)t->micro_tokens);
     t->y = xmalloc(sizeof(int32_t) * (size_t)t->micro_tokens);
-    t->pass_cap = gpt_pass_token_cap(&t->m.cfg, c->max_pass_tokens);
+    t->pass_cap = gpt_pass_token_cap(&t->m.cfg, c->max_pass_tokens, PASS_TRAIN);
     t->pass_seqs = gpt_pass_seqs((int)(t->micro_tokens / c->train_seq_len), (int)c->train_seq_len, t->pass_cap);
 
     log0("model_params:%lld", (long long)t->m.n_params);

@@ -27,7 +27,7 @@ void eval_final(GPT *m, const Config *c, const uint16_t *val, int64_t n, const B
     if (c->ppm_order > 0 && !(c->ppm_alpha >= 0 && c->ppm_alpha <= 1)) die("PPM_ALPHA=%g must lie in [0, 1]", c->ppm_alpha);
     int64_t window = c->eval_seq_len > 0 ? c->eval_seq_len : c->train_seq_len;
     int64_t stride = c->eval_stride > 0 && c->eval_stride < window ? c->eval_stride : window;
-    int64_t pass_cap = gpt_pass_token_cap(&m->cfg, c->max_pass_tokens); // a forward's memory (MAX_PASS_TOKENS)
+    int64_t pass_cap = gpt_pass_token_cap(&m->cfg, c->max_pass_tokens, PASS_FORWARD); // a forward's memory (MAX_PASS_TOKENS)
     if (stride == window && !c->ttt_enabled && c->ppm_order == 0) {
         log0("final_eval_mode:standard");
         eval_val(m, c, val, n, bt, max_tokens, &r->val_loss, &r->val_bpb);
@@ -40,7 +40,8 @@ void eval_final(GPT *m, const Config *c, const uint16_t *val, int64_t n, const B
         TttOptions o = {.chunk_tokens = c->ttt_chunk_tokens, .epochs = (int)c->ttt_epochs, .lr = c->ttt_lr,
                         .momentum = c->ttt_momentum, .grad_clip = c->ttt_grad_clip, .params = c->ttt_params,
                         .adam = !strcmp(c->ttt_optimizer, "adam"), .seq_len = c->train_seq_len,
-                        .cosine = !strcmp(c->ttt_lr_schedule, "cosine"), .pass_tokens = pass_cap};
+                        .cosine = !strcmp(c->ttt_lr_schedule, "cosine"), .score_pass_tokens = pass_cap,
+                        .pass_tokens = gpt_pass_token_cap(&m->cfg, c->max_pass_tokens, PASS_TRAIN)};
         ttt_score_first(m, val, n, window, stride, max_tokens, &o, nll, NULL, NULL);
         log0("ttt:score_first chunk_tokens:%lld epochs:%lld optimizer:%s lr:%g%s momentum:%g params:%s", (long long)o.chunk_tokens,
              (long long)o.epochs, c->ttt_optimizer, o.lr, o.cosine ? " (cosine over chunks)" : "", o.momentum,

@@ -97,10 +97,11 @@ void ttt_score_first(GPT *m, const uint16_t *val, int64_t n, int64_t window, int
     for (int64_t i0 = 0; i0 < nw; n_chunks++) i0 = chunk_end(w, nw, i0, o->chunk_tokens);
     TttState st = ttt_state(m, o);
     int64_t pass_cap = o->pass_tokens > 0 && o->pass_tokens < max_tokens ? o->pass_tokens : max_tokens;
+    int64_t score_cap = o->score_pass_tokens > 0 && o->score_pass_tokens < max_tokens ? o->score_pass_tokens : max_tokens;
     for (int64_t i0 = 0, chunk = 0; i0 < nw; chunk++) {
         int64_t c0 = w[i0].start + w[i0].score_from, i1 = chunk_end(w, nw, i0, o->chunk_tokens);
         int64_t c1 = w[i1 - 1].start + w[i1 - 1].len;
-        score_windows(m, val, w + i0, i1 - i0, pass_cap, nll); // first: the score of every position in the chunk
+        score_windows(m, val, w + i0, i1 - i0, score_cap, nll); // first: the score of every position in the chunk
         if (observe) observe(0, c0, c1, ctx);
         TttOptions oc = *o; // #2005's cosine: lr * 0.5 (1 + cos(pi chunk / (chunks - 1)))
         if (o->cosine && n_chunks > 1) oc.lr = o->lr * 0.5 * (1 + cos(M_PI * (double)chunk / (double)(n_chunks - 1)));

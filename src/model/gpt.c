@@ -781,10 +781,10 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
     return sum_values(a->losses, (size_t)N) / N;
 }
 
-int64_t gpt_pass_token_cap(const GPTConfig *c, int64_t max_pass_tokens) {
+int64_t gpt_pass_token_cap(const GPTConfig *c, int64_t max_pass_tokens, PassKind kind) {
     if (max_pass_tokens > 0) return max_pass_tokens;
     double per_token = (double)gpt_activation_bytes(c, 4096) / 4096; // the buffers' padding spread thin
-    int64_t cap = (int64_t)((double)ops_activation_budget() / per_token);
+    int64_t cap = (int64_t)((double)ops_activation_budget(kind) / per_token);
     return cap > 0 ? cap : 1;
 }
 

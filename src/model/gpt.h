@@ -191,9 +191,9 @@ void gpt_backward(GPT *m, const int32_t *x, real loss_scale);
 // to float rounding. The activations of one pass over `tokens` tokens take gpt_activation_bytes (in
 // bf16 mode with an estimate of the rounded copies).
 size_t gpt_activation_bytes(const GPTConfig *c, int64_t tokens);
-// The most tokens one pass may hold: max_pass_tokens (MAX_PASS_TOKENS) where > 0, else (0) as many as
-// ops_activation_budget holds.
-int64_t gpt_pass_token_cap(const GPTConfig *c, int64_t max_pass_tokens);
+// The most tokens one pass of this kind may hold: max_pass_tokens (MAX_PASS_TOKENS) where > 0, else (0)
+// as many as ops_activation_budget(kind) holds.
+int64_t gpt_pass_token_cap(const GPTConfig *c, int64_t max_pass_tokens, PassKind kind);
 // Sequences per pass for a batch of `seqs` sequences of T tokens: the largest divisor of seqs whose pass
 // holds at most cap tokens (cap <= 0: seqs), at least 1.
 int gpt_pass_seqs(int seqs, int T, int64_t cap);

@@ -16,9 +16,13 @@ const char *ops_backend(void);
 
 // ---------------------------------------------------------------- memory
 real *ops_alloc(size_t n); // zeroed
-// The bytes of activations one forward/backward pass may take when MAX_PASS_TOKENS is automatic
-// (gpt_pass_token_cap): a quarter of the machine's RAM on the CPU, half of the GPU's memory.
-size_t ops_activation_budget(void);
+// What one pass of the model computes: a forward and a backward (training, TTT's steps) or a forward
+// only (evaluation, GPTQ's calibration).
+typedef enum { PASS_TRAIN, PASS_FORWARD } PassKind;
+// The bytes of activations one pass may take when MAX_PASS_TOKENS is automatic (gpt_pass_token_cap):
+// on the CPU a quarter of the machine's RAM for training passes and at most 1 GiB for forward-only ones;
+// half of the GPU's memory for either.
+size_t ops_activation_budget(PassKind kind);
 void ops_free(real *p);
 void ops_zero(real *p, size_t n);
 void ops_copy(real *dst, const real *src, size_t n);

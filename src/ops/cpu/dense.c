@@ -48,10 +48,14 @@ real *ops_alloc(size_t n) {
     return p;
 }
 
-// Larger passes gain little here and cost first-touch page faults: an evaluation of 65,536 tokens of the
-// baseline took 75 s (23 GB) in one pass, 20 s (6 GB) in passes of 16,384 tokens; training steps in passes
-// of 16,384 tokens ran ~14% faster than in passes of 4,096.
-size_t ops_activation_budget(void) { return (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE) / 4; }
+// Larger passes cost first-touch page faults here. Training steps in passes of 16,384 tokens ran ~14%
+// faster than in passes of 4,096 (their faults paid once over many steps). A forward gains nothing from
+// size: an evaluation of 65,536 baseline tokens took 75 s (23 GB) in one pass, 18-25 s (6.3 GB) in passes
+// of 16,384 and 14.9 s (0.9 GB) in passes of 2,048 (user time about equal: the rest is faults).
+size_t ops_activation_budget(PassKind kind) {
+    size_t quarter = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE) / 4, forward = (size_t)1 << 30;
+    return kind == PASS_FORWARD && forward < quarter ? forward : quarter;
+}
 
 void ops_free(real *p) { free(p); }
 void ops_zero(real *p, size_t n) { zero_bytes(p, n * sizeof(real)); }
