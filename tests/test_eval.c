@@ -70,6 +70,43 @@ static ByteTables unit_bytes(void) {
     return bt;
 }
 
+// gpt_forward_scored (sliding windows' forwards): the losses of gpt_forward at positions >= score_from,
+// in fp32 and bf16 mode, and no backward after it.
+static void backward_after_scored(void *arg) { // (a forked child: no OpenMP before the check)
+    GPT *m = arg;
+    int32_t x[16] = {0};
+    gpt_backward(m, x, 1);
+}
+TEST(eval_scored_forward_is_the_forward_at_its_rows) {
+    enum { B = 3, T = 16, FROM = 11, S = T - FROM };
+    int32_t x[B * T], y[B * T];
+    Rng r;
+    rng_seed(&r, 12);
+    for (int i = 0; i < B * T; i++) x[i] = (int32_t)(rng_u64(&r) % 64), y[i] = (int32_t)(rng_u64(&r) % 64);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        ops_set_matmul_bf16(bf16);
+        GPT m;
+        Config c;
+        tiny_model(&m, &c);
+        real full[B * T];
+        gpt_forward(&m, x, y, B, T);
+        memcpy(full, gpt_token_losses(&m), sizeof full);
+        double mean = gpt_forward_scored(&m, x, y, B, T, FROM), worst = 0, sum = 0;
+        const real *scored = gpt_token_losses(&m);
+        for (int b = 0; b < B; b++)
+            for (int t = FROM; t < T; t++) {
+                worst = worse_of(worst, fabs(scored[b * S + t - FROM] - full[b * T + t]));
+                sum += full[b * T + t];
+            }
+        CHECK(worst < 1e-5 && fabs(mean - sum / (B * S)) < 1e-5, "bf16 %d: scored losses off by %.3g, mean %.6f vs %.6f",
+              bf16, worst, mean, sum / (B * S));
+        CHECK(m.acts.score_from == FROM && test_dies_with(backward_after_scored, &m, "gpt_backward after a forward that scored"),
+              "a backward after a scored forward should die");
+        gpt_free(&m);
+    }
+    ops_set_matmul_bf16(0);
+}
+
 // Sliding windows with stride == window are the plain evaluation; a smaller stride scores the same
 // positions with more context (a different, finite result).
 TEST(eval_sliding_stride_equal_window_is_plain) {

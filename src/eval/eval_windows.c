@@ -25,8 +25,8 @@ void score_windows(GPT *m, const uint16_t *val, const Window *w, int64_t nw, int
     int32_t *x = NULL, *y = NULL;
     size_t cap = 0;
     while (i < nw) {
-        int64_t len = w[i].len, per = max_tokens / len > 0 ? max_tokens / len : 1, B = 0;
-        while (i + B < nw && B < per && w[i + B].len == len) B++; // one forward per run of equal lengths
+        int64_t len = w[i].len, from = w[i].score_from, per = max_tokens / len > 0 ? max_tokens / len : 1, B = 0;
+        while (i + B < nw && B < per && w[i + B].len == len && w[i + B].score_from == from) B++; // alike windows at once
         if ((size_t)(B * len) > cap) {
             cap = (size_t)(B * len);
             x = xrealloc(x, sizeof(int32_t) * cap);
@@ -37,10 +37,10 @@ void score_windows(GPT *m, const uint16_t *val, const Window *w, int64_t nw, int
                 x[b * len + t] = val[w[i + b].start + t];
                 y[b * len + t] = val[w[i + b].start + t + 1];
             }
-        gpt_forward(m, x, y, (int)B, (int)len);
+        gpt_forward_scored(m, x, y, (int)B, (int)len, (int)from); // the head only where a window scores
         const real *losses = gpt_token_losses(m);
         for (int64_t b = 0; b < B; b++)
-            for (int64_t t = w[i + b].score_from; t < len; t++) nll[w[i + b].start + t] = losses[b * len + t];
+            for (int64_t t = from; t < len; t++) nll[w[i + b].start + t] = losses[b * (len - from) + t - from];
         i += B;
         progress("eval", i, nw);
     }

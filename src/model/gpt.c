@@ -389,7 +389,7 @@ void gpt_free(GPT *m) {
 void gpt_zero_grad(GPT *m) { ops_zero(m->grads, m->n_params); }
 
 const real *gpt_token_losses(GPT *m) {
-    size_t n = (size_t)m->acts.B * m->acts.T;
+    size_t n = (size_t)m->acts.B * (m->acts.T - m->acts.score_from);
     m->host_losses = xrealloc(m->host_losses, sizeof(real) * (n ? n : 1));
     ops_to_host(m->host_losses, m->acts.losses, n);
     return m->host_losses;
@@ -730,7 +730,12 @@ static int lanes_start(const GPT *m) {
 static const real *head_weight(const GPT *m) { return m->cfg.tied ? m->p.tok_emb : m->p.lm_head; }
 
 double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int T) {
+    return gpt_forward_scored(m, x, targets, B, T, 0);
+}
+
+double gpt_forward_scored(GPT *m, const int32_t *x, const int32_t *targets, int B, int T, int score_from) {
     const GPTConfig *c = &m->cfg;
+    if (score_from < 0 || score_from >= T) die("internal: scoring from position %d of %d", score_from, T);
     ensure_acts(m, B, T);
     read_host_scalars(m);
     Activations *a = &m->acts;
@@ -774,11 +779,25 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
         value_mix_forward(a->lane_x, prev, a->blocks[m->n_order - 1].lane, lam, ND);
         prev = a->lane_x;
     }
-    rmsnorm_forward(a->nf, a->rstd_f, prev, N, D, NORM_EPS, 1, &a->nf_r);
-    matmul_forward(a->logits, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab, &a->logits_r);
+    a->score_from = score_from;
+    if (score_from == 0) {
+        rmsnorm_forward(a->nf, a->rstd_f, prev, N, D, NORM_EPS, 1, &a->nf_r);
+        matmul_forward(a->logits, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab, &a->logits_r);
+        if (!targets) return 0;
+        softcap_xent_forward(a->losses, a->logits, &a->logits_r, targets, N, c->vocab, (real)c->softcap);
+        return sum_values(a->losses, (size_t)N) / N;
+    }
+    int S = T - score_from, M = B * S; // each sequence's scored rows, normed into consecutive rows of nf
+    for (int b = 0; b < B; b++)
+        rmsnorm_forward(a->nf + (size_t)b * S * D, a->rstd_f + (size_t)b * S, prev + ((size_t)b * T + score_from) * D, S, D,
+                        NORM_EPS, 1, NULL);
+    matmul_forward(a->logits, a->nf, NULL, head_weight(m), M, D, c->vocab, &a->logits_r);
     if (!targets) return 0;
-    softcap_xent_forward(a->losses, a->logits, &a->logits_r, targets, N, c->vocab, (real)c->softcap);
-    return sum_values(a->losses, (size_t)N) / N;
+    int32_t *scored = xmalloc(sizeof(int32_t) * (size_t)M);
+    for (int b = 0; b < B; b++) memcpy(scored + (size_t)b * S, targets + (size_t)b * T + score_from, sizeof(int32_t) * (size_t)S);
+    softcap_xent_forward(a->losses, a->logits, &a->logits_r, scored, M, c->vocab, (real)c->softcap);
+    free(scored);
+    return sum_values(a->losses, (size_t)M) / M;
 }
 
 int64_t gpt_pass_token_cap(const GPTConfig *c, int64_t max_pass_tokens, PassKind kind) {
@@ -904,6 +923,7 @@ static void block_backward(GPT *m, int v, int lanes) {
 void gpt_backward(GPT *m, const int32_t *x, real loss_scale) {
     const GPTConfig *c = &m->cfg;
     Activations *a = &m->acts;
+    if (a->score_from) die("internal: gpt_backward after a forward that scored only positions from %d", a->score_from);
     int N = a->B * a->T, D = c->dim;
     size_t ND = (size_t)N * D;
     // head: logits = nf W^T, loss = softcap cross-entropy (the logits are overwritten by their gradient)

@@ -95,6 +95,7 @@ typedef struct {
 
 typedef struct {
     int B, T;
+    int score_from; // the last forward's head ran on positions t >= score_from only (gpt_forward_scored)
     real *emb, *emb_rstd, *emb_n, *x0, *nf, *rstd_f, *logits, *losses; // emb_n: normed, before SmearGate
     int32_t *bigram_ids;  // BigramHash bucket of each token
     BranchActs bigram, ve; // their embeddings and projections, with gradients
@@ -183,6 +184,11 @@ static inline const real *gpt_proj_input(const GPT *m, int v) {
 // Forward over x [B,T]. With targets, returns the mean loss and keeps per-token losses in
 // m->acts.losses; without, returns 0 and leaves the raw logits z (gpt_logits_row reads them).
 double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int T);
+// Evaluation's forward: gpt_forward with the final norm, the head and the loss only at positions
+// t >= score_from of each sequence (sliding windows score their last positions; the head's product and
+// the cross-entropy of the others are skipped). The per-token losses are then B x (T - score_from), and
+// the forward cannot be followed by gpt_backward.
+double gpt_forward_scored(GPT *m, const int32_t *x, const int32_t *targets, int B, int T, int score_from);
 // Accumulates into m->grads the gradient of loss_scale * mean loss of the last forward.
 void gpt_backward(GPT *m, const int32_t *x, real loss_scale);
 
@@ -201,8 +207,8 @@ int gpt_pass_seqs(int seqs, int T, int64_t cap);
 // into m->grads the gradient of loss_scale * the batch's mean loss; returns that mean loss.
 double gpt_train_batch(GPT *m, const int32_t *x, const int32_t *y, int B, int T, int pass_seqs, real loss_scale);
 void gpt_zero_grad(GPT *m);
-// Host copies of the last forward's outputs: the per-token losses [B*T] (valid until the next call)
-// and the raw logits z of one token row.
+// Host copies of the last forward's outputs: the per-token losses [B*(T - score_from)] (valid until the
+// next call) and the raw logits z of one scored token row.
 const real *gpt_token_losses(GPT *m);
 void gpt_logits_row(const GPT *m, int64_t row, real *out);
 int64_t gpt_count_params(const GPTConfig *cfg);

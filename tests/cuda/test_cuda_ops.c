@@ -960,12 +960,14 @@ static double tensors_difference(const char *gpu_path, const char *cpu_path) {
     return worst;
 }
 
-// Every technique family (`techniques`), or the baseline, whose layers are the plain ones (no XSA, no
-// gate: the attention's output and its gradient exist only rounded in bf16 mode).
+// Every technique family (`techniques`, its round trip evaluated by sliding windows: the head only where
+// they score), or the baseline, whose layers are the plain ones (no XSA, no gate: the attention's output
+// and its gradient exist only rounded in bf16 mode).
 #define MODEL_TECHNIQUES                                                                                         \
     "ROPE_DIMS=8 LN_SCALE=1 NEGATIVE_SLOPE=0.5 XSA_LAST_N=4 SMEAR_GATE=1 GATED_ATTENTION=1 VALUE_RESIDUAL=1 "     \
     "BIGRAM_VOCAB_SIZE=64 BIGRAM_DIM=16 SKIP_GATES_ENABLED=1 RECUR_LAYERS=1-2 PARALLEL_RESIDUAL_START=3 VE_ENABLED=1 " \
-    "VE_DIM=16 VE_LAYERS=3 EMA_ENABLED=1 MUON_WD=0.04 ADAM_WD=0.04 MUON_ROW_NORMALIZE=1 LATE_QAT=1 QAT_THRESHOLD=0.5 "
+    "VE_DIM=16 VE_LAYERS=3 EMA_ENABLED=1 MUON_WD=0.04 ADAM_WD=0.04 MUON_ROW_NORMALIZE=1 LATE_QAT=1 QAT_THRESHOLD=0.5 " \
+    "EVAL_STRIDE=24 "
 static void model_tracks_cpu(const char *precision, int techniques, double loss_tol, double bpb_tol, double grad_tol,
                              double weight_tol) {
     const char *data = test_markov_dataset("cuda_curve_data");
@@ -994,6 +996,7 @@ static void model_tracks_cpu(const char *precision, int techniques, double loss_
     char expect[64];
     snprintf(expect, sizeof expect, "matmul:%s", precision);
     CHECK(strstr(cpu, expect) && strstr(gpu, expect), "both runs should log %s", expect);
+    if (techniques) CHECK(strstr(gpu, "final_eval_mode:sliding_window"), "the GPU run's round trip should slide its windows");
     double worst = 0;
     for (int i = 1; i <= 8; i++) {
         char prefix[64];
