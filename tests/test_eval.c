@@ -100,7 +100,8 @@ TEST(eval_scored_forward_is_the_forward_at_its_rows) {
             }
         CHECK(worst < 1e-5 && fabs(mean - sum / (B * S)) < 1e-5, "bf16 %d: scored losses off by %.3g, mean %.6f vs %.6f",
               bf16, worst, mean, sum / (B * S));
-        CHECK(m.acts.score_from == FROM && test_dies_with(backward_after_scored, &m, "gpt_backward after a forward that scored"),
+        CHECK(m.acts.score_from == FROM &&
+                  test_dies_with(backward_after_scored, &m, "gpt_backward after a forward that scored"),
               "a backward after a scored forward should die");
         gpt_free(&m);
     }

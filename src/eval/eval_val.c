@@ -35,7 +35,8 @@ void eval_val(GPT *m, const Config *c, const uint16_t *val, int64_t n, const Byt
             "GRAD_ACCUM_STEPS=%lld, TRAIN_SEQ_LEN=%lld",
             (long long)c->val_batch_size, (long long)c->grad_accum_steps, (long long)T);
     int64_t chunk_seqs = max_tokens / T < batch_seqs ? max_tokens / T : batch_seqs;
-    int64_t pass_seqs = gpt_pass_token_cap(&m->cfg, c->max_pass_tokens, PASS_FORWARD) / T; // a forward's memory (MAX_PASS_TOKENS)
+    // a forward's memory (MAX_PASS_TOKENS)
+    int64_t pass_seqs = gpt_pass_token_cap(&m->cfg, c->max_pass_tokens, PASS_FORWARD) / T;
     if (chunk_seqs > pass_seqs) chunk_seqs = pass_seqs;
     if (chunk_seqs < 1) chunk_seqs = 1;
     int32_t *x = xmalloc(sizeof(int32_t) * (size_t)(chunk_seqs * T)), *y = xmalloc(sizeof(int32_t) * (size_t)(chunk_seqs * T));

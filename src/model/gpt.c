@@ -794,7 +794,8 @@ double gpt_forward_scored(GPT *m, const int32_t *x, const int32_t *targets, int 
     matmul_forward(a->logits, a->nf, NULL, head_weight(m), M, D, c->vocab, &a->logits_r);
     if (!targets) return 0;
     int32_t *scored = xmalloc(sizeof(int32_t) * (size_t)M);
-    for (int b = 0; b < B; b++) memcpy(scored + (size_t)b * S, targets + (size_t)b * T + score_from, sizeof(int32_t) * (size_t)S);
+    for (int b = 0; b < B; b++)
+        memcpy(scored + (size_t)b * S, targets + (size_t)b * T + score_from, sizeof(int32_t) * (size_t)S);
     softcap_xent_forward(a->losses, a->logits, &a->logits_r, scored, M, c->vocab, (real)c->softcap);
     free(scored);
     return sum_values(a->losses, (size_t)M) / M;
