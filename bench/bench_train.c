@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "model/gpt.h"
+#include "ops/cpu/cpu_internal.h" // gemm: sgemm figures of the CPU backend
 #include "ops/ops.h"
 #include "optim/optim.h"
 #include "optim/qat.h"

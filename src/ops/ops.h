@@ -33,13 +33,10 @@ void ops_from_host(real *dst, const real *host, size_t n);
 void ops_add_from_host(real *dst, const real *host, size_t n); // dst += host
 
 // ---------------------------------------------------------------- dense algebra
-// C[M,N] = alpha * op(A) op(B) + beta * C, op = transpose when trans_* is set (BLAS semantics).
-void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
-          real beta, real *C, int ldc);
 // C = X^T X + beta C for X [N x n] (rows ldx apart) in fp32, only C's upper triangle (row i, columns
-// j >= i of the n x n row-major C; the rest left as it was): half gemm's work for GPTQ's Hessians.
+// j >= i of the n x n row-major C; the rest left as it was): half a full product's work, for GPTQ's Hessians.
 void gram_upper(int n, int N, const real *X, int ldx, real beta, real *C);
-// The linear layers' operand precision (matmul_forward/backward, matmul_gemm; gemm always computes in fp32):
+// The linear layers' operand precision (matmul_forward/backward, matmul_gemm; gram_upper is always fp32):
 // bf16 on rounds both operands to bfloat16 (nearest even) and accumulates in fp32 with fp32 results,
 // as tensor cores do under the reference's autocast. Default: off on the CPU, on for CUDA.
 void ops_set_matmul_bf16(int on);

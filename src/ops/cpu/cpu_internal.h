@@ -18,6 +18,10 @@
 #endif
 
 void ops_profile_attention(double seconds); // adds to the running OpsProfile (dense.c)
+// C[M,N] = alpha * op(A) op(B) + beta * C in fp32, op = transpose when trans_* is set (BLAS semantics,
+// row-major; dense.c: OpenBLAS, its calls timed while profiling).
+void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
+          real beta, real *C, int ldc);
 // For an op writing x [n] and its rounding together: makes r hold x (as matmul_input_round) and returns
 // where the rounded values go, or NULL in fp32 mode or without r (dense.c).
 struct RoundedInput;

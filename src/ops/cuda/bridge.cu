@@ -58,10 +58,6 @@ void ops_add_from_host(real *dst, const real *host, size_t n) {
 
 void ops_set_matmul_bf16(int on) { cuda_set_matmul_bf16(on); }
 int ops_matmul_bf16(void) { return cuda_matmul_bf16(); }
-void gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
-          real beta, real *C, int ldc) {
-    cuda_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
 void gram_upper(int n, int N, const real *X, int ldx, real beta, real *C) { cuda_gram_upper(n, N, X, ldx, beta, C); }
 void matmul_gemm(int trans_a, int trans_b, int M, int N, int K, real alpha, const real *A, int lda, size_t stride_a,
                  const real *B, int ldb, size_t stride_b, real beta, real *C, int ldc, size_t stride_c, int count) {

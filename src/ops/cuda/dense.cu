@@ -5,8 +5,8 @@
 // linear layers are rounded to bf16 into scratch buffers and multiplied on tensor cores with fp32
 // accumulation and fp32 results (cublasGemmEx; no epilogue is needed, so not cuBLASLt). Weights stay
 // fp32 masters; weight gradients come out fp32 (the reference's come out bf16). Off: fp32 SGEMM
-// without TF32, matching the CPU to rounding. gemm and gram_upper (GPTQ's Hessians, SSYRK) always run
-// in fp32; matmul_gemm (Muon's Newton-Schulz, which the reference runs in bf16) follows the linear
+// without TF32, matching the CPU to rounding. gram_upper (GPTQ's Hessians, SSYRK) always runs in fp32;
+// matmul_gemm (Muon's Newton-Schulz, which the reference runs in bf16) follows the linear
 // layers' precision.
 #include <cuda_bf16.h>
 
@@ -251,13 +251,6 @@ extern "C" void cuda_matmul_gemm(int trans_a, int trans_b, int M, int N, int K, 
                                             trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, b, type, ldb,
                                             (long long)stride_b, a, type, lda, (long long)stride_a, &beta, C, CUDA_R_32F, ldc,
                                             (long long)stride_c, count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    cuda_profile_mark(__func__);
-}
-
-extern "C" void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                          int ldb, float beta, float *C, int ldc) {
-    CUBLAS_CHECK(cublasSgemm(cuda_blas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
-                             &alpha, B, ldb, A, lda, &beta, C, ldc));
     cuda_profile_mark(__func__);
 }
 

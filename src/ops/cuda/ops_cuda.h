@@ -25,7 +25,7 @@ void cuda_sync(void);
 
 // ---------------------------------------------------------------- dense algebra (cuBLAS)
 // The linear layers' operands: bf16 on tensor cores (default) or fp32 without TF32 (as ops.h's
-// ops_set_matmul_bf16), and so is cuda_matmul_gemm; cuda_gemm is always fp32.
+// ops_set_matmul_bf16), and so is cuda_matmul_gemm; cuda_gram_upper is always fp32.
 void cuda_set_matmul_bf16(int on);
 int cuda_matmul_bf16(void);
 // inp_r: NULL or inp rounded once (ops.h's RoundedInput, filled by cuda_matmul_input_round: bf16 storage).
@@ -117,8 +117,6 @@ void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *id
 // ---------------------------------------------------------------- optimizer work and reductions (as ops.h)
 void cuda_matmul_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, size_t stride_a,
                       const float *B, int ldb, size_t stride_b, float beta, float *C, int ldc, size_t stride_c, int count);
-void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-               float beta, float *C, int ldc);
 void cuda_gram_upper(int n, int N, const float *X, int ldx, float beta, float *C);
 void cuda_nesterov_momentum(float *update, float *buf, const float *g, size_t n, float momentum);
 void cuda_normalize_rows(float *x, int rows, int cols, double s);
