@@ -779,24 +779,20 @@ double gpt_forward_scored(GPT *m, const int32_t *x, const int32_t *targets, int 
         value_mix_forward(a->lane_x, prev, a->blocks[m->n_order - 1].lane, lam, ND);
         prev = a->lane_x;
     }
+    // the head over each sequence's scored rows, normed into consecutive rows of nf (all of them, kept
+    // rounded for the backward, when every position scores)
     a->score_from = score_from;
-    if (score_from == 0) {
-        rmsnorm_forward(a->nf, a->rstd_f, prev, N, D, NORM_EPS, 1, &a->nf_r);
-        matmul_forward(a->logits, a->nf, &a->nf_r, head_weight(m), N, D, c->vocab, &a->logits_r);
-        if (!targets) return 0;
-        softcap_xent_forward(a->losses, a->logits, &a->logits_r, targets, N, c->vocab, (real)c->softcap);
-        return sum_values(a->losses, (size_t)N) / N;
-    }
-    int S = T - score_from, M = B * S; // each sequence's scored rows, normed into consecutive rows of nf
-    for (int b = 0; b < B; b++)
+    int S = T - score_from, M = B * S;
+    if (score_from == 0) rmsnorm_forward(a->nf, a->rstd_f, prev, N, D, NORM_EPS, 1, &a->nf_r);
+    for (int b = 0; score_from && b < B; b++)
         rmsnorm_forward(a->nf + (size_t)b * S * D, a->rstd_f + (size_t)b * S, prev + ((size_t)b * T + score_from) * D, S, D,
                         NORM_EPS, 1, NULL);
-    matmul_forward(a->logits, a->nf, NULL, head_weight(m), M, D, c->vocab, &a->logits_r);
+    matmul_forward(a->logits, a->nf, score_from ? NULL : &a->nf_r, head_weight(m), M, D, c->vocab, &a->logits_r);
     if (!targets) return 0;
-    int32_t *scored = xmalloc(sizeof(int32_t) * (size_t)M);
-    for (int b = 0; b < B; b++)
+    int32_t *scored = score_from ? xmalloc(sizeof(int32_t) * (size_t)M) : NULL;
+    for (int b = 0; scored && b < B; b++)
         memcpy(scored + (size_t)b * S, targets + (size_t)b * T + score_from, sizeof(int32_t) * (size_t)S);
-    softcap_xent_forward(a->losses, a->logits, &a->logits_r, scored, M, c->vocab, (real)c->softcap);
+    softcap_xent_forward(a->losses, a->logits, &a->logits_r, scored ? scored : targets, M, c->vocab, (real)c->softcap);
     free(scored);
     return sum_values(a->losses, (size_t)M) / M;
 }
