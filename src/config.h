@@ -39,7 +39,7 @@
     X(INT, train_batch_tokens, "TRAIN_BATCH_TOKENS", "524288", CG_TRAIN, "tokens per optimizer step")                       \
     X(INT, train_seq_len, "TRAIN_SEQ_LEN", "1024", CG_TRAIN, "sequence length for training and validation")               \
     X(INT, grad_accum_steps, "GRAD_ACCUM_STEPS", "8", CG_TRAIN, "micro-steps per step (train_gpt.py: 8 / WORLD_SIZE)")     \
-    X(INT, max_pass_tokens, "MAX_PASS_TOKENS", "0", CG_TRAIN | CG_EVAL, "pgolf's own: most tokens one forward/backward pass holds; a larger micro-batch (or eval batch) runs as equal passes of whole sequences, gradients summed (0: what a quarter of the machine's RAM, or half of the GPU's memory, holds)") \
+    X(INT, max_pass_tokens, "MAX_PASS_TOKENS", "0", CG_TRAIN | CG_EVAL, "pgolf's own: most tokens one forward/backward pass holds; a larger micro-batch (or eval batch) runs as equal passes of whole sequences, gradients summed (0: what a quarter of the machine's RAM holds for training, 1 GiB for forward-only passes; half of the GPU's memory)") \
     X(REAL, max_wallclock_seconds, "MAX_WALLCLOCK_SECONDS", "600", CG_TRAIN, "stop training after this many seconds (0: no cap)") \
     X(REAL, qk_gain_init, "QK_GAIN_INIT", "1.5", CG_MODEL, "initial per-head query gain")                                   \
     X(INT, vocab_size, "VOCAB_SIZE", "1024", CG_MODEL | CG_PREP, "vocabulary size (must match the tokenizer)")                     \

@@ -33,8 +33,8 @@ typedef struct {
     TokenStream *stream;
     ByteTables bt;
     uint16_t *val;
-    int64_t n_val, micro_tokens, pass_cap; // pass_cap: gpt_pass_token_cap of a training pass
-    int pass_seqs;                         // sequences per pass of a micro-batch (gpt_pass_seqs)
+    int64_t n_val, micro_tokens;
+    int pass_seqs; // sequences per pass of a micro-batch (gpt_pass_seqs)
     int32_t *x, *y;
     char *config_text, *checkpoint_path;
     QatState qat;
@@ -215,8 +215,8 @@ static void setup(Trainer *t) {
     t->micro_tokens = c->train_batch_tokens / c->grad_accum_steps;
     t->x = xmalloc(sizeof(int32_t) * (size_t)t->micro_tokens);
     t->y = xmalloc(sizeof(int32_t) * (size_t)t->micro_tokens);
-    t->pass_cap = gpt_pass_token_cap(&t->m.cfg, c->max_pass_tokens, PASS_TRAIN);
-    t->pass_seqs = gpt_pass_seqs((int)(t->micro_tokens / c->train_seq_len), (int)c->train_seq_len, t->pass_cap);
+    t->pass_seqs = gpt_pass_seqs((int)(t->micro_tokens / c->train_seq_len), (int)c->train_seq_len,
+                                 gpt_pass_token_cap(&t->m.cfg, c->max_pass_tokens, PASS_TRAIN));
 
     log0("model_params:%lld", (long long)t->m.n_params);
     log0("world_size:1 grad_accum_steps:%lld", (long long)c->grad_accum_steps);

@@ -27,7 +27,6 @@ void eval_final(GPT *m, const Config *c, const uint16_t *val, int64_t n, const B
     if (c->ppm_order > 0 && !(c->ppm_alpha >= 0 && c->ppm_alpha <= 1)) die("PPM_ALPHA=%g must lie in [0, 1]", c->ppm_alpha);
     int64_t window = c->eval_seq_len > 0 ? c->eval_seq_len : c->train_seq_len;
     int64_t stride = c->eval_stride > 0 && c->eval_stride < window ? c->eval_stride : window;
-    int64_t pass_cap = gpt_pass_token_cap(&m->cfg, c->max_pass_tokens, PASS_FORWARD); // a forward's memory (MAX_PASS_TOKENS)
     if (stride == window && !c->ttt_enabled && c->ppm_order == 0) {
         log0("final_eval_mode:standard");
         eval_val(m, c, val, n, bt, max_tokens, &r->val_loss, &r->val_bpb);
@@ -36,6 +35,7 @@ void eval_final(GPT *m, const Config *c, const uint16_t *val, int64_t n, const B
     if (stride < window) log0("final_eval_mode:sliding_window stride:%lld window:%lld", (long long)stride, (long long)window);
     else log0("final_eval_mode:standard windows:%lld", (long long)window);
     double *nll = xmalloc(sizeof(double) * (size_t)n);
+    int64_t pass_cap = gpt_pass_token_cap(&m->cfg, c->max_pass_tokens, PASS_FORWARD); // a forward's memory (MAX_PASS_TOKENS)
     if (c->ttt_enabled) {
         TttOptions o = {.chunk_tokens = c->ttt_chunk_tokens, .epochs = (int)c->ttt_epochs, .lr = c->ttt_lr,
                         .momentum = c->ttt_momentum, .grad_clip = c->ttt_grad_clip, .params = c->ttt_params,

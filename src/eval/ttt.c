@@ -56,6 +56,9 @@ static void ttt_step(GPT *m, TttState *st, const TttOptions *o) {
     }
 }
 
+// A pass cap (0: none) within a batch of max_tokens.
+static int64_t within(int64_t cap, int64_t max_tokens) { return cap > 0 && cap < max_tokens ? cap : max_tokens; }
+
 // Epochs over the chunk's whole sequences: targets lie in [c0, c1), all already scored. Each step's batch
 // holds max_tokens, run in passes of at most pass_cap.
 static void adapt(GPT *m, const uint16_t *val, int64_t c0, int64_t c1, int64_t max_tokens, int64_t pass_cap,
@@ -96,8 +99,7 @@ void ttt_score_first(GPT *m, const uint16_t *val, int64_t n, int64_t window, int
     int64_t nw = window_plan(0, n - 1, window, stride, &w), total = n - 1, n_chunks = 0;
     for (int64_t i0 = 0; i0 < nw; n_chunks++) i0 = chunk_end(w, nw, i0, o->chunk_tokens);
     TttState st = ttt_state(m, o);
-    int64_t pass_cap = o->pass_tokens > 0 && o->pass_tokens < max_tokens ? o->pass_tokens : max_tokens;
-    int64_t score_cap = o->score_pass_tokens > 0 && o->score_pass_tokens < max_tokens ? o->score_pass_tokens : max_tokens;
+    int64_t pass_cap = within(o->pass_tokens, max_tokens), score_cap = within(o->score_pass_tokens, max_tokens);
     for (int64_t i0 = 0, chunk = 0; i0 < nw; chunk++) {
         int64_t c0 = w[i0].start + w[i0].score_from, i1 = chunk_end(w, nw, i0, o->chunk_tokens);
         int64_t c1 = w[i1 - 1].start + w[i1 - 1].len;
