@@ -526,7 +526,9 @@ def make_case(out_dir, name, cfg, T, B, seed, opt_overrides=None):
     for k, ref in exp.items():
         diff = (e32[k].double() - ref).abs().max().item()
         lim = (1e-5 if k.startswith("loss") else 2e-5) * ref.abs().max().item()
-        assert diff <= lim, f"{name} {k}: float32 differs from float64 by {diff:.3g} (limit {lim:.3g})"
+        if diff > lim:
+            print(f"ref_gpt {name} seed {seed}: {k}: float32 differs from float64 by {diff:.3g} (limit {lim:.3g})")
+            return False
 
     d = os.path.join(out_dir, f"gpt_{name}")
     os.makedirs(d, exist_ok=True)
@@ -534,7 +536,8 @@ def make_case(out_dir, name, cfg, T, B, seed, opt_overrides=None):
     _write_atomic(os.path.join(d, "tokens.i32"), tok.numpy().astype("<i4").tobytes())
     save_safetensors(os.path.join(d, "weights.safetensors"), w32)
     save_safetensors(os.path.join(d, "expected.safetensors"), {k: v.float() for k, v in exp.items()})
-    print(f"ref_gpt {name}: loss {exp['loss'].item():.10f} loss2 {exp['loss2'].item():.10f}")
+    print(f"ref_gpt {name} seed {seed}: loss {exp['loss'].item():.10f} loss2 {exp['loss2'].item():.10f}")
+    return True
 
 
 def main():
@@ -542,8 +545,13 @@ def main():
     ap.add_argument("--out", required=True)
     out = ap.parse_args().out
     torch.set_num_threads(2)
-    for seed, (name, case) in enumerate(CASES.items()):
-        make_case(out, name, *case[:3], 1000 + seed, *case[3:])
+    # A case whose draw puts a gradient within fp32 rounding of Adam's eps fails the sanity check on some
+    # hosts and not others (BLAS kernels sum in different orders; seen on AMD EPYC with 1000 + 3): such a
+    # draw tests the reference's conditioning, not pgolf, so the next seed is taken, at most a few times.
+    for i, (name, case) in enumerate(CASES.items()):
+        seeds = [1000 + i + 100 * attempt for attempt in range(4)]
+        if not any(make_case(out, name, *case[:3], seed, *case[3:]) for seed in seeds):
+            sys.exit(f"ref_gpt {name}: no seed of {seeds} passes the float32 sanity check")
 
 
 if __name__ == "__main__":
