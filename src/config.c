@@ -27,7 +27,6 @@ static const Option OPTIONS[] = {
     CONFIG_TABLE(CONFIG_X)
 #undef CONFIG_X
 };
-#define N_OPTIONS ((int)(sizeof(OPTIONS) / sizeof(OPTIONS[0])))
 
 // NUM_LAYERS -> num-layers
 static void flag_name(const Option *o, char *out, size_t n) {
@@ -70,7 +69,7 @@ static void set_value(Config *c, const Option *o, const char *value, const char 
 
 void config_defaults(Config *c) {
     memset(c, 0, sizeof *c);
-    for (int i = 0; i < N_OPTIONS; i++) set_value(c, &OPTIONS[i], OPTIONS[i].def, "default");
+    for (int i = 0; i < CONFIG_N_OPTIONS; i++) set_value(c, &OPTIONS[i], OPTIONS[i].def, "default");
 }
 
 // Short flags the evaluation methods are known by (`pgolf eval FILE --stride 64 --ttt 1 --ppm 2`).
@@ -95,9 +94,10 @@ static void apply_preset(Config *c, int argc, char **argv) {
 
 int config_load(Config *c, int argc, char **argv, unsigned groups, const char *cmd) {
     if (groups & CG_MODEL) apply_preset(c, argc, argv);
-    for (int i = 0; i < N_OPTIONS; i++) {
+    for (int i = 0; i < CONFIG_N_OPTIONS; i++) {
         const char *v = getenv(OPTIONS[i].env);
         if (v) set_value(c, &OPTIONS[i], v, "environment");
+        c->user_set[i] |= v != NULL;
     }
     int out = 1;
     for (int i = 1; i < argc; i++) {
@@ -110,7 +110,7 @@ int config_load(Config *c, int argc, char **argv, unsigned groups, const char *c
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         const Option *o = NULL;
         char fname[64];
-        for (int k = 0; k < N_OPTIONS && !o; k++) {
+        for (int k = 0; k < CONFIG_N_OPTIONS && !o; k++) {
             flag_name(&OPTIONS[k], fname, sizeof fname);
             if (strlen(fname) == len && !strncmp(fname, name, len)) o = &OPTIONS[k];
             for (size_t a = 0; a < sizeof ALIASES / sizeof *ALIASES && !o; a++)
@@ -129,6 +129,7 @@ int config_load(Config *c, int argc, char **argv, unsigned groups, const char *c
             value = argv[++i];
         }
         set_value(c, o, value, "flag");
+        c->user_set[o - OPTIONS] = 1;
     }
     argv[out] = NULL;
     return out;
@@ -137,7 +138,7 @@ int config_load(Config *c, int argc, char **argv, unsigned groups, const char *c
 void config_help(const char *cmd, const char *summary, unsigned groups) {
     printf("usage: pgolf %s [options]\n%s\n\noptions (flag / environment variable, default):\n", cmd, summary);
     char fname[64];
-    for (int i = 0; i < N_OPTIONS; i++) {
+    for (int i = 0; i < CONFIG_N_OPTIONS; i++) {
         const Option *o = &OPTIONS[i];
         if (!(o->groups & groups)) continue;
         flag_name(o, fname, sizeof fname);
@@ -158,7 +159,7 @@ static int format_value(const Config *c, const Option *o, char *out, size_t n) {
 
 void config_print(const Config *c, unsigned groups) {
     char line[4096];
-    for (int i = 0; i < N_OPTIONS; i++) {
+    for (int i = 0; i < CONFIG_N_OPTIONS; i++) {
         if (!(OPTIONS[i].groups & groups)) continue;
         format_value(c, &OPTIONS[i], line, sizeof line);
         log_file_only("%s", line);
@@ -169,7 +170,7 @@ char *config_text(const Config *c, unsigned groups) {
     size_t cap = 256, len = 0;
     char *out = xmalloc(cap), line[4096];
     out[0] = 0;
-    for (int i = 0; i < N_OPTIONS; i++) {
+    for (int i = 0; i < CONFIG_N_OPTIONS; i++) {
         if (!(OPTIONS[i].groups & groups)) continue;
         int n = format_value(c, &OPTIONS[i], line, sizeof line);
         while (len + (size_t)n + 2 > cap) out = xrealloc(out, cap *= 2);
@@ -188,12 +189,18 @@ void config_apply_text(Config *c, const char *text, const char *source) {
         if (!eq) die("%s: malformed configuration line '%s'", source, line);
         *eq = 0;
         const Option *o = NULL;
-        for (int i = 0; i < N_OPTIONS && !o; i++)
+        for (int i = 0; i < CONFIG_N_OPTIONS && !o; i++)
             if (!strcmp(OPTIONS[i].env, line)) o = &OPTIONS[i];
         if (!o) die("%s: unknown configuration key %s", source, line);
-        set_value(c, o, eq + 1, source);
+        if ((o->groups & CG_MODEL) || !c->user_set[o - OPTIONS]) set_value(c, o, eq + 1, source);
     }
     free(copy);
+}
+
+int config_user_set(const Config *c, const char *env) {
+    for (int i = 0; i < CONFIG_N_OPTIONS; i++)
+        if (!strcmp(OPTIONS[i].env, env)) return c->user_set[i];
+    die("config_user_set: no option %s", env);
 }
 
 void config_validate_model(const Config *c) {

@@ -143,6 +143,10 @@
     X(INT, sample_tokens, "SAMPLE_TOKENS", "64", CG_EVAL, "tokens to generate with `pgolf sample`")                        \
     X(STR, prompt, "PROMPT", "", CG_EVAL, "prompt for `pgolf sample`")
 
+#define CONFIG_COUNT(kind, field, env, def, groups, help) +1
+enum { CONFIG_N_OPTIONS = 0 CONFIG_TABLE(CONFIG_COUNT) };
+#undef CONFIG_COUNT
+
 typedef struct {
 #define CONFIG_FIELD_INT(field) int64_t field;
 #define CONFIG_FIELD_REAL(field) double field;
@@ -151,6 +155,7 @@ typedef struct {
 #define CONFIG_X(kind, field, env, def, groups, help) CONFIG_FIELD_##kind(field)
     CONFIG_TABLE(CONFIG_X)
 #undef CONFIG_X
+    unsigned char user_set[CONFIG_N_OPTIONS]; // by the environment or a flag, in table order
 } Config;
 
 void config_defaults(Config *c);
@@ -162,8 +167,12 @@ void config_help(const char *cmd, const char *summary, unsigned groups);
 void config_print(const Config *c, unsigned groups); // "NAME=value" lines to the log
 // The options of `groups` as "ENV=value\n" lines (stored in artifacts and checkpoints); caller frees.
 char *config_text(const Config *c, unsigned groups);
-// Apply such lines onto c; an unknown key or a bad value dies naming `source`.
+// Apply such lines onto c; an unknown key or a bad value dies naming `source`. The model's options always
+// take the text's value; any other option the user set (environment or flag) keeps the user's, so an
+// artifact's stored TRAIN_SEQ_LEN is only the default of the commands that read it.
 void config_apply_text(Config *c, const char *text, const char *source);
+// Whether the environment or a flag set the option named ENV.
+int config_user_set(const Config *c, const char *env);
 // Checks that hold for every command that builds a model: heads divide, etc. Dies with the reason.
 void config_validate_model(const Config *c);
 // Model checks plus the batch arithmetic of training (TRAIN_BATCH_TOKENS, GRAD_ACCUM_STEPS, ...).

@@ -64,6 +64,23 @@ TEST(cli_train_end_to_end) {
     CHECK(rc == 0 && fabs(find_value(out, "final_eval_exact", "val_bpb:") - rt) < 1e-6,
           "pgolf eval disagrees with the training round trip (%.8f):\n%s", rt, out);
     free(out);
+    // Without the run's settings the artifact's stored TRAIN_SEQ_LEN (64, not the default 1024) is the
+    // length; a flag still overrides it.
+    snprintf(cmd, sizeof cmd,
+             "env -u TRAIN_SEQ_LEN DATA_PATH=%s TOKENIZER_PATH=%s/tokenizers/fineweb_1024_bpe.model NUM_THREADS=2 "
+             "./pgolf eval %s/final_model.int8.ptz",
+             data, test_shared_data(), out_dir);
+    rc = test_run(cmd, &out);
+    CHECK(rc == 0 && strstr(out, "train_seq_len:64 (the artifact's)") &&
+              fabs(find_value(out, "final_eval_exact", "val_bpb:") - rt) < 1e-6,
+          "pgolf eval without the run's environment disagrees with the round trip (%.8f):\n%s", rt, out);
+    free(out);
+    strcat(cmd, " --train-seq-len 32");
+    rc = test_run(cmd, &out);
+    double at32 = find_value(out, "final_eval_exact", "val_bpb:");
+    CHECK(rc == 0 && strstr(out, "train_seq_len:32 (set here)") && fabs(at32 - rt) > 1e-4,
+          "pgolf eval --train-seq-len 32 did not evaluate at 32:\n%s", out);
+    free(out);
 
     // An export-only run (ITERATIONS=0) of a wider model, so matrices exceed the 65,536-element float
     // threshold: GPTQ int6 matrices, int7 embedding, calibrated on text the model generates, brotli,

@@ -41,6 +41,10 @@ int cmd_eval(int argc, char **argv) {
     const char *path = artifact_arg(&c, npos, argv, "eval");
     GPT m;
     Artifact *a = load_artifact_model(&c, path, &m);
+    const char *stored = artifact_config_text(a);
+    int from_artifact = !strncmp(stored, "TRAIN_SEQ_LEN=", 14) || strstr(stored, "\nTRAIN_SEQ_LEN=");
+    log0("train_seq_len:%lld (%s)", (long long)c.train_seq_len,
+         config_user_set(&c, "TRAIN_SEQ_LEN") ? "set here" : from_artifact ? "the artifact's" : "default");
     artifact_free(a);
     ByteTables bt = byte_tables_load(c.tokenizer_path, c.vocab_size);
     char pattern[4096];

@@ -57,6 +57,15 @@ static char *data_glob(const Config *c, const char *split) {
 
 // One optimizer step's gradients: GRAD_ACCUM_STEPS micro-batches, each scaled by 1/GRAD_ACCUM_STEPS
 // (each in passes where its activations would not fit: MAX_PASS_TOKENS).
+// What artifacts and checkpoints record: the model's options, and the sequence length it was trained at
+// (the default length `pgolf eval` and `pgolf sample` use, so an evaluation repeats the run's own).
+static char *stored_config_text(const Config *c) {
+    char *model = config_text(c, CG_MODEL), *text = xmalloc(strlen(model) + 64);
+    sprintf(text, "%sTRAIN_SEQ_LEN=%lld\n", model, (long long)c->train_seq_len);
+    free(model);
+    return text;
+}
+
 static double accumulate_gradients(Trainer *t) {
     const Config *c = &t->c;
     int T = (int)c->train_seq_len, B = (int)(t->micro_tokens / T);
@@ -210,7 +219,7 @@ static void setup(Trainer *t) {
         ema_enable(&t->os);
     }
     t->o = optim_settings(c);
-    t->config_text = config_text(c, CG_MODEL);
+    t->config_text = stored_config_text(c);
     t->checkpoint_path = out_path(c, "checkpoint.safetensors");
     t->micro_tokens = c->train_batch_tokens / c->grad_accum_steps;
     t->x = xmalloc(sizeof(int32_t) * (size_t)t->micro_tokens);
