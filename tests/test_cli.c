@@ -29,6 +29,17 @@ static double find_value(const char *text, const char *prefix, const char *key) 
     return k ? atof(k + strlen(key)) : NAN;
 }
 
+// `pgolf eval DIR/FILE ARGS` with the data's settings only, none of the run's: its final_eval_exact val_bpb
+// (NaN if it failed); its output in *out (caller frees).
+static double bare_eval(const char *data, const char *dir, const char *file, const char *args, char **out) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "env -u TRAIN_SEQ_LEN DATA_PATH=%s TOKENIZER_PATH=%s/tokenizers/fineweb_1024_bpe.model NUM_THREADS=2 "
+             "./pgolf eval %s/%s %s",
+             data, test_shared_data(), dir, file, args);
+    return test_run(cmd, out) == 0 ? find_value(*out, "final_eval_exact", "val_bpb:") : NAN;
+}
+
 TEST(cli_train_end_to_end) {
     const char *data = test_markov_dataset("e2e_data");
     char env[4096], cmd[8192], *out;
@@ -54,8 +65,8 @@ TEST(cli_train_end_to_end) {
     // PyTorch's view of the weights: train_gpt.py's state_dict names and shapes, nothing else.
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 tests/torch_load_check.py %s/final_model.safetensors --layers 2 --dim 64 --heads 4 "
-             "--kv-heads 2 --vocab 1024",
-             out_dir);
+             "--kv-heads 2 --vocab 1024 --resave %s/torch_state_dict.safetensors",
+             out_dir, out_dir);
     rc = test_run(cmd, &out);
     CHECK(rc == 0 && strstr(out, "torch_load_check: ok 22 tensors"), "PyTorch-side check failed (%d):\n%s", rc, out);
     free(out);
@@ -66,20 +77,23 @@ TEST(cli_train_end_to_end) {
     free(out);
     // Without the run's settings the artifact's stored TRAIN_SEQ_LEN (64, not the default 1024) is the
     // length; a flag still overrides it.
-    snprintf(cmd, sizeof cmd,
-             "env -u TRAIN_SEQ_LEN DATA_PATH=%s TOKENIZER_PATH=%s/tokenizers/fineweb_1024_bpe.model NUM_THREADS=2 "
-             "./pgolf eval %s/final_model.int8.ptz",
-             data, test_shared_data(), out_dir);
-    rc = test_run(cmd, &out);
-    CHECK(rc == 0 && strstr(out, "train_seq_len:64 (the artifact's)") &&
-              fabs(find_value(out, "final_eval_exact", "val_bpb:") - rt) < 1e-6,
+    CHECK(fabs(bare_eval(data, out_dir, "final_model.int8.ptz", "", &out) - rt) < 1e-6 &&
+              strstr(out, "train_seq_len:64 (stored with the model)"),
           "pgolf eval without the run's environment disagrees with the round trip (%.8f):\n%s", rt, out);
     free(out);
-    strcat(cmd, " --train-seq-len 32");
-    rc = test_run(cmd, &out);
-    double at32 = find_value(out, "final_eval_exact", "val_bpb:");
-    CHECK(rc == 0 && strstr(out, "train_seq_len:32 (set here)") && fabs(at32 - rt) > 1e-4,
+    CHECK(fabs(bare_eval(data, out_dir, "final_model.int8.ptz", "--train-seq-len 32", &out) - rt) > 1e-4 &&
+              strstr(out, "train_seq_len:32 (set here)"),
           "pgolf eval --train-seq-len 32 did not evaluate at 32:\n%s", out);
+    free(out);
+    // The weights before quantization: pgolf's safetensors (its stored options) gives the last validation's
+    // val_bpb; the same state_dict as PyTorch wrote it (no metadata) needs the model options, and agrees.
+    double fp = bare_eval(data, out_dir, "final_model.safetensors", "", &out);
+    CHECK(fabs(fp - v1) < 6e-5 && strstr(out, "weights_bytes:"),
+          "pgolf eval of final_model.safetensors disagrees with the last validation (%.4f):\n%s", v1, out);
+    free(out);
+    const char *model = "--vocab-size 1024 --num-layers 2 --model-dim 64 --num-heads 4 --num-kv-heads 2 --train-seq-len 64";
+    CHECK(bare_eval(data, out_dir, "torch_state_dict.safetensors", model, &out) == fp,
+          "pgolf eval of PyTorch's state_dict differs from the checkpoint's %.8f:\n%s", fp, out);
     free(out);
 
     // An export-only run (ITERATIONS=0) of a wider model, so matrices exceed the 65,536-element float
@@ -272,6 +286,11 @@ TEST(cli_bad_input_fails_clearly) {
              corrupt, test_shared_data());
     int rc = test_run(cmd, &out);
     CHECK(rc != 0 && strstr(out, path), "a corrupt val shard gave exit %d and:\n%s", rc, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "./pgolf eval %s", path);
+    rc = test_run(cmd, &out);
+    CHECK(rc != 0 && strstr(out, "is neither a pgolf artifact (magic PGOLFART) nor a safetensors file"),
+          "pgolf eval of a text file gave exit %d and:\n%s", rc, out);
     free(out);
     free(out_dir);
 }

@@ -3,7 +3,8 @@ tensor names and shapes must be exactly the reference state_dict's (load_state_d
 semantics) and every value finite. Used by tests/test_cli.c on final_model.safetensors.
 
   /usr/bin/python3 tests/torch_load_check.py FILE --layers 2 --dim 64 --heads 4 --kv-heads 2 --vocab 1024 [--untied]
-Prints "torch_load_check: ok N tensors" or one line naming the problem (exit 1).
+Prints "torch_load_check: ok N tensors" or one line naming the problem (exit 1). With --resave OUT it
+then writes the state_dict back to OUT as PyTorch code would, without pgolf's metadata.
 """
 import argparse
 import os
@@ -13,7 +14,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ref_gpt import model_config, param_shapes  # noqa: E402
-from refio import load_safetensors  # noqa: E402
+from refio import load_safetensors, save_safetensors  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("file")
@@ -21,6 +22,7 @@ for k in ("layers", "dim", "heads", "kv_heads", "vocab"):
     ap.add_argument("--" + k.replace("_", "-"), type=int, required=True)
 ap.add_argument("--mlp-mult", type=int, default=2)
 ap.add_argument("--untied", action="store_true")
+ap.add_argument("--resave")
 a = ap.parse_args()
 cfg = model_config(vocab=a.vocab, layers=a.layers, dim=a.dim, heads=a.heads, kv_heads=a.kv_heads,
                    mlp_mult=a.mlp_mult, tie=not a.untied)
@@ -36,3 +38,5 @@ for name, shape in want.items():
     if not torch.isfinite(t).all():
         sys.exit(f"torch_load_check: {name} has non-finite values")
 print(f"torch_load_check: ok {len(want)} tensors")
+if a.resave:
+    save_safetensors(a.resave, {name: got[name] for name in want})

@@ -24,28 +24,43 @@ static const char *artifact_arg(const Config *c, int npos, char **argv, const ch
     die("`pgolf %s` needs an artifact: pgolf %s FILE (or --artifact FILE)", cmd, cmd);
 }
 
-// Builds the model an artifact describes (its stored configuration overrides the model options).
-static Artifact *load_artifact_model(Config *c, const char *path, GPT *m) {
-    Artifact *a = artifact_load(path);
-    config_apply_text(c, artifact_config_text(a), path);
+// The model in FILE, as `pgolf eval` and `pgolf sample` read it: an artifact (dequantized) or weights in
+// safetensors such as final_model.safetensors (the model before quantization). The options stored with
+// it override the model options; a safetensors file without pgolf_config (a state_dict PyTorch saved)
+// takes those set here. Returns the stored options (caller frees; NULL where there are none).
+static char *load_model_file(Config *c, const char *path, GPT *m, int *is_artifact) {
+    uint8_t head[9] = {0};
+    FILE *f = xfopen(path, "rb");
+    size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    *is_artifact = got >= 8 && !memcmp(head, ARTIFACT_MAGIC, 8);
+    if (!*is_artifact && !(got == 9 && head[8] == '{'))
+        die("%s is neither a pgolf artifact (magic %s) nor a safetensors file", path, ARTIFACT_MAGIC);
+    Artifact *a = *is_artifact ? artifact_load(path) : NULL;
+    char *stored = a ? xstrdup(artifact_config_text(a)) : checkpoint_config_text(path);
+    if (stored) config_apply_text(c, stored, path);
     GPTConfig g = gpt_config_from(c);
     gpt_init(m, &g);
-    cli_load_artifact_weights(a, m);
-    return a;
+    if (a) cli_load_artifact_weights(a, m);
+    else checkpoint_load(path, m, NULL, NULL);
+    artifact_free(a);
+    return stored;
 }
 
 int cmd_eval(int argc, char **argv) {
     Config c;
-    int npos = cli_setup(&c, argc, argv, CG_DATA | CG_EVAL | CG_RUN | CG_TRAIN, "eval",
-                         "Evaluate an artifact on DATA_PATH's validation shards (val_loss, val_bpb).", 1);
+    int npos = cli_setup(&c, argc, argv, CG_DATA | CG_EVAL | CG_RUN | CG_TRAIN | CG_MODEL, "eval",
+                         "Evaluate an artifact, or safetensors weights, on DATA_PATH's validation shards (val_loss, "
+                         "val_bpb).\nThe model options apply only to a safetensors file saved without pgolf_config.",
+                         1);
     const char *path = artifact_arg(&c, npos, argv, "eval");
     GPT m;
-    Artifact *a = load_artifact_model(&c, path, &m);
-    const char *stored = artifact_config_text(a);
-    int from_artifact = !strncmp(stored, "TRAIN_SEQ_LEN=", 14) || strstr(stored, "\nTRAIN_SEQ_LEN=");
+    int is_artifact;
+    char *stored = load_model_file(&c, path, &m, &is_artifact);
+    int was_stored = stored && (!strncmp(stored, "TRAIN_SEQ_LEN=", 14) || strstr(stored, "\nTRAIN_SEQ_LEN="));
     log0("train_seq_len:%lld (%s)", (long long)c.train_seq_len,
-         config_user_set(&c, "TRAIN_SEQ_LEN") ? "set here" : from_artifact ? "the artifact's" : "default");
-    artifact_free(a);
+         config_user_set(&c, "TRAIN_SEQ_LEN") ? "set here" : was_stored ? "stored with the model" : "default");
+    free(stored);
     ByteTables bt = byte_tables_load(c.tokenizer_path, c.vocab_size);
     char pattern[4096];
     snprintf(pattern, sizeof pattern, "%s/fineweb_val_*.bin", c.data_path);
@@ -61,8 +76,11 @@ int cmd_eval(int argc, char **argv) {
            (long long)(n - 1));
     printf("final_eval_exact val_loss:%.8f val_bpb:%.8f\n", loss, bpb);
     if (c.ppm_order > 0) printf("final_eval_ppm_exact val_loss:%.8f val_bpb:%.8f\n", r.ppm_val_loss, r.ppm_val_bpb);
-    printf("artifact_bytes:%lld code_bytes:%lld total_bytes:%lld limit:%lld %s\n", bytes, code, bytes + code,
-           ARTIFACT_LIMIT_BYTES, bytes + code <= ARTIFACT_LIMIT_BYTES ? "fits" : "OVER_LIMIT");
+    if (is_artifact)
+        printf("artifact_bytes:%lld code_bytes:%lld total_bytes:%lld limit:%lld %s\n", bytes, code, bytes + code,
+               ARTIFACT_LIMIT_BYTES, bytes + code <= ARTIFACT_LIMIT_BYTES ? "fits" : "OVER_LIMIT");
+    else
+        printf("weights_bytes:%lld (unquantized weights, not an artifact)\n", bytes);
     free(val);
     byte_tables_free(&bt);
     gpt_free(&m);
@@ -146,7 +164,8 @@ int cmd_sample(int argc, char **argv) {
                          "Greedy text generation from an artifact (or INIT_CHECKPOINT weights) for a quick look.", 1);
     GPT m;
     if (npos > 0 || c.artifact[0]) {
-        artifact_free(load_artifact_model(&c, artifact_arg(&c, npos, argv, "sample"), &m));
+        int is_artifact;
+        free(load_model_file(&c, artifact_arg(&c, npos, argv, "sample"), &m, &is_artifact));
     } else if (c.init_checkpoint[0]) {
         GPTConfig g = gpt_config_from(&c);
         gpt_init(&m, &g);

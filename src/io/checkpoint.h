@@ -23,6 +23,9 @@ void checkpoint_save_weights(const char *path, const GPT *m, const char *config_
 // Weights, optimizer state and position, atomically.
 void checkpoint_save_train(const char *path, const GPT *m, const OptimState *os, const TrainPosition *pos,
                            const char *config_text);
+// The pgolf_config text a checkpoint was saved with (caller frees), or NULL where it has none (a file
+// PyTorch wrote, say).
+char *checkpoint_config_text(const char *path);
 // Loads weights into m; with os/pos also the optimizer state and position (dies if absent).
 // Every model tensor must be present with its shape; unexpected non-"optim." tensors are an error.
 void checkpoint_load(const char *path, GPT *m, OptimState *os, TrainPosition *pos);
