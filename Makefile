@@ -21,23 +21,33 @@ OBJ := $(SRC:%.c=$(BUILD)/%.o)
 # The gradient-check binary recompiles the ops and the model in double precision.
 F64_SRC := $(shell find src/ops src/model -name '*.c' | sort) src/util.c src/config.c src/presets.c src/tensor.c
 F64_OBJ := $(F64_SRC:%.c=$(BUILD)/f64/%.o)
-TEST_SRC := $(filter-out tests/grad/% tests/cuda/%, $(shell find tests -name '*.c' | sort))
+TEST_SRC := $(filter-out tests/grad/% tests/cuda/%, $(shell find tests -name '*.c' 2>/dev/null | sort))
 GRAD_SRC := $(shell find tests/grad -name '*.c' 2>/dev/null | sort) tests/test_main.c
 BENCH_SRC := $(filter-out bench/cuda/%, $(shell find bench -name '*.c' 2>/dev/null | sort))
 
-# Code bytes counted against the 16,000,000-byte limit: every file that builds the binary, the analog of
-# train_gpt.py's own size. pgolf: src/**/*.c and src/**/*.h outside src/ops/cuda, and this Makefile
-# (pgolf-cuda's set is below, with the CUDA sources).
-CODE_FILES := $(shell find src \( -name '*.c' -o -name '*.h' \) ! -path 'src/ops/cuda/*' | sort) Makefile
-CODE_BYTES := $(shell cat $(CODE_FILES) | wc -c)
+# Code bytes counted against the 16,000,000-byte limit: the size of the binary's source bundle, the files
+# that build it as an xz'd tar behind a 3-line sh header that unpacks and builds them (scripts/bundle.sh;
+# the analog of the records' lzma'd train_gpt.py). pgolf's files: src/**/*.c and src/**/*.h outside
+# src/ops/cuda, this Makefile and scripts/bundle.sh (pgolf-cuda's set is below, with the CUDA sources).
+# `make bundle` writes pgolf's; each code_bytes.o compiles in PGOLF_CODE_BYTES (its bundle's bytes) and
+# PGOLF_SOURCE_BYTES (the files' own).
+CODE_FILES := $(shell find src \( -name '*.c' -o -name '*.h' \) ! -path 'src/ops/cuda/*' | sort) Makefile scripts/bundle.sh
+# code_bytes.o's prerequisites: code_bytes.c, its bundle, then the bundle's files (each once).
+COMPILE_CODE_BYTES = @mkdir -p $(dir $@); bytes=$$(wc -c < $(word 2,$^)); raw=$$(cat $(filter-out $(word 2,$^),$^) | wc -c); \
+    echo "$@: PGOLF_CODE_BYTES=$$bytes ($(word 2,$^)) PGOLF_SOURCE_BYTES=$$raw"; \
+    $(CC) $(CFLAGS) -DPGOLF_CODE_BYTES=$$bytes -DPGOLF_SOURCE_BYTES=$$raw -c -o $@ $<
 
 all: pgolf
 
 pgolf: $(OBJ) $(BUILD)/src/cli/main.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/src/cli/code_bytes.o: CFLAGS += -DPGOLF_CODE_BYTES=$(CODE_BYTES)
-$(BUILD)/src/cli/code_bytes.o: $(CODE_FILES)
+$(BUILD)/pgolf_bundle.sh: $(CODE_FILES)
+	@bash scripts/bundle.sh $@ pgolf $^ && echo "$@: $$(wc -c < $@) bytes"
+$(BUILD)/src/cli/code_bytes.o: src/cli/code_bytes.c $(BUILD)/pgolf_bundle.sh $(CODE_FILES)
+	$(COMPILE_CODE_BYTES)
+bundle: $(BUILD)/src/cli/code_bytes.o
+	@echo "$(BUILD)/pgolf_bundle.sh: $$(wc -c < $(BUILD)/pgolf_bundle.sh) bytes, pgolf's code bytes (sh it to unpack and build)"
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -95,7 +105,7 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 # folder (header-only). `make cuda $$(bash scripts/cudnn.sh)` finds both. Without them the build uses
 # pgolf's own attention kernels only.
 CUDNN_SRC := src/ops/cuda/attention_cudnn.cu
-CUDA_SRC := $(filter-out $(CUDNN_SRC),$(shell find src/ops/cuda -name '*.cu' | sort))
+CUDA_SRC := $(filter-out $(CUDNN_SRC),$(shell find src/ops/cuda -name '*.cu' 2>/dev/null | sort))
 CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/cuda/%.o)
 CUDNN_LIBS :=
 ifneq ($(CUDNN_HOME)$(CUDNN_FRONTEND),)
@@ -138,12 +148,13 @@ $(BUILD)/run_cuda_tests: $(OBJ) $(CUDA_OPS_OBJ) $(BUILD)/tests/test_main.o $(BUI
 # Its code bytes: src/**/*.c and src/**/*.h outside src/ops/cpu, the .cu files it compiles (cuDNN's
 # attention only in a cuDNN build: its own object, so that switching builds recounts) and this Makefile.
 CPU_OPS_OBJ := $(filter $(BUILD)/src/ops/cpu/%,$(OBJ))
-CUDA_CODE_FILES := $(shell find src \( -name '*.c' -o -name '*.h' \) ! -path 'src/ops/cpu/*' | sort) Makefile
+CUDA_CODE_FILES := $(shell find src \( -name '*.c' -o -name '*.h' \) ! -path 'src/ops/cpu/*' | sort) Makefile \
+    scripts/bundle.sh
 CUDA_CODE_OBJ := $(BUILD)/cuda/code_bytes$(if $(CUDNN_LIBS),_cudnn).o
-# (code_bytes.c first; every prerequisite, each once, is a counted file)
-COMPILE_CODE_BYTES = @mkdir -p $(dir $@); bytes=$$(cat $^ | wc -c); echo "$@: PGOLF_CODE_BYTES=$$bytes"; \
-    $(CC) $(CFLAGS) -DPGOLF_CODE_BYTES=$$bytes -c -o $@ $<
-$(CUDA_CODE_OBJ): src/cli/code_bytes.c $(CUDA_CODE_FILES) $(CUDA_OBJ:$(BUILD)/cuda/%.o=%.cu)
+CUDA_BUNDLE := $(BUILD)/cuda/pgolf-cuda$(if $(CUDNN_LIBS),_cudnn)_bundle.sh
+$(CUDA_BUNDLE): $(CUDA_CODE_FILES) $(CUDA_OBJ:$(BUILD)/cuda/%.o=%.cu)
+	@bash scripts/bundle.sh $@ pgolf-cuda $^ && echo "$@: $$(wc -c < $@) bytes"
+$(CUDA_CODE_OBJ): src/cli/code_bytes.c $(CUDA_BUNDLE) $(CUDA_CODE_FILES) $(CUDA_OBJ:$(BUILD)/cuda/%.o=%.cu)
 	$(COMPILE_CODE_BYTES)
 PGOLF_CUDA_OBJ := $(filter-out $(CPU_OPS_OBJ) $(BUILD)/src/cli/code_bytes.o,$(OBJ)) $(BUILD)/src/cli/main.o
 pgolf-cuda: $(PGOLF_CUDA_OBJ) $(CUDA_CODE_OBJ) $(CUDA_OBJ)
@@ -173,12 +184,15 @@ $(BUILD)/emu/emu.o: $(EMU_DIR)/emu.cpp
 	$(CXX) $(EMU_CXXFLAGS) -O2 -MMD -MP -c -o $@ $<
 $(BUILD)/emu/tests/cuda/test_cuda_ops.o: tests/cuda/test_cuda_ops.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DPGOLF_CUDA='"$(BUILD)/emu/pgolf-cuda"' -MMD -MP -c -o $@ $<
+	$(CC) $(CFLAGS) -DPGOLF_CUDA='"$(BUILD)/emu/pgolf-cuda"' -DPGOLF_CUDA_BUNDLES='"$(BUILD)/emu/pgolf-cuda_bundle.sh"' \
+	    -MMD -MP -c -o $@ $<
 $(BUILD)/emu/run_cuda_tests: $(OBJ) $(EMU_CUDA_OPS_OBJ) $(BUILD)/emu/$(EMU_DIR)/selftest.o \
                              $(BUILD)/tests/test_main.o $(BUILD)/tests/test_helpers.o $(BUILD)/emu/tests/cuda/test_cuda_ops.o \
                              $(BUILD)/emu/tests/cuda/test_warp_mma.o
 	$(EMU_LINK)
-$(BUILD)/emu/code_bytes.o: src/cli/code_bytes.c $(CUDA_CODE_FILES) $(CUDA_SRC) # (the plain CUDA build's count)
+$(BUILD)/emu/pgolf-cuda_bundle.sh: $(CUDA_CODE_FILES) $(CUDA_SRC) # (the plain CUDA build's files)
+	@bash scripts/bundle.sh $@ pgolf-cuda $^ && echo "$@: $$(wc -c < $@) bytes"
+$(BUILD)/emu/code_bytes.o: src/cli/code_bytes.c $(BUILD)/emu/pgolf-cuda_bundle.sh $(CUDA_CODE_FILES) $(CUDA_SRC)
 	$(COMPILE_CODE_BYTES)
 $(BUILD)/emu/pgolf-cuda: $(PGOLF_CUDA_OBJ) $(BUILD)/emu/code_bytes.o $(EMU_CUDA_OBJ)
 	$(EMU_LINK)
@@ -201,6 +215,6 @@ cuda-test: $(BUILD)/run_cuda_tests pgolf pgolf-cuda
 clean:
 	rm -rf $(BUILD) pgolf pgolf-cuda
 
-.PHONY: all test bench fuzz cuda cuda-test cuda-emu-test clean
+.PHONY: all test bench bundle fuzz cuda cuda-test cuda-emu-test clean
 SHELL := /bin/bash
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

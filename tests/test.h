@@ -19,9 +19,9 @@ const char *test_tmpdir(const char *name);
 void test_skip(const char *why);
 // Runs `cmd` with stderr merged; returns its exit status (128+signal when killed) and the output (tests/test_cli.c).
 int test_run(const char *cmd, char **output);
-// The bytes a build counts as code (Makefile, CODE_FILES), walked from the repository root: every .c and
-// .h file under src/ outside skip_dir, with `cu` every .cu file but skip_cu (a path, or NULL), and the
-// Makefile; -1 if the walk fails (tests/test_helpers.c).
+// The bytes of the files a build bundles as its code (Makefile, CODE_FILES), walked from the repository
+// root: every .c and .h file under src/ outside skip_dir, with `cu` every .cu file but skip_cu (a path, or
+// NULL), the Makefile and scripts/bundle.sh; -1 if the walk fails (tests/test_helpers.c).
 long long test_code_bytes(const char *skip_dir, int cu, const char *skip_cu);
 // A directory of small train/val shards from a fixed Markov chain: learnable, so loss must fall (tests/test_cli.c).
 const char *test_markov_dataset(const char *name);

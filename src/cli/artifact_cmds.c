@@ -97,8 +97,10 @@ int cmd_inspect(int argc, char **argv) {
     long long bytes = file_size(path), code = pgolf_code_bytes();
     printf("artifact_bytes:%lld code_bytes:%lld total_bytes:%lld limit:%lld %s\n", bytes, code, bytes + code,
            ARTIFACT_LIMIT_BYTES, bytes + code <= ARTIFACT_LIMIT_BYTES ? "fits" : "OVER_LIMIT");
-    printf("code bytes = every file that builds this binary (src/**/*.c and *.h but the other backend's ops, "
-           "its .cu files for pgolf-cuda, Makefile)\n");
+    printf("code bytes = the size of the source bundle `make bundle` writes: every file that builds this binary "
+           "(src/**/*.c and *.h but the other backend's ops, its .cu files for pgolf-cuda, Makefile, scripts/bundle.sh: "
+           "%lld bytes) as an xz'd tar behind a 3-line sh header that unpacks and builds them\n",
+           pgolf_source_bytes());
     artifact_free(a);
     return 0;
 }

@@ -14,7 +14,9 @@ int cmd_info(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_ablate(int argc, char **argv);
 
+// Code bytes: the source bundle's (counted against the limit), and its files' uncompressed sizes.
 long long pgolf_code_bytes(void);
+long long pgolf_source_bytes(void);
 // The artifact's dequantized weights into the model (through a host copy: the model's memory is the backend's).
 void cli_load_artifact_weights(const Artifact *a, GPT *m);
 // Loads the config for `cmd` (env, then flags), handles --help, rejects leftover flags and

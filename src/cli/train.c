@@ -121,7 +121,7 @@ static void export_and_roundtrip(Trainer *t) {
     checkpoint_save_weights(weights, &t->m, t->config_text);
     long long model_bytes = file_size(weights);
     log0("Serialized model: %lld bytes", model_bytes);
-    log0("Code size: %lld bytes", code);
+    log0("Code size: %lld bytes (source bundle, xz; the files themselves: %lld)", code, pgolf_source_bytes());
     log0("Total submission size: %lld bytes", model_bytes + code);
 
     QuantScheme scheme = quant_scheme_from_config(c);

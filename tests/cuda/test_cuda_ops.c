@@ -19,6 +19,9 @@
 #ifndef PGOLF_CUDA
 #define PGOLF_CUDA "./pgolf-cuda" // the emulator's test build names its own pgolf-cuda
 #endif
+#ifndef PGOLF_CUDA_BUNDLES // the source bundles its code bytes may be (plain or cuDNN build; the emulator's own)
+#define PGOLF_CUDA_BUNDLES "build/cuda/pgolf-cuda_bundle.sh", "build/cuda/pgolf-cuda_cudnn_bundle.sh"
+#endif
 
 static Rng g_rng;
 
@@ -993,12 +996,17 @@ static void model_tracks_cpu(const char *precision, int techniques, double loss_
         CHECK(fabs(a - b) < loss_tol, "step %d: GPU train_loss %.4f, CPU %.4f", i, a, b);
         worst = worse_of(worst, fabs(a - b));
     }
-    // pgolf-cuda's code: src's .c/.h outside src/ops/cpu, its .cu files (cuDNN's in a cuDNN build), the Makefile
-    double code = value_after(gpu, "Code size:", "Code size:");
+    // pgolf-cuda's code: its source bundle, of src's .c/.h outside src/ops/cpu, its .cu files (cuDNN's in a cuDNN
+    // build), the Makefile and scripts/bundle.sh
+    double code = value_after(gpu, "Code size:", "Code size:"), files = value_after(gpu, "themselves:", "themselves:");
     long long plain = test_code_bytes("src/ops/cpu/", 1, "src/ops/cuda/attention_cudnn.cu");
     long long cudnn = test_code_bytes("src/ops/cpu/", 1, NULL);
-    CHECK(plain > 0 && (code == plain || code == cudnn), "pgolf-cuda counts %.0f code bytes: its files hold %lld (%lld "
-          "with cuDNN's attention)", code, plain, cudnn);
+    CHECK(plain > 0 && (files == plain || files == cudnn), "pgolf-cuda's source files: %.0f bytes, they hold %lld (%lld "
+          "with cuDNN's attention)", files, plain, cudnn);
+    const char *bundles[] = {PGOLF_CUDA_BUNDLES};
+    int bundled = 0;
+    for (size_t i = 0; i < sizeof bundles / sizeof *bundles; i++) bundled |= file_size(bundles[i]) == (int64_t)code;
+    CHECK(bundled, "pgolf-cuda counts %.0f code bytes, the size of none of its source bundles (%s)", code, bundles[0]);
     double a = value_after(gpu, "_roundtrip_exact", "val_bpb:"), b = value_after(cpu, "_roundtrip_exact", "val_bpb:");
     CHECK(fabs(a - b) < bpb_tol, "round-trip val_bpb: GPU %.6f, CPU %.6f", a, b);
     char gpu_file[1024], cpu_file[1024];
