@@ -77,6 +77,24 @@ static const struct {
     const char *flag, *env;
 } ALIASES[] = {{"stride", "EVAL_STRIDE"}, {"ttt", "TTT_ENABLED"}, {"ppm", "PPM_ORDER"}};
 
+// config_apply_text's loop; `chosen` marks the options it sets as the user's (a preset).
+static void apply_text(Config *c, const char *text, const char *source, unsigned forced_groups, int chosen) {
+    char *copy = xstrdup(text), *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *eq = strchr(line, '=');
+        if (!eq) die("%s: malformed configuration line '%s'", source, line);
+        *eq = 0;
+        const Option *o = NULL;
+        for (int i = 0; i < CONFIG_N_OPTIONS && !o; i++)
+            if (!strcmp(OPTIONS[i].env, line)) o = &OPTIONS[i];
+        if (!o) die("%s: unknown configuration key %s", source, line);
+        if (!(o->groups & forced_groups) && c->user_set[o - OPTIONS]) continue;
+        set_value(c, o, eq + 1, source);
+        c->user_set[o - OPTIONS] |= chosen;
+    }
+    free(copy);
+}
+
 // PRESET (environment or --preset, the flag winning) replaces the defaults before anything else is read.
 static void apply_preset(Config *c, int argc, char **argv) {
     const char *name = getenv("PRESET");
@@ -89,7 +107,7 @@ static void apply_preset(Config *c, int argc, char **argv) {
     if (!p) preset_die_unknown(name);
     char source[96];
     snprintf(source, sizeof source, "preset %s", p->name);
-    config_apply_text(c, p->settings, source);
+    apply_text(c, p->settings, source, ~0u, 1);
 }
 
 int config_load(Config *c, int argc, char **argv, unsigned groups, const char *cmd) {
@@ -182,19 +200,8 @@ char *config_text(const Config *c, unsigned groups) {
     return out;
 }
 
-void config_apply_text(Config *c, const char *text, const char *source) {
-    char *copy = xstrdup(text), *save = NULL;
-    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char *eq = strchr(line, '=');
-        if (!eq) die("%s: malformed configuration line '%s'", source, line);
-        *eq = 0;
-        const Option *o = NULL;
-        for (int i = 0; i < CONFIG_N_OPTIONS && !o; i++)
-            if (!strcmp(OPTIONS[i].env, line)) o = &OPTIONS[i];
-        if (!o) die("%s: unknown configuration key %s", source, line);
-        if ((o->groups & CG_MODEL) || !c->user_set[o - OPTIONS]) set_value(c, o, eq + 1, source);
-    }
-    free(copy);
+void config_apply_text(Config *c, const char *text, const char *source, unsigned forced_groups) {
+    apply_text(c, text, source, forced_groups, 0);
 }
 
 int config_user_set(const Config *c, const char *env) {

@@ -103,7 +103,7 @@
     X(BOOL, qat_enabled, "QAT_ENABLED", "0", CG_TRAIN, "int6 fake quantization (straight-through) of the linear weights from the start (#638's CastedLinear)") \
     X(BOOL, late_qat, "LATE_QAT", "0", CG_TRAIN, "switch QAT on once the lr multiplier drops below QAT_THRESHOLD") \
     X(REAL, qat_threshold, "QAT_THRESHOLD", "0.1", CG_TRAIN, "LATE_QAT: the lr multiplier that turns QAT on") \
-    X(STR, init_checkpoint, "INIT_CHECKPOINT", "", CG_TRAIN, "start from these safetensors weights instead of the seeded init") \
+    X(STR, init_checkpoint, "INIT_CHECKPOINT", "", CG_TRAIN, "start from these safetensors weights instead of the seeded init (their stored model options fill those left unset)") \
     X(INT, checkpoint_every, "CHECKPOINT_EVERY", "0", CG_TRAIN, "save a resumable checkpoint every N steps (0: only at the end)") \
     X(STR, resume, "RESUME", "", CG_TRAIN, "resume from this checkpoint (flag: --resume FILE)")                           \
     X(STR, dump_grads, "DUMP_GRADS", "", CG_TRAIN, "testing: write the first step's gradients (before clipping) to this safetensors file") \
@@ -155,7 +155,7 @@ typedef struct {
 #define CONFIG_X(kind, field, env, def, groups, help) CONFIG_FIELD_##kind(field)
     CONFIG_TABLE(CONFIG_X)
 #undef CONFIG_X
-    unsigned char user_set[CONFIG_N_OPTIONS]; // by the environment or a flag, in table order
+    unsigned char user_set[CONFIG_N_OPTIONS]; // by the environment, a flag or the preset, in table order
 } Config;
 
 void config_defaults(Config *c);
@@ -167,11 +167,12 @@ void config_help(const char *cmd, const char *summary, unsigned groups);
 void config_print(const Config *c, unsigned groups); // "NAME=value" lines to the log
 // The options of `groups` as "ENV=value\n" lines (stored in artifacts and checkpoints); caller frees.
 char *config_text(const Config *c, unsigned groups);
-// Apply such lines onto c; an unknown key or a bad value dies naming `source`. The model's options always
-// take the text's value; any other option the user set (environment or flag) keeps the user's, so an
-// artifact's stored TRAIN_SEQ_LEN is only the default of the commands that read it.
-void config_apply_text(Config *c, const char *text, const char *source);
-// Whether the environment or a flag set the option named ENV.
+// Apply such lines onto c; an unknown key or a bad value dies naming `source`. Options of forced_groups
+// take the text's value; any other the user chose (environment, flag or preset) keeps the user's. So
+// `pgolf eval` forces an artifact's model options (CG_MODEL) and takes its TRAIN_SEQ_LEN only as a
+// default, and training from INIT_CHECKPOINT (0) takes the checkpoint's options the run leaves unset.
+void config_apply_text(Config *c, const char *text, const char *source, unsigned forced_groups);
+// Whether the environment, a flag or the preset set the option named ENV.
 int config_user_set(const Config *c, const char *env);
 // Checks that hold for every command that builds a model: heads divide, etc. Dies with the reason.
 void config_validate_model(const Config *c);

@@ -91,6 +91,17 @@ TEST(cli_train_end_to_end) {
     CHECK(fabs(fp - v1) < 6e-5 && strstr(out, "weights_bytes:"),
           "pgolf eval of final_model.safetensors disagrees with the last validation (%.4f):\n%s", v1, out);
     free(out);
+    // An export-only run from those weights needs no model options either (the checkpoint's fill them) and
+    // writes the same artifact.
+    snprintf(cmd, sizeof cmd,
+             "env -u TRAIN_SEQ_LEN DATA_PATH=%s TOKENIZER_PATH=%s/tokenizers/fineweb_1024_bpe.model NUM_THREADS=2 "
+             "INIT_CHECKPOINT=%s/final_model.safetensors ITERATIONS=0 OUT_DIR=%s/export ./pgolf train",
+             data, test_shared_data(), out_dir, out_dir);
+    rc = test_run(cmd, &out);
+    CHECK(rc == 0 && fabs(find_value(out, "final_int8_zlib_roundtrip_exact", "val_bpb:") - rt) < 1e-6 &&
+              strstr(out, "model options this run leaves unset are the checkpoint's") && !strstr(out, "warmup_step:"),
+          "export-only run from final_model.safetensors (round trip %.8f):\n%s", rt, out);
+    free(out);
     const char *model = "--vocab-size 1024 --num-layers 2 --model-dim 64 --num-heads 4 --num-kv-heads 2 --train-seq-len 64";
     CHECK(bare_eval(data, out_dir, "torch_state_dict.safetensors", model, &out) == fp,
           "pgolf eval of PyTorch's state_dict differs from the checkpoint's %.8f:\n%s", fp, out);

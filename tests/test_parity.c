@@ -42,7 +42,7 @@ static Case read_case(const char *dir) {
         else if (!strcmp(line, "LR_MUL")) k.lr_mul = atof(eq + 1);
         else {
             *eq = '=';
-            config_apply_text(&k.c, line, path);
+            config_apply_text(&k.c, line, path, ~0u);
         }
     }
     free(text);

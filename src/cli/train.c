@@ -88,7 +88,9 @@ static void optimizer_step(Trainer *t, int64_t step, double lr_mul) {
 // as the reference does to prime torch.compile; here it only costs time, and keeps semantics equal.
 static void warmup(Trainer *t) {
     const Config *c = &t->c;
-    if (c->warmup_steps <= 0) return;
+    // The reference warms up even with ITERATIONS=0; the steps change nothing (weights, optimizer state and
+    // data position are restored), so an export-only run skips them.
+    if (c->warmup_steps <= 0 || c->iterations == 0) return;
     real *initial = ops_alloc(t->m.n_params);
     ops_copy(initial, t->m.params, t->m.n_params);
     TokenStreamPos start = token_stream_tell(t->stream);
@@ -176,6 +178,9 @@ static void export_and_roundtrip(Trainer *t) {
 
 static void setup(Trainer *t) {
     Config *c = &t->c;
+    // INIT_CHECKPOINT's weights are a model: the options stored with them fill those this run leaves unset.
+    char *stored = c->init_checkpoint[0] ? checkpoint_config_text(c->init_checkpoint) : NULL;
+    if (stored) config_apply_text(c, stored, c->init_checkpoint, 0);
     config_validate_train(c);
     GPTConfig g = gpt_config_from(c);
     if (!c->run_id[0]) {
@@ -193,6 +198,8 @@ static void setup(Trainer *t) {
     snprintf(logfile, n, "%s/%s.txt", logs, c->run_id);
     log_open(logfile);
     log0("%s", logfile);
+    if (stored) log0("init_checkpoint:%s model options this run leaves unset are the checkpoint's", c->init_checkpoint);
+    free(stored);
     config_print(c, TRAIN_GROUPS);
     log_file_only("====================================================================================================");
     free(logs);
