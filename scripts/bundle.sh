@@ -19,11 +19,20 @@ while :; do
   [ "$next" -eq "$offset" ] && break
   offset=$next
 done
+# xz -9e on one thread; where xz is not installed (a bare GPU image), Python's lzma writes the same bytes
+compress() {
+  if command -v xz >/dev/null; then
+    xz -9e -T1 -c
+  else
+    python3 -c 'import lzma, sys
+sys.stdout.buffer.write(lzma.compress(sys.stdin.buffer.read(), lzma.FORMAT_XZ, lzma.CHECK_CRC64, 9 | lzma.PRESET_EXTREME))'
+  fi
+}
 tmp="$out.tmp.$$"
 trap 'rm -f "$tmp"' EXIT
 mkdir -p "$(dirname "$out")"
 {
   header "$offset"
-  tar --format=gnu --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --mode=u=rw,go=r -cf - "$@" | xz -9e -T1 -c
+  tar --format=gnu --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --mode=u=rw,go=r -cf - "$@" | compress
 } >"$tmp"
 mv "$tmp" "$out"
