@@ -28,6 +28,12 @@ static const Option OPTIONS[] = {
 #undef CONFIG_X
 };
 
+static const Option *find_option(const char *env) {
+    for (int i = 0; i < CONFIG_N_OPTIONS; i++)
+        if (!strcmp(OPTIONS[i].env, env)) return &OPTIONS[i];
+    return NULL;
+}
+
 // NUM_LAYERS -> num-layers
 static void flag_name(const Option *o, char *out, size_t n) {
     size_t i = 0;
@@ -84,11 +90,9 @@ static void apply_text(Config *c, const char *text, const char *source, unsigned
         char *eq = strchr(line, '=');
         if (!eq) die("%s: malformed configuration line '%s'", source, line);
         *eq = 0;
-        const Option *o = NULL;
-        for (int i = 0; i < CONFIG_N_OPTIONS && !o; i++)
-            if (!strcmp(OPTIONS[i].env, line)) o = &OPTIONS[i];
+        const Option *o = find_option(line);
         if (!o) die("%s: unknown configuration key %s", source, line);
-        if (!(o->groups & forced_groups) && c->user_set[o - OPTIONS]) continue;
+        if ((o->groups & CG_LOCAL) || (!(o->groups & forced_groups) && c->user_set[o - OPTIONS])) continue;
         set_value(c, o, eq + 1, source);
         c->user_set[o - OPTIONS] |= chosen;
     }
@@ -204,10 +208,22 @@ void config_apply_text(Config *c, const char *text, const char *source, unsigned
     apply_text(c, text, source, forced_groups, 0);
 }
 
+void config_log_changes(const Config *c, const char *text, const char *what) {
+    char *copy = xstrdup(text), *save = NULL, now[4096];
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *eq = strchr(line, '=');
+        const Option *o = eq ? (*eq = 0, find_option(line)) : NULL;
+        if (!o || (o->groups & CG_LOCAL)) continue;
+        format_value(c, o, now, sizeof now);
+        if (strcmp(now + (eq - line) + 1, eq + 1)) log0("%s: %s (the checkpoint's run: %s)", what, now, eq + 1);
+    }
+    free(copy);
+}
+
 int config_user_set(const Config *c, const char *env) {
-    for (int i = 0; i < CONFIG_N_OPTIONS; i++)
-        if (!strcmp(OPTIONS[i].env, env)) return c->user_set[i];
-    die("config_user_set: no option %s", env);
+    const Option *o = find_option(env);
+    if (!o) die("config_user_set: no option %s", env);
+    return c->user_set[o - OPTIONS];
 }
 
 void config_validate_model(const Config *c) {

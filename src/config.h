@@ -16,6 +16,8 @@
 #define CG_PREP 32u
 #define CG_RUN 64u
 #define CG_ABLATE 128u
+// One invocation's own options: stored text (a checkpoint's run configuration) never sets them.
+#define CG_LOCAL 256u
 
 // X(kind, field, ENV, default, groups, help); kind is INT, REAL, STR or BOOL.
 #define CONFIG_TABLE(X)                                                                                                  \
@@ -24,7 +26,7 @@
     X(STR, tokenizer_path, "TOKENIZER_PATH", "./data/tokenizers/fineweb_1024_bpe.model", CG_DATA, "SentencePiece .model used for val_bpb byte tables") \
     X(STR, run_id, "RUN_ID", "", CG_RUN, "run name for logs/<RUN_ID>.txt (default: a random id)")                          \
     X(INT, seed, "SEED", "1337", CG_RUN, "random seed for init and sampling")                                              \
-    X(INT, num_threads, "NUM_THREADS", "0", CG_RUN, "OpenMP/BLAS threads (0: OpenMP default)")                           \
+    X(INT, num_threads, "NUM_THREADS", "0", CG_RUN | CG_LOCAL, "OpenMP/BLAS threads (0: OpenMP default)")                           \
     X(STR, matmul_precision, "MATMUL_PRECISION", "auto", CG_RUN, "linear layers' operands: fp32, bf16 (rounded operands, fp32 sums, as tensor cores) or auto (fp32 on CPU, bf16 on CUDA)") \
     X(STR, out_dir, "OUT_DIR", ".", CG_RUN, "where final_model.* artifacts and logs/ are written")                         \
     X(INT, val_batch_size, "VAL_BATCH_SIZE", "524288", CG_EVAL, "validation tokens per batch (divided by GRAD_ACCUM_STEPS)") \
@@ -103,11 +105,11 @@
     X(BOOL, qat_enabled, "QAT_ENABLED", "0", CG_TRAIN, "int6 fake quantization (straight-through) of the linear weights from the start (#638's CastedLinear)") \
     X(BOOL, late_qat, "LATE_QAT", "0", CG_TRAIN, "switch QAT on once the lr multiplier drops below QAT_THRESHOLD") \
     X(REAL, qat_threshold, "QAT_THRESHOLD", "0.1", CG_TRAIN, "LATE_QAT: the lr multiplier that turns QAT on") \
-    X(STR, init_checkpoint, "INIT_CHECKPOINT", "", CG_TRAIN, "start from these safetensors weights instead of the seeded init (their stored model options fill those left unset)") \
+    X(STR, init_checkpoint, "INIT_CHECKPOINT", "", CG_TRAIN | CG_LOCAL, "start from these safetensors weights instead of the seeded init (their stored model options fill those left unset)") \
     X(INT, checkpoint_every, "CHECKPOINT_EVERY", "0", CG_TRAIN, "save a resumable checkpoint every N steps (0: only at the end)") \
-    X(STR, resume, "RESUME", "", CG_TRAIN, "resume from this checkpoint (flag: --resume FILE)")                           \
+    X(STR, resume, "RESUME", "", CG_TRAIN | CG_LOCAL, "resume from this checkpoint (flag: --resume FILE)")                           \
     X(STR, dump_grads, "DUMP_GRADS", "", CG_TRAIN, "testing: write the first step's gradients (before clipping) to this safetensors file") \
-    X(INT, kill_after_step, "KILL_AFTER_STEP", "0", CG_TRAIN, "testing: SIGKILL this process right after step N's checkpoint (0: off)") \
+    X(INT, kill_after_step, "KILL_AFTER_STEP", "0", CG_TRAIN | CG_LOCAL, "testing: SIGKILL this process right after step N's checkpoint (0: off)") \
     X(STR, compressor, "COMPRESSOR", "zlib", CG_TRAIN, "artifact payload compressor: zlib, zstd or brotli")             \
     X(INT, compressor_level, "COMPRESSOR_LEVEL", "0", CG_TRAIN, "compression level (0: zlib 9, zstd 22, brotli 11)")     \
     X(BOOL, byte_shuffle, "BYTE_SHUFFLE", "0", CG_TRAIN, "split the payload into even and odd bytes before compressing (#1435's BSHF)") \
@@ -172,6 +174,9 @@ char *config_text(const Config *c, unsigned groups);
 // `pgolf eval` forces an artifact's model options (CG_MODEL) and takes its TRAIN_SEQ_LEN only as a
 // default, and training from INIT_CHECKPOINT (0) takes the checkpoint's options the run leaves unset.
 void config_apply_text(Config *c, const char *text, const char *source, unsigned forced_groups);
+// A "WHAT: NAME=value (the checkpoint's run: old)" log line for each option whose value differs from the
+// text's (CG_LOCAL ones aside).
+void config_log_changes(const Config *c, const char *text, const char *what);
 // Whether the environment, a flag or the preset set the option named ENV.
 int config_user_set(const Config *c, const char *env);
 // Checks that hold for every command that builds a model: heads divide, etc. Dies with the reason.

@@ -153,9 +153,10 @@ TEST(cli_resume_after_kill_is_identical) {
     CHECK(rc == 128 + 9, "the run to be killed exited %d, expected SIGKILL:\n%s", rc, killed);
     CHECK(!strstr(killed, "step:5/8"), "the killed run went past step 4");
 
-    tiny_env(env, sizeof env, data, dir_b, common);
-    snprintf(cmd, sizeof cmd, "env %s ./pgolf train --resume %s/checkpoint.safetensors", env, dir_b);
+    // The resumed run is given nothing but the checkpoint: its stored run configuration is the run's.
+    snprintf(cmd, sizeof cmd, "env -u TRAIN_SEQ_LEN NUM_THREADS=2 ./pgolf train --resume %s/checkpoint.safetensors", dir_b);
     CHECK(test_run(cmd, &resumed) == 0, "resumed run failed:\n%s", resumed);
+    CHECK(!strstr(resumed, "resume: "), "a resume without settings changed some:\n%s", resumed);
     // Steps 5..8 and everything after (final losses, export) must be the same text.
     const char *a = from_line(full, "step:5/8 train_loss"), *b = from_line(resumed, "step:5/8 train_loss");
     for (int i = 5; i <= 8; i++) {
@@ -175,6 +176,12 @@ TEST(cli_resume_after_kill_is_identical) {
     CHECK(la == lb && !memcmp(wa, wb, la), "final weights differ between the uninterrupted and the resumed run");
     free(wa);
     free(wb);
+    // A setting given on resuming wins, and the log says what changed.
+    snprintf(cmd, sizeof cmd, "env NUM_THREADS=2 ./pgolf train --resume %s/checkpoint.safetensors --train-log-every 2", dir_b);
+    char *again;
+    CHECK(test_run(cmd, &again) == 0 && strstr(again, "resume: TRAIN_LOG_EVERY=2 (the checkpoint's run: 1)"),
+          "resuming with a changed setting:\n%s", again);
+    free(again);
     free(full);
     free(killed);
     free(resumed);

@@ -37,7 +37,7 @@ static char *load_model_file(Config *c, const char *path, GPT *m, int *is_artifa
     if (!*is_artifact && !(got == 9 && head[8] == '{'))
         die("%s is neither a pgolf artifact (magic %s) nor a safetensors file", path, ARTIFACT_MAGIC);
     Artifact *a = *is_artifact ? artifact_load(path) : NULL;
-    char *stored = a ? xstrdup(artifact_config_text(a)) : checkpoint_config_text(path);
+    char *stored = a ? xstrdup(artifact_config_text(a)) : checkpoint_meta_text(path, "pgolf_config");
     if (stored) config_apply_text(c, stored, path, CG_MODEL);
     GPTConfig g = gpt_config_from(c);
     gpt_init(m, &g);

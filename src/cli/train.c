@@ -36,7 +36,7 @@ typedef struct {
     int64_t n_val, micro_tokens;
     int pass_seqs; // sequences per pass of a micro-batch (gpt_pass_seqs)
     int32_t *x, *y;
-    char *config_text, *checkpoint_path;
+    char *config_text, *run_config_text, *checkpoint_path;
     QatState qat;
     int qat_on; // QAT_ENABLED, or latched by LATE_QAT
 } Trainer;
@@ -112,7 +112,7 @@ static void validate(Trainer *t, double *loss, double *bpb) {
 
 static void save_checkpoint(Trainer *t, int64_t step, double training_time_ms) {
     TrainPosition pos = {step, training_time_ms, token_stream_tell(t->stream)};
-    checkpoint_save_train(t->checkpoint_path, &t->m, &t->os, &pos, t->config_text);
+    checkpoint_save_train(t->checkpoint_path, &t->m, &t->os, &pos, t->config_text, t->run_config_text);
 }
 
 // The end of train_gpt.py: raw weights, the int8+zlib artifact, and its round-trip evaluation.
@@ -178,8 +178,12 @@ static void export_and_roundtrip(Trainer *t) {
 
 static void setup(Trainer *t) {
     Config *c = &t->c;
+    // A resumed run goes on as the checkpoint's: its stored configuration fills every option this one leaves
+    // unset (RUN_ID and OUT_DIR too: the same log file goes on).
+    char *run = c->resume[0] ? checkpoint_meta_text(c->resume, "pgolf_run_config") : NULL;
+    if (run) config_apply_text(c, run, c->resume, 0);
     // INIT_CHECKPOINT's weights are a model: the options stored with them fill those this run leaves unset.
-    char *stored = c->init_checkpoint[0] ? checkpoint_config_text(c->init_checkpoint) : NULL;
+    char *stored = c->init_checkpoint[0] ? checkpoint_meta_text(c->init_checkpoint, "pgolf_config") : NULL;
     if (stored) config_apply_text(c, stored, c->init_checkpoint, 0);
     config_validate_train(c);
     GPTConfig g = gpt_config_from(c);
@@ -198,7 +202,12 @@ static void setup(Trainer *t) {
     snprintf(logfile, n, "%s/%s.txt", logs, c->run_id);
     log_open(logfile);
     log0("%s", logfile);
+    if (run) {
+        log0("resume:%s options this run leaves unset are the checkpoint's run's", c->resume);
+        config_log_changes(c, run, "resume");
+    }
     if (stored) log0("init_checkpoint:%s model options this run leaves unset are the checkpoint's", c->init_checkpoint);
+    free(run);
     free(stored);
     config_print(c, TRAIN_GROUPS);
     log_file_only("====================================================================================================");
@@ -227,6 +236,7 @@ static void setup(Trainer *t) {
     }
     t->o = optim_settings(c);
     t->config_text = stored_config_text(c);
+    t->run_config_text = config_text(c, TRAIN_GROUPS);
     t->checkpoint_path = out_path(c, "checkpoint.safetensors");
     t->micro_tokens = c->train_batch_tokens / c->grad_accum_steps;
     t->x = xmalloc(sizeof(int32_t) * (size_t)t->micro_tokens);

@@ -21,7 +21,7 @@ void checkpoint_save_weights(const char *path, const GPT *m, const char *config_
 }
 
 void checkpoint_save_train(const char *path, const GPT *m, const OptimState *os, const TrainPosition *pos,
-                           const char *config_text) {
+                           const char *config_text, const char *run_config) {
     TensorList opt = optim_state_views(os, m);
     TensorList all = {xmalloc(sizeof(TensorView) * (size_t)(m->param_list.count + opt.count)), 0};
     for (int i = 0; i < m->param_list.count; i++) all.items[all.count++] = m->param_list.items[i];
@@ -32,9 +32,10 @@ void checkpoint_save_train(const char *path, const GPT *m, const OptimState *os,
     snprintf(time_ms, sizeof time_ms, "%.17g", pos->training_time_ms);
     snprintf(file_idx, sizeof file_idx, "%d", pos->data_pos.file_idx);
     snprintf(file_pos, sizeof file_pos, "%lld", (long long)pos->data_pos.pos);
-    const char *keys[] = {"format", "pgolf_config", "step", "adam_step", "training_time_ms", "data_file_idx", "data_pos"};
-    const char *vals[] = {"pt", config_text, step, adam_step, time_ms, file_idx, file_pos};
-    checkpoint_save_tensors(path, &all, keys, vals, 7);
+    const char *keys[] = {"format", "pgolf_config", "pgolf_run_config", "step", "adam_step", "training_time_ms",
+                          "data_file_idx", "data_pos"};
+    const char *vals[] = {"pt", config_text, run_config, step, adam_step, time_ms, file_idx, file_pos};
+    checkpoint_save_tensors(path, &all, keys, vals, 8);
     free(all.items);
     free(opt.items);
 }
@@ -56,9 +57,9 @@ static void load_into(const SafeTensors *st, const TensorList *dst, const char *
     host_free(&h);
 }
 
-char *checkpoint_config_text(const char *path) {
+char *checkpoint_meta_text(const char *path, const char *key) {
     SafeTensors *st = st_load(path);
-    const char *text = st_meta(st, "pgolf_config");
+    const char *text = st_meta(st, key);
     char *copy = text ? xstrdup(text) : NULL;
     st_free(st);
     return copy;
