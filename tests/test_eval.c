@@ -77,7 +77,7 @@ static void backward_after_scored(void *arg) { // (a forked child: no OpenMP bef
     int32_t x[16] = {0};
     gpt_backward(m, x, 1);
 }
-TEST(eval_scored_forward_is_the_forward_at_its_rows) {
+TEST(eval_scored_and_hidden_forwards_are_the_forward_at_their_rows) {
     enum { B = 3, T = 16, FROM = 11, S = T - FROM };
     int32_t x[B * T], y[B * T];
     Rng r;
@@ -103,6 +103,26 @@ TEST(eval_scored_forward_is_the_forward_at_its_rows) {
         CHECK(m.acts.score_from == FROM &&
                   test_dies_with(backward_after_scored, &m, "gpt_backward after a forward that scored"),
               "a backward after a scored forward should die");
+        // Without targets: the logits of a scored row are the full forward's at its position (sampling reads
+        // the last one), and gpt_forward_hidden's final-norm output (calibration reads it) is the full one.
+        int D = m.cfg.dim, V = m.cfg.vocab;
+        real *nf_full = xmalloc(sizeof(real) * B * T * D), *nf = xmalloc(sizeof(real) * B * T * D);
+        real *z_full = xmalloc(sizeof(real) * V), *z = xmalloc(sizeof(real) * V);
+        gpt_forward(&m, x, NULL, B, T);
+        ops_to_host(nf_full, m.acts.nf, (size_t)B * T * D);
+        gpt_logits_row(&m, 2 * T + T - 1, z_full);
+        gpt_forward_scored(&m, x, NULL, B, T, FROM);
+        gpt_logits_row(&m, 2 * S + S - 1, z);
+        worst = 0;
+        for (int v = 0; v < V; v++) worst = worse_of(worst, fabs(z[v] - z_full[v]));
+        gpt_forward_hidden(&m, x, B, T);
+        ops_to_host(nf, m.acts.nf, (size_t)B * T * D);
+        CHECK(worst < 1e-5 && !memcmp(nf, nf_full, sizeof(real) * B * T * D) && m.acts.score_from == T,
+              "bf16 %d: scored logits off by %.3g, or the hidden forward's final norm differs", bf16, worst);
+        free(nf_full);
+        free(nf);
+        free(z_full);
+        free(z);
         gpt_free(&m);
     }
     ops_set_matmul_bf16(0);

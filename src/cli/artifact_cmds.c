@@ -182,8 +182,8 @@ int cmd_sample(int argc, char **argv) {
     int n = encode_prompt(c.tokenizer_path, c.prompt, ids, cap);
     real *z = xmalloc(sizeof(real) * (size_t)c.vocab_size);
     for (int64_t k = 0; k < c.sample_tokens && n < cap; k++) {
-        gpt_forward(&m, ids, NULL, 1, n);
-        gpt_logits_row(&m, n - 1, z);
+        gpt_forward_scored(&m, ids, NULL, 1, n, n - 1); // the head at the last position only
+        gpt_logits_row(&m, 0, z);
         int best = 0;
         for (int v = 1; v < c.vocab_size; v++)
             if (z[v] > z[best]) best = v;

@@ -53,7 +53,7 @@ static void add_batch(real **sums, GPT *m, const int32_t *x, int B, int T) {
     // the block's two normed inputs, the MLP activation and the projection's input as their products read
     // them (in bf16 mode the model keeps them only rounded: gpt.c)
     real *h_act = ops_alloc((size_t)N * c->hidden), *proj_in = ops_alloc((size_t)N * c->dim);
-    gpt_forward(m, x, NULL, B, T);
+    gpt_forward_hidden(m, x, B, T);
     for (int v = 0; v < m->n_order; v++) { // a layer run more than once (depth recurrence) sums its inputs
         const BlockActs *s = &m->acts.blocks[v];
         real **sum = sums + 4 * m->order[v];
@@ -114,7 +114,7 @@ static void sample_next(GPT *m, int32_t *x, int B, int t, int T, double temperat
     double *p = xmalloc(sizeof(double) * (size_t)c->vocab);
     real *z = xmalloc(sizeof(real) * (size_t)c->vocab);
     for (int b = 0; b < B; b++) {
-        gpt_logits_row(m, (int64_t)b * t + (t - 1), z);
+        gpt_logits_row(m, b, z); // (the forward scored position t - 1 only)
         double zmax = -INFINITY, sum = 0;
         for (int v = 0; v < c->vocab; v++) {
             p[v] = c->softcap * tanh(z[v] / c->softcap) / temperature;
@@ -144,7 +144,7 @@ Hessians *hessians_from_generated(GPT *m, int batches, int B, int T, double temp
             for (int r0 = 0; r0 < B; r0 += per) {
                 for (int r = 0; r < per; r++)
                     memcpy(prefix + (size_t)r * t, x + (size_t)(r0 + r) * T, sizeof(int32_t) * (size_t)t);
-                gpt_forward(m, prefix, NULL, per, t);
+                gpt_forward_scored(m, prefix, NULL, per, t, t - 1); // the head at the last position only
                 sample_next(m, x + (size_t)r0 * T, per, t, T, temperature, &rng);
             }
             progress("export: generating calibration text", (int64_t)b * T + t + 1, (int64_t)batches * T);

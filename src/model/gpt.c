@@ -733,9 +733,10 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
     return gpt_forward_scored(m, x, targets, B, T, 0);
 }
 
-double gpt_forward_scored(GPT *m, const int32_t *x, const int32_t *targets, int B, int T, int score_from) {
+// The forward up to the final norm: embeddings, the blocks and the lanes' merge; returns the final norm's
+// input [B*T, D].
+static const real *forward_trunk(GPT *m, const int32_t *x, const int32_t *targets, int B, int T) {
     const GPTConfig *c = &m->cfg;
-    if (score_from < 0 || score_from >= T) die("internal: scoring from position %d of %d", score_from, T);
     ensure_acts(m, B, T);
     read_host_scalars(m);
     Activations *a = &m->acts;
@@ -779,6 +780,22 @@ double gpt_forward_scored(GPT *m, const int32_t *x, const int32_t *targets, int 
         value_mix_forward(a->lane_x, prev, a->blocks[m->n_order - 1].lane, lam, ND);
         prev = a->lane_x;
     }
+    return prev;
+}
+
+void gpt_forward_hidden(GPT *m, const int32_t *x, int B, int T) {
+    Activations *a = &m->acts;
+    const real *prev = forward_trunk(m, x, NULL, B, T);
+    a->score_from = T; // no head: neither losses, logits nor a backward
+    rmsnorm_forward(a->nf, a->rstd_f, prev, B * T, m->cfg.dim, NORM_EPS, 1, &a->nf_r);
+}
+
+double gpt_forward_scored(GPT *m, const int32_t *x, const int32_t *targets, int B, int T, int score_from) {
+    const GPTConfig *c = &m->cfg;
+    if (score_from < 0 || score_from >= T) die("internal: scoring from position %d of %d", score_from, T);
+    const real *prev = forward_trunk(m, x, targets, B, T);
+    Activations *a = &m->acts;
+    int N = B * T, D = c->dim;
     // the head over each sequence's scored rows, normed into consecutive rows of nf (all of them, kept
     // rounded for the backward, when every position scores)
     a->score_from = score_from;

@@ -189,6 +189,9 @@ double gpt_forward(GPT *m, const int32_t *x, const int32_t *targets, int B, int 
 // the cross-entropy of the others are skipped). The per-token losses are then B x (T - score_from), and
 // the forward cannot be followed by gpt_backward.
 double gpt_forward_scored(GPT *m, const int32_t *x, const int32_t *targets, int B, int T, int score_from);
+// The forward up to the final norm's output (acts.nf, all B*T rows): what GPTQ's calibration reads, without
+// the head's product. Neither losses nor logits follow, nor gpt_backward.
+void gpt_forward_hidden(GPT *m, const int32_t *x, int B, int T);
 // Accumulates into m->grads the gradient of loss_scale * mean loss of the last forward.
 void gpt_backward(GPT *m, const int32_t *x, real loss_scale);
 
@@ -208,7 +211,8 @@ int gpt_pass_seqs(int seqs, int T, int64_t cap);
 double gpt_train_batch(GPT *m, const int32_t *x, const int32_t *y, int B, int T, int pass_seqs, real loss_scale);
 void gpt_zero_grad(GPT *m);
 // Host copies of the last forward's outputs: the per-token losses [B*(T - score_from)] (valid until the
-// next call) and the raw logits z of one scored token row.
+// next call) and the raw logits z of one scored token row (row b * (T - score_from) + t - score_from
+// holds position t of sequence b).
 const real *gpt_token_losses(GPT *m);
 void gpt_logits_row(const GPT *m, int64_t row, real *out);
 int64_t gpt_count_params(const GPTConfig *cfg);
