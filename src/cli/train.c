@@ -55,8 +55,6 @@ static char *data_glob(const Config *c, const char *split) {
     return p;
 }
 
-// One optimizer step's gradients: GRAD_ACCUM_STEPS micro-batches, each scaled by 1/GRAD_ACCUM_STEPS
-// (each in passes where its activations would not fit: MAX_PASS_TOKENS).
 // What artifacts and checkpoints record: the model's options, and the sequence length it was trained at
 // (the default length `pgolf eval` and `pgolf sample` use, so an evaluation repeats the run's own).
 static char *stored_config_text(const Config *c) {
@@ -66,6 +64,8 @@ static char *stored_config_text(const Config *c) {
     return text;
 }
 
+// One optimizer step's gradients: GRAD_ACCUM_STEPS micro-batches, each scaled by 1/GRAD_ACCUM_STEPS
+// (each in passes where its activations would not fit: MAX_PASS_TOKENS).
 static double accumulate_gradients(Trainer *t) {
     const Config *c = &t->c;
     int T = (int)c->train_seq_len, B = (int)(t->micro_tokens / T);
