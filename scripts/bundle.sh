@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bundle.sh OUT TARGET FILE...: writes OUT, the counted code of one binary as a submission ships it: a
-# short sh header, then the FILEs as a tar compressed by xz. `sh OUT [DIR]` unpacks them into DIR
-# (default pgolf-src) and runs `make TARGET` there. This is the analog of the records' train_gpt.py, an
+# short sh header, then the FILEs as a tar compressed by xz. `sh OUT [DIR [ARGS]]` unpacks them into DIR
+# (default pgolf-src) and runs `make TARGET ARGS` there (a cuDNN build: CUDNN_HOME=... CUDNN_FRONTEND=...). This is the analog of the records' train_gpt.py, an
 # lzma'd payload behind a two-line exec; the Makefile counts OUT's bytes against the 16,000,000.
 # Deterministic for the same files (sorted names, no dates, owners or umask; xz on one thread), so the
 # count compiled into the binary is the size of the bundle any build of the same sources writes.
@@ -9,8 +9,9 @@ set -euo pipefail
 out=$1 target=$2
 shift 2
 header() {
-  printf '#!/bin/sh\n# pgolf sources, an xz tar after 3 lines: sh FILE [DIR] unpacks them into DIR, runs make %s\n' "$target"
-  printf 'set -e;d=${1:-pgolf-src};mkdir -p "$d";tail -c +%s "$0"|xz -dc|tar -xf - -C "$d";exec make -C "$d" %s\n' \
+  printf '#!/bin/sh\n# pgolf sources, an xz tar after 3 lines: sh FILE [DIR [ARGS]] unpacks them into DIR, runs make %s ARGS\n' \
+    "$target"
+  printf 'set -e;d=${1:-pgolf-src};[ $# -gt 0 ]&&shift;mkdir -p "$d";tail -c +%s "$0"|xz -dc|tar -xf - -C "$d";exec make -C "$d" %s "$@"\n' \
     "$1" "$target"
 }
 offset=1 # the payload starts right after the header, whose length depends on the offset's digits
