@@ -140,7 +140,9 @@ TEST(cli_resume_after_kill_is_identical) {
     const char *data = test_markov_dataset("resume_data");
     char env[4096], cmd[8192], *full, *killed, *resumed;
     char *dir_a = xstrdup(test_tmpdir("resume_a")), *dir_b = xstrdup(test_tmpdir("resume_b"));
-    const char *common = "ITERATIONS=8 WARMUP_STEPS=0 VAL_LOSS_EVERY=0 CHECKPOINT_EVERY=4 EMA_ENABLED=1 EMA_DECAY=0.9";
+    // (bf16 matmuls: a setting cli_setup applies before the resumed run reads the checkpoint's configuration)
+    const char *common = "ITERATIONS=8 WARMUP_STEPS=0 VAL_LOSS_EVERY=0 CHECKPOINT_EVERY=4 EMA_ENABLED=1 EMA_DECAY=0.9 "
+                         "MATMUL_PRECISION=bf16";
     tiny_env(env, sizeof env, data, dir_a, common);
     snprintf(cmd, sizeof cmd, "env %s ./pgolf train", env);
     CHECK(test_run(cmd, &full) == 0, "uninterrupted run failed:\n%s", full);

@@ -24,3 +24,6 @@ void cli_load_artifact_weights(const Artifact *a, GPT *m);
 // positional args left in argv[1..].
 int cli_setup(Config *c, int argc, char **argv, unsigned groups, const char *cmd, const char *summary,
               int max_positional);
+// What cli_setup applies to the process (NUM_THREADS, MATMUL_PRECISION; MAX_PASS_TOKENS checked), again
+// for a command that takes more options from a file afterwards (a resumed run's stored configuration).
+void cli_apply_process_settings(const Config *c);

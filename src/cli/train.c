@@ -185,6 +185,7 @@ static void setup(Trainer *t) {
     // INIT_CHECKPOINT's weights are a model: the options stored with them fill those this run leaves unset.
     char *stored = c->init_checkpoint[0] ? checkpoint_meta_text(c->init_checkpoint, "pgolf_config") : NULL;
     if (stored) config_apply_text(c, stored, c->init_checkpoint, 0);
+    if (run) cli_apply_process_settings(c); // its MATMUL_PRECISION
     config_validate_train(c);
     GPTConfig g = gpt_config_from(c);
     if (!c->run_id[0]) {
