@@ -32,6 +32,8 @@ BENCH_SRC := $(filter-out bench/cuda/%, $(shell find bench -name '*.c' 2>/dev/nu
 # `make bundle` writes pgolf's; each code_bytes.o compiles in PGOLF_CODE_BYTES (its bundle's bytes) and
 # PGOLF_SOURCE_BYTES (the files' own).
 CODE_FILES := $(shell find src \( -name '*.c' -o -name '*.h' \) ! -path 'src/ops/cuda/*' | sort) Makefile scripts/bundle.sh
+# A bundle of its prerequisites whose header runs `make $(1)`.
+WRITE_BUNDLE = @bash scripts/bundle.sh $@ $(1) $^ && echo "$@: $$(wc -c < $@) bytes"
 # code_bytes.o's prerequisites: code_bytes.c, its bundle, then the bundle's files (each once).
 COMPILE_CODE_BYTES = @mkdir -p $(dir $@); bytes=$$(wc -c < $(word 2,$^)); raw=$$(cat $(filter-out $(word 2,$^),$^) | wc -c); \
     echo "$@: PGOLF_CODE_BYTES=$$bytes ($(word 2,$^)) PGOLF_SOURCE_BYTES=$$raw"; \
@@ -43,7 +45,7 @@ pgolf: $(OBJ) $(BUILD)/src/cli/main.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/pgolf_bundle.sh: $(CODE_FILES)
-	@bash scripts/bundle.sh $@ pgolf $^ && echo "$@: $$(wc -c < $@) bytes"
+	$(call WRITE_BUNDLE,pgolf)
 $(BUILD)/src/cli/code_bytes.o: src/cli/code_bytes.c $(BUILD)/pgolf_bundle.sh $(CODE_FILES)
 	$(COMPILE_CODE_BYTES)
 bundle: $(BUILD)/src/cli/code_bytes.o
@@ -145,15 +147,16 @@ $(BUILD)/run_cuda_tests: $(OBJ) $(CUDA_OPS_OBJ) $(BUILD)/tests/test_main.o $(BUI
 	$(CUDA_LINK)
 
 # pgolf-cuda: the same model, optimizers and CLI linked against src/ops/cuda (bridge.cu) instead of src/ops/cpu.
-# Its code bytes: src/**/*.c and src/**/*.h outside src/ops/cpu, the .cu files it compiles (cuDNN's
-# attention only in a cuDNN build: its own object, so that switching builds recounts) and this Makefile.
+# Its code bytes: the bundle of src/**/*.c and src/**/*.h outside src/ops/cpu, the .cu files it compiles
+# (cuDNN's attention only in a cuDNN build: its own bundle and object, so that switching builds recounts),
+# this Makefile and scripts/bundle.sh.
 CPU_OPS_OBJ := $(filter $(BUILD)/src/ops/cpu/%,$(OBJ))
 CUDA_CODE_FILES := $(shell find src \( -name '*.c' -o -name '*.h' \) ! -path 'src/ops/cpu/*' | sort) Makefile \
     scripts/bundle.sh
 CUDA_CODE_OBJ := $(BUILD)/cuda/code_bytes$(if $(CUDNN_LIBS),_cudnn).o
 CUDA_BUNDLE := $(BUILD)/cuda/pgolf-cuda$(if $(CUDNN_LIBS),_cudnn)_bundle.sh
 $(CUDA_BUNDLE): $(CUDA_CODE_FILES) $(CUDA_OBJ:$(BUILD)/cuda/%.o=%.cu)
-	@bash scripts/bundle.sh $@ pgolf-cuda $^ && echo "$@: $$(wc -c < $@) bytes"
+	$(call WRITE_BUNDLE,pgolf-cuda)
 $(CUDA_CODE_OBJ): src/cli/code_bytes.c $(CUDA_BUNDLE) $(CUDA_CODE_FILES) $(CUDA_OBJ:$(BUILD)/cuda/%.o=%.cu)
 	$(COMPILE_CODE_BYTES)
 PGOLF_CUDA_OBJ := $(filter-out $(CPU_OPS_OBJ) $(BUILD)/src/cli/code_bytes.o,$(OBJ)) $(BUILD)/src/cli/main.o
@@ -191,7 +194,7 @@ $(BUILD)/emu/run_cuda_tests: $(OBJ) $(EMU_CUDA_OPS_OBJ) $(BUILD)/emu/$(EMU_DIR)/
                              $(BUILD)/emu/tests/cuda/test_warp_mma.o
 	$(EMU_LINK)
 $(BUILD)/emu/pgolf-cuda_bundle.sh: $(CUDA_CODE_FILES) $(CUDA_SRC) # (the plain CUDA build's files)
-	@bash scripts/bundle.sh $@ pgolf-cuda $^ && echo "$@: $$(wc -c < $@) bytes"
+	$(call WRITE_BUNDLE,pgolf-cuda)
 $(BUILD)/emu/code_bytes.o: src/cli/code_bytes.c $(BUILD)/emu/pgolf-cuda_bundle.sh $(CUDA_CODE_FILES) $(CUDA_SRC)
 	$(COMPILE_CODE_BYTES)
 $(BUILD)/emu/pgolf-cuda: $(PGOLF_CUDA_OBJ) $(BUILD)/emu/code_bytes.o $(EMU_CUDA_OBJ)
