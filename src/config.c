@@ -83,8 +83,8 @@ static const struct {
     const char *flag, *env;
 } ALIASES[] = {{"stride", "EVAL_STRIDE"}, {"ttt", "TTT_ENABLED"}, {"ppm", "PPM_ORDER"}};
 
-// config_apply_text's loop; `chosen` marks the options it sets as the user's (a preset).
-static void apply_text(Config *c, const char *text, const char *source, unsigned forced_groups, int chosen) {
+// config_apply_text's loop; `from` is what the options it sets count as (a preset's are the user's).
+static void apply_text(Config *c, const char *text, const char *source, unsigned forced_groups, ConfigFrom from) {
     char *copy = xstrdup(text), *save = NULL;
     for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *eq = strchr(line, '=');
@@ -92,9 +92,9 @@ static void apply_text(Config *c, const char *text, const char *source, unsigned
         *eq = 0;
         const Option *o = find_option(line);
         if (!o) die("%s: unknown configuration key %s", source, line);
-        if ((o->groups & CG_LOCAL) || (!(o->groups & forced_groups) && c->user_set[o - OPTIONS])) continue;
+        if ((o->groups & CG_LOCAL) || (!(o->groups & forced_groups) && c->from[o - OPTIONS] == FROM_USER)) continue;
         set_value(c, o, eq + 1, source);
-        c->user_set[o - OPTIONS] |= chosen;
+        c->from[o - OPTIONS] = (unsigned char)from;
     }
     free(copy);
 }
@@ -111,15 +111,16 @@ static void apply_preset(Config *c, int argc, char **argv) {
     if (!p) preset_die_unknown(name);
     char source[96];
     snprintf(source, sizeof source, "preset %s", p->name);
-    apply_text(c, p->settings, source, ~0u, 1);
+    apply_text(c, p->settings, source, ~0u, FROM_USER);
 }
 
 int config_load(Config *c, int argc, char **argv, unsigned groups, const char *cmd) {
     if (groups & CG_MODEL) apply_preset(c, argc, argv);
     for (int i = 0; i < CONFIG_N_OPTIONS; i++) {
         const char *v = getenv(OPTIONS[i].env);
-        if (v) set_value(c, &OPTIONS[i], v, "environment");
-        c->user_set[i] |= v != NULL;
+        if (!v) continue;
+        set_value(c, &OPTIONS[i], v, "environment");
+        c->from[i] = FROM_USER;
     }
     int out = 1;
     for (int i = 1; i < argc; i++) {
@@ -151,7 +152,7 @@ int config_load(Config *c, int argc, char **argv, unsigned groups, const char *c
             value = argv[++i];
         }
         set_value(c, o, value, "flag");
-        c->user_set[o - OPTIONS] = 1;
+        c->from[o - OPTIONS] = FROM_USER;
     }
     argv[out] = NULL;
     return out;
@@ -205,7 +206,7 @@ char *config_text(const Config *c, unsigned groups) {
 }
 
 void config_apply_text(Config *c, const char *text, const char *source, unsigned forced_groups) {
-    apply_text(c, text, source, forced_groups, 0);
+    apply_text(c, text, source, forced_groups, FROM_STORED);
 }
 
 void config_log_changes(const Config *c, const char *text, const char *what) {
@@ -220,10 +221,10 @@ void config_log_changes(const Config *c, const char *text, const char *what) {
     free(copy);
 }
 
-int config_user_set(const Config *c, const char *env) {
+ConfigFrom config_from(const Config *c, const char *env) {
     const Option *o = find_option(env);
-    if (!o) die("config_user_set: no option %s", env);
-    return c->user_set[o - OPTIONS];
+    if (!o) die("config_from: no option %s", env);
+    return (ConfigFrom)c->from[o - OPTIONS];
 }
 
 void config_validate_model(const Config *c) {

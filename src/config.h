@@ -149,6 +149,10 @@
 enum { CONFIG_N_OPTIONS = 0 CONFIG_TABLE(CONFIG_COUNT) };
 #undef CONFIG_COUNT
 
+// Where an option's value came from: its default, stored text (an artifact, a checkpoint), or the user
+// (the environment, a flag or the preset).
+typedef enum { FROM_DEFAULT, FROM_STORED, FROM_USER } ConfigFrom;
+
 typedef struct {
 #define CONFIG_FIELD_INT(field) int64_t field;
 #define CONFIG_FIELD_REAL(field) double field;
@@ -157,7 +161,7 @@ typedef struct {
 #define CONFIG_X(kind, field, env, def, groups, help) CONFIG_FIELD_##kind(field)
     CONFIG_TABLE(CONFIG_X)
 #undef CONFIG_X
-    unsigned char user_set[CONFIG_N_OPTIONS]; // by the environment, a flag or the preset, in table order
+    unsigned char from[CONFIG_N_OPTIONS]; // each option's ConfigFrom, in table order
 } Config;
 
 void config_defaults(Config *c);
@@ -177,8 +181,8 @@ void config_apply_text(Config *c, const char *text, const char *source, unsigned
 // A "WHAT: NAME=value (the checkpoint's run: old)" log line for each option whose value differs from the
 // text's (CG_LOCAL ones aside).
 void config_log_changes(const Config *c, const char *text, const char *what);
-// Whether the environment, a flag or the preset set the option named ENV.
-int config_user_set(const Config *c, const char *env);
+// Where the value of the option named ENV came from.
+ConfigFrom config_from(const Config *c, const char *env);
 // Checks that hold for every command that builds a model: heads divide, etc. Dies with the reason.
 void config_validate_model(const Config *c);
 // Model checks plus the batch arithmetic of training (TRAIN_BATCH_TOKENS, GRAD_ACCUM_STEPS, ...).

@@ -29,14 +29,15 @@ static double find_value(const char *text, const char *prefix, const char *key) 
     return k ? atof(k + strlen(key)) : NAN;
 }
 
-// `pgolf eval DIR/FILE ARGS` with the data's settings only, none of the run's: its final_eval_exact val_bpb
-// (NaN if it failed); its output in *out (caller frees).
+// An environment with the data's settings only, none of a run's (format arguments: DATA_PATH, the shared
+// data folder).
+#define BARE_ENV "env -u TRAIN_SEQ_LEN DATA_PATH=%s TOKENIZER_PATH=%s/tokenizers/fineweb_1024_bpe.model NUM_THREADS=2 "
+
+// `pgolf eval DIR/FILE ARGS` in BARE_ENV: its final_eval_exact val_bpb (NaN if it failed); its output in
+// *out (caller frees).
 static double bare_eval(const char *data, const char *dir, const char *file, const char *args, char **out) {
     char cmd[8192];
-    snprintf(cmd, sizeof cmd,
-             "env -u TRAIN_SEQ_LEN DATA_PATH=%s TOKENIZER_PATH=%s/tokenizers/fineweb_1024_bpe.model NUM_THREADS=2 "
-             "./pgolf eval %s/%s %s",
-             data, test_shared_data(), dir, file, args);
+    snprintf(cmd, sizeof cmd, BARE_ENV "./pgolf eval %s/%s %s", data, test_shared_data(), dir, file, args);
     return test_run(cmd, out) == 0 ? find_value(*out, "final_eval_exact", "val_bpb:") : NAN;
 }
 
@@ -93,15 +94,24 @@ TEST(cli_train_end_to_end) {
     free(out);
     // An export-only run from those weights needs no model options either (the checkpoint's fill them) and
     // writes the same artifact.
-    snprintf(cmd, sizeof cmd,
-             "env -u TRAIN_SEQ_LEN DATA_PATH=%s TOKENIZER_PATH=%s/tokenizers/fineweb_1024_bpe.model NUM_THREADS=2 "
-             "INIT_CHECKPOINT=%s/final_model.safetensors ITERATIONS=0 OUT_DIR=%s/export ./pgolf train",
+    snprintf(cmd, sizeof cmd, BARE_ENV "INIT_CHECKPOINT=%s/final_model.safetensors ITERATIONS=0 OUT_DIR=%s/export ./pgolf train",
              data, test_shared_data(), out_dir, out_dir);
     rc = test_run(cmd, &out);
     CHECK(rc == 0 && fabs(find_value(out, "final_int8_zlib_roundtrip_exact", "val_bpb:") - rt) < 1e-6 &&
               strstr(out, "model options this run leaves unset are the checkpoint's") && !strstr(out, "warmup_step:"),
           "export-only run from final_model.safetensors (round trip %.8f):\n%s", rt, out);
     free(out);
+    // `pgolf sample` reads the same weights as FILE or as INIT_CHECKPOINT (both by their stored options).
+    char *text[2];
+    snprintf(cmd, sizeof cmd, BARE_ENV "SAMPLE_TOKENS=8 ./pgolf sample %s/final_model.safetensors", data,
+             test_shared_data(), out_dir);
+    CHECK(test_run(cmd, &text[0]) == 0 && strlen(text[0]) > 1, "pgolf sample FILE failed:\n%s", text[0]);
+    snprintf(cmd, sizeof cmd, BARE_ENV "SAMPLE_TOKENS=8 INIT_CHECKPOINT=%s/final_model.safetensors ./pgolf sample", data,
+             test_shared_data(), out_dir);
+    CHECK(test_run(cmd, &text[1]) == 0 && !strcmp(text[0], text[1]), "pgolf sample FILE and INIT_CHECKPOINT=FILE differ:\n%s\n%s",
+          text[0], text[1]);
+    free(text[0]);
+    free(text[1]);
     const char *model = "--vocab-size 1024 --num-layers 2 --model-dim 64 --num-heads 4 --num-kv-heads 2 --train-seq-len 64";
     CHECK(bare_eval(data, out_dir, "torch_state_dict.safetensors", model, &out) == fp,
           "pgolf eval of PyTorch's state_dict differs from the checkpoint's %.8f:\n%s", fp, out);

@@ -43,6 +43,12 @@ TEST(st_roundtrip) {
     }
     for (int k = 0; k < 3; k++) CHECK(st_meta(st, keys[k]) && !strcmp(st_meta(st, keys[k]), vals[k]), "meta %s", keys[k]);
     CHECK(!st_meta(st, "absent") && !st_find(st, "absent"), "absent names");
+    for (int k = 0; k < 3; k++) { // the same values from the header alone
+        char *v = st_read_meta(path, keys[k]);
+        CHECK(v && !strcmp(v, vals[k]), "st_read_meta %s: %s", keys[k], v ? v : "(null)");
+        free(v);
+    }
+    CHECK(!st_read_meta(path, "absent"), "st_read_meta of an absent key");
     float back[128];
     TensorView dst = make_view("blocks.0.attn.c_q.weight", 2, (int64_t[]){16, 8}, back);
     st_copy_into(st, &dst, path);

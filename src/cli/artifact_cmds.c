@@ -13,6 +13,7 @@
 #include "export/artifact.h"
 #include "io/bytes.h"
 #include "io/checkpoint.h"
+#include "io/safetensors.h"
 #include "model/gpt.h"
 #include "presets.h"
 #include "util.h"
@@ -27,24 +28,25 @@ static const char *artifact_arg(const Config *c, int npos, char **argv, const ch
 // The model in FILE, as `pgolf eval` and `pgolf sample` read it: an artifact (dequantized) or weights in
 // safetensors such as final_model.safetensors (the model before quantization). The options stored with
 // it override the model options; a safetensors file without pgolf_config (a state_dict PyTorch saved)
-// takes those set here. Returns the stored options (caller frees; NULL where there are none).
-static char *load_model_file(Config *c, const char *path, GPT *m, int *is_artifact) {
+// takes those set here. Returns whether FILE is an artifact.
+static int load_model_file(Config *c, const char *path, GPT *m) {
     uint8_t head[9] = {0};
     FILE *f = xfopen(path, "rb");
     size_t got = fread(head, 1, sizeof head, f);
     fclose(f);
-    *is_artifact = got >= 8 && !memcmp(head, ARTIFACT_MAGIC, 8);
-    if (!*is_artifact && !(got == 9 && head[8] == '{'))
+    int is_artifact = got >= 8 && !memcmp(head, ARTIFACT_MAGIC, 8);
+    if (!is_artifact && !(got == 9 && head[8] == '{'))
         die("%s is neither a pgolf artifact (magic %s) nor a safetensors file", path, ARTIFACT_MAGIC);
-    Artifact *a = *is_artifact ? artifact_load(path) : NULL;
-    char *stored = a ? xstrdup(artifact_config_text(a)) : checkpoint_meta_text(path, "pgolf_config");
+    Artifact *a = is_artifact ? artifact_load(path) : NULL;
+    char *stored = a ? xstrdup(artifact_config_text(a)) : st_read_meta(path, "pgolf_config");
     if (stored) config_apply_text(c, stored, path, CG_MODEL);
     GPTConfig g = gpt_config_from(c);
     gpt_init(m, &g);
     if (a) cli_load_artifact_weights(a, m);
     else checkpoint_load(path, m, NULL, NULL);
     artifact_free(a);
-    return stored;
+    free(stored);
+    return is_artifact;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -55,12 +57,9 @@ int cmd_eval(int argc, char **argv) {
                          1);
     const char *path = artifact_arg(&c, npos, argv, "eval");
     GPT m;
-    int is_artifact;
-    char *stored = load_model_file(&c, path, &m, &is_artifact);
-    int was_stored = stored && (!strncmp(stored, "TRAIN_SEQ_LEN=", 14) || strstr(stored, "\nTRAIN_SEQ_LEN="));
-    log0("train_seq_len:%lld (%s)", (long long)c.train_seq_len,
-         config_user_set(&c, "TRAIN_SEQ_LEN") ? "set here" : was_stored ? "stored with the model" : "default");
-    free(stored);
+    int is_artifact = load_model_file(&c, path, &m);
+    static const char *FROM[] = {[FROM_DEFAULT] = "default", [FROM_STORED] = "stored with the model", [FROM_USER] = "set here"};
+    log0("train_seq_len:%lld (%s)", (long long)c.train_seq_len, FROM[config_from(&c, "TRAIN_SEQ_LEN")]);
     ByteTables bt = byte_tables_load(c.tokenizer_path, c.vocab_size);
     char pattern[4096];
     snprintf(pattern, sizeof pattern, "%s/fineweb_val_*.bin", c.data_path);
@@ -164,17 +163,10 @@ int cmd_sample(int argc, char **argv) {
     Config c;
     int npos = cli_setup(&c, argc, argv, CG_DATA | CG_EVAL | CG_MODEL | CG_TRAIN | CG_RUN, "sample",
                          "Greedy text generation from an artifact (or INIT_CHECKPOINT weights) for a quick look.", 1);
-    GPT m;
-    if (npos > 0 || c.artifact[0]) {
-        int is_artifact;
-        free(load_model_file(&c, artifact_arg(&c, npos, argv, "sample"), &m, &is_artifact));
-    } else if (c.init_checkpoint[0]) {
-        GPTConfig g = gpt_config_from(&c);
-        gpt_init(&m, &g);
-        checkpoint_load(c.init_checkpoint, &m, NULL, NULL);
-    } else {
+    if (!npos && !c.artifact[0] && !c.init_checkpoint[0])
         die("`pgolf sample` needs an artifact (pgolf sample FILE) or --init-checkpoint FILE");
-    }
+    GPT m; // (INIT_CHECKPOINT's weights are a safetensors file as any other)
+    load_model_file(&c, npos || c.artifact[0] ? artifact_arg(&c, npos, argv, "sample") : c.init_checkpoint, &m);
     SpmModel *sp = spm_load(c.tokenizer_path);
     spm_check_vocab(sp, c.vocab_size, c.tokenizer_path);
     int cap = (int)c.train_seq_len;

@@ -57,14 +57,6 @@ static void load_into(const SafeTensors *st, const TensorList *dst, const char *
     host_free(&h);
 }
 
-char *checkpoint_meta_text(const char *path, const char *key) {
-    SafeTensors *st = st_load(path);
-    const char *text = st_meta(st, key);
-    char *copy = text ? xstrdup(text) : NULL;
-    st_free(st);
-    return copy;
-}
-
 void checkpoint_load(const char *path, GPT *m, OptimState *os, TrainPosition *pos) {
     SafeTensors *st = st_load(path);
     load_into(st, &m->param_list, path);

@@ -18,15 +18,13 @@ typedef struct {
 // n_meta __metadata__ pairs, atomically.
 void checkpoint_save_tensors(const char *path, const TensorList *tensors, const char *const *meta_keys,
                              const char *const *meta_values, int n_meta);
-// Weights only (what PyTorch loads with load_state_dict); config_text goes to __metadata__.
+// Weights only (what PyTorch loads with load_state_dict); config_text goes to __metadata__ as
+// "pgolf_config" (the model's options and TRAIN_SEQ_LEN; st_read_meta reads it back).
 void checkpoint_save_weights(const char *path, const GPT *m, const char *config_text);
-// Weights, optimizer state and position, atomically; run_config: the run's whole configuration.
+// Weights, optimizer state and position, atomically; run_config (the run's whole configuration) goes to
+// __metadata__ as "pgolf_run_config".
 void checkpoint_save_train(const char *path, const GPT *m, const OptimState *os, const TrainPosition *pos,
                            const char *config_text, const char *run_config);
-// A __metadata__ text of a checkpoint (caller frees), or NULL where it has none: "pgolf_config" (the
-// model's options; absent from a file PyTorch wrote, say) or "pgolf_run_config" (a resumable checkpoint's
-// whole run configuration).
-char *checkpoint_meta_text(const char *path, const char *key);
 // Loads weights into m; with os/pos also the optimizer state and position (dies if absent).
 // Every model tensor must be present with its shape; unexpected non-"optim." tensors are an error.
 void checkpoint_load(const char *path, GPT *m, OptimState *os, TrainPosition *pos);

@@ -445,20 +445,53 @@ static void check_coverage(const SafeTensors *st, Span *spans, uint64_t buf_len)
             (unsigned long long)expect);
 }
 
+// The header's length from a file of len bytes starting with `first8`; dies where it cannot be one.
+static uint64_t header_length(const uint8_t *first8, size_t len, const char *path) {
+    if (len < 8) die("%s: not a safetensors file (%zu bytes, need at least 8)", path, len);
+    uint64_t hlen = le_u64(first8);
+    if (hlen > len - 8)
+        die("%s: header length %llu runs past the end of the %zu-byte file", path, (unsigned long long)hlen, len);
+    return hlen;
+}
+
+// The JSON header (hlen bytes of text) into root, an object.
+static void parse_header(const char *text, uint64_t hlen, const char *path, Json *root) {
+    JsonParser p = {text, (size_t)hlen, 0, path, 0};
+    json_ws(&p);
+    if (json_peek(&p) != '{') json_fail(&p, "header is not a JSON object");
+    json_value(&p, root);
+    json_ws(&p);
+    if (p.pos != p.len) json_fail(&p, "trailing characters after the JSON object");
+}
+
+char *st_read_meta(const char *path, const char *key) {
+    FILE *f = xfopen(path, "rb");
+    uint8_t first8[8];
+    size_t got = fread(first8, 1, 8, f);
+    uint64_t hlen = header_length(first8, got < 8 ? got : (size_t)file_size(path), path);
+    char *text = xmalloc((size_t)hlen + 1);
+    xfread(text, 1, (size_t)hlen, f, path);
+    fclose(f);
+    Json root = {0};
+    parse_header(text, hlen, path, &root);
+    char *value = NULL;
+    for (int k = 0; k < root.n && !value; k++) {
+        const Json *meta = &root.items[k];
+        if (strcmp(root.keys[k], "__metadata__") || meta->type != J_OBJ) continue;
+        for (int m = 0; m < meta->n && !value; m++)
+            if (!strcmp(meta->keys[m], key) && meta->items[m].type == J_STR) value = xstrdup(meta->items[m].str);
+    }
+    json_free(&root);
+    free(text);
+    return value;
+}
+
 SafeTensors *st_load(const char *path) {
     size_t len;
     uint8_t *file = read_file(path, &len);
-    if (len < 8) die("%s: not a safetensors file (%zu bytes, need at least 8)", path, len);
-    uint64_t hlen = le_u64(file);
-    if (hlen > len - 8)
-        die("%s: header length %llu runs past the end of the %zu-byte file", path, (unsigned long long)hlen, len);
-    JsonParser p = {(const char *)file + 8, (size_t)hlen, 0, path, 0};
+    uint64_t hlen = header_length(file, len, path);
     Json root = {0};
-    json_ws(&p);
-    if (json_peek(&p) != '{') json_fail(&p, "header is not a JSON object");
-    json_value(&p, &root);
-    json_ws(&p);
-    if (p.pos != p.len) json_fail(&p, "trailing characters after the JSON object");
+    parse_header((const char *)file + 8, hlen, path, &root);
 
     SafeTensors *st = xcalloc(1, sizeof *st);
     st->path = xstrdup(path);

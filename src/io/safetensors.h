@@ -31,6 +31,8 @@ void st_save(const char *path, const TensorList *tensors, const char *const *met
              int n_meta);
 
 SafeTensors *st_load(const char *path); // dies with a one-line reason on any malformed input
+// One __metadata__ value of a file, reading only its header (caller frees; NULL where absent).
+char *st_read_meta(const char *path, const char *key);
 int st_count(const SafeTensors *st);    // tensors, in header order
 const char *st_name(const SafeTensors *st, int i);
 const StTensor *st_find(const SafeTensors *st, const char *name); // NULL if absent
