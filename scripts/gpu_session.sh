@@ -10,7 +10,8 @@
 # section for pgolf's attention kernels where ncu works. `all`: test, the baseline benchmark (pgolf-cuda
 # bf16 with each attention, the reference), profile, then #638's shape (10 steps each; the fp32 runs,
 # 100x slower, only with `bench`), every stage cut short so that the whole ends within DEADLINE seconds
-# (default 540). Logs go to $OUT (the device tool brings them back) or runs/gpu_session.
+# (default 540); BASELINE_RUNS and SHAPE638_RUNS pick bench_gpu.sh's RUNS for each shape, NCU=0 skips
+# ncu. Logs go to $OUT (the device tool brings them back) or runs/gpu_session.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 carry=$PWD/gpu_carry out=${OUT:-runs/gpu_session} deadline=${DEADLINE:-540}
@@ -25,6 +26,8 @@ export CFLAGS="-O3 -march=native -I$root/usr/include -I$root/usr/include/x86_64-
 # (PyTorch for the reference) on the image's libraries
 export LDFLAGS="-L$lib/openblas-openmp -L$lib -Wl,--disable-new-dtags -Wl,-rpath,$lib/openblas-openmp -Wl,-rpath,$lib"
 export PGOLF_SHARED_DATA=$carry PATH=$PATH:/usr/local/cuda/bin
+# the lent machines are Hopper (H100, H200): one device pass instead of the default two saves build time
+export CUDA_ARCHS=${CUDA_ARCHS:--gencode arch=compute_90,code=sm_90}
 export DATA_PATH=$carry/data/kjv_sp1024 TOKENIZER_PATH=$carry/data/kjv_1024_bpe.model
 
 # runs "$@" for at most cap seconds and never past the deadline
@@ -69,14 +72,14 @@ run_profile() {
         TRAIN_BATCH_TOKENS=524288 TRAIN_SEQ_LEN=1024 OUT_DIR=runs/gpu_profile RUN_ID=profile \
         ./pgolf-cuda train > "$out/profile.txt" 2>&1
     grep -m 25 cuda_profile: "$out/profile.txt"
-    command -v ncu > /dev/null &&
+    [ "${NCU:-1}" = 1 ] && command -v ncu > /dev/null &&
         within 60 env PGOLF_CUDA_ATTENTION=pgolf ncu --section SpeedOfLight --section Occupancy --section LaunchStats -k regex:attn_.*_tc -c 3 build/bench_cuda_ops > "$out/ncu.txt" 2>&1
 }
 
 run_bench() {
     [ -f "$carry/ref/train_gpt.py" ] && export REF_DIR=$carry/ref
     STEPS=${STEPS:-20} within $((deadline - SECONDS)) bash bench/bench_gpu.sh 2>&1 | tee "$out/bench.txt"
-    tar czf "$out/bench_logs.tgz" runs/bench_gpu/*.log 2>/dev/null
+    tar czf "$out/bench_logs_${SHAPES:-all}.tgz" runs/bench_gpu/*.log 2>/dev/null
 }
 
 case "${1:-test}" in
@@ -85,9 +88,9 @@ bench) build; run_bench ;;
 profile) build; run_profile ;;
 all)
     run_tests
-    SHAPES=baseline RUNS="bf16 bf16-pgolf-attention ref" STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} run_bench
+    SHAPES=baseline RUNS=${BASELINE_RUNS:-bf16 bf16-pgolf-attention ref} STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} run_bench
     run_profile
-    SHAPES=shape638 RUNS="bf16 ref" STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} run_bench
+    SHAPES=shape638 RUNS=${SHAPE638_RUNS:-bf16 ref} STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} run_bench
     ;;
 *) echo "usage: $0 test|bench|profile|all" >&2; exit 2 ;;
 esac
