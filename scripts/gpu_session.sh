@@ -10,8 +10,8 @@
 # section for pgolf's attention kernels where ncu works. `all`: test, the baseline benchmark (pgolf-cuda
 # bf16 with each attention, the reference), profile, then #638's shape (10 steps each; the fp32 runs,
 # 100x slower, only with `bench`), every stage cut short so that the whole ends within DEADLINE seconds
-# (default 540); BASELINE_RUNS and SHAPE638_RUNS pick bench_gpu.sh's RUNS for each shape, NCU=0 skips
-# ncu. Logs go to $OUT (the device tool brings them back) or runs/gpu_session.
+# (default 540); `quick`: a first look (below). BASELINE_RUNS and SHAPE638_RUNS pick bench_gpu.sh's RUNS
+# for each shape, NCU=0 skips ncu. Logs go to $OUT (the device tool brings them back) or runs/gpu_session.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 carry=$PWD/gpu_carry out=${OUT:-runs/gpu_session} deadline=${DEADLINE:-540}
@@ -57,7 +57,7 @@ run_tests() {
     { nvidia-smi; nvcc --version; } > "$out/device.txt" 2>&1
     build
     within 240 build/run_cuda_tests 2>&1 | tee "$out/cuda_tests.txt" | grep -E '^(ok|FAIL|skip)|passed|cuDNN'
-    if [ -n "$CUDA_MAKE_ARGS" ]; then # pgolf's own attention kernels too
+    if [ -n "$CUDA_MAKE_ARGS" ] && [ "${ALSO_PGOLF_ATTENTION:-1}" = 1 ]; then # pgolf's own attention kernels too
         within 120 env PGOLF_CUDA_ATTENTION=pgolf build/run_cuda_tests attention 2>&1 | tee "$out/cuda_tests_pgolf_attention.txt" |
             grep -E '^(ok|FAIL|skip)|passed'
         within 60 env PGOLF_CUDA_ATTENTION=pgolf build/run_cuda_tests warp_mma 2>&1 | grep -E '^(ok|FAIL|skip)|passed'
@@ -92,5 +92,10 @@ all)
     run_profile
     SHAPES=shape638 RUNS=${SHAPE638_RUNS:-bf16 ref} STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} run_bench
     ;;
-*) echo "usage: $0 test|bench|profile|all" >&2; exit 2 ;;
+quick) # a first look in about three minutes: what `all` does but the fallback attention, ncu and #638's shape
+    ALSO_PGOLF_ATTENTION=0 run_tests
+    SHAPES=baseline RUNS=bf16 STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} run_bench
+    NCU=0 run_profile
+    ;;
+*) echo "usage: $0 test|bench|profile|all|quick" >&2; exit 2 ;;
 esac

@@ -272,8 +272,7 @@ TEST(cuda_softcap_xent) {
 }
 
 // The residual stream's updates fused with their norms on N x C: the mix and its norm forward, and
-// their backward (C: below one column per thread of the backward's block, and several per thread, the
-// last partial; dn fp32 and kept only rounded); the scaled add of a rounded-only y and its norm, kept
+// their backward (dn fp32 and kept only rounded); the scaled add of a rounded-only y and its norm, kept
 // only rounded.
 static void check_norm_mix(int N, int C) {
     size_t n = (size_t)N * C;
@@ -338,13 +337,15 @@ static void check_norm_mix(int N, int C) {
 
 TEST(cuda_norm_updates) {
     if (!have_gpu()) return;
-    check_norm_mix(601, 33); // rows past two SUM_CHUNK_ROWS chunks, the last one partial
+    // the backward kernels' three instances: single columns (a width vectors cannot cover; rows past
+    // two SUM_CHUNK_ROWS chunks, the last one partial), vectors of 4 in the fewest registers (up to the
+    // presets' 512; at 192 half the lanes have no second group), and in more (600: the last group partial)
+    check_norm_mix(601, 33);
+    check_norm_mix(300, 192);
     check_norm_mix(300, 600);
 }
 
-TEST(cuda_elementwise) {
-    if (!have_gpu()) return;
-    int N = 601, C = 33; // rows past two SUM_CHUNK_ROWS chunks, the last one partial
+static void check_elementwise(int N, int C) {
     size_t n = (size_t)N * C;
     float *x = host_randn(n, 1), *x0 = host_randn(n, 1), *dout = host_randn(n, 1), *mix = host_randn(2 * (size_t)C, 1);
     float *out = xmalloc(sizeof(float) * n), *dx = xmalloc(sizeof(float) * n);
@@ -408,6 +409,12 @@ TEST(cuda_elementwise) {
     embedding_forward(out, ids, x, 5, C);
     cuda_embedding_forward(gout, gids, gx, 5, C);
     compare("embedding", gout, out, 5 * (size_t)C);
+}
+
+TEST(cuda_elementwise) {
+    if (!have_gpu()) return;
+    check_elementwise(601, 33); // single values; rows past two SUM_CHUNK_ROWS chunks, the last one partial
+    check_elementwise(601, 36); // vectors of 4
 }
 
 // bf16: the CUDA default, on tensor cores when the head size allows (a multiple of 16 up to 128), then
@@ -787,6 +794,9 @@ TEST(cuda_qk_prep_and_xsa) {
     if (!have_gpu()) return;
     check_qk_prep(2, 9, 3, 16, 8);
     check_qk_prep(1, 5, 3, 128, 96);
+    check_qk_prep(2, 5, 4, 64, 64); // the presets' heads: 8 lanes per row, 4 rows per warp
+    check_qk_prep(1, 5, 3, 64, 16); // partial RoPE: 2 rotated units and 12 of the tail on 16 lanes
+    check_qk_prep(1, 5, 3, 20, 6); // halves of 3: single values
     check_xsa(11, 4, 2, 16);
     check_xsa(7, 6, 2, 80);
 }

@@ -1,5 +1,8 @@
 // Every CUDA and cuBLAS call is checked: a failure stops pgolf with the call, the file and the reason.
 #pragma once
+#include <stdint.h>
+#include <string.h>
+
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -88,6 +91,50 @@ const __nv_bfloat16 *cuda_input_rounded(const char *op, const float *x, const st
 __device__ inline float as_float(float x) { return x; }
 __device__ inline float as_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 
+// VEC consecutive values at p (aligned to VEC values) as floats, and back: one 16-byte access for 4 fp32,
+// one 8-byte access for 4 bf16 (memory-bound kernels move whole vectors instead of value by value);
+// VEC 1 is a plain access, for rows whose width or address rules vectors out (vectors_fit).
+template <int VEC> __device__ inline void load_floats(float *v, const float *p) {
+    if constexpr (VEC == 4) {
+        float4 t = *(const float4 *)p;
+        v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
+    } else {
+        static_assert(VEC == 1, "vectors of 4 or single values");
+        v[0] = p[0];
+    }
+}
+template <int VEC> __device__ inline void load_floats(float *v, const __nv_bfloat16 *p) {
+    if constexpr (VEC == 4) {
+        uint2 t = *(const uint2 *)p;
+        __nv_bfloat16 h[4];
+        memcpy(h, &t, sizeof t);
+        for (int j = 0; j < 4; j++) v[j] = __bfloat162float(h[j]);
+    } else {
+        static_assert(VEC == 1, "vectors of 4 or single values");
+        v[0] = __bfloat162float(p[0]);
+    }
+}
+template <int VEC> __device__ inline void store_floats(float *p, const float *v) {
+    if constexpr (VEC == 4) *(float4 *)p = make_float4(v[0], v[1], v[2], v[3]);
+    else p[0] = v[0];
+}
+template <int VEC> __device__ inline void store_floats(__nv_bfloat16 *p, const float *v) {
+    if constexpr (VEC == 4) {
+        __nv_bfloat16 h[4];
+        for (int j = 0; j < 4; j++) h[j] = __float2bfloat16_rn(v[j]);
+        uint2 t;
+        memcpy(&t, h, sizeof t);
+        *(uint2 *)p = t;
+    } else {
+        p[0] = __float2bfloat16_rn(v[0]);
+    }
+}
+// Whether rows of `width` values at these buffers (null ones ignored) take vectors of 4: the width a
+// multiple of 4 and every buffer 16-byte aligned.
+template <class... P> static inline bool vectors_fit(int width, const P *...p) {
+    return width % 4 == 0 && ((((uintptr_t)p % 16) == 0) && ...);
+}
+
 // Per-column sums over many rows, deterministic and parallel: a kernel gives each (chunk of
 // SUM_CHUNK_ROWS rows, column) pair one thread that writes its partial (double) to
 // column_partials(N, cols)[chunk * cols + col]; column_partials_add then adds each column's partials,
@@ -136,15 +183,6 @@ __device__ inline double block_sum(double v) {
 #define WARP_ROWS (WARP_ROW_THREADS / 32)
 __device__ inline int warp_row(void) { return blockIdx.x * WARP_ROWS + threadIdx.x / 32; }
 static inline unsigned warp_row_blocks(size_t rows) { return blocks_for(rows, WARP_ROWS); }
-
-// The rms norm's scale of a row x [C], 1 / sqrt(mean(x^2) + eps) with the squares summed in double,
-// from a warp across the row; every lane gets it (rmsnorm and the q/k preparation share it, so their
-// norms agree to the bit).
-template <class In> __device__ inline float warp_rstd(const In *x, int C, float eps) {
-    double ss = 0;
-    for (int i = threadIdx.x % 32; i < C; i += 32) ss += (double)as_float(x[i]) * as_float(x[i]);
-    return (float)(1.0 / sqrt(warp_sum(ss) / C + eps));
-}
 
 // Attention's backward kernels: the lse and D values of n query rows of head h from row t0 (zeros
 // past T) into shared memory; lse, D [B,H,T].

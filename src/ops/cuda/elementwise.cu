@@ -17,39 +17,48 @@ extern "C" void cuda_embedding_forward(float *out, const int32_t *ids, const flo
     CUDA_CHECK_LAUNCH();
 }
 
-// out and/or its bf16 rounding (cuda_rounded_storage), either may be NULL; inp fp32 or bf16
-template <class In>
+// out and/or its bf16 rounding (cuda_rounded_storage), either may be NULL; inp fp32 or bf16. VEC values
+// per thread (vectors_fit), as every elementwise kernel here: memory-bound, they move whole vectors.
+template <class In, int VEC>
 __global__ static void relu2_fwd(float *out, __nv_bfloat16 *rounded, const In *inp, size_t n, float slope) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * VEC;
     if (i >= n) return;
-    float x = as_float(inp[i]), r = x > 0 ? x : slope * x;
-    if (out) out[i] = r * r;
-    if (rounded) rounded[i] = __float2bfloat16_rn(r * r);
+    float v[VEC];
+    load_floats<VEC>(v, inp + i);
+    for (int j = 0; j < VEC; j++) {
+        float r = v[j] > 0 ? v[j] : slope * v[j];
+        v[j] = r * r;
+    }
+    if (out) store_floats<VEC>(out + i, v);
+    if (rounded) store_floats<VEC>(rounded + i, v);
 }
 
-template <class Dout, class In>
+template <class Dout, class In, int VEC>
 __global__ static void relu2_bwd(float *dinp, __nv_bfloat16 *rounded, const Dout *dout, const In *inp, size_t n, float slope) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * VEC;
     if (i >= n) return;
-    float x = as_float(inp[i]), g = as_float(dout[i]);
-    float d = x > 0 ? 2 * x * g : 2 * slope * slope * x * g;
-    if (dinp) dinp[i] = d;
-    if (rounded) rounded[i] = __float2bfloat16_rn(d);
+    float x[VEC], d[VEC];
+    load_floats<VEC>(x, inp + i), load_floats<VEC>(d, dout + i);
+    for (int j = 0; j < VEC; j++) d[j] = x[j] > 0 ? 2 * x[j] * d[j] : 2 * slope * slope * x[j] * d[j];
+    if (dinp) store_floats<VEC>(dinp + i, d);
+    if (rounded) store_floats<VEC>(rounded + i, d);
 }
 
 // The launches name their template arguments through a variable, as the emulator's launch rewrite
 // needs a plain kernel name.
 template <class In>
 static void launch_relu2_fwd(float *out, __nv_bfloat16 *rounded, const In *inp, size_t n, float slope) {
-    auto kernel = relu2_fwd<In>;
-    kernel<<<blocks_for(n, THREADS), THREADS>>>(out, rounded, inp, n, slope);
+    int vec = n % 4 == 0 && vectors_fit(4, out, rounded, inp) ? 4 : 1;
+    auto kernel = vec == 4 ? relu2_fwd<In, 4> : relu2_fwd<In, 1>;
+    kernel<<<blocks_for(n / vec, THREADS), THREADS>>>(out, rounded, inp, n, slope);
     CUDA_CHECK_LAUNCH_AT("cuda_relu2_forward");
 }
 
 template <class Dout, class In>
 static void launch_relu2_bwd(float *dinp, __nv_bfloat16 *rounded, const Dout *dout, const In *inp, size_t n, float slope) {
-    auto kernel = relu2_bwd<Dout, In>;
-    kernel<<<blocks_for(n, THREADS), THREADS>>>(dinp, rounded, dout, inp, n, slope);
+    int vec = n % 4 == 0 && vectors_fit(4, dinp, rounded, dout, inp) ? 4 : 1;
+    auto kernel = vec == 4 ? relu2_bwd<Dout, In, 4> : relu2_bwd<Dout, In, 1>;
+    kernel<<<blocks_for(n / vec, THREADS), THREADS>>>(dinp, rounded, dout, inp, n, slope);
     CUDA_CHECK_LAUNCH_AT("cuda_relu2_backward");
 }
 
@@ -72,62 +81,93 @@ extern "C" void cuda_relu2_backward(float *dinp, const float *dout, const Rounde
     else launch_relu2_bwd(dinp, rounded, dout, inp, n, slope);
 }
 
-// The residual mix's and its norm's backward (ops.h's rmsnorm_resid_mix_backward). Grid: row chunks
-// (blockIdx.y, as the column kernels); each thread owns the columns threadIdx.x + k blockDim.x, k <
-// NORM_MIX_COLS. Per row: xm and y recomputed, the norm's dot a block sum, then each thread forms g for
-// its columns, writes dx_in and dx0 and adds to its columns' partials (in row order, as every column
-// kernel's). One pass over the row's inputs instead of the norm's backward and the mix's.
-#define NORM_MIX_THREADS 256
-#define NORM_MIX_COLS 8
+// The norms' backward kernels fused with the residual updates around them (ops.h's
+// rmsnorm_resid_mix_backward, scaled_add_rmsnorm_backward). A warp per row, as the forward's: lane l
+// owns the columns (32 k + l) VEC + j, j < VEC, k < GROUPS, moved VEC at a time; the row's dot a warp
+// butterfly, so no block barrier per row (a block per row chunk with one ran at a third of the
+// memory's rate). Grid: SUM_CHUNK_ROWS row chunks (blockIdx.y) of NORM_BWD_WARPS warps, warp w taking
+// the chunk's rows w, w + NORM_BWD_WARPS, ...; each lane sums its columns' parameter gradients over its
+// rows in fp32 registers (a double per column would halve the warps an SM holds), then the warps' sums
+// go into the chunk's partials in warp order through shared memory (doubles): deterministic.
+#define NORM_BWD_WARPS 8
+#define NORM_BWD_MAX_COLS 2048 // 32 lanes x 64 single columns, or x 16 vectors of 4
 
-// The widest row these norm backward kernels cover: NORM_MIX_COLS columns per thread
 static void check_norm_row_width(const char *op, int C) {
-    if (C > NORM_MIX_THREADS * NORM_MIX_COLS)
-        die("CUDA %s: model_dim %d above the %d its kernel covers", op, C, NORM_MIX_THREADS * NORM_MIX_COLS);
+    if (C > NORM_BWD_MAX_COLS) die("CUDA %s: model_dim %d above the %d its kernel covers", op, C, NORM_BWD_MAX_COLS);
 }
-template <class Dn>
+
+// The calling lane's k-th group of columns
+template <int VEC> __device__ inline int lane_columns(int k) { return (k * 32 + threadIdx.x % 32) * VEC; }
+
+// Adds the warps' column sums s[nsum][GROUPS][VEC] in warp order into sums[nsum * C] (shared), then
+// writes them as this chunk's partials part[blockIdx.y][nsum * C]
+template <int VEC, int GROUPS, int NSUM>
+__device__ static void chunk_column_sums(double *part, double *sums, const float (&s)[NSUM][GROUPS][VEC], int C) {
+    int warp = threadIdx.x / 32;
+    for (int w = 0; w < NORM_BWD_WARPS; w++) {
+        if (warp == w)
+            for (int q = 0; q < NSUM; q++)
+#pragma unroll
+                for (int k = 0; k < GROUPS; k++) {
+                    int c = lane_columns<VEC>(k);
+                    if (c >= C) break;
+                    for (int j = 0; j < VEC; j++) sums[q * C + c + j] = (w ? sums[q * C + c + j] : 0) + s[q][k][j];
+                }
+        __syncthreads();
+    }
+    for (int c = threadIdx.x; c < NSUM * C; c += blockDim.x) part[(size_t)blockIdx.y * NSUM * C + c] = sums[c];
+}
+
+// rmsnorm_resid_mix_backward: per row xm = mix0 x_in + mix1 x0 and the norm's output recomputed, the
+// norm's dot, then g = dxm + the norm's backward, dx_in = g mix0, dx0 += g mix1, and the column sums
+// of g x_in and g x0 (dmix).
+template <class Dn, int VEC, int GROUPS>
 __global__ static void norm_mix_bwd(float *__restrict__ dx_in, float *__restrict__ dx0, double *part, const Dn *__restrict__ dn,
                                     const float *__restrict__ dxm, const float *__restrict__ x_in, const float *__restrict__ x0,
                                     const float *__restrict__ mix, const float *__restrict__ rstd, int N, int C, float scale) {
-    double s0[NORM_MIX_COLS] = {0}, s1[NORM_MIX_COLS] = {0};
-    for (int n = chunk_begin(); n < chunk_end(N); n++) {
+    extern __shared__ double norm_bwd_sums[];
+    float s[2][GROUPS][VEC] = {};
+    for (int n = chunk_begin() + threadIdx.x / 32; n < chunk_end(N); n += NORM_BWD_WARPS) {
         size_t row = (size_t)n * C;
-        float r = rstd[n], xi[NORM_MIX_COLS], xz[NORM_MIX_COLS], d[NORM_MIX_COLS];
+        float r = rstd[n], xi[GROUPS][VEC], xz[GROUPS][VEC], d[GROUPS][VEC];
         double dot = 0;
 #pragma unroll
-        for (int k = 0; k < NORM_MIX_COLS; k++) {
-            int c = threadIdx.x + k * blockDim.x;
+        for (int k = 0; k < GROUPS; k++) {
+            int c = lane_columns<VEC>(k);
             if (c >= C) break;
-            xi[k] = x_in[row + c], xz[k] = x0[row + c], d[k] = as_float(dn[row + c]);
-            float xm = mix[c] * xi[k] + mix[C + c] * xz[k];
-            dot += (double)d[k] * (xm * r * scale);
+            float m0[VEC], m1[VEC];
+            load_floats<VEC>(xi[k], x_in + row + c), load_floats<VEC>(xz[k], x0 + row + c), load_floats<VEC>(d[k], dn + row + c);
+            load_floats<VEC>(m0, mix + c), load_floats<VEC>(m1, mix + C + c);
+            for (int j = 0; j < VEC; j++) dot += (double)d[k][j] * ((m0[j] * xi[k][j] + m1[j] * xz[k][j]) * r * scale);
         }
-        float m = (float)(block_sum(dot) / C) / scale;
+        float m = (float)(warp_sum(dot) / C) / scale;
 #pragma unroll
-        for (int k = 0; k < NORM_MIX_COLS; k++) {
-            int c = threadIdx.x + k * blockDim.x;
+        for (int k = 0; k < GROUPS; k++) {
+            int c = lane_columns<VEC>(k);
             if (c >= C) break;
-            float xm = mix[c] * xi[k] + mix[C + c] * xz[k];
-            float g = dxm[row + c] + r * (scale * d[k] - xm * r * scale * m);
-            dx_in[row + c] = g * mix[c];
-            dx0[row + c] += g * mix[C + c];
-            s0[k] += (double)g * xi[k];
-            s1[k] += (double)g * xz[k];
+            float m0[VEC], m1[VEC], g[VEC], o0[VEC], oi[VEC];
+            load_floats<VEC>(m0, mix + c), load_floats<VEC>(m1, mix + C + c);
+            load_floats<VEC>(g, dxm + row + c), load_floats<VEC>(o0, dx0 + row + c);
+            for (int j = 0; j < VEC; j++) {
+                float xm = m0[j] * xi[k][j] + m1[j] * xz[k][j];
+                g[j] += r * (scale * d[k][j] - xm * r * scale * m);
+                oi[j] = g[j] * m0[j], o0[j] += g[j] * m1[j];
+                s[0][k][j] += g[j] * xi[k][j], s[1][k][j] += g[j] * xz[k][j];
+            }
+            store_floats<VEC>(dx_in + row + c, oi), store_floats<VEC>(dx0 + row + c, o0);
         }
     }
-    for (int k = 0; k < NORM_MIX_COLS; k++) {
-        int c = threadIdx.x + k * blockDim.x;
-        if (c >= C) break;
-        part[(size_t)blockIdx.y * 2 * C + c] = s0[k];
-        part[(size_t)blockIdx.y * 2 * C + C + c] = s1[k];
-    }
+    chunk_column_sums(part, norm_bwd_sums, s, C);
 }
 
+// The instance for rows of C values at these buffers: vectors where vectors_fit, as few registers as C allows
 template <class Dn>
 static void launch_norm_mix_bwd(float *dx_in, float *dx0, double *part, const Dn *dn, const float *dxm, const float *x_in,
                                 const float *x0, const float *mix, const float *rstd, int N, int C, float scale) {
-    auto kernel = norm_mix_bwd<Dn>; // through a variable: the emulator's launch rewrite needs a plain name
-    kernel<<<dim3(1, row_chunks(N)), NORM_MIX_THREADS>>>(dx_in, dx0, part, dn, dxm, x_in, x0, mix, rstd, N, C, scale);
+    auto kernel = norm_mix_bwd<Dn, 1, 64>; // through a variable: the emulator's launch rewrite needs a plain name
+    if (vectors_fit(C, dx_in, dx0, dn, dxm, x_in, x0, mix)) kernel = C <= 32 * 4 * 4 ? norm_mix_bwd<Dn, 4, 4> : norm_mix_bwd<Dn, 4, 16>;
+    kernel<<<dim3(1, row_chunks(N)), NORM_BWD_WARPS * 32, 2 * C * sizeof(double)>>>(dx_in, dx0, part, dn, dxm, x_in, x0, mix, rstd, N,
+                                                                                     C, scale);
     CUDA_CHECK_LAUNCH_AT("cuda_rmsnorm_resid_mix_backward");
 }
 
@@ -142,50 +182,51 @@ extern "C" void cuda_rmsnorm_resid_mix_backward(float *dx_in, float *dx0, float 
     column_partials_add(dmix, part, N, 2 * C);
 }
 
-// ops.h's scaled_add_rmsnorm_backward: per row the norm's output recomputed from its input x as the
-// forward formed it (x rstd ln), the norm's dot (a block sum), then g = dx + the norm's backward into
-// dx, dy = scale g and/or its rounding dyr, and the columns' partials of g y. Grid and columns as
-// norm_mix_bwd's; dn and y fp32 or bf16.
-template <class Dn, class Y>
+// scaled_add_rmsnorm_backward: per row the norm's output recomputed from its input x as the forward
+// formed it (x rstd ln), the norm's dot, then g = dx + the norm's backward into dx, dy = scale g and/or
+// its rounding dyr, and the column sums of g y (dscale); dn and y fp32 or bf16.
+template <class Dn, class Y, int VEC, int GROUPS>
 __global__ static void add_norm_bwd(float *__restrict__ dx, float *__restrict__ dy, __nv_bfloat16 *__restrict__ dyr, double *part,
                                     const Dn *__restrict__ dn, const float *__restrict__ x, const float *__restrict__ rstd,
                                     const float *__restrict__ scale, const Y *__restrict__ y, int N, int C, float ln) {
-    double s[NORM_MIX_COLS] = {0};
-    for (int i = chunk_begin(); i < chunk_end(N); i++) {
-        size_t row = (size_t)i * C;
-        float r = rstd[i], d[NORM_MIX_COLS], v[NORM_MIX_COLS];
+    extern __shared__ double norm_bwd_sums[];
+    float s[1][GROUPS][VEC] = {};
+    for (int n = chunk_begin() + threadIdx.x / 32; n < chunk_end(N); n += NORM_BWD_WARPS) {
+        size_t row = (size_t)n * C;
+        float r = rstd[n], d[GROUPS][VEC], v[GROUPS][VEC];
         double dot = 0;
 #pragma unroll
-        for (int k = 0; k < NORM_MIX_COLS; k++) {
-            int c = threadIdx.x + k * blockDim.x;
+        for (int k = 0; k < GROUPS; k++) {
+            int c = lane_columns<VEC>(k);
             if (c >= C) break;
-            d[k] = as_float(dn[row + c]), v[k] = x[row + c] * r * ln;
-            dot += (double)d[k] * v[k];
+            load_floats<VEC>(d[k], dn + row + c), load_floats<VEC>(v[k], x + row + c);
+            for (int j = 0; j < VEC; j++) v[k][j] = v[k][j] * r * ln, dot += (double)d[k][j] * v[k][j];
         }
-        float m = (float)(block_sum(dot) / C) / ln;
+        float m = (float)(warp_sum(dot) / C) / ln;
 #pragma unroll
-        for (int k = 0; k < NORM_MIX_COLS; k++) {
-            int c = threadIdx.x + k * blockDim.x;
+        for (int k = 0; k < GROUPS; k++) {
+            int c = lane_columns<VEC>(k);
             if (c >= C) break;
-            float g = dx[row + c] + r * (ln * d[k] - v[k] * m), t = g * scale[c];
-            dx[row + c] = g;
-            if (dy) dy[row + c] = t;
-            if (dyr) dyr[row + c] = __float2bfloat16_rn(t);
-            s[k] += (double)g * as_float(y[row + c]);
+            float g[VEC], sc[VEC], yv[VEC], t[VEC];
+            load_floats<VEC>(g, dx + row + c), load_floats<VEC>(sc, scale + c), load_floats<VEC>(yv, y + row + c);
+            for (int j = 0; j < VEC; j++) {
+                g[j] += r * (ln * d[k][j] - v[k][j] * m), t[j] = g[j] * sc[j];
+                s[0][k][j] += g[j] * yv[j];
+            }
+            store_floats<VEC>(dx + row + c, g);
+            if (dy) store_floats<VEC>(dy + row + c, t);
+            if (dyr) store_floats<VEC>(dyr + row + c, t);
         }
     }
-    for (int k = 0; k < NORM_MIX_COLS; k++) {
-        int c = threadIdx.x + k * blockDim.x;
-        if (c >= C) break;
-        part[(size_t)blockIdx.y * C + c] = s[k];
-    }
+    chunk_column_sums(part, norm_bwd_sums, s, C);
 }
 
 template <class Dn, class Y>
 static void launch_add_norm_bwd(float *dx, float *dy, __nv_bfloat16 *dyr, double *part, const Dn *dn, const float *x,
                                 const float *rstd, const float *scale, const Y *y, int N, int C, float ln) {
-    auto kernel = add_norm_bwd<Dn, Y>;
-    kernel<<<dim3(1, row_chunks(N)), NORM_MIX_THREADS>>>(dx, dy, dyr, part, dn, x, rstd, scale, y, N, C, ln);
+    auto kernel = add_norm_bwd<Dn, Y, 1, 64>;
+    if (vectors_fit(C, dx, dy, dyr, dn, x, scale, y)) kernel = C <= 32 * 4 * 4 ? add_norm_bwd<Dn, Y, 4, 4> : add_norm_bwd<Dn, Y, 4, 16>;
+    kernel<<<dim3(1, row_chunks(N)), NORM_BWD_WARPS * 32, C * sizeof(double)>>>(dx, dy, dyr, part, dn, x, rstd, scale, y, N, C, ln);
     CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_rmsnorm_backward");
 }
 
@@ -204,12 +245,16 @@ extern "C" void cuda_scaled_add_rmsnorm_backward(float *dx, float *dy, float *ds
     column_partials_add(dscale, part, N, C);
 }
 
-// out = x + scale y (out may be x); y fp32 or bf16 (a projection's output kept only rounded)
-template <class Y>
+// out = x + scale y (out may be x); y fp32 or bf16 (a projection's output kept only rounded); VEC
+// values per thread, within a row (C a multiple of VEC)
+template <class Y, int VEC>
 __global__ static void scaled_add_fwd(float *out, const float *x, const float *scale, const Y *y, int N, int C) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * VEC;
     if (i >= (size_t)N * C) return;
-    out[i] = x[i] + scale[i % C] * as_float(y[i]);
+    float v[VEC], sc[VEC], yv[VEC];
+    load_floats<VEC>(v, x + i), load_floats<VEC>(sc, scale + i % C), load_floats<VEC>(yv, y + i);
+    for (int j = 0; j < VEC; j++) v[j] += sc[j] * yv[j];
+    store_floats<VEC>(out + i, v);
 }
 
 // grid (channels, row chunks): one thread per column of a chunk of rows. dy and/or its bf16 rounding
@@ -234,8 +279,9 @@ __global__ static void scaled_add_bwd(float *__restrict__ dy, __nv_bfloat16 *__r
 }
 
 template <class Y> static void launch_scaled_add_fwd(float *out, const float *x, const float *scale, const Y *y, int N, int C) {
-    auto kernel = scaled_add_fwd<Y>;
-    kernel<<<blocks_for((size_t)N * C, THREADS), THREADS>>>(out, x, scale, y, N, C);
+    int vec = vectors_fit(C, out, x, scale, y) ? 4 : 1;
+    auto kernel = vec == 4 ? scaled_add_fwd<Y, 4> : scaled_add_fwd<Y, 1>;
+    kernel<<<blocks_for((size_t)N * C / vec, THREADS), THREADS>>>(out, x, scale, y, N, C);
     CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_forward");
 }
 

@@ -8,6 +8,14 @@
 // rms norm: a warp per row (cuda_check.h's WARP_ROWS), its sums warp_sum's fixed butterfly. A block
 // per row made the per-head norms of q and k (64 values) half a million tiny blocks per call.
 
+// The rms norm's scale of a row x [C], 1 / sqrt(mean(x^2) + eps) with the squares summed in double,
+// from a warp across the row; every lane gets it.
+__device__ static float warp_rstd(const float *x, int C, float eps) {
+    double ss = 0;
+    for (int i = threadIdx.x % 32; i < C; i += 32) ss += (double)x[i] * x[i];
+    return (float)(1.0 / sqrt(warp_sum(ss) / C + eps));
+}
+
 // Row `row` of the norm (the calling warp): y = x rstd scale into out and/or its rounding yr (either may
 // be NULL). Each lane reads the x[i] it may have just written itself (the fused updates below).
 __device__ static void norm_row(float *out, __nv_bfloat16 *yr, float *rstd, const float *x, int row, int C, float eps,

@@ -16,44 +16,93 @@ __device__ static float sigm(float z) { return 1.0f / (1.0f + expf(-z)); }
 
 // ---------------------------------------------------------------- q/k preparation: rmsnorm per head, RoPE, gain
 
-// One warp per row (a head of a token) with the lanes across its rotated pairs (j, j + rot / 2) and its
-// passed-through tail, so that neighbouring lanes read neighbouring floats; the norm and the rotation
-// in one pass over the row (x read once from memory). The raw rows (forward's x, backward's dx) are
-// `ld` apart per token: a column block of the fused q/k/v projection.
+// A group of `lanes` lanes per row (a head of a token; lanes a power of two up to 32, as few as cover
+// the row), each lane over whole units of VEC values moved at once: a rotated unit is the VEC pairs
+// (j, j + rot / 2) from j = u VEC, a tail unit the VEC passed-through values from rot + (u - hu) VEC
+// (hu = rot / 2 / VEC rotated units first). The norm and the rotation in one pass over the row; its sums
+// a butterfly within the group. The raw rows (forward's x, backward's dx) are `ld` apart per token: a
+// column block of the fused q/k/v projection. A lane past the last row still joins its warp's shuffles.
+// (A warp per row with a value per lane ran at a quarter of the memory's rate at the presets' 64.)
+struct QkRow {
+    int row, sub, t, h, hu, units;
+    bool live;
+};
 
-// xn = x rstd (rms norm, as cuda_rmsnorm_forward), out = rope(xn) gain[h]: out and/or its rounding outr
-// (either may be NULL); x fp32 or bf16 (the raw projection kept only rounded)
-template <class In>
+template <int VEC> __device__ inline QkRow qk_row(int rows, int T, int nh, int Dh, int rot, int lanes) {
+    QkRow q;
+    q.row = (int)(((size_t)blockIdx.x * blockDim.x + threadIdx.x) / lanes), q.sub = threadIdx.x % lanes;
+    q.live = q.row < rows, q.t = (q.row / nh) % T, q.h = q.row % nh;
+    q.hu = rot / 2 / VEC, q.units = q.hu + (Dh - rot) / VEC;
+    return q;
+}
+
+// The lanes per row for units of VEC values, and the blocks of WARP_ROW_THREADS for `rows` rows
+static int qk_lanes(int Dh, int rot, int vec) {
+    int units = (rot / 2 + Dh - rot) / vec, lanes = 1;
+    while (lanes < units && lanes < 32) lanes *= 2;
+    return lanes;
+}
+static unsigned qk_blocks(int rows, int lanes) { return blocks_for((size_t)rows * lanes, WARP_ROW_THREADS); }
+
+// xn = x rstd (rms norm), out = rope(xn) gain[h]: out and/or its rounding outr (either may be NULL);
+// x fp32 or bf16 (the raw projection kept only rounded)
+template <class In, int VEC>
 __global__ static void qk_prep_fwd(float *out, __nv_bfloat16 *outr, float *rstd, const In *x, int ldx, const float *gain,
-                                   const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh, int rot, float eps) {
-    int row = warp_row(), lane = threadIdx.x % 32;
-    if (row >= rows) return; // the whole warp
-    int t = (row / nh) % T, h = row % nh, half = rot / 2;
-    const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
-    const In *xr = x + (size_t)(row / nh) * ldx + (size_t)h * Dh;
-    float *o = out ? out + (size_t)row * Dh : nullptr, g = gain ? gain[h] : 1.0f;
-    __nv_bfloat16 *ob = outr ? outr + (size_t)row * Dh : nullptr;
-    float r = warp_rstd(xr, Dh, eps);
-    if (lane == 0) rstd[row] = r;
-    for (int j = lane; j < half; j += 32) {
-        float x1 = as_float(xr[j]) * r, x2 = as_float(xr[j + half]) * r;
-        float o1 = (x1 * c[j] + x2 * s[j]) * g, o2 = (-x1 * s[j] + x2 * c[j]) * g;
-        if (o) o[j] = o1, o[j + half] = o2;
-        if (ob) ob[j] = __float2bfloat16_rn(o1), ob[j + half] = __float2bfloat16_rn(o2);
+                                   const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh, int rot, float eps,
+                                   int lanes) {
+    QkRow q = qk_row<VEC>(rows, T, nh, Dh, rot, lanes);
+    int half = rot / 2;
+    const In *xr = x + (size_t)(q.row / nh) * ldx + (size_t)q.h * Dh;
+    double ss = 0;
+    for (int u = q.sub; q.live && u < q.units; u += lanes) {
+        float a[VEC];
+        int j = u < q.hu ? u * VEC : rot + (u - q.hu) * VEC;
+        load_floats<VEC>(a, xr + j);
+        for (int i = 0; i < VEC; i++) ss += (double)a[i] * a[i];
+        if (u >= q.hu) continue;
+        load_floats<VEC>(a, xr + j + half);
+        for (int i = 0; i < VEC; i++) ss += (double)a[i] * a[i];
     }
-    for (int j = rot + lane; j < Dh; j += 32) {
-        float v = as_float(xr[j]) * r * g;
-        if (o) o[j] = v;
-        if (ob) ob[j] = __float2bfloat16_rn(v);
+    float r = (float)(1.0 / sqrt(warp_sum(ss, lanes) / Dh + eps));
+    if (!q.live) return; // after the shuffles
+    if (q.sub == 0) rstd[q.row] = r;
+    float g = gain ? gain[q.h] : 1.0f;
+    const float *c = cos_t + (size_t)q.t * half, *s = sin_t + (size_t)q.t * half;
+    size_t at = (size_t)q.row * Dh;
+    for (int u = q.sub; u < q.units; u += lanes) {
+        float a[VEC], b[VEC], o1[VEC], o2[VEC];
+        if (u < q.hu) {
+            int j = u * VEC;
+            float cj[VEC], sj[VEC];
+            load_floats<VEC>(a, xr + j), load_floats<VEC>(b, xr + j + half), load_floats<VEC>(cj, c + j), load_floats<VEC>(sj, s + j);
+            for (int i = 0; i < VEC; i++) {
+                float x1 = a[i] * r, x2 = b[i] * r;
+                o1[i] = (x1 * cj[i] + x2 * sj[i]) * g, o2[i] = (-x1 * sj[i] + x2 * cj[i]) * g;
+            }
+            if (out) store_floats<VEC>(out + at + j, o1), store_floats<VEC>(out + at + j + half, o2);
+            if (outr) store_floats<VEC>(outr + at + j, o1), store_floats<VEC>(outr + at + j + half, o2);
+        } else {
+            int j = rot + (u - q.hu) * VEC;
+            load_floats<VEC>(a, xr + j);
+            for (int i = 0; i < VEC; i++) o1[i] = a[i] * r * g;
+            if (out) store_floats<VEC>(out + at + j, o1);
+            if (outr) store_floats<VEC>(outr + at + j, o1);
+        }
     }
+}
+
+// Vectors of 4 where the row's halves, its tail and every row start take them (else single values)
+template <class... P> static int qk_vec(int Dh, int rot, int ldx, int ld, const P *...p) {
+    return rot / 2 % 4 == 0 && vectors_fit(Dh, p...) && ldx % 4 == 0 && ld % 4 == 0 ? 4 : 1;
 }
 
 template <class In>
 static void launch_qk_prep_fwd(float *out, __nv_bfloat16 *outr, float *rstd, const In *x, int ldx, const float *gain,
                                const float *cos_t, const float *sin_t, int rows, int T, int nh, int Dh, int rot, float eps) {
-    auto kernel = qk_prep_fwd<In>; // through a variable: the emulator's launch rewrite needs a plain name
-    kernel<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(out, outr, rstd, x, ldx, gain, cos_t, sin_t, rows, T, nh, Dh, rot,
-                                                               eps);
+    int vec = qk_vec(Dh, rot, ldx, Dh, out, outr, x, cos_t, sin_t), lanes = qk_lanes(Dh, rot, vec);
+    auto kernel = vec == 4 ? qk_prep_fwd<In, 4> : qk_prep_fwd<In, 1>; // the emulator's launch rewrite needs a plain name
+    kernel<<<qk_blocks(rows, lanes), WARP_ROW_THREADS>>>(out, outr, rstd, x, ldx, gain, cos_t, sin_t, rows, T, nh, Dh, rot, eps,
+                                                        lanes);
     CUDA_CHECK_LAUNCH_AT("cuda_qk_prep_forward");
 }
 
@@ -67,58 +116,70 @@ extern "C" void cuda_qk_prep_forward(float *out, float *rstd, const float *x, co
     else launch_qk_prep_fwd(out, outr, rstd, x, ldx, gain, cos_t, sin_t, rows, T, nh, Dh, rot, eps);
 }
 
-// The rotation's backward g = d(xn), then the norm's (as cuda_rmsnorm_backward) over the same values:
-// dx = rstd (g - xn mean(g xn)) into dx and/or its rounding dxr (either may be NULL), xn = x rstd
-// recomputed from the forward's input (the same values). g is computed twice (before and after the
-// row's dot) instead of stored, so that dx may be left out; each lane reads and writes only its own
-// pairs and tail, so dx may alias dout. acc[row] gets the row's contribution to its head's gain gradient.
-template <class Dout>
-__device__ static void qk_rope_grad(float &g1, float &g2, const Dout *d, const float *c, const float *s, int j, int half,
-                                    float g) {
-    float d1 = as_float(d[j]), d2 = as_float(d[j + half]);
-    g1 = d1 * g * c[j] - d2 * g * s[j], g2 = d1 * g * s[j] + d2 * g * c[j];
-}
-
-template <class Dout, class In>
+// The rotation's backward g = d(xn), then the norm's over the same values: dx = rstd (g - xn mean(g
+// xn)) into dx and/or its rounding dxr (either may be NULL), xn = x rstd recomputed from the forward's
+// input (the same values). g is computed twice (before and after the row's dot) instead of stored, so
+// that dx may be left out; each lane reads and writes only its own units, so dx may alias dout.
+// acc[row] gets the row's contribution to its head's gain gradient.
+template <class Dout, class In, int VEC>
 __global__ static void qk_prep_bwd(float *dx, __nv_bfloat16 *dxr, int ld, double *acc, const Dout *dout, const In *x, int ldx,
                                    const float *rstd, const float *gain, const float *cos_t, const float *sin_t, int rows, int T,
-                                   int nh, int Dh, int rot) {
-    int row = warp_row(), lane = threadIdx.x % 32;
-    if (row >= rows) return; // the whole warp
-    int t = (row / nh) % T, h = row % nh, half = rot / 2;
-    const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
-    const Dout *d = dout + (size_t)row * Dh;
-    const In *xr = x + (size_t)(row / nh) * ldx + (size_t)h * Dh;
-    float g = gain ? gain[h] : 1.0f, r = rstd[row];
+                                   int nh, int Dh, int rot, int lanes) {
+    QkRow q = qk_row<VEC>(rows, T, nh, Dh, rot, lanes);
+    int half = rot / 2;
+    const float *c = cos_t + (size_t)q.t * half, *s = sin_t + (size_t)q.t * half;
+    const Dout *d = dout + (size_t)q.row * Dh;
+    const In *xr = x + (size_t)(q.row / nh) * ldx + (size_t)q.h * Dh;
+    float g = q.live && gain ? gain[q.h] : 1.0f, r = q.live ? rstd[q.row] : 0.0f;
     double a = 0, dot = 0; // the gain's gradient, and d(xn) . xn for the norm
-    for (int j = lane; j < half; j += 32) {
-        float x1 = as_float(xr[j]) * r, x2 = as_float(xr[j + half]) * r, g1, g2;
-        qk_rope_grad(g1, g2, d, c, s, j, half, g);
-        a += (double)as_float(d[j]) * (x1 * c[j] + x2 * s[j]) + (double)as_float(d[j + half]) * (-x1 * s[j] + x2 * c[j]);
-        dot += (double)g1 * x1 + (double)g2 * x2;
+    for (int u = q.sub; q.live && u < q.units; u += lanes) {
+        float xa[VEC], da[VEC];
+        if (u < q.hu) {
+            int j = u * VEC;
+            float xb[VEC], db[VEC], cj[VEC], sj[VEC];
+            load_floats<VEC>(xa, xr + j), load_floats<VEC>(xb, xr + j + half), load_floats<VEC>(da, d + j);
+            load_floats<VEC>(db, d + j + half), load_floats<VEC>(cj, c + j), load_floats<VEC>(sj, s + j);
+            for (int i = 0; i < VEC; i++) {
+                float x1 = xa[i] * r, x2 = xb[i] * r;
+                float g1 = da[i] * g * cj[i] - db[i] * g * sj[i], g2 = da[i] * g * sj[i] + db[i] * g * cj[i];
+                a += (double)da[i] * (x1 * cj[i] + x2 * sj[i]) + (double)db[i] * (-x1 * sj[i] + x2 * cj[i]);
+                dot += (double)g1 * x1 + (double)g2 * x2;
+            }
+        } else {
+            int j = rot + (u - q.hu) * VEC;
+            load_floats<VEC>(xa, xr + j), load_floats<VEC>(da, d + j);
+            for (int i = 0; i < VEC; i++) {
+                float xn = xa[i] * r;
+                a += (double)da[i] * xn;
+                dot += (double)(da[i] * g) * xn;
+            }
+        }
     }
-    for (int j = rot + lane; j < Dh; j += 32) {
-        float xn = as_float(xr[j]) * r, dj = as_float(d[j]);
-        a += (double)dj * xn;
-        dot += (double)(dj * g) * xn;
-    }
-    a = warp_sum(a);
-    if (lane == 0) acc[row] = a;
-    float m = (float)(warp_sum(dot) / Dh);
-    size_t at = (size_t)(row / nh) * ld + (size_t)h * Dh;
-    float *o = dx ? dx + at : nullptr;
-    __nv_bfloat16 *ob = dxr ? dxr + at : nullptr;
-    for (int j = lane; j < half; j += 32) {
-        float g1, g2;
-        qk_rope_grad(g1, g2, d, c, s, j, half, g);
-        float v1 = r * (g1 - as_float(xr[j]) * r * m), v2 = r * (g2 - as_float(xr[j + half]) * r * m);
-        if (o) o[j] = v1, o[j + half] = v2;
-        if (ob) ob[j] = __float2bfloat16_rn(v1), ob[j + half] = __float2bfloat16_rn(v2);
-    }
-    for (int j = rot + lane; j < Dh; j += 32) {
-        float v = r * (as_float(d[j]) * g - as_float(xr[j]) * r * m);
-        if (o) o[j] = v;
-        if (ob) ob[j] = __float2bfloat16_rn(v);
+    a = warp_sum(a, lanes);
+    float m = (float)(warp_sum(dot, lanes) / Dh);
+    if (!q.live) return; // after the shuffles
+    if (q.sub == 0) acc[q.row] = a;
+    size_t at = (size_t)(q.row / nh) * ld + (size_t)q.h * Dh;
+    for (int u = q.sub; u < q.units; u += lanes) {
+        float xa[VEC], da[VEC], v1[VEC], v2[VEC];
+        if (u < q.hu) {
+            int j = u * VEC;
+            float xb[VEC], db[VEC], cj[VEC], sj[VEC];
+            load_floats<VEC>(xa, xr + j), load_floats<VEC>(xb, xr + j + half), load_floats<VEC>(da, d + j);
+            load_floats<VEC>(db, d + j + half), load_floats<VEC>(cj, c + j), load_floats<VEC>(sj, s + j);
+            for (int i = 0; i < VEC; i++) {
+                float g1 = da[i] * g * cj[i] - db[i] * g * sj[i], g2 = da[i] * g * sj[i] + db[i] * g * cj[i];
+                v1[i] = r * (g1 - xa[i] * r * m), v2[i] = r * (g2 - xb[i] * r * m);
+            }
+            if (dx) store_floats<VEC>(dx + at + j, v1), store_floats<VEC>(dx + at + j + half, v2);
+            if (dxr) store_floats<VEC>(dxr + at + j, v1), store_floats<VEC>(dxr + at + j + half, v2);
+        } else {
+            int j = rot + (u - q.hu) * VEC;
+            load_floats<VEC>(xa, xr + j), load_floats<VEC>(da, d + j);
+            for (int i = 0; i < VEC; i++) v1[i] = r * (da[i] * g - xa[i] * r * m);
+            if (dx) store_floats<VEC>(dx + at + j, v1);
+            if (dxr) store_floats<VEC>(dxr + at + j, v1);
+        }
     }
 }
 
@@ -126,18 +187,19 @@ template <class Dout, class In>
 static void launch_qk_prep_bwd(float *dx, __nv_bfloat16 *dxr, int ld, double *acc, const Dout *dout, const In *x, int ldx,
                                const float *rstd, const float *gain, const float *cos_t, const float *sin_t, int rows, int T,
                                int nh, int Dh, int rot) {
-    auto kernel = qk_prep_bwd<Dout, In>;
-    kernel<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(dx, dxr, ld, acc, dout, x, ldx, rstd, gain, cos_t, sin_t, rows, T,
-                                                               nh, Dh, rot);
+    int vec = qk_vec(Dh, rot, ldx, ld, dx, dxr, dout, x, cos_t, sin_t), lanes = qk_lanes(Dh, rot, vec);
+    auto kernel = vec == 4 ? qk_prep_bwd<Dout, In, 4> : qk_prep_bwd<Dout, In, 1>;
+    kernel<<<qk_blocks(rows, lanes), WARP_ROW_THREADS>>>(dx, dxr, ld, acc, dout, x, ldx, rstd, gain, cos_t, sin_t, rows, T, nh,
+                                                        Dh, rot, lanes);
     CUDA_CHECK_LAUNCH_AT("cuda_qk_prep_backward");
 }
 
-// One block per head: its rows strided over the threads, then a fixed tree.
-__global__ static void gain_sum(float *dgain, const double *acc, int rows, int nh) {
-    double s = 0;
-    for (int r = blockIdx.x + nh * threadIdx.x; r < rows; r += nh * blockDim.x) s += acc[r];
-    s = block_sum(s);
-    if (threadIdx.x == 0) dgain[blockIdx.x] += (float)s;
+// The heads' gain gradients as column sums of acc [tokens, nh]: block (head, chunk) sums its chunk's
+// rows (a thread each, then block_sum's fixed order) into the column partials (reduce.cu)
+__global__ static void gain_partials(double *part, const double *acc, int tokens, int nh) {
+    int n = chunk_begin() + threadIdx.x;
+    double v = block_sum(n < tokens ? acc[(size_t)n * nh + blockIdx.x] : 0.0);
+    if (threadIdx.x == 0) part[(size_t)blockIdx.y * nh + blockIdx.x] = v;
 }
 
 extern "C" void cuda_qk_prep_backward(float *dx, int ld_dx, float *dgain, const float *dout, const RoundedInput *dout_r,
@@ -156,8 +218,11 @@ extern "C" void cuda_qk_prep_backward(float *dx, int ld_dx, float *dgain, const 
     else if (xb) launch_qk_prep_bwd(dx, dxr, ld_dx, acc, dout, xb, ldx, rstd, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
     else launch_qk_prep_bwd(dx, dxr, ld_dx, acc, dout, x, ldx, rstd, gain, cos_t, sin_t, rows, T, nh, Dh, rot);
     if (gain && dgain) {
-        gain_sum<<<nh, THREADS>>>(dgain, acc, rows, nh);
+        double *part = column_partials(B * T, nh);
+        static_assert(THREADS == SUM_CHUNK_ROWS, "gain_partials: a thread per row of a chunk");
+        gain_partials<<<dim3(nh, row_chunks(B * T)), THREADS>>>(part, acc, B * T, nh);
         CUDA_CHECK_LAUNCH();
+        column_partials_add(dgain, part, B * T, nh);
     }
 }
 
