@@ -10,7 +10,7 @@
 # section for pgolf's attention kernels where ncu works. `all`: test, the baseline benchmark (pgolf-cuda
 # bf16 with each attention, the reference), profile, then #638's shape (10 steps each; the fp32 runs,
 # 100x slower, only with `bench`), every stage cut short so that the whole ends within DEADLINE seconds
-# (default 540); `quick`: a first look (below). BASELINE_RUNS and SHAPE638_RUNS pick bench_gpu.sh's RUNS
+# (default 540); `quick` and `record`: less (below). BASELINE_RUNS and SHAPE638_RUNS pick bench_gpu.sh's RUNS
 # for each shape, NCU=0 skips ncu. Logs go to $OUT (the device tool brings them back) or runs/gpu_session.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -64,7 +64,7 @@ run_tests() {
         within 60 env PGOLF_CUDA_ATTENTION=pgolf build/bench_cuda_ops > "$out/ops_pgolf_attention.txt" 2>&1
         grep -i attention "$out/ops_pgolf_attention.txt"
     fi
-    within 60 build/bench_cuda_ops 2>&1 | tee "$out/ops.txt" # per-op figures: where a step's time goes
+    [ "${OPS:-1}" = 1 ] && within 60 build/bench_cuda_ops 2>&1 | tee "$out/ops.txt" # per-op figures: where a step's time goes
 }
 
 run_profile() {
@@ -97,5 +97,9 @@ quick) # a first look in about three minutes: what `all` does but the fallback a
     SHAPES=baseline RUNS=bf16 STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} run_bench
     NCU=0 run_profile
     ;;
-*) echo "usage: $0 test|bench|profile|all|quick" >&2; exit 2 ;;
+record) # what the issue's record needs and no more: the tests, then both shapes beside the reference
+    ALSO_PGOLF_ATTENTION=0 OPS=0 run_tests
+    RUNS="bf16 ref" STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-150} run_bench
+    ;;
+*) echo "usage: $0 test|bench|profile|all|quick|record" >&2; exit 2 ;;
 esac
