@@ -97,9 +97,10 @@ quick) # a first look in about three minutes: what `all` does but the fallback a
     SHAPES=baseline RUNS=bf16 STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} run_bench
     NCU=0 run_profile
     ;;
-record) # what the record needs and no more: the tests, then both shapes beside the reference
+record) # what the record needs and no more: the tests, then both shapes (SHAPES picks) beside
+    # the reference, whose torch.compile takes ~3 minutes per shape (2026-11-26): DEADLINE=540 for both
     ALSO_PGOLF_ATTENTION=0 OPS=0 run_tests
-    RUNS="bf16 ref" STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-150} run_bench
+    RUNS="bf16 ref" STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-240} run_bench
     ;;
 *) echo "usage: $0 test|bench|profile|all|quick|record" >&2; exit 2 ;;
 esac
