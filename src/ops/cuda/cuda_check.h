@@ -137,8 +137,8 @@ template <class... P> static inline bool vectors_fit(int width, const P *...p) {
 
 // Per-column sums over many rows, deterministic and parallel: a kernel gives each (chunk of
 // SUM_CHUNK_ROWS rows, column) pair one thread that writes its partial (double) to
-// column_partials(N, cols)[chunk * cols + col]; column_partials_add then adds each column's partials,
-// chunk by chunk, into acc. A fixed chunking, so the result does not depend on the GPU.
+// column_partials(N, cols)[chunk * cols + col]; column_partials_add then adds each column's partials
+// into acc in a fixed order (reduce.cu). A fixed chunking, so the result does not depend on the GPU.
 #define SUM_CHUNK_ROWS 256
 static inline unsigned row_chunks(int N) { return N > 0 ? (unsigned)((N + SUM_CHUNK_ROWS - 1) / SUM_CHUNK_ROWS) : 1; }
 double *column_partials(int N, int cols);

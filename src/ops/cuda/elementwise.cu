@@ -257,25 +257,29 @@ __global__ static void scaled_add_fwd(float *out, const float *x, const float *s
     store_floats<VEC>(out + i, v);
 }
 
-// grid (channels, row chunks): one thread per column of a chunk of rows. dy and/or its bf16 rounding
+// grid (channels, row chunks): one thread per VEC columns of a chunk of rows. dy and/or its bf16 rounding
 // dyr; either may be NULL. The outputs alias no input (ops.h, hence restrict), so the loads of later
 // rows may be issued before this row's stores (several rows' loads in flight; the sums keep their order).
-template <class Y>
+template <class Y, int VEC>
 __global__ static void scaled_add_bwd(float *__restrict__ dy, __nv_bfloat16 *__restrict__ dyr, double *part,
                                       const float *__restrict__ dout, const float *__restrict__ scale, const Y *__restrict__ y, int N,
                                       int C, int accumulate) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    int c = (blockIdx.x * blockDim.x + threadIdx.x) * VEC;
     if (c >= C) return;
-    double s = 0;
+    double s[VEC] = {};
+    float sc[VEC];
+    load_floats<VEC>(sc, scale + c);
 #pragma unroll 4
     for (int n = chunk_begin(); n < chunk_end(N); n++) {
         size_t o = (size_t)n * C + c;
-        s += (double)dout[o] * as_float(y[o]);
-        float d = (accumulate ? dy[o] : 0) + dout[o] * scale[c];
-        if (dy) dy[o] = d;
-        if (dyr) dyr[o] = __float2bfloat16_rn(d);
+        float d[VEC], yv[VEC], g[VEC] = {};
+        load_floats<VEC>(d, dout + o), load_floats<VEC>(yv, y + o);
+        if (accumulate) load_floats<VEC>(g, dy + o);
+        for (int j = 0; j < VEC; j++) s[j] += (double)d[j] * yv[j], g[j] += d[j] * sc[j];
+        if (dy) store_floats<VEC>(dy + o, g);
+        if (dyr) store_floats<VEC>(dyr + o, g);
     }
-    part[(size_t)blockIdx.y * C + c] = s;
+    for (int j = 0; j < VEC; j++) part[(size_t)blockIdx.y * C + c + j] = s[j];
 }
 
 template <class Y> static void launch_scaled_add_fwd(float *out, const float *x, const float *scale, const Y *y, int N, int C) {
@@ -288,8 +292,9 @@ template <class Y> static void launch_scaled_add_fwd(float *out, const float *x,
 template <class Y>
 static void launch_scaled_add_bwd(float *dy, __nv_bfloat16 *dyr, double *part, const float *dout, const float *scale, const Y *y,
                                   int N, int C, int accumulate) {
-    auto kernel = scaled_add_bwd<Y>;
-    kernel<<<dim3(blocks_for((size_t)C, THREADS), row_chunks(N)), THREADS>>>(dy, dyr, part, dout, scale, y, N, C, accumulate);
+    int vec = vectors_fit(C, dy, dyr, dout, scale, y) ? 4 : 1;
+    auto kernel = vec == 4 ? scaled_add_bwd<Y, 4> : scaled_add_bwd<Y, 1>;
+    kernel<<<dim3(blocks_for((size_t)C / vec, THREADS), row_chunks(N)), THREADS>>>(dy, dyr, part, dout, scale, y, N, C, accumulate);
     CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_backward");
 }
 

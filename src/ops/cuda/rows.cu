@@ -5,69 +5,82 @@
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
 
-// rms norm: a warp per row (cuda_check.h's WARP_ROWS), its sums warp_sum's fixed butterfly. A block
-// per row made the per-head norms of q and k (64 values) half a million tiny blocks per call.
+// rms norm: a warp per row (cuda_check.h's WARP_ROWS), its sums warp_sum's fixed butterfly; lane l
+// takes the columns (32 k + l) VEC + j, VEC at a time (4 where vectors_fit, else 1). A block per row
+// made the per-head norms of q and k (64 values) half a million tiny blocks per call; a value per lane
+// moved 75% of what the memory can.
 
-// The rms norm's scale of a row x [C], 1 / sqrt(mean(x^2) + eps) with the squares summed in double,
-// from a warp across the row; every lane gets it.
-__device__ static float warp_rstd(const float *x, int C, float eps) {
-    double ss = 0;
-    for (int i = threadIdx.x % 32; i < C; i += 32) ss += (double)x[i] * x[i];
-    return (float)(1.0 / sqrt(warp_sum(ss) / C + eps));
-}
-
-// Row `row` of the norm (the calling warp): y = x rstd scale into out and/or its rounding yr (either may
-// be NULL). Each lane reads the x[i] it may have just written itself (the fused updates below).
+// Row `row` of the norm (the calling warp) once each lane has its share ss of the row's sum of squares
+// (in double): rstd = 1 / sqrt(mean(x^2) + eps), y = x rstd scale into out and/or its rounding yr
+// (either may be NULL). Each lane reads back only the x values it may have just written itself (the
+// fused updates below).
+template <int VEC>
 __device__ static void norm_row(float *out, __nv_bfloat16 *yr, float *rstd, const float *x, int row, int C, float eps,
-                                float scale) {
+                                float scale, double ss) {
     int lane = threadIdx.x % 32;
-    float s = warp_rstd(x, C, eps);
+    float s = (float)(1.0 / sqrt(warp_sum(ss) / C + eps));
     if (lane == 0) rstd[row] = s;
-    for (int i = lane; i < C; i += 32) {
-        float y = x[i] * s * scale;
-        if (out) out[(size_t)row * C + i] = y;
-        if (yr) yr[(size_t)row * C + i] = __float2bfloat16_rn(y);
+    for (int c = lane * VEC; c < C; c += 32 * VEC) {
+        float y[VEC];
+        load_floats<VEC>(y, x + c);
+        for (int j = 0; j < VEC; j++) y[j] = y[j] * s * scale;
+        if (out) store_floats<VEC>(out + (size_t)row * C + c, y);
+        if (yr) store_floats<VEC>(yr + (size_t)row * C + c, y);
     }
 }
 
+template <int VEC>
 __global__ static void rmsnorm_fwd(float *out, __nv_bfloat16 *yr, float *rstd, const float *inp, int rows, int C, float eps,
                                    float scale) {
     int row = warp_row();
     if (row >= rows) return; // the whole warp
-    norm_row(out, yr, rstd, inp + (size_t)row * C, row, C, eps, scale);
+    const float *x = inp + (size_t)row * C;
+    double ss = 0;
+    for (int c = threadIdx.x % 32 * VEC; c < C; c += 32 * VEC) {
+        float v[VEC];
+        load_floats<VEC>(v, x + c);
+        for (int j = 0; j < VEC; j++) ss += (double)v[j] * v[j];
+    }
+    norm_row<VEC>(out, yr, rstd, x, row, C, eps, scale, ss);
 }
 
-// ops.h's resid_mix_rmsnorm_forward: xm = mix[0] x + mix[1] x0, then its norm (xm read back from cache)
+// ops.h's resid_mix_rmsnorm_forward: xm = mix[0] x + mix[1] x0, then its norm
+template <int VEC>
 __global__ static void mix_norm_fwd(float *xm, float *out, __nv_bfloat16 *yr, float *rstd, const float *x, const float *x0,
                                     const float *mix, int rows, int C, float eps, float scale) {
     int row = warp_row();
     if (row >= rows) return; // the whole warp
     size_t at = (size_t)row * C;
-    for (int i = threadIdx.x % 32; i < C; i += 32) xm[at + i] = mix[i] * x[at + i] + mix[C + i] * x0[at + i];
-    norm_row(out, yr, rstd, xm + at, row, C, eps, scale);
+    double ss = 0;
+    for (int c = threadIdx.x % 32 * VEC; c < C; c += 32 * VEC) {
+        float a[VEC], b[VEC], m0[VEC], m1[VEC];
+        load_floats<VEC>(a, x + at + c), load_floats<VEC>(b, x0 + at + c), load_floats<VEC>(m0, mix + c);
+        load_floats<VEC>(m1, mix + C + c);
+        for (int j = 0; j < VEC; j++) a[j] = m0[j] * a[j] + m1[j] * b[j], ss += (double)a[j] * a[j];
+        store_floats<VEC>(xm + at + c, a);
+    }
+    norm_row<VEC>(out, yr, rstd, xm + at, row, C, eps, scale, ss);
 }
 
 // ops.h's scaled_add_rmsnorm_forward: x += scale y (y fp32 or bf16), then its norm
-template <class Y>
+template <class Y, int VEC>
 __global__ static void add_norm_fwd(float *x, const float *scale, const Y *y, float *out, __nv_bfloat16 *yr, float *rstd,
                                     int rows, int C, float eps, float ln) {
     int row = warp_row();
     if (row >= rows) return; // the whole warp
     size_t at = (size_t)row * C;
-    for (int i = threadIdx.x % 32; i < C; i += 32) x[at + i] += scale[i] * as_float(y[at + i]);
-    norm_row(out, yr, rstd, x + at, row, C, eps, ln);
-}
-
-template <class Y>
-static void launch_add_norm_fwd(float *x, const float *scale, const Y *y, float *out, __nv_bfloat16 *yr, float *rstd, int rows,
-                                int C, float eps, float ln) {
-    auto kernel = add_norm_fwd<Y>; // through a variable: the emulator's launch rewrite needs a plain name
-    kernel<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(x, scale, y, out, yr, rstd, rows, C, eps, ln);
-    CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_rmsnorm_forward");
+    double ss = 0;
+    for (int c = threadIdx.x % 32 * VEC; c < C; c += 32 * VEC) {
+        float a[VEC], sc[VEC], b[VEC];
+        load_floats<VEC>(a, x + at + c), load_floats<VEC>(sc, scale + c), load_floats<VEC>(b, y + at + c);
+        for (int j = 0; j < VEC; j++) a[j] += sc[j] * b[j], ss += (double)a[j] * a[j];
+        store_floats<VEC>(x + at + c, a);
+    }
+    norm_row<VEC>(out, yr, rstd, x + at, row, C, eps, ln, ss);
 }
 
 // dout fp32 or bf16 (a linear layer's input gradient kept only rounded)
-template <class Dout>
+template <class Dout, int VEC>
 __global__ static void rmsnorm_bwd(float *dinp, const Dout *dout, const float *out, const float *rstd, int rows, int C,
                                    float scale, int accumulate) {
     int row = warp_row(), lane = threadIdx.x % 32;
@@ -76,19 +89,38 @@ __global__ static void rmsnorm_bwd(float *dinp, const Dout *dout, const float *o
     const float *y = out + (size_t)row * C;
     float *dx = dinp + (size_t)row * C;
     double dot = 0;
-    for (int i = lane; i < C; i += 32) dot += (double)as_float(dy[i]) * y[i];
+    for (int c = lane * VEC; c < C; c += 32 * VEC) {
+        float d[VEC], v[VEC];
+        load_floats<VEC>(d, dy + c), load_floats<VEC>(v, y + c);
+        for (int j = 0; j < VEC; j++) dot += (double)d[j] * v[j];
+    }
     dot = warp_sum(dot);
     float m = (float)(dot / C) / scale, s = rstd[row];
-    for (int i = lane; i < C; i += 32) {
-        float g = s * (scale * as_float(dy[i]) - y[i] * m);
-        dx[i] = accumulate ? dx[i] + g : g;
+    for (int c = lane * VEC; c < C; c += 32 * VEC) {
+        float d[VEC], v[VEC], g[VEC] = {};
+        load_floats<VEC>(d, dy + c), load_floats<VEC>(v, y + c);
+        if (accumulate) load_floats<VEC>(g, dx + c);
+        for (int j = 0; j < VEC; j++) {
+            float t = s * (scale * d[j] - v[j] * m);
+            g[j] = accumulate ? g[j] + t : t;
+        }
+        store_floats<VEC>(dx + c, g);
     }
+}
+
+// The launches pick the instance through a variable, as the emulator's launch rewrite needs a plain name.
+template <class Y>
+static void launch_add_norm_fwd(float *x, const float *scale, const Y *y, float *out, __nv_bfloat16 *yr, float *rstd, int rows,
+                                int C, float eps, float ln) {
+    auto kernel = vectors_fit(C, x, scale, y, out, yr) ? add_norm_fwd<Y, 4> : add_norm_fwd<Y, 1>;
+    kernel<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(x, scale, y, out, yr, rstd, rows, C, eps, ln);
+    CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_rmsnorm_forward");
 }
 
 template <class Dout>
 static void launch_rmsnorm_bwd(float *dinp, const Dout *dout, const float *out, const float *rstd, int rows, int C, float scale,
                                int accumulate) {
-    auto kernel = rmsnorm_bwd<Dout>; // through a variable: the emulator's launch rewrite needs a plain name
+    auto kernel = vectors_fit(C, dinp, dout, out) ? rmsnorm_bwd<Dout, 4> : rmsnorm_bwd<Dout, 1>;
     kernel<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(dinp, dout, out, rstd, rows, C, scale, accumulate);
     CUDA_CHECK_LAUNCH_AT("cuda_rmsnorm_backward");
 }
@@ -96,14 +128,16 @@ static void launch_rmsnorm_bwd(float *dinp, const Dout *dout, const float *out, 
 extern "C" void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int rows, int C, float eps, float scale,
                                      RoundedInput *out_r) {
     __nv_bfloat16 *yr = cuda_rounded_output(__func__, out, out_r, (size_t)rows * C);
-    rmsnorm_fwd<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(out, yr, rstd, inp, rows, C, eps, scale);
+    auto kernel = vectors_fit(C, out, yr, inp) ? rmsnorm_fwd<4> : rmsnorm_fwd<1>;
+    kernel<<<warp_row_blocks((size_t)rows), WARP_ROW_THREADS>>>(out, yr, rstd, inp, rows, C, eps, scale);
     CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void cuda_resid_mix_rmsnorm_forward(float *xm, const float *x, const float *x0, const float *mix, int N, int C,
                                                float *n, float *rstd, float eps, float scale, RoundedInput *n_r) {
     __nv_bfloat16 *yr = cuda_rounded_output(__func__, n, n_r, (size_t)N * C);
-    mix_norm_fwd<<<warp_row_blocks((size_t)N), WARP_ROW_THREADS>>>(xm, n, yr, rstd, x, x0, mix, N, C, eps, scale);
+    auto kernel = vectors_fit(C, xm, n, yr, x, x0, mix) ? mix_norm_fwd<4> : mix_norm_fwd<1>;
+    kernel<<<warp_row_blocks((size_t)N), WARP_ROW_THREADS>>>(xm, n, yr, rstd, x, x0, mix, N, C, eps, scale);
     CUDA_CHECK_LAUNCH();
 }
 
