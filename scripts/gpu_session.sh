@@ -88,7 +88,8 @@ bench) build; run_bench ;;
 profile) build; run_profile ;;
 all)
     run_tests
-    SHAPES=baseline RUNS=${BASELINE_RUNS:-bf16 bf16-pgolf-attention ref} STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} run_bench
+    SHAPES=baseline RUNS=${BASELINE_RUNS:-bf16 bf16-pgolf-attention ref} STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} \
+        run_bench
     run_profile
     SHAPES=shape638 RUNS=${SHAPE638_RUNS:-bf16 ref} STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} run_bench
     ;;

@@ -165,9 +165,10 @@ template <class Dn>
 static void launch_norm_mix_bwd(float *dx_in, float *dx0, double *part, const Dn *dn, const float *dxm, const float *x_in,
                                 const float *x0, const float *mix, const float *rstd, int N, int C, float scale) {
     auto kernel = norm_mix_bwd<Dn, 1, 64>; // through a variable: the emulator's launch rewrite needs a plain name
-    if (vectors_fit(C, dx_in, dx0, dn, dxm, x_in, x0, mix)) kernel = C <= 32 * 4 * 4 ? norm_mix_bwd<Dn, 4, 4> : norm_mix_bwd<Dn, 4, 16>;
-    kernel<<<dim3(1, row_chunks(N)), NORM_BWD_WARPS * 32, 2 * C * sizeof(double)>>>(dx_in, dx0, part, dn, dxm, x_in, x0, mix, rstd, N,
-                                                                                     C, scale);
+    if (vectors_fit(C, dx_in, dx0, dn, dxm, x_in, x0, mix))
+        kernel = C <= 32 * 4 * 4 ? norm_mix_bwd<Dn, 4, 4> : norm_mix_bwd<Dn, 4, 16>;
+    size_t shared = 2 * C * sizeof(double);
+    kernel<<<dim3(1, row_chunks(N)), NORM_BWD_WARPS * 32, shared>>>(dx_in, dx0, part, dn, dxm, x_in, x0, mix, rstd, N, C, scale);
     CUDA_CHECK_LAUNCH_AT("cuda_rmsnorm_resid_mix_backward");
 }
 
@@ -225,8 +226,10 @@ template <class Dn, class Y>
 static void launch_add_norm_bwd(float *dx, float *dy, __nv_bfloat16 *dyr, double *part, const Dn *dn, const float *x,
                                 const float *rstd, const float *scale, const Y *y, int N, int C, float ln) {
     auto kernel = add_norm_bwd<Dn, Y, 1, 64>;
-    if (vectors_fit(C, dx, dy, dyr, dn, x, scale, y)) kernel = C <= 32 * 4 * 4 ? add_norm_bwd<Dn, Y, 4, 4> : add_norm_bwd<Dn, Y, 4, 16>;
-    kernel<<<dim3(1, row_chunks(N)), NORM_BWD_WARPS * 32, C * sizeof(double)>>>(dx, dy, dyr, part, dn, x, rstd, scale, y, N, C, ln);
+    if (vectors_fit(C, dx, dy, dyr, dn, x, scale, y))
+        kernel = C <= 32 * 4 * 4 ? add_norm_bwd<Dn, Y, 4, 4> : add_norm_bwd<Dn, Y, 4, 16>;
+    size_t shared = C * sizeof(double);
+    kernel<<<dim3(1, row_chunks(N)), NORM_BWD_WARPS * 32, shared>>>(dx, dy, dyr, part, dn, x, rstd, scale, y, N, C, ln);
     CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_rmsnorm_backward");
 }
 
@@ -262,8 +265,8 @@ __global__ static void scaled_add_fwd(float *out, const float *x, const float *s
 // rows may be issued before this row's stores (several rows' loads in flight; the sums keep their order).
 template <class Y, int VEC>
 __global__ static void scaled_add_bwd(float *__restrict__ dy, __nv_bfloat16 *__restrict__ dyr, double *part,
-                                      const float *__restrict__ dout, const float *__restrict__ scale, const Y *__restrict__ y, int N,
-                                      int C, int accumulate) {
+                                      const float *__restrict__ dout, const float *__restrict__ scale, const Y *__restrict__ y,
+                                      int N, int C, int accumulate) {
     int c = (blockIdx.x * blockDim.x + threadIdx.x) * VEC;
     if (c >= C) return;
     double s[VEC] = {};
@@ -294,7 +297,8 @@ static void launch_scaled_add_bwd(float *dy, __nv_bfloat16 *dyr, double *part, c
                                   int N, int C, int accumulate) {
     int vec = vectors_fit(C, dy, dyr, dout, scale, y) ? 4 : 1;
     auto kernel = vec == 4 ? scaled_add_bwd<Y, 4> : scaled_add_bwd<Y, 1>;
-    kernel<<<dim3(blocks_for((size_t)C / vec, THREADS), row_chunks(N)), THREADS>>>(dy, dyr, part, dout, scale, y, N, C, accumulate);
+    dim3 grid(blocks_for((size_t)C / vec, THREADS), row_chunks(N));
+    kernel<<<grid, THREADS>>>(dy, dyr, part, dout, scale, y, N, C, accumulate);
     CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_backward");
 }
 

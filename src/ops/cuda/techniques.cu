@@ -74,7 +74,8 @@ __global__ static void qk_prep_fwd(float *out, __nv_bfloat16 *outr, float *rstd,
         if (u < q.hu) {
             int j = u * VEC;
             float cj[VEC], sj[VEC];
-            load_floats<VEC>(a, xr + j), load_floats<VEC>(b, xr + j + half), load_floats<VEC>(cj, c + j), load_floats<VEC>(sj, s + j);
+            load_floats<VEC>(a, xr + j), load_floats<VEC>(b, xr + j + half);
+            load_floats<VEC>(cj, c + j), load_floats<VEC>(sj, s + j);
             for (int i = 0; i < VEC; i++) {
                 float x1 = a[i] * r, x2 = b[i] * r;
                 o1[i] = (x1 * cj[i] + x2 * sj[i]) * g, o2[i] = (-x1 * sj[i] + x2 * cj[i]) * g;
