@@ -1,6 +1,7 @@
 // Per-op figures for the CUDA backend on one micro-step of the baseline shape (65,536 tokens of
 // 9 x 512, 8 heads of 64, 4 KV heads, seq 1024, vocab 1024, MLP 2x): the linear layers' forward +
-// backward and the causal attention's in bf16 (tensor cores) and fp32, Muon's Newton-Schulz on one
+// backward (from fp32 operands; in bf16 also forward and backward apart as the model runs them) and
+// the causal attention's in bf16 (tensor cores) and fp32, Muon's Newton-Schulz on one
 // 512 x 1024 matrix in both precisions, the norm, q's preparation (per-head norm, RoPE, gain), the
 // residual stream's mixes and adds, the MLP's activation and the softcapped cross-entropy. Shows where
 // a step's time goes before bench_gpu.sh's end-to-end numbers. Built by `make cuda`
@@ -52,6 +53,25 @@ static void linear_step(void *p) {
     Linear *l = p;
     cuda_matmul_forward(l->out, l->x, NULL, l->w, l->N, l->in, l->out_dim, NULL);
     cuda_matmul_backward(l->dx, l->dw, l->out, NULL, l->x, NULL, l->w, l->N, l->in, l->out_dim, 0, NULL);
+}
+
+// A linear layer as the bf16 model runs it: its input and output gradient rounded beforehand by the ops
+// that wrote them, its output and input gradient kept only rounded, the fp32 weight rounded per call;
+// the forward and the backward (input and weight gradients) timed apart.
+typedef struct {
+    RoundedInput x, out, dout, dx;
+    float *w, *dw;
+    int N, in, out_dim;
+} ModelLinear;
+
+static void model_linear_forward(void *p) {
+    ModelLinear *l = p;
+    cuda_matmul_forward(NULL, NULL, &l->x, l->w, l->N, l->in, l->out_dim, &l->out);
+}
+
+static void model_linear_backward(void *p) {
+    ModelLinear *l = p;
+    cuda_matmul_backward(NULL, l->dw, NULL, &l->dout, NULL, &l->x, l->w, l->N, l->in, l->out_dim, 0, &l->dx);
 }
 
 typedef struct {
@@ -200,6 +220,23 @@ int main(void) {
             report(name, bf16 ? "bf16" : "fp32", s, 6.0 * N * in * out / s / 1e12, "TFLOP/s");
             float *bufs[] = {l.x, l.w, l.out, l.dx, l.dw};
             for (int j = 0; j < 5; j++) cuda_free(bufs[j]);
+        }
+        if (bf16) printf("linear layers as the model runs them (operands rounded beforehand, outputs kept rounded):\n");
+        for (size_t i = 0; bf16 && i < sizeof layers / sizeof *layers; i++) {
+            int in = layers[i].in, out = layers[i].out;
+            ModelLinear l = {.w = device_random((size_t)out * in, &rng), .dw = cuda_alloc((size_t)out * in), .N = N, .in = in,
+                             .out_dim = out};
+            only_rounded(&l.x, device_random((size_t)N * in, &rng), (size_t)N * in);
+            only_rounded(&l.dout, device_random((size_t)N * out, &rng), (size_t)N * out);
+            double fwd = time_op(model_linear_forward, &l), bwd = time_op(model_linear_backward, &l);
+            char name[64];
+            snprintf(name, sizeof name, "  %s fwd", layers[i].name);
+            report(name, "bf16", fwd, 2.0 * N * in * out / fwd / 1e12, "TFLOP/s");
+            snprintf(name, sizeof name, "  %s bwd", layers[i].name);
+            report(name, "bf16", bwd, 4.0 * N * in * out / bwd / 1e12, "TFLOP/s");
+            RoundedInput *held[] = {&l.x, &l.out, &l.dout, &l.dx};
+            for (int j = 0; j < 4; j++) cuda_matmul_input_free(held[j]);
+            cuda_free(l.w), cuda_free(l.dw);
         }
         int H = 8, Hkv = 4, Dh = 64, B = N / T;
         size_t nq = (size_t)N * H * Dh, nk = (size_t)N * Hkv * Dh;
