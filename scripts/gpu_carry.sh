@@ -7,10 +7,11 @@
 # train_gpt.py from the reference repository when REF_REPO (a git directory, e.g. a
 # fetched mirror of openai/parameter-golf) is given: bench_gpu.sh times it beside pgolf-cuda. Never
 # commit the folder. Then, with the device tool (one call of at most 10 minutes; a session has 15
-# minutes of device time, a start costs ~40 s, so ask for the machine once and give it back after):
-#   run(command="DEADLINE=540 bash scripts/gpu_session.sh all", carry=["gpu_carry"], timeout_s=570)
-# (tests, per-op figures, profile, ncu, and the benchmark of both shapes beside the reference: all the
-# issue asks for, in ~10 of the 15 minutes); `test`, `profile` and `bench` run parts alone.
+# minutes of device time, a start costs ~30 s, so ask for the machine once and give it back after):
+#   run(command="DEADLINE=540 bash scripts/gpu_session.sh record", carry=["gpu_carry"], timeout_s=570)
+# (the tests, and both shapes beside the reference, whose torch.compile takes ~3 minutes a shape: what
+# the issue asks for, in ~10 of the 15 minutes); `quick` (~2 minutes), `all`, `test`, `profile` and
+# `bench` measure more or less (gpu_session.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 carry=gpu_carry

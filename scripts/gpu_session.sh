@@ -88,10 +88,10 @@ bench) build; run_bench ;;
 profile) build; run_profile ;;
 all)
     run_tests
-    SHAPES=baseline RUNS=${BASELINE_RUNS:-bf16 bf16-pgolf-attention ref} STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} \
+    SHAPES=baseline RUNS=${BASELINE_RUNS:-bf16 bf16-pgolf-attention ref} STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-240} \
         run_bench
     run_profile
-    SHAPES=shape638 RUNS=${SHAPE638_RUNS:-bf16 ref} STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-120} run_bench
+    SHAPES=shape638 RUNS=${SHAPE638_RUNS:-bf16 ref} STEPS=${STEPS:-10} RUN_TIMEOUT=${RUN_TIMEOUT:-240} run_bench
     ;;
 quick) # a first look in about three minutes: what `all` does but the fallback attention, ncu and #638's shape
     ALSO_PGOLF_ATTENTION=0 run_tests
