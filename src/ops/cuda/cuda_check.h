@@ -129,9 +129,9 @@ template <int VEC> __device__ inline void store_floats(__nv_bfloat16 *p, const f
         p[0] = __float2bfloat16_rn(v[0]);
     }
 }
-// Whether rows of `width` values at these buffers (null ones ignored) take vectors of 4: the width a
-// multiple of 4 and every buffer 16-byte aligned.
-template <class... P> static inline bool vectors_fit(int width, const P *...p) {
+// Whether runs of `width` values (a row's, or a whole buffer's) at these buffers (null ones ignored) take
+// vectors of 4: the width a multiple of 4 and every buffer 16-byte aligned.
+template <class... P> static inline bool vectors_fit(size_t width, const P *...p) {
     return width % 4 == 0 && ((((uintptr_t)p % 16) == 0) && ...);
 }
 

@@ -18,7 +18,7 @@ extern "C" void cuda_embedding_forward(float *out, const int32_t *ids, const flo
 }
 
 // out and/or its bf16 rounding (cuda_rounded_storage), either may be NULL; inp fp32 or bf16. VEC values
-// per thread (vectors_fit), as every elementwise kernel here: memory-bound, they move whole vectors.
+// per thread (4 where vectors_fit): memory-bound, so whole vectors move.
 template <class In, int VEC>
 __global__ static void relu2_fwd(float *out, __nv_bfloat16 *rounded, const In *inp, size_t n, float slope) {
     size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * VEC;
@@ -48,7 +48,7 @@ __global__ static void relu2_bwd(float *dinp, __nv_bfloat16 *rounded, const Dout
 // needs a plain kernel name.
 template <class In>
 static void launch_relu2_fwd(float *out, __nv_bfloat16 *rounded, const In *inp, size_t n, float slope) {
-    int vec = n % 4 == 0 && vectors_fit(4, out, rounded, inp) ? 4 : 1;
+    int vec = vectors_fit(n, out, rounded, inp) ? 4 : 1;
     auto kernel = vec == 4 ? relu2_fwd<In, 4> : relu2_fwd<In, 1>;
     kernel<<<blocks_for(n / vec, THREADS), THREADS>>>(out, rounded, inp, n, slope);
     CUDA_CHECK_LAUNCH_AT("cuda_relu2_forward");
@@ -56,7 +56,7 @@ static void launch_relu2_fwd(float *out, __nv_bfloat16 *rounded, const In *inp, 
 
 template <class Dout, class In>
 static void launch_relu2_bwd(float *dinp, __nv_bfloat16 *rounded, const Dout *dout, const In *inp, size_t n, float slope) {
-    int vec = n % 4 == 0 && vectors_fit(4, dinp, rounded, dout, inp) ? 4 : 1;
+    int vec = vectors_fit(n, dinp, rounded, dout, inp) ? 4 : 1;
     auto kernel = vec == 4 ? relu2_bwd<Dout, In, 4> : relu2_bwd<Dout, In, 1>;
     kernel<<<blocks_for(n / vec, THREADS), THREADS>>>(dinp, rounded, dout, inp, n, slope);
     CUDA_CHECK_LAUNCH_AT("cuda_relu2_backward");
@@ -91,6 +91,7 @@ extern "C" void cuda_relu2_backward(float *dinp, const float *dout, const Rounde
 // go into the chunk's partials in warp order through shared memory (doubles): deterministic.
 #define NORM_BWD_WARPS 8
 #define NORM_BWD_MAX_COLS 2048 // 32 lanes x 64 single columns, or x 16 vectors of 4
+#define NORM_BWD_FEW_COLS 512  // 32 lanes x 4 vectors of 4: the instance in the fewest registers (the presets)
 
 static void check_norm_row_width(const char *op, int C) {
     if (C > NORM_BWD_MAX_COLS) die("CUDA %s: model_dim %d above the %d its kernel covers", op, C, NORM_BWD_MAX_COLS);
@@ -166,7 +167,7 @@ static void launch_norm_mix_bwd(float *dx_in, float *dx0, double *part, const Dn
                                 const float *x0, const float *mix, const float *rstd, int N, int C, float scale) {
     auto kernel = norm_mix_bwd<Dn, 1, 64>; // through a variable: the emulator's launch rewrite needs a plain name
     if (vectors_fit(C, dx_in, dx0, dn, dxm, x_in, x0, mix))
-        kernel = C <= 32 * 4 * 4 ? norm_mix_bwd<Dn, 4, 4> : norm_mix_bwd<Dn, 4, 16>;
+        kernel = C <= NORM_BWD_FEW_COLS ? norm_mix_bwd<Dn, 4, 4> : norm_mix_bwd<Dn, 4, 16>;
     size_t shared = 2 * C * sizeof(double);
     kernel<<<dim3(1, row_chunks(N)), NORM_BWD_WARPS * 32, shared>>>(dx_in, dx0, part, dn, dxm, x_in, x0, mix, rstd, N, C, scale);
     CUDA_CHECK_LAUNCH_AT("cuda_rmsnorm_resid_mix_backward");
@@ -227,7 +228,7 @@ static void launch_add_norm_bwd(float *dx, float *dy, __nv_bfloat16 *dyr, double
                                 const float *rstd, const float *scale, const Y *y, int N, int C, float ln) {
     auto kernel = add_norm_bwd<Dn, Y, 1, 64>;
     if (vectors_fit(C, dx, dy, dyr, dn, x, scale, y))
-        kernel = C <= 32 * 4 * 4 ? add_norm_bwd<Dn, Y, 4, 4> : add_norm_bwd<Dn, Y, 4, 16>;
+        kernel = C <= NORM_BWD_FEW_COLS ? add_norm_bwd<Dn, Y, 4, 4> : add_norm_bwd<Dn, Y, 4, 16>;
     size_t shared = C * sizeof(double);
     kernel<<<dim3(1, row_chunks(N)), NORM_BWD_WARPS * 32, shared>>>(dx, dy, dyr, part, dn, x, rstd, scale, y, N, C, ln);
     CUDA_CHECK_LAUNCH_AT("cuda_scaled_add_rmsnorm_backward");
