@@ -169,18 +169,20 @@ $(BUILD)/bench_cuda_ops: $(OBJ) $(CUDA_OPS_OBJ) $(BUILD)/bench/cuda/bench_cuda_o
 
 cuda: $(BUILD)/run_cuda_tests pgolf-cuda $(BUILD)/bench_cuda_ops
 
-# The same CUDA sources on the CPU emulator (tests/cuda/emu), built with AddressSanitizer: the CUDA ops'
-# tests and pgolf-cuda's training test run on any machine, once in each thread order.
+# The same CUDA sources on the CPU emulator (tests/cuda/emu), built with AddressSanitizer and the
+# alignment check (a float4 or uint2 access off its alignment, which a GPU faults on and x86 does not):
+# the CUDA ops' tests and pgolf-cuda's training test run on any machine, once in each thread order.
 EMU_DIR := tests/cuda/emu
 EMU_CXXFLAGS := -std=c++17 -g -Wall -Wno-unknown-pragmas -I$(EMU_DIR)/include -Isrc -I$(OPENBLAS_INC)
+EMU_SANITIZE := -fsanitize=address,alignment -fno-sanitize-recover=alignment
 EMU_CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/emu/%.o) $(BUILD)/emu/emu.o
 EMU_CUDA_OPS_OBJ := $(filter-out %/bridge.o,$(EMU_CUDA_OBJ))
-EMU_LINK = $(CXX) -fsanitize=address -o $@ $^ $(LDLIBS)
+EMU_LINK = $(CXX) $(EMU_SANITIZE) -o $@ $^ $(LDLIBS)
 $(BUILD)/emu/%.cpp: %.cu $(EMU_DIR)/cu2cpp.sed
 	@mkdir -p $(dir $@)
 	{ echo '#line 1 "$<"'; sed -E -f $(EMU_DIR)/cu2cpp.sed $<; } > $@
 $(BUILD)/emu/%.o: $(BUILD)/emu/%.cpp
-	$(CXX) $(EMU_CXXFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address -iquote $(patsubst $(BUILD)/emu/%,%,$(dir $<)) \
+	$(CXX) $(EMU_CXXFLAGS) -O1 -fno-omit-frame-pointer $(EMU_SANITIZE) -iquote $(patsubst $(BUILD)/emu/%,%,$(dir $<)) \
 	    -MMD -MP -c -o $@ $<
 $(BUILD)/emu/emu.o: $(EMU_DIR)/emu.cpp
 	@mkdir -p $(dir $@)

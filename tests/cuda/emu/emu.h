@@ -9,9 +9,9 @@
 // not match its pointers, a cuBLAS operand shorter than its dimensions say, launches a GPU would
 // refuse (block > 1024 threads, grid y/z > 65535, dynamic shared memory > 48 KiB without the opt-in),
 // ldmatrix rows at misaligned addresses (include/emu_warp_mma.h), __syncthreads that not every
-// thread of a block reaches, and (built with AddressSanitizer, as the make target does)
-// out-of-bounds kernel accesses and host code touching device memory, which stays poisoned outside
-// kernels and transfers. EMU_THREAD_ORDER=reverse runs each barrier interval's threads last to first,
+// thread of a block reaches, and (built with AddressSanitizer and the alignment check, as the make
+// target does) out-of-bounds kernel accesses, vector accesses off their alignment, and host code
+// touching device memory, which stays poisoned outside kernels and transfers. EMU_THREAD_ORDER=reverse runs each barrier interval's threads last to first,
 // so results that depend on a race between threads change.
 // Warps: __syncwarp is a barrier of a warp's lanes (fibers in a ring of their own); __shfl_xor_sync,
 // mma.sync and ldmatrix (src/ops/cuda/warp_mma.h) pass values through the warp's slots across such
@@ -43,8 +43,9 @@ struct dim3 {
     dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 typedef dim3 uint3;
-// CUDA's 16-byte vector type (kernels copy bf16 rows 8 values at a time); alignas makes the compiler's
-// aligned moves fault on a misaligned address, as a GPU would.
+// CUDA's vector types (kernels copy bf16 rows 8 values at a time, move fp32 rows 4 at a time); alignas
+// gives them a GPU's alignment, which the kernels' build checks on every access (-fsanitize=alignment in
+// the Makefile: x86 itself would not fault).
 struct alignas(16) uint4 {
     unsigned x, y, z, w;
 };

@@ -4,6 +4,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "ops/cuda/cuda_check.h"
 #include "ops/cuda/warp_mma.h"
 
 extern "C" {
@@ -114,6 +115,21 @@ static void launch_ldmatrix_misaligned(void *) {
     ldmatrix_misaligned<<<1, 32, 33 * 8 * sizeof(__nv_bfloat16)>>>(d);
 }
 
+// Four floats read as one vector from a row that starts 4 bytes off 16-byte alignment (a row of an odd
+// width; vectors_fit is what keeps the kernels from doing this).
+__global__ static void vector_misaligned(float *x) {
+    float v[4];
+    load_floats<4>(v, x + 1);
+    x[0] = v[0];
+}
+
+static void launch_vector_misaligned(void *) {
+    float *d = device_floats(8);
+    cudaMemset(d, 0, 8 * sizeof(float));
+    vector_misaligned<<<1, 1>>>(d);
+    cudaDeviceSynchronize();
+}
+
 TEST(emu_reports_what_a_gpu_would_punish) {
     CHECK(test_dies_with(launch_past_end, nullptr, "AddressSanitizer"), "a kernel writing past its allocation");
     CHECK(test_dies_with(launch_with_host_pointer, nullptr, "host memory a GPU cannot read"), "a kernel given host memory");
@@ -122,6 +138,7 @@ TEST(emu_reports_what_a_gpu_would_punish) {
     CHECK(test_dies_with(gemm_past_end, nullptr, "run past the end"), "a cuBLAS operand too short");
     CHECK(test_dies_with(launch_divergent_barrier, nullptr, "a barrier not every thread reaches"), "a divergent barrier");
     CHECK(test_dies_with(launch_ldmatrix_misaligned, nullptr, "is not 16-byte aligned"), "an ldmatrix row 8 bytes off alignment");
+    CHECK(test_dies_with(launch_vector_misaligned, nullptr, "misaligned address"), "a float4 access 4 bytes off alignment");
 }
 
 __global__ static void big_shared(float *out) {
