@@ -38,8 +38,15 @@ static float *host_randn(size_t n, double std) {
     return p;
 }
 
+// Floats every device buffer of a check starts past its allocation's start: 0, or 1 to give the
+// kernels buffers off 16-byte alignment (vectors_fit must then pick single values; a vector access
+// there faults on a GPU and on the emulator).
+static size_t g_misalign;
+static float *dev_alloc(size_t n) { return cuda_alloc(n + g_misalign) + g_misalign; }
+static void dev_free(float *p) { cuda_free(p - g_misalign); }
+
 static float *to_device(const float *h, size_t n) {
-    float *d = cuda_alloc(n);
+    float *d = dev_alloc(n);
     cuda_upload(d, h, sizeof(float) * n);
     return d;
 }
@@ -69,11 +76,11 @@ static void compare(const char *what, const float *dev, const float *cpu, size_t
 // 1e-2 of its largest magnitude (one bf16 step where the summation orders round differently).
 static void rounded_only_within(const char *what, const RoundedInput *r, const float *cpu, size_t n) {
     CHECK(r->of == NULL && r->n == n && r->bf16, "%s: the RoundedInput does not hold a rounded-only result", what);
-    float *rounded = xmalloc(sizeof(float) * n), *values = cuda_alloc(n);
+    float *rounded = xmalloc(sizeof(float) * n), *values = dev_alloc(n);
     for (size_t i = 0; i < n; i++) rounded[i] = bf16_round(cpu[i]);
     cuda_matmul_input_values(values, r, 1, (int)n, (int)n);
     compare_within(what, values, rounded, n, 1e-2);
-    free(rounded), cuda_free(values);
+    free(rounded), dev_free(values);
 }
 
 // The linear layers in both precisions: fp32, and bf16 operands (the CUDA default) against the CPU's
@@ -87,11 +94,11 @@ static void matmul_case(int bf16, float *out, float *dx, float *dw, const float 
     memset(dw, 0, sizeof(float) * O * I);
     matmul_forward(out, x, NULL, w, N, I, O, NULL);
     matmul_backward(dx, dw, dout, NULL, x, NULL, w, N, I, O, 0, NULL);
-    float *gx = cuda_alloc((size_t)N * I + shift), *gw = cuda_alloc((size_t)O * I + shift), *gd = cuda_alloc((size_t)N * O + shift);
+    float *gx = dev_alloc((size_t)N * I + shift), *gw = dev_alloc((size_t)O * I + shift), *gd = dev_alloc((size_t)N * O + shift);
     cuda_upload(gx + shift, x, sizeof(float) * N * I);
     cuda_upload(gw + shift, w, sizeof(float) * O * I);
     cuda_upload(gd + shift, dout, sizeof(float) * N * O);
-    float *gout = cuda_alloc((size_t)N * O), *gdx = cuda_alloc((size_t)N * I), *gdw = cuda_alloc((size_t)O * I);
+    float *gout = dev_alloc((size_t)N * O), *gdx = dev_alloc((size_t)N * I), *gdw = dev_alloc((size_t)O * I);
     cuda_matmul_forward(gout, gx + shift, NULL, gw + shift, N, I, O, NULL);
     cuda_matmul_backward(gdx, gdw, gd + shift, NULL, gx + shift, NULL, gw + shift, N, I, O, 0, NULL);
     printf("    %s operands, [%d x %d] x [%d x %d]^T, %d floats into their buffers:\n", bf16 ? "bf16" : "fp32", N, I, O, I,
@@ -101,7 +108,7 @@ static void matmul_case(int bf16, float *out, float *dx, float *dw, const float 
     compare("matmul dw", gdw, dw, (size_t)O * I);
     // the input and the output gradient rounded once (RoundedInput) give the same bits as rounding on use
     RoundedInput ri = {0}, rd = {0};
-    float *rout = cuda_alloc((size_t)N * O), *rdx = cuda_alloc((size_t)N * I), *rdw = cuda_alloc((size_t)O * I);
+    float *rout = dev_alloc((size_t)N * O), *rdx = dev_alloc((size_t)N * I), *rdw = dev_alloc((size_t)O * I);
     cuda_matmul_input_round(&ri, gx + shift, (size_t)N * I);
     cuda_matmul_input_round(&rd, gd + shift, (size_t)N * O);
     cuda_matmul_forward(rout, gx + shift, &ri, gw + shift, N, I, O, NULL);
@@ -125,8 +132,8 @@ static void matmul_case(int bf16, float *out, float *dx, float *dw, const float 
     }
     cuda_matmul_input_free(&ri), cuda_matmul_input_free(&rd);
     free(h), free(hr);
-    cuda_free(gx), cuda_free(gw), cuda_free(gd), cuda_free(gout), cuda_free(gdx), cuda_free(gdw), cuda_free(rout), cuda_free(rdx);
-    cuda_free(rdw);
+    dev_free(gx), dev_free(gw), dev_free(gd), dev_free(gout), dev_free(gdx), dev_free(gdw), dev_free(rout), dev_free(rdx);
+    dev_free(rdw);
 }
 
 TEST(cuda_matmul) {
@@ -151,7 +158,7 @@ TEST(cuda_matmul) {
     // and A A^T (one operand rounded once)
     int M = 13, K = 21, LD = 25, Nb = 9;
     float *a = host_randn((size_t)M * LD, 1), *b = host_randn((size_t)Nb * K, 1), *c = xmalloc(sizeof(float) * M * M);
-    float *ga = to_device(a, (size_t)M * LD), *gb = to_device(b, (size_t)Nb * K), *gc = cuda_alloc((size_t)M * M);
+    float *ga = to_device(a, (size_t)M * LD), *gb = to_device(b, (size_t)Nb * K), *gc = dev_alloc((size_t)M * M);
     for (int bf16 = 0; bf16 < 2; bf16++) {
         ops_set_matmul_bf16(bf16);
         cuda_set_matmul_bf16(bf16);
@@ -170,7 +177,7 @@ TEST(cuda_matmul) {
     ops_set_matmul_bf16(0);
     cuda_set_matmul_bf16(1);
     free(a), free(b), free(c);
-    cuda_free(ga), cuda_free(gb), cuda_free(gc);
+    dev_free(ga), dev_free(gb), dev_free(gc);
 }
 
 // An op's fused rounding (cuda_rounded_storage): r holds dev [n], and its bf16 values are dev's, rounded.
@@ -201,36 +208,41 @@ static void check_same_rounding(const char *what, const RoundedInput *alone, con
     free(a), free(b);
 }
 
+// RMSNorm forward and backward on R rows of C values.
+static void check_rmsnorm(int R, int C) {
+    float *x = host_randn((size_t)R * C, 2), *dy = host_randn((size_t)R * C, 1), *dx = host_randn((size_t)R * C, 1);
+    float *y = xmalloc(sizeof(float) * R * C), *rstd = xmalloc(sizeof(float) * R);
+    float *gx = to_device(x, (size_t)R * C), *gdy = to_device(dy, (size_t)R * C), *gdx = to_device(dx, (size_t)R * C);
+    float *gy = dev_alloc((size_t)R * C), *grstd = dev_alloc((size_t)R);
+    rmsnorm_forward(y, rstd, x, R, C, 1.1920929e-07f, 0.5f, NULL);
+    rmsnorm_backward(dx, dy, NULL, y, rstd, R, C, 0.5f, 1); // accumulate onto the random dx both sides start from
+    RoundedInput ry = {0};
+    cuda_rmsnorm_forward(gy, grstd, gx, R, C, 1.1920929e-07f, 0.5f, &ry);
+    cuda_rmsnorm_backward(gdx, gdy, NULL, gy, grstd, R, C, 0.5f, 1);
+    compare("rmsnorm out", gy, y, (size_t)R * C);
+    check_rounded("rmsnorm out", &ry, gy, (size_t)R * C);
+    cuda_matmul_input_free(&ry);
+    compare("rmsnorm dinp (accum.)", gdx, dx, (size_t)R * C);
+    // from dout kept only rounded (a linear layer's input gradient in bf16 mode)
+    RoundedInput rdy = {0};
+    cuda_matmul_input_round(&rdy, gdy, (size_t)R * C);
+    rdy.of = NULL;
+    for (size_t i = 0; i < (size_t)R * C; i++) dy[i] = bf16_round(dy[i]);
+    rmsnorm_backward(dx, dy, NULL, y, rstd, R, C, 0.5f, 0);
+    cuda_rmsnorm_backward(gdx, NULL, &rdy, gy, grstd, R, C, 0.5f, 0);
+    compare("rmsnorm dinp, rounded dout", gdx, dx, (size_t)R * C);
+    cuda_matmul_input_free(&rdy);
+    float *host[] = {x, dy, dx, y, rstd}, *dev[] = {gx, gdy, gdx, gy, grstd};
+    for (int i = 0; i < 5; i++) free(host[i]), dev_free(dev[i]);
+}
+
 TEST(cuda_rmsnorm) {
     if (!have_gpu()) return;
-    int R = 19;
-    for (int C = 40; C <= 300; C += 130) { // 1 to 10 values per lane, 170 single, 40 and 300 in vectors of 4;
-        // 19 rows: a partial block of warps
-        float *x = host_randn((size_t)R * C, 2), *dy = host_randn((size_t)R * C, 1), *dx = host_randn((size_t)R * C, 1);
-        float *y = xmalloc(sizeof(float) * R * C), *rstd = xmalloc(sizeof(float) * R);
-        float *gx = to_device(x, (size_t)R * C), *gdy = to_device(dy, (size_t)R * C), *gdx = to_device(dx, (size_t)R * C);
-        float *gy = cuda_alloc((size_t)R * C), *grstd = cuda_alloc((size_t)R);
-        rmsnorm_forward(y, rstd, x, R, C, 1.1920929e-07f, 0.5f, NULL);
-        rmsnorm_backward(dx, dy, NULL, y, rstd, R, C, 0.5f, 1); // accumulate onto the random dx both sides start from
-        RoundedInput ry = {0};
-        cuda_rmsnorm_forward(gy, grstd, gx, R, C, 1.1920929e-07f, 0.5f, &ry);
-        cuda_rmsnorm_backward(gdx, gdy, NULL, gy, grstd, R, C, 0.5f, 1);
-        compare("rmsnorm out", gy, y, (size_t)R * C);
-        check_rounded("rmsnorm out", &ry, gy, (size_t)R * C);
-        cuda_matmul_input_free(&ry);
-        compare("rmsnorm dinp (accum.)", gdx, dx, (size_t)R * C);
-        // from dout kept only rounded (a linear layer's input gradient in bf16 mode)
-        RoundedInput rdy = {0};
-        cuda_matmul_input_round(&rdy, gdy, (size_t)R * C);
-        rdy.of = NULL;
-        for (size_t i = 0; i < (size_t)R * C; i++) dy[i] = bf16_round(dy[i]);
-        rmsnorm_backward(dx, dy, NULL, y, rstd, R, C, 0.5f, 0);
-        cuda_rmsnorm_backward(gdx, NULL, &rdy, gy, grstd, R, C, 0.5f, 0);
-        compare("rmsnorm dinp, rounded dout", gdx, dx, (size_t)R * C);
-        cuda_matmul_input_free(&rdy);
-        float *host[] = {x, dy, dx, y, rstd}, *dev[] = {gx, gdy, gdx, gy, grstd};
-        for (int i = 0; i < 5; i++) free(host[i]), cuda_free(dev[i]);
-    }
+    // 19 rows: a partial block of warps; 1 to 10 values per lane, 170 single, 40 and 300 in vectors of 4
+    for (int C = 40; C <= 300; C += 130) check_rmsnorm(19, C);
+    g_misalign = 1; // a vectors' width off alignment: single values
+    check_rmsnorm(19, 40);
+    g_misalign = 0;
 }
 
 // The softcapped cross-entropy on R rows of V logits (a warp per row: V below 32 leaves lanes without
@@ -242,7 +254,7 @@ static void check_xent(int R, int V) {
     int32_t *t = xmalloc(sizeof(int32_t) * R), *gt = cuda_alloc_i32((size_t)R);
     for (int i = 0; i < R; i++) t[i] = (int32_t)(rng_u64(&g_rng) % V);
     cuda_upload(gt, t, sizeof(int32_t) * R);
-    float *gz = to_device(z, n), *gloss = cuda_alloc((size_t)R);
+    float *gz = to_device(z, n), *gloss = dev_alloc((size_t)R);
     softcap_xent_forward(loss, z, NULL, t, R, V, 30);
     softcap_xent_backward(dz, NULL, z, NULL, t, R, V, 30, 0.25f);
     cuda_softcap_xent_forward(gloss, gz, NULL, gt, R, V, 30);
@@ -262,7 +274,7 @@ static void check_xent(int R, int V) {
     rounded_only_within("softcap xent dz, bf16", &rz, dz, n);
     cuda_matmul_input_free(&rz);
     free(z), free(dz), free(loss), free(t);
-    cuda_free(gz), cuda_free(gloss), cuda_free(gt);
+    dev_free(gz), dev_free(gloss), cuda_free(gt);
 }
 
 TEST(cuda_softcap_xent) {
@@ -283,8 +295,8 @@ static void check_norm_mix(int N, int C) {
     float *dmix = calloc(2 * (size_t)C, sizeof(float));
     resid_mix_rmsnorm_forward(xm, x, x0, mix, N, C, y, rstd, 1.1920929e-07f, 0.7f, NULL);
     float *gx = to_device(x, n), *gx0 = to_device(x0, n), *gdn = to_device(dn, n), *gdxm = to_device(dxm, n);
-    float *gmix = to_device(mix, 2 * (size_t)C), *grstd = cuda_alloc((size_t)N), *gdx0 = to_device(dx0, n);
-    float *gdx = cuda_alloc(n), *gdmix = cuda_alloc(2 * (size_t)C), *gxm = cuda_alloc(n), *gy = cuda_alloc(n);
+    float *gmix = to_device(mix, 2 * (size_t)C), *grstd = dev_alloc((size_t)N), *gdx0 = to_device(dx0, n);
+    float *gdx = dev_alloc(n), *gdmix = dev_alloc(2 * (size_t)C), *gxm = dev_alloc(n), *gy = dev_alloc(n);
     RoundedInput ry = {0};
     cuda_resid_mix_rmsnorm_forward(gxm, gx, gx0, gmix, N, C, gy, grstd, 1.1920929e-07f, 0.7f, &ry);
     compare("mix+norm xm", gxm, xm, n);
@@ -319,7 +331,7 @@ static void check_norm_mix(int N, int C) {
     rounded_only_within("add+norm n, only rounded", &alone, y, n);
     // and its backward from the same x_mid, rstd and dn on both sides (the norm recomputed): dy kept only rounded
     float *dxs = host_randn(n, 1), *dys = xmalloc(sizeof(float) * n), *ds = calloc((size_t)C, sizeof(float));
-    float *gdxs = to_device(dxs, n), *gds = cuda_alloc((size_t)C);
+    float *gdxs = to_device(dxs, n), *gds = dev_alloc((size_t)C);
     cuda_upload(gxm, xm, sizeof(float) * n), cuda_upload(grstd, rstd, sizeof(float) * N);
     cuda_upload(gdn, dn, sizeof(float) * n);
     scaled_add_rmsnorm_backward(dxs, dys, ds, dn, NULL, xm, rstd, mix, dxm, NULL, N, C, 0.7f, NULL);
@@ -328,12 +340,12 @@ static void check_norm_mix(int N, int C) {
     compare("add+norm dx", gdxs, dxs, n);
     compare("add+norm dscale", gds, ds, (size_t)C);
     rounded_only_within("add+norm dy, only rounded", &dyo, dys, n);
-    free(dxs), free(dys), free(ds), cuda_free(gdxs), cuda_free(gds), cuda_matmul_input_free(&dyo);
+    free(dxs), free(dys), free(ds), dev_free(gdxs), dev_free(gds), cuda_matmul_input_free(&dyo);
     cuda_matmul_input_free(&ry), cuda_matmul_input_free(&radd), cuda_matmul_input_free(&alone);
     float *host[] = {x, x0, dn, dxm, mix, dx0, xm, y, rstd, dx, dmix};
     float *dev[] = {gx, gx0, gdn, gdxm, gmix, grstd, gdx0, gdx, gdmix, gxm, gy};
     for (int i = 0; i < 11; i++) free(host[i]);
-    for (int i = 0; i < 11; i++) cuda_free(dev[i]);
+    for (int i = 0; i < 11; i++) dev_free(dev[i]);
 }
 
 TEST(cuda_norm_updates) {
@@ -344,6 +356,9 @@ TEST(cuda_norm_updates) {
     check_norm_mix(601, 33);
     check_norm_mix(300, 192);
     check_norm_mix(300, 600);
+    g_misalign = 1; // a vectors' width off alignment: single values
+    check_norm_mix(300, 192);
+    g_misalign = 0;
 }
 
 static void check_elementwise(int N, int C) {
@@ -351,7 +366,7 @@ static void check_elementwise(int N, int C) {
     float *x = host_randn(n, 1), *x0 = host_randn(n, 1), *dout = host_randn(n, 1), *mix = host_randn(2 * (size_t)C, 1);
     float *out = xmalloc(sizeof(float) * n), *dx = xmalloc(sizeof(float) * n);
     float *gx = to_device(x, n), *gx0 = to_device(x0, n), *gdout = to_device(dout, n), *gmix = to_device(mix, 2 * (size_t)C);
-    float *gout = cuda_alloc(n), *gdx = cuda_alloc(n);
+    float *gout = dev_alloc(n), *gdx = dev_alloc(n);
     RoundedInput rout = {0};
     relu2_forward(out, x, NULL, n, 0.5f, NULL);
     cuda_relu2_forward(gout, gx, NULL, n, 0.5f, &rout);
@@ -378,7 +393,7 @@ static void check_elementwise(int N, int C) {
     relu2_backward(dx, doutb, NULL, xb, NULL, n, 0.5f, NULL);
     cuda_relu2_backward(gdx, gdout, &rdout, gx, &rx, n, 0.5f, NULL);
     compare("leaky relu^2 dinp, rounded inputs", gdx, dx, n);
-    float *ds = calloc((size_t)C, sizeof(float)), *gds = cuda_alloc((size_t)C);
+    float *ds = calloc((size_t)C, sizeof(float)), *gds = dev_alloc((size_t)C);
     memcpy(out, x0, sizeof(float) * n);
     cuda_upload(gout, x0, sizeof(float) * n);
     scaled_add_forward(out, out, mix, xb, NULL, N, C);
@@ -388,10 +403,10 @@ static void check_elementwise(int N, int C) {
     cuda_scaled_add_backward(gdx, gds, gdout, gmix, gx, &rx, N, C, 0, NULL);
     compare("scaled_add dy, rounded y", gdx, dx, n);
     compare("scaled_add dscale, rounded y", gds, ds, (size_t)C);
-    free(ds), cuda_free(gds);
+    free(ds), dev_free(gds);
     cuda_matmul_input_free(&rx), cuda_matmul_input_free(&rdout);
     free(xb), free(doutb);
-    float *dscale = calloc((size_t)C, sizeof(float)), *gdscale = cuda_alloc((size_t)C);
+    float *dscale = calloc((size_t)C, sizeof(float)), *gdscale = dev_alloc((size_t)C);
     scaled_add_forward(out, x, mix, x0, NULL, N, C); // out of place
     cuda_scaled_add_forward(gout, gx, gmix, gx0, NULL, N, C);
     compare("scaled_add", gout, out, n);
@@ -416,6 +431,9 @@ TEST(cuda_elementwise) {
     if (!have_gpu()) return;
     check_elementwise(601, 33); // single values; rows past two SUM_CHUNK_ROWS chunks, the last one partial
     check_elementwise(601, 36); // vectors of 4
+    g_misalign = 1; // the same width off alignment: single values
+    check_elementwise(601, 36);
+    g_misalign = 0;
 }
 
 // bf16: the CUDA default, on tensor cores when the head size allows (a multiple of 16 up to 128), then
@@ -434,7 +452,7 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
     attention_forward(y, lse, q, k, v, NULL, B, T, H, Hkv, Dh, Hkv * Dh, NULL);
     attention_backward(dq, dk, dv, dy, NULL, y, NULL, lse, q, k, v, NULL, B, T, H, Hkv, Dh, Hkv * Dh, NULL, NULL, NULL);
     float *gq = to_device(q, nq), *gk = to_device(k, nk), *gv = to_device(v, nk), *gdy = to_device(dy, nq);
-    float *gy = cuda_alloc(nq), *glse = cuda_alloc(nl), *gdq = cuda_alloc(nq), *gdk = cuda_alloc(nk), *gdv = cuda_alloc(nk);
+    float *gy = dev_alloc(nq), *glse = dev_alloc(nl), *gdq = dev_alloc(nq), *gdk = dev_alloc(nk), *gdv = dev_alloc(nk);
     cuda_set_matmul_bf16(bf16);
     cuda_attention_forward(gy, glse, gq, gk, gv, NULL, B, T, H, Hkv, Dh, Hkv * Dh, NULL);
     cuda_attention_backward(gdq, gdk, gdv, gdy, NULL, gy, NULL, glse, gq, gk, gv, NULL, B, T, H, Hkv, Dh, Hkv * Dh, NULL, NULL,
@@ -444,7 +462,7 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
         int exact = !strcmp(cuda_attention_name(), "pgolf");
         RoundedInput r[3] = {{0}};
         cuda_matmul_input_round(&r[0], gq, nq), cuda_matmul_input_round(&r[1], gk, nk), cuda_matmul_input_round(&r[2], gv, nk);
-        float *ry = cuda_alloc(nq), *rlse = cuda_alloc(nl), *rdq = cuda_alloc(nq), *rdk = cuda_alloc(nk), *rdv = cuda_alloc(nk);
+        float *ry = dev_alloc(nq), *rlse = dev_alloc(nl), *rdq = dev_alloc(nq), *rdk = dev_alloc(nk), *rdv = dev_alloc(nk);
         cuda_attention_forward(ry, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, Hkv * Dh, NULL);
         cuda_attention_backward(rdq, rdk, rdv, gdy, NULL, ry, NULL, rlse, gq, gk, gv, r, B, T, H, Hkv, Dh, Hkv * Dh, NULL,
                                 NULL, NULL);
@@ -489,7 +507,7 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
         cuda_matmul_input_free(&dqo), cuda_matmul_input_free(&dko);
         cuda_matmul_input_free(&yfull), cuda_matmul_input_free(&yonly), cuda_matmul_input_free(&dyonly);
         for (int i = 0; i < 3; i++) cuda_matmul_input_free(&r[i]);
-        cuda_free(ry), cuda_free(rlse), cuda_free(rdq), cuda_free(rdk), cuda_free(rdv);
+        dev_free(ry), dev_free(rlse), dev_free(rdq), dev_free(rdk), dev_free(rdv);
     }
     if (bf16 && !tc) { // only rounded q, k, v given: the fp32 kernels widen them, as the CPU op on the rounded values
         RoundedInput r[3] = {{0}};
@@ -500,7 +518,7 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
         for (size_t i = 0; i < nk; i++) kb[i] = bf16_round(k[i]), vb[i] = bf16_round(v[i]);
         float *ry = xmalloc(sizeof(float) * nq), *rlse = xmalloc(sizeof(float) * nl);
         attention_forward(ry, rlse, qb, kb, vb, NULL, B, T, H, Hkv, Dh, Hkv * Dh, NULL);
-        float *gry = cuda_alloc(nq), *grlse = cuda_alloc(nl);
+        float *gry = dev_alloc(nq), *grlse = dev_alloc(nl);
         RoundedInput yr = {0};
         cuda_attention_forward(gry, grlse, NULL, NULL, NULL, r, B, T, H, Hkv, Dh, Hkv * Dh, &yr);
         compare("attention y, only rounded q k v", gry, ry, nq);
@@ -512,12 +530,12 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
         dyr.of = NULL, yr.of = NULL; // as results kept only rounded hold them
         float *dyb = xmalloc(sizeof(float) * nq), *yb = xmalloc(sizeof(float) * nq), *rd[3], *grd[3];
         size_t sz[3] = {nq, nk, nk};
-        float *gyb = cuda_alloc(nq); // y's rounding as the device made it (a rounding boundary must not decide the test)
+        float *gyb = dev_alloc(nq); // y's rounding as the device made it (a rounding boundary must not decide the test)
         cuda_matmul_input_values(gyb, &yr, 1, (int)nq, (int)nq);
         cuda_download(yb, gyb, sizeof(float) * nq);
-        cuda_free(gyb);
+        dev_free(gyb);
         for (size_t i = 0; i < nq; i++) dyb[i] = bf16_round(dy[i]);
-        for (int i = 0; i < 3; i++) rd[i] = xmalloc(sizeof(float) * sz[i]), grd[i] = cuda_alloc(sz[i]);
+        for (int i = 0; i < 3; i++) rd[i] = xmalloc(sizeof(float) * sz[i]), grd[i] = dev_alloc(sz[i]);
         attention_backward(rd[0], rd[1], rd[2], dyb, NULL, yb, NULL, rlse, qb, kb, vb, NULL, B, T, H, Hkv, Dh, Hkv * Dh, NULL,
                            NULL, NULL);
         cuda_attention_backward(grd[0], grd[1], grd[2], NULL, &dyr, NULL, &yr, grlse, NULL, NULL, NULL, r, B, T, H, Hkv, Dh,
@@ -531,11 +549,11 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
         rounded_only_within("attention dq, fp32 kernels, only rounded", &dqo, rd[0], nq);
         rounded_only_within("attention dk, fp32 kernels, only rounded", &dko, rd[1], nk);
         cuda_matmul_input_free(&dqo), cuda_matmul_input_free(&dko);
-        for (int i = 0; i < 3; i++) free(rd[i]), cuda_free(grd[i]);
+        for (int i = 0; i < 3; i++) free(rd[i]), dev_free(grd[i]);
         free(dyb), free(yb);
         cuda_matmul_input_free(&yr), cuda_matmul_input_free(&dyr);
         for (int i = 0; i < 3; i++) cuda_matmul_input_free(&r[i]);
-        free(qb), free(kb), free(vb), free(ry), free(rlse), cuda_free(gry), cuda_free(grlse);
+        free(qb), free(kb), free(vb), free(ry), free(rlse), dev_free(gry), dev_free(grlse);
     }
     cuda_set_matmul_bf16(1);
     double tol = tc ? BF16_ATT_TOL : TOL;
@@ -546,7 +564,7 @@ static void check_attention(int B, int T, int H, int Hkv, int Dh, int bf16) {
     compare_within("attention dv", gdv, dv, nk, tol);
     if (tc) CHECK(ry > TOL, "attention y within %.3g of fp32 (%.3g): the tensor-core kernels did not run", TOL, ry);
     float *host[] = {q, k, v, dy, y, lse, dq, dk, dv}, *dev[] = {gq, gk, gv, gdy, gy, glse, gdq, gdk, gdv};
-    for (int i = 0; i < 9; i++) free(host[i]), cuda_free(dev[i]);
+    for (int i = 0; i < 9; i++) free(host[i]), dev_free(dev[i]);
 }
 
 // v as a column block of a wider matrix (rows ldv apart, from column `at`: the fused q/k/v product's v),
@@ -571,8 +589,8 @@ static void check_attention_strided_v(int B, int T, int H, int Hkv, int Dh, int 
     attention_forward(y, lse, qc, kc, v, NULL, B, T, H, Hkv, Dh, kv, NULL);
     attention_backward(dq, dk, dv, dy, NULL, y, NULL, lse, qc, kc, v, NULL, B, T, H, Hkv, Dh, kv, NULL, NULL, NULL);
     float *gq = to_device(q, nq), *gk = to_device(k, nk), *gv = to_device(v, nk), *gw = to_device(wide, nw);
-    float *gdy = to_device(dy, nq), *gdw = to_device(marks, nw), *gy = cuda_alloc(nq), *glse = cuda_alloc(nl);
-    float *gdq = cuda_alloc(nq), *gdk = cuda_alloc(nk), *py = cuda_alloc(nq), *pdv = cuda_alloc(nk);
+    float *gdy = to_device(dy, nq), *gdw = to_device(marks, nw), *gy = dev_alloc(nq), *glse = dev_alloc(nl);
+    float *gdq = dev_alloc(nq), *gdk = dev_alloc(nk), *py = dev_alloc(nq), *pdv = dev_alloc(nk);
     cuda_set_matmul_bf16(bf16);
     RoundedInput r[3] = {{0}}, rw = {0}, packed[3] = {{0}}, grad = {0};
     cuda_matmul_input_round(&r[0], gq, nq), cuda_matmul_input_round(&r[1], gk, nk), cuda_matmul_input_round(&rw, gw, nw);
@@ -591,12 +609,12 @@ static void check_attention_strided_v(int B, int T, int H, int Hkv, int Dh, int 
     cuda_attention_forward(gy, glse, bf16 ? NULL : gq, bf16 ? NULL : gk, vin, r, B, T, H, Hkv, Dh, ldv, NULL);
     cuda_attention_backward(gdq, gdk, dvw, gdy, NULL, gy, NULL, glse, bf16 ? NULL : gq, bf16 ? NULL : gk, vin, r, B, T, H, Hkv,
                             Dh, ldv, NULL, NULL, bf16 ? &dv_view : NULL);
-    float *got = xmalloc(sizeof(float) * nw), *block = xmalloc(sizeof(float) * nk), *gblock = cuda_alloc(nk);
+    float *got = xmalloc(sizeof(float) * nw), *block = xmalloc(sizeof(float) * nk), *gblock = dev_alloc(nk);
     if (bf16) {
-        float *gall = cuda_alloc(nw);
+        float *gall = dev_alloc(nw);
         cuda_matmul_input_values(gall, &grad, 1, (int)nw, (int)nw);
         cuda_download(got, gall, sizeof(float) * nw);
-        cuda_free(gall);
+        dev_free(gall);
     } else {
         cuda_download(got, gdw, sizeof(float) * nw);
     }
@@ -632,7 +650,7 @@ static void check_attention_strided_v(int B, int T, int H, int Hkv, int Dh, int 
     float *host[] = {q, k, v, dy, wide, marks, y, lse, dq, dk, dv, qc, kc, got, block};
     for (int i = 0; i < 15; i++) free(host[i]);
     float *dev[] = {gq, gk, gv, gw, gdy, gdw, gy, glse, gdq, gdk, py, pdv, gblock};
-    for (int i = 0; i < 13; i++) cuda_free(dev[i]);
+    for (int i = 0; i < 13; i++) dev_free(dev[i]);
 }
 
 // fp32: the tiled kernels at both tile sizes (32 rows up to Dh 64, 16 above); bf16: the tensor-core
@@ -668,8 +686,8 @@ static void check_qk_prep_column_block(const float *x, const float *dout, const 
     float *o = xmalloc(sizeof(float) * n);
     qk_prep_forward(o, rstd, x, NULL, w, gain, cs, sn, B, T, nh, Dh, rot, 1e-6f, NULL);
     qk_prep_backward(dx, w, NULL, dout, NULL, x, NULL, w, rstd, gain, cs, sn, B, T, nh, Dh, rot, NULL);
-    float *gwide = to_device(wide, nw), *gout = cuda_alloc(n), *grstd = cuda_alloc((size_t)rows), *gdw = cuda_alloc(nw);
-    float *gdout = to_device(dout, n), *gvals = cuda_alloc(n);
+    float *gwide = to_device(wide, nw), *gout = dev_alloc(n), *grstd = dev_alloc((size_t)rows), *gdw = dev_alloc(nw);
+    float *gdout = to_device(dout, n), *gvals = dev_alloc(n);
     cuda_qk_prep_forward(gout, grstd, gwide + at, NULL, ld, ggain, gcs, gsn, B, T, nh, Dh, rot, 1e-6f, NULL);
     compare("qk_prep out, column block", gout, o, n);
     RoundedInput rw = {0}, alone = {0};
@@ -713,7 +731,7 @@ static void check_qk_prep_column_block(const float *x, const float *dout, const 
     float *host[] = {wide, rstd, dx, got, block, o, rounded};
     for (int i = 0; i < 7; i++) free(host[i]);
     float *dev[] = {gwide, gout, grstd, gdout, gvals, gblock, gdw};
-    for (int i = 0; i < 7; i++) cuda_free(dev[i]);
+    for (int i = 0; i < 7; i++) dev_free(dev[i]);
 }
 
 // rows = B T nh not a multiple of a block's 8 warp-rows; rot / 2 below and above one pass of 32 lanes;
@@ -731,8 +749,8 @@ static void check_qk_prep(int B, int T, int nh, int Dh, int rot) {
     qk_prep_backward(dx, w, dgain, dout, NULL, x, NULL, w, rstd, gain, cs, sn, B, T, nh, Dh, rot, NULL);
     float *gx = to_device(x, n), *gdout = to_device(dout, n), *ggain = to_device(gain, (size_t)nh);
     float *gcs = to_device(cs, (size_t)T * rot / 2), *gsn = to_device(sn, (size_t)T * rot / 2);
-    float *gout = cuda_alloc(n), *grstd = cuda_alloc((size_t)rows), *gdx = cuda_alloc(n);
-    float *gdgain = cuda_alloc((size_t)nh);
+    float *gout = dev_alloc(n), *grstd = dev_alloc((size_t)rows), *gdx = dev_alloc(n);
+    float *gdgain = dev_alloc((size_t)nh);
     RoundedInput rout = {0};
     cuda_qk_prep_forward(gout, grstd, gx, NULL, w, ggain, gcs, gsn, B, T, nh, Dh, rot, 1e-6f, &rout);
     cuda_qk_prep_backward(gdx, w, gdgain, gdout, NULL, gx, NULL, w, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, NULL);
@@ -765,12 +783,12 @@ static void check_qk_prep(int B, int T, int nh, int Dh, int rot) {
     cuda_qk_prep_backward(gdx, w, NULL, NULL, &rd, gx, &rx, w, grstd, ggain, gcs, gsn, B, T, nh, Dh, rot, NULL);
     compare("qk_prep dx, rounded dout and x", gdx, dx, n);
     free(doutb), cuda_matmul_input_free(&rd);
-    cuda_free(gdout2);
+    dev_free(gdout2);
     check_qk_prep_column_block(x, dout, gain, cs, sn, ggain, gcs, gsn, B, T, nh, Dh, rot);
     cuda_matmul_input_free(&rout), cuda_matmul_input_free(&rx), cuda_matmul_input_free(&alone);
     float *host[] = {x, dout, gain, cs, sn, out, rstd, dx, dgain};
     float *dev[] = {gx, gdout, ggain, gcs, gsn, gout, grstd, gdx, gdgain};
-    for (int i = 0; i < 9; i++) free(host[i]), cuda_free(dev[i]);
+    for (int i = 0; i < 9; i++) free(host[i]), dev_free(dev[i]);
 }
 
 // XSA on N tokens: the warp-per-row kernels with Dh below, at and above a warp's width.
@@ -778,7 +796,7 @@ static void check_xsa(int N, int H, int Hkv, int Dh) {
     size_t ny = (size_t)N * H * Dh, nv = (size_t)N * Hkv * Dh;
     float *y = host_randn(ny, 1), *v = host_randn(nv, 1), *dy = host_randn(ny, 1), *xo = xmalloc(sizeof(float) * ny);
     float *dv = xmalloc(sizeof(float) * nv), *gy = to_device(y, ny), *gv = to_device(v, nv), *gdy = to_device(dy, ny);
-    float *gxo = cuda_alloc(ny), *gdv = cuda_alloc(nv);
+    float *gxo = dev_alloc(ny), *gdv = dev_alloc(nv);
     printf("    xsa N=%d H=%d Hkv=%d Dh=%d\n", N, H, Hkv, Dh);
     xsa_forward(xo, y, v, N, H, Hkv, Dh);
     cuda_xsa_forward(gxo, gy, gv, N, H, Hkv, Dh);
@@ -788,7 +806,7 @@ static void check_xsa(int N, int H, int Hkv, int Dh) {
     compare("xsa dy", gdy, dy, ny);
     compare("xsa dv", gdv, dv, nv);
     free(y), free(v), free(dy), free(xo), free(dv);
-    cuda_free(gy), cuda_free(gv), cuda_free(gdy), cuda_free(gxo), cuda_free(gdv);
+    dev_free(gy), dev_free(gv), dev_free(gdy), dev_free(gxo), dev_free(gdv);
 }
 
 TEST(cuda_qk_prep_and_xsa) {
@@ -798,6 +816,9 @@ TEST(cuda_qk_prep_and_xsa) {
     check_qk_prep(2, 5, 4, 64, 64); // the presets' heads: 8 lanes per row, 4 rows per warp
     check_qk_prep(1, 5, 3, 64, 16); // partial RoPE: 2 rotated units and 12 of the tail on 16 lanes
     check_qk_prep(1, 5, 3, 20, 6); // halves of 3: single values
+    g_misalign = 1; // the presets' heads off alignment: single values
+    check_qk_prep(2, 5, 4, 64, 64);
+    g_misalign = 0;
     check_xsa(11, 4, 2, 16);
     check_xsa(7, 6, 2, 80);
 }
@@ -811,8 +832,8 @@ static void check_attn_gate(int N, int H, int Dh, int G) {
     float *dz = xmalloc(sizeof(float) * ng), *db = calloc((size_t)G, sizeof(float));
     attn_gate_forward(out, gt, y, z, bias, N, H, Dh, G, 2);
     attn_gate_backward(dy, dz, db, dout, y, gt, N, H, Dh, G, 2);
-    float *gy = to_device(y, n), *gzt = to_device(z, ng), *gb = to_device(bias, (size_t)G), *gout = cuda_alloc(n);
-    float *gd = to_device(dout, n), *gdz = cuda_alloc(ng), *gdb = cuda_alloc((size_t)G);
+    float *gy = to_device(y, n), *gzt = to_device(z, ng), *gb = to_device(bias, (size_t)G), *gout = dev_alloc(n);
+    float *gd = to_device(dout, n), *gdz = dev_alloc(ng), *gdb = dev_alloc((size_t)G);
     printf("    attn_gate: %d gates of %d values per token\n", G, H * Dh / G);
     cuda_attn_gate_forward(gout, gzt, gy, gzt, gb, N, H, Dh, G, 2);
     compare("attn_gate", gout, out, n);
@@ -823,7 +844,7 @@ static void check_attn_gate(int N, int H, int Dh, int G) {
     compare("attn_gate dbias", gdb, db, (size_t)G);
     float *host[] = {y, dout, z, bias, out, gt, dy, dz, db}, *dev[] = {gy, gzt, gb, gout, gd, gdz, gdb};
     for (int i = 0; i < 9; i++) free(host[i]);
-    for (int i = 0; i < 7; i++) cuda_free(dev[i]);
+    for (int i = 0; i < 7; i++) dev_free(dev[i]);
 }
 
 TEST(cuda_technique_ops) {
@@ -834,8 +855,8 @@ TEST(cuda_technique_ops) {
     float *w = host_randn((size_t)C, 1), *out = xmalloc(sizeof(float) * n), *dx = xmalloc(sizeof(float) * n);
     float *dy = xmalloc(sizeof(float) * n), *dw = calloc((size_t)C, sizeof(float)), *dg = calloc((size_t)C, sizeof(float));
     float *gx = to_device(x, n), *gy = to_device(y, n), *gd = to_device(dout, n), *ggate = to_device(gate, (size_t)C);
-    float *gw = to_device(w, (size_t)C), *gout = cuda_alloc(n), *gdx = cuda_alloc(n), *gdy = cuda_alloc(n);
-    float *gdw = cuda_alloc((size_t)C), *gdg = cuda_alloc((size_t)C);
+    float *gw = to_device(w, (size_t)C), *gout = dev_alloc(n), *gdx = dev_alloc(n), *gdy = dev_alloc(n);
+    float *gdw = dev_alloc((size_t)C), *gdg = dev_alloc((size_t)C);
     smear_forward(out, x, gate, B, T, C);
     cuda_smear_forward(gout, gx, ggate, B, T, C);
     compare("smear", gout, out, n);
@@ -891,12 +912,12 @@ TEST(cuda_optimizer_ops) {
         gram_upper(M, N, X, 28, 1, G);
         cuda_gram_upper(M, N, gX, 28, 1, gG);
         compare("gram_upper, added", gG, G, (size_t)M * M);
-        free(X), free(G), cuda_free(gX), cuda_free(gG);
+        free(X), free(G), dev_free(gX), dev_free(gG);
     }
     int rows = 48, cols = 32;
     size_t n = (size_t)rows * cols;
     float *g = host_randn(n, 1), *buf = host_randn(n, 0.5), *u = xmalloc(sizeof(float) * n), *t = xmalloc(sizeof(float) * n);
-    float *gg = to_device(g, n), *gbuf = to_device(buf, n), *gu = cuda_alloc(n), *gt = cuda_alloc(n);
+    float *gg = to_device(g, n), *gbuf = to_device(buf, n), *gu = dev_alloc(n), *gt = dev_alloc(n);
     nesterov_momentum(u, buf, g, n, 0.9f);
     cuda_nesterov_momentum(gu, gbuf, gg, n, 0.9f);
     compare("nesterov update", gu, u, n);
