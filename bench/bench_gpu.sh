@@ -19,20 +19,23 @@ device=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1
 common="ITERATIONS=$STEPS WARMUP_STEPS=3 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=65536 TRAIN_LOG_EVERY=1 MAX_WALLCLOCK_SECONDS=0"
 
 # step_avg of the last logged step, and the model FLOPs per token: 6 x the parameters (the tied
-# embedding is also the head) plus the causal attention's 6 x layers x dim x seq
-report() { # name, log file, tokens per step, params, layers, dim, seq
+# embedding is also the head) plus the causal attention's 6 x layers x dim x seq; `wall`: the whole
+# run's seconds (build-up, torch.compile, evaluation and export included), for planning device time
+report() { # name, log file, tokens per step, params, layers, dim, seq, wall seconds
     local ms; ms=$( (grep -o 'step_avg:[0-9.]*ms' "$2" || true) | tail -1 | tr -dc '0-9.')
-    if [ -z "$ms" ]; then echo "$1 FAILED: $(tail -1 "$2")"; return; fi
-    awk -v n="$1" -v ms="$ms" -v tok="$3" -v p="$4" -v l="$5" -v d="$6" -v s="$7" -v dev="$device" -v peak="$PEAK_TFLOPS" 'BEGIN {
+    if [ -z "$ms" ]; then echo "$1 FAILED after $8 s: $(tail -1 "$2")"; return; fi
+    awk -v n="$1" -v ms="$ms" -v tok="$3" -v p="$4" -v l="$5" -v d="$6" -v s="$7" -v wall="$8" -v dev="$device" \
+        -v peak="$PEAK_TFLOPS" 'BEGIN {
         f = 6 * p + 6 * l * d * s; tps = tok / (ms / 1000); tf = f * tps / 1e12;
-        printf "%-32s %s  ms/step %.1f  tokens/s %.0f  TFLOP/s %.1f  MFU %.1f%%\n", n, dev, ms, tps, tf, 100 * tf / peak }'
+        printf "%-32s %s  ms/step %.1f  tokens/s %.0f  TFLOP/s %.1f  MFU %.1f%%  wall %d s\n", n, dev, ms, tps, tf,
+            100 * tf / peak, wall }'
 }
 
 run_shape() { # name, env settings, matrix params, layers, dim, seq, tokens per step
-    local name=$1 settings=$2 log rc label
+    local name=$1 settings=$2 log rc label start
     mkdir -p runs/bench_gpu
     for run in $RUNS; do # bf16: tensor cores (pgolf-cuda's default); ref: the reference; fp32: CUDA cores
-        log=runs/bench_gpu/$name-$run.log rc=0
+        log=runs/bench_gpu/$name-$run.log rc=0 start=$SECONDS
         if [ $run = ref ]; then
             [ -n "${REF_DIR:-}" ] && [ -f "$REF_DIR/train_gpt.py" ] || continue
             timeout "$RUN_TIMEOUT" env $common $settings RUN_ID=ref_$name \
@@ -46,7 +49,7 @@ run_shape() { # name, env settings, matrix params, layers, dim, seq, tokens per 
         label="pgolf-cuda $run $name"
         [ $run = ref ] && label="train_gpt.py $name"
         case $rc in 0) ;; 124) label="$label (stopped at ${RUN_TIMEOUT}s)" ;; *) label="$label (exit $rc)" ;; esac
-        report "$label" "$log" "$7" "$3" "$4" "$5" "$6"
+        report "$label" "$log" "$7" "$3" "$4" "$5" "$6" $((SECONDS - start))
     done
 }
 

@@ -6,12 +6,16 @@
 # sp1024 tokenizer, the built-in KJV shards and tokenizer (speed does not depend on the text), and
 # train_gpt.py from the reference repository when REF_REPO (a git directory, e.g. a
 # fetched mirror of openai/parameter-golf) is given: bench_gpu.sh times it beside pgolf-cuda. Never
-# commit the folder. Then, with the device tool (one call of at most 10 minutes; a session has 15
-# minutes of device time, a start costs ~30 s, so ask for the machine once and give it back after):
-#   run(command="DEADLINE=540 bash scripts/gpu_session.sh record", carry=["gpu_carry"], timeout_s=570)
-# (the tests, and both shapes beside the reference, whose torch.compile takes ~3 minutes a shape: what
-# the issue asks for, in ~10 of the 15 minutes); `quick` (~2 minutes), `all`, `test`, `profile` and
-# `bench` measure more or less (gpu_session.sh).
+# commit the folder. Then, with the device tool (a call runs at most 10 minutes; a session has 15
+# minutes of device time and a start costs ~30 s), what the issue asks for in two calls back to back,
+# the second while the machine is still warm (it keeps the build), then give it back:
+#   run(command="DEADLINE=480 SHAPES=shape638 bash scripts/gpu_session.sh record", carry=["gpu_carry"],
+#       timeout_s=510)   # the tests, then #638's shape beside the reference: ~6 minutes
+#   run(command="DEADLINE=360 SHAPES=baseline TESTS=0 bash scripts/gpu_session.sh record",
+#       carry=["gpu_carry"], timeout_s=390)   # the baseline beside the reference: ~4 minutes
+# (the reference's run takes ~3 minutes a shape, mostly torch.compile; both shapes in one call, ~9-10
+# minutes, were cut off once). `quick` (~2 minutes), `all`, `test`, `profile` and `bench` measure more
+# or less (gpu_session.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 carry=gpu_carry
