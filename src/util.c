@@ -1,6 +1,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <glob.h>
 #include <math.h>
 #include <stdarg.h>
@@ -89,6 +90,46 @@ int64_t file_size(const char *path) {
     return (int64_t)st.st_size;
 }
 
+// ---------------------------------------------------------------- temporary paths
+
+#define EXIT_REMOVALS 16 // at once: a command holds one or two
+static char *g_exit_removals[EXIT_REMOVALS];
+
+static int remove_entry(const char *path, const struct stat *st, int kind, struct FTW *ftw) {
+    remove(path);
+    return 0;
+}
+
+static void remove_registered(void) {
+    for (int i = 0; i < EXIT_REMOVALS; i++)
+        if (g_exit_removals[i]) nftw(g_exit_removals[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS); // contents first
+}
+
+void remove_at_exit(const char *path) {
+    static int hooked;
+    if (!hooked) atexit(remove_registered), hooked = 1;
+    for (int i = 0; i < EXIT_REMOVALS; i++)
+        if (!g_exit_removals[i]) {
+            g_exit_removals[i] = xstrdup(path);
+            return;
+        }
+    die("internal: more than %d temporary paths at once (%s)", EXIT_REMOVALS, path);
+}
+
+void keep_at_exit(const char *path) {
+    for (int i = 0; i < EXIT_REMOVALS; i++)
+        if (g_exit_removals[i] && !strcmp(g_exit_removals[i], path)) {
+            free(g_exit_removals[i]);
+            g_exit_removals[i] = NULL;
+            return;
+        }
+}
+
+const char *temp_dir(void) {
+    const char *dir = getenv("TMPDIR");
+    return dir && dir[0] ? dir : "/tmp";
+}
+
 // ---------------------------------------------------------------- atomic writes
 
 AtomicFile atomic_open(const char *path) {
@@ -98,6 +139,7 @@ AtomicFile atomic_open(const char *path) {
     af.tmp_path = xmalloc(n);
     snprintf(af.tmp_path, n, "%s.tmp.%d", path, (int)getpid());
     af.f = xfopen(af.tmp_path, "wb");
+    remove_at_exit(af.tmp_path);
     return af;
 }
 
@@ -109,6 +151,7 @@ void atomic_commit(AtomicFile *af) {
     if (fflush(af->f) != 0 || fsync(fileno(af->f)) != 0) die("%s: flush failed: %s", af->tmp_path, strerror(errno));
     if (fclose(af->f) != 0) die("%s: close failed: %s", af->tmp_path, strerror(errno));
     if (rename(af->tmp_path, af->path) != 0) die("cannot rename %s to %s: %s", af->tmp_path, af->path, strerror(errno));
+    keep_at_exit(af->tmp_path); // (the name is gone; the list must not remove a later file of that name)
     free(af->path);
     free(af->tmp_path);
     af->f = NULL;

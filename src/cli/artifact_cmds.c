@@ -1,4 +1,5 @@
 // Commands that read a model back: `pgolf eval`, `pgolf inspect`, `pgolf info`, `pgolf sample`.
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,14 +149,17 @@ static int encode_prompt(const char *model, const char *prompt, int32_t *ids, in
     Prompt p = {ids, 1, cap};
     ids[0] = 1;
     if (!prompt[0]) return 1;
-    char tmp[] = "/tmp/pgolf_prompt_XXXXXX";
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s/pgolf_prompt_XXXXXX", temp_dir());
     int fd = mkstemp(tmp);
-    if (fd < 0) die("cannot create a temporary file for the prompt");
+    if (fd < 0) die("cannot create a temporary file for the prompt under %s: %s", temp_dir(), strerror(errno));
+    remove_at_exit(tmp);
     FILE *f = fdopen(fd, "w");
     fprintf(f, "%s\n", prompt);
     fclose(f);
     spm_encode_file(model, tmp, append_prompt_ids, &p);
     remove(tmp);
+    keep_at_exit(tmp);
     return p.n;
 }
 

