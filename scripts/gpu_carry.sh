@@ -11,8 +11,9 @@
 # the second while the machine is still warm (it keeps the build), then give it back:
 #   run(command="DEADLINE=480 SHAPES=shape638 bash scripts/gpu_session.sh record", carry=["gpu_carry"],
 #       timeout_s=510)   # the tests, then #638's shape beside the reference: ~6 minutes
-#   run(command="DEADLINE=360 SHAPES=baseline TESTS=0 bash scripts/gpu_session.sh record",
-#       carry=["gpu_carry"], timeout_s=390)   # the baseline beside the reference: ~4 minutes
+#   run(command="DEADLINE=420 SHAPES=baseline TESTS=0 bash scripts/gpu_session.sh record",
+#       carry=["gpu_carry"], timeout_s=450)   # the baseline beside the reference: ~4-5 minutes
+# (the second call's DEADLINE: at most status's budget_left_s - 30; make may rebuild first, ~1 minute)
 # (the reference's run takes ~3 minutes a shape, mostly torch.compile; both shapes in one call, ~9-10
 # minutes, were cut off once). `quick` (~2 minutes), `all`, `test`, `profile` and `bench` measure more
 # or less (gpu_session.sh).
