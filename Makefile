@@ -208,7 +208,7 @@ $(BUILD)/emu/bench_cuda_ops: $(OBJ) $(EMU_CUDA_OPS_OBJ) $(BUILD)/bench/cuda/benc
 cuda-emu-test: $(BUILD)/emu/run_cuda_tests $(BUILD)/emu/pgolf-cuda pgolf $(BUILD)/emu/bench_cuda_ops
 	@set -o pipefail; export ASAN_OPTIONS=detect_leaks=0; rc=0; \
 	$(BUILD)/emu/run_cuda_tests | tee $(BUILD)/emu/tests.log || rc=1; \
-	echo "== again, each barrier interval's threads in reverse order"; \
+	echo "== again, each barrier interval's threads and each launch's blocks in reverse order"; \
 	EMU_THREAD_ORDER=reverse $(BUILD)/emu/run_cuda_tests | tee $(BUILD)/emu/tests_reverse.log || rc=1; \
 	echo "== the per-op benchmark, tiny (it keeps working; the emulator's times mean nothing)"; \
 	BENCH_TOKENS=256 BENCH_SEQ=128 BENCH_MS=0 $(BUILD)/emu/bench_cuda_ops || rc=1; \

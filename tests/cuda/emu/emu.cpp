@@ -336,20 +336,24 @@ void run(const void *fn, const char *kernel, dim3 grid, dim3 block, size_t share
         g_last_error = cudaErrorInvalidConfiguration;
         return;
     }
-    // uninitialized shared memory reads as NaN, as garbage would on a GPU; 128-byte aligned like the
-    // start of a GPU's shared memory
+    // 128-byte aligned like the start of a GPU's shared memory
     void *shared_bytes = nullptr;
     if (shared && posix_memalign(&shared_bytes, 128, shared)) die("CUDA emulator: no memory for %zu bytes of shared memory", shared);
-    if (shared) memset(shared_bytes, 0xff, shared);
     g_shared = shared_bytes;
     g_body = &body;
     g_kernel = kernel;
     gridDim = grid;
     blockDim = block;
     device_access(true);
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) blockIdx = uint3(x, y, z), run_block((unsigned)threads);
+    // Blocks one after another, last to first in reverse order: a block that reads what another block of
+    // the same launch writes (no order exists between them on a GPU) sees it in one order only.
+    size_t blocks = (size_t)grid.x * grid.y * grid.z;
+    for (size_t i = 0; i < blocks; i++) {
+        size_t b = reverse_order() ? blocks - 1 - i : i;
+        blockIdx = uint3((unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y), (unsigned)(b / ((size_t)grid.x * grid.y)));
+        if (shared) memset(shared_bytes, 0xff, shared); // each block's own: unwritten values read as NaN, not the last block's
+        run_block((unsigned)threads);
+    }
     device_access(false);
     free(shared_bytes);
     g_shared = nullptr;

@@ -1,9 +1,9 @@
 // A CUDA emulator for the CPU, for testing src/ops/cuda where no GPU exists (`make cuda-emu-test`).
 // The .cu files compile unchanged as C++ (cu2cpp.sed turns `k<<<grid, block, shared>>>(args)` into
 // EMU_LAUNCH(k, grid, block, shared)(args) and `extern __shared__ T x[]` into a pointer to the
-// launch's dynamic shared memory). A block's threads run as fibers on one core, switching only at
-// __syncthreads, so the barrier semantics are CUDA's; blocks run one after another, so a kernel's
-// static __shared__ arrays are plain statics.
+// launch's dynamic shared memory, NaN for each block until written). A block's threads run as fibers
+// on one core, switching only at __syncthreads, so the barrier semantics are CUDA's; blocks run one
+// after another, so a kernel's static __shared__ arrays are plain statics.
 //
 // What it catches beyond wrong numbers: a kernel handed a host pointer, a cudaMemcpy whose kind does
 // not match its pointers, a cuBLAS operand shorter than its dimensions say, launches a GPU would
@@ -11,8 +11,9 @@
 // ldmatrix rows at misaligned addresses (include/emu_warp_mma.h), __syncthreads that not every
 // thread of a block reaches, and (built with AddressSanitizer and the alignment check, as the make
 // target does) out-of-bounds kernel accesses, vector accesses off their alignment, and host code
-// touching device memory, which stays poisoned outside kernels and transfers. EMU_THREAD_ORDER=reverse runs each barrier interval's threads last to first,
-// so results that depend on a race between threads change.
+// touching device memory, which stays poisoned outside kernels and transfers. EMU_THREAD_ORDER=reverse
+// runs each barrier interval's threads, and a launch's blocks, last to first, so results that depend on
+// a race between threads or between blocks change.
 // Warps: __syncwarp is a barrier of a warp's lanes (fibers in a ring of their own); __shfl_xor_sync,
 // mma.sync and ldmatrix (src/ops/cuda/warp_mma.h) pass values through the warp's slots across such
 // a barrier; other shuffles and votes are not emulated.
@@ -114,8 +115,9 @@ namespace emu {
 void *dynamic_shared(void);
 // Dies unless p is null or inside (or one past) a device allocation.
 void require_device(const void *p, const char *what, const char *kernel, int arg);
-// Runs each barrier interval's threads last to first or first to last (by default as EMU_THREAD_ORDER
-// says: "reverse" or not); returns the order it replaces, for the caller to restore.
+// Runs each barrier interval's threads and each launch's blocks last to first or first to last (by
+// default as EMU_THREAD_ORDER says: "reverse" or not); returns the order it replaces, for the caller to
+// restore.
 bool set_reverse_order(bool reverse);
 // Runs body for every thread of every block; launch errors go to cudaGetLastError as on a GPU.
 void run(const void *fn, const char *kernel, dim3 grid, dim3 block, size_t shared, const std::function<void()> &body);

@@ -215,3 +215,41 @@ TEST(emu_fresh_device_memory_is_nan) {
     cudaFree(in);
     cudaFree(out);
 }
+
+// Block b adds 1 to what block b - 1 wrote: a chain no GPU orders (blocks run in any order, or at once).
+__global__ static void block_chain(float *x) {
+    if (threadIdx.x == 0) x[blockIdx.x + 1] = x[blockIdx.x] + 1;
+}
+
+// Only block 0 fills the shared row; every block sums it (the others read shared memory never written).
+__global__ static void shared_from_block0(float *out) {
+    extern __shared__ float row[];
+    if (blockIdx.x == 0) row[threadIdx.x] = 1.0f;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float s = 0;
+        for (int i = 0; i < 32; i++) s += row[i];
+        out[blockIdx.x] = s;
+    }
+}
+
+TEST(emu_blocks_are_independent) {
+    float *d = device_floats(5), h[5];
+    bool was = emu::set_reverse_order(false);
+    float chain[2];
+    for (int reverse = 0; reverse < 2; reverse++) {
+        emu::set_reverse_order(reverse);
+        cudaMemset(d, 0, sizeof h);
+        block_chain<<<4, 32>>>(d);
+        cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost);
+        chain[reverse] = h[4];
+    }
+    CHECK(chain[0] == 4 && chain[1] != 4, "the chain through 4 blocks gave %g in block order and %g in reverse", chain[0],
+          chain[1]);
+    emu::set_reverse_order(was);
+    shared_from_block0<<<2, 32, 32 * sizeof(float)>>>(d);
+    cudaMemcpy(h, d, 2 * sizeof(float), cudaMemcpyDeviceToHost);
+    CHECK(h[0] == 32 && isnan(h[1]), "block 1 read block 0's shared memory (%g, %g): each block's must start unwritten", h[0],
+          h[1]);
+    cudaFree(d);
+}
