@@ -14,18 +14,22 @@
 // ---------------------------------------------------------------- errors and checked calls
 
 static void (*g_die_hook)(void);
+static FILE *g_log; // the run's log file (logging, below), where open
 
 void die_set_hook(void (*hook)(void)) { g_die_hook = hook; }
 
+// The error line goes to stderr and, during a run, to its log too: the log says why the run stopped.
 void die(const char *fmt, ...) {
     va_list ap;
     if (g_die_hook) g_die_hook(); // a fuzzer's way out; it does not return
     fflush(stdout);
-    fputs("pgolf: error: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
+    for (FILE *f = stderr; f; f = f == stderr ? g_log : NULL) {
+        fputs("pgolf: error: ", f);
+        va_start(ap, fmt);
+        vfprintf(f, fmt, ap);
+        va_end(ap);
+        fputc('\n', f);
+    }
     exit(1);
 }
 
@@ -300,8 +304,6 @@ float f16_to_f32(uint16_t h) {
 }
 
 // ---------------------------------------------------------------- logging
-
-static FILE *g_log;
 
 void log_open(const char *path) {
     if (g_log) fclose(g_log);

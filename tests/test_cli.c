@@ -312,9 +312,23 @@ TEST(cli_bad_input_fails_clearly) {
         CHECK(rc != 0 && strstr(out, cases[i].expect), "`%s` gave exit %d and:\n%s", cases[i].extra, rc, out);
         free(out);
     }
+    // the run's log ends with the error line, as stderr does
+    tiny_env(env, sizeof env, data, out_dir, "RUN_ID=bad_vocab VOCAB_SIZE=512");
+    snprintf(cmd, sizeof cmd, "env %s ./pgolf train", env);
+    int rc = test_run(cmd, &out);
+    free(out);
+    snprintf(path, sizeof path, "%s/logs/bad_vocab.txt", out_dir);
+    size_t len;
+    char *log = (char *)read_file(path, &len), *last = log + len;
+    while (last > log && last[-1] == '\n') last--;
+    while (last > log && last[-1] != '\n') last--;
+    CHECK(rc != 0 && !strncmp(last, "pgolf: error: VOCAB_SIZE=512 does not match tokenizer", 53),
+          "the log of a failed run ends with \"%.100s\"", last);
+    free(log);
+    snprintf(path, sizeof path, "%s/fineweb_val_000000.bin", corrupt);
     snprintf(cmd, sizeof cmd, "env DATA_PATH=%s TOKENIZER_PATH=%s/tokenizers/fineweb_1024_bpe.model ./pgolf train",
              corrupt, test_shared_data());
-    int rc = test_run(cmd, &out);
+    rc = test_run(cmd, &out);
     CHECK(rc != 0 && strstr(out, path), "a corrupt val shard gave exit %d and:\n%s", rc, out);
     free(out);
     snprintf(cmd, sizeof cmd, "./pgolf eval %s", path);
