@@ -82,19 +82,31 @@ test: pgolf $(BUILD)/run_tests $(BUILD)/run_tests_f64
 bench: $(BENCH_SRC:%.c=$(BUILD)/%)
 	@for b in $^; do echo "== $$b"; $$b || exit 1; done
 
-# Fuzz the artifact reader with libFuzzer (clang) for FUZZ_SECONDS, seeded with the artifacts the tests
-# wrote. Rejections are fine; a crash, sanitizer report or timeout fails the target.
+# Fuzz the readers of files a user may be handed with libFuzzer (clang), each for FUZZ_SECONDS, seeded
+# with the files the tests wrote and the tokenizers: artifacts, safetensors (checkpoints, weights) and
+# SentencePiece models (fuzz/). Rejections are fine; a crash, sanitizer report or timeout fails the target.
+# The artifact reader frees a rejected load (artifact_abandon_load); the other two leave what they had
+# allocated to the process exit, as pgolf's die() does, so their fuzzers run in fork mode (-fork=1: a
+# child that fills the RSS limit with such leftovers is replaced, -ignore_ooms) instead of failing on it.
 FUZZ_SECONDS ?= 60
-FUZZ_SRC := $(filter-out src/export/calib.c, $(wildcard src/export/*.c)) src/io/bytes.c src/util.c src/config.c src/presets.c src/tensor.c
-$(BUILD)/fuzz_artifact: fuzz/fuzz_artifact.c $(FUZZ_SRC)
-	clang -g -O1 -std=c11 -D_GNU_SOURCE -Wno-unknown-pragmas -fsanitize=fuzzer,address,undefined -I$(OPENBLAS_INC) -Isrc \
-	    -o $@ $^ -lopenblas -lzstd -lbrotlienc -lbrotlidec -lz -lm
+FUZZ_CC := clang -g -O1 -std=c11 -D_GNU_SOURCE -Wno-unknown-pragmas -fsanitize=fuzzer,address,undefined -I$(OPENBLAS_INC) -Isrc
+FUZZ_SRC_artifact := $(filter-out src/export/calib.c, $(wildcard src/export/*.c)) src/io/bytes.c src/config.c src/presets.c src/tensor.c
+FUZZ_SRC_safetensors := src/io/safetensors.c src/io/bytes.c src/tensor.c
+FUZZ_SRC_spm := src/data/spm.c
+$(BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_input.h src/util.c $(FUZZ_SRC_artifact) $(FUZZ_SRC_safetensors) $(FUZZ_SRC_spm)
+	$(FUZZ_CC) -o $@ fuzz/fuzz_$*.c src/util.c $(FUZZ_SRC_$*) -lopenblas -lzstd -lbrotlienc -lbrotlidec -lz -lm
 
-fuzz: $(BUILD)/fuzz_artifact
-	@mkdir -p $(BUILD)/fuzz_corpus
-	@find $(BUILD)/tmp -name '*.ptz' -size -300k -exec cp {} $(BUILD)/fuzz_corpus/ \; 2>/dev/null || true
-	ASAN_OPTIONS=detect_leaks=0 $(BUILD)/fuzz_artifact -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=3072 -malloc_limit_mb=2048 \
-	    -max_len=400000 $(BUILD)/fuzz_corpus
+FUZZ_RUN = ASAN_OPTIONS=detect_leaks=0 $(BUILD)/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=3072 \
+	-malloc_limit_mb=2048 -max_len=$(2) $(3) $(BUILD)/fuzz_corpus/$(1)
+fuzz: $(BUILD)/fuzz_artifact $(BUILD)/fuzz_safetensors $(BUILD)/fuzz_spm
+	@mkdir -p $(BUILD)/fuzz_corpus/artifact $(BUILD)/fuzz_corpus/safetensors $(BUILD)/fuzz_corpus/spm
+	@find $(BUILD)/tmp -name '*.ptz' -size -300k -exec cp {} $(BUILD)/fuzz_corpus/artifact/ \; 2>/dev/null || true
+	@find $(BUILD)/tmp -name '*.safetensors' -size -600k -exec cp --backup=numbered {} $(BUILD)/fuzz_corpus/safetensors/ \; 2>/dev/null || true
+	@cp $${PGOLF_SHARED_DATA:-../shared/data}/tokenizers/fineweb_1024_bpe.model data/tokenizers/*.model \
+	    $(BUILD)/fuzz_corpus/spm/ 2>/dev/null || true
+	$(call FUZZ_RUN,artifact,400000)
+	$(call FUZZ_RUN,safetensors,600000,-fork=1 -ignore_ooms=1)
+	$(call FUZZ_RUN,spm,400000,-fork=1 -ignore_ooms=1)
 
 # The CUDA ops (src/ops/cuda/*.cu) and their tests against the CPU ops. The CPU build never needs
 # CUDA; `make cuda` needs nvcc (PATH or /usr/local/cuda), `make cuda-test` a GPU (without one the tests

@@ -1,36 +1,23 @@
-// libFuzzer target for the artifact reader (`make fuzz`): any byte string must either load or be
-// rejected through die() -- never crash, read out of bounds or hang. The input's last four bytes are
-// replaced by its CRC-32 first, so mutations get past the checksum into the table and payload parsers.
-#include <setjmp.h>
-#include <stdio.h>
+// libFuzzer target for the artifact reader: any byte string must either load or be rejected through
+// die() -- never crash, read out of bounds or hang. The input's last four bytes are replaced by its
+// CRC-32 first, so mutations get past the checksum into the table and payload parsers.
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "export/artifact.h"
-#include "util.h"
-
-static jmp_buf g_rejected;
-static void on_die(void) { longjmp(g_rejected, 1); }
+#include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static char path[64];
-    if (!path[0]) {
-        snprintf(path, sizeof path, "/tmp/pgolf_fuzz_%d.ptz", (int)getpid());
-        die_set_hook(on_die);
-    }
     uint8_t *buf = malloc(size + 1);
     memcpy(buf, data, size);
     if (size >= 4) {
         uint32_t crc = (uint32_t)crc32_z(0, buf, size - 4);
         memcpy(buf + size - 4, &crc, 4);
     }
-    FILE *f = fopen(path, "wb");
-    fwrite(buf, 1, size, f);
-    fclose(f);
+    const char *path = fuzz_input_file(buf, size, ".ptz");
     free(buf);
-    if (setjmp(g_rejected) == 0) {
+    if (FUZZ_ACCEPTED) {
         Artifact *a = artifact_load(path);
         char *text = NULL;
         size_t n = 0;
