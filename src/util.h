@@ -43,7 +43,7 @@ int64_t file_size(const char *path);
 // one still may). keep_at_exit takes a path off the list (once it is renamed into place).
 void remove_at_exit(const char *path);
 void keep_at_exit(const char *path);
-// Where temporary files go: $TMPDIR, or /tmp.
+// Where temporary files go: $TMPDIR (the system's convention, not a pgolf setting), or /tmp.
 const char *temp_dir(void);
 
 // Atomic file writes: everything goes to "<path>.tmp.<pid>", and only atomic_commit renames it
