@@ -1,5 +1,6 @@
 // Commands that read a model back: `pgolf eval`, `pgolf inspect`, `pgolf info`, `pgolf sample`.
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,7 +150,7 @@ static int encode_prompt(const char *model, const char *prompt, int32_t *ids, in
     Prompt p = {ids, 1, cap};
     ids[0] = 1;
     if (!prompt[0]) return 1;
-    char tmp[4096];
+    char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s/pgolf_prompt_XXXXXX", temp_dir());
     int fd = mkstemp(tmp);
     if (fd < 0) die("cannot create a temporary file for the prompt under %s: %s", temp_dir(), strerror(errno));

