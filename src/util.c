@@ -4,6 +4,7 @@
 #include <ftw.h>
 #include <glob.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,8 +97,8 @@ int64_t file_size(const char *path) {
 
 // ---------------------------------------------------------------- temporary paths
 
-#define EXIT_REMOVALS 16 // at once: a command holds one or two
-static char *g_exit_removals[EXIT_REMOVALS];
+#define EXIT_REMOVALS 16 // at once: prep holds its directory, the files in it and a file being written
+static char *volatile g_exit_removals[EXIT_REMOVALS];
 
 static int remove_entry(const char *path, const struct stat *st, int kind, struct FTW *ftw) {
     remove(path);
@@ -109,9 +110,33 @@ static void remove_registered(void) {
         if (g_exit_removals[i]) nftw(g_exit_removals[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS); // contents first
 }
 
+// SIGINT, SIGTERM, SIGHUP: only unlink and rmdir, which a signal handler may call (nftw may not: it
+// allocates), so a directory goes only once the files registered in it are gone; then the signal's
+// default action, so the process still ends by it.
+static void remove_registered_on_signal(int sig) {
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < EXIT_REMOVALS; i++) {
+            char *p = g_exit_removals[i];
+            if (p && pass) rmdir(p);
+            else if (p) unlink(p);
+        }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void hook_removals(void) {
+    atexit(remove_registered);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        struct sigaction old, sa = {.sa_handler = remove_registered_on_signal};
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) sigaction(sigs[i], &sa, NULL); // nohup's stay ignored
+    }
+}
+
 void remove_at_exit(const char *path) {
     static int hooked;
-    if (!hooked) atexit(remove_registered), hooked = 1;
+    if (!hooked) hook_removals(), hooked = 1;
     for (int i = 0; i < EXIT_REMOVALS; i++)
         if (!g_exit_removals[i]) {
             g_exit_removals[i] = xstrdup(path);
@@ -121,12 +146,14 @@ void remove_at_exit(const char *path) {
 }
 
 void keep_at_exit(const char *path) {
-    for (int i = 0; i < EXIT_REMOVALS; i++)
-        if (g_exit_removals[i] && !strcmp(g_exit_removals[i], path)) {
-            free(g_exit_removals[i]);
-            g_exit_removals[i] = NULL;
+    for (int i = 0; i < EXIT_REMOVALS; i++) {
+        char *p = g_exit_removals[i];
+        if (p && !strcmp(p, path)) {
+            g_exit_removals[i] = NULL; // before the free: a signal handler may read the list at any time
+            free(p);
             return;
         }
+    }
 }
 
 const char *temp_dir(void) {

@@ -1,6 +1,11 @@
-// Helpers whose output users see: Python-style float text in the log lines.
+// Helpers whose output users see: Python-style float text in the log lines; temporary files that a
+// stopped command removes.
+#include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "test.h"
 #include "util.h"
@@ -46,4 +51,39 @@ TEST(util_f16_conversions_match_float16) {
         bad += f32_to_f16(x) != want;
     }
     CHECK(bad == 0, "%d floats round to a different half", bad);
+}
+
+// A process stopped by SIGTERM removes its registered temporary paths (a directory after the files
+// registered in it) and still ends by the signal; one that exits removes them too.
+static void make_scratch(const char *dir, char *file, char *inner, size_t n) {
+    snprintf(file, n, "%s/partial.tmp", dir);
+    snprintf(inner, n, "%s/scratch", dir);
+    mkdir_p(inner);
+    snprintf(inner + strlen(inner), n - strlen(inner), "/train.txt");
+    write_file_atomic(file, "x", 1), write_file_atomic(inner, "y", 1);
+}
+
+TEST(util_temporary_paths_removed_on_signal_and_exit) {
+    const char *dir = test_tmpdir("temp_paths");
+    char file[1024], inner[1024], scratch[1024];
+    for (int by_signal = 1; by_signal >= 0; by_signal--) {
+        make_scratch(dir, file, inner, sizeof file);
+        snprintf(scratch, sizeof scratch, "%s/scratch", dir);
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            remove_at_exit(scratch), remove_at_exit(inner), remove_at_exit(file);
+            if (by_signal) raise(SIGTERM);
+            exit(3);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (by_signal)
+            CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM, "the child did not end by its SIGTERM (status %d)", status);
+        else
+            CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3, "the child did not exit with its status (%d)", status);
+        CHECK(file_size(file) < 0 && file_size(inner) < 0 && file_size(scratch) < 0,
+              "%s: left %s%s%s", by_signal ? "SIGTERM" : "exit", file_size(file) >= 0 ? file : "",
+              file_size(inner) >= 0 ? " and the scratch file" : "", file_size(scratch) >= 0 ? " and its directory" : "");
+    }
 }

@@ -217,6 +217,8 @@ int cmd_prep(int argc, char **argv) {
     snprintf(tmp_model, sizeof tmp_model, "%s.model", prefix);
     snprintf(tmp_vocab, sizeof tmp_vocab, "%s.vocab", prefix);
     snprintf(train_log, sizeof train_log, "%s/spm_train.log", tmpdir);
+    const char *scratch[] = {train_txt, val_txt, tmp_model, tmp_vocab, train_log};
+    for (int i = 0; i < 5; i++) remove_at_exit(scratch[i]); // each by name, for an interrupting signal
     int64_t val_bytes = write_docs(val_txt, docs.text, n_val);
     int64_t train_bytes = write_docs(train_txt, docs.text + n_val, n_train);
     log0("prep: %lld documents: %lld train (%lld bytes), %lld val (%lld bytes)", (long long)docs.n, (long long)n_train,
