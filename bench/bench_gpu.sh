@@ -21,8 +21,9 @@ common="ITERATIONS=$STEPS WARMUP_STEPS=3 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=65536 T
 # step_avg of the last logged step, and the model FLOPs per token: 6 x the parameters (the tied
 # embedding is also the head) plus the causal attention's 6 x layers x dim x seq; `wall`: the whole
 # run's seconds (build-up, torch.compile, evaluation and export included), for planning device time
+step_ms() { (grep -so 'step_avg:[0-9.]*ms' "$1" || true) | tail -1 | tr -dc '0-9.'; } # of a log, or nothing
 report() { # name, log file, tokens per step, params, layers, dim, seq, wall seconds
-    local ms; ms=$( (grep -o 'step_avg:[0-9.]*ms' "$2" || true) | tail -1 | tr -dc '0-9.')
+    local ms; ms=$(step_ms "$2")
     if [ -z "$ms" ]; then echo "$1 FAILED after $8 s: $(tail -1 "$2")"; return; fi
     awk -v n="$1" -v ms="$ms" -v tok="$3" -v p="$4" -v l="$5" -v d="$6" -v s="$7" -v wall="$8" -v dev="$device" \
         -v peak="$PEAK_TFLOPS" 'BEGIN {
@@ -51,6 +52,14 @@ run_shape() { # name, env settings, matrix params, layers, dim, seq, tokens per 
         case $rc in 0) ;; 124) label="$label (stopped at ${RUN_TIMEOUT}s)" ;; *) label="$label (exit $rc)" ;; esac
         report "$label" "$log" "$7" "$3" "$4" "$5" "$6" $((SECONDS - start))
     done
+    # the issue's comparison, when this call ran both
+    [[ " $RUNS " == *" bf16 "* && " $RUNS " == *" ref "* ]] || return 0
+    local pg rf; pg=$(step_ms runs/bench_gpu/$name-bf16.log) rf=$(step_ms runs/bench_gpu/$name-ref.log)
+    if [ -n "$pg" ] && [ -n "$rf" ]; then
+        awk -v n="$name" -v pg="$pg" -v rf="$rf" -v dev="$device" 'BEGIN {
+            printf "%s on %s: pgolf-cuda bf16 %.1f ms/step, train_gpt.py %.1f: pgolf-cuda %s (%.2fx the reference'"'"'s speed)\n",
+                n, dev, pg, rf, pg < rf ? "faster" : "NOT faster", rf / pg }'
+    fi
 }
 
 params() { env "$@" ./pgolf info | grep -o 'model_params:[0-9]*' | tr -dc '0-9'; } # counted on the CPU build
