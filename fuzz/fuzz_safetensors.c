@@ -4,6 +4,8 @@
 #include "fuzz_input.h"
 #include "io/safetensors.h"
 
+static volatile double g_sink; // every value read lands here, so no read is optimized away
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_input_file(data, size, ".safetensors");
     if (FUZZ_ACCEPTED) {
@@ -16,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (st_meta(st, "pgolf_config")) sum += 1;
         st_free(st);
-        if (sum == 12345.678) puts(""); // keeps the reads
+        g_sink = sum;
     }
     return 0;
 }

@@ -1,7 +1,6 @@
 #include "util.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <glob.h>
 #include <math.h>
 #include <signal.h>
@@ -100,26 +99,20 @@ int64_t file_size(const char *path) {
 #define EXIT_REMOVALS 16 // at once: prep holds its directory, the files in it and a file being written
 static char *volatile g_exit_removals[EXIT_REMOVALS];
 
-static int remove_entry(const char *path, const struct stat *st, int kind, struct FTW *ftw) {
-    remove(path);
-    return 0;
-}
-
+// Files first, then directories (a directory goes once the files registered in it are gone): unlink and
+// rmdir only, the calls a signal handler may make, so exit and the signals share it.
 static void remove_registered(void) {
-    for (int i = 0; i < EXIT_REMOVALS; i++)
-        if (g_exit_removals[i]) nftw(g_exit_removals[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS); // contents first
-}
-
-// SIGINT, SIGTERM, SIGHUP: only unlink and rmdir, which a signal handler may call (nftw may not: it
-// allocates), so a directory goes only once the files registered in it are gone; then the signal's
-// default action, so the process still ends by it.
-static void remove_registered_on_signal(int sig) {
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < EXIT_REMOVALS; i++) {
             char *p = g_exit_removals[i];
             if (p && pass) rmdir(p);
             else if (p) unlink(p);
         }
+}
+
+// SIGINT, SIGTERM, SIGHUP: the removals, then the signal's default action, so the process still ends by it.
+static void remove_registered_on_signal(int sig) {
+    remove_registered();
     signal(sig, SIG_DFL);
     raise(sig);
 }

@@ -38,11 +38,10 @@ uint8_t *read_file(const char *path, size_t *len);
 // Size of a file in bytes, or -1 if it cannot be stat'ed.
 int64_t file_size(const char *path);
 
-// Temporary paths (files or directories, with what they hold) removed when the process exits, by
-// exit() or die(), or is stopped by SIGINT, SIGTERM or SIGHUP (which then end it as they would): a failed
-// or interrupted command leaves no half-written file or scratch directory behind (SIGKILL still may). On
-// a signal a directory is removed only if the files in it were registered too. keep_at_exit takes a
-// path off the list (once it is renamed into place).
+// Temporary paths removed when the process exits, by exit() or die(), or is stopped by SIGINT, SIGTERM or
+// SIGHUP (which then end it as they would): a failed or interrupted command leaves no half-written file or
+// scratch directory behind (SIGKILL still may). A directory is removed once empty: register the files it
+// will hold too. keep_at_exit takes a path off the list (once it is renamed into place).
 void remove_at_exit(const char *path);
 void keep_at_exit(const char *path);
 // Where temporary files go: $TMPDIR (the system's convention, not a pgolf setting), or /tmp.

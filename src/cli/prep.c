@@ -208,7 +208,7 @@ int cmd_prep(int argc, char **argv) {
     char tmpdir[PATH_MAX];
     snprintf(tmpdir, sizeof tmpdir, "%s/pgolf_prep_XXXXXX", temp_dir());
     if (!mkdtemp(tmpdir)) die("cannot create a temporary directory under %s: %s", temp_dir(), strerror(errno));
-    remove_at_exit(tmpdir); // with what it holds, however prep ends (a corpus too small for VOCAB_SIZE, ...)
+    remove_at_exit(tmpdir); // however prep ends (a corpus too small for VOCAB_SIZE, an interrupt, ...)
     char train_txt[PATH_MAX + 32], val_txt[PATH_MAX + 32], prefix[PATH_MAX + 32], tmp_model[PATH_MAX + 64],
         tmp_vocab[PATH_MAX + 64], train_log[PATH_MAX + 32];
     snprintf(train_txt, sizeof train_txt, "%s/train.txt", tmpdir);
@@ -218,7 +218,7 @@ int cmd_prep(int argc, char **argv) {
     snprintf(tmp_vocab, sizeof tmp_vocab, "%s.vocab", prefix);
     snprintf(train_log, sizeof train_log, "%s/spm_train.log", tmpdir);
     const char *scratch[] = {train_txt, val_txt, tmp_model, tmp_vocab, train_log};
-    for (int i = 0; i < 5; i++) remove_at_exit(scratch[i]); // each by name, for an interrupting signal
+    for (int i = 0; i < 5; i++) remove_at_exit(scratch[i]); // all spm_train and prep write there
     int64_t val_bytes = write_docs(val_txt, docs.text, n_val);
     int64_t train_bytes = write_docs(train_txt, docs.text + n_val, n_train);
     log0("prep: %lld documents: %lld train (%lld bytes), %lld val (%lld bytes)", (long long)docs.n, (long long)n_train,
