@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,26 +111,50 @@ static void remove_registered(void) {
         }
 }
 
-// SIGINT, SIGTERM, SIGHUP: the removals, then the signal's default action, so the process still ends by it.
-static void remove_registered_on_signal(int sig) {
+// Child processes (ablate's training runs, spm_train) end with pgolf: a `kill` of pgolf alone must not
+// leave a training run going for hours or spm_train writing into a removed directory.
+#define EXIT_CHILDREN 4
+static volatile pid_t g_exit_children[EXIT_CHILDREN];
+
+// kill and waitpid only (signal-safe); waiting lets a child finish its writes before the removals.
+static void end_children(int sig) {
+    for (int i = 0; i < EXIT_CHILDREN; i++) {
+        pid_t pid = g_exit_children[i];
+        if (pid > 0 && kill(pid, sig) == 0) waitpid(pid, NULL, 0);
+        g_exit_children[i] = 0;
+    }
+}
+
+static void end_children_and_remove(void) {
+    end_children(SIGTERM);
+    remove_registered();
+}
+
+// SIGINT, SIGTERM, SIGHUP: passed on to the children, the removals, then the signal's default action, so
+// the process still ends by it.
+static void end_children_and_remove_on_signal(int sig) {
+    end_children(sig);
     remove_registered();
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-static void hook_removals(void) {
-    atexit(remove_registered);
+// At the first registration of either kind.
+static void hook_exit_cleanup(void) {
+    static int hooked;
+    if (hooked) return;
+    hooked = 1;
+    atexit(end_children_and_remove);
     const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
     for (int i = 0; i < 3; i++) {
-        struct sigaction old, sa = {.sa_handler = remove_registered_on_signal};
+        struct sigaction old, sa = {.sa_handler = end_children_and_remove_on_signal};
         sigemptyset(&sa.sa_mask);
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) sigaction(sigs[i], &sa, NULL); // nohup's stay ignored
     }
 }
 
 void remove_at_exit(const char *path) {
-    static int hooked;
-    if (!hooked) hook_removals(), hooked = 1;
+    hook_exit_cleanup();
     for (int i = 0; i < EXIT_REMOVALS; i++)
         if (!g_exit_removals[i]) {
             g_exit_removals[i] = xstrdup(path);
@@ -147,6 +172,21 @@ void keep_at_exit(const char *path) {
             return;
         }
     }
+}
+
+void end_child_at_exit(pid_t pid) {
+    hook_exit_cleanup();
+    for (int i = 0; i < EXIT_CHILDREN; i++)
+        if (!g_exit_children[i]) {
+            g_exit_children[i] = pid;
+            return;
+        }
+    die("internal: more than %d child processes at once", EXIT_CHILDREN);
+}
+
+void child_reaped(pid_t pid) {
+    for (int i = 0; i < EXIT_CHILDREN; i++)
+        if (g_exit_children[i] == pid) g_exit_children[i] = 0;
 }
 
 const char *temp_dir(void) {

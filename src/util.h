@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #if defined(__GNUC__)
 #define PG_NORETURN __attribute__((noreturn))
@@ -46,6 +47,10 @@ void remove_at_exit(const char *path);
 void keep_at_exit(const char *path);
 // Where temporary files go: $TMPDIR (the system's convention, not a pgolf setting), or /tmp.
 const char *temp_dir(void);
+// Child processes ended with the process: at exit by SIGTERM, on SIGINT/SIGTERM/SIGHUP by the same
+// signal, each waited for before the removals above. child_reaped takes a pid off once waitpid returned it.
+void end_child_at_exit(pid_t pid);
+void child_reaped(pid_t pid);
 
 // Atomic file writes: everything goes to "<path>.tmp.<pid>", and only atomic_commit renames it
 // over <path>, so a killed process never leaves a half-written file under the real name; a process that

@@ -1,5 +1,5 @@
-// Helpers whose output users see: Python-style float text in the log lines; temporary files that a
-// stopped command removes.
+// Helpers whose output users see: Python-style float text in the log lines; temporary files and child
+// processes that a stopped command removes and ends.
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "io/process.h"
 #include "test.h"
 #include "util.h"
 
@@ -85,5 +86,37 @@ TEST(util_temporary_paths_removed_on_signal_and_exit) {
         CHECK(file_size(file) < 0 && file_size(inner) < 0 && file_size(scratch) < 0,
               "%s: left %s%s%s", by_signal ? "SIGTERM" : "exit", file_size(file) >= 0 ? file : "",
               file_size(inner) >= 0 ? " and the scratch file" : "", file_size(scratch) >= 0 ? " and its directory" : "");
+    }
+}
+
+// A child process (ablate's training runs, spm_train) ends with pgolf, stopped by SIGTERM or exiting: it
+// is not left running on its own (here `sleep 60`, which outlives an unreaped parent).
+TEST(util_children_end_with_the_process) {
+    for (int by_signal = 1; by_signal >= 0; by_signal--) {
+        int fds[2];
+        CHECK(pipe(fds) == 0, "pipe failed");
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            char *argv[] = {"sleep", "60", NULL};
+            Child c = child_start(argv, NULL, NULL, NULL, "coreutils");
+            if (write(fds[1], &c.pid, sizeof c.pid) != sizeof c.pid) _exit(4);
+            if (by_signal) raise(SIGTERM);
+            exit(3);
+        }
+        close(fds[1]);
+        pid_t sleeper = 0;
+        ssize_t got = read(fds[0], &sleeper, sizeof sleeper);
+        close(fds[0]);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        CHECK(got == sizeof sleeper && sleeper > 0, "the child could not start sleep (status %d)", status);
+        if (by_signal)
+            CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM, "the child did not end by its SIGTERM (status %d)", status);
+        else
+            CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3, "the child did not exit with its status (%d)", status);
+        int alive = kill(sleeper, 0) == 0;
+        if (alive) kill(sleeper, SIGKILL);
+        CHECK(!alive, "%s left its child process running", by_signal ? "SIGTERM" : "exit");
     }
 }

@@ -28,6 +28,7 @@ Child child_start(char *const argv[], char *const envp[], const char *stdin_path
     close(pipefd[1]);
     if (rc == ENOENT) die("%s not found in PATH (%s)", argv[0], install_hint);
     if (rc != 0) die("cannot start %s: %s", argv[0], strerror(rc));
+    end_child_at_exit(c.pid);
     c.out = fdopen(pipefd[0], "r");
     if (!c.out) die("fdopen failed: %s", strerror(errno));
     return c;
@@ -38,6 +39,7 @@ void child_finish(Child *c, const char *what) {
     int status;
     while (waitpid(c->pid, &status, 0) < 0)
         if (errno != EINTR) die("waitpid for %s failed: %s", c->name, strerror(errno));
+    child_reaped(c->pid);
     if (WIFSIGNALED(status)) die("%s: %s was killed by signal %d", what, c->name, WTERMSIG(status));
     if (WEXITSTATUS(status) != 0) die("%s: %s exited with status %d", what, c->name, WEXITSTATUS(status));
 }
