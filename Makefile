@@ -83,9 +83,9 @@ bench: $(BENCH_SRC:%.c=$(BUILD)/%)
 	@for b in $^; do echo "== $$b"; $$b || exit 1; done
 
 # Fuzz the readers of files a user may be handed with libFuzzer (clang), each for FUZZ_SECONDS, seeded
-# with the files the tests wrote and the tokenizers: artifacts, safetensors (checkpoints, weights) and
-# SentencePiece models (fuzz/). Rejections are fine; a crash, sanitizer report or timeout fails the target.
-# The artifact reader frees a rejected load (artifact_abandon_load); the other two leave what they had
+# with the files the tests wrote and the tokenizers: artifacts, safetensors (checkpoints, weights),
+# SentencePiece models and torch.save files (fuzz/). Rejections are fine; a crash, sanitizer report or timeout fails the target.
+# The artifact reader frees a rejected load (artifact_abandon_load); the others leave what they had
 # allocated to the process exit, as pgolf's die() does, so their fuzzers run in fork mode (-fork=1: a
 # child that fills the RSS limit with such leftovers is replaced, -ignore_ooms) instead of failing on it.
 FUZZ_SECONDS ?= 60
@@ -93,20 +93,26 @@ FUZZ_CC := clang -g -O1 -std=c11 -D_GNU_SOURCE -Wno-unknown-pragmas -fsanitize=f
 FUZZ_SRC_artifact := $(filter-out src/export/calib.c, $(wildcard src/export/*.c)) src/io/bytes.c src/config.c src/presets.c src/tensor.c
 FUZZ_SRC_safetensors := src/io/safetensors.c src/io/bytes.c src/tensor.c
 FUZZ_SRC_spm := src/data/spm.c
-$(BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_input.h src/util.c $(FUZZ_SRC_artifact) $(FUZZ_SRC_safetensors) $(FUZZ_SRC_spm)
+FUZZ_SRC_torch := src/io/torch_file.c src/io/pickle.c src/io/zip_stored.c src/io/safetensors.c src/io/bytes.c src/tensor.c \
+	src/export/compress.c
+$(BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_input.h src/util.c $(FUZZ_SRC_artifact) $(FUZZ_SRC_safetensors) $(FUZZ_SRC_spm) \
+	$(FUZZ_SRC_torch)
 	$(FUZZ_CC) -o $@ fuzz/fuzz_$*.c src/util.c $(FUZZ_SRC_$*) -lopenblas -lzstd -lbrotlienc -lbrotlidec -lz -lm
 
 FUZZ_RUN = ASAN_OPTIONS=detect_leaks=0 $(BUILD)/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=3072 \
 	-malloc_limit_mb=2048 -max_len=$(2) $(3) $(BUILD)/fuzz_corpus/$(1)
-fuzz: $(BUILD)/fuzz_artifact $(BUILD)/fuzz_safetensors $(BUILD)/fuzz_spm
-	@mkdir -p $(BUILD)/fuzz_corpus/artifact $(BUILD)/fuzz_corpus/safetensors $(BUILD)/fuzz_corpus/spm
-	@find $(BUILD)/tmp -name '*.ptz' -size -300k -exec cp {} $(BUILD)/fuzz_corpus/artifact/ \; 2>/dev/null || true
+fuzz: $(BUILD)/fuzz_artifact $(BUILD)/fuzz_safetensors $(BUILD)/fuzz_spm $(BUILD)/fuzz_torch
+	@mkdir -p $(BUILD)/fuzz_corpus/artifact $(BUILD)/fuzz_corpus/safetensors $(BUILD)/fuzz_corpus/spm $(BUILD)/fuzz_corpus/torch
+	@find $(BUILD)/tmp -name '*.ptz' ! -path '*/torch/*' -size -300k -exec cp {} $(BUILD)/fuzz_corpus/artifact/ \; 2>/dev/null || true
+	@find $(BUILD)/fixtures $(BUILD)/tmp -path '*torch*' \( -name '*.pt' -o -name '*.ptz' \) -size -300k \
+	    -exec cp --backup=numbered {} $(BUILD)/fuzz_corpus/torch/ \; 2>/dev/null || true
 	@find $(BUILD)/tmp -name '*.safetensors' -size -600k -exec cp --backup=numbered {} $(BUILD)/fuzz_corpus/safetensors/ \; 2>/dev/null || true
 	@cp $${PGOLF_SHARED_DATA:-../shared/data}/tokenizers/fineweb_1024_bpe.model data/tokenizers/*.model \
 	    $(BUILD)/fuzz_corpus/spm/ 2>/dev/null || true
 	$(call FUZZ_RUN,artifact,400000)
 	$(call FUZZ_RUN,safetensors,600000,-fork=1 -ignore_ooms=1)
 	$(call FUZZ_RUN,spm,400000,-fork=1 -ignore_ooms=1)
+	$(call FUZZ_RUN,torch,400000,-fork=1 -ignore_ooms=1)
 
 # The CUDA ops (src/ops/cuda/*.cu) and their tests against the CPU ops. The CPU build never needs
 # CUDA; `make cuda` needs nvcc (PATH or /usr/local/cuda), `make cuda-test` a GPU (without one the tests

@@ -149,7 +149,8 @@ static void hook_exit_cleanup(void) {
     for (int i = 0; i < 3; i++) {
         struct sigaction old, sa = {.sa_handler = end_children_and_remove_on_signal};
         sigemptyset(&sa.sa_mask);
-        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) sigaction(sigs[i], &sa, NULL); // nohup's stay ignored
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) // nohup's stay ignored
+            sigaction(sigs[i], &sa, NULL);
     }
 }
 

@@ -7,7 +7,8 @@ Writes, with refio:
                              <name>.deq (F32) from the reference dequantization; metadata holds each
                              tensor's scheme ("kind.<name>") and the reference's stats.
 The quantization below repeats train_gpt.py's quantize_float_tensor / quantize_state_dict_int8 /
-dequantize_state_dict_int8 with the same torch calls and constants.
+dequantize_state_dict_int8 with the same torch calls and constants (tests/ref_torch.py saves the whole
+export object as train_gpt.py does).
 """
 import argparse
 import os
@@ -74,6 +75,63 @@ def quantize_and_dequantize(state):
         expected[name + ".deq"] = deq.contiguous()
     meta.update({k: str(v) for k, v in stats.items()})
     return expected, meta
+
+
+def keep_float_tensor(name, t, passthrough_orig_dtypes):
+    if any(p in name for p in CONTROL_PATTERNS):
+        return t.float().contiguous()
+    if t.dtype in {torch.float32, torch.bfloat16}:
+        passthrough_orig_dtypes[name] = str(t.dtype).removeprefix("torch.")
+        return t.to(dtype=torch.float16).contiguous()
+    return t
+
+
+def quantize_state_dict_int8(state_dict):
+    """train_gpt.py's export object ("int8_clean_per_row_v1"), which it torch.saves and zlib-compresses into
+    final_model.int8.ptz; tensors of any float dtype, as the reference's bf16 model has."""
+    quantized, scales, dtypes, passthrough, passthrough_orig_dtypes, qmeta = {}, {}, {}, {}, {}, {}
+    for name, tensor in state_dict.items():
+        t = tensor.detach().to("cpu").contiguous()
+        if not t.is_floating_point():
+            passthrough[name] = t
+            continue
+        if t.numel() <= KEEP_FLOAT_MAX_NUMEL:
+            passthrough[name] = keep_float_tensor(name, t, passthrough_orig_dtypes)
+            continue
+        q, s = quantize_float_tensor(t)
+        if s.ndim > 0:
+            qmeta[name] = {"scheme": "per_row", "axis": 0}
+        quantized[name] = q
+        scales[name] = s
+        dtypes[name] = str(t.dtype).removeprefix("torch.")
+    obj = {"__quant_format__": "int8_clean_per_row_v1", "quantized": quantized, "scales": scales, "dtypes": dtypes,
+           "passthrough": passthrough}
+    if qmeta:
+        obj["qmeta"] = qmeta
+    if passthrough_orig_dtypes:
+        obj["passthrough_orig_dtypes"] = passthrough_orig_dtypes
+    return obj
+
+
+def dequantize_state_dict_int8(obj):
+    out = {}
+    qmeta = obj.get("qmeta", {})
+    passthrough_orig_dtypes = obj.get("passthrough_orig_dtypes", {})
+    for name, q in obj["quantized"].items():
+        dtype = getattr(torch, obj["dtypes"][name])
+        s = obj["scales"][name]
+        if qmeta.get(name, {}).get("scheme") == "per_row" or s.ndim > 0:
+            s = s.to(dtype=torch.float32)
+            out[name] = (q.float() * s.view(q.shape[0], *([1] * (q.ndim - 1)))).to(dtype=dtype).contiguous()
+        else:
+            out[name] = (q.float() * float(s.item())).to(dtype=dtype).contiguous()
+    for name, t in obj["passthrough"].items():
+        out_t = t.detach().to("cpu").contiguous()
+        orig_dtype = passthrough_orig_dtypes.get(name)
+        if isinstance(orig_dtype, str):
+            out_t = out_t.to(dtype=getattr(torch, orig_dtype)).contiguous()
+        out[name] = out_t
+    return out
 
 
 def lerp_probe(n, scale, g):

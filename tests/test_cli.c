@@ -66,8 +66,8 @@ TEST(cli_train_end_to_end) {
     // PyTorch's view of the weights: train_gpt.py's state_dict names and shapes, nothing else.
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 tests/torch_load_check.py %s/final_model.safetensors --layers 2 --dim 64 --heads 4 "
-             "--kv-heads 2 --vocab 1024 --resave %s/torch_state_dict.safetensors",
-             out_dir, out_dir);
+             "--kv-heads 2 --vocab 1024 --resave %s/torch_state_dict.safetensors --torch-save %s/torch",
+             out_dir, out_dir, out_dir);
     rc = test_run(cmd, &out);
     CHECK(rc == 0 && strstr(out, "torch_load_check: ok 22 tensors"), "PyTorch-side check failed (%d):\n%s", rc, out);
     free(out);
@@ -115,6 +115,26 @@ TEST(cli_train_end_to_end) {
     const char *model = "--vocab-size 1024 --num-layers 2 --model-dim 64 --num-heads 4 --num-kv-heads 2 --train-seq-len 64";
     CHECK(bare_eval(data, out_dir, "torch_state_dict.safetensors", model, &out) == fp,
           "pgolf eval of PyTorch's state_dict differs from the checkpoint's %.8f:\n%s", fp, out);
+    free(out);
+    // train_gpt.py's own files (torch.save; the int8 export zlib'd) hold the weights PyTorch loads from them.
+    double pt = bare_eval(data, out_dir, "torch/final_model_pt.safetensors", model, &out);
+    free(out);
+    CHECK(bare_eval(data, out_dir, "torch/final_model.pt", model, &out) == pt && isfinite(pt) && strstr(out, "weights_bytes:"),
+          "pgolf eval of train_gpt.py's final_model.pt differs from its weights' %.8f:\n%s", pt, out);
+    free(out);
+    double ptz = bare_eval(data, out_dir, "torch/final_model_int8.safetensors", model, &out);
+    free(out);
+    CHECK(bare_eval(data, out_dir, "torch/final_model.int8.ptz", model, &out) == ptz && isfinite(ptz) &&
+              strstr(out, "artifact_bytes:") && strstr(out, "train_gpt.py's int8+zlib format"),
+          "pgolf eval of train_gpt.py's final_model.int8.ptz differs from its dequantized weights' %.8f:\n%s", ptz, out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             BARE_ENV "INIT_CHECKPOINT=%s/torch/final_model.pt ITERATIONS=0 VAL_LOSS_EVERY=0 OUT_DIR=%s/torch_export "
+                      "./pgolf train %s",
+             data, test_shared_data(), out_dir, out_dir, model);
+    rc = test_run(cmd, &out);
+    CHECK(rc == 0 && strstr(out, "final_int8_zlib_roundtrip_exact"), "export-only run from train_gpt.py's final_model.pt:\n%s",
+          out);
     free(out);
 
     // An export-only run (ITERATIONS=0) of a wider model, so matrices exceed the 65,536-element float
@@ -333,7 +353,7 @@ TEST(cli_bad_input_fails_clearly) {
     free(out);
     snprintf(cmd, sizeof cmd, "./pgolf eval %s", path);
     rc = test_run(cmd, &out);
-    CHECK(rc != 0 && strstr(out, "is neither a pgolf artifact (magic PGOLFART) nor a safetensors file"),
+    CHECK(rc != 0 && strstr(out, "is neither a pgolf artifact (magic PGOLFART), a safetensors file nor a torch.save file"),
           "pgolf eval of a text file gave exit %d and:\n%s", rc, out);
     free(out);
     free(out_dir);

@@ -15,7 +15,7 @@
 #include "export/artifact.h"
 #include "io/bytes.h"
 #include "io/checkpoint.h"
-#include "io/safetensors.h"
+#include "io/torch_file.h"
 #include "model/gpt.h"
 #include "presets.h"
 #include "util.h"
@@ -27,20 +27,25 @@ static const char *artifact_arg(const Config *c, int npos, char **argv, const ch
     die("`pgolf %s` needs an artifact: pgolf %s FILE (or --artifact FILE)", cmd, cmd);
 }
 
-// The model in FILE, as `pgolf eval` and `pgolf sample` read it: an artifact (dequantized) or weights in
-// safetensors such as final_model.safetensors (the model before quantization). The options stored with
-// it override the model options; a safetensors file without pgolf_config (a state_dict PyTorch saved)
-// takes those set here. Returns whether FILE is an artifact.
-static int load_model_file(Config *c, const char *path, GPT *m) {
+typedef enum { MODEL_ARTIFACT, MODEL_WEIGHTS, MODEL_TORCH } ModelFileKind;
+
+// The model in FILE, as `pgolf eval` and `pgolf sample` read it: an artifact (dequantized), weights in
+// safetensors such as final_model.safetensors (the model before quantization), or a torch.save file of
+// train_gpt.py's (final_model.pt, or its int8 final_model.int8.ptz, dequantized as the reference does).
+// The options stored with a pgolf file override the model options; a file without them (a state_dict
+// PyTorch saved, either format) takes those set here.
+static ModelFileKind load_model_file(Config *c, const char *path, GPT *m) {
     uint8_t head[9] = {0};
     FILE *f = xfopen(path, "rb");
     size_t got = fread(head, 1, sizeof head, f);
     fclose(f);
-    int is_artifact = got >= 8 && !memcmp(head, ARTIFACT_MAGIC, 8);
-    if (!is_artifact && !(got == 9 && head[8] == '{'))
-        die("%s is neither a pgolf artifact (magic %s) nor a safetensors file", path, ARTIFACT_MAGIC);
-    Artifact *a = is_artifact ? artifact_load(path) : NULL;
-    char *stored = a ? xstrdup(artifact_config_text(a)) : st_read_meta(path, "pgolf_config");
+    ModelFileKind kind = got >= 8 && !memcmp(head, ARTIFACT_MAGIC, 8) ? MODEL_ARTIFACT
+                         : torch_file_sniff(path)                    ? MODEL_TORCH
+                                                                     : MODEL_WEIGHTS;
+    if (kind == MODEL_WEIGHTS && !(got == 9 && head[8] == '{'))
+        die("%s is neither a pgolf artifact (magic %s), a safetensors file nor a torch.save file", path, ARTIFACT_MAGIC);
+    Artifact *a = kind == MODEL_ARTIFACT ? artifact_load(path) : NULL;
+    char *stored = a ? xstrdup(artifact_config_text(a)) : checkpoint_read_meta(path, "pgolf_config");
     if (stored) config_apply_text(c, stored, path, CG_MODEL);
     GPTConfig g = gpt_config_from(c);
     gpt_init(m, &g);
@@ -48,18 +53,19 @@ static int load_model_file(Config *c, const char *path, GPT *m) {
     else checkpoint_load(path, m, NULL, NULL);
     artifact_free(a);
     free(stored);
-    return is_artifact;
+    return kind;
 }
 
 int cmd_eval(int argc, char **argv) {
     Config c;
     int npos = cli_setup(&c, argc, argv, CG_DATA | CG_EVAL | CG_RUN | CG_TRAIN | CG_MODEL, "eval",
-                         "Evaluate an artifact, or safetensors weights, on DATA_PATH's validation shards (val_loss, "
-                         "val_bpb).\nThe model options apply only to a safetensors file saved without pgolf_config.",
+                         "Evaluate an artifact, safetensors weights or train_gpt.py's torch.save files (final_model.pt, "
+                         "final_model.int8.ptz) on DATA_PATH's validation shards (val_loss, val_bpb).\nThe model "
+                         "options apply only to a file saved without pgolf_config (PyTorch's).",
                          1);
     const char *path = artifact_arg(&c, npos, argv, "eval");
     GPT m;
-    int is_artifact = load_model_file(&c, path, &m);
+    ModelFileKind kind = load_model_file(&c, path, &m);
     static const char *FROM[] = {[FROM_DEFAULT] = "default", [FROM_STORED] = "stored with the model", [FROM_USER] = "set here"};
     log0("train_seq_len:%lld (%s)", (long long)c.train_seq_len, FROM[config_from(&c, "TRAIN_SEQ_LEN")]);
     ByteTables bt = byte_tables_load(c.tokenizer_path, c.vocab_size);
@@ -77,9 +83,11 @@ int cmd_eval(int argc, char **argv) {
            (long long)(n - 1));
     printf("final_eval_exact val_loss:%.8f val_bpb:%.8f\n", loss, bpb);
     if (c.ppm_order > 0) printf("final_eval_ppm_exact val_loss:%.8f val_bpb:%.8f\n", r.ppm_val_loss, r.ppm_val_bpb);
-    if (is_artifact)
+    if (kind == MODEL_ARTIFACT)
         printf("artifact_bytes:%lld code_bytes:%lld total_bytes:%lld limit:%lld %s\n", bytes, code, bytes + code,
                ARTIFACT_LIMIT_BYTES, bytes + code <= ARTIFACT_LIMIT_BYTES ? "fits" : "OVER_LIMIT");
+    else if (kind == MODEL_TORCH && torch_file_sniff(path) == TORCH_ZLIB) // train_gpt.py zlibs its artifact only
+        printf("artifact_bytes:%lld (train_gpt.py's int8+zlib format: its submission adds that script's code bytes)\n", bytes);
     else
         printf("weights_bytes:%lld (unquantized weights, not an artifact)\n", bytes);
     free(val);
@@ -93,6 +101,9 @@ int cmd_inspect(int argc, char **argv) {
     int npos = cli_setup(&c, argc, argv, CG_EXPORT, "inspect",
                          "Print an artifact's format, configuration, tensor table and bytes against 16,000,000.", 1);
     const char *path = artifact_arg(&c, npos, argv, "inspect");
+    if (torch_file_sniff(path) != TORCH_NONE)
+        die("%s is a torch.save file (train_gpt.py's), not a pgolf artifact: `pgolf eval` reads it, `pgolf inspect` "
+            "does not", path);
     Artifact *a = artifact_load(path);
     artifact_print_summary(a, stdout);
     long long bytes = file_size(path), code = pgolf_code_bytes();

@@ -16,7 +16,6 @@
 #include "export/calib.h"
 #include "export/quant_scheme.h"
 #include "io/checkpoint.h"
-#include "io/safetensors.h"
 #include "io/host_copy.h"
 #include "model/gpt.h"
 #include "ops/ops.h"
@@ -181,10 +180,10 @@ static void setup(Trainer *t) {
     Config *c = &t->c;
     // A resumed run goes on as the checkpoint's: its stored configuration fills every option this one leaves
     // unset (RUN_ID and OUT_DIR too: the same log file goes on).
-    char *run = c->resume[0] ? st_read_meta(c->resume, "pgolf_run_config") : NULL;
+    char *run = c->resume[0] ? checkpoint_read_meta(c->resume, "pgolf_run_config") : NULL;
     if (run) config_apply_text(c, run, c->resume, 0);
     // INIT_CHECKPOINT's weights are a model: the options stored with them fill those this run leaves unset.
-    char *stored = c->init_checkpoint[0] ? st_read_meta(c->init_checkpoint, "pgolf_config") : NULL;
+    char *stored = c->init_checkpoint[0] ? checkpoint_read_meta(c->init_checkpoint, "pgolf_config") : NULL;
     if (stored) config_apply_text(c, stored, c->init_checkpoint, 0);
     if (run) cli_apply_process_settings(c); // its MATMUL_PRECISION
     config_validate_train(c);

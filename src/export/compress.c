@@ -2,6 +2,8 @@
 
 #include <brotli/decode.h>
 #include <brotli/encode.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -75,4 +77,40 @@ const char *decompress_bytes(Compressor c, const uint8_t *src, size_t n, uint8_t
         return len == raw_len ? NULL : "wrong decompressed size";
     }
     return "unknown compressor";
+}
+
+const char *inflate_zlib(const uint8_t *src, size_t n, size_t max_len, uint8_t **out, size_t *out_len) {
+    z_stream zs = {.next_in = (Bytef *)src, .avail_in = (uInt)(n < UINT_MAX ? n : UINT_MAX)};
+    if (n >= UINT_MAX) return "compressed stream of 4 GiB or more";
+    if (inflateInit(&zs) != Z_OK) return "zlib cannot start";
+    size_t cap = n < max_len / 4 ? n * 4 + 1024 : max_len, len = 0;
+    if (cap > max_len) cap = max_len;
+    uint8_t *buf = xmalloc(cap);
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+        if (len == cap) {
+            if (cap >= max_len) break;
+            cap = cap * 2 < max_len ? cap * 2 : max_len;
+            buf = xrealloc(buf, cap);
+        }
+        size_t room = cap - len < UINT_MAX ? cap - len : UINT_MAX;
+        zs.next_out = buf + len;
+        zs.avail_out = (uInt)room;
+        rc = inflate(&zs, Z_NO_FLUSH);
+        len += room - zs.avail_out;
+        if (rc == Z_BUF_ERROR) rc = zs.avail_out ? Z_DATA_ERROR : Z_OK; // input ended inside the stream, or output full
+    }
+    inflateEnd(&zs);
+    const char *err = rc == Z_STREAM_END   ? NULL
+                      : rc == Z_OK         ? "decompresses to more than the limit"
+                      : rc == Z_DATA_ERROR ? "corrupt or truncated zlib stream"
+                                           : zError(rc);
+    if (!err && zs.avail_in) err = "bytes after the end of the zlib stream";
+    if (err) {
+        free(buf);
+        return err;
+    }
+    *out = buf;
+    *out_len = len;
+    return NULL;
 }

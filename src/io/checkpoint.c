@@ -6,6 +6,7 @@
 
 #include "io/host_copy.h"
 #include "io/safetensors.h"
+#include "io/torch_file.h"
 #include "util.h"
 
 void checkpoint_save_tensors(const char *path, const TensorList *tensors, const char *const *meta_keys,
@@ -57,8 +58,12 @@ static void load_into(const SafeTensors *st, const TensorList *dst, const char *
     host_free(&h);
 }
 
+char *checkpoint_read_meta(const char *path, const char *key) {
+    return torch_file_sniff(path) ? NULL : st_read_meta(path, key);
+}
+
 void checkpoint_load(const char *path, GPT *m, OptimState *os, TrainPosition *pos) {
-    SafeTensors *st = st_load(path);
+    SafeTensors *st = torch_file_sniff(path) ? torch_file_load(path, NULL) : st_load(path);
     load_into(st, &m->param_list, path);
     int n_names = st_count(st);
     for (int i = 0; i < n_names; i++) {

@@ -23,6 +23,7 @@ static const struct {
 #define N_DTYPES ((int)(sizeof DTYPES / sizeof DTYPES[0]))
 
 const char *st_dtype_name(StDtype dtype) { return DTYPES[dtype].name; }
+int st_dtype_size(StDtype dtype) { return DTYPES[dtype].size; }
 
 // ---------------------------------------------------------------- JSON header parser
 
@@ -398,7 +399,7 @@ static void parse_entry(const char *path, const char *name, const Json *e, uint6
     }
 }
 
-static void convert_data(StTensor *t, const uint8_t *src) {
+void st_convert(StTensor *t, const uint8_t *src) {
     int64_t n = t->numel;
     if (t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16) t->f = xmalloc(sizeof(float) * (size_t)n);
     else t->i = xmalloc(sizeof(int64_t) * (size_t)n);
@@ -519,10 +520,21 @@ SafeTensors *st_load(const char *path) {
     }
     check_coverage(st, spans, buf_len);
     const uint8_t *buf = file + 8 + hlen;
-    for (int k = 0; k < st->count; k++) convert_data(&st->tensors[spans[k].tensor], buf + spans[k].begin);
+    for (int k = 0; k < st->count; k++) st_convert(&st->tensors[spans[k].tensor], buf + spans[k].begin);
     free(spans);
     json_free(&root);
     free(file);
+    return st;
+}
+
+SafeTensors *st_from_tensors(const char *path, StTensor *tensors, int count) {
+    for (int a = 0; a < count; a++)
+        for (int b = 0; b < a; b++)
+            if (!strcmp(tensors[a].name, tensors[b].name)) die("%s: tensor %s appears twice", path, tensors[a].name);
+    SafeTensors *st = xcalloc(1, sizeof *st);
+    st->path = xstrdup(path);
+    st->tensors = tensors;
+    st->count = count;
     return st;
 }
 

@@ -33,6 +33,11 @@ void st_save(const char *path, const TensorList *tensors, const char *const *met
 SafeTensors *st_load(const char *path); // dies with a one-line reason on any malformed input
 // One __metadata__ value of a file, reading only its header (caller frees; NULL where absent).
 char *st_read_meta(const char *path, const char *key);
+// A tensor set read from another format (io/torch_file.h): takes ownership of tensors[0..count), whose
+// names must differ; it has no metadata.
+SafeTensors *st_from_tensors(const char *path, StTensor *tensors, int count);
+// Fills t->f (float dtypes) or t->i from t->numel little-endian elements of t->dtype at src.
+void st_convert(StTensor *t, const uint8_t *src);
 int st_count(const SafeTensors *st);    // tensors, in header order
 const char *st_name(const SafeTensors *st, int i);
 const StTensor *st_find(const SafeTensors *st, const char *name); // NULL if absent
@@ -43,3 +48,4 @@ void st_copy_into(const SafeTensors *st, const TensorView *dst, const char *path
 void st_free(SafeTensors *st);
 
 const char *st_dtype_name(StDtype dtype);
+int st_dtype_size(StDtype dtype); // bytes per element

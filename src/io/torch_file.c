@@ -1,0 +1,252 @@
+#include "io/torch_file.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "export/compress.h"
+#include "io/pickle.h"
+#include "io/zip_stored.h"
+#include "util.h"
+
+#define MAX_INFLATED ((size_t)1 << 34)  // 16 GiB: far above any artifact's payload, still a bound
+#define MAX_ELEMENTS ((int64_t)1 << 40) // per tensor and storage
+
+typedef struct {
+    const char *path;
+    const ZipArchive *zip;
+    char prefix[256]; // "<archive>/", the folder holding data.pkl
+} TorchFile;
+
+// torch.save names storages by their legacy classes, also for torch 2's typed storages.
+static const struct {
+    const char *global;
+    StDtype dtype;
+} STORAGES[] = {{"torch.FloatStorage", ST_F32}, {"torch.HalfStorage", ST_F16}, {"torch.BFloat16Storage", ST_BF16},
+                {"torch.CharStorage", ST_I8},   {"torch.IntStorage", ST_I32},  {"torch.LongStorage", ST_I64}};
+
+// ---------------------------------------------------------------- tensors
+
+static const char *describe(const PkValue *v, char *buf, size_t n) {
+    if (v->type == PK_CALL && v->items[0]->type == PK_GLOBAL) snprintf(buf, n, "a call of %s", v->items[0]->s);
+    else snprintf(buf, n, "a %s", pk_type_name(v->type));
+    return buf;
+}
+
+static int64_t size_arg(const TorchFile *tf, const PkValue *v, const char *name, const char *what) {
+    if (v->type != PK_INT || v->i < 0 || v->i > MAX_ELEMENTS)
+        die("%s: tensor %s: its %s is not an integer in [0, 2^40]", tf->path, name, what);
+    return v->i;
+}
+
+static StDtype storage_dtype(const TorchFile *tf, const PkValue *type, const char *name) {
+    for (size_t k = 0; k < sizeof STORAGES / sizeof *STORAGES; k++)
+        if (pk_is_global(type, STORAGES[k].global)) return STORAGES[k].dtype;
+    die("%s: tensor %s: storage %s is not supported (float32, float16, bfloat16, int8, int32 or int64)", tf->path,
+        name, type->type == PK_GLOBAL ? type->s : "of no class");
+}
+
+// torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, hooks[, metadata]), the
+// storage a persistent id ('storage', class, key, location, numel) whose bytes are <archive>/data/<key>.
+// nn.Parameter's _rebuild_parameter(tensor, ...) wraps one.
+static StTensor read_tensor(const TorchFile *tf, const char *name, const PkValue *v) {
+    char buf[160];
+    if (v->type == PK_CALL && pk_is_global(v->items[0], "torch._utils._rebuild_parameter") && v->items[1]->n >= 1)
+        v = v->items[1]->items[0];
+    if (v->type != PK_CALL || !pk_is_global(v->items[0], "torch._utils._rebuild_tensor_v2") || v->items[1]->n < 4)
+        die("%s: %s is not a tensor (%s)", tf->path, name, describe(v, buf, sizeof buf));
+    PkValue **args = v->items[1]->items;
+    const PkValue *id = args[0]->type == PK_PERSID ? args[0]->items[0] : NULL;
+    if (!id || id->type != PK_TUPLE || id->n != 5 || !pk_is_str(id->items[0], "storage") || id->items[2]->type != PK_STR)
+        die("%s: tensor %s: its storage is not a torch.save storage reference", tf->path, name);
+    StTensor t = {.name = xstrdup(name), .dtype = storage_dtype(tf, id->items[1], name)};
+    int64_t storage_numel = size_arg(tf, id->items[4], name, "storage size");
+    int64_t offset = size_arg(tf, args[1], name, "storage offset"), stride[TENSOR_MAX_DIMS];
+    const PkValue *size = args[2], *strides = args[3];
+    if (size->type != PK_TUPLE || strides->type != PK_TUPLE || size->n != strides->n || size->n > TENSOR_MAX_DIMS)
+        die("%s: tensor %s: its size and stride are not tuples of the same length (at most %d)", tf->path, name,
+            TENSOR_MAX_DIMS);
+    t.ndim = (int)size->n;
+    int64_t numel = 1, last = offset, contiguous = 1; // last: the highest storage element the view reads
+    for (int d = t.ndim - 1; d >= 0; d--) {
+        t.shape[d] = size_arg(tf, size->items[d], name, "size");
+        stride[d] = size_arg(tf, strides->items[d], name, "stride");
+        if (t.shape[d] > 1 && stride[d] != contiguous) contiguous = -1;
+        if (contiguous > 0) contiguous *= t.shape[d];
+        if (t.shape[d] && numel > MAX_ELEMENTS / t.shape[d]) die("%s: tensor %s has more than 2^40 elements", tf->path, name);
+        numel *= t.shape[d];
+        if (t.shape[d] > 1 && stride[d] && t.shape[d] - 1 > (INT64_MAX - last) / stride[d])
+            die("%s: tensor %s: its view overflows", tf->path, name);
+        if (t.shape[d]) last += (t.shape[d] - 1) * stride[d];
+    }
+    t.numel = numel;
+    if (numel && last >= storage_numel)
+        die("%s: tensor %s: its view reaches element %lld of a %lld-element storage", tf->path, name, (long long)last,
+            (long long)storage_numel);
+    char key[512];
+    snprintf(key, sizeof key, "%sdata/%s", tf->prefix, id->items[2]->s);
+    const ZipEntry *e = zip_find(tf->zip, key);
+    if (!e) die("%s: tensor %s: its storage %s is missing", tf->path, name, key);
+    int es = st_dtype_size(t.dtype);
+    if (e->size != (uint64_t)storage_numel * (uint64_t)es)
+        die("%s: tensor %s: storage %s holds %llu bytes, not %lld %s elements", tf->path, name, key,
+            (unsigned long long)e->size, (long long)storage_numel, st_dtype_name(t.dtype));
+    if (contiguous >= 0) {
+        st_convert(&t, e->data + offset * es);
+        return t;
+    }
+    uint8_t *bytes = xmalloc((size_t)(numel * es));
+    int64_t idx[TENSOR_MAX_DIMS] = {0};
+    for (int64_t k = 0; k < numel; k++) {
+        int64_t at = offset;
+        for (int d = 0; d < t.ndim; d++) at += idx[d] * stride[d];
+        memcpy(bytes + k * es, e->data + at * es, (size_t)es);
+        for (int d = t.ndim - 1; d >= 0 && ++idx[d] == t.shape[d]; d--) idx[d] = 0;
+    }
+    st_convert(&t, bytes);
+    free(bytes);
+    return t;
+}
+
+static int read_state_dict(const TorchFile *tf, const PkValue *d, StTensor **out) {
+    int n = (int)(d->n / 2);
+    *out = xcalloc(n ? (size_t)n : 1, sizeof(StTensor));
+    for (int k = 0; k < n; k++) {
+        if (d->items[2 * k]->type != PK_STR) die("%s: the state_dict has a key that is not a string", tf->path);
+        (*out)[k] = read_tensor(tf, d->items[2 * k]->s, d->items[2 * k + 1]);
+    }
+    return n;
+}
+
+// ---------------------------------------------------------------- train_gpt.py's int8 export
+
+static const PkValue *dict_field(const TorchFile *tf, const PkValue *obj, const char *key, int required) {
+    const PkValue *v = pk_dict_get(obj, key);
+    if ((v || required) && (!v || v->type != PK_DICT))
+        die("%s: the int8 export's \"%s\" is %s", tf->path, key, v ? "not a dict" : "missing");
+    return v;
+}
+
+static StDtype dtype_named(const TorchFile *tf, const PkValue *v, const char *name) {
+    if (v && pk_is_str(v, "float32")) return ST_F32;
+    if (v && pk_is_str(v, "bfloat16")) return ST_BF16;
+    if (v && pk_is_str(v, "float16")) return ST_F16;
+    die("%s: tensor %s: its dtype is %s (float32, bfloat16 or float16 expected)", tf->path, name,
+        v && v->type == PK_STR ? v->s : "not a string");
+}
+
+// `.to(dtype)` of float values: rounded to the nearest bf16 / fp16 (ties to even).
+static void round_to(const TorchFile *tf, StTensor *t, StDtype dtype) {
+    if (!t->f) die("%s: tensor %s is %s, not a float tensor", tf->path, t->name, st_dtype_name(t->dtype));
+    for (int64_t k = 0; k < t->numel; k++)
+        if (dtype == ST_BF16) t->f[k] = bf16_round(t->f[k]);
+        else if (dtype == ST_F16) t->f[k] = f16_to_f32(f32_to_f16(t->f[k]));
+    t->dtype = dtype;
+}
+
+static void st_tensor_free(StTensor *t) {
+    free(t->name);
+    free(t->f);
+    free(t->i);
+}
+
+// dequantize_state_dict_int8: q * scale per row (scale [rows], or qmeta's "per_row") or q * one scale, in
+// float32, then .to(dtypes[name]); passthrough tensors back to passthrough_orig_dtypes[name] where given.
+static int dequantize_int8(const TorchFile *tf, const PkValue *obj, StTensor **out) {
+    const PkValue *quantized = dict_field(tf, obj, "quantized", 1), *scales = dict_field(tf, obj, "scales", 1);
+    const PkValue *dtypes = dict_field(tf, obj, "dtypes", 1), *passthrough = dict_field(tf, obj, "passthrough", 1);
+    const PkValue *qmeta = dict_field(tf, obj, "qmeta", 0), *orig = dict_field(tf, obj, "passthrough_orig_dtypes", 0);
+    int nq = (int)(quantized->n / 2), np = (int)(passthrough->n / 2);
+    *out = xcalloc((size_t)(nq + np) + 1, sizeof(StTensor));
+    for (int k = 0; k < nq; k++) {
+        const PkValue *key = quantized->items[2 * k];
+        if (key->type != PK_STR) die("%s: the int8 export has a key that is not a string", tf->path);
+        const char *name = key->s;
+        StTensor q = read_tensor(tf, name, quantized->items[2 * k + 1]);
+        if (q.dtype != ST_I8) die("%s: quantized tensor %s is %s, not int8", tf->path, name, st_dtype_name(q.dtype));
+        const PkValue *sv = pk_dict_get(scales, name), *meta = qmeta ? pk_dict_get(qmeta, name) : NULL;
+        if (!sv) die("%s: quantized tensor %s has no scale", tf->path, name);
+        StTensor s = read_tensor(tf, name, sv);
+        if (!s.f) die("%s: tensor %s: its scale is %s, not float", tf->path, name, st_dtype_name(s.dtype));
+        const PkValue *scheme = meta && meta->type == PK_DICT ? pk_dict_get(meta, "scheme") : NULL;
+        int per_row = s.ndim > 0 || (scheme && pk_is_str(scheme, "per_row"));
+        if (per_row && (q.ndim == 0 || s.numel != q.shape[0]))
+            die("%s: tensor %s: %lld row scales for %lld rows", tf->path, name, (long long)s.numel,
+                (long long)(q.ndim ? q.shape[0] : 0));
+        if (!per_row && s.numel != 1)
+            die("%s: tensor %s: a per-tensor scale of %lld values", tf->path, name, (long long)s.numel);
+        StTensor *o = &(*out)[k];
+        *o = (StTensor){.name = xstrdup(name), .dtype = ST_F32, .ndim = q.ndim, .numel = q.numel};
+        memcpy(o->shape, q.shape, sizeof o->shape);
+        o->f = xmalloc(sizeof(float) * (size_t)(q.numel ? q.numel : 1));
+        int64_t row = per_row && q.shape[0] ? q.numel / q.shape[0] : 1;
+        for (int64_t i = 0; i < q.numel; i++) o->f[i] = (float)q.i[i] * s.f[per_row ? i / row : 0];
+        round_to(tf, o, dtype_named(tf, pk_dict_get(dtypes, name), name));
+        st_tensor_free(&q);
+        st_tensor_free(&s);
+    }
+    for (int k = 0; k < np; k++) {
+        const PkValue *key = passthrough->items[2 * k];
+        if (key->type != PK_STR) die("%s: the int8 export has a key that is not a string", tf->path);
+        StTensor *t = &(*out)[nq + k];
+        *t = read_tensor(tf, key->s, passthrough->items[2 * k + 1]);
+        const PkValue *to = orig ? pk_dict_get(orig, key->s) : NULL;
+        if (to && to->type == PK_STR) round_to(tf, t, dtype_named(tf, to, key->s)); // the reference skips non-strings
+    }
+    return nq + np;
+}
+
+// ---------------------------------------------------------------- the file
+
+TorchFileKind torch_file_sniff(const char *path) {
+    uint8_t h[9] = {0};
+    FILE *f = xfopen(path, "rb");
+    size_t got = fread(h, 1, sizeof h, f);
+    fclose(f);
+    if (got == 9 && h[8] == '{') return TORCH_NONE; // safetensors: a header length, then its JSON
+    if (got >= 4 && !memcmp(h, "PK\3\4", 4)) return TORCH_ZIP;
+    return got >= 2 && h[0] == 0x78 && (h[0] << 8 | h[1]) % 31 == 0 ? TORCH_ZLIB : TORCH_NONE;
+}
+
+SafeTensors *torch_file_load(const char *path, int *quantized) {
+    size_t file_len, len;
+    uint8_t *file = read_file(path, &file_len), *zip = file;
+    len = file_len;
+    if (file_len < 4 || memcmp(file, "PK\3\4", 4)) {
+        const char *err = inflate_zlib(file, file_len, MAX_INFLATED, &zip, &len);
+        if (err) die("%s: %s (expected torch.save's zip archive, or a zlib stream of one as train_gpt.py's .ptz)", path, err);
+    }
+    ZipArchive z = zip_read(zip, len, path);
+    TorchFile tf = {.path = path, .zip = &z};
+    const ZipEntry *pkl = NULL;
+    for (int k = 0; k < z.count && !pkl; k++) {
+        const char *name = z.entries[k].name, *slash = strchr(name, '/');
+        if (slash && !strcmp(slash, "/data.pkl") && (size_t)(slash - name) + 2 <= sizeof tf.prefix) pkl = &z.entries[k];
+    }
+    if (!pkl) die("%s: no <archive>/data.pkl: a zip archive, but not one torch.save wrote", path);
+    snprintf(tf.prefix, sizeof tf.prefix, "%.*s/", (int)(strchr(pkl->name, '/') - pkl->name), pkl->name);
+    char key[300];
+    snprintf(key, sizeof key, "%sbyteorder", tf.prefix);
+    const ZipEntry *order = zip_find(&z, key);
+    if (order && !(order->size == 6 && !memcmp(order->data, "little", 6)))
+        die("%s: saved on a big-endian machine (byteorder), which pgolf does not read", path);
+    char what[4400];
+    snprintf(what, sizeof what, "%s (%s)", path, pkl->name);
+    const PkValue *root;
+    Pickle *pk = pickle_read(pkl->data, pkl->size, what, &root);
+    char buf[160];
+    if (root->type != PK_DICT)
+        die("%s: holds %s, not a state_dict or train_gpt.py's int8 export", path, describe(root, buf, sizeof buf));
+    const PkValue *format = pk_dict_get(root, "__quant_format__");
+    if (format && !pk_is_str(format, "int8_clean_per_row_v1"))
+        die("%s: quantization format %s is not one pgolf reads (train_gpt.py's int8_clean_per_row_v1)", path,
+            format->type == PK_STR ? format->s : "(not a string)");
+    StTensor *tensors;
+    int n = format ? dequantize_int8(&tf, root, &tensors) : read_state_dict(&tf, root, &tensors);
+    if (quantized) *quantized = format != NULL;
+    pickle_free(pk);
+    zip_free(&z);
+    if (zip != file) free(zip);
+    free(file);
+    return st_from_tensors(path, tensors, n);
+}

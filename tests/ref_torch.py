@@ -1,0 +1,77 @@
+"""torch.save files for tests/test_torch_file.c, written by PyTorch as train_gpt.py writes them:
+
+  torch_state.pt                 torch.save of a state_dict (an OrderedDict with _metadata, as
+                                 module.state_dict() returns): every dtype pgolf reads, a transposed view,
+                                 a slice at a storage offset sharing its storage, a 0-d and an empty tensor
+  torch_state_expected.safetensors  the same tensors, contiguous, floats as F32 and integers as I64
+  torch_param.pt                 torch.save({"w": nn.Parameter}) (_rebuild_parameter)
+  torch_int8.ptz                 zlib.compress(torch.save(quantize_state_dict_int8(state)), level=9) of
+                                 ref_int8's tensors, some of them bf16 as in train_gpt.py's model
+  torch_int8_expected.safetensors   dequantize_state_dict_int8 of that object, as F32
+  torch_other_format.ptz         an export object of another __quant_format__
+  torch_list.pt                  torch.save of a list (not a state_dict)
+"""
+import argparse
+import io
+import os
+import sys
+import zlib
+from collections import OrderedDict
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ref_int8 import build_state, dequantize_state_dict_int8, quantize_state_dict_int8  # noqa: E402
+from refio import save_safetensors  # noqa: E402
+
+
+def widened(tensors):
+    return {n: (t.float() if t.is_floating_point() else t.long()).contiguous() for n, t in tensors.items()}
+
+
+def write_ptz(path, obj):
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(zlib.compress(buf.getvalue(), level=9))
+    os.replace(tmp, path)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", required=True)
+    out = p.parse_args().out
+    os.makedirs(out, exist_ok=True)
+    g = torch.Generator().manual_seed(77)
+    base = torch.randn(6, 10, generator=g)
+    sd = OrderedDict()
+    sd["f32.mat"] = torch.randn(3, 5, generator=g)
+    sd["f32.transposed"] = base.t()  # strides (1, 10)
+    sd["f32.rows"] = base[2:5, 1:8]  # storage offset 21, shares base's storage
+    sd["f32.base"] = base
+    sd["f16.vec"] = torch.tensor([1.0, -2.5, 0.1, 65504.0, 2.0**-24], dtype=torch.float16)
+    sd["bf16.mat"] = (torch.randn(4, 3, generator=g) * 100).bfloat16()
+    sd["i64.vec"] = torch.tensor([-(1 << 40), 0, 7], dtype=torch.int64)
+    sd["i32.vec"] = torch.tensor([-7, 0, 2147483647], dtype=torch.int32)
+    sd["i8.mat"] = torch.tensor([[-128, -1], [0, 127]], dtype=torch.int8)
+    sd["f32.scalar"] = torch.tensor(3.25)
+    sd["f32.empty"] = torch.zeros(0, 4)
+    sd._metadata = OrderedDict([("", {"version": 1}), ("f32", {"version": 1})])  # as module.state_dict() sets
+    torch.save(sd, os.path.join(out, "torch_state.pt"))
+    save_safetensors(os.path.join(out, "torch_state_expected.safetensors"), widened(sd))
+    torch.save({"w": torch.nn.Parameter(torch.arange(6.0).reshape(2, 3))}, os.path.join(out, "torch_param.pt"))
+
+    state = build_state()
+    state["tok_emb.weight"] = state["tok_emb.weight"].bfloat16()  # train_gpt.py keeps the embedding in bf16
+    state["blocks.0.mlp.fc.weight"] = state["blocks.0.mlp.fc.weight"].bfloat16()  # kept as fp16, restored to bf16
+    state["step.count"] = torch.tensor([3, 1 << 33], dtype=torch.int64)  # non-float: passed through
+    obj = quantize_state_dict_int8(state)
+    write_ptz(os.path.join(out, "torch_int8.ptz"), obj)
+    save_safetensors(os.path.join(out, "torch_int8_expected.safetensors"), widened(dequantize_state_dict_int8(obj)))
+    write_ptz(os.path.join(out, "torch_other_format.ptz"), {"__quant_format__": "int6_gptq_v2", "w": torch.ones(2)})
+    torch.save([torch.ones(2)], os.path.join(out, "torch_list.pt"))
+
+
+if __name__ == "__main__":
+    main()

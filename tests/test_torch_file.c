@@ -1,0 +1,120 @@
+// torch.save files (io/torch_file.h) against what PyTorch wrote and read back (tests/ref_torch.py): a
+// state_dict with every dtype, views and a shared storage; train_gpt.py's int8+zlib export, dequantized
+// bit for bit as dequantize_state_dict_int8 does; and the files pgolf refuses, each with its reason.
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/safetensors.h"
+#include "io/torch_file.h"
+#include "test.h"
+#include "util.h"
+
+static char *fixture(const char *file) {
+    static char path[4][512];
+    static int next;
+    char *p = path[next++ % 4];
+    snprintf(p, sizeof path[0], "%s/%s", test_fixture_dir(), file);
+    if (file_size(p) < 0) {
+        test_fail(__FILE__, __LINE__, "missing %s: run /usr/bin/python3 tests/ref_torch.py --out %s", p, test_fixture_dir());
+        return NULL;
+    }
+    return p;
+}
+
+// Same names in the same order, same shapes and exactly the same values.
+static void check_same_tensors(const SafeTensors *got, const SafeTensors *want, const char *what) {
+    CHECK(st_count(got) == st_count(want), "%s: %d tensors, expected %d", what, st_count(got), st_count(want));
+    for (int k = 0; k < st_count(got) && k < st_count(want); k++) {
+        const char *name = st_name(want, k);
+        CHECK(!strcmp(st_name(got, k), name), "%s: tensor %d is %s, expected %s", what, k, st_name(got, k), name);
+        const StTensor *g = st_find(got, name), *w = st_find(want, name);
+        if (!g) continue;
+        int same_shape = g->ndim == w->ndim && g->numel == w->numel;
+        for (int d = 0; same_shape && d < g->ndim; d++) same_shape = g->shape[d] == w->shape[d];
+        CHECK(same_shape && !g->f == !w->f, "%s: %s has another shape or kind", what, name);
+        if (!same_shape || !g->f != !w->f) continue;
+        int64_t bad = 0, first = -1;
+        for (int64_t i = 0; i < g->numel; i++)
+            if (g->f ? memcmp(&g->f[i], &w->f[i], 4) != 0 : g->i[i] != w->i[i]) bad++, first = first < 0 ? i : first;
+        CHECK(bad == 0, "%s: %s: %lld values differ, the first at %lld (%.9g vs %.9g)", what, name, (long long)bad,
+              (long long)first, g->f ? g->f[first] : (double)g->i[first], w->f ? w->f[first] : (double)w->i[first]);
+    }
+}
+
+TEST(torch_file_reads_state_dict) {
+    char *path = fixture("torch_state.pt"), *want_path = fixture("torch_state_expected.safetensors");
+    if (!path || !want_path) return;
+    CHECK(torch_file_sniff(path) == TORCH_ZIP && torch_file_sniff(want_path) == TORCH_NONE, "sniff");
+    int quantized = -1;
+    SafeTensors *got = torch_file_load(path, &quantized), *want = st_load(want_path);
+    CHECK(quantized == 0, "a state_dict reported as quantized");
+    check_same_tensors(got, want, "torch_state.pt");
+    // dtypes as stored: the reader widens, it does not round
+    const char *names[] = {"f16.vec", "bf16.mat", "i32.vec", "i8.mat", "f32.transposed"};
+    StDtype dtypes[] = {ST_F16, ST_BF16, ST_I32, ST_I8, ST_F32};
+    for (int k = 0; k < 5; k++) {
+        const StTensor *t = st_find(got, names[k]);
+        CHECK(t && t->dtype == dtypes[k], "%s: dtype %s", names[k], t ? st_dtype_name(t->dtype) : "(missing)");
+    }
+    st_free(got);
+    st_free(want);
+    path = fixture("torch_param.pt");
+    if (!path) return;
+    got = torch_file_load(path, NULL);
+    const StTensor *w = st_find(got, "w");
+    CHECK(w && w->ndim == 2 && w->shape[0] == 2 && w->shape[1] == 3, "nn.Parameter w: shape");
+    for (int k = 0; w && k < 6; k++) CHECK(w->f[k] == (float)k, "w[%d] = %g", k, w->f[k]);
+    st_free(got);
+}
+
+TEST(torch_file_dequantizes_int8_export) {
+    char *path = fixture("torch_int8.ptz"), *want_path = fixture("torch_int8_expected.safetensors");
+    if (!path || !want_path) return;
+    CHECK(torch_file_sniff(path) == TORCH_ZLIB, "a .ptz is a zlib stream");
+    int quantized = -1;
+    SafeTensors *got = torch_file_load(path, &quantized), *want = st_load(want_path);
+    CHECK(quantized == 1, "the int8 export not reported as quantized");
+    check_same_tensors(got, want, "torch_int8.ptz");
+    // bf16 tensors come back as bf16: quantized (rounded), and kept as fp16 (exact, so only the dtype shows it)
+    const StTensor *emb = st_find(got, "tok_emb.weight"), *fc = st_find(got, "blocks.0.mlp.fc.weight");
+    CHECK(emb && emb->dtype == ST_BF16, "tok_emb.weight (bf16 in the reference) not rounded to bf16");
+    CHECK(fc && fc->dtype == ST_BF16, "blocks.0.mlp.fc.weight not restored to bf16 (passthrough_orig_dtypes)");
+    st_free(got);
+    st_free(want);
+}
+
+static void load_case(void *path) { st_free(torch_file_load(path, NULL)); }
+
+static void write_bytes(const char *path, const uint8_t *data, size_t n) { write_file_atomic(path, data, n); }
+
+TEST(torch_file_bad_files_die) {
+    char *pt = fixture("torch_state.pt"), *ptz = fixture("torch_int8.ptz");
+    char *other = fixture("torch_other_format.ptz"), *list = fixture("torch_list.pt");
+    if (!pt || !ptz || !other || !list) return;
+    const char *dir = test_tmpdir("torch_bad");
+    char path[600], expect[1024];
+    snprintf(path, sizeof path, "%s/bad.pt", dir);
+    size_t n;
+    uint8_t *bytes = read_file(pt, &n);
+    write_bytes(path, bytes, n / 2);
+    snprintf(expect, sizeof expect, "%s: no zip end-of-central-directory record (truncated?)", path);
+    CHECK(test_dies_with(load_case, path, expect), "a torch.save file cut in half");
+    uint8_t *proto = memmem(bytes, n, "\x80\x02" "c", 3); // the pickle's first opcode after PROTO 2
+    CHECK(proto != NULL, "no PROTO 2 in torch_state.pt");
+    if (proto) {
+        proto[2] = 0xff;
+        write_bytes(path, bytes, n);
+        snprintf(expect, sizeof expect, "%s (torch_state/data.pkl): pickle byte 2: unsupported opcode 0xff", path);
+        CHECK(test_dies_with(load_case, path, expect), "an unknown pickle opcode");
+    }
+    free(bytes);
+    bytes = read_file(ptz, &n);
+    write_bytes(path, bytes, n - 100);
+    snprintf(expect, sizeof expect, "%s: corrupt or truncated zlib stream", path);
+    CHECK(test_dies_with(load_case, path, expect), "a truncated .ptz");
+    free(bytes);
+    snprintf(expect, sizeof expect, "%s: quantization format int6_gptq_v2 is not one pgolf reads", other);
+    CHECK(test_dies_with(load_case, other, expect), "another export format");
+    snprintf(expect, sizeof expect, "%s: holds a list, not a state_dict", list);
+    CHECK(test_dies_with(load_case, list, expect), "a pickled list");
+}
