@@ -10,6 +10,7 @@
   torch_int8_expected.safetensors   dequantize_state_dict_int8 of that object, as F32
   torch_other_format.ptz         an export object of another __quant_format__
   torch_list.pt                  torch.save of a list (not a state_dict)
+  torch_wm_export.ptz            a later record's {"w": tensors, "m": meta} export object (not read)
 """
 import argparse
 import io
@@ -71,6 +72,8 @@ def main():
     save_safetensors(os.path.join(out, "torch_int8_expected.safetensors"), widened(dequantize_state_dict_int8(obj)))
     write_ptz(os.path.join(out, "torch_other_format.ptz"), {"__quant_format__": "int6_gptq_v2", "w": torch.ones(2)})
     torch.save([torch.ones(2)], os.path.join(out, "torch_list.pt"))
+    write_ptz(os.path.join(out, "torch_wm_export.ptz"),
+              {"w": {"a.q": torch.ones(2, dtype=torch.int8)}, "m": {"a": {"type": "int6"}}})
 
 
 if __name__ == "__main__":

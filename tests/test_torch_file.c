@@ -4,15 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "export/compress.h"
 #include "io/safetensors.h"
 #include "io/torch_file.h"
 #include "test.h"
 #include "util.h"
 
 static char *fixture(const char *file) {
-    static char path[4][512];
+    static char path[8][512]; // a ring: a test holds up to 8 fixture paths at once
     static int next;
-    char *p = path[next++ % 4];
+    char *p = path[next++ % 8];
     snprintf(p, sizeof path[0], "%s/%s", test_fixture_dir(), file);
     if (file_size(p) < 0) {
         test_fail(__FILE__, __LINE__, "missing %s: run /usr/bin/python3 tests/ref_torch.py --out %s", p, test_fixture_dir());
@@ -56,6 +57,22 @@ TEST(torch_file_reads_state_dict) {
         const StTensor *t = st_find(got, names[k]);
         CHECK(t && t->dtype == dtypes[k], "%s: dtype %s", names[k], t ? st_dtype_name(t->dtype) : "(missing)");
     }
+    // the same archive compressed as the records compress their exports (zlib, zstd) reads the same
+    const char *dir = test_tmpdir("torch_compressed");
+    size_t n, packed_len;
+    uint8_t *raw = read_file(path, &n);
+    for (Compressor c = COMPRESS_ZLIB; c <= COMPRESS_ZSTD; c++) {
+        char packed[600];
+        snprintf(packed, sizeof packed, "%s/state.pt.%s", dir, compressor_name(c));
+        uint8_t *bytes = compress_bytes(c, compressor_default_level(c), raw, n, &packed_len);
+        write_file_atomic(packed, bytes, packed_len);
+        free(bytes);
+        CHECK(torch_file_sniff(packed) == (c == COMPRESS_ZLIB ? TORCH_ZLIB : TORCH_ZSTD), "%s: sniffed wrong", packed);
+        SafeTensors *again = torch_file_load(packed, NULL);
+        check_same_tensors(again, want, packed);
+        st_free(again);
+    }
+    free(raw);
     st_free(got);
     st_free(want);
     path = fixture("torch_param.pt");
@@ -89,8 +106,8 @@ static void write_bytes(const char *path, const uint8_t *data, size_t n) { write
 
 TEST(torch_file_bad_files_die) {
     char *pt = fixture("torch_state.pt"), *ptz = fixture("torch_int8.ptz");
-    char *other = fixture("torch_other_format.ptz"), *list = fixture("torch_list.pt");
-    if (!pt || !ptz || !other || !list) return;
+    char *other = fixture("torch_other_format.ptz"), *list = fixture("torch_list.pt"), *wm = fixture("torch_wm_export.ptz");
+    if (!pt || !ptz || !other || !list || !wm) return;
     const char *dir = test_tmpdir("torch_bad");
     char path[600], expect[1024];
     snprintf(path, sizeof path, "%s/bad.pt", dir);
@@ -112,9 +129,17 @@ TEST(torch_file_bad_files_die) {
     write_bytes(path, bytes, n - 100);
     snprintf(expect, sizeof expect, "%s: corrupt or truncated zlib stream", path);
     CHECK(test_dies_with(load_case, path, expect), "a truncated .ptz");
+    size_t zn;
+    uint8_t *z = compress_bytes(COMPRESS_ZSTD, 3, bytes, n, &zn); // a zstd stream of compressed bytes: about as long
+    write_bytes(path, z, zn / 2);
+    snprintf(expect, sizeof expect, "%s: truncated zstd stream", path);
+    CHECK(test_dies_with(load_case, path, expect), "a truncated zstd stream");
+    free(z);
     free(bytes);
     snprintf(expect, sizeof expect, "%s: quantization format int6_gptq_v2 is not one pgolf reads", other);
     CHECK(test_dies_with(load_case, other, expect), "another export format");
     snprintf(expect, sizeof expect, "%s: holds a list, not a state_dict", list);
     CHECK(test_dies_with(load_case, list, expect), "a pickled list");
+    snprintf(expect, sizeof expect, "%s: entry w is a dict, not a tensor", wm);
+    CHECK(test_dies_with(load_case, wm, expect), "a record's {w, m} export");
 }

@@ -79,33 +79,66 @@ const char *decompress_bytes(Compressor c, const uint8_t *src, size_t n, uint8_t
     return "unknown compressor";
 }
 
-const char *inflate_zlib(const uint8_t *src, size_t n, size_t max_len, uint8_t **out, size_t *out_len) {
-    z_stream zs = {.next_in = (Bytef *)src, .avail_in = (uInt)(n < UINT_MAX ? n : UINT_MAX)};
+// Doubles *cap up to max_len; 0 when the buffer is already max_len bytes.
+static int grow_output(uint8_t **buf, size_t *cap, size_t max_len) {
+    if (*cap >= max_len) return 0;
+    *cap = *cap * 2 < max_len ? *cap * 2 : max_len;
+    *buf = xrealloc(*buf, *cap);
+    return 1;
+}
+
+static const char *inflate_zlib(const uint8_t *src, size_t n, size_t max_len, uint8_t **buf, size_t *cap, size_t *len) {
     if (n >= UINT_MAX) return "compressed stream of 4 GiB or more";
+    z_stream zs = {.next_in = (Bytef *)src, .avail_in = (uInt)n};
     if (inflateInit(&zs) != Z_OK) return "zlib cannot start";
-    size_t cap = n < max_len / 4 ? n * 4 + 1024 : max_len, len = 0;
-    if (cap > max_len) cap = max_len;
-    uint8_t *buf = xmalloc(cap);
     int rc = Z_OK;
     while (rc == Z_OK) {
-        if (len == cap) {
-            if (cap >= max_len) break;
-            cap = cap * 2 < max_len ? cap * 2 : max_len;
-            buf = xrealloc(buf, cap);
-        }
-        size_t room = cap - len < UINT_MAX ? cap - len : UINT_MAX;
-        zs.next_out = buf + len;
+        if (*len == *cap && !grow_output(buf, cap, max_len)) break;
+        size_t room = *cap - *len < UINT_MAX ? *cap - *len : UINT_MAX;
+        zs.next_out = *buf + *len;
         zs.avail_out = (uInt)room;
         rc = inflate(&zs, Z_NO_FLUSH);
-        len += room - zs.avail_out;
+        *len += room - zs.avail_out;
         if (rc == Z_BUF_ERROR) rc = zs.avail_out ? Z_DATA_ERROR : Z_OK; // input ended inside the stream, or output full
     }
+    size_t left = zs.avail_in;
     inflateEnd(&zs);
-    const char *err = rc == Z_STREAM_END   ? NULL
-                      : rc == Z_OK         ? "decompresses to more than the limit"
-                      : rc == Z_DATA_ERROR ? "corrupt or truncated zlib stream"
-                                           : zError(rc);
-    if (!err && zs.avail_in) err = "bytes after the end of the zlib stream";
+    if (rc == Z_OK) return "decompresses to more than the limit";
+    if (rc == Z_DATA_ERROR) return "corrupt or truncated zlib stream";
+    if (rc != Z_STREAM_END) return zError(rc);
+    return left ? "bytes after the end of the zlib stream" : NULL;
+}
+
+// Frame after frame (concatenated zstd frames are one stream).
+static const char *inflate_zstd(const uint8_t *src, size_t n, size_t max_len, uint8_t **buf, size_t *cap, size_t *len) {
+    ZSTD_DCtx *d = ZSTD_createDCtx();
+    if (!d) return "zstd cannot start";
+    ZSTD_inBuffer in = {src, n, 0};
+    const char *err = NULL;
+    for (;;) {
+        if (*len == *cap && !grow_output(buf, cap, max_len)) {
+            err = "decompresses to more than the limit";
+            break;
+        }
+        ZSTD_outBuffer out = {*buf + *len, *cap - *len, 0};
+        size_t r = ZSTD_decompressStream(d, &out, &in);
+        *len += out.pos;
+        if (ZSTD_isError(r)) err = ZSTD_getErrorName(r);
+        else if (r == 0 && in.pos == in.size) break; // the last frame is complete
+        else if (in.pos == in.size && out.pos < out.size) err = "truncated zstd stream";
+        if (err) break;
+    }
+    ZSTD_freeDCtx(d);
+    return err;
+}
+
+const char *decompress_unsized(Compressor c, const uint8_t *src, size_t n, size_t max_len, uint8_t **out, size_t *out_len) {
+    size_t cap = n < max_len / 4 ? n * 4 + 1024 : max_len, len = 0;
+    if (cap > max_len) cap = max_len;
+    uint8_t *buf = xmalloc(cap ? cap : 1);
+    const char *err = c == COMPRESS_ZLIB   ? inflate_zlib(src, n, max_len, &buf, &cap, &len)
+                      : c == COMPRESS_ZSTD ? inflate_zstd(src, n, max_len, &buf, &cap, &len)
+                                           : "only zlib and zstd streams of unknown size are read";
     if (err) {
         free(buf);
         return err;

@@ -16,6 +16,6 @@ void compressor_check_level(Compressor c, int level);
 uint8_t *compress_bytes(Compressor c, int level, const uint8_t *src, size_t n, size_t *out_len);
 // Fills dst with exactly raw_len bytes. Returns NULL on success, else a reason (corrupt or short input).
 const char *decompress_bytes(Compressor c, const uint8_t *src, size_t n, uint8_t *dst, size_t raw_len);
-// A zlib stream of unknown decompressed size (at most max_len bytes) into *out (malloc'd, *out_len bytes).
-// Returns NULL on success, else a reason.
-const char *inflate_zlib(const uint8_t *src, size_t n, size_t max_len, uint8_t **out, size_t *out_len);
+// A zlib or zstd stream of unknown decompressed size (at most max_len bytes) into *out (malloc'd, *out_len
+// bytes). Returns NULL on success, else a reason.
+const char *decompress_unsized(Compressor c, const uint8_t *src, size_t n, size_t max_len, uint8_t **out, size_t *out_len);

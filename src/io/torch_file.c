@@ -112,8 +112,13 @@ static int read_state_dict(const TorchFile *tf, const PkValue *d, StTensor **out
     int n = (int)(d->n / 2);
     *out = xcalloc(n ? (size_t)n : 1, sizeof(StTensor));
     for (int k = 0; k < n; k++) {
-        if (d->items[2 * k]->type != PK_STR) die("%s: the state_dict has a key that is not a string", tf->path);
-        (*out)[k] = read_tensor(tf, d->items[2 * k]->s, d->items[2 * k + 1]);
+        const PkValue *key = d->items[2 * k], *value = d->items[2 * k + 1];
+        if (key->type != PK_STR) die("%s: the state_dict has a key that is not a string", tf->path);
+        char buf[160];
+        if (value->type != PK_CALL) // e.g. a record's own export object, {"w": ..., "m": ...}
+            die("%s: entry %s is %s, not a tensor: pgolf reads state_dicts and train_gpt.py's int8_clean_per_row_v1 "
+                "export only", tf->path, key->s, describe(value, buf, sizeof buf));
+        (*out)[k] = read_tensor(tf, key->s, value);
     }
     return n;
 }
@@ -205,16 +210,22 @@ TorchFileKind torch_file_sniff(const char *path) {
     fclose(f);
     if (got == 9 && h[8] == '{') return TORCH_NONE; // safetensors: a header length, then its JSON
     if (got >= 4 && !memcmp(h, "PK\3\4", 4)) return TORCH_ZIP;
+    if (got >= 4 && !memcmp(h, "\x28\xb5\x2f\xfd", 4)) return TORCH_ZSTD;
     return got >= 2 && h[0] == 0x78 && (h[0] << 8 | h[1]) % 31 == 0 ? TORCH_ZLIB : TORCH_NONE;
 }
 
 SafeTensors *torch_file_load(const char *path, int *quantized) {
+    TorchFileKind kind = torch_file_sniff(path);
     size_t file_len, len;
     uint8_t *file = read_file(path, &file_len), *zip = file;
     len = file_len;
-    if (file_len < 4 || memcmp(file, "PK\3\4", 4)) {
-        const char *err = inflate_zlib(file, file_len, MAX_INFLATED, &zip, &len);
-        if (err) die("%s: %s (expected torch.save's zip archive, or a zlib stream of one as train_gpt.py's .ptz)", path, err);
+    if (kind != TORCH_ZIP) {
+        const char *err = kind == TORCH_NONE ? "not a torch.save file"
+                                             : decompress_unsized(kind == TORCH_ZSTD ? COMPRESS_ZSTD : COMPRESS_ZLIB, file,
+                                                                  file_len, MAX_INFLATED, &zip, &len);
+        if (err)
+            die("%s: %s (expected torch.save's zip archive, or a zlib or zstd stream of one as train_gpt.py's .ptz)", path,
+                err);
     }
     ZipArchive z = zip_read(zip, len, path);
     TorchFile tf = {.path = path, .zip = &z};
