@@ -134,6 +134,72 @@ def dequantize_state_dict_int8(obj):
     return out
 
 
+def quantize_int6_per_row(t):
+    """#638's int6 rows: scale = max|row| / 31 (at least 1/31) in fp16, q in [-32, 31]; one scale otherwise."""
+    t32 = t.float()
+    if t32.ndim == 2:
+        row_max = t32.abs().amax(dim=1)
+        scale = (row_max / 31.0).clamp_min(1.0 / 31.0).to(torch.float16)
+        q = torch.clamp(torch.round(t32 / scale.float()[:, None]), -32, 31).to(torch.int8)
+        return q, scale
+    amax = t32.abs().max().item()
+    scale = torch.tensor(amax / 31.0 if amax > 0 else 1.0, dtype=torch.float16)
+    q = torch.clamp(torch.round(t32 / scale.float()), -32, 31).to(torch.int8)
+    return q, scale
+
+
+def classify_param(name):
+    if "tok_emb" in name or "lm_head" in name:
+        return "embed"
+    if ".mlp." in name:
+        return "mlp"
+    if ".attn." in name or (".proj." in name and ".mlp." not in name):
+        return "attn"
+    return "other"
+
+
+def mixed_quantize_int6(state_dict, int6_cats):
+    """#638's export ({"w": result, "m": meta}, which its train_gpt.py torch.saves and compresses)."""
+    result, meta = {}, {}
+    for name, tensor in state_dict.items():
+        t = tensor.detach().cpu().contiguous()
+        if not t.is_floating_point() or t.numel() <= KEEP_FLOAT_MAX_NUMEL:
+            result[name] = t.to(torch.float16) if t.is_floating_point() else t
+            meta[name] = "passthrough"
+            continue
+        if any(p in name for p in CONTROL_PATTERNS):
+            result[name] = t.float()
+            meta[name] = "passthrough_ctrl"
+            continue
+        q, s = quantize_int6_per_row(t) if classify_param(name) in int6_cats and t.ndim >= 1 else quantize_float_tensor(t)
+        result[name + ".q"] = q
+        result[name + ".scale"] = s
+        meta[name] = {"type": "int6" if classify_param(name) in int6_cats else "int8"}
+    return result, meta
+
+
+def dequantize_mixed_int6(result, meta, template_sd):
+    """#638's and #1435's (#2005's dequantize_mixed, whose test `"passthrough" in info` also takes its
+    "passthrough (float16)"): each tensor back in the dtype the live model (template_sd) holds it in."""
+    out = {}
+    for name, orig in template_sd.items():
+        info = meta.get(name)
+        if info is None:
+            continue
+        if "passthrough" in info:
+            t = result[name]
+            if t.dtype == torch.float16 and orig.dtype in (torch.float32, torch.bfloat16):
+                t = t.to(orig.dtype)
+            out[name] = t
+            continue
+        q, s = result[name + ".q"], result[name + ".scale"]
+        if s.ndim > 0:
+            out[name] = (q.float() * s.float().view(q.shape[0], *([1] * (q.ndim - 1)))).to(orig.dtype)
+        else:
+            out[name] = (q.float() * float(s.item())).to(orig.dtype)
+    return out
+
+
 def lerp_probe(n, scale, g):
     """A vector of n values whose clip (torch.quantile's lerp between the two largest |x|) differs
     between a fused multiply-add and an unfused one, so the C test can tell them apart."""

@@ -10,7 +10,12 @@
   torch_int8_expected.safetensors   dequantize_state_dict_int8 of that object, as F32
   torch_other_format.ptz         an export object of another __quant_format__
   torch_list.pt                  torch.save of a list (not a state_dict)
-  torch_wm_export.ptz            a later record's {"w": tensors, "m": meta} export object (not read)
+  torch_mixed.pt                 torch.save of #638's mixed_quantize_int6 export {"w", "m"} of tensors of every
+                                 kind it handles (bf16 embeddings as in the records' models), uncompressed
+  torch_mixed.bshf               the same bytes byte-shuffled as #1435's _byte_shuffle does (stride 3)
+  torch_mixed_expected.safetensors  dequantize_mixed_int6 of it with the model's dtypes, as F32
+  torch_mixed_small.ptz          a small such export, zlib'd (a seed for make fuzz)
+  torch_wm_export.ptz            a {"w", "m"} export whose "w" lacks a scale
 """
 import argparse
 import io
@@ -19,10 +24,12 @@ import sys
 import zlib
 from collections import OrderedDict
 
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ref_int8 import build_state, dequantize_state_dict_int8, quantize_state_dict_int8  # noqa: E402
+from ref_int8 import (build_state, dequantize_mixed_int6, dequantize_state_dict_int8, mixed_quantize_int6,  # noqa: E402
+                      quantize_state_dict_int8)
 from refio import save_safetensors  # noqa: E402
 
 
@@ -37,6 +44,30 @@ def write_ptz(path, obj):
     with open(tmp, "wb") as f:
         f.write(zlib.compress(buf.getvalue(), level=9))
     os.replace(tmp, path)
+
+
+def byte_shuffle(data, stride):
+    """#1435's _byte_shuffle: "BSHF", the stride, then the bytes at 0, s, 2s, ..., then 1, 1 + s, ..."""
+    src = np.frombuffer(data, dtype=np.uint8)
+    return b"BSHF" + bytes([stride]) + b"".join(src[pos::stride].tobytes() for pos in range(stride))
+
+
+def mixed_state(g):
+    r = lambda *shape: torch.randn(*shape, generator=g)
+    w6 = r(256, 384) * 0.05
+    w6[3] = 0  # a zero row: the scale clamps to 1/31
+    return {
+        "tok_emb.weight": (r(1024, 128) * 0.5).bfloat16(),  # embed: int8 rows, back to bf16
+        "bigram.embed.weight": (r(512, 64) * 0.02).bfloat16(),  # small: fp16, back to bf16
+        "blocks.0.attn.c_q.weight": r(256, 256),  # exactly 65,536: fp16, back to fp32
+        "blocks.0.attn.proj.weight": r(512, 256) * 0.1,  # attn: int6 rows
+        "blocks.0.mlp.fc.weight": r(384, 256) * 3.0,  # mlp: int6 rows, scales above 1/31
+        "blocks.1.mlp.proj.weight": w6,
+        "blocks.1.mlp.w3": r(3, 100, 300),  # mlp, 3-D: int6 with one fp16 scale
+        "blocks.0.resid_mix": r(2, 40_000),  # control, large: kept fp32
+        "big.vec": r(70_000),  # other: int8 with one fp32 scale
+        "step.count": torch.tensor([3, 1 << 33], dtype=torch.int64),
+    }
 
 
 def main():
@@ -74,6 +105,21 @@ def main():
     torch.save([torch.ones(2)], os.path.join(out, "torch_list.pt"))
     write_ptz(os.path.join(out, "torch_wm_export.ptz"),
               {"w": {"a.q": torch.ones(2, dtype=torch.int8)}, "m": {"a": {"type": "int6"}}})
+
+    template = mixed_state(g)
+    result, meta = mixed_quantize_int6(template, {"mlp", "attn"})
+    meta["bigram.embed.weight"], meta["blocks.0.attn.proj.weight"] = "passthrough (float16)", "gptq (int6)"  # #2005's
+    buf = io.BytesIO()
+    torch.save({"w": result, "m": meta}, buf)
+    with open(os.path.join(out, "torch_mixed.pt"), "wb") as f:
+        f.write(buf.getvalue())
+    with open(os.path.join(out, "torch_mixed.bshf"), "wb") as f:
+        f.write(byte_shuffle(buf.getvalue(), 3))
+    small = {"tok_emb.weight": template["bigram.embed.weight"][:16],
+             "blocks.0.mlp.fc.weight": torch.randn(300, 256, generator=g), "blocks.0.attn_scale": torch.ones(8)}
+    write_ptz(os.path.join(out, "torch_mixed_small.ptz"), dict(zip("wm", mixed_quantize_int6(small, {"mlp"}))))
+    save_safetensors(os.path.join(out, "torch_mixed_expected.safetensors"),
+                     widened(dequantize_mixed_int6(result, meta, template)))
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ TEST(cli_train_end_to_end) {
     double ptz = bare_eval(data, out_dir, "torch/final_model_int8.safetensors", model, &out);
     free(out);
     CHECK(bare_eval(data, out_dir, "torch/final_model.int8.ptz", model, &out) == ptz && isfinite(ptz) &&
-              strstr(out, "artifact_bytes:") && strstr(out, "train_gpt.py's compressed torch.save format"),
+              strstr(out, "artifact_bytes:") && strstr(out, "a compressed torch.save file, as train_gpt.py"),
           "pgolf eval of train_gpt.py's final_model.int8.ptz differs from its dequantized weights' %.8f:\n%s", ptz, out);
     free(out);
     snprintf(cmd, sizeof cmd,

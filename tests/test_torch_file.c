@@ -1,6 +1,7 @@
 // torch.save files (io/torch_file.h) against what PyTorch wrote and read back (tests/ref_torch.py): a
-// state_dict with every dtype, views and a shared storage; train_gpt.py's int8+zlib export, dequantized
-// bit for bit as dequantize_state_dict_int8 does; and the files pgolf refuses, each with its reason.
+// state_dict with every dtype, views and a shared storage; train_gpt.py's int8+zlib export and the
+// records' mixed int6 export, dequantized bit for bit as their code does; and the files pgolf refuses,
+// each with its reason.
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,6 +101,46 @@ TEST(torch_file_dequantizes_int8_export) {
     st_free(want);
 }
 
+// #638's and #1435's export: uncompressed, zstd'd (#638), and byte-shuffled (stride 3 by PyTorch's side,
+// as #1435's _byte_shuffle) then brotli'd (#1435); the bf16 embeddings come back as bf16.
+TEST(torch_file_dequantizes_mixed_int6_export) {
+    char *path = fixture("torch_mixed.pt"), *bshf = fixture("torch_mixed.bshf");
+    char *want_path = fixture("torch_mixed_expected.safetensors");
+    if (!path || !bshf || !want_path) return;
+    SafeTensors *want = st_load(want_path);
+    const char *dir = test_tmpdir("torch_mixed");
+    struct {
+        const char *src, *name;
+        Compressor c; // 0: as it is
+        TorchFileKind kind;
+    } cases[] = {{path, "raw.pt", 0, TORCH_ZIP},
+                 {path, "zstd.ptz", COMPRESS_ZSTD, TORCH_ZSTD},
+                 {bshf, "bshf_brotli.ptz", COMPRESS_BROTLI, TORCH_BROTLI}};
+    for (int k = 0; k < 3; k++) {
+        char file[600];
+        snprintf(file, sizeof file, "%s/%s", dir, cases[k].name);
+        size_t n, packed_len = 0;
+        uint8_t *raw = read_file(cases[k].src, &n);
+        uint8_t *packed = cases[k].c ? compress_bytes(cases[k].c, 5, raw, n, &packed_len) : NULL;
+        write_file_atomic(file, packed ? packed : raw, packed ? packed_len : n);
+        free(raw);
+        free(packed);
+        CHECK(torch_file_sniff(file) == cases[k].kind, "%s: sniffed %d", file, (int)torch_file_sniff(file));
+        int quantized = -1;
+        SafeTensors *got = torch_file_load(file, &quantized);
+        CHECK(quantized == 1, "%s: the export not reported as quantized", file);
+        check_same_tensors(got, want, file);
+        const char *names[] = {"tok_emb.weight", "bigram.embed.weight", "blocks.0.attn.c_q.weight", "step.count"};
+        StDtype dtypes[] = {ST_BF16, ST_BF16, ST_F32, ST_I64};
+        for (int i = 0; i < 4; i++) {
+            const StTensor *t = st_find(got, names[i]);
+            CHECK(t && t->dtype == dtypes[i], "%s: %s is %s", file, names[i], t ? st_dtype_name(t->dtype) : "(missing)");
+        }
+        st_free(got);
+    }
+    st_free(want);
+}
+
 static void load_case(void *path) { st_free(torch_file_load(path, NULL)); }
 
 static void write_bytes(const char *path, const uint8_t *data, size_t n) { write_file_atomic(path, data, n); }
@@ -140,6 +181,9 @@ TEST(torch_file_bad_files_die) {
     CHECK(test_dies_with(load_case, other, expect), "another export format");
     snprintf(expect, sizeof expect, "%s: holds a list, not a state_dict", list);
     CHECK(test_dies_with(load_case, list, expect), "a pickled list");
-    snprintf(expect, sizeof expect, "%s: entry w is a dict, not a tensor", wm);
-    CHECK(test_dies_with(load_case, wm, expect), "a record's {w, m} export");
+    snprintf(expect, sizeof expect, "%s: tensor a: a.q or a.scale is missing from the export's \"w\"", wm);
+    CHECK(test_dies_with(load_case, wm, expect), "a {w, m} export without a scale");
+    write_bytes(path, (const uint8_t *)"\xfd" "7zXZ\0\0\0", 8);
+    snprintf(expect, sizeof expect, "%s: xz (lzma) compressed, which pgolf does not read", path);
+    CHECK(test_dies_with(load_case, path, expect), "an xz file");
 }

@@ -86,11 +86,12 @@ int cmd_eval(int argc, char **argv) {
     if (kind == MODEL_ARTIFACT)
         printf("artifact_bytes:%lld code_bytes:%lld total_bytes:%lld limit:%lld %s\n", bytes, code, bytes + code,
                ARTIFACT_LIMIT_BYTES, bytes + code <= ARTIFACT_LIMIT_BYTES ? "fits" : "OVER_LIMIT");
-    else if (kind == MODEL_TORCH && torch_file_sniff(path) != TORCH_ZIP) // train_gpt.py compresses its artifact only
-        printf("artifact_bytes:%lld (train_gpt.py's compressed torch.save format: its submission adds that script's code "
-               "bytes)\n", bytes);
+    else if (kind == MODEL_TORCH && torch_file_sniff(path) != TORCH_ZIP) // the scripts compress their artifacts only
+        printf("artifact_bytes:%lld (a compressed torch.save file, as train_gpt.py and the records write: its submission "
+               "adds the script's code bytes)\n", bytes);
     else
-        printf("weights_bytes:%lld (unquantized weights, not an artifact)\n", bytes);
+        printf("weights_bytes:%lld (%s, not an artifact)\n", bytes,
+               kind == MODEL_TORCH ? "an uncompressed torch.save file" : "unquantized weights");
     free(val);
     byte_tables_free(&bt);
     gpt_free(&m);

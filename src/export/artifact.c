@@ -52,17 +52,6 @@ static void put_tensor_data(ByteBuf *b, const QuantTensor *qt) {
     }
 }
 
-// BSHF stride 2 (#1435): bytes 0, 2, 4, ... then 1, 3, 5, ...; fp16 scales and small ints compress better.
-static void byte_shuffle(const uint8_t *src, uint8_t *dst, size_t n) {
-    size_t half = (n + 1) / 2;
-    for (size_t i = 0; i < n; i++) dst[(i & 1) ? half + i / 2 : i / 2] = src[i];
-}
-
-static void byte_unshuffle(const uint8_t *src, uint8_t *dst, size_t n) {
-    size_t half = (n + 1) / 2;
-    for (size_t i = 0; i < n; i++) dst[i] = src[(i & 1) ? half + i / 2 : i / 2];
-}
-
 void artifact_save_int8(const char *path, const char *config_text, const TensorList *state, ArtifactCompression comp,
                         ArtifactStats *stats) {
     QuantState qs;
@@ -96,7 +85,7 @@ void artifact_save(const char *path, const char *config_text, const char *scheme
 
     if (comp.byte_shuffle) {
         uint8_t *shuffled = xmalloc(raw.len + 1);
-        byte_shuffle(raw.data, shuffled, raw.len);
+        byte_shuffle(raw.data, shuffled, raw.len, 2);
         memcpy(raw.data, shuffled, raw.len);
         free(shuffled);
     }
@@ -244,7 +233,7 @@ Artifact *artifact_load(const char *path) {
     if (err) die("%s: %s decompression failed (%s)", path, compressor_name(a->compression), err);
     if (a->byte_shuffle) {
         uint8_t *plain = xmalloc((size_t)raw_len + 1);
-        byte_unshuffle(raw, plain, (size_t)raw_len);
+        byte_unshuffle(raw, plain, (size_t)raw_len, 2);
         free(raw);
         raw = g_load.raw = plain;
     }

@@ -79,6 +79,19 @@ const char *decompress_bytes(Compressor c, const uint8_t *src, size_t n, uint8_t
     return "unknown compressor";
 }
 
+// Position p's bytes are the p-th run of the shuffled buffer: n / stride of them, one more for p < n % stride.
+void byte_shuffle(const uint8_t *src, uint8_t *dst, size_t n, int stride) {
+    size_t s = (size_t)stride, at = 0;
+    for (size_t p = 0; p < s; p++)
+        for (size_t i = p; i < n; i += s) dst[at++] = src[i];
+}
+
+void byte_unshuffle(const uint8_t *src, uint8_t *dst, size_t n, int stride) {
+    size_t s = (size_t)stride, at = 0;
+    for (size_t p = 0; p < s; p++)
+        for (size_t i = p; i < n; i += s) dst[i] = src[at++];
+}
+
 // Doubles *cap up to max_len; 0 when the buffer is already max_len bytes.
 static int grow_output(uint8_t **buf, size_t *cap, size_t max_len) {
     if (*cap >= max_len) return 0;
@@ -132,13 +145,49 @@ static const char *inflate_zstd(const uint8_t *src, size_t n, size_t max_len, ui
     return err;
 }
 
+static const char *inflate_brotli(const uint8_t *src, size_t n, size_t max_len, uint8_t **buf, size_t *cap, size_t *len) {
+    BrotliDecoderState *d = BrotliDecoderCreateInstance(NULL, NULL, NULL);
+    if (!d) return "brotli cannot start";
+    size_t avail_in = n;
+    const uint8_t *next_in = src;
+    const char *err = NULL;
+    for (;;) {
+        if (*len == *cap && !grow_output(buf, cap, max_len)) {
+            err = "decompresses to more than the limit";
+            break;
+        }
+        size_t avail_out = *cap - *len;
+        uint8_t *next_out = *buf + *len;
+        BrotliDecoderResult r = BrotliDecoderDecompressStream(d, &avail_in, &next_in, &avail_out, &next_out, NULL);
+        *len = (size_t)(next_out - *buf);
+        if (r == BROTLI_DECODER_RESULT_SUCCESS) err = avail_in ? "bytes after the end of the brotli stream" : NULL;
+        else if (r == BROTLI_DECODER_RESULT_ERROR) err = "corrupt brotli stream";
+        else if (r == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT) err = "truncated brotli stream";
+        else continue; // needs more output: grow
+        break;
+    }
+    BrotliDecoderDestroyInstance(d);
+    return err;
+}
+
+size_t brotli_head(const uint8_t *src, size_t n, uint8_t *dst, size_t cap) {
+    BrotliDecoderState *d = BrotliDecoderCreateInstance(NULL, NULL, NULL);
+    if (!d) return 0;
+    size_t avail_in = n, avail_out = cap;
+    const uint8_t *next_in = src;
+    uint8_t *next_out = dst;
+    BrotliDecoderResult r = BrotliDecoderDecompressStream(d, &avail_in, &next_in, &avail_out, &next_out, NULL);
+    BrotliDecoderDestroyInstance(d);
+    return r == BROTLI_DECODER_RESULT_ERROR ? 0 : cap - avail_out;
+}
+
 const char *decompress_unsized(Compressor c, const uint8_t *src, size_t n, size_t max_len, uint8_t **out, size_t *out_len) {
     size_t cap = n < max_len / 4 ? n * 4 + 1024 : max_len, len = 0;
     if (cap > max_len) cap = max_len;
     uint8_t *buf = xmalloc(cap ? cap : 1);
     const char *err = c == COMPRESS_ZLIB   ? inflate_zlib(src, n, max_len, &buf, &cap, &len)
                       : c == COMPRESS_ZSTD ? inflate_zstd(src, n, max_len, &buf, &cap, &len)
-                                           : "only zlib and zstd streams of unknown size are read";
+                                           : inflate_brotli(src, n, max_len, &buf, &cap, &len);
     if (err) {
         free(buf);
         return err;

@@ -16,6 +16,14 @@ void compressor_check_level(Compressor c, int level);
 uint8_t *compress_bytes(Compressor c, int level, const uint8_t *src, size_t n, size_t *out_len);
 // Fills dst with exactly raw_len bytes. Returns NULL on success, else a reason (corrupt or short input).
 const char *decompress_bytes(Compressor c, const uint8_t *src, size_t n, uint8_t *dst, size_t raw_len);
-// A zlib or zstd stream of unknown decompressed size (at most max_len bytes) into *out (malloc'd, *out_len
-// bytes). Returns NULL on success, else a reason.
+// #1435's byte shuffle (BSHF) with stride s: the bytes at 0, s, 2s, ..., then those at 1, 1 + s, ...; fp16
+// scales and small ints compress better so. pgolf's artifacts use stride 2; #1435's files say theirs.
+void byte_shuffle(const uint8_t *src, uint8_t *dst, size_t n, int stride);
+void byte_unshuffle(const uint8_t *src, uint8_t *dst, size_t n, int stride);
+
+// A stream of unknown decompressed size (at most max_len bytes) into *out (malloc'd, *out_len bytes).
+// Returns NULL on success, else a reason.
 const char *decompress_unsized(Compressor c, const uint8_t *src, size_t n, size_t max_len, uint8_t **out, size_t *out_len);
+// The first (at most cap) bytes a brotli stream decodes to, from its first n bytes; 0 if it is not brotli.
+// Brotli has no magic number: this is how a file is recognized as brotli'd.
+size_t brotli_head(const uint8_t *src, size_t n, uint8_t *dst, size_t cap);

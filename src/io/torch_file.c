@@ -155,6 +155,28 @@ static void st_tensor_free(StTensor *t) {
     free(t->i);
 }
 
+// Both exports' arithmetic: q * scale in float32, one scale per row (scale [rows]) or one for the tensor; the
+// int8 values and float scale are read as the tensors `name`.q / `name`.scale for errors.
+static StTensor dequantize(const TorchFile *tf, const char *name, const PkValue *qv, const PkValue *sv, int per_row) {
+    StTensor q = read_tensor(tf, name, qv), s = read_tensor(tf, name, sv);
+    if (q.dtype != ST_I8) die("%s: quantized tensor %s is %s, not int8", tf->path, name, st_dtype_name(q.dtype));
+    if (!s.f) die("%s: tensor %s: its scale is %s, not float", tf->path, name, st_dtype_name(s.dtype));
+    per_row |= s.ndim > 0;
+    if (per_row && (q.ndim == 0 || s.numel != q.shape[0]))
+        die("%s: tensor %s: %lld row scales for %lld rows", tf->path, name, (long long)s.numel,
+            (long long)(q.ndim ? q.shape[0] : 0));
+    if (!per_row && s.numel != 1)
+        die("%s: tensor %s: a per-tensor scale of %lld values", tf->path, name, (long long)s.numel);
+    StTensor o = {.name = xstrdup(name), .dtype = ST_F32, .ndim = q.ndim, .numel = q.numel};
+    memcpy(o.shape, q.shape, sizeof o.shape);
+    o.f = xmalloc(sizeof(float) * (size_t)(q.numel ? q.numel : 1));
+    int64_t row = per_row && q.shape[0] ? q.numel / q.shape[0] : 1;
+    for (int64_t i = 0; i < q.numel; i++) o.f[i] = (float)q.i[i] * s.f[per_row ? i / row : 0];
+    st_tensor_free(&q);
+    st_tensor_free(&s);
+    return o;
+}
+
 // dequantize_state_dict_int8: q * scale per row (scale [rows], or qmeta's "per_row") or q * one scale, in
 // float32, then .to(dtypes[name]); passthrough tensors back to passthrough_orig_dtypes[name] where given.
 static int dequantize_int8(const TorchFile *tf, const PkValue *obj, StTensor **out) {
@@ -167,28 +189,11 @@ static int dequantize_int8(const TorchFile *tf, const PkValue *obj, StTensor **o
         const PkValue *key = quantized->items[2 * k];
         if (key->type != PK_STR) die("%s: the int8 export has a key that is not a string", tf->path);
         const char *name = key->s;
-        StTensor q = read_tensor(tf, name, quantized->items[2 * k + 1]);
-        if (q.dtype != ST_I8) die("%s: quantized tensor %s is %s, not int8", tf->path, name, st_dtype_name(q.dtype));
         const PkValue *sv = pk_dict_get(scales, name), *meta = qmeta ? pk_dict_get(qmeta, name) : NULL;
         if (!sv) die("%s: quantized tensor %s has no scale", tf->path, name);
-        StTensor s = read_tensor(tf, name, sv);
-        if (!s.f) die("%s: tensor %s: its scale is %s, not float", tf->path, name, st_dtype_name(s.dtype));
         const PkValue *scheme = meta && meta->type == PK_DICT ? pk_dict_get(meta, "scheme") : NULL;
-        int per_row = s.ndim > 0 || (scheme && pk_is_str(scheme, "per_row"));
-        if (per_row && (q.ndim == 0 || s.numel != q.shape[0]))
-            die("%s: tensor %s: %lld row scales for %lld rows", tf->path, name, (long long)s.numel,
-                (long long)(q.ndim ? q.shape[0] : 0));
-        if (!per_row && s.numel != 1)
-            die("%s: tensor %s: a per-tensor scale of %lld values", tf->path, name, (long long)s.numel);
-        StTensor *o = &(*out)[k];
-        *o = (StTensor){.name = xstrdup(name), .dtype = ST_F32, .ndim = q.ndim, .numel = q.numel};
-        memcpy(o->shape, q.shape, sizeof o->shape);
-        o->f = xmalloc(sizeof(float) * (size_t)(q.numel ? q.numel : 1));
-        int64_t row = per_row && q.shape[0] ? q.numel / q.shape[0] : 1;
-        for (int64_t i = 0; i < q.numel; i++) o->f[i] = (float)q.i[i] * s.f[per_row ? i / row : 0];
-        round_to(tf, o, dtype_named(tf, pk_dict_get(dtypes, name), name));
-        st_tensor_free(&q);
-        st_tensor_free(&s);
+        (*out)[k] = dequantize(tf, name, quantized->items[2 * k + 1], sv, scheme && pk_is_str(scheme, "per_row"));
+        round_to(tf, &(*out)[k], dtype_named(tf, pk_dict_get(dtypes, name), name));
     }
     for (int k = 0; k < np; k++) {
         const PkValue *key = passthrough->items[2 * k];
@@ -201,31 +206,103 @@ static int dequantize_int8(const TorchFile *tf, const PkValue *obj, StTensor **o
     return nq + np;
 }
 
+// ---------------------------------------------------------------- the records' mixed int6 export
+
+// The dtype a record's model holds a tensor in: it is .bfloat16() with CastedLinear weights and low-dim and
+// control tensors restored to fp32, which leaves its embedding tables (tok_emb, bigram.embed,
+// ve_shared.embed) in bf16.
+static StDtype record_dtype(const char *name) {
+    size_t n = strlen(name);
+    int emb = (n >= 14 && !strcmp(name + n - 14, "tok_emb.weight")) || (n >= 13 && !strcmp(name + n - 13, ".embed.weight"));
+    return emb ? ST_BF16 : ST_F32;
+}
+
+// mixed_quantize_int6's {"w": tensors, "m": meta} (#638, #1435; #2005's gptq_mixed_quantize): a
+// "passthrough" m[name] ("passthrough_ctrl", "passthrough (float16)", ...) keeps w[name], an fp16 copy of
+// a float tensor back in the model's dtype; any other ({"type": "int6"}, "gptq (int6)", ...) has
+// w[name.q] * w[name.scale] per row or per tensor, in the model's dtype. dequantize_mixed_int6 takes those
+// dtypes from the live model; the file does not hold them, so they come from record_dtype.
+static int dequantize_mixed(const TorchFile *tf, const PkValue *w, const PkValue *m, StTensor **out) {
+    int n = (int)(m->n / 2);
+    *out = xcalloc((size_t)n + 1, sizeof(StTensor));
+    for (int k = 0; k < n; k++) {
+        const PkValue *key = m->items[2 * k], *info = m->items[2 * k + 1];
+        if (key->type != PK_STR) die("%s: the export's meta has a key that is not a string", tf->path);
+        const char *name = key->s;
+        char qn[4200], sn[4200];
+        snprintf(qn, sizeof qn, "%s.q", name);
+        snprintf(sn, sizeof sn, "%s.scale", name);
+        const PkValue *tv = pk_dict_get(w, name), *qv = pk_dict_get(w, qn), *sv = pk_dict_get(w, sn);
+        StTensor *t = &(*out)[k];
+        // Python's `"passthrough" in info`: a substring of a string, a key of a dict
+        int passthrough = info->type == PK_STR ? strstr(info->s, "passthrough") != NULL
+                          : info->type == PK_DICT ? pk_dict_get(info, "passthrough") != NULL
+                                                  : -1;
+        if (passthrough < 0)
+            die("%s: tensor %s: its meta is a %s, not a string or a dict", tf->path, name, pk_type_name(info->type));
+        if (passthrough) {
+            if (!tv) die("%s: tensor %s is missing from the export's \"w\"", tf->path, name);
+            *t = read_tensor(tf, name, tv);
+            if (t->dtype == ST_F16) round_to(tf, t, record_dtype(name));
+        } else {
+            if (!qv || !sv) die("%s: tensor %s: %s or %s is missing from the export's \"w\"", tf->path, name, qn, sn);
+            *t = dequantize(tf, name, qv, sv, 0);
+            round_to(tf, t, record_dtype(name));
+        }
+    }
+    return n;
+}
+
 // ---------------------------------------------------------------- the file
 
+static int starts_torch_zip(const uint8_t *p, size_t n) { return n >= 4 && (!memcmp(p, "PK\3\4", 4) || !memcmp(p, "BSHF", 4)); }
+
 TorchFileKind torch_file_sniff(const char *path) {
-    uint8_t h[9] = {0};
+    static uint8_t h[1 << 16];
     FILE *f = xfopen(path, "rb");
     size_t got = fread(h, 1, sizeof h, f);
     fclose(f);
-    if (got == 9 && h[8] == '{') return TORCH_NONE; // safetensors: a header length, then its JSON
-    if (got >= 4 && !memcmp(h, "PK\3\4", 4)) return TORCH_ZIP;
+    uint8_t head[8];
+    if (got >= 9 && h[8] == '{') return TORCH_NONE; // safetensors: a header length, then its JSON
+    if (starts_torch_zip(h, got)) return TORCH_ZIP;
     if (got >= 4 && !memcmp(h, "\x28\xb5\x2f\xfd", 4)) return TORCH_ZSTD;
-    return got >= 2 && h[0] == 0x78 && (h[0] << 8 | h[1]) % 31 == 0 ? TORCH_ZLIB : TORCH_NONE;
+    if (got >= 6 && !memcmp(h, "\xfd" "7zXZ\0", 6)) return TORCH_XZ;
+    if (got >= 2 && h[0] == 0x78 && (h[0] << 8 | h[1]) % 31 == 0) return TORCH_ZLIB;
+    return starts_torch_zip(head, brotli_head(h, got, head, sizeof head)) ? TORCH_BROTLI : TORCH_NONE;
+}
+
+// #1435's byte shuffle: "BSHF", the stride, then the shuffled bytes (a stride below 2: as they are).
+static uint8_t *unshuffle_bshf(uint8_t *data, size_t *len) {
+    if (*len < 5 || memcmp(data, "BSHF", 4)) return NULL;
+    int stride = data[4];
+    size_t n = *len - 5;
+    uint8_t *plain = xmalloc(n ? n : 1);
+    if (stride >= 2) byte_unshuffle(data + 5, plain, n, stride);
+    else memcpy(plain, data + 5, n);
+    *len = n;
+    return plain;
 }
 
 SafeTensors *torch_file_load(const char *path, int *quantized) {
     TorchFileKind kind = torch_file_sniff(path);
+    if (kind == TORCH_XZ)
+        die("%s: xz (lzma) compressed, which pgolf does not read: `xz -dc %s > model.pt` gives the file it reads", path,
+            path);
     size_t file_len, len;
     uint8_t *file = read_file(path, &file_len), *zip = file;
     len = file_len;
     if (kind != TORCH_ZIP) {
+        Compressor c = kind == TORCH_ZSTD ? COMPRESS_ZSTD : kind == TORCH_BROTLI ? COMPRESS_BROTLI : COMPRESS_ZLIB;
         const char *err = kind == TORCH_NONE ? "not a torch.save file"
-                                             : decompress_unsized(kind == TORCH_ZSTD ? COMPRESS_ZSTD : COMPRESS_ZLIB, file,
-                                                                  file_len, MAX_INFLATED, &zip, &len);
+                                             : decompress_unsized(c, file, file_len, MAX_INFLATED, &zip, &len);
         if (err)
-            die("%s: %s (expected torch.save's zip archive, or a zlib or zstd stream of one as train_gpt.py's .ptz)", path,
-                err);
+            die("%s: %s (expected torch.save's zip archive, or a zlib, zstd or brotli stream of one as the records' "
+                ".ptz)", path, err);
+    }
+    uint8_t *plain = unshuffle_bshf(zip, &len);
+    if (plain) {
+        if (zip != file) free(zip);
+        zip = plain;
     }
     ZipArchive z = zip_read(zip, len, path);
     TorchFile tf = {.path = path, .zip = &z};
@@ -248,13 +325,16 @@ SafeTensors *torch_file_load(const char *path, int *quantized) {
     char buf[160];
     if (root->type != PK_DICT)
         die("%s: holds %s, not a state_dict or train_gpt.py's int8 export", path, describe(root, buf, sizeof buf));
-    const PkValue *format = pk_dict_get(root, "__quant_format__");
+    const PkValue *format = pk_dict_get(root, "__quant_format__"), *w = pk_dict_get(root, "w"), *m = pk_dict_get(root, "m");
     if (format && !pk_is_str(format, "int8_clean_per_row_v1"))
         die("%s: quantization format %s is not one pgolf reads (train_gpt.py's int8_clean_per_row_v1)", path,
             format->type == PK_STR ? format->s : "(not a string)");
+    int mixed = !format && w && m && w->type == PK_DICT && m->type == PK_DICT;
     StTensor *tensors;
-    int n = format ? dequantize_int8(&tf, root, &tensors) : read_state_dict(&tf, root, &tensors);
-    if (quantized) *quantized = format != NULL;
+    int n = format ? dequantize_int8(&tf, root, &tensors)
+            : mixed ? dequantize_mixed(&tf, w, m, &tensors)
+                    : read_state_dict(&tf, root, &tensors);
+    if (quantized) *quantized = format || mixed;
     pickle_free(pk);
     zip_free(&z);
     if (zip != file) free(zip);
