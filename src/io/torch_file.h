@@ -3,9 +3,9 @@
 // zstd in some records, of torch.save of quantize_state_dict_int8's "int8_clean_per_row_v1" object),
 // dequantized as dequantize_state_dict_int8 does (each tensor rounded to its recorded dtype, then widened
 // to float); and the later records' final_model.int6.ptz (mixed_quantize_int6's {"w", "m"}: zstd in #638,
-// byte-shuffled brotli in #1435), dequantized as dequantize_mixed_int6 does. Tensors may be F32, F16,
-// BF16, I8, I32 or I64, views with any strides and storage offset. Nothing in the pickle is run: only
-// dicts of tensors (plain or OrderedDict) and those two objects are understood.
+// byte-shuffled brotli in #1435 and #2005), dequantized as dequantize_mixed_int6 does. Tensors may be
+// F32, F16, BF16, I8, I32 or I64, views with any strides and storage offset. Nothing in the pickle is
+// run: only dicts of tensors (plain or OrderedDict) and those two objects are understood.
 #pragma once
 #include "io/safetensors.h"
 
@@ -15,5 +15,5 @@ typedef enum { TORCH_NONE, TORCH_ZIP, TORCH_ZLIB, TORCH_ZSTD, TORCH_BROTLI, TORC
 // stream that decodes to one, or none of these (safetensors is none). xz is recognized to be refused.
 TorchFileKind torch_file_sniff(const char *path);
 // Dies with one line naming the file on anything malformed or unsupported. *quantized (if not NULL) is
-// set when the file held the int8 export object rather than a state_dict.
+// set when the file held one of the two export objects rather than a state_dict.
 SafeTensors *torch_file_load(const char *path, int *quantized);
