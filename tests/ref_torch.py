@@ -38,12 +38,21 @@ def widened(tensors):
 
 
 def write_ptz(path, obj):
+    """zlib of torch.save(obj), as train_gpt.py writes its artifact; returns the torch.save bytes."""
     buf = io.BytesIO()
     torch.save(obj, buf)
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "wb") as f:
         f.write(zlib.compress(buf.getvalue(), level=9))
     os.replace(tmp, path)
+    return buf.getvalue()
+
+
+def summary(*tensor_dicts, raw):
+    """What `pgolf inspect` must total: the tensors' bytes (train_gpt.py's int8_payload_bytes) and the
+    torch.save bytes (its raw_torch)."""
+    payload = sum(t.numel() * t.element_size() for d in tensor_dicts for t in d.values())
+    return {"payload_bytes": payload, "torch_bytes": len(raw)}
 
 
 def byte_shuffle(data, stride):
@@ -99,8 +108,9 @@ def main():
     state["blocks.0.mlp.fc.weight"] = state["blocks.0.mlp.fc.weight"].bfloat16()  # kept as fp16, restored to bf16
     state["step.count"] = torch.tensor([3, 1 << 33], dtype=torch.int64)  # non-float: passed through
     obj = quantize_state_dict_int8(state)
-    write_ptz(os.path.join(out, "torch_int8.ptz"), obj)
-    save_safetensors(os.path.join(out, "torch_int8_expected.safetensors"), widened(dequantize_state_dict_int8(obj)))
+    raw = write_ptz(os.path.join(out, "torch_int8.ptz"), obj)
+    save_safetensors(os.path.join(out, "torch_int8_expected.safetensors"), widened(dequantize_state_dict_int8(obj)),
+                     summary(obj["quantized"], obj["scales"], obj["passthrough"], raw=raw))
     write_ptz(os.path.join(out, "torch_other_format.ptz"), {"__quant_format__": "int6_gptq_v2", "w": torch.ones(2)})
     torch.save([torch.ones(2)], os.path.join(out, "torch_list.pt"))
     write_ptz(os.path.join(out, "torch_wm_export.ptz"),
@@ -119,7 +129,7 @@ def main():
              "blocks.0.mlp.fc.weight": torch.randn(300, 256, generator=g), "blocks.0.attn_scale": torch.ones(8)}
     write_ptz(os.path.join(out, "torch_mixed_small.ptz"), dict(zip("wm", mixed_quantize_int6(small, {"mlp"}))))
     save_safetensors(os.path.join(out, "torch_mixed_expected.safetensors"),
-                     widened(dequantize_mixed_int6(result, meta, template)))
+                     widened(dequantize_mixed_int6(result, meta, template)), summary(result, raw=buf.getvalue()))
 
 
 if __name__ == "__main__":

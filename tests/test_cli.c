@@ -128,6 +128,11 @@ TEST(cli_train_end_to_end) {
               strstr(out, "artifact_bytes:") && strstr(out, "a compressed torch.save file, as train_gpt.py"),
           "pgolf eval of train_gpt.py's final_model.int8.ptz differs from its dequantized weights' %.8f:\n%s", ptz, out);
     free(out);
+    snprintf(cmd, sizeof cmd, "./pgolf inspect %s/torch/final_model.int8.ptz", out_dir);
+    rc = test_run(cmd, &out);
+    CHECK(rc == 0 && strstr(out, "train_gpt.py's int8_clean_per_row_v1 export, zlib") && strstr(out, "tensors: 22,"),
+          "pgolf inspect of train_gpt.py's .ptz:\n%s", out);
+    free(out);
     snprintf(cmd, sizeof cmd,
              BARE_ENV "INIT_CHECKPOINT=%s/torch/final_model.pt ITERATIONS=0 VAL_LOSS_EVERY=0 OUT_DIR=%s/torch_export "
                       "./pgolf train %s",

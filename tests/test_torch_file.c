@@ -141,6 +141,53 @@ TEST(torch_file_dequantizes_mixed_int6_export) {
     st_free(want);
 }
 
+// `pgolf inspect`'s summary of a file: its text (caller frees).
+static char *summary_of(const char *path) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    torch_file_print_summary(path, f);
+    fclose(f);
+    return text;
+}
+
+// The summary names the object and compression, each tensor's storage, and totals the tensors' bytes as
+// the scripts count their payload, and the torch.save bytes as their raw_torch.
+TEST(torch_file_summary_for_inspect) {
+    char *ptz = fixture("torch_int8.ptz"), *int8_want = fixture("torch_int8_expected.safetensors");
+    char *bshf = fixture("torch_mixed.bshf"), *mixed_want = fixture("torch_mixed_expected.safetensors");
+    if (!ptz || !int8_want || !bshf || !mixed_want) return;
+    const char *dir = test_tmpdir("torch_summary");
+    char brotli[600];
+    snprintf(brotli, sizeof brotli, "%s/mixed.ptz", dir);
+    size_t n, packed_len;
+    uint8_t *raw = read_file(bshf, &n), *packed = compress_bytes(COMPRESS_BROTLI, 5, raw, n, &packed_len);
+    write_file_atomic(brotli, packed, packed_len);
+    free(raw);
+    free(packed);
+    struct {
+        const char *path, *want, *lines[3];
+    } cases[] = {{ptz,
+                  int8_want,
+                  {"train_gpt.py's int8_clean_per_row_v1 export, zlib\n", "int8 per-row + fp16 scales",
+                   "int8 per-tensor + fp32 scale"}},
+                 {brotli,
+                  mixed_want,
+                  {"a record's mixed int6 export {\"w\", \"m\"}, brotli, byte-shuffled (BSHF, stride 3)\n",
+                   "int6 per-tensor + fp16 scale ", "gptq (int6) per-row + fp16 scales"}}};
+    for (int k = 0; k < 2; k++) {
+        SafeTensors *want = st_load(cases[k].want);
+        char *text = summary_of(cases[k].path), totals[256];
+        snprintf(totals, sizeof totals, "payload: %s bytes of tensors, %s bytes torch.save; file: %lld bytes\n",
+                 st_meta(want, "payload_bytes"), st_meta(want, "torch_bytes"), (long long)file_size(cases[k].path));
+        CHECK(strstr(text, totals), "%s: no line %s in:\n%s", cases[k].path, totals, text);
+        for (int i = 0; i < 3; i++)
+            CHECK(strstr(text, cases[k].lines[i]), "%s: no %s in:\n%s", cases[k].path, cases[k].lines[i], text);
+        free(text);
+        st_free(want);
+    }
+}
+
 static void load_case(void *path) { st_free(torch_file_load(path, NULL)); }
 
 static void write_bytes(const char *path, const uint8_t *data, size_t n) { write_file_atomic(path, data, n); }

@@ -101,11 +101,14 @@ int cmd_eval(int argc, char **argv) {
 int cmd_inspect(int argc, char **argv) {
     Config c;
     int npos = cli_setup(&c, argc, argv, CG_EXPORT, "inspect",
-                         "Print an artifact's format, configuration, tensor table and bytes against 16,000,000.", 1);
+                         "Print an artifact's format, configuration, tensor table and bytes against 16,000,000\n"
+                         "(or what a torch.save file of train_gpt.py's or a record's holds).",
+                         1);
     const char *path = artifact_arg(&c, npos, argv, "inspect");
-    if (torch_file_sniff(path) != TORCH_NONE)
-        die("%s is a torch.save file (train_gpt.py's), not a pgolf artifact: `pgolf eval` reads it, `pgolf inspect` "
-            "does not", path);
+    if (torch_file_sniff(path) != TORCH_NONE) { // train_gpt.py's or a record's
+        torch_file_print_summary(path, stdout);
+        return 0;
+    }
     Artifact *a = artifact_load(path);
     artifact_print_summary(a, stdout);
     long long bytes = file_size(path), code = pgolf_code_bytes();

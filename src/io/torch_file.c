@@ -1,10 +1,12 @@
 #include "io/torch_file.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "export/compress.h"
+#include "io/bytes.h"
 #include "io/pickle.h"
 #include "io/zip_stored.h"
 #include "util.h"
@@ -12,10 +14,18 @@
 #define MAX_INFLATED ((size_t)1 << 34)  // 16 GiB: far above any artifact's payload, still a bound
 #define MAX_ELEMENTS ((int64_t)1 << 40) // per tensor and storage
 
+// How the file stores one tensor, for `pgolf inspect`.
+typedef struct {
+    char storage[64];
+    int64_t bytes;
+} StoredAs;
+
 typedef struct {
     const char *path;
     const ZipArchive *zip;
     char prefix[256]; // "<archive>/", the folder holding data.pkl
+    int want_stored;  // a summary asks how each tensor is stored:
+    StoredAs *stored; // then per output tensor (else NULL)
 } TorchFile;
 
 // torch.save names storages by their legacy classes, also for torch 2's typed storages.
@@ -26,6 +36,30 @@ static const struct {
                 {"torch.CharStorage", ST_I8},   {"torch.IntStorage", ST_I32},  {"torch.LongStorage", ST_I64}};
 
 // ---------------------------------------------------------------- tensors
+
+static const char *short_dtype(StDtype d) {
+    static const char *names[] = {[ST_F32] = "fp32", [ST_F16] = "fp16", [ST_BF16] = "bf16",
+                                  [ST_I8] = "int8",  [ST_I32] = "int32", [ST_I64] = "int64"};
+    return names[d];
+}
+
+static void note_stored(const TorchFile *tf, int k, int64_t bytes, const char *fmt, ...) PG_PRINTF(4, 5);
+static void note_stored(const TorchFile *tf, int k, int64_t bytes, const char *fmt, ...) {
+    if (!tf->stored) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tf->stored[k].storage, sizeof tf->stored[k].storage, fmt, ap);
+    va_end(ap);
+    tf->stored[k].bytes = bytes;
+}
+
+static int64_t tensor_bytes(const StTensor *t) { return t->numel * st_dtype_size(t->dtype); }
+
+// The n output tensors (and their storage notes, if wanted).
+static StTensor *alloc_outputs(TorchFile *tf, int n) {
+    if (tf->want_stored) tf->stored = xcalloc((size_t)n + 1, sizeof(StoredAs));
+    return xcalloc((size_t)n + 1, sizeof(StTensor));
+}
 
 static const char *describe(const PkValue *v, char *buf, size_t n) {
     if (v->type == PK_CALL && v->items[0]->type == PK_GLOBAL) snprintf(buf, n, "a call of %s", v->items[0]->s);
@@ -108,9 +142,9 @@ static StTensor read_tensor(const TorchFile *tf, const char *name, const PkValue
     return t;
 }
 
-static int read_state_dict(const TorchFile *tf, const PkValue *d, StTensor **out) {
+static int read_state_dict(TorchFile *tf, const PkValue *d, StTensor **out) {
     int n = (int)(d->n / 2);
-    *out = xcalloc(n ? (size_t)n : 1, sizeof(StTensor));
+    *out = alloc_outputs(tf, n);
     for (int k = 0; k < n; k++) {
         const PkValue *key = d->items[2 * k], *value = d->items[2 * k + 1];
         if (key->type != PK_STR) die("%s: the state_dict has a key that is not a string", tf->path);
@@ -119,6 +153,7 @@ static int read_state_dict(const TorchFile *tf, const PkValue *d, StTensor **out
             die("%s: entry %s is %s, not a tensor: pgolf reads state_dicts and train_gpt.py's int8_clean_per_row_v1 "
                 "export only", tf->path, key->s, describe(value, buf, sizeof buf));
         (*out)[k] = read_tensor(tf, key->s, value);
+        note_stored(tf, k, tensor_bytes(&(*out)[k]), "%s", short_dtype((*out)[k].dtype));
     }
     return n;
 }
@@ -156,8 +191,9 @@ static void st_tensor_free(StTensor *t) {
 }
 
 // Both exports' arithmetic: q * scale in float32, one scale per row (scale [rows]) or one for the tensor; the
-// int8 values and float scale are read as the tensors `name`.q / `name`.scale for errors.
-static StTensor dequantize(const TorchFile *tf, const char *name, const PkValue *qv, const PkValue *sv, int per_row) {
+// int8 values and float scale are read as the tensor `name` for errors. Output tensor k, stored as `label`.
+static StTensor dequantize(const TorchFile *tf, int k, const char *name, const char *label, const PkValue *qv,
+                           const PkValue *sv, int per_row) {
     StTensor q = read_tensor(tf, name, qv), s = read_tensor(tf, name, sv);
     if (q.dtype != ST_I8) die("%s: quantized tensor %s is %s, not int8", tf->path, name, st_dtype_name(q.dtype));
     if (!s.f) die("%s: tensor %s: its scale is %s, not float", tf->path, name, st_dtype_name(s.dtype));
@@ -172,6 +208,8 @@ static StTensor dequantize(const TorchFile *tf, const char *name, const PkValue 
     o.f = xmalloc(sizeof(float) * (size_t)(q.numel ? q.numel : 1));
     int64_t row = per_row && q.shape[0] ? q.numel / q.shape[0] : 1;
     for (int64_t i = 0; i < q.numel; i++) o.f[i] = (float)q.i[i] * s.f[per_row ? i / row : 0];
+    note_stored(tf, k, tensor_bytes(&q) + tensor_bytes(&s), "%s per-%s + %s scale%s", label, per_row ? "row" : "tensor",
+                short_dtype(s.dtype), per_row ? "s" : "");
     st_tensor_free(&q);
     st_tensor_free(&s);
     return o;
@@ -179,12 +217,12 @@ static StTensor dequantize(const TorchFile *tf, const char *name, const PkValue 
 
 // dequantize_state_dict_int8: q * scale per row (scale [rows], or qmeta's "per_row") or q * one scale, in
 // float32, then .to(dtypes[name]); passthrough tensors back to passthrough_orig_dtypes[name] where given.
-static int dequantize_int8(const TorchFile *tf, const PkValue *obj, StTensor **out) {
+static int dequantize_int8(TorchFile *tf, const PkValue *obj, StTensor **out) {
     const PkValue *quantized = dict_field(tf, obj, "quantized", 1), *scales = dict_field(tf, obj, "scales", 1);
     const PkValue *dtypes = dict_field(tf, obj, "dtypes", 1), *passthrough = dict_field(tf, obj, "passthrough", 1);
     const PkValue *qmeta = dict_field(tf, obj, "qmeta", 0), *orig = dict_field(tf, obj, "passthrough_orig_dtypes", 0);
     int nq = (int)(quantized->n / 2), np = (int)(passthrough->n / 2);
-    *out = xcalloc((size_t)(nq + np) + 1, sizeof(StTensor));
+    *out = alloc_outputs(tf, nq + np);
     for (int k = 0; k < nq; k++) {
         const PkValue *key = quantized->items[2 * k];
         if (key->type != PK_STR) die("%s: the int8 export has a key that is not a string", tf->path);
@@ -192,7 +230,7 @@ static int dequantize_int8(const TorchFile *tf, const PkValue *obj, StTensor **o
         const PkValue *sv = pk_dict_get(scales, name), *meta = qmeta ? pk_dict_get(qmeta, name) : NULL;
         if (!sv) die("%s: quantized tensor %s has no scale", tf->path, name);
         const PkValue *scheme = meta && meta->type == PK_DICT ? pk_dict_get(meta, "scheme") : NULL;
-        (*out)[k] = dequantize(tf, name, quantized->items[2 * k + 1], sv, scheme && pk_is_str(scheme, "per_row"));
+        (*out)[k] = dequantize(tf, k, name, "int8", quantized->items[2 * k + 1], sv, scheme && pk_is_str(scheme, "per_row"));
         round_to(tf, &(*out)[k], dtype_named(tf, pk_dict_get(dtypes, name), name));
     }
     for (int k = 0; k < np; k++) {
@@ -200,6 +238,7 @@ static int dequantize_int8(const TorchFile *tf, const PkValue *obj, StTensor **o
         if (key->type != PK_STR) die("%s: the int8 export has a key that is not a string", tf->path);
         StTensor *t = &(*out)[nq + k];
         *t = read_tensor(tf, key->s, passthrough->items[2 * k + 1]);
+        note_stored(tf, nq + k, tensor_bytes(t), "%s", short_dtype(t->dtype));
         const PkValue *to = orig ? pk_dict_get(orig, key->s) : NULL;
         if (to && to->type == PK_STR) round_to(tf, t, dtype_named(tf, to, key->s)); // the reference skips non-strings
     }
@@ -222,9 +261,9 @@ static StDtype record_dtype(const char *name) {
 // a float tensor back in the model's dtype; any other ({"type": "int6"}, "gptq (int6)", ...) has
 // w[name.q] * w[name.scale] per row or per tensor, in the model's dtype. dequantize_mixed_int6 takes those
 // dtypes from the live model; the file does not hold them, so they come from record_dtype.
-static int dequantize_mixed(const TorchFile *tf, const PkValue *w, const PkValue *m, StTensor **out) {
+static int dequantize_mixed(TorchFile *tf, const PkValue *w, const PkValue *m, StTensor **out) {
     int n = (int)(m->n / 2);
-    *out = xcalloc((size_t)n + 1, sizeof(StTensor));
+    *out = alloc_outputs(tf, n);
     for (int k = 0; k < n; k++) {
         const PkValue *key = m->items[2 * k], *info = m->items[2 * k + 1];
         if (key->type != PK_STR) die("%s: the export's meta has a key that is not a string", tf->path);
@@ -243,10 +282,12 @@ static int dequantize_mixed(const TorchFile *tf, const PkValue *w, const PkValue
         if (passthrough) {
             if (!tv) die("%s: tensor %s is missing from the export's \"w\"", tf->path, name);
             *t = read_tensor(tf, name, tv);
+            note_stored(tf, k, tensor_bytes(t), "%s", short_dtype(t->dtype));
             if (t->dtype == ST_F16) round_to(tf, t, record_dtype(name));
         } else {
             if (!qv || !sv) die("%s: tensor %s: %s or %s is missing from the export's \"w\"", tf->path, name, qn, sn);
-            *t = dequantize(tf, name, qv, sv, 0);
+            const PkValue *type = info->type == PK_DICT ? pk_dict_get(info, "type") : info;
+            *t = dequantize(tf, k, name, type && type->type == PK_STR ? type->s : "quantized", qv, sv, 0);
             round_to(tf, t, record_dtype(name));
         }
     }
@@ -272,9 +313,9 @@ TorchFileKind torch_file_sniff(const char *path) {
 }
 
 // #1435's byte shuffle: "BSHF", the stride, then the shuffled bytes (a stride below 2: as they are).
-static uint8_t *unshuffle_bshf(uint8_t *data, size_t *len) {
+static uint8_t *unshuffle_bshf(uint8_t *data, size_t *len, int *stride_out) {
     if (*len < 5 || memcmp(data, "BSHF", 4)) return NULL;
-    int stride = data[4];
+    int stride = *stride_out = data[4];
     size_t n = *len - 5;
     uint8_t *plain = xmalloc(n ? n : 1);
     if (stride >= 2) byte_unshuffle(data + 5, plain, n, stride);
@@ -283,29 +324,41 @@ static uint8_t *unshuffle_bshf(uint8_t *data, size_t *len) {
     return plain;
 }
 
-SafeTensors *torch_file_load(const char *path, int *quantized) {
-    TorchFileKind kind = torch_file_sniff(path);
-    if (kind == TORCH_XZ)
+typedef enum { OBJECT_STATE_DICT, OBJECT_INT8, OBJECT_MIXED } TorchObject;
+
+// What the file held beside its tensors (for a summary).
+typedef struct {
+    TorchFileKind kind;
+    int shuffle_stride; // 0: not byte-shuffled
+    size_t file_bytes, torch_bytes;
+    TorchObject object;
+    StoredAs *stored; // per tensor, when asked for (caller frees)
+} TorchLoad;
+
+static SafeTensors *load(const char *path, TorchLoad *l, int want_stored) {
+    *l = (TorchLoad){.kind = torch_file_sniff(path)};
+    if (l->kind == TORCH_XZ)
         die("%s: xz (lzma) compressed, which pgolf does not read: `xz -dc %s > model.pt` gives the file it reads", path,
             path);
-    size_t file_len, len;
-    uint8_t *file = read_file(path, &file_len), *zip = file;
-    len = file_len;
-    if (kind != TORCH_ZIP) {
-        Compressor c = kind == TORCH_ZSTD ? COMPRESS_ZSTD : kind == TORCH_BROTLI ? COMPRESS_BROTLI : COMPRESS_ZLIB;
-        const char *err = kind == TORCH_NONE ? "not a torch.save file"
-                                             : decompress_unsized(c, file, file_len, MAX_INFLATED, &zip, &len);
+    size_t len;
+    uint8_t *file = read_file(path, &l->file_bytes), *zip = file;
+    len = l->file_bytes;
+    if (l->kind != TORCH_ZIP) {
+        Compressor c = l->kind == TORCH_ZSTD ? COMPRESS_ZSTD : l->kind == TORCH_BROTLI ? COMPRESS_BROTLI : COMPRESS_ZLIB;
+        const char *err = l->kind == TORCH_NONE ? "not a torch.save file"
+                                                : decompress_unsized(c, file, l->file_bytes, MAX_INFLATED, &zip, &len);
         if (err)
             die("%s: %s (expected torch.save's zip archive, or a zlib, zstd or brotli stream of one as the records' "
                 ".ptz)", path, err);
     }
-    uint8_t *plain = unshuffle_bshf(zip, &len);
+    uint8_t *plain = unshuffle_bshf(zip, &len, &l->shuffle_stride);
     if (plain) {
         if (zip != file) free(zip);
         zip = plain;
     }
+    l->torch_bytes = len;
     ZipArchive z = zip_read(zip, len, path);
-    TorchFile tf = {.path = path, .zip = &z};
+    TorchFile tf = {.path = path, .zip = &z, .want_stored = want_stored};
     const ZipEntry *pkl = NULL;
     for (int k = 0; k < z.count && !pkl; k++) {
         const char *name = z.entries[k].name, *slash = strchr(name, '/');
@@ -329,15 +382,48 @@ SafeTensors *torch_file_load(const char *path, int *quantized) {
     if (format && !pk_is_str(format, "int8_clean_per_row_v1"))
         die("%s: quantization format %s is not one pgolf reads (train_gpt.py's int8_clean_per_row_v1)", path,
             format->type == PK_STR ? format->s : "(not a string)");
-    int mixed = !format && w && m && w->type == PK_DICT && m->type == PK_DICT;
+    l->object = format ? OBJECT_INT8 : w && m && w->type == PK_DICT && m->type == PK_DICT ? OBJECT_MIXED : OBJECT_STATE_DICT;
     StTensor *tensors;
-    int n = format ? dequantize_int8(&tf, root, &tensors)
-            : mixed ? dequantize_mixed(&tf, w, m, &tensors)
-                    : read_state_dict(&tf, root, &tensors);
-    if (quantized) *quantized = format || mixed;
+    int n = l->object == OBJECT_INT8    ? dequantize_int8(&tf, root, &tensors)
+            : l->object == OBJECT_MIXED ? dequantize_mixed(&tf, w, m, &tensors)
+                                        : read_state_dict(&tf, root, &tensors);
+    l->stored = tf.stored;
     pickle_free(pk);
     zip_free(&z);
     if (zip != file) free(zip);
     free(file);
     return st_from_tensors(path, tensors, n);
+}
+
+SafeTensors *torch_file_load(const char *path, int *quantized) {
+    TorchLoad l;
+    SafeTensors *st = load(path, &l, 0);
+    if (quantized) *quantized = l.object != OBJECT_STATE_DICT;
+    return st;
+}
+
+void torch_file_print_summary(const char *path, FILE *f) {
+    static const char *COMPRESSION[] = {[TORCH_ZIP] = "uncompressed", [TORCH_ZLIB] = "zlib", [TORCH_ZSTD] = "zstd",
+                                        [TORCH_BROTLI] = "brotli"};
+    static const char *OBJECT[] = {[OBJECT_STATE_DICT] = "a state_dict",
+                                   [OBJECT_INT8] = "train_gpt.py's int8_clean_per_row_v1 export",
+                                   [OBJECT_MIXED] = "a record's mixed int6 export {\"w\", \"m\"}"};
+    TorchLoad l;
+    SafeTensors *st = load(path, &l, 1);
+    int64_t params = 0, payload = 0;
+    for (int k = 0; k < st_count(st); k++) params += st_find(st, st_name(st, k))->numel, payload += l.stored[k].bytes;
+    fprintf(f, "torch.save file %s: %s, %s", path, OBJECT[l.object], COMPRESSION[l.kind]);
+    if (l.shuffle_stride) fprintf(f, ", byte-shuffled (BSHF, stride %d)", l.shuffle_stride);
+    fprintf(f, "\ntensors: %d, params: %lld\n", st_count(st), (long long)params);
+    fprintf(f, "  %-40s %-14s %-30s %10s\n", "name", "shape", "storage", "bytes");
+    for (int k = 0; k < st_count(st); k++) {
+        const StTensor *t = st_find(st, st_name(st, k));
+        char shape[128];
+        fprintf(f, "  %-40s %-14s %-30s %10lld\n", t->name, shape_str(shape, sizeof shape, t->ndim, t->shape),
+                l.stored[k].storage, (long long)l.stored[k].bytes);
+    }
+    fprintf(f, "payload: %lld bytes of tensors, %zu bytes torch.save; file: %zu bytes\n", (long long)payload,
+            l.torch_bytes, l.file_bytes);
+    free(l.stored);
+    st_free(st);
 }

@@ -7,6 +7,8 @@
 // F32, F16, BF16, I8, I32 or I64, views with any strides and storage offset. Nothing in the pickle is
 // run: only dicts of tensors (plain or OrderedDict) and those two objects are understood.
 #pragma once
+#include <stdio.h>
+
 #include "io/safetensors.h"
 
 typedef enum { TORCH_NONE, TORCH_ZIP, TORCH_ZLIB, TORCH_ZSTD, TORCH_BROTLI, TORCH_XZ } TorchFileKind;
@@ -17,3 +19,6 @@ TorchFileKind torch_file_sniff(const char *path);
 // Dies with one line naming the file on anything malformed or unsupported. *quantized (if not NULL) is
 // set when the file held one of the two export objects rather than a state_dict.
 SafeTensors *torch_file_load(const char *path, int *quantized);
+// `pgolf inspect` of such a file: what it holds and how it is compressed, each tensor's shape, storage
+// ("int6 per-row + fp16 scales", "fp16", ...) and bytes, and the totals.
+void torch_file_print_summary(const char *path, FILE *f);
