@@ -15,6 +15,7 @@
 #include "export/artifact.h"
 #include "io/bytes.h"
 #include "io/checkpoint.h"
+#include "io/safetensors.h"
 #include "io/torch_file.h"
 #include "model/gpt.h"
 #include "presets.h"
@@ -27,25 +28,28 @@ static const char *artifact_arg(const Config *c, int npos, char **argv, const ch
     die("`pgolf %s` needs an artifact: pgolf %s FILE (or --artifact FILE)", cmd, cmd);
 }
 
-typedef enum { MODEL_ARTIFACT, MODEL_WEIGHTS, MODEL_TORCH } ModelFileKind;
+// MODEL_TORCH_PACKED: a compressed torch.save file, as the scripts write their artifacts.
+typedef enum { MODEL_ARTIFACT, MODEL_WEIGHTS, MODEL_TORCH, MODEL_TORCH_PACKED } ModelFileKind;
 
 // The model in FILE, as `pgolf eval` and `pgolf sample` read it: an artifact (dequantized), weights in
 // safetensors such as final_model.safetensors (the model before quantization), or a torch.save file of
-// train_gpt.py's (final_model.pt, or its int8 final_model.int8.ptz, dequantized as the reference does).
-// The options stored with a pgolf file override the model options; a file without them (a state_dict
-// PyTorch saved, either format) takes those set here.
+// train_gpt.py's or a record's (io/torch_file.h: final_model.pt, or an export, dequantized as its script
+// does). The options stored with a pgolf file override the model options; a file without them (a
+// state_dict PyTorch saved, either format) takes those set here.
 static ModelFileKind load_model_file(Config *c, const char *path, GPT *m) {
     uint8_t head[9] = {0};
     FILE *f = xfopen(path, "rb");
     size_t got = fread(head, 1, sizeof head, f);
     fclose(f);
+    TorchFileKind torch = torch_file_sniff(path);
     ModelFileKind kind = got >= 8 && !memcmp(head, ARTIFACT_MAGIC, 8) ? MODEL_ARTIFACT
-                         : torch_file_sniff(path)                    ? MODEL_TORCH
+                         : torch == TORCH_ZIP                        ? MODEL_TORCH
+                         : torch != TORCH_NONE                       ? MODEL_TORCH_PACKED
                                                                      : MODEL_WEIGHTS;
     if (kind == MODEL_WEIGHTS && !(got == 9 && head[8] == '{'))
         die("%s is neither a pgolf artifact (magic %s), a safetensors file nor a torch.save file", path, ARTIFACT_MAGIC);
     Artifact *a = kind == MODEL_ARTIFACT ? artifact_load(path) : NULL;
-    char *stored = a ? xstrdup(artifact_config_text(a)) : checkpoint_read_meta(path, "pgolf_config");
+    char *stored = a ? xstrdup(artifact_config_text(a)) : kind == MODEL_WEIGHTS ? st_read_meta(path, "pgolf_config") : NULL;
     if (stored) config_apply_text(c, stored, path, CG_MODEL);
     GPTConfig g = gpt_config_from(c);
     gpt_init(m, &g);
@@ -59,9 +63,9 @@ static ModelFileKind load_model_file(Config *c, const char *path, GPT *m) {
 int cmd_eval(int argc, char **argv) {
     Config c;
     int npos = cli_setup(&c, argc, argv, CG_DATA | CG_EVAL | CG_RUN | CG_TRAIN | CG_MODEL, "eval",
-                         "Evaluate an artifact, safetensors weights or train_gpt.py's torch.save files (final_model.pt, "
-                         "final_model.int8.ptz) on DATA_PATH's validation shards (val_loss, val_bpb).\nThe model "
-                         "options apply only to a file saved without pgolf_config (PyTorch's).",
+                         "Evaluate an artifact, safetensors weights or the torch.save files of train_gpt.py and the "
+                         "records (final_model.pt, their .ptz) on DATA_PATH's validation shards (val_loss, val_bpb).\n"
+                         "The model options apply only to a file saved without pgolf_config (PyTorch's).",
                          1);
     const char *path = artifact_arg(&c, npos, argv, "eval");
     GPT m;
@@ -86,7 +90,7 @@ int cmd_eval(int argc, char **argv) {
     if (kind == MODEL_ARTIFACT)
         printf("artifact_bytes:%lld code_bytes:%lld total_bytes:%lld limit:%lld %s\n", bytes, code, bytes + code,
                ARTIFACT_LIMIT_BYTES, bytes + code <= ARTIFACT_LIMIT_BYTES ? "fits" : "OVER_LIMIT");
-    else if (kind == MODEL_TORCH && torch_file_sniff(path) != TORCH_ZIP) // the scripts compress their artifacts only
+    else if (kind == MODEL_TORCH_PACKED) // the scripts compress their artifacts only
         printf("artifact_bytes:%lld (a compressed torch.save file, as train_gpt.py and the records write: its submission "
                "adds the script's code bytes)\n", bytes);
     else

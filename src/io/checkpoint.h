@@ -27,7 +27,7 @@ void checkpoint_save_train(const char *path, const GPT *m, const OptimState *os,
                            const char *config_text, const char *run_config);
 // One __metadata__ value of a checkpoint (caller frees); NULL where absent, and for a torch.save file.
 char *checkpoint_read_meta(const char *path, const char *key);
-// Loads weights into m from safetensors or a torch.save file (io/torch_file.h: train_gpt.py's
-// final_model.pt or int8 .ptz); with os/pos also the optimizer state and position (dies if absent).
+// Loads weights into m from safetensors or a torch.save file (io/torch_file.h: train_gpt.py's or a
+// record's final_model.pt or .ptz); with os/pos also the optimizer state and position (dies if absent).
 // Every model tensor must be present with its shape; unexpected non-"optim." tensors are an error.
 void checkpoint_load(const char *path, GPT *m, OptimState *os, TrainPosition *pos);

@@ -298,11 +298,10 @@ static int dequantize_mixed(TorchFile *tf, const PkValue *w, const PkValue *m, S
 
 static int starts_torch_zip(const uint8_t *p, size_t n) { return n >= 4 && (!memcmp(p, "PK\3\4", 4) || !memcmp(p, "BSHF", 4)); }
 
-TorchFileKind torch_file_sniff(const char *path) {
-    static uint8_t h[1 << 16];
-    FILE *f = xfopen(path, "rb");
-    size_t got = fread(h, 1, sizeof h, f);
-    fclose(f);
+#define SNIFF_BYTES ((size_t)1 << 16) // enough of a brotli stream to decode its first bytes
+
+// What a file starting with h[0..got) is (got: up to SNIFF_BYTES).
+static TorchFileKind kind_of(const uint8_t *h, size_t got) {
     uint8_t head[8];
     if (got >= 9 && h[8] == '{') return TORCH_NONE; // safetensors: a header length, then its JSON
     if (starts_torch_zip(h, got)) return TORCH_ZIP;
@@ -310,6 +309,14 @@ TorchFileKind torch_file_sniff(const char *path) {
     if (got >= 6 && !memcmp(h, "\xfd" "7zXZ\0", 6)) return TORCH_XZ;
     if (got >= 2 && h[0] == 0x78 && (h[0] << 8 | h[1]) % 31 == 0) return TORCH_ZLIB;
     return starts_torch_zip(head, brotli_head(h, got, head, sizeof head)) ? TORCH_BROTLI : TORCH_NONE;
+}
+
+TorchFileKind torch_file_sniff(const char *path) {
+    static uint8_t h[SNIFF_BYTES];
+    FILE *f = xfopen(path, "rb");
+    size_t got = fread(h, 1, sizeof h, f);
+    fclose(f);
+    return kind_of(h, got);
 }
 
 // #1435's byte shuffle: "BSHF", the stride, then the shuffled bytes (a stride below 2: as they are).
@@ -336,13 +343,14 @@ typedef struct {
 } TorchLoad;
 
 static SafeTensors *load(const char *path, TorchLoad *l, int want_stored) {
-    *l = (TorchLoad){.kind = torch_file_sniff(path)};
-    if (l->kind == TORCH_XZ)
-        die("%s: xz (lzma) compressed, which pgolf does not read: `xz -dc %s > model.pt` gives the file it reads", path,
-            path);
+    *l = (TorchLoad){0};
     size_t len;
     uint8_t *file = read_file(path, &l->file_bytes), *zip = file;
     len = l->file_bytes;
+    l->kind = kind_of(file, len < SNIFF_BYTES ? len : SNIFF_BYTES);
+    if (l->kind == TORCH_XZ)
+        die("%s: xz (lzma) compressed, which pgolf does not read: `xz -dc %s > model.pt` gives the file it reads", path,
+            path);
     if (l->kind != TORCH_ZIP) {
         Compressor c = l->kind == TORCH_ZSTD ? COMPRESS_ZSTD : l->kind == TORCH_BROTLI ? COMPRESS_BROTLI : COMPRESS_ZLIB;
         const char *err = l->kind == TORCH_NONE ? "not a torch.save file"
