@@ -11,7 +11,10 @@
 #include "util.h"
 
 static jmp_buf g_fuzz_rejected;
-static void fuzz_on_die(void) { longjmp(g_fuzz_rejected, 1); }
+static void fuzz_on_die(const char *msg) {
+    (void)msg;
+    longjmp(g_fuzz_rejected, 1);
+}
 
 // Writes the input to /tmp/pgolf_fuzz_<pid><suffix> (removed when the fuzzer exits) and returns its path.
 static const char *fuzz_input_file(const uint8_t *data, size_t size, const char *suffix) {

@@ -14,23 +14,21 @@
 
 // ---------------------------------------------------------------- errors and checked calls
 
-static void (*g_die_hook)(void);
+static void (*g_die_hook)(const char *msg);
 static FILE *g_log; // the run's log file (logging, below), where open
 
-void die_set_hook(void (*hook)(void)) { g_die_hook = hook; }
+void die_set_hook(void (*hook)(const char *msg)) { g_die_hook = hook; }
 
 // The error line goes to stderr and, during a run, to its log too: the log says why the run stopped.
 void die(const char *fmt, ...) {
+    char msg[4096];
     va_list ap;
-    if (g_die_hook) g_die_hook(); // a fuzzer's way out; it does not return
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (g_die_hook) g_die_hook(msg); // a fuzzer's or the test runner's way out
     fflush(stdout);
-    for (FILE *f = stderr; f; f = f == stderr ? g_log : NULL) {
-        fputs("pgolf: error: ", f);
-        va_start(ap, fmt);
-        vfprintf(f, fmt, ap);
-        va_end(ap);
-        fputc('\n', f);
-    }
+    for (FILE *f = stderr; f; f = f == stderr ? g_log : NULL) fprintf(f, "pgolf: error: %s\n", msg);
     exit(1);
 }
 

@@ -16,8 +16,9 @@
 
 // Print "pgolf: error: <msg>" and exit(1). Use for bad input and failed system calls.
 PG_NORETURN void die(const char *fmt, ...) PG_PRINTF(1, 2);
-// Fuzzers only: die() calls hook (which must longjmp away) instead of printing and exiting.
-void die_set_hook(void (*hook)(void));
+// Fuzzers and the test runner only: die() first calls hook with its message (without "pgolf: error: ").
+// The hook may longjmp away; if it returns, die() prints and exits as usual.
+void die_set_hook(void (*hook)(const char *msg));
 
 void *xmalloc_at(size_t n, const char *file, int line);
 void *xcalloc_at(size_t count, size_t size, const char *file, int line);

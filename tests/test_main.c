@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,22 @@ void test_fail(const char *file, int line, const char *fmt, ...) {
 }
 
 void test_skip(const char *why) { g_skip_reason = why; }
+
+// A die() inside a test (a reader refusing a fixture, a failed system call) fails that test with its
+// message, and the run goes on. Only in the runner's own process: a forked child (test_dies_with,
+// the process tests) dies as pgolf does.
+static jmp_buf g_test_died;
+static pid_t g_runner_pid;
+static void test_on_die(const char *msg) {
+    if (getpid() != g_runner_pid) return;
+    g_failures_in_test++;
+    fprintf(stdout, "    died: pgolf: error: %s\n", msg);
+    longjmp(g_test_died, 1);
+}
+
+static void run_test_fn(TestFn fn) { // its own frame: main's counters are not live across the setjmp
+    if (setjmp(g_test_died) == 0) fn();
+}
 
 const char *test_shared_data(void) {
     const char *d = getenv("PGOLF_SHARED_DATA");
@@ -94,12 +111,14 @@ int main(int argc, char **argv) {
     const char *filter = argc > 1 ? argv[1] : NULL;
     int passed = 0, failed = 0, skipped = 0;
     const char *skip_why = NULL;
+    g_runner_pid = getpid();
+    die_set_hook(test_on_die);
     for (int i = 0; i < g_ntests; i++) {
         if (filter && !strstr(g_tests[i].name, filter) && !strstr(g_tests[i].file, filter)) continue;
         g_failures_in_test = 0;
         g_skip_reason = NULL;
         double t0 = now_seconds();
-        g_tests[i].fn();
+        run_test_fn(g_tests[i].fn);
         double dt = now_seconds() - t0;
         int skip = g_skip_reason && !g_failures_in_test;
         printf("%s %s (%.2fs)%s%s\n", g_failures_in_test ? "FAIL" : skip ? "skip" : "ok  ", g_tests[i].name, dt,

@@ -120,3 +120,20 @@ TEST(util_children_end_with_the_process) {
         CHECK(!alive, "%s left its child process running", by_signal ? "SIGTERM" : "exit");
     }
 }
+
+// The test runner turns a die() inside a test into that test's FAIL line with the message, and goes on
+// to its summary. Run here as a child runner of this same binary, where this test dies on purpose.
+TEST(util_test_runner_reports_a_death_and_goes_on) {
+    if (getenv("PGOLF_TEST_RUNNER_DIE")) die("a death on purpose");
+    char self[1024], cmd[1200], *out = NULL;
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return test_skip("no /proc/self/exe");
+    self[n] = 0;
+    snprintf(cmd, sizeof cmd, "PGOLF_TEST_RUNNER_DIE=1 '%s' util_test_runner_reports", self);
+    int rc = test_run(cmd, &out);
+    CHECK(rc == 1, "the child runner exited %d", rc);
+    CHECK(strstr(out, "    died: pgolf: error: a death on purpose\nFAIL util_test_runner_reports_a_death_and_goes_on"),
+          "no died line before the FAIL line: %s", out);
+    CHECK(strstr(out, "\n0 passed, 1 failed\n"), "the child runner did not reach its summary: %s", out);
+    free(out);
+}
