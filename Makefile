@@ -13,7 +13,7 @@ $(info pgolf: OpenBLAS headers in $(OPENBLAS_INC); OpenMP via -fopenmp)
 
 CFLAGS ?= -O3 -march=native
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp -I$(OPENBLAS_INC) -Isrc
-LDLIBS := -lopenblas -lzstd -lbrotlienc -lbrotlidec -lz -lm -fopenmp
+LDLIBS := -lopenblas -lzstd -lbrotlienc -lbrotlidec -llzma -lz -lm -fopenmp
 
 # Everything under src/ except the entry point forms the library; tests and benches link it.
 SRC := $(shell find src -name '*.c' ! -path 'src/cli/main.c' | sort)
@@ -97,7 +97,7 @@ FUZZ_SRC_torch := src/io/torch_file.c src/io/pickle.c src/io/zip_stored.c src/io
 	src/export/compress.c
 $(BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_input.h src/util.c $(FUZZ_SRC_artifact) $(FUZZ_SRC_safetensors) $(FUZZ_SRC_spm) \
 	$(FUZZ_SRC_torch)
-	$(FUZZ_CC) -o $@ fuzz/fuzz_$*.c src/util.c $(FUZZ_SRC_$*) -lopenblas -lzstd -lbrotlienc -lbrotlidec -lz -lm
+	$(FUZZ_CC) -o $@ fuzz/fuzz_$*.c src/util.c $(FUZZ_SRC_$*) -lopenblas -lzstd -lbrotlienc -lbrotlidec -llzma -lz -lm
 
 FUZZ_RUN = ASAN_OPTIONS=detect_leaks=0 $(BUILD)/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=3072 \
 	-malloc_limit_mb=2048 -max_len=$(2) $(3) $(BUILD)/fuzz_corpus/$(1)

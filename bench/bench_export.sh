@@ -19,7 +19,7 @@ out=$(mktemp -d)
 printf "%-28s %-16s %12s %10s %10s %10s\n" scheme compressor bytes val_bpb delta export_s
 for scheme in "QUANT_SCHEME=int8" "QUANT_SCHEME=int6" "QUANT_SCHEME=int6-lite" "QUANT_SCHEME=gptq GPTQ_CLIP=sdclip" \
               "QUANT_SCHEME=gptq GPTQ_CLIP=search"; do
-  for comp in "zlib 0" "zstd 0" "brotli 0" "brotli 1"; do
+  for comp in "zlib 0" "zstd 0" "brotli 0" "brotli 1" "lzma 0" "lzma 1"; do
     set -- $comp
     # shellcheck disable=SC2086 # $scheme is a list of settings
     log=$(env $scheme COMPRESSOR=$1 BYTE_SHUFFLE=$2 OUT_DIR="$out" ./pgolf train 2>/dev/null)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares, on this (CPU) machine, what issue 6's GPU checks need on the lent GPU machine, which can
 # fetch nothing and does not receive ../shared: the folder gpu_carry/ (in .gitignore) with Debian
-# packages of the build's libraries (OpenBLAS-OpenMP, zstd, brotli, zlib; the GPU image has nvcc and
+# packages of the build's libraries (OpenBLAS-OpenMP, zstd, brotli, lzma, zlib; the GPU image has nvcc and
 # gcc), cudnn-frontend's headers (scripts/cudnn.sh fetches them; cuDNN itself is PyTorch's there), the
 # sp1024 tokenizer, the built-in KJV shards and tokenizer (speed does not depend on the text), and
 # train_gpt.py from the reference repository when REF_REPO (a git directory, e.g. a
@@ -23,7 +23,7 @@ carry=gpu_carry
 rm -rf "$carry"
 mkdir -p "$carry/debs" "$carry/data"
 (cd "$carry/debs" && apt-get download libopenblas0-openmp libopenblas-openmp-dev libgfortran5 libzstd1 libzstd-dev \
-    libbrotli1 libbrotli-dev zlib1g-dev >/dev/null)
+    libbrotli1 libbrotli-dev liblzma5 liblzma-dev zlib1g-dev >/dev/null)
 bash scripts/cudnn.sh > /dev/null
 cp -r build/cudnn_frontend "$carry/cudnn_frontend"
 cp -r "${PGOLF_SHARED_DATA:-../shared/data}/tokenizers" "$carry/"

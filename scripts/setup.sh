@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything pgolf needs on Debian 12 (run as root): the compiler, the OpenMP build of
-# OpenBLAS (the pthread build fights OpenMP threads; the reference BLAS is 30x slower), zlib, zstd and
-# brotli, xz (the source bundle whose size is the code bytes), SentencePiece tools for `pgolf prep`,
-# the King James Bible as the built-in corpus, clang (libFuzzer, for `make fuzz`) and, for the tests,
-# Debian's PyTorch and sentencepiece Python packages as the parity reference.
+# OpenBLAS (the pthread build fights OpenMP threads; the reference BLAS is 30x slower), zlib, zstd,
+# brotli and liblzma (the artifacts' compressors), xz (the source bundle whose size is the code
+# bytes), SentencePiece tools for `pgolf prep`, the King James Bible as the built-in corpus, clang
+# (libFuzzer, for `make fuzz`) and, for the tests, Debian's PyTorch and sentencepiece Python packages
+# as the parity reference.
 set -euo pipefail
 packages=(build-essential libopenblas-openmp-dev libopenblas0-openmp zlib1g-dev libzstd-dev libbrotli-dev
-          sentencepiece bible-kjv python3-torch python3-sentencepiece python3-numpy clang xz-utils)
+          liblzma-dev sentencepiece bible-kjv python3-torch python3-sentencepiece python3-numpy clang xz-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

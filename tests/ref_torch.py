@@ -13,12 +13,15 @@
   torch_mixed.pt                 torch.save of #638's mixed_quantize_int6 export {"w", "m"} of tensors of every
                                  kind it handles (bf16 embeddings as in the records' models), uncompressed
   torch_mixed.bshf               the same bytes byte-shuffled as #1435's _byte_shuffle does (stride 3)
+  torch_mixed.pt.xz              lzma.compress(torch_mixed.pt, preset=6), as the records that use lzma write
+  torch_mixed.bshf.xz            lzma.compress(torch_mixed.bshf, preset=6): their _compress(data, "lzma")
   torch_mixed_expected.safetensors  dequantize_mixed_int6 of it with the model's dtypes, as F32
   torch_mixed_small.ptz          a small such export, zlib'd (a seed for make fuzz)
   torch_wm_export.ptz            a {"w", "m"} export whose "w" lacks a scale
 """
 import argparse
 import io
+import lzma
 import os
 import sys
 import zlib
@@ -125,6 +128,10 @@ def main():
         f.write(buf.getvalue())
     with open(os.path.join(out, "torch_mixed.bshf"), "wb") as f:
         f.write(byte_shuffle(buf.getvalue(), 3))
+    with open(os.path.join(out, "torch_mixed.pt.xz"), "wb") as f:
+        f.write(lzma.compress(buf.getvalue(), preset=6))
+    with open(os.path.join(out, "torch_mixed.bshf.xz"), "wb") as f:
+        f.write(lzma.compress(byte_shuffle(buf.getvalue(), 3), preset=6))
     small = {"tok_emb.weight": template["bigram.embed.weight"][:16],
              "blocks.0.mlp.fc.weight": torch.randn(300, 256, generator=g), "blocks.0.attn_scale": torch.ones(8)}
     write_ptz(os.path.join(out, "torch_mixed_small.ptz"), dict(zip("wm", mixed_quantize_int6(small, {"mlp"}))))

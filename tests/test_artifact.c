@@ -256,15 +256,15 @@ TEST(artifact_corruption_dies_cleanly) {
     free(b);
 }
 
-// zstd and brotli payloads load back to exactly the zlib artifact's values; a corrupt stream behind a
+// zstd, brotli and lzma payloads load back to exactly the zlib artifact's values; a corrupt stream behind a
 // valid checksum is reported by name.
 TEST(artifact_every_compressor_round_trips) {
     ArtifactStats st;
     Artifact *ref = artifact_load(save_fixture("artifact_comp_ref", &st));
     TensorList want = make_state(0), got = make_state(0);
     artifact_dequantize_into(ref, &want);
-    const Compressor comps[] = {COMPRESS_ZSTD, COMPRESS_BROTLI};
-    for (int c = 0; c < 2; c++) {
+    const Compressor comps[] = {COMPRESS_ZSTD, COMPRESS_BROTLI, COMPRESS_LZMA};
+    for (int c = 0; c < 3; c++) {
         char name[64];
         snprintf(name, sizeof name, "artifact_comp_%s", compressor_name(comps[c]));
         const char *path = save_fixture_with(name, comps[c], &st);
@@ -294,9 +294,11 @@ TEST(artifact_every_compressor_round_trips) {
 }
 
 static void level_23(void *arg) { compressor_check_level(COMPRESS_ZSTD, 23); }
+static void lzma_level_10(void *arg) { compressor_check_level(COMPRESS_LZMA, 10); }
 static void bad_name(void *arg) { compressor_from_name("lz4"); }
 
 TEST(artifact_compressor_settings_checked) {
     CHECK(test_dies_with(level_23, NULL, "zstd level 23 is outside 1..22"), "zstd level");
-    CHECK(test_dies_with(bad_name, NULL, "unknown compressor \"lz4\" (choose zlib, zstd or brotli)"), "name");
+    CHECK(test_dies_with(lzma_level_10, NULL, "lzma level 10 is outside 0..9"), "lzma level");
+    CHECK(test_dies_with(bad_name, NULL, "unknown compressor \"lz4\" (choose zlib, zstd, brotli or lzma)"), "name");
 }

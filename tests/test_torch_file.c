@@ -102,11 +102,12 @@ TEST(torch_file_dequantizes_int8_export) {
 }
 
 // #638's and #1435's export: uncompressed, zstd'd (#638), and byte-shuffled (stride 3 by PyTorch's side,
-// as #1435's _byte_shuffle) then brotli'd (#1435); the bf16 embeddings come back as bf16.
+// as #1435's _byte_shuffle) then brotli'd (#1435) or lzma'd by Python (the records that use lzma); the bf16
+// embeddings come back as bf16.
 TEST(torch_file_dequantizes_mixed_int6_export) {
-    char *path = fixture("torch_mixed.pt"), *bshf = fixture("torch_mixed.bshf");
+    char *path = fixture("torch_mixed.pt"), *bshf = fixture("torch_mixed.bshf"), *xz = fixture("torch_mixed.bshf.xz");
     char *want_path = fixture("torch_mixed_expected.safetensors");
-    if (!path || !bshf || !want_path) return;
+    if (!path || !bshf || !xz || !want_path) return;
     SafeTensors *want = st_load(want_path);
     const char *dir = test_tmpdir("torch_mixed");
     struct {
@@ -115,8 +116,9 @@ TEST(torch_file_dequantizes_mixed_int6_export) {
         TorchFileKind kind;
     } cases[] = {{path, "raw.pt", 0, TORCH_ZIP},
                  {path, "zstd.ptz", COMPRESS_ZSTD, TORCH_ZSTD},
-                 {bshf, "bshf_brotli.ptz", COMPRESS_BROTLI, TORCH_BROTLI}};
-    for (int k = 0; k < 3; k++) {
+                 {bshf, "bshf_brotli.ptz", COMPRESS_BROTLI, TORCH_BROTLI},
+                 {xz, "bshf_lzma.ptz", 0, TORCH_XZ}};
+    for (int k = 0; k < 4; k++) {
         char file[600];
         snprintf(file, sizeof file, "%s/%s", dir, cases[k].name);
         size_t n, packed_len = 0;
@@ -230,7 +232,31 @@ TEST(torch_file_bad_files_die) {
     CHECK(test_dies_with(load_case, list, expect), "a pickled list");
     snprintf(expect, sizeof expect, "%s: tensor a: a.q or a.scale is missing from the export's \"w\"", wm);
     CHECK(test_dies_with(load_case, wm, expect), "a {w, m} export without a scale");
-    write_bytes(path, (const uint8_t *)"\xfd" "7zXZ\0\0\0", 8);
-    snprintf(expect, sizeof expect, "%s: xz (lzma) compressed, which pgolf does not read", path);
-    CHECK(test_dies_with(load_case, path, expect), "an xz file");
+    char *xz = fixture("torch_mixed.pt.xz");
+    if (!xz) return;
+    bytes = read_file(xz, &n);
+    write_bytes(path, bytes, n - 20);
+    snprintf(expect, sizeof expect, "%s: truncated xz stream", path);
+    CHECK(test_dies_with(load_case, path, expect), "a truncated xz stream");
+    bytes[n / 2] ^= 0x5a;
+    write_bytes(path, bytes, n);
+    snprintf(expect, sizeof expect, "%s: corrupt xz stream", path);
+    CHECK(test_dies_with(load_case, path, expect), "a corrupt xz stream");
+    free(bytes);
+}
+
+// pgolf's lzma (COMPRESSOR=lzma, and what it reads) writes what Python's lzma.compress(data, preset=6)
+// writes, byte for byte: an export's bytes are the records' bytes.
+TEST(torch_file_lzma_is_pythons) {
+    char *pt = fixture("torch_mixed.pt"), *xz = fixture("torch_mixed.pt.xz");
+    if (!pt || !xz) return;
+    size_t n, want_len, got_len;
+    uint8_t *raw = read_file(pt, &n), *want = read_file(xz, &want_len);
+    uint8_t *got = compress_bytes(COMPRESS_LZMA, compressor_default_level(COMPRESS_LZMA), raw, n, &got_len);
+    CHECK(got_len == want_len && !memcmp(got, want, want_len), "lzma preset 6: %zu bytes, Python's %zu%s", got_len,
+          want_len, got_len == want_len ? " (different bytes)" : "");
+    uint8_t *back = xmalloc(n);
+    const char *err = decompress_bytes(COMPRESS_LZMA, want, want_len, back, n);
+    CHECK(!err && !memcmp(back, raw, n), "Python's .xz read back: %s", err ? err : "different bytes");
+    free(raw), free(want), free(got), free(back);
 }

@@ -195,7 +195,7 @@ Artifact *artifact_load(const char *path) {
     if (a->version < 1 || a->version > ARTIFACT_VERSION)
         die("%s: unsupported artifact version %u (this build reads versions 1..%u)", path, a->version, ARTIFACT_VERSION);
     uint32_t comp = br_u32(&r, "compression id");
-    if (comp < COMPRESS_ZLIB || comp > COMPRESS_BROTLI) die("%s: unknown payload compression %u", path, comp);
+    if (comp < COMPRESS_ZLIB || comp > COMPRESS_LAST) die("%s: unknown payload compression %u", path, comp);
     a->compression = (Compressor)comp;
     if (a->version >= 2) {
         uint32_t layout = br_u32(&r, "payload layout");

@@ -3,6 +3,7 @@
 #include <brotli/decode.h>
 #include <brotli/encode.h>
 #include <limits.h>
+#include <lzma.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -15,20 +16,25 @@ const char *compressor_name(uint32_t id) {
     case COMPRESS_ZLIB: return "zlib";
     case COMPRESS_ZSTD: return "zstd";
     case COMPRESS_BROTLI: return "brotli";
+    case COMPRESS_LZMA: return "lzma";
     default: return "unknown";
     }
 }
 
 Compressor compressor_from_name(const char *name) {
-    for (uint32_t id = COMPRESS_ZLIB; id <= COMPRESS_BROTLI; id++)
+    for (uint32_t id = COMPRESS_ZLIB; id <= COMPRESS_LAST; id++)
         if (!strcmp(name, compressor_name(id))) return (Compressor)id;
-    die("unknown compressor \"%s\" (choose zlib, zstd or brotli)", name);
+    die("unknown compressor \"%s\" (choose zlib, zstd, brotli or lzma)", name);
 }
 
-int compressor_default_level(Compressor c) { return c == COMPRESS_ZLIB ? 9 : c == COMPRESS_ZSTD ? 22 : 11; }
+// lzma: Python's lzma.compress default and the records' _compress(data, "lzma")
+int compressor_default_level(Compressor c) {
+    return c == COMPRESS_ZLIB ? 9 : c == COMPRESS_ZSTD ? 22 : c == COMPRESS_BROTLI ? 11 : 6;
+}
 
 void compressor_check_level(Compressor c, int level) {
-    int lo = c == COMPRESS_ZSTD ? 1 : 0, hi = c == COMPRESS_ZLIB ? 9 : c == COMPRESS_ZSTD ? ZSTD_maxCLevel() : BROTLI_MAX_QUALITY;
+    int lo = c == COMPRESS_ZSTD ? 1 : 0;
+    int hi = c == COMPRESS_ZLIB ? 9 : c == COMPRESS_ZSTD ? ZSTD_maxCLevel() : c == COMPRESS_BROTLI ? BROTLI_MAX_QUALITY : 9;
     if (level < lo || level > hi) die("%s level %d is outside %d..%d", compressor_name(c), level, lo, hi);
 }
 
@@ -48,6 +54,19 @@ uint8_t *compress_bytes(Compressor c, int level, const uint8_t *src, size_t n, s
         size_t len = ZSTD_compress(out, cap, src, n, level);
         if (ZSTD_isError(len)) die("zstd compression failed (%s)", ZSTD_getErrorName(len));
         *out_len = len;
+        return out;
+    }
+    if (c == COMPRESS_LZMA) { // Python's lzma.compress(src, preset=level): FORMAT_XZ, CHECK_CRC64, and its
+        // streaming encoder (the one-call lzma_easy_buffer_encode also stores the block's sizes: 4 bytes more)
+        size_t cap = lzma_stream_buffer_bound(n);
+        uint8_t *out = xmalloc(cap);
+        lzma_stream s = LZMA_STREAM_INIT;
+        lzma_ret rc = lzma_easy_encoder(&s, (uint32_t)level, LZMA_CHECK_CRC64);
+        s.next_in = src, s.avail_in = n, s.next_out = out, s.avail_out = cap;
+        while (rc == LZMA_OK) rc = lzma_code(&s, LZMA_FINISH);
+        *out_len = cap - s.avail_out;
+        lzma_end(&s);
+        if (rc != LZMA_STREAM_END) die("lzma compression failed (liblzma error %d)", (int)rc);
         return out;
     }
     size_t len = BrotliEncoderMaxCompressedSize(n);
@@ -75,6 +94,14 @@ const char *decompress_bytes(Compressor c, const uint8_t *src, size_t n, uint8_t
         size_t len = raw_len;
         if (BrotliDecoderDecompress(n, src, &len, dst) != BROTLI_DECODER_RESULT_SUCCESS) return "corrupt brotli stream";
         return len == raw_len ? NULL : "wrong decompressed size";
+    }
+    if (c == COMPRESS_LZMA) { // one .xz stream, as compress_bytes writes it
+        uint64_t memlimit = UINT64_MAX;
+        size_t in_pos = 0, len = 0;
+        lzma_ret r = lzma_stream_buffer_decode(&memlimit, 0, NULL, src, &in_pos, n, dst, &len, raw_len);
+        if (r == LZMA_BUF_ERROR) return "truncated xz stream, or one larger than its stated size";
+        if (r != LZMA_OK) return r == LZMA_FORMAT_ERROR ? "not an xz stream" : "corrupt xz stream";
+        return len == raw_len && in_pos == n ? NULL : "wrong decompressed size";
     }
     return "unknown compressor";
 }
@@ -170,6 +197,36 @@ static const char *inflate_brotli(const uint8_t *src, size_t n, size_t max_len, 
     return err;
 }
 
+// .xz streams, concatenated ones too (as Python's lzma.decompress reads them); no memory limit beyond
+// max_len's output, since the file came from the user.
+static const char *inflate_lzma(const uint8_t *src, size_t n, size_t max_len, uint8_t **buf, size_t *cap, size_t *len) {
+    lzma_stream s = LZMA_STREAM_INIT;
+    if (lzma_stream_decoder(&s, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK) return "lzma cannot start";
+    s.next_in = src;
+    s.avail_in = n;
+    const char *err = NULL;
+    for (;;) {
+        if (*len == *cap && !grow_output(buf, cap, max_len)) {
+            err = "decompresses to more than the limit";
+            break;
+        }
+        s.next_out = *buf + *len;
+        s.avail_out = *cap - *len;
+        lzma_ret r = lzma_code(&s, LZMA_FINISH);
+        *len = (size_t)(s.next_out - *buf);
+        if (r == LZMA_STREAM_END) break;
+        if (r == LZMA_OK && s.avail_out == 0) continue; // needs more output: grow
+        err = r == LZMA_OK || r == LZMA_BUF_ERROR ? "truncated xz stream" // all input read, stream unfinished
+              : r == LZMA_FORMAT_ERROR            ? "not an xz stream"
+              : r == LZMA_DATA_ERROR              ? "corrupt xz stream"
+              : r == LZMA_MEM_ERROR               ? "out of memory in lzma"
+                                                  : "lzma decoding failed";
+        break;
+    }
+    lzma_end(&s);
+    return err;
+}
+
 size_t brotli_head(const uint8_t *src, size_t n, uint8_t *dst, size_t cap) {
     BrotliDecoderState *d = BrotliDecoderCreateInstance(NULL, NULL, NULL);
     if (!d) return 0;
@@ -185,9 +242,10 @@ const char *decompress_unsized(Compressor c, const uint8_t *src, size_t n, size_
     size_t cap = n < max_len / 4 ? n * 4 + 1024 : max_len, len = 0;
     if (cap > max_len) cap = max_len;
     uint8_t *buf = xmalloc(cap ? cap : 1);
-    const char *err = c == COMPRESS_ZLIB   ? inflate_zlib(src, n, max_len, &buf, &cap, &len)
-                      : c == COMPRESS_ZSTD ? inflate_zstd(src, n, max_len, &buf, &cap, &len)
-                                           : inflate_brotli(src, n, max_len, &buf, &cap, &len);
+    const char *err = c == COMPRESS_ZLIB     ? inflate_zlib(src, n, max_len, &buf, &cap, &len)
+                      : c == COMPRESS_ZSTD   ? inflate_zstd(src, n, max_len, &buf, &cap, &len)
+                      : c == COMPRESS_BROTLI ? inflate_brotli(src, n, max_len, &buf, &cap, &len)
+                                             : inflate_lzma(src, n, max_len, &buf, &cap, &len);
     if (err) {
         free(buf);
         return err;

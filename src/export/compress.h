@@ -1,15 +1,18 @@
-// The byte compressors an artifact's payload can use: zlib (the reference's), zstd (#638: level 22)
-// and brotli (#1435: quality 11). Ids are stored in artifacts; never renumber them.
+// The byte compressors an artifact's payload can use: zlib (the reference's), zstd (#638: level 22),
+// brotli (#1435: quality 11) and lzma (the records' `lzma.compress(data, preset=6)`: an .xz stream with
+// a CRC64 check, byte for byte what Python writes). Ids are stored in artifacts; never renumber them.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { COMPRESS_ZLIB = 1, COMPRESS_ZSTD = 2, COMPRESS_BROTLI = 3 } Compressor;
+typedef enum { COMPRESS_ZLIB = 1, COMPRESS_ZSTD = 2, COMPRESS_BROTLI = 3, COMPRESS_LZMA = 4 } Compressor;
+#define COMPRESS_LAST COMPRESS_LZMA
 
-const char *compressor_name(uint32_t id);          // "zlib", "zstd", "brotli", or "unknown"
+const char *compressor_name(uint32_t id);          // "zlib", "zstd", "brotli", "lzma", or "unknown"
 Compressor compressor_from_name(const char *name); // dies listing the choices
-int compressor_default_level(Compressor c);        // zlib 9, zstd 22, brotli 11
-// Dies naming the compressor and its range when level is outside it (zlib 0-9, zstd 1-22, brotli 0-11).
+int compressor_default_level(Compressor c);        // zlib 9, zstd 22, brotli 11, lzma 6
+// Dies naming the compressor and its range when level is outside it (zlib 0-9, zstd 1-22, brotli 0-11,
+// lzma 0-9: xz's presets).
 void compressor_check_level(Compressor c, int level);
 
 // Returns a malloc'd buffer of *out_len compressed bytes.

@@ -348,16 +348,16 @@ static SafeTensors *load(const char *path, TorchLoad *l, int want_stored) {
     uint8_t *file = read_file(path, &l->file_bytes), *zip = file;
     len = l->file_bytes;
     l->kind = kind_of(file, len < SNIFF_BYTES ? len : SNIFF_BYTES);
-    if (l->kind == TORCH_XZ)
-        die("%s: xz (lzma) compressed, which pgolf does not read: `xz -dc %s > model.pt` gives the file it reads", path,
-            path);
     if (l->kind != TORCH_ZIP) {
-        Compressor c = l->kind == TORCH_ZSTD ? COMPRESS_ZSTD : l->kind == TORCH_BROTLI ? COMPRESS_BROTLI : COMPRESS_ZLIB;
+        Compressor c = l->kind == TORCH_ZSTD     ? COMPRESS_ZSTD
+                       : l->kind == TORCH_BROTLI ? COMPRESS_BROTLI
+                       : l->kind == TORCH_XZ     ? COMPRESS_LZMA
+                                                 : COMPRESS_ZLIB;
         const char *err = l->kind == TORCH_NONE ? "not a torch.save file"
                                                 : decompress_unsized(c, file, l->file_bytes, MAX_INFLATED, &zip, &len);
         if (err)
-            die("%s: %s (expected torch.save's zip archive, or a zlib, zstd or brotli stream of one as the records' "
-                ".ptz)", path, err);
+            die("%s: %s (expected torch.save's zip archive, or a zlib, zstd, brotli or xz stream of one as the "
+                "records' .ptz)", path, err);
     }
     uint8_t *plain = unshuffle_bshf(zip, &len, &l->shuffle_stride);
     if (plain) {
@@ -412,7 +412,7 @@ SafeTensors *torch_file_load(const char *path, int *quantized) {
 
 void torch_file_print_summary(const char *path, FILE *f) {
     static const char *COMPRESSION[] = {[TORCH_ZIP] = "uncompressed", [TORCH_ZLIB] = "zlib", [TORCH_ZSTD] = "zstd",
-                                        [TORCH_BROTLI] = "brotli"};
+                                        [TORCH_BROTLI] = "brotli", [TORCH_XZ] = "lzma (xz)"};
     static const char *OBJECT[] = {[OBJECT_STATE_DICT] = "a state_dict",
                                    [OBJECT_INT8] = "train_gpt.py's int8_clean_per_row_v1 export",
                                    [OBJECT_MIXED] = "a record's mixed int6 export {\"w\", \"m\"}"};
