@@ -155,7 +155,7 @@ TEST(cli_train_end_to_end) {
     double g0 = find_value(out, "step:0/0 val_loss", "val_bpb:"), g = find_value(out, "final_gptq_brotli_roundtrip_exact", "val_bpb:");
     CHECK(rc == 0 && fabs(g - g0) < 0.02, "gptq export moved val_bpb from %.4f to %.4f:\n%s", g0, g, out);
     free(out);
-    snprintf(cmd, sizeof cmd, "env %s ./pgolf inspect %s/final_model.int8.ptz", env, gptq_dir);
+    snprintf(cmd, sizeof cmd, "env %s ./pgolf inspect %s/final_model.int6.ptz", env, gptq_dir); // the records' name
     rc = test_run(cmd, &out);
     CHECK(rc == 0 && strstr(out, "scheme gptq_per_row_v1, brotli payload (byte-shuffled)") && strstr(out, "int7 per-row") &&
               strstr(out, "int6 per-row"),

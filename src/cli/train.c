@@ -119,14 +119,16 @@ static void save_checkpoint(Trainer *t, int64_t step, double training_time_ms) {
 static void export_and_roundtrip(Trainer *t) {
     const Config *c = &t->c;
     long long code = pgolf_code_bytes();
-    char *weights = out_path(c, "final_model.safetensors"), *art = out_path(c, "final_model.int8.ptz");
+    QuantScheme scheme = quant_scheme_from_config(c);
+    // named as the scripts name theirs: train_gpt.py's int8 export, the records' (#638, #1435, #2005) int6 one
+    char *weights = out_path(c, "final_model.safetensors");
+    char *art = out_path(c, scheme.id == SCHEME_INT8 ? "final_model.int8.ptz" : "final_model.int6.ptz");
     checkpoint_save_weights(weights, &t->m, t->config_text);
     long long model_bytes = file_size(weights);
     log0("Serialized model: %lld bytes", model_bytes);
     log0("Code size: %lld bytes (source bundle, xz; the files themselves: %lld)", code, pgolf_source_bytes());
     log0("Total submission size: %lld bytes", model_bytes + code);
 
-    QuantScheme scheme = quant_scheme_from_config(c);
     ArtifactCompression comp = {compressor_from_name(c->compressor), (int)c->compressor_level, (int)c->byte_shuffle};
     if (comp.level <= 0) comp.level = compressor_default_level(comp.compressor);
     const char *cname = compressor_name(comp.compressor), *qname = quant_scheme_label(&scheme);
