@@ -104,7 +104,7 @@ FUZZ_RUN = ASAN_OPTIONS=detect_leaks=0 $(BUILD)/fuzz_$(1) -max_total_time=$(FUZZ
 fuzz: $(BUILD)/fuzz_artifact $(BUILD)/fuzz_safetensors $(BUILD)/fuzz_spm $(BUILD)/fuzz_torch
 	@mkdir -p $(BUILD)/fuzz_corpus/artifact $(BUILD)/fuzz_corpus/safetensors $(BUILD)/fuzz_corpus/spm $(BUILD)/fuzz_corpus/torch
 	@find $(BUILD)/tmp -name '*.ptz' ! -path '*/torch/*' -size -300k -exec cp {} $(BUILD)/fuzz_corpus/artifact/ \; 2>/dev/null || true
-	@find $(BUILD)/fixtures $(BUILD)/tmp -path '*torch*' \( -name '*.pt' -o -name '*.ptz' \) -size -300k \
+	@find $(BUILD)/fixtures $(BUILD)/tmp -path '*torch*' \( -name '*.pt' -o -name '*.ptz' -o -name '*.xz' \) -size -300k \
 	    -exec cp --backup=numbered {} $(BUILD)/fuzz_corpus/torch/ \; 2>/dev/null || true
 	@find $(BUILD)/tmp -name '*.safetensors' -size -600k -exec cp --backup=numbered {} $(BUILD)/fuzz_corpus/safetensors/ \; 2>/dev/null || true
 	@cp $${PGOLF_SHARED_DATA:-../shared/data}/tokenizers/fineweb_1024_bpe.model data/tokenizers/*.model \

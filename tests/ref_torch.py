@@ -17,6 +17,7 @@
   torch_mixed.bshf.xz            lzma.compress(torch_mixed.bshf, preset=6): their _compress(data, "lzma")
   torch_mixed_expected.safetensors  dequantize_mixed_int6 of it with the model's dtypes, as F32
   torch_mixed_small.ptz          a small such export, zlib'd (a seed for make fuzz)
+  torch_mixed_small.ptz.xz       the same lzma'd (another seed)
   torch_wm_export.ptz            a {"w", "m"} export whose "w" lacks a scale
 """
 import argparse
@@ -134,7 +135,10 @@ def main():
         f.write(lzma.compress(byte_shuffle(buf.getvalue(), 3), preset=6))
     small = {"tok_emb.weight": template["bigram.embed.weight"][:16],
              "blocks.0.mlp.fc.weight": torch.randn(300, 256, generator=g), "blocks.0.attn_scale": torch.ones(8)}
-    write_ptz(os.path.join(out, "torch_mixed_small.ptz"), dict(zip("wm", mixed_quantize_int6(small, {"mlp"}))))
+    small_export = dict(zip("wm", mixed_quantize_int6(small, {"mlp"})))
+    small_raw = write_ptz(os.path.join(out, "torch_mixed_small.ptz"), small_export)
+    with open(os.path.join(out, "torch_mixed_small.ptz.xz"), "wb") as f:
+        f.write(lzma.compress(small_raw))
     save_safetensors(os.path.join(out, "torch_mixed_expected.safetensors"),
                      widened(dequantize_mixed_int6(result, meta, template)), summary(result, raw=buf.getvalue()))
 
