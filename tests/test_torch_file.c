@@ -4,6 +4,7 @@
 // each with its reason.
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "export/compress.h"
 #include "io/safetensors.h"
@@ -242,6 +243,16 @@ TEST(torch_file_bad_files_die) {
     write_bytes(path, bytes, n);
     snprintf(expect, sizeof expect, "%s: corrupt xz stream", path);
     CHECK(test_dies_with(load_case, path, expect), "a corrupt xz stream");
+    bytes[n / 2] ^= 0x5a;
+    // the first block's header (12 bytes at 12: size, flags, LZMA2's id, property size, dictionary size,
+    // padding, CRC-32) asking for a 4 GiB dictionary, its CRC made right
+    CHECK(bytes[12] == 2 && bytes[14] == 0x21, "torch_mixed.pt.xz: not the block header expected");
+    bytes[16] = 40;
+    uint32_t crc = (uint32_t)crc32(0, bytes + 12, 8);
+    for (int i = 0; i < 4; i++) bytes[20 + i] = (uint8_t)(crc >> 8 * i);
+    write_bytes(path, bytes, n);
+    snprintf(expect, sizeof expect, "%s: an xz stream that needs more than 1 GiB to decode", path);
+    CHECK(test_dies_with(load_case, path, expect), "an xz stream asking for a 4 GiB dictionary");
     free(bytes);
 }
 

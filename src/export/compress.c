@@ -11,6 +11,10 @@
 
 #include "util.h"
 
+// xz's decoder allocates what the stream's header asks for (its dictionary: 64 MiB at preset 9); a crafted
+// header may ask for gigabytes, so decoding refuses above this
+#define LZMA_DECODER_MEMLIMIT ((uint64_t)1 << 30)
+
 const char *compressor_name(uint32_t id) {
     switch (id) {
     case COMPRESS_ZLIB: return "zlib";
@@ -96,10 +100,11 @@ const char *decompress_bytes(Compressor c, const uint8_t *src, size_t n, uint8_t
         return len == raw_len ? NULL : "wrong decompressed size";
     }
     if (c == COMPRESS_LZMA) { // one .xz stream, as compress_bytes writes it
-        uint64_t memlimit = UINT64_MAX;
+        uint64_t memlimit = LZMA_DECODER_MEMLIMIT;
         size_t in_pos = 0, len = 0;
         lzma_ret r = lzma_stream_buffer_decode(&memlimit, 0, NULL, src, &in_pos, n, dst, &len, raw_len);
         if (r == LZMA_BUF_ERROR) return "truncated xz stream, or one larger than its stated size";
+        if (r == LZMA_MEMLIMIT_ERROR) return "an xz stream that needs more than 1 GiB to decode";
         if (r != LZMA_OK) return r == LZMA_FORMAT_ERROR ? "not an xz stream" : "corrupt xz stream";
         return len == raw_len && in_pos == n ? NULL : "wrong decompressed size";
     }
@@ -197,11 +202,10 @@ static const char *inflate_brotli(const uint8_t *src, size_t n, size_t max_len, 
     return err;
 }
 
-// .xz streams, concatenated ones too (as Python's lzma.decompress reads them); no memory limit beyond
-// max_len's output, since the file came from the user.
+// .xz streams, concatenated ones too (as Python's lzma.decompress reads them).
 static const char *inflate_lzma(const uint8_t *src, size_t n, size_t max_len, uint8_t **buf, size_t *cap, size_t *len) {
     lzma_stream s = LZMA_STREAM_INIT;
-    if (lzma_stream_decoder(&s, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK) return "lzma cannot start";
+    if (lzma_stream_decoder(&s, LZMA_DECODER_MEMLIMIT, LZMA_CONCATENATED) != LZMA_OK) return "lzma cannot start";
     s.next_in = src;
     s.avail_in = n;
     const char *err = NULL;
@@ -219,6 +223,7 @@ static const char *inflate_lzma(const uint8_t *src, size_t n, size_t max_len, ui
         err = r == LZMA_OK || r == LZMA_BUF_ERROR ? "truncated xz stream" // all input read, stream unfinished
               : r == LZMA_FORMAT_ERROR            ? "not an xz stream"
               : r == LZMA_DATA_ERROR              ? "corrupt xz stream"
+              : r == LZMA_MEMLIMIT_ERROR          ? "an xz stream that needs more than 1 GiB to decode"
               : r == LZMA_MEM_ERROR               ? "out of memory in lzma"
                                                   : "lzma decoding failed";
         break;
