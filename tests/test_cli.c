@@ -361,6 +361,21 @@ TEST(cli_bad_input_fails_clearly) {
     CHECK(rc != 0 && strstr(out, "is neither a pgolf artifact (magic PGOLFART), a safetensors file nor a torch.save file"),
           "pgolf eval of a text file gave exit %d and:\n%s", rc, out);
     free(out);
+    // a torch.save file of another model's tensors (names, then shapes): the error says the options make the model
+    const char *hint = ": the file stores no model options, so the model is the one the options make: give a record's "
+                       "file its --preset";
+    struct {
+        const char *file, *expect;
+    } foreign[] = {{"torch_state.pt", "tensor skip_weights is missing ("},
+                   {"torch_mixed_small.ptz", "tensor tok_emb.weight has shape [16, 64], the model's is [1024, "}};
+    for (int i = 0; i < 2; i++) {
+        tiny_env(env, sizeof env, data, out_dir, "");
+        snprintf(cmd, sizeof cmd, "env %s ./pgolf eval %s/%s", env, test_fixture_dir(), foreign[i].file);
+        rc = test_run(cmd, &out);
+        CHECK(rc != 0 && strstr(out, foreign[i].expect) && strstr(out, hint), "pgolf eval of %s gave exit %d and:\n%s",
+              foreign[i].file, rc, out);
+        free(out);
+    }
     free(out_dir);
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/bytes.h"
 #include "io/host_copy.h"
 #include "io/safetensors.h"
 #include "io/torch_file.h"
@@ -62,15 +63,48 @@ char *checkpoint_read_meta(const char *path, const char *key) {
     return torch_file_sniff(path) ? NULL : st_read_meta(path, key);
 }
 
+// The file's tensors against the model's, names and shapes, before any is copied. A file without pgolf's
+// configuration (train_gpt.py's, a record's, a converted one) is read into the model the options make, so
+// a mismatch there says which options those are.
+static void check_same_tensors(const SafeTensors *st, const TensorList *params, const char *path) {
+    const char *why = st_meta(st, "pgolf_config")
+                          ? "is it from a different model configuration?"
+                          : "the file stores no model options, so the model is the one the options make: give a record's "
+                            "file its --preset, other files their NUM_LAYERS, MODEL_DIM, ...; `pgolf info` prints the model";
+    const char *missing = NULL, *unknown = NULL;
+    int n_missing = 0, n_unknown = 0;
+    for (int i = 0; i < params->count; i++) {
+        const TensorView *p = &params->items[i];
+        const StTensor *t = st_find(st, p->name);
+        if (!t) {
+            if (!n_missing++) missing = p->name;
+            continue;
+        }
+        int same = t->ndim == p->ndim;
+        for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == p->shape[d];
+        char a[128], b[128];
+        if (!same)
+            die("checkpoint %s: tensor %s has shape %s, the model's is %s: %s", path, p->name,
+                shape_str(a, sizeof a, t->ndim, t->shape), shape_str(b, sizeof b, p->ndim, p->shape), why);
+    }
+    for (int i = 0; i < st_count(st); i++) {
+        const char *name = st_name(st, i);
+        if (strncmp(name, "optim.", 6) && !tensor_list_find(params, name) && !n_unknown++) unknown = name;
+    }
+    if (n_missing && n_unknown)
+        die("checkpoint %s: tensor %s is missing (%d of the model's %d are; %d of the file's are not the model's, e.g. "
+            "%s): %s", path, missing, n_missing, params->count, n_unknown, unknown, why);
+    if (n_missing)
+        die("checkpoint %s: tensor %s is missing (%d of the model's %d are): %s", path, missing, n_missing, params->count,
+            why);
+    if (n_unknown)
+        die("checkpoint %s: unexpected tensor %s (%d of the file's are not the model's): %s", path, unknown, n_unknown, why);
+}
+
 void checkpoint_load(const char *path, GPT *m, OptimState *os, TrainPosition *pos) {
     SafeTensors *st = torch_file_sniff(path) ? torch_file_load(path, NULL) : st_load(path);
+    check_same_tensors(st, &m->param_list, path);
     load_into(st, &m->param_list, path);
-    int n_names = st_count(st);
-    for (int i = 0; i < n_names; i++) {
-        const char *name = st_name(st, i);
-        if (strncmp(name, "optim.", 6) && !tensor_list_find(&m->param_list, name))
-            die("checkpoint %s: unexpected tensor %s (is it from a different model configuration?)", path, name);
-    }
     if (os) {
         TensorList opt = optim_state_views(os, m);
         load_into(st, &opt, path);
