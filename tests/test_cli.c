@@ -7,9 +7,12 @@
 #include <sys/wait.h>
 
 #include "cli/commands.h"
+#include "config.h"
 #include "data/shard.h"
 #include "data/spm.h"
+#include "io/checkpoint.h"
 #include "io/safetensors.h"
+#include "presets.h"
 #include "test.h"
 #include "util.h"
 
@@ -362,7 +365,7 @@ TEST(cli_bad_input_fails_clearly) {
           "pgolf eval of a text file gave exit %d and:\n%s", rc, out);
     free(out);
     // a torch.save file of another model's tensors (names, then shapes): the error says the options make the model
-    const char *hint = ": the file stores no model options, so the model is the one the options make: give a record's "
+    const char *hint = ": the file stores no model options, so the model is the one the options make; give a record's "
                        "file its --preset";
     struct {
         const char *file, *expect;
@@ -377,6 +380,32 @@ TEST(cli_bad_input_fails_clearly) {
         free(out);
     }
     free(out_dir);
+}
+
+// Weights of a record's shape saved without pgolf's configuration, evaluated without its preset: the
+// error names the preset whose model the file fits.
+TEST(cli_eval_names_the_preset_a_file_fits) {
+    const char *data = test_markov_dataset("fit_data"), *dir = test_tmpdir("fit_preset");
+    Config pc;
+    config_defaults(&pc);
+    config_apply_text(&pc, preset_find("pr413-control")->settings, "pr413-control", CG_MODEL);
+    GPTConfig g = gpt_config_from(&pc);
+    real *zeros = xcalloc((size_t)gpt_count_params(&g), sizeof(real));
+    TensorList list;
+    ModelTensors ptrs;
+    gpt_views(&g, zeros, &list, &ptrs);
+    char path[600], env[4096], cmd[8192], *out;
+    snprintf(path, sizeof path, "%s/record.safetensors", dir);
+    checkpoint_save_tensors(path, &list, NULL, NULL, 0); // no pgolf_config: PyTorch's save_file writes none
+    gpt_views_free(&list, &ptrs);
+    free(zeros);
+    tiny_env(env, sizeof env, data, dir, "");
+    snprintf(cmd, sizeof cmd, "env %s ./pgolf eval %s", env, path);
+    int rc = test_run(cmd, &out);
+    CHECK(rc != 0 && strstr(out, "the file stores no model options, so the model is the one the options make; the file "
+                                 "fits --preset pr413-control\n"),
+          "pgolf eval of pr413-control's weights without the preset gave exit %d and:\n%s", rc, out);
+    free(out);
 }
 
 // ---- pgolf prep ----

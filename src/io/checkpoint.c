@@ -4,10 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "io/bytes.h"
 #include "io/host_copy.h"
 #include "io/safetensors.h"
 #include "io/torch_file.h"
+#include "presets.h"
 #include "util.h"
 
 void checkpoint_save_tensors(const char *path, const TensorList *tensors, const char *const *meta_keys,
@@ -63,42 +65,80 @@ char *checkpoint_read_meta(const char *path, const char *key) {
     return torch_file_sniff(path) ? NULL : st_read_meta(path, key);
 }
 
-// The file's tensors against the model's, names and shapes, before any is copied. A file without pgolf's
-// configuration (train_gpt.py's, a record's, a converted one) is read into the model the options make, so
-// a mismatch there says which options those are.
-static void check_same_tensors(const SafeTensors *st, const TensorList *params, const char *path) {
-    const char *why = st_meta(st, "pgolf_config")
-                          ? "is it from a different model configuration?"
-                          : "the file stores no model options, so the model is the one the options make: give a record's "
-                            "file its --preset, other files their NUM_LAYERS, MODEL_DIM, ...; `pgolf info` prints the model";
-    const char *missing = NULL, *unknown = NULL;
-    int n_missing = 0, n_unknown = 0;
+// How a file's tensors differ from a model's: the first of each kind of difference, and counts.
+typedef struct {
+    const char *missing, *unknown, *misshapen; // NULL: none
+    int n_missing, n_unknown;
+    const StTensor *file_shape; // of misshapen
+    const TensorView *model_shape;
+} TensorFit;
+
+static TensorFit fit_of(const SafeTensors *st, const TensorList *params) {
+    TensorFit f = {0};
     for (int i = 0; i < params->count; i++) {
         const TensorView *p = &params->items[i];
         const StTensor *t = st_find(st, p->name);
-        if (!t) {
-            if (!n_missing++) missing = p->name;
-            continue;
-        }
-        int same = t->ndim == p->ndim;
+        int same = t && t->ndim == p->ndim;
         for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == p->shape[d];
-        char a[128], b[128];
-        if (!same)
-            die("checkpoint %s: tensor %s has shape %s, the model's is %s: %s", path, p->name,
-                shape_str(a, sizeof a, t->ndim, t->shape), shape_str(b, sizeof b, p->ndim, p->shape), why);
+        if (!t && !f.n_missing++) f.missing = p->name;
+        if (t && !same && !f.misshapen) f.misshapen = p->name, f.file_shape = t, f.model_shape = p;
     }
     for (int i = 0; i < st_count(st); i++) {
         const char *name = st_name(st, i);
-        if (strncmp(name, "optim.", 6) && !tensor_list_find(params, name) && !n_unknown++) unknown = name;
+        if (strncmp(name, "optim.", 6) && !tensor_list_find(params, name) && !f.n_unknown++) f.unknown = name;
     }
-    if (n_missing && n_unknown)
+    return f;
+}
+
+// The presets whose model has exactly the file's tensors, as " --preset A, --preset B"; "" if none.
+static void presets_that_fit(const SafeTensors *st, char *out, size_t cap) {
+    out[0] = 0;
+    for (int i = 0; preset_at(i); i++) {
+        const Preset *p = preset_at(i);
+        Config pc;
+        config_defaults(&pc);
+        config_apply_text(&pc, p->settings, p->name, CG_MODEL);
+        GPTConfig g = gpt_config_from(&pc);
+        real *base = xmalloc((size_t)gpt_count_params(&g) * sizeof(real)); // views need addresses; never touched
+        TensorList list;
+        ModelTensors ptrs;
+        gpt_views(&g, base, &list, &ptrs);
+        TensorFit f = fit_of(st, &list);
+        if (!f.n_missing && !f.n_unknown && !f.misshapen)
+            snprintf(out + strlen(out), cap - strlen(out), "%s --preset %s", out[0] ? "," : "", p->name);
+        gpt_views_free(&list, &ptrs);
+        free(base);
+    }
+}
+
+// The file's tensors against the model's, names and shapes, before any is copied. A file without pgolf's
+// configuration (train_gpt.py's, a record's, a converted one) is read into the model the options make, so
+// a mismatch there says so, and names the presets whose model the file fits.
+static void check_same_tensors(const SafeTensors *st, const TensorList *params, const char *path) {
+    TensorFit f = fit_of(st, params);
+    if (!f.n_missing && !f.n_unknown && !f.misshapen) return;
+    char why[1024], fits[512];
+    if (st_meta(st, "pgolf_config")) snprintf(why, sizeof why, "is it from a different model configuration?");
+    else {
+        presets_that_fit(st, fits, sizeof fits);
+        snprintf(why, sizeof why, "the file stores no model options, so the model is the one the options make; %s",
+                 fits[0] ? "the file fits" : "give a record's file its --preset, other files their NUM_LAYERS, "
+                                             "MODEL_DIM, ... (`pgolf info` prints the model)");
+        if (fits[0]) snprintf(why + strlen(why), sizeof why - strlen(why), "%s", fits);
+    }
+    char a[128], b[128];
+    if (f.misshapen)
+        die("checkpoint %s: tensor %s has shape %s, the model's is %s: %s", path, f.misshapen,
+            shape_str(a, sizeof a, f.file_shape->ndim, f.file_shape->shape),
+            shape_str(b, sizeof b, f.model_shape->ndim, f.model_shape->shape), why);
+    if (f.n_missing && f.n_unknown)
         die("checkpoint %s: tensor %s is missing (%d of the model's %d are; %d of the file's are not the model's, e.g. "
-            "%s): %s", path, missing, n_missing, params->count, n_unknown, unknown, why);
-    if (n_missing)
-        die("checkpoint %s: tensor %s is missing (%d of the model's %d are): %s", path, missing, n_missing, params->count,
-            why);
-    if (n_unknown)
-        die("checkpoint %s: unexpected tensor %s (%d of the file's are not the model's): %s", path, unknown, n_unknown, why);
+            "%s): %s", path, f.missing, f.n_missing, params->count, f.n_unknown, f.unknown, why);
+    if (f.n_missing)
+        die("checkpoint %s: tensor %s is missing (%d of the model's %d are): %s", path, f.missing, f.n_missing,
+            params->count, why);
+    die("checkpoint %s: unexpected tensor %s (%d of the file's are not the model's): %s", path, f.unknown, f.n_unknown,
+        why);
 }
 
 void checkpoint_load(const char *path, GPT *m, OptimState *os, TrainPosition *pos) {
