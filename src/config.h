@@ -110,8 +110,8 @@
     X(STR, resume, "RESUME", "", CG_TRAIN | CG_LOCAL, "resume from this checkpoint (flag: --resume FILE)")                           \
     X(STR, dump_grads, "DUMP_GRADS", "", CG_TRAIN, "testing: write the first step's gradients (before clipping) to this safetensors file") \
     X(INT, kill_after_step, "KILL_AFTER_STEP", "0", CG_TRAIN | CG_LOCAL, "testing: SIGKILL this process right after step N's checkpoint (0: off)") \
-    X(STR, compressor, "COMPRESSOR", "zlib", CG_TRAIN, "artifact payload compressor: zlib, zstd or brotli")             \
-    X(INT, compressor_level, "COMPRESSOR_LEVEL", "0", CG_TRAIN, "compression level (0: zlib 9, zstd 22, brotli 11)")     \
+    X(STR, compressor, "COMPRESSOR", "zlib", CG_TRAIN, "artifact payload compressor: zlib, zstd, brotli or lzma")       \
+    X(INT, compressor_level, "COMPRESSOR_LEVEL", "0", CG_TRAIN, "compression level (0: zlib 9, zstd 22, brotli 11, lzma 6)") \
     X(BOOL, byte_shuffle, "BYTE_SHUFFLE", "0", CG_TRAIN, "split the payload into even and odd bytes before compressing (#1435's BSHF)") \
     X(STR, quant_scheme, "QUANT_SCHEME", "int8", CG_TRAIN, "int8 (reference), int6 (#638 amax), int6-lite (clip search), gptq") \
     X(INT, matrix_bits, "MATRIX_BITS", "6", CG_TRAIN, "bits for attention/MLP matrices (int6, int6-lite, gptq: 5..8)")    \
