@@ -14,10 +14,14 @@
 
 // ---------------------------------------------------------------- errors and checked calls
 
-static void (*g_die_hook)(const char *msg);
+static DieHook g_die_hook;
 static FILE *g_log; // the run's log file (logging, below), where open
 
-void die_set_hook(void (*hook)(const char *msg)) { g_die_hook = hook; }
+DieHook die_set_hook(DieHook hook) {
+    DieHook old = g_die_hook;
+    g_die_hook = hook;
+    return old;
+}
 
 // The error line goes to stderr and, during a run, to its log too: the log says why the run stopped.
 void die(const char *fmt, ...) {

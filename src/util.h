@@ -16,9 +16,10 @@
 
 // Print "pgolf: error: <msg>" and exit(1). Use for bad input and failed system calls.
 PG_NORETURN void die(const char *fmt, ...) PG_PRINTF(1, 2);
-// Fuzzers and the test runner only: die() first calls hook with its message (without "pgolf: error: ").
-// The hook may longjmp away; if it returns, die() prints and exits as usual.
-void die_set_hook(void (*hook)(const char *msg));
+// Fuzzers and tests only: die() first calls hook with its message (without "pgolf: error: "). The hook
+// may longjmp away; if it returns, die() prints and exits as usual. Returns the hook it replaces.
+typedef void (*DieHook)(const char *msg);
+DieHook die_set_hook(DieHook hook);
 
 void *xmalloc_at(size_t n, const char *file, int line);
 void *xcalloc_at(size_t count, size_t size, const char *file, int line);

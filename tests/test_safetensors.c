@@ -1,10 +1,14 @@
 // safetensors: round trip, the writer's exact bytes, a file written by Python (tests/ref_st.py),
 // and every malformed-file case dying with one line that names the file.
+#include <dirent.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/export/artifact.h"
 #include "../src/io/safetensors.h"
+#include "../src/io/torch_file.h"
 #include "../src/util.h"
 #include "test.h"
 
@@ -294,4 +298,54 @@ TEST(st_malformed_files_die_cleanly) {
     CHECK(test_dies_with(load_case, &arg, expect), "NUL in the header");
     CHECK(test_dies_with(load_case, &(LoadArg){"build/tmp/st_malformed/absent.safetensors"}, "cannot open"),
           "missing file");
+}
+
+// A reader that dies on a bad file has closed it first: the fuzzers and this runner go on after die(),
+// and a descriptor left per rejected file ran a long fuzzing job out of them.
+static jmp_buf g_reader_died;
+static void reader_died(const char *msg) {
+    (void)msg;
+    longjmp(g_reader_died, 1);
+}
+
+static int open_descriptors(void) {
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n;
+}
+
+static int dies_reading(void (*reader)(const char *), const char *path) { // its own frame for the setjmp
+    if (setjmp(g_reader_died)) return 1;
+    reader(path);
+    return 0;
+}
+
+static void read_meta(const char *path) { free(st_read_meta(path, "pgolf_config")); }
+static void load_st(const char *path) { st_free(st_load(path)); }
+static void load_torch(const char *path) { st_free(torch_file_load(path, NULL)); }
+static void load_artifact(const char *path) { artifact_free(artifact_load(path)); }
+
+TEST(readers_close_their_file_when_they_die) {
+    const char *dir = test_tmpdir("readers_die");
+    struct {
+        const char *name, *bytes;
+        size_t len;
+    } bad[] = {{"short.bin", "abc", 3},
+               {"long_header.bin", "\xff\xff\x00\x00\x00\x00\x00\x00{}", 10},
+               {"bad_json.bin", "\x02\x00\x00\x00\x00\x00\x00\x00[]", 10}};
+    void (*readers[])(const char *) = {read_meta, load_st, load_torch, load_artifact};
+    int before = open_descriptors(), deaths = 0;
+    DieHook runner = die_set_hook(reader_died);
+    for (int b = 0; b < 3; b++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, bad[b].name);
+        write_file_atomic(path, bad[b].bytes, bad[b].len);
+        for (int r = 0; r < 4; r++) deaths += dies_reading(readers[r], path);
+    }
+    die_set_hook(runner);
+    CHECK(deaths == 12, "%d of 12 bad reads died", deaths);
+    CHECK(before > 0 && open_descriptors() == before, "%d descriptors open before, %d after", before, open_descriptors());
 }

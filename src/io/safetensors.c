@@ -466,13 +466,16 @@ static void parse_header(const char *text, uint64_t hlen, const char *path, Json
 }
 
 char *st_read_meta(const char *path, const char *key) {
+    size_t size = (size_t)file_size(path), avail = size >= 8 ? size - 8 : 0;
     FILE *f = xfopen(path, "rb");
-    uint8_t first8[8];
+    uint8_t first8[8] = {0};
     size_t got = fread(first8, 1, 8, f);
-    uint64_t hlen = header_length(first8, got < 8 ? got : (size_t)file_size(path), path);
-    char *text = xmalloc((size_t)hlen + 1);
-    xfread(text, 1, (size_t)hlen, f, path);
-    fclose(f);
+    uint64_t hlen = got == 8 ? le_u64(first8) : 0;
+    char *text = xmalloc((hlen <= avail ? (size_t)hlen : 0) + 1);
+    size_t read = hlen <= avail ? fread(text, 1, (size_t)hlen, f) : 0;
+    fclose(f); // before anything can die: the fuzzer goes on after die(), and would run out of descriptors
+    hlen = header_length(first8, got < 8 ? got : size, path);
+    if (read != hlen) die("%s: truncated or unreadable header", path);
     Json root = {0};
     parse_header(text, hlen, path, &root);
     char *value = NULL;
