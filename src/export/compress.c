@@ -15,6 +15,17 @@
 // header may ask for gigabytes, so decoding refuses above this
 #define LZMA_DECODER_MEMLIMIT ((uint64_t)1 << 30)
 
+// Why liblzma's decoder stopped. LZMA_OK and LZMA_BUF_ERROR: all input read, the stream unfinished (or,
+// for the one-call decoder, the output full before it ended).
+static const char *lzma_reason(lzma_ret r) {
+    return r == LZMA_OK || r == LZMA_BUF_ERROR ? "truncated xz stream"
+           : r == LZMA_FORMAT_ERROR            ? "not an xz stream"
+           : r == LZMA_DATA_ERROR              ? "corrupt xz stream"
+           : r == LZMA_MEMLIMIT_ERROR          ? "an xz stream that needs more than 1 GiB to decode"
+           : r == LZMA_MEM_ERROR               ? "out of memory in lzma"
+                                               : "lzma decoding failed";
+}
+
 const char *compressor_name(uint32_t id) {
     switch (id) {
     case COMPRESS_ZLIB: return "zlib";
@@ -103,9 +114,7 @@ const char *decompress_bytes(Compressor c, const uint8_t *src, size_t n, uint8_t
         uint64_t memlimit = LZMA_DECODER_MEMLIMIT;
         size_t in_pos = 0, len = 0;
         lzma_ret r = lzma_stream_buffer_decode(&memlimit, 0, NULL, src, &in_pos, n, dst, &len, raw_len);
-        if (r == LZMA_BUF_ERROR) return "truncated xz stream, or one larger than its stated size";
-        if (r == LZMA_MEMLIMIT_ERROR) return "an xz stream that needs more than 1 GiB to decode";
-        if (r != LZMA_OK) return r == LZMA_FORMAT_ERROR ? "not an xz stream" : "corrupt xz stream";
+        if (r != LZMA_OK) return lzma_reason(r);
         return len == raw_len && in_pos == n ? NULL : "wrong decompressed size";
     }
     return "unknown compressor";
@@ -220,12 +229,7 @@ static const char *inflate_lzma(const uint8_t *src, size_t n, size_t max_len, ui
         *len = (size_t)(s.next_out - *buf);
         if (r == LZMA_STREAM_END) break;
         if (r == LZMA_OK && s.avail_out == 0) continue; // needs more output: grow
-        err = r == LZMA_OK || r == LZMA_BUF_ERROR ? "truncated xz stream" // all input read, stream unfinished
-              : r == LZMA_FORMAT_ERROR            ? "not an xz stream"
-              : r == LZMA_DATA_ERROR              ? "corrupt xz stream"
-              : r == LZMA_MEMLIMIT_ERROR          ? "an xz stream that needs more than 1 GiB to decode"
-              : r == LZMA_MEM_ERROR               ? "out of memory in lzma"
-                                                  : "lzma decoding failed";
+        err = lzma_reason(r);
         break;
     }
     lzma_end(&s);

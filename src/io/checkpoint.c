@@ -78,10 +78,8 @@ static TensorFit fit_of(const SafeTensors *st, const TensorList *params) {
     for (int i = 0; i < params->count; i++) {
         const TensorView *p = &params->items[i];
         const StTensor *t = st_find(st, p->name);
-        int same = t && t->ndim == p->ndim;
-        for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == p->shape[d];
         if (!t && !f.n_missing++) f.missing = p->name;
-        if (t && !same && !f.misshapen) f.misshapen = p->name, f.file_shape = t, f.model_shape = p;
+        if (t && !st_same_shape(t, p) && !f.misshapen) f.misshapen = p->name, f.file_shape = t, f.model_shape = p;
     }
     for (int i = 0; i < st_count(st); i++) {
         const char *name = st_name(st, i);
@@ -121,10 +119,9 @@ static void check_same_tensors(const SafeTensors *st, const TensorList *params, 
     if (st_meta(st, "pgolf_config")) snprintf(why, sizeof why, "is it from a different model configuration?");
     else {
         presets_that_fit(st, fits, sizeof fits);
-        snprintf(why, sizeof why, "the file stores no model options, so the model is the one the options make; %s",
+        snprintf(why, sizeof why, "the file stores no model options, so the model is the one the options make; %s%s",
                  fits[0] ? "the file fits" : "give a record's file its --preset, other files their NUM_LAYERS, "
-                                             "MODEL_DIM, ... (`pgolf info` prints the model)");
-        if (fits[0]) snprintf(why + strlen(why), sizeof why - strlen(why), "%s", fits);
+                                             "MODEL_DIM, ... (`pgolf info` prints the model)", fits);
     }
     char a[128], b[128];
     if (f.misshapen)

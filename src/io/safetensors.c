@@ -557,14 +557,18 @@ const char *st_meta(const SafeTensors *st, const char *key) {
     return NULL;
 }
 
+int st_same_shape(const StTensor *t, const TensorView *v) {
+    int same = t->ndim == v->ndim;
+    for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == v->shape[d];
+    return same;
+}
+
 void st_copy_into(const SafeTensors *st, const TensorView *dst, const char *path) {
     const StTensor *t = st_find(st, dst->name);
     if (!t) die("checkpoint %s: tensor %s is missing", path, dst->name);
     if (!t->f) die("checkpoint %s: tensor %s has dtype %s, model expects a float tensor", path, dst->name,
                    st_dtype_name(t->dtype));
-    int same = t->ndim == dst->ndim;
-    for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == dst->shape[d];
-    if (!same) {
+    if (!st_same_shape(t, dst)) {
         char a[128], b[128];
         die("checkpoint %s: tensor %s has shape %s, model expects %s", path, dst->name,
             shape_str(a, sizeof a, t->ndim, t->shape), shape_str(b, sizeof b, dst->ndim, dst->shape));

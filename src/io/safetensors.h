@@ -42,6 +42,8 @@ int st_count(const SafeTensors *st);    // tensors, in header order
 const char *st_name(const SafeTensors *st, int i);
 const StTensor *st_find(const SafeTensors *st, const char *name); // NULL if absent
 const char *st_meta(const SafeTensors *st, const char *key);      // NULL if absent
+// Whether the file's tensor t has the model tensor v's shape.
+int st_same_shape(const StTensor *t, const TensorView *v);
 // Copies tensor dst->name into dst->data; dies if it is missing, not a float tensor or shaped
 // differently: "checkpoint <path>: tensor X has shape [8, 16], model expects [16, 16]".
 void st_copy_into(const SafeTensors *st, const TensorView *dst, const char *path);
